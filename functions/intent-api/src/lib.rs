@@ -1,0 +1,56 @@
+//! intent-api: `POST /v1/payments/init`, `GET /v1/payments/{id}`,
+//! `GET /v1/payments/{id}/deliveries`. Thin: decode, one domain call, encode.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use payloop::domain::deposit::{self, InitRequest};
+use payloop::domain::Ctx;
+use payloop::edge::{authenticate, idempotency_key, idempotent, parse_json, ApiError, RawBody};
+use payloop::ids::PaymentId;
+use payloop::Error;
+use serde_json::Value;
+
+pub const INIT_PATH: &str = "/v1/payments/init";
+
+/// The routes of this function (no middleware; see [`app`]).
+pub fn router(ctx: Ctx) -> Router {
+    Router::new()
+        .route(INIT_PATH, post(init))
+        .route("/v1/payments/{payment_id}", get(show))
+        .route("/v1/payments/{payment_id}/deliveries", get(deliveries))
+        .with_state(ctx)
+}
+
+/// The function as deployed: routes plus the shared edge middleware.
+pub fn app(ctx: Ctx) -> Router {
+    payloop::edge::with_edge(router(ctx).fallback(payloop::edge::not_found))
+}
+
+async fn init(State(ctx): State<Ctx>, headers: HeaderMap, RawBody(raw): RawBody) -> Result<Response, ApiError> {
+    let client = authenticate(&headers, &ctx.config.client_keys)?;
+    let key = idempotency_key(&headers, None)?;
+    let scope = format!("client:{client}");
+    let work = || async {
+        let req = InitRequest::parse(&parse_json(&raw)?)?;
+        Ok((StatusCode::CREATED, deposit::create_intent(&ctx, req).await?))
+    };
+    Ok(idempotent(&ctx, &scope, &key, "POST", INIT_PATH, &raw, work).await)
+}
+
+fn payment_id(raw: &str) -> Result<PaymentId, Error> {
+    PaymentId::parse(raw).map_err(|e| Error::validation("payment_id", e.to_string()))
+}
+
+async fn show(State(ctx): State<Ctx>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.client_keys)?;
+    let payment = deposit::load_payment(&ctx, &payment_id(&id)?).await?;
+    Ok(Json(payment.to_json()))
+}
+
+async fn deliveries(State(ctx): State<Ctx>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    Ok(Json(deposit::deliveries(&ctx, &payment_id(&id)?).await?))
+}

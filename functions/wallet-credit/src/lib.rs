@@ -1,0 +1,118 @@
+//! wallet-credit: the SQS consumer that applies verified PSP outcomes (with
+//! partial batch failures), and the platform's wallet API.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use payloop::domain::event::PspEvent;
+use payloop::domain::wallet::{self, apply_event};
+use payloop::domain::Ctx;
+use payloop::edge::{authenticate, idempotency_key, idempotent, parse_json, ApiError, RawBody};
+use payloop::ids::{PaymentId, PlayerId, TxnId};
+use payloop::queue::{redrive, QueueName};
+use payloop::Error;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub const CREDIT_PATH: &str = "/v1/wallet/credit";
+/// Most messages one replay call moves.
+pub const MAX_REPLAY: usize = 1000;
+
+pub fn router(ctx: Ctx) -> Router {
+    Router::new()
+        .route(CREDIT_PATH, post(credit))
+        .route("/v1/wallet/{player_id}", get(show))
+        .route("/v1/ops/dlq/replay", post(replay))
+        .with_state(ctx)
+}
+
+pub fn app(ctx: Ctx) -> Router {
+    payloop::edge::with_edge(router(ctx).fallback(payloop::edge::not_found))
+}
+
+/// Apply one queue message. `Err(true)` = retry it, `Err(false)` = it can
+/// never succeed as is (it goes to the DLQ after the receive limit).
+pub async fn process_message(ctx: &Ctx, message_id: &str, body: &str) -> Result<(), bool> {
+    let ev = match PspEvent::from_message(body) {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::error!(message_id, error = %e, retryable = false, "unparseable event message");
+            return Err(false);
+        }
+    };
+    match apply_event(ctx, &ev).await {
+        Ok(applied) => {
+            tracing::debug!(message_id, event_id = %ev.event_id, ?applied, "event applied");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(message_id, event_id = %ev.event_id, retryable = e.retryable, reason = %e.reason, "event not applied");
+            Err(e.retryable)
+        }
+    }
+}
+
+/// Process a batch; returns the ids of the messages that failed (the
+/// Lambda `batchItemFailures`). Messages are independent, so one failure
+/// never blocks the others.
+pub async fn process_batch(ctx: &Ctx, messages: &[(String, String)]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for (id, body) in messages {
+        if process_message(ctx, id, body).await.is_err() {
+            failed.push(id.clone());
+        }
+    }
+    failed
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreditBody {
+    payment_id: String,
+    txn_id: String,
+    amount: String,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+fn parse_credit(raw: &[u8]) -> Result<CreditBody, Error> {
+    serde_json::from_value(parse_json(raw)?).map_err(|e| Error::validation("body", e.to_string()))
+}
+
+async fn credit(State(ctx): State<Ctx>, headers: HeaderMap, RawBody(raw): RawBody) -> Result<Response, ApiError> {
+    let platform = authenticate(&headers, &ctx.config.platform_keys)?;
+    let body_key = parse_credit(&raw).ok().and_then(|b| b.idempotency_key);
+    let key = idempotency_key(&headers, body_key.as_deref())?;
+    let scope = format!("platform:{platform}");
+    let work = || async {
+        let b = parse_credit(&raw)?;
+        let payment = PaymentId::parse(&b.payment_id).map_err(|e| Error::validation("payment_id", e.to_string()))?;
+        let txn = TxnId::parse(&b.txn_id).map_err(|e| Error::validation("txn_id", e.to_string()))?;
+        Ok((StatusCode::OK, wallet::confirm_credit(&ctx, &payment, &txn, &b.amount).await?))
+    };
+    Ok(idempotent(&ctx, &scope, &key, "POST", CREDIT_PATH, &raw, work).await)
+}
+
+async fn show(State(ctx): State<Ctx>, headers: HeaderMap, Path(player): Path<String>) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let player = PlayerId::parse(&player).map_err(|e| Error::validation("player_id", e.to_string()))?;
+    Ok(Json(wallet::wallet_view(&ctx, &player).await?))
+}
+
+#[derive(Deserialize)]
+struct ReplayParams {
+    max: Option<usize>,
+}
+
+async fn replay(State(ctx): State<Ctx>, headers: HeaderMap, Query(p): Query<ReplayParams>) -> Result<Json<Value>, ApiError> {
+    let operator = authenticate(&headers, &ctx.config.platform_keys)?;
+    let max = p.max.unwrap_or(100);
+    if max == 0 || max > MAX_REPLAY {
+        return Err(Error::validation("max", format!("must be 1..={MAX_REPLAY}")).into());
+    }
+    let moved = redrive(ctx.queue.as_ref(), QueueName::EventsDlq, QueueName::Events, max).await.map_err(Error::from)?;
+    tracing::info!(operator, moved, "dead letters replayed");
+    Ok(Json(json!({"moved": moved})))
+}

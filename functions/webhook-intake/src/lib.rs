@@ -1,0 +1,42 @@
+//! webhook-intake: `POST /v1/payments/webhook[/{psp}]`. Verify, dedupe, log,
+//! enqueue; 200 only once the event is durably queued.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use payloop::domain::webhook::{intake, Delivery};
+use payloop::domain::Ctx;
+use payloop::edge::{ApiError, RawBody};
+use payloop::ids::PspId;
+use payloop::Error;
+use serde_json::{json, Value};
+
+pub const SIGNATURE_HEADER: &str = "x-signature";
+
+pub fn router(ctx: Ctx) -> Router {
+    Router::new()
+        .route("/v1/payments/webhook", post(default_psp))
+        .route("/v1/payments/webhook/{psp}", post(named_psp))
+        .with_state(ctx)
+}
+
+pub fn app(ctx: Ctx) -> Router {
+    payloop::edge::with_edge(router(ctx).fallback(payloop::edge::not_found))
+}
+
+async fn default_psp(State(ctx): State<Ctx>, headers: HeaderMap, RawBody(raw): RawBody) -> Result<Json<Value>, ApiError> {
+    let psp = ctx.config.default_psp.clone();
+    take(&ctx, &psp, &headers, &raw).await
+}
+
+async fn named_psp(State(ctx): State<Ctx>, Path(psp): Path<String>, headers: HeaderMap, RawBody(raw): RawBody) -> Result<Json<Value>, ApiError> {
+    let psp = PspId::parse(&psp).map_err(|_| Error::NotFound { what: "psp" })?;
+    take(&ctx, &psp, &headers, &raw).await
+}
+
+async fn take(ctx: &Ctx, psp: &PspId, headers: &HeaderMap, raw: &[u8]) -> Result<Json<Value>, ApiError> {
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let got = intake(ctx, &Delivery { psp, signature, raw }).await?;
+    Ok(Json(json!({"event_id": got.event_id, "outcome": got.outcome.as_str()})))
+}

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Validate infra/ offline: SAM transform + cfn-lint of infra/template.yaml, and
+# infra/openapi.yaml (OpenAPI 3.1 schema, routes identical to the template's).
+# Needs only python3 and PyPI; never calls AWS. Exit status is non-zero on any
+# error or cfn-lint warning; the last line is a one-line summary.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+VENV=.venv-infra
+OUT=.infra-out
+TEMPLATE=infra/template.yaml
+OPENAPI=infra/openapi.yaml
+REQUIREMENTS=(
+  'aws-sam-translator>=1.94,<2'
+  'cfn-lint>=1.20,<2'
+  'openapi-spec-validator>=0.7,<0.8'
+)
+
+# Offline and credential-free: a fixed region/partition, no instance metadata.
+export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+
+step="setup"
+trap 'rc=$?; if [ "$rc" -ne 0 ]; then echo "check-infra: FAILED at step: $step (exit $rc)"; fi' EXIT
+
+# ----------------------------------------------------------------- venv
+if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+if ! "$PY" -c 'import samtranslator, cfnlint, openapi_spec_validator' 2>/dev/null; then
+  step="pip install"
+  "$PY" -m pip install -q "${REQUIREMENTS[@]}"
+fi
+versions=$("$PY" - <<'EOF'
+from importlib.metadata import version
+print(" ".join(f"{p}=={version(p)}" for p in ("aws-sam-translator", "cfn-lint", "openapi-spec-validator")))
+EOF
+)
+echo "== tools: $versions"
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+# ------------------------------------------------------- SAM transform
+step="sam transform"
+echo "== sam transform $TEMPLATE -> $OUT/template.json"
+"$PY" - "$TEMPLATE" "$OUT/template.json" <<'EOF'
+import json
+import sys
+
+from samtranslator.public.exceptions import InvalidDocumentException
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+src, dst = sys.argv[1], sys.argv[2]
+
+
+class OfflinePolicyLoader:
+    """Stands in for ManagedPolicyLoader (which calls IAM ListPolicies).
+
+    The template only uses SAM policy templates, which need no lookup."""
+
+    def load(self):
+        return {}
+
+
+with open(src, encoding="utf-8") as f:
+    template = yaml_parse(f.read())
+
+# CodeUri points at the cargo-lambda output (../target/lambda/<name>/), which
+# need not exist here; the translator only accepts s3:// URIs (that is what
+# `sam deploy` rewrites them to), so transform a copy with placeholders.
+for logical_id, res in template.get("Resources", {}).items():
+    if res.get("Type") != "AWS::Serverless::Function":
+        continue
+    uri = res.get("Properties", {}).get("CodeUri")
+    if isinstance(uri, str) and not uri.startswith("s3://"):
+        res["Properties"]["CodeUri"] = f"s3://payloop-placeholder-artifacts/{logical_id}.zip"
+
+try:
+    out = transform(template, {}, OfflinePolicyLoader())
+except InvalidDocumentException as e:
+    for cause in e.causes:
+        print(f"  {cause.message}", file=sys.stderr)
+    sys.exit(f"SAM transform failed: {e.message}")
+
+with open(dst, "w", encoding="utf-8") as f:
+    json.dump(out, f, indent=2, sort_keys=True)
+types = {}
+for res in out["Resources"].values():
+    types[res["Type"]] = types.get(res["Type"], 0) + 1
+print(f"   {len(out['Resources'])} CloudFormation resources: "
+      + ", ".join(f"{n} {t}" for t, n in sorted(types.items())))
+EOF
+
+# ------------------------------------------------------------- cfn-lint
+step="cfn-lint $OUT/template.json"
+echo "== cfn-lint $OUT/template.json"
+"$VENV/bin/cfn-lint" "$OUT/template.json"
+step="cfn-lint $TEMPLATE"
+echo "== cfn-lint $TEMPLATE"
+"$VENV/bin/cfn-lint" "$TEMPLATE"
+
+# ------------------------------------------- template invariants + OpenAPI
+step="openapi / invariants"
+echo "== openapi $OPENAPI + template invariants"
+summary=$("$PY" - "$TEMPLATE" "$OPENAPI" <<'EOF'
+import sys
+
+import yaml
+from openapi_spec_validator import validate
+from samtranslator.yaml_helper import yaml_parse
+
+template_path, openapi_path = sys.argv[1], sys.argv[2]
+errors = []
+
+# The endpoints payloop exposes; template and document must both have exactly these.
+EXPECTED = {
+    ("post", "/v1/payments/init"),
+    ("get", "/v1/payments/{payment_id}"),
+    ("get", "/v1/payments/{payment_id}/deliveries"),
+    ("post", "/v1/payments/webhook"),
+    ("post", "/v1/payments/webhook/{psp}"),
+    ("post", "/v1/wallet/credit"),
+    ("get", "/v1/wallet/{player_id}"),
+    ("post", "/v1/ops/dlq/replay"),
+}
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+with open(template_path, encoding="utf-8") as f:
+    template = yaml_parse(f.read())
+resources = template["Resources"]
+globals_fn = template.get("Globals", {}).get("Function", {})
+
+# Routes declared on the functions' HttpApi events.
+routes = set()
+functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
+for logical_id, fn in functions.items():
+    props = fn["Properties"]
+    timeout = props.get("Timeout", globals_fn.get("Timeout", 3))
+    for ev_name, ev in props.get("Events", {}).items():
+        ep = ev.get("Properties", {})
+        if ev["Type"] == "HttpApi":
+            route = (ep["Method"].lower(), ep["Path"])
+            if route in routes:
+                errors.append(f"template: route {route} declared twice")
+            routes.add(route)
+            if ep.get("PayloadFormatVersion") != "2.0":
+                errors.append(f"template: {logical_id}.{ev_name} must use PayloadFormatVersion 2.0")
+        elif ev["Type"] == "SQS":
+            # AWS guidance: queue visibility >= 6 x function timeout + batching window.
+            queue_id = ep["Queue"]["Fn::GetAtt"][0]
+            vis = resources[queue_id]["Properties"].get("VisibilityTimeout", 30)
+            need = 6 * timeout + ep.get("MaximumBatchingWindowInSeconds", 0)
+            if vis < need:
+                errors.append(f"template: {queue_id}.VisibilityTimeout {vis} < 6 x {logical_id} "
+                              f"timeout {timeout} + batching window = {need}")
+    if not str(props.get("CodeUri", "")).startswith("../target/lambda/"):
+        errors.append(f"template: {logical_id}.CodeUri must be the cargo-lambda output dir")
+    log_group = props.get("LoggingConfig", {}).get("LogGroup", {}).get("Ref")
+    if log_group not in resources or resources[log_group]["Properties"].get("RetentionInDays") != 30:
+        errors.append(f"template: {logical_id} needs LoggingConfig.LogGroup with RetentionInDays 30")
+if routes != EXPECTED:
+    for r in sorted(EXPECTED - routes):
+        errors.append(f"template: missing route {r[0].upper()} {r[1]}")
+    for r in sorted(routes - EXPECTED):
+        errors.append(f"template: unexpected route {r[0].upper()} {r[1]}")
+
+# OpenAPI: parses, is 3.x, validates against the 3.1 schema, has exactly the routes.
+try:
+    with open(openapi_path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+except yaml.YAMLError as e:
+    sys.exit(f"{openapi_path}: not valid YAML: {e}")
+if not isinstance(doc, dict) or not str(doc.get("openapi", "")).startswith("3."):
+    sys.exit(f"{openapi_path}: `openapi` must be a 3.x version string")
+try:
+    validate(doc)
+except Exception as e:  # the validator raises several exception types
+    errors.append(f"openapi: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+
+ops = {(m, p) for p, item in doc.get("paths", {}).items() for m in item if m in HTTP_METHODS}
+for r in sorted(EXPECTED - ops):
+    errors.append(f"openapi: missing {r[0].upper()} {r[1]}")
+for r in sorted(ops - EXPECTED):
+    errors.append(f"openapi: undocumented route in template set: {r[0].upper()} {r[1]}")
+
+
+def deref(node):
+    while isinstance(node, dict) and "$ref" in node:
+        target = doc
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+# Every response documents X-Trace-Id; every error response uses the Error schema.
+for path, item in doc.get("paths", {}).items():
+    for method, op in item.items():
+        if method not in HTTP_METHODS:
+            continue
+        for code, resp in op.get("responses", {}).items():
+            resp = deref(resp)
+            where = f"{method.upper()} {path} {code}"
+            if "X-Trace-Id" not in resp.get("headers", {}):
+                errors.append(f"openapi: {where} lacks the X-Trace-Id header")
+            if str(code)[0] in "45":
+                schema = resp.get("content", {}).get("application/json", {}).get("schema", {})
+                if schema.get("$ref") != "#/components/schemas/Error":
+                    errors.append(f"openapi: {where} must use the Error schema")
+
+for e in errors:
+    print(f"  {e}", file=sys.stderr)
+if errors:
+    sys.exit(f"{len(errors)} problem(s) in template invariants / OpenAPI")
+print(f"{len(functions)} functions, {len(routes)} routes; openapi {doc['openapi']}: "
+      f"{len(doc['paths'])} paths, {len(ops)} operations")
+EOF
+)
+echo "   $summary"
+
+step="done"
+echo "check-infra: OK - SAM transform clean, cfn-lint clean (transformed + source), $summary"

@@ -1,0 +1,186 @@
+//! Configuration and secrets. Secrets never print; a missing secret is a
+//! startup error, never a default.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::ids::PspId;
+
+/// A secret value: `Debug`/`Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Named API keys (`name:secret` pairs). The name is the idempotency scope and
+/// what logs show; the secret is never logged.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    keys: Vec<(String, [u8; 32])>,
+}
+
+impl KeyRing {
+    /// Parse `name:secret,name2:secret2`. Secrets must be ≥ 16 characters.
+    pub fn parse(list: &str) -> Result<KeyRing, ConfigError> {
+        let mut keys = Vec::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, secret) = entry
+                .split_once(':')
+                .ok_or_else(|| ConfigError("API keys are `name:secret` pairs".into()))?;
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(ConfigError("API key names are [A-Za-z0-9_-]+".into()));
+            }
+            if secret.len() < 16 {
+                return Err(ConfigError(format!("API key {name} is shorter than 16 characters")));
+            }
+            keys.push((name.to_owned(), Sha256::digest(secret.as_bytes()).into()));
+        }
+        if keys.is_empty() {
+            return Err(ConfigError("no API keys configured".into()));
+        }
+        Ok(KeyRing { keys })
+    }
+
+    /// The key's name if `presented` matches one, compared in constant time
+    /// (over fixed-length digests, every key checked).
+    pub fn authenticate(&self, presented: &str) -> Option<&str> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for (name, key) in &self.keys {
+            if bool::from(key.ct_eq(&digest)) {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+}
+
+/// Webhook secrets per PSP; two at once during a rotation.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSecrets {
+    by_psp: BTreeMap<PspId, Vec<Secret>>,
+}
+
+impl WebhookSecrets {
+    /// Parse `psp:secret1|secret2,psp2:secret`.
+    pub fn parse(list: &str) -> Result<WebhookSecrets, ConfigError> {
+        let mut by_psp = BTreeMap::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (psp, secrets) = entry
+                .split_once(':')
+                .ok_or_else(|| ConfigError("webhook secrets are `psp:secret[|secret]`".into()))?;
+            let psp = PspId::parse(psp).map_err(|e| ConfigError(format!("PSP name: {e}")))?;
+            let list: Vec<Secret> = secrets.split('|').filter(|s| !s.is_empty()).map(Secret::new).collect();
+            if list.is_empty() || list.len() > 2 || list.iter().any(|s| s.expose().len() < 16) {
+                return Err(ConfigError(format!("{psp}: one or two secrets of ≥ 16 characters")));
+            }
+            by_psp.insert(psp, list);
+        }
+        if by_psp.is_empty() {
+            return Err(ConfigError("no webhook secrets configured".into()));
+        }
+        Ok(WebhookSecrets { by_psp })
+    }
+
+    pub fn for_psp(&self, psp: &PspId) -> Option<&[Secret]> {
+        self.by_psp.get(psp).map(Vec::as_slice)
+    }
+
+    pub fn psps(&self) -> impl Iterator<Item = &PspId> {
+        self.by_psp.keys()
+    }
+}
+
+/// Everything the handlers need to know, built once at start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub client_keys: KeyRing,
+    pub platform_keys: KeyRing,
+    pub webhook_secrets: WebhookSecrets,
+    /// Base URL where the sandbox checkout pages are served.
+    pub public_url: String,
+    /// The PSP that serves `POST /v1/payments/webhook` and takes deposits.
+    pub default_psp: PspId,
+    pub idempotency_ttl_s: i64,
+    /// How long an in-flight idempotency claim blocks others.
+    pub idempotency_lease_ms: i64,
+    pub webhook_tolerance_s: i64,
+}
+
+pub const DEFAULT_IDEMPOTENCY_TTL_S: i64 = 24 * 3600;
+pub const DEFAULT_LEASE_MS: i64 = 30_000;
+pub const DEFAULT_WEBHOOK_TOLERANCE_S: i64 = 300;
+
+fn required(name: &str) -> Result<String, ConfigError> {
+    std::env::var(name).map_err(|_| ConfigError(format!("{name} is not set")))
+}
+
+fn optional_int(name: &str, default: i64) -> Result<i64, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v.parse().map_err(|_| ConfigError(format!("{name} must be an integer"))),
+    }
+}
+
+impl Config {
+    /// Read from `PAYLOOP_*` environment variables (Lambda).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let default_psp = std::env::var("PAYLOOP_DEFAULT_PSP").unwrap_or_else(|_| "sandbox".into());
+        Ok(Config {
+            client_keys: KeyRing::parse(&required("PAYLOOP_CLIENT_KEYS")?)?,
+            platform_keys: KeyRing::parse(&required("PAYLOOP_PLATFORM_KEYS")?)?,
+            webhook_secrets: WebhookSecrets::parse(&required("PAYLOOP_WEBHOOK_SECRETS")?)?,
+            public_url: required("PAYLOOP_PUBLIC_URL")?,
+            default_psp: PspId::parse(&default_psp).map_err(|e| ConfigError(format!("PAYLOOP_DEFAULT_PSP: {e}")))?,
+            idempotency_ttl_s: optional_int("PAYLOOP_IDEMPOTENCY_TTL_SECS", DEFAULT_IDEMPOTENCY_TTL_S)?,
+            idempotency_lease_ms: optional_int("PAYLOOP_IDEMPOTENCY_LEASE_MS", DEFAULT_LEASE_MS)?,
+            webhook_tolerance_s: optional_int("PAYLOOP_WEBHOOK_TOLERANCE_SECS", DEFAULT_WEBHOOK_TOLERANCE_S)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyring_authenticates_and_hides() {
+        let ring = KeyRing::parse("web:0123456789abcdef0123,ops:fedcba9876543210fedc").unwrap();
+        assert_eq!(ring.authenticate("0123456789abcdef0123"), Some("web"));
+        assert_eq!(ring.authenticate("fedcba9876543210fedc"), Some("ops"));
+        assert_eq!(ring.authenticate("0123456789abcdef012"), None);
+        assert_eq!(ring.authenticate(""), None);
+        assert!(!format!("{ring:?}").contains("0123456789abcdef"));
+        assert!(KeyRing::parse("short:abc").is_err());
+        assert!(KeyRing::parse("").is_err());
+    }
+
+    #[test]
+    fn webhook_secrets_allow_rotation_and_never_print() {
+        let s = WebhookSecrets::parse("sandbox:aaaaaaaaaaaaaaaa|bbbbbbbbbbbbbbbb").unwrap();
+        let psp = PspId::parse("sandbox").unwrap();
+        assert_eq!(s.for_psp(&psp).unwrap().len(), 2);
+        assert!(!format!("{s:?}").contains("aaaa"));
+        assert!(WebhookSecrets::parse("sandbox:a|b|c").is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! Deposit intents: parse the init request, store the intent, open the PSP
+//! session (the built-in sandbox for now), answer with the redirect.
+
+use serde_json::{json, Map, Value};
+
+use crate::clock::now_ms;
+use crate::error::Error;
+use crate::ids::{PaymentId, PlayerId};
+use crate::money::{Currency, Money};
+use crate::store::{Cond, Query, SkRange, Write};
+
+use super::keys;
+use super::payment::{attr_to_json, Payment, PaymentStatus, METHODS};
+use super::Ctx;
+
+pub const MAX_RETURN_URL: usize = 2048;
+const MAX_DEVICE: usize = 32;
+const INIT_FIELDS: [&str; 7] = ["amount", "amount_micros", "currency", "method", "return_url", "player_id", "meta"];
+/// Deliveries shown per payment.
+pub const MAX_DELIVERIES_SHOWN: usize = 200;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitRequest {
+    pub amount: Money,
+    pub method: String,
+    pub return_url: String,
+    pub player: PlayerId,
+    pub country: Option<String>,
+    pub device: Option<String>,
+}
+
+fn field_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
+    match obj.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(Error::validation(name, "must be a string")),
+        None => Err(Error::validation(name, "is required")),
+    }
+}
+
+fn parse_amount(obj: &Map<String, Value>, currency: Currency) -> Result<Money, Error> {
+    match (obj.get("amount"), obj.get("amount_micros")) {
+        (Some(_), Some(_)) => Err(Error::validation("amount", "send amount or amount_micros, not both")),
+        (Some(_), None) => {
+            Money::parse_decimal(field_str(obj, "amount")?, currency).map_err(|e| Error::validation("amount", e.to_string()))
+        }
+        (None, Some(v)) => {
+            let micros = v.as_i64().ok_or_else(|| Error::validation("amount_micros", "must be an integer"))?;
+            Money::from_micros(micros, currency).map_err(|e| Error::validation("amount_micros", e.to_string()))
+        }
+        (None, None) => Err(Error::validation("amount", "is required")),
+    }
+}
+
+fn parse_return_url(s: &str) -> Result<String, Error> {
+    let ok_scheme = s.starts_with("https://") || s.starts_with("http://");
+    let host_present = s.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if !ok_scheme || !host_present || s.len() > MAX_RETURN_URL || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::validation("return_url", "must be an absolute http(s) URL of at most 2048 characters"));
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_meta(obj: &Map<String, Value>) -> Result<(Option<String>, Option<String>), Error> {
+    let Some(meta) = obj.get("meta") else { return Ok((None, None)) };
+    let meta = meta.as_object().ok_or_else(|| Error::validation("meta", "must be an object"))?;
+    let country = match meta.get("country") {
+        None => None,
+        Some(Value::String(c)) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(c.clone()),
+        Some(_) => return Err(Error::validation("meta.country", "must be an ISO 3166 alpha-2 code like \"FI\"")),
+    };
+    let device = match meta.get("device") {
+        None => None,
+        Some(Value::String(d)) if !d.is_empty() && d.len() <= MAX_DEVICE && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') => Some(d.clone()),
+        Some(_) => return Err(Error::validation("meta.device", "must be 1-32 characters [A-Za-z0-9_-]")),
+    };
+    Ok((country, device))
+}
+
+impl InitRequest {
+    /// Parse the init body; every error names its field.
+    pub fn parse(body: &Value) -> Result<InitRequest, Error> {
+        let obj = body.as_object().ok_or_else(|| Error::validation("body", "must be a JSON object"))?;
+        if let Some(unknown) = obj.keys().find(|k| !INIT_FIELDS.contains(&k.as_str())) {
+            return Err(Error::validation(unknown, "unknown field"));
+        }
+        let currency = Currency::parse(field_str(obj, "currency")?).map_err(|e| Error::validation("currency", e.to_string()))?;
+        let amount = parse_amount(obj, currency)?;
+        let method = field_str(obj, "method")?;
+        if !METHODS.contains(&method) {
+            return Err(Error::validation("method", format!("must be one of {}", METHODS.join(", "))));
+        }
+        let return_url = parse_return_url(field_str(obj, "return_url")?)?;
+        let player = PlayerId::parse(field_str(obj, "player_id")?).map_err(|e| Error::validation("player_id", e.to_string()))?;
+        let (country, device) = parse_meta(obj)?;
+        Ok(InitRequest { amount, method: method.to_owned(), return_url, player, country, device })
+    }
+}
+
+/// The redirect to the built-in sandbox PSP's hosted checkout page.
+pub fn sandbox_redirect_url(public_url: &str, id: &PaymentId) -> String {
+    format!("{}/sandbox/checkout/{id}", public_url.trim_end_matches('/'))
+}
+
+/// Create the intent (one conditional put) and return the 201 body.
+pub async fn create_intent(ctx: &Ctx, req: InitRequest) -> Result<Value, Error> {
+    let payment = Payment {
+        id: PaymentId::generate(),
+        player: req.player,
+        amount: req.amount,
+        method: req.method,
+        psp: ctx.config.default_psp.clone(),
+        status: PaymentStatus::Pending,
+        return_url: req.return_url,
+        country: req.country,
+        device: req.device,
+        created_ms: now_ms(),
+        credited_txn: None,
+        history: Vec::new(),
+    };
+    ctx.store.write(Write::Put { item: payment.to_item(), cond: Some(Cond::NotExists) }).await?;
+    tracing::info!(payment_id = %payment.id, psp = %payment.psp, method = %payment.method, "deposit intent created");
+    Ok(json!({
+        "payment_id": payment.id,
+        "status": payment.status.as_str(),
+        "redirect_url": sandbox_redirect_url(&ctx.config.public_url, &payment.id),
+        "psp": payment.psp,
+        "amount": payment.amount.to_decimal(),
+        "amount_micros": payment.amount.micros().ok(),
+        "currency": payment.amount.currency(),
+    }))
+}
+
+pub async fn load_payment(ctx: &Ctx, id: &PaymentId) -> Result<Payment, Error> {
+    let found = ctx.store.get(&keys::payment(id)).await?.ok_or(Error::NotFound { what: "payment" })?;
+    Payment::from_item(&found)
+}
+
+/// The webhook delivery log of one payment, oldest first.
+pub async fn deliveries(ctx: &Ctx, id: &PaymentId) -> Result<Value, Error> {
+    load_payment(ctx, id).await?;
+    let mut out = Vec::new();
+    for prefix in [keys::EVENT_PREFIX, keys::DELIVERY_PREFIX] {
+        let q = Query::new(keys::payment_pk(id.as_str()), SkRange::Prefix(prefix.into()), MAX_DELIVERIES_SHOWN);
+        let page = ctx.store.query(&q).await?;
+        out.extend(page.items.iter().map(|it| {
+            let mut v = Value::Object(it.iter().map(|(k, a)| (k.clone(), attr_to_json(a))).collect());
+            if let Some(o) = v.as_object_mut() {
+                o.remove("pk");
+                if let Some(sk) = o.remove("sk") {
+                    o.insert("delivery_id".into(), sk);
+                }
+            }
+            v
+        }));
+    }
+    out.sort_by_key(|v| v.get("at_ms").and_then(Value::as_i64).unwrap_or(0));
+    Ok(json!({"payment_id": id, "deliveries": out}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body() -> Value {
+        json!({"amount":"50.00","currency":"EUR","method":"card","return_url":"https://shop.example/return",
+               "player_id":"player-1","meta":{"country":"FI","device":"ios"}})
+    }
+
+    #[test]
+    fn parses_the_seed_body() {
+        let r = InitRequest::parse(&body()).unwrap();
+        assert_eq!(r.amount.minor(), 5000);
+        assert_eq!(r.country.as_deref(), Some("FI"));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let cases: [(&str, Value, &str); 9] = [
+            ("amount", json!("50.001"), "amount"),
+            ("amount", json!(50), "amount"),
+            ("currency", json!("EURO"), "currency"),
+            ("method", json!("cash"), "method"),
+            ("return_url", json!("javascript:alert(1)"), "return_url"),
+            ("player_id", json!("bob smith"), "player_id"),
+            ("meta", json!({"country":"Finland"}), "meta.country"),
+            ("meta", json!({"device":"a b"}), "meta.device"),
+            ("extra", json!(1), "extra"),
+        ];
+        for (field, value, named) in cases {
+            let mut b = body();
+            b[field] = value;
+            match InitRequest::parse(&b) {
+                Err(Error::Validation { field, .. }) => assert_eq!(field, named),
+                other => panic!("{named}: {other:?}"),
+            }
+        }
+        let mut b = body();
+        b["amount_micros"] = json!(50_000_000);
+        assert!(InitRequest::parse(&b).is_err(), "both amount forms");
+        b.as_object_mut().unwrap().remove("amount");
+        assert_eq!(InitRequest::parse(&b).unwrap().amount.minor(), 5000);
+    }
+}

@@ -1,0 +1,53 @@
+//! The single-table key layout, in one place.
+//!
+//! | item                     | pk                     | sk                    |
+//! |--------------------------|------------------------|-----------------------|
+//! | payment (intent)         | `PAY#<payment_id>`     | `A`                   |
+//! | accepted webhook event   | `PAY#<payment_id>`     | `EVT#<psp>#<event_id>`|
+//! | other webhook deliveries | `PAY#<payment_id>`     | `DLV#<ulid>`          |
+//! | mismatch case            | `PAY#<payment_id>`     | `CASE#<psp>#<event_id>`|
+//! | idempotency record       | `IDEM#<scope>#<key>`   | `A`                   |
+//! | wallet balance           | `WAL#<player_id>`      | `BAL#<currency>`      |
+//! | ledger entry             | `WAL#<player_id>`      | `TXN#<txn_id>`        |
+
+use crate::ids::{EventId, IdempotencyKey, PaymentId, PlayerId, PspId, TxnId};
+use crate::money::Currency;
+use crate::store::Key;
+
+pub const MAIN_SK: &str = "A";
+pub const EVENT_PREFIX: &str = "EVT#";
+pub const DELIVERY_PREFIX: &str = "DLV#";
+pub const CASE_PREFIX: &str = "CASE#";
+pub const BALANCE_PREFIX: &str = "BAL#";
+pub const LEDGER_PREFIX: &str = "TXN#";
+
+pub fn payment(id: &PaymentId) -> Key {
+    Key::new(format!("PAY#{id}"), MAIN_SK)
+}
+pub fn payment_pk(id: &str) -> String {
+    format!("PAY#{id}")
+}
+pub fn accepted_event(id: &PaymentId, psp: &PspId, event: &EventId) -> Key {
+    Key::new(payment_pk(id.as_str()), format!("{EVENT_PREFIX}{psp}#{event}"))
+}
+pub fn delivery(payment_id: &str, delivery_id: &str) -> Key {
+    Key::new(payment_pk(payment_id), format!("{DELIVERY_PREFIX}{delivery_id}"))
+}
+pub fn case(id: &PaymentId, psp: &PspId, event: &EventId) -> Key {
+    Key::new(payment_pk(id.as_str()), format!("{CASE_PREFIX}{psp}#{event}"))
+}
+pub fn idempotency(scope: &str, key: &IdempotencyKey) -> Key {
+    Key::new(format!("IDEM#{scope}#{}", key.as_str()), MAIN_SK)
+}
+pub fn wallet_pk(player: &PlayerId) -> String {
+    format!("WAL#{player}")
+}
+pub fn balance(player: &PlayerId, currency: crate::money::Currency) -> Key {
+    Key::new(wallet_pk(player), format!("{BALANCE_PREFIX}{}", currency.code()))
+}
+pub fn ledger(player: &PlayerId, txn: &TxnId) -> Key {
+    Key::new(wallet_pk(player), format!("{LEDGER_PREFIX}{txn}"))
+}
+pub fn balance_currency(sk: &str) -> Option<Currency> {
+    sk.strip_prefix(BALANCE_PREFIX).and_then(|c| Currency::parse(c).ok())
+}

@@ -1,0 +1,25 @@
+//! The domain: every money rule, written once against the store and queue
+//! ports.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::queue::Queue;
+use crate::store::Store;
+
+pub mod deposit;
+pub mod event;
+pub mod idempotency;
+pub mod keys;
+pub mod pan;
+pub mod payment;
+pub mod wallet;
+pub mod webhook;
+
+/// What every handler needs: built once per process (or Lambda instance).
+#[derive(Clone)]
+pub struct Ctx {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub config: Arc<Config>,
+}

@@ -1,0 +1,173 @@
+//! The HTTP edge shared by every function: trace ids, the error renderer,
+//! API-key auth, bounded body reading, JSON parsing with PAN refusal, and the
+//! idempotent-request wrapper. Handlers stay thin: decode, call one domain
+//! function, encode.
+
+use std::future::Future;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::config::KeyRing;
+use crate::domain::idempotency::{self, Begin, IdemRequest};
+use crate::domain::pan::find_pan;
+use crate::domain::Ctx;
+use crate::error::Error;
+use crate::ids::{new_ulid, IdempotencyKey};
+
+/// Largest request body any endpoint accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const TRACE_HEADER: &str = "x-trace-id";
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+tokio::task_local! {
+    static TRACE_ID: String;
+}
+
+/// The current request's trace id ("-" outside a request).
+pub fn trace_id() -> String {
+    TRACE_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".to_owned())
+}
+
+fn incoming_trace_id(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(TRACE_HEADER)?.to_str().ok()?;
+    let ok = !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| v.to_owned())
+}
+
+/// Middleware: give every request a trace id (kept from `X-Trace-Id` when
+/// sane), put it in the response header and in one access log line.
+pub async fn trace_layer(req: Request, next: Next) -> Response {
+    let id = incoming_trace_id(req.headers()).unwrap_or_else(|| new_ulid("tr"));
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let started = Instant::now();
+    let mut resp = TRACE_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(TRACE_HEADER, v);
+    }
+    tracing::info!(trace_id = %id, %method, %path, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    resp
+}
+
+/// An error on its way out: rendered by the one table.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let row = self.0.row();
+        if row.status >= 500 {
+            tracing::error!(trace_id = %trace_id(), code = row.code, error = %self.0, "request failed");
+        }
+        let status = StatusCode::from_u16(row.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json_response(status, &self.0.body(&trace_id()).to_string())
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &str) -> Response {
+    let mut resp = Response::new(Body::from(body.to_owned()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// The raw request body, read with a hard size limit.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError(Error::PayloadTooLarge { limit: MAX_BODY_BYTES }))?;
+        Ok(RawBody(bytes))
+    }
+}
+
+/// `Authorization: Bearer <key>` checked against a key ring; returns the
+/// key's name (the caller's scope). The key itself is never logged.
+pub fn authenticate<'a>(headers: &HeaderMap, ring: &'a KeyRing) -> Result<&'a str, Error> {
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(Error::Unauthorized)?;
+    ring.authenticate(presented.trim()).ok_or(Error::Unauthorized)
+}
+
+/// Parse a JSON body and refuse anything that looks like a card number.
+pub fn parse_json(raw: &[u8]) -> Result<Value, Error> {
+    let v: Value = serde_json::from_slice(raw).map_err(|e| Error::validation("body", format!("invalid JSON: {e}")))?;
+    if let Some(field) = find_pan(&v) {
+        return Err(Error::PanDetected { field });
+    }
+    Ok(v)
+}
+
+/// The `Idempotency-Key` header, or `fallback` (a body field) when absent.
+pub fn idempotency_key(headers: &HeaderMap, fallback: Option<&str>) -> Result<IdempotencyKey, Error> {
+    let raw = match headers.get(IDEMPOTENCY_HEADER) {
+        Some(v) => v.to_str().map_err(|_| Error::validation("Idempotency-Key", "must be visible ASCII"))?,
+        None => fallback.ok_or(Error::IdempotencyKeyRequired)?,
+    };
+    IdempotencyKey::parse(raw).map_err(|e| Error::validation("Idempotency-Key", e.to_string()))
+}
+
+/// Run `work` at most once per (scope, key): replay a stored 2xx, refuse a
+/// reused or in-flight key, remember only 2xx responses.
+pub async fn idempotent<F, Fut>(ctx: &Ctx, scope: &str, key: &IdempotencyKey, method: &str, path: &str, raw: &[u8], work: F) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, Value), Error>>,
+{
+    let req = IdemRequest { scope, key, fingerprint: idempotency::fingerprint(method, path, raw) };
+    let claim = match idempotency::begin(ctx.store.as_ref(), &ctx.config, &req).await {
+        Ok(Begin::Fresh(claim)) => claim,
+        Ok(Begin::Replay(stored)) => {
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            let mut resp = json_response(status, &stored.body);
+            resp.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            return resp;
+        }
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let (status, body) = match work().await {
+        Ok((status, value)) => (status, value.to_string()),
+        Err(e) => {
+            let status = e.row().status;
+            if let Err(fin) = idempotency::finish(ctx.store.as_ref(), claim, status, "").await {
+                tracing::warn!(error = %fin, "could not release idempotency key");
+            }
+            return ApiError(e).into_response();
+        }
+    };
+    if let Err(e) = idempotency::finish(ctx.store.as_ref(), claim, status.as_u16(), &body).await {
+        // The work is done; the key stays in flight until its lease lapses.
+        tracing::warn!(error = %e, "could not store idempotent response");
+    }
+    json_response(status, &body)
+}
+
+/// Build the shared middleware stack around a function's router.
+pub fn with_edge(router: axum::Router) -> axum::Router {
+    router.layer(axum::middleware::from_fn(trace_layer))
+}
+
+/// 404 in our error format for unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError(Error::NotFound { what: "route" })
+}

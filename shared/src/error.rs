@@ -1,0 +1,154 @@
+//! The one error enum of the domain and the one table mapping it to HTTP.
+
+use serde_json::{json, Value};
+
+use crate::queue::QueueError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error("{field}: {reason}")]
+    Validation { field: String, reason: String },
+    #[error("the Idempotency-Key header is required on this request")]
+    IdempotencyKeyRequired,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still in progress; retry later")]
+    RequestInProgress,
+    #[error("a value that looks like a card number was found in {field}; send a PSP token instead")]
+    PanDetected { field: String },
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("this API key may not call this endpoint")]
+    Forbidden,
+    #[error("webhook signature missing or invalid")]
+    BadSignature,
+    #[error("webhook timestamp outside the tolerance window")]
+    StaleEvent,
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("unknown payment")]
+    UnknownPayment,
+    #[error("{reason}")]
+    PaymentRequired { code: &'static str, reason: String },
+    #[error("{reason}")]
+    Conflict { code: &'static str, reason: String },
+    #[error("request body too large (limit {limit} bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("too many requests")]
+    RateLimited,
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// A row of the error table.
+pub struct ErrorRow {
+    pub status: u16,
+    pub code: &'static str,
+    /// Whether the same request may succeed if retried later unchanged.
+    pub retryable: bool,
+}
+
+impl Error {
+    pub fn validation(field: &str, reason: impl Into<String>) -> Self {
+        Error::Validation { field: field.to_owned(), reason: reason.into() }
+    }
+
+    /// THE table: variant → status, stable code, retry safety.
+    pub fn row(&self) -> ErrorRow {
+        let (status, code, retryable) = match self {
+            Error::Validation { .. } => (422, "validation_failed", false),
+            Error::IdempotencyKeyRequired => (422, "idempotency_key_required", false),
+            Error::PanDetected { .. } => (422, "pan_detected", false),
+            Error::IdempotencyKeyReused => (409, "idempotency_key_reused", false),
+            Error::RequestInProgress => (409, "request_in_progress", true),
+            Error::Conflict { code, .. } => (409, *code, true),
+            Error::Unauthorized => (401, "unauthorized", false),
+            Error::Forbidden => (403, "forbidden", false),
+            Error::BadSignature => (401, "bad_signature", false),
+            Error::StaleEvent => (401, "stale_event", false),
+            Error::NotFound { .. } => (404, "not_found", false),
+            Error::UnknownPayment => (404, "unknown_payment", false),
+            Error::PaymentRequired { code, .. } => (402, *code, false),
+            Error::PayloadTooLarge { .. } => (413, "payload_too_large", false),
+            Error::RateLimited => (429, "rate_limited", true),
+            Error::Unavailable(_) => (503, "service_unavailable", true),
+            Error::Internal(_) => (500, "internal_error", true),
+        };
+        ErrorRow { status, code, retryable }
+    }
+
+    /// The human message shown to clients: never internals.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Unavailable(_) => "temporarily unavailable, retry with backoff".to_owned(),
+            Error::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn details(&self) -> Value {
+        let row = self.row();
+        let mut d = match self {
+            Error::Validation { field, reason } => json!({"field": field, "reason": reason}),
+            Error::PanDetected { field } => json!({"field": field}),
+            Error::PayloadTooLarge { limit } => json!({"limit_bytes": limit}),
+            _ => json!({}),
+        };
+        d["retryable"] = Value::Bool(row.retryable);
+        d
+    }
+
+    /// The error body `{error, message, trace_id, details}`.
+    pub fn body(&self, trace_id: &str) -> Value {
+        json!({
+            "error": self.row().code,
+            "message": self.public_message(),
+            "trace_id": trace_id,
+            "details": self.details(),
+        })
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Retryable(m) | StoreError::Unavailable(m) => Error::Unavailable(m),
+            StoreError::ConditionFailed { index, .. } => {
+                Error::Internal(format!("unhandled condition failure on write {index}"))
+            }
+            StoreError::Invalid(m) => Error::Internal(m),
+        }
+    }
+}
+
+impl From<QueueError> for Error {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Unavailable(m) => Error::Unavailable(m),
+            QueueError::Invalid(m) => Error::Internal(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_shape_and_no_internals() {
+        let e = Error::Internal("db password=hunter2 at 10.0.0.1".into());
+        let body = e.body("t-1");
+        assert_eq!(body["error"], "internal_error");
+        assert_eq!(body["trace_id"], "t-1");
+        assert!(!body.to_string().contains("hunter2"));
+        let v = Error::validation("amount", "bad").body("t");
+        assert_eq!(v["details"]["field"], "amount");
+        assert_eq!(Error::validation("a", "b").row().status, 422);
+        assert_eq!(Error::RequestInProgress.row().status, 409);
+        assert!(Error::RequestInProgress.row().retryable);
+        assert_eq!(Error::StaleEvent.row().code, "stale_event");
+    }
+}

@@ -1,0 +1,15 @@
+//! payloop's common crate: money, ids, the store and queue ports with their
+//! adapters, and the domain (idempotency, payments, webhooks, wallet).
+
+pub mod clock;
+pub mod config;
+pub mod conformance;
+pub mod domain;
+pub mod edge;
+pub mod error;
+pub mod ids;
+pub mod money;
+pub mod queue;
+pub mod store;
+
+pub use error::Error;

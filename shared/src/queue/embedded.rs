@@ -1,0 +1,148 @@
+//! The embedded queue: messages are items of an embedded store (its own log
+//! file), keyed by the time they become visible, so a receive is a range read
+//! and a conditional move. Durable, concurrent-safe, no server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::{Message, Queue, QueueError, QueueName, MAX_MESSAGE_BYTES, MAX_RECEIVE_BATCH};
+use crate::clock::now_ms;
+use crate::store::{item, Attr, Cond, ItemExt, Key, Query, SkRange, Store, StoreError, Write};
+
+/// How often a long poll re-checks for messages whose visibility expired.
+const POLL_STEP: Duration = Duration::from_millis(50);
+
+pub struct EmbeddedQueue {
+    store: Arc<dyn Store>,
+    arrived: Notify,
+}
+
+fn pk(queue: QueueName) -> String {
+    format!("Q#{}", queue.as_str())
+}
+
+/// Sort key: visible-at time (fixed width, so string order = time order) + id.
+fn sk(visible_at_ms: i64, id: &str) -> String {
+    format!("{visible_at_ms:015}#{id}")
+}
+
+fn store_err(e: StoreError) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+impl EmbeddedQueue {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store, arrived: Notify::new() }
+    }
+
+    async fn put(&self, queue: QueueName, id: &str, body: &str, count: i64, visible_at: i64) -> Result<Write, QueueError> {
+        let key = Key::new(pk(queue), sk(visible_at, id));
+        Ok(Write::Put {
+            item: item(&key, [("id", Attr::from(id)), ("body", Attr::from(body)), ("count", Attr::N(count))]),
+            cond: Some(Cond::NotExists),
+        })
+    }
+
+    /// Try to take one visible message; `None` if another receiver won it or
+    /// it was dead-lettered.
+    async fn take(&self, queue: QueueName, found: &crate::store::Item, visibility: Duration) -> Result<Option<Message>, QueueError> {
+        let (Some(old_key), Some(id), Some(body)) = (Key::of(found), found.str_attr("id"), found.str_attr("body")) else {
+            return Err(QueueError::Invalid("corrupt queue item".into()));
+        };
+        let count = found.int_attr("count").unwrap_or(0) + 1;
+        let remove = Write::Delete { key: old_key, cond: Some(Cond::Exists) };
+        let dead_letter = queue.dead_letter().filter(|(_, max)| count > i64::from(*max));
+        let (add, message) = match dead_letter {
+            Some((dlq, _)) => (self.put(dlq, id, body, 0, now_ms()).await?, None),
+            None => {
+                let visible_at = now_ms() + visibility.as_millis() as i64;
+                let receipt = sk(visible_at, id);
+                let msg = Message { id: id.to_owned(), receipt, body: body.to_owned(), receive_count: count as u32 };
+                (self.put(queue, id, body, count, visible_at).await?, Some(msg))
+            }
+        };
+        match self.store.transact(vec![remove, add]).await {
+            Ok(()) => {
+                if let Some((dlq, _)) = dead_letter {
+                    tracing::warn!(message_id = id, queue = queue.as_str(), dlq = dlq.as_str(), "message moved to dead-letter queue");
+                }
+                Ok(message)
+            }
+            Err(StoreError::ConditionFailed { .. }) => Ok(None),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn receive_once(&self, queue: QueueName, max: usize, visibility: Duration) -> Result<Vec<Message>, QueueError> {
+        let now = now_ms();
+        let q = Query::new(pk(queue), SkRange::Between(String::new(), format!("{now:015}~")), max * 2);
+        let page = self.store.query(&q).await.map_err(store_err)?;
+        let mut out = Vec::new();
+        for found in &page.items {
+            if out.len() >= max {
+                break;
+            }
+            if let Some(m) = self.take(queue, found, visibility).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    async fn send(&self, queue: QueueName, body: &str) -> Result<String, QueueError> {
+        if body.len() > MAX_MESSAGE_BYTES {
+            return Err(QueueError::Invalid("message larger than 256 KB".into()));
+        }
+        let id = crate::ids::new_ulid("msg");
+        let w = self.put(queue, &id, body, 0, now_ms()).await?;
+        self.store.write(w).await.map_err(store_err)?;
+        self.arrived.notify_waiters();
+        Ok(id)
+    }
+
+    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration, wait: Duration) -> Result<Vec<Message>, QueueError> {
+        let max = max.clamp(1, MAX_RECEIVE_BATCH);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.arrived.notified();
+            let got = self.receive_once(queue, max, visibility).await?;
+            if !got.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(got);
+            }
+            let step = POLL_STEP.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let _ = tokio::time::timeout(step, notified).await;
+        }
+    }
+
+    async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
+        let w = Write::Delete { key: Key::new(pk(queue), receipt), cond: Some(Cond::Exists) };
+        match self.store.write(w).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn change_visibility(&self, queue: QueueName, receipt: &str, visibility: Duration) -> Result<(), QueueError> {
+        let key = Key::new(pk(queue), receipt);
+        let Some(found) = self.store.get(&key).await.map_err(store_err)? else {
+            return Ok(());
+        };
+        let (Some(id), Some(body)) = (found.str_attr("id"), found.str_attr("body")) else {
+            return Err(QueueError::Invalid("corrupt queue item".into()));
+        };
+        let visible_at = now_ms() + visibility.as_millis() as i64;
+        let count = found.int_attr("count").unwrap_or(0);
+        let add = self.put(queue, id, body, count, visible_at).await?;
+        let remove = Write::Delete { key, cond: Some(Cond::Exists) };
+        match self.store.transact(vec![remove, add]).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+}

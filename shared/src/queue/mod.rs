@@ -1,0 +1,113 @@
+//! The SQS-shaped queue port: send, receive with a visibility timeout, delete,
+//! receive count → dead-letter queue after N. Adapters: `embedded` (on the
+//! embedded store's log) and `sqs`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub mod embedded;
+pub mod sqs;
+
+/// SQS's batch limit for one receive.
+pub const MAX_RECEIVE_BATCH: usize = 10;
+/// SQS's message size limit.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// A received message. `receipt` identifies this receive (for delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: String,
+    pub receipt: String,
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid queue request: {0}")]
+    Invalid(String),
+}
+
+/// Logical queue names; adapters map them to real queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueueName {
+    /// Verified PSP events waiting to be applied (wallet-credit consumes it).
+    Events,
+    /// Dead letters of `Events`.
+    EventsDlq,
+}
+
+impl QueueName {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            QueueName::Events => "events",
+            QueueName::EventsDlq => "events-dlq",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "events" => Some(QueueName::Events),
+            "events-dlq" => Some(QueueName::EventsDlq),
+            _ => None,
+        }
+    }
+    /// Where messages go after too many receives, and after how many.
+    pub fn dead_letter(&self) -> Option<(QueueName, u32)> {
+        match self {
+            QueueName::Events => Some((QueueName::EventsDlq, DEFAULT_MAX_RECEIVES)),
+            QueueName::EventsDlq => None,
+        }
+    }
+}
+
+/// Receives before a message moves to its DLQ (SQS `maxReceiveCount`).
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Durably enqueue; returns the message id.
+    async fn send(&self, queue: QueueName, body: &str) -> Result<String, QueueError>;
+    /// Up to `max` (≤ 10) visible messages, hidden for `visibility` afterwards;
+    /// waits up to `wait` for one to arrive (long polling).
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Message>, QueueError>;
+    /// Delete a received message. Deleting with a stale receipt is not an error.
+    async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError>;
+    /// Make a received message visible again after `visibility`.
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError>;
+}
+
+/// Move up to `max` messages from a dead-letter queue back to its source
+/// (receive, send, delete: works on SQS and moto alike, no
+/// StartMessageMoveTask). A message is deleted from the DLQ only after it was
+/// sent, so a crash replays it twice at worst, which consumers tolerate.
+pub async fn redrive(q: &dyn Queue, dlq: QueueName, source: QueueName, max: usize) -> Result<usize, QueueError> {
+    let mut moved = 0;
+    while moved < max {
+        let batch_max = (max - moved).min(MAX_RECEIVE_BATCH);
+        let batch = q.receive(dlq, batch_max, Duration::from_secs(60), Duration::ZERO).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            q.send(source, &m.body).await?;
+            q.delete(dlq, &m.receipt).await?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}

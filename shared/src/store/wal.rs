@@ -1,0 +1,208 @@
+//! A write-ahead log with group commit: many writers append, one thread writes
+//! and fsyncs a batch, then acknowledges every writer in it. A write is
+//! acknowledged only once it is on disk, so it survives `kill -9`.
+//!
+//! Frame: `len: u32 LE | crc32: u32 LE | payload`. Recovery stops at the first
+//! torn or corrupt frame and truncates the file there.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+
+use tokio::sync::watch;
+
+use super::StoreError;
+
+/// Largest frame we write or accept on recovery.
+pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+const HEADER: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Durable {
+    lsn: u64,
+    failed: bool,
+}
+
+struct Pending {
+    buf: Vec<u8>,
+    last_lsn: u64,
+    shutdown: bool,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+pub struct Wal {
+    shared: Arc<Shared>,
+    durable: watch::Receiver<Durable>,
+}
+
+/// Read every intact frame of a log file; truncate a torn tail.
+pub fn recover(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut bytes)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    }
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while let Some((payload, next)) = frame_at(&bytes, at) {
+        frames.push(payload.to_vec());
+        at = next;
+    }
+    if at < bytes.len() {
+        tracing::warn!(kept = at, dropped = bytes.len() - at, "wal: truncating torn tail");
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(at as u64)?;
+        f.sync_all()?;
+    }
+    Ok(frames)
+}
+
+fn frame_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let header = bytes.get(at..at + HEADER)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > MAX_FRAME_BYTES {
+        return None;
+    }
+    let payload = bytes.get(at + HEADER..at + HEADER + len)?;
+    (crc32fast::hash(payload) == crc).then_some((payload, at + HEADER + len))
+}
+
+pub fn encode_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Atomically replace `path` with a log holding exactly `frames`.
+pub fn rewrite(path: &Path, frames: impl Iterator<Item = Vec<u8>>) -> std::io::Result<()> {
+    let tmp = path.with_extension("compact");
+    {
+        let mut f = File::create(&tmp)?;
+        let mut buf = Vec::new();
+        for payload in frames {
+            encode_frame(&mut buf, &payload);
+            if buf.len() > 1 << 20 {
+                f.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        f.write_all(&buf)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl Wal {
+    /// Open the log for appending and start its writer thread.
+    pub fn open(path: &Path) -> std::io::Result<Wal> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending { buf: Vec::new(), last_lsn: 0, shutdown: false }),
+            wake: Condvar::new(),
+        });
+        let (tx, rx) = watch::channel(Durable { lsn: 0, failed: false });
+        let thread_shared = Arc::clone(&shared);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let owned = path_owned(path);
+        std::thread::Builder::new()
+            .name(format!("wal-{}", name.unwrap_or_default()))
+            .spawn(move || writer_loop(file, thread_shared, tx, owned))?;
+        Ok(Wal { shared, durable: rx })
+    }
+
+    /// Queue a payload; returns its log sequence number. Call while holding the
+    /// lock that orders writes, so log order equals apply order.
+    pub fn append(&self, payload: &[u8]) -> Result<u64, StoreError> {
+        if payload.len() > MAX_FRAME_BYTES {
+            return Err(StoreError::Invalid("record too large".into()));
+        }
+        let mut p = self.shared.pending.lock().map_err(|_| poisoned())?;
+        encode_frame(&mut p.buf, payload);
+        p.last_lsn += 1;
+        let lsn = p.last_lsn;
+        drop(p);
+        self.shared.wake.notify_one();
+        Ok(lsn)
+    }
+
+    /// The newest sequence number handed out.
+    pub fn last_lsn(&self) -> Result<u64, StoreError> {
+        Ok(self.shared.pending.lock().map_err(|_| poisoned())?.last_lsn)
+    }
+
+    /// Wait until everything up to `lsn` is on disk.
+    pub async fn wait_durable(&self, lsn: u64) -> Result<(), StoreError> {
+        if lsn == 0 {
+            return Ok(());
+        }
+        let mut rx = self.durable.clone();
+        let state = rx
+            .wait_for(|d| d.failed || d.lsn >= lsn)
+            .await
+            .map_err(|_| StoreError::Unavailable("wal writer stopped".into()))?;
+        if state.failed {
+            return Err(StoreError::Unavailable("wal write failed".into()));
+        }
+        Ok(())
+    }
+}
+
+fn path_owned(p: &Path) -> PathBuf {
+    p.to_path_buf()
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Unavailable("wal lock poisoned".into())
+}
+
+fn writer_loop(mut file: File, shared: Arc<Shared>, tx: watch::Sender<Durable>, path: PathBuf) {
+    let mut spare = Vec::new();
+    loop {
+        let (lsn, shutdown) = {
+            let Ok(mut p) = shared.pending.lock() else { return };
+            while p.buf.is_empty() && !p.shutdown {
+                p = match shared.wake.wait(p) {
+                    Ok(g) => g,
+                    Err(_) => return,
+                };
+            }
+            std::mem::swap(&mut p.buf, &mut spare);
+            (p.last_lsn, p.shutdown)
+        };
+        if !spare.is_empty() {
+            let ok = file.write_all(&spare).and_then(|_| file.sync_data());
+            spare.clear();
+            if let Err(e) = ok {
+                tracing::error!(path = %path.display(), error = %e, "wal write failed");
+                tx.send_replace(Durable { lsn, failed: true });
+                return;
+            }
+            tx.send_replace(Durable { lsn, failed: false });
+        }
+        if shutdown {
+            return;
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.shutdown = true;
+        }
+        self.shared.wake.notify_all();
+    }
+}

@@ -1,0 +1,125 @@
+//! Runs the one conformance suite (`payloop::conformance`) against every
+//! adapter: the embedded store and queue always; DynamoDB and SQS when
+//! `PAYLOOP_TEST_AWS_ENDPOINT` points at an AWS-wire server (moto:
+//! `scripts/moto.sh start`, then `PAYLOOP_TEST_AWS_ENDPOINT=http://127.0.0.1:5005`).
+//! The AWS tests use one fresh table and one pair of queues per test run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use payloop::queue::embedded::EmbeddedQueue;
+use payloop::queue::sqs::{ensure_queues, SqsQueue};
+use payloop::store::dynamodb::DynamoStore;
+use payloop::store::embedded::EmbeddedStore;
+
+const AWS_ENDPOINT_ENV: &str = "PAYLOOP_TEST_AWS_ENDPOINT";
+
+fn open_embedded(path: &Path) -> EmbeddedStore {
+    EmbeddedStore::open(path).unwrap_or_else(|e| panic!("open embedded store {path:?}: {e}"))
+}
+
+/// A name unique to this test run (table, queue prefix).
+fn run_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| payloop::ids::new_ulid("payloop-conf"))
+}
+
+/// SDK config for the test endpoint, or `None` (with the reason printed)
+/// when no endpoint is configured.
+async fn aws_sdk_config(test: &str) -> Option<aws_config::SdkConfig> {
+    let Ok(endpoint) = std::env::var(AWS_ENDPOINT_ENV) else {
+        eprintln!(
+            "SKIPPED {test}: {AWS_ENDPOINT_ENV} is not set; run `scripts/moto.sh start` and set \
+             {AWS_ENDPOINT_ENV}=http://127.0.0.1:5005 to test the DynamoDB/SQS adapters"
+        );
+        return None;
+    };
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "conformance"))
+        .load()
+        .await;
+    Some(conf)
+}
+
+async fn dynamo_store(test: &str) -> Option<DynamoStore> {
+    let conf = aws_sdk_config(test).await?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), run_name().to_owned());
+    store.create_table_if_missing().await.unwrap_or_else(|e| panic!("create table: {e}"));
+    Some(store)
+}
+
+async fn sqs_queue(test: &str) -> Option<SqsQueue> {
+    let conf = aws_sdk_config(test).await?;
+    let queue = ensure_queues(aws_sdk_sqs::Client::new(&conf), run_name()).await;
+    Some(queue.unwrap_or_else(|e| panic!("ensure queues: {e}")))
+}
+
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod embedded_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let store = super::open_embedded(&dir.path().join("store.log"));
+                    payloop::conformance::$name(&store).await;
+                }
+            )*
+        }
+
+        mod dynamodb_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let test = concat!("dynamodb_store::", stringify!($name));
+                    let Some(store) = super::dynamo_store(test).await else { return };
+                    payloop::conformance::$name(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+store_tests!(
+    store_round_trip_all_types,
+    store_put_not_exists_twice,
+    store_update_semantics,
+    store_conditions,
+    store_delete_with_condition,
+    store_transact_all_or_nothing,
+    store_transact_limits,
+    store_query_ranges,
+    store_query_pagination,
+    store_concurrent_conditional_puts,
+    store_concurrent_adds,
+);
+
+/// The queue checks share their queues: one test per adapter runs them in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_queue_suite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open_embedded(&dir.path().join("queue.log")));
+    let queue = EmbeddedQueue::new(store);
+    payloop::conformance::run_queue_suite(&queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_queue_suite() {
+    let Some(queue) = sqs_queue("sqs_queue_suite").await else { return };
+    payloop::conformance::run_queue_suite(&queue).await;
+}
+
+/// The whole store suite in one embedded store, as the AWS tests share one
+/// table: the checks must not disturb each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_suite_in_one_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_embedded(&dir.path().join("shared.log"));
+    payloop::conformance::run_store_suite(&store).await;
+}
