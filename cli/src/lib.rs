@@ -1,1 +1,8 @@
+//! The `payloop` binary's library: the local stack (all functions in one
+//! process on the embedded store), the queue worker that stands in for the
+//! Lambda SQS event source mapping, the built-in sandbox PSP, and the bench.
 
+pub mod bench;
+pub mod local;
+pub mod sandbox;
+pub mod worker;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod money;
 pub mod queue;
+pub mod runtime;
 pub mod store;
 
 pub use error::Error;

@@ -1,0 +1,219 @@
+//! `payloop bench …` and `payloop dlq …`: operator and measurement commands.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use payloop::domain::event::PspEvent;
+use payloop::domain::webhook::seed_signature;
+use payloop::queue::Queue;
+use payloop::store::metered::MeteredStore;
+use payloop::store::Store;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::local::{self, LocalOptions};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Subcommand)]
+pub enum BenchWhat {
+    /// Drive N full deposits (init → signed webhook → credited) over HTTP.
+    Deposits {
+        #[arg(long, default_value_t = 5000)]
+        n: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DlqAction {
+    /// Move dead letters back to the events queue.
+    Replay {
+        /// A running `payloop serve` (replays through its operator endpoint).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Platform key; defaults to the one in the data directory.
+        #[arg(long, env = "PAYLOOP_PLATFORM_KEY")]
+        platform_key: Option<String>,
+        #[arg(long, env = "PAYLOOP_DATA_DIR", default_value = ".data")]
+        data_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+        /// Replay directly on SQS (PAYLOOP_QUEUE_URL_EVENTS / _DLQ).
+        #[arg(long)]
+        aws: bool,
+    },
+}
+
+/// DynamoDB + SQS for `serve --aws`: table and queues are created if missing.
+pub async fn aws_backends() -> Result<(Arc<dyn Store>, Arc<dyn Queue>), BoxError> {
+    let table = std::env::var("PAYLOOP_TABLE").unwrap_or_else(|_| "payloop-local".into());
+    let prefix = std::env::var("PAYLOOP_QUEUE_PREFIX").unwrap_or_else(|_| "payloop-local".into());
+    let store = payloop::store::dynamodb::DynamoStore::from_env(table).await;
+    store.create_table_if_missing().await?;
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let queue = payloop::queue::sqs::ensure_queues(aws_sdk_sqs::Client::new(&conf), &prefix).await?;
+    Ok((Arc::new(store), Arc::new(queue)))
+}
+
+pub async fn dlq(action: DlqAction) -> Result<(), BoxError> {
+    let DlqAction::Replay { url, platform_key, data_dir, max, aws } = action;
+    if aws {
+        let (_, queue) = payloop::runtime::aws_backends_from_env().await?;
+        let moved = payloop::queue::redrive(queue.as_ref(), payloop::queue::QueueName::EventsDlq, payloop::queue::QueueName::Events, max).await?;
+        println!("moved {moved} message(s) from the DLQ back to the events queue");
+        return Ok(());
+    }
+    let key = match platform_key {
+        Some(k) => k,
+        None => local::DevSecrets::load_or_create(&data_dir)?.platform_key,
+    };
+    let resp = reqwest::Client::new().post(format!("{url}/v1/ops/dlq/replay?max={max}")).bearer_auth(key).send().await?;
+    let status = resp.status();
+    let body: Value = resp.json().await?;
+    println!("{status}: {body}");
+    if !status.is_success() {
+        return Err(format!("replay failed with {status}").into());
+    }
+    Ok(())
+}
+
+pub async fn run(what: BenchWhat) -> Result<(), BoxError> {
+    let BenchWhat::Deposits { n, concurrency } = what;
+    bench_deposits(n, concurrency).await
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+struct Shared {
+    client: reqwest::Client,
+    base: String,
+    client_key: String,
+    secret: String,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Instant>>>,
+    next: AtomicUsize,
+    n: usize,
+}
+
+/// One deposit: init, signed captured webhook, wait for the credit.
+async fn one_deposit(s: &Shared, i: usize) -> Result<(Duration, Duration), BoxError> {
+    let t0 = Instant::now();
+    let init = json!({"amount": "10.00", "currency": "EUR", "method": "card", "return_url": "https://example.test/r",
+                      "player_id": format!("bench-{}", i % 1000), "meta": {"country": "FI", "device": "ios"}});
+    let resp = s.client.post(format!("{}/v1/payments/init", s.base)).bearer_auth(&s.client_key)
+        .header("idempotency-key", format!("bench-{i}")).json(&init).send().await?;
+    if resp.status().as_u16() != 201 {
+        return Err(format!("init answered {}", resp.status()).into());
+    }
+    let created: Value = resp.json().await?;
+    let t1 = Instant::now();
+    let payment_id = created["payment_id"].as_str().unwrap_or_default().to_owned();
+    let (tx, rx) = oneshot::channel();
+    s.waiting.lock().map_err(|_| "poisoned")?.insert(payment_id.clone(), tx);
+    let body = json!({"event_id": format!("evt-{i}"), "payment_id": payment_id, "status": "captured",
+                      "amount": "10.00", "currency": "EUR", "timestamp": payloop::clock::now_s()}).to_string();
+    let sig = seed_signature(&s.secret, body.as_bytes());
+    let resp = s.client.post(format!("{}/v1/payments/webhook", s.base)).header("x-signature", sig)
+        .header("content-type", "application/json").body(body).send().await?;
+    if resp.status().as_u16() != 200 {
+        return Err(format!("webhook answered {}", resp.status()).into());
+    }
+    let credited = tokio::time::timeout(Duration::from_secs(30), rx).await??;
+    Ok((t1 - t0, credited - t1))
+}
+
+async fn bench_deposits(n: usize, concurrency: usize) -> Result<(), BoxError> {
+    let dir = std::env::temp_dir().join(payloop::ids::new_ulid("payloop-bench"));
+    let meter: Arc<OnceLock<Arc<MeteredStore>>> = Arc::new(OnceLock::new());
+    let m2 = Arc::clone(&meter);
+    let mut opts = LocalOptions::new(&dir);
+    opts.wrap_store = Some(Box::new(move |inner| {
+        let metered = Arc::new(MeteredStore::new(inner));
+        let _ = m2.set(Arc::clone(&metered));
+        metered as Arc<dyn Store>
+    }));
+    let stack = local::start(opts).await?;
+    let shared = Arc::new(Shared {
+        client: reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?,
+        base: stack.base_url.clone(),
+        client_key: stack.secrets.client_key.clone(),
+        secret: stack.secrets.webhook_secret.clone(),
+        waiting: Mutex::new(HashMap::new()),
+        next: AtomicUsize::new(0),
+        n,
+    });
+    let mut applied = stack.applied.subscribe();
+    let collector_shared = Arc::clone(&shared);
+    let collector = tokio::spawn(async move {
+        while let Ok(body) = applied.recv().await {
+            let now = Instant::now();
+            if let Ok(ev) = PspEvent::from_message(&body) {
+                let tx = collector_shared.waiting.lock().ok().and_then(|mut w| w.remove(ev.payment_id.as_str()));
+                if let Some(tx) = tx {
+                    let _ = tx.send(now);
+                }
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let s = Arc::clone(&shared);
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = s.next.fetch_add(1, Ordering::Relaxed);
+                if i >= s.n {
+                    return out;
+                }
+                out.push(one_deposit(&s, i).await.map_err(|e| e.to_string()));
+            }
+        }));
+    }
+    let mut inits = Vec::with_capacity(n);
+    let mut credits = Vec::with_capacity(n);
+    let mut errors = 0usize;
+    for t in tasks {
+        for r in t.await? {
+            match r {
+                Ok((a, b)) => {
+                    inits.push(a);
+                    credits.push(b);
+                }
+                Err(e) => {
+                    errors += 1;
+                    if errors <= 3 {
+                        eprintln!("deposit failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+    let wall = started.elapsed();
+    collector.abort();
+    inits.sort();
+    credits.sort();
+    let units = meter.get().map(|m| (m.write_units(), m.write_requests())).unwrap_or((0, 0));
+    let done = inits.len().max(1) as f64;
+    println!("bench deposits: n={n} concurrency={concurrency} completed={} errors={errors}", inits.len());
+    println!("  throughput:            {:.0} deposits/s (wall {:.2} s)", inits.len() as f64 / wall.as_secs_f64(), wall.as_secs_f64());
+    println!("  init latency:          p50 {:?}  p99 {:?}", percentile(&inits, 0.50), percentile(&inits, 0.99));
+    println!("  webhook→credit:        p50 {:?}  p99 {:?}", percentile(&credits, 0.50), percentile(&credits, 0.99));
+    println!("  store write units:     {:.2} per deposit ({} write requests, {:.2} per deposit)", units.0 as f64 / done, units.1, units.1 as f64 / done);
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if errors > 0 {
+        return Err(format!("{errors} deposits failed").into());
+    }
+    Ok(())
+}

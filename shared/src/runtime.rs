@@ -1,0 +1,40 @@
+//! Start-up for the Lambda functions: logging and the AWS adapters, built
+//! once per instance from the environment.
+
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError};
+use crate::domain::Ctx;
+use crate::queue::sqs::SqsQueue;
+use crate::queue::Queue;
+use crate::store::dynamodb::DynamoStore;
+use crate::store::Store;
+
+/// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default info).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().init();
+}
+
+fn required(name: &str) -> Result<String, ConfigError> {
+    std::env::var(name).map_err(|_| ConfigError(format!("{name} is not set")))
+}
+
+/// DynamoDB table `PAYLOOP_TABLE`, SQS queues `PAYLOOP_QUEUE_URL_EVENTS` and
+/// `PAYLOOP_QUEUE_URL_EVENTS_DLQ`.
+pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>), ConfigError> {
+    let table = required("PAYLOOP_TABLE")?;
+    let events = required("PAYLOOP_QUEUE_URL_EVENTS")?;
+    let dlq = required("PAYLOOP_QUEUE_URL_EVENTS_DLQ")?;
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), table);
+    let queue = SqsQueue::from_urls(aws_sdk_sqs::Client::new(&conf), events, dlq);
+    Ok((Arc::new(store), Arc::new(queue)))
+}
+
+/// Everything a Lambda handler needs.
+pub async fn lambda_ctx() -> Result<Ctx, ConfigError> {
+    let config = Config::from_env()?;
+    let (store, queue) = aws_backends_from_env().await?;
+    Ok(Ctx { store, queue, config: Arc::new(config) })
+}
