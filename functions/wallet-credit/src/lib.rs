@@ -116,3 +116,21 @@ async fn replay(State(ctx): State<Ctx>, headers: HeaderMap, Query(p): Query<Repl
     tracing::info!(operator, moved, "dead letters replayed");
     Ok(Json(json!({"moved": moved})))
 }
+
+/// The Lambda SQS handler: apply each record, report the failed ones as
+/// `batchItemFailures` so only they are retried.
+pub async fn handle_sqs(ctx: &Ctx, event: aws_lambda_events::event::sqs::SqsEvent) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    let mut batch = Vec::with_capacity(event.records.len());
+    for record in event.records {
+        match (record.message_id, record.body) {
+            (Some(id), Some(body)) => batch.push((id, body)),
+            (Some(id), None) => response.add_failure(id),
+            (None, _) => tracing::error!("SQS record without a message id"),
+        }
+    }
+    for id in process_batch(ctx, &batch).await {
+        response.add_failure(id);
+    }
+    response
+}

@@ -1,0 +1,8 @@
+//! Lambda entry point: logging, config, clients built once, then serve.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    payloop::runtime::init_tracing();
+    let ctx = payloop::runtime::lambda_ctx().await?;
+    lambda_http::run(intent_api::app(ctx)).await
+}
