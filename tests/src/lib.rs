@@ -1,1 +1,190 @@
+//! Test support for payloop's end-to-end and fault-injection suites: a local
+//! stack driven over HTTP, fault-injecting store/queue wrappers, and the
+//! ledger invariant check.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod faults;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use payloop_cli::local::{self, LocalOptions, LocalStack};
+use serde_json::{json, Value};
+
+pub use payloop::domain::webhook::seed_signature;
+
+/// How long tests wait for the asynchronous part of the loop.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub struct TestStack {
+    pub stack: LocalStack,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    /// Every payment this test created, for the ledger invariant.
+    pub payments: std::sync::Mutex<Vec<String>>,
+}
+
+pub fn deposit_body(player: &str, amount: &str) -> Value {
+    json!({"amount": amount, "currency": "EUR", "method": "card", "return_url": "https://shop.example/back",
+           "player_id": player, "meta": {"country": "FI", "device": "ios"}})
+}
+
+impl TestStack {
+    pub async fn start() -> TestStack {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Start with options adjusted by `tune` (wrappers, visibility...).
+    pub async fn start_with(tune: impl FnOnce(&mut LocalOptions)) -> TestStack {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = LocalOptions::new(dir.path());
+        opts.visibility = Duration::from_millis(300);
+        opts.pollers = 2;
+        tune(&mut opts);
+        let stack = local::start(opts).await.unwrap();
+        TestStack { stack, http: reqwest::Client::new(), _dir: dir, payments: Default::default() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.stack.base_url, path)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        Resp { status, headers, text: r.text().await.unwrap() }
+    }
+
+    /// `POST /v1/payments/init` with the dev client key.
+    pub async fn init(&self, key: Option<&str>, body: &str) -> Resp {
+        let mut req = self.http.post(self.url("/v1/payments/init")).bearer_auth(&self.stack.secrets.client_key).header("content-type", "application/json").body(body.to_owned());
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        let resp = self.send(req).await;
+        if resp.status == 201 {
+            self.payments.lock().unwrap().push(resp.json()["payment_id"].as_str().unwrap().to_owned());
+        }
+        resp
+    }
+
+    /// Create a deposit intent and return its payment id.
+    pub async fn deposit(&self, player: &str, amount: &str) -> String {
+        let key = payloop::ids::new_ulid("k");
+        let r = self.init(Some(&key), &deposit_body(player, amount).to_string()).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json()["payment_id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn event(&self, event_id: &str, payment_id: &str, status: &str, amount: &str, ts: i64) -> String {
+        json!({"event_id": event_id, "payment_id": payment_id, "status": status, "amount": amount,
+               "currency": "EUR", "timestamp": ts}).to_string()
+    }
+
+    /// POST a webhook body signed with `secret` (the sandbox secret if None).
+    pub async fn webhook_signed(&self, body: &str, secret: Option<&str>) -> Resp {
+        let secret = secret.unwrap_or(&self.stack.secrets.webhook_secret);
+        let req = self.http.post(self.url("/v1/payments/webhook")).header("x-signature", seed_signature(secret, body.as_bytes())).header("content-type", "application/json").body(body.to_owned());
+        self.send(req).await
+    }
+
+    pub async fn webhook(&self, event_id: &str, payment_id: &str, status: &str, amount: &str) -> Resp {
+        let body = self.event(event_id, payment_id, status, amount, payloop::clock::now_s());
+        self.webhook_signed(&body, None).await
+    }
+
+    pub async fn get(&self, path: &str, platform: bool) -> Resp {
+        let key = if platform { &self.stack.secrets.platform_key } else { &self.stack.secrets.client_key };
+        self.send(self.http.get(self.url(path)).bearer_auth(key)).await
+    }
+
+    pub async fn post_platform(&self, path: &str, key: Option<&str>, body: &str) -> Resp {
+        let mut req = self.http.post(self.url(path)).bearer_auth(&self.stack.secrets.platform_key).body(body.to_owned());
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        self.send(req).await
+    }
+
+    pub async fn payment(&self, id: &str) -> Value {
+        let r = self.get(&format!("/v1/payments/{id}"), false).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()
+    }
+
+    /// Wait until the payment reaches `status`.
+    pub async fn wait_status(&self, id: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let p = self.payment(id).await;
+            if p["status"] == status {
+                return p;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "payment {id} stuck in {}", p["status"]);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Available balance (minor units) of a player's EUR wallet.
+    pub async fn balance_minor(&self, player: &str) -> i64 {
+        let w = self.get(&format!("/v1/wallet/{player}"), true).await;
+        assert_eq!(w.status, 200, "{}", w.text);
+        let bal = w.json()["balances"].as_array().cloned().unwrap_or_default();
+        bal.iter().filter(|b| b["currency"] == "EUR").map(|b| minor(b["available"].as_str().unwrap())).sum()
+    }
+
+    /// The ledger invariant: for every player, wallet balance = sum of the
+    /// credited captured deposits, and one ledger entry per captured deposit.
+    pub async fn assert_ledger_invariant(&self) {
+        let ids = self.payments.lock().unwrap().clone();
+        let mut expected: BTreeMap<String, (i64, usize)> = BTreeMap::new();
+        for id in &ids {
+            let p = self.payment(id).await;
+            let e = expected.entry(p["player_id"].as_str().unwrap().to_owned()).or_default();
+            if p["status"] == "captured" {
+                assert_eq!(p["credited_txn_id"].as_str().is_some(), true, "captured without credit: {p}");
+                e.0 += minor(p["amount"].as_str().unwrap());
+                e.1 += 1;
+            } else {
+                assert!(p["credited_txn_id"].is_null(), "credited but not captured: {p}");
+            }
+        }
+        for (player, (sum, count)) in expected {
+            let w = self.get(&format!("/v1/wallet/{player}"), true).await.json();
+            let entries = w["entries"].as_array().unwrap();
+            assert_eq!(self.balance_minor(&player).await, sum, "balance of {player}");
+            assert_eq!(entries.iter().filter(|e| e["kind"] == "deposit").count(), count, "ledger entries of {player}");
+            assert!(self.balance_minor(&player).await >= 0, "negative balance");
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.stack.shutdown().await;
+    }
+}
+
+/// "12.34" → 1234 (EUR test amounts only).
+pub fn minor(decimal: &str) -> i64 {
+    let (w, f) = decimal.split_once('.').unwrap();
+    w.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap()
+}
+
+/// Shared handle to a wrapper built inside `LocalOptions`.
+pub type Shared<T> = Arc<std::sync::OnceLock<Arc<T>>>;

@@ -140,6 +140,7 @@ impl Store for EmbeddedStore {
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
         let limit = q.limit.clamp(1, super::MAX_QUERY_LIMIT);
+        if matches!(&q.range, SkRange::Between(a, b) if a > b) { return Ok(Page::default()); } // BTreeMap::range panics on an inverted range
         let (items, lsn) = {
             let table = self.lock()?;
             let range = table.range(range_bounds(q));
