@@ -5,6 +5,7 @@
 //! The AWS tests use one fresh table and one pair of queues per test run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::Write as _;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -31,7 +32,10 @@ fn run_name() -> &'static str {
 /// when no endpoint is configured.
 async fn aws_sdk_config(test: &str) -> Option<aws_config::SdkConfig> {
     let Ok(endpoint) = std::env::var(AWS_ENDPOINT_ENV) else {
-        eprintln!(
+        // Straight to stderr: the test harness would swallow eprintln! output
+        // of a passing test, and a skip must never be silent.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED {test}: {AWS_ENDPOINT_ENV} is not set; run `scripts/moto.sh start` and set \
              {AWS_ENDPOINT_ENV}=http://127.0.0.1:5005 to test the DynamoDB/SQS adapters"
         );

@@ -29,6 +29,8 @@ pub struct EmbeddedStore {
     table: Mutex<BTreeMap<Key, Item>>,
     wal: Wal,
     path: PathBuf,
+    /// Held for the store's life: one process per log file.
+    _lock: std::fs::File,
 }
 
 impl EmbeddedStore {
@@ -37,6 +39,10 @@ impl EmbeddedStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        let lock = std::fs::File::create(path.with_extension("lock"))?;
+        lock.try_lock().map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::WouldBlock, format!("{} is in use by another process", path.display()))
+        })?;
         let frames = wal::recover(path)?;
         let mut table = BTreeMap::new();
         let replayed = frames.len();
@@ -49,7 +55,7 @@ impl EmbeddedStore {
             compact(path, &table)?;
         }
         let wal = Wal::open(path)?;
-        Ok(EmbeddedStore { table: Mutex::new(table), wal, path: path.to_path_buf() })
+        Ok(EmbeddedStore { table: Mutex::new(table), wal, path: path.to_path_buf(), _lock: lock })
     }
 
     pub fn path(&self) -> &Path {
@@ -176,4 +182,46 @@ fn page_of(mut items: Vec<Item>, limit: usize) -> Page {
     items.truncate(limit);
     let next = if more { items.last().and_then(|i| Key::of(i)).map(|k| k.sk) } else { None };
     Page { items, next }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{item, Attr, Cond};
+    use std::io::Write as _;
+
+    fn put(n: i64) -> Write {
+        let key = Key::new("P", format!("s{n:03}"));
+        Write::Put { item: item(&key, [("n", Attr::N(n))]), cond: Some(Cond::NotExists) }
+    }
+
+    #[tokio::test]
+    async fn reopens_with_every_acknowledged_write_and_drops_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.wal");
+        {
+            let s = EmbeddedStore::open(&path).unwrap();
+            for n in 0..50 {
+                s.write(put(n)).await.unwrap();
+            }
+        }
+        // A crash mid-append leaves half a frame behind.
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
+        let s = EmbeddedStore::open(&path).unwrap();
+        let page = s.query(&Query::new("P", SkRange::All, 1000)).await.unwrap();
+        assert_eq!(page.items.len(), 50);
+        assert!(matches!(s.write(put(7)).await, Err(StoreError::ConditionFailed { index: 0, .. })));
+        s.write(put(50)).await.unwrap();
+        drop(s);
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(s.query(&Query::new("P", SkRange::All, 1000)).await.unwrap().items.len(), 51);
+    }
+
+    #[tokio::test]
+    async fn a_second_process_cannot_open_the_same_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.wal");
+        let _first = EmbeddedStore::open(&path).unwrap();
+        assert!(EmbeddedStore::open(&path).is_err());
+    }
 }

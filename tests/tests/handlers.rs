@@ -1,0 +1,104 @@
+//! Handler tests from Lambda JSON fixtures: API Gateway v2 HTTP events go
+//! through `lambda_http`'s own decoding into the deployed routers; SQS
+//! events go through the deployed batch handler.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use http_body_util::BodyExt;
+use payloop::config::{Config, KeyRing, WebhookSecrets};
+use payloop::domain::payment::{Payment, PaymentStatus};
+use payloop::domain::Ctx;
+use payloop::ids::{PaymentId, PlayerId, PspId};
+use payloop::money::{Currency, Money};
+use payloop::queue::embedded::EmbeddedQueue;
+use payloop::store::embedded::EmbeddedStore;
+use tower::ServiceExt;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn ctx(dir: &std::path::Path) -> Ctx {
+    let store = Arc::new(EmbeddedStore::open(&dir.join("store.wal")).unwrap());
+    let qstore = Arc::new(EmbeddedStore::open(&dir.join("queue.wal")).unwrap());
+    Ctx {
+        store,
+        queue: Arc::new(EmbeddedQueue::new(qstore)),
+        config: Arc::new(Config {
+            client_keys: KeyRing::parse("fixture:fixture-client-key-0123456789").unwrap(),
+            platform_keys: KeyRing::parse("ops:fixture-platform-key-0123456789").unwrap(),
+            webhook_secrets: WebhookSecrets::parse("sandbox:fixture-webhook-secret-0123").unwrap(),
+            public_url: "https://pay.example".into(),
+            default_psp: PspId::parse("sandbox").unwrap(),
+            idempotency_ttl_s: 86_400,
+            idempotency_lease_ms: 30_000,
+            webhook_tolerance_s: 300,
+        }),
+    }
+}
+
+async fn call(app: axum::Router, event: &str) -> (u16, axum::http::HeaderMap, serde_json::Value) {
+    let req = lambda_http::request::from_str(event).unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn apigw_init_event_creates_an_intent_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path());
+    let (status, headers, body) = call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "pending");
+    assert!(body["redirect_url"].as_str().unwrap().starts_with("https://pay.example/sandbox/checkout/pay_"));
+    assert!(headers.contains_key("x-trace-id"));
+    let (status2, headers2, body2) = call(intent_api::app(ctx), &fixture("apigw-init.json")).await;
+    assert_eq!((status2, &body2), (201, &body));
+    assert_eq!(headers2.get("idempotent-replayed").unwrap(), "true");
+}
+
+#[tokio::test]
+async fn apigw_get_of_an_unknown_payment_is_a_404_with_the_error_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, headers, body) = call(intent_api::app(ctx(dir.path())), &fixture("apigw-get-missing.json")).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "not_found");
+    assert_eq!(body["trace_id"], "fixture-trace-1");
+    assert_eq!(headers.get("x-trace-id").unwrap(), "fixture-trace-1");
+    assert!(body["details"].is_object() && body["message"].is_string());
+}
+
+#[tokio::test]
+async fn sqs_batch_reports_only_the_poison_message_and_credits_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path());
+    let eur = Currency::parse("EUR").unwrap();
+    let payment = Payment {
+        id: PaymentId::parse("pay_01JFIXTURE000000000000000A").unwrap(),
+        player: PlayerId::parse("player-fixture").unwrap(),
+        amount: Money::from_minor(5000, eur).unwrap(),
+        method: "card".into(),
+        psp: PspId::parse("sandbox").unwrap(),
+        status: PaymentStatus::Pending,
+        return_url: "https://shop.example/return".into(),
+        country: None,
+        device: None,
+        created_ms: 0,
+        credited_txn: None,
+        history: vec![],
+    };
+    ctx.store.write(payloop::store::Write::Put { item: payment.to_item(), cond: None }).await.unwrap();
+    let event: SqsEvent = serde_json::from_str(&fixture("sqs-batch.json")).unwrap();
+    let resp = wallet_credit::handle_sqs(&ctx, event).await;
+    let failed: Vec<&str> = resp.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["msg-poison"]);
+    let json = serde_json::to_value(&resp).unwrap();
+    assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "msg-poison");
+    let balances = payloop::domain::wallet::balances(&ctx, &payment.player).await.unwrap();
+    assert_eq!(balances, vec![(eur, 5000, 0)]);
+}
