@@ -56,15 +56,28 @@ pub async fn aws_backends() -> Result<(Arc<dyn Store>, Arc<dyn Queue>), BoxError
     let store = payloop::store::dynamodb::DynamoStore::from_env(table).await;
     store.create_table_if_missing().await?;
     let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let queue = payloop::queue::sqs::ensure_queues(aws_sdk_sqs::Client::new(&conf), &prefix).await?;
+    let queue =
+        payloop::queue::sqs::ensure_queues(aws_sdk_sqs::Client::new(&conf), &prefix).await?;
     Ok((Arc::new(store), Arc::new(queue)))
 }
 
 pub async fn dlq(action: DlqAction) -> Result<(), BoxError> {
-    let DlqAction::Replay { url, platform_key, data_dir, max, aws } = action;
+    let DlqAction::Replay {
+        url,
+        platform_key,
+        data_dir,
+        max,
+        aws,
+    } = action;
     if aws {
         let (_, queue) = payloop::runtime::aws_backends_from_env().await?;
-        let moved = payloop::queue::redrive(queue.as_ref(), payloop::queue::QueueName::EventsDlq, payloop::queue::QueueName::Events, max).await?;
+        let moved = payloop::queue::redrive(
+            queue.as_ref(),
+            payloop::queue::QueueName::EventsDlq,
+            payloop::queue::QueueName::Events,
+            max,
+        )
+        .await?;
         println!("moved {moved} message(s) from the DLQ back to the events queue");
         return Ok(());
     }
@@ -72,7 +85,11 @@ pub async fn dlq(action: DlqAction) -> Result<(), BoxError> {
         Some(k) => k,
         None => local::DevSecrets::load_or_create(&data_dir)?.platform_key,
     };
-    let resp = reqwest::Client::new().post(format!("{url}/v1/ops/dlq/replay?max={max}")).bearer_auth(key).send().await?;
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/ops/dlq/replay?max={max}"))
+        .bearer_auth(key)
+        .send()
+        .await?;
     let status = resp.status();
     let body: Value = resp.json().await?;
     println!("{status}: {body}");
@@ -110,21 +127,41 @@ async fn one_deposit(s: &Shared, i: usize) -> Result<(Duration, Duration), BoxEr
     let t0 = Instant::now();
     let init = json!({"amount": "10.00", "currency": "EUR", "method": "card", "return_url": "https://example.test/r",
                       "player_id": format!("bench-{}", i % 1000), "meta": {"country": "FI", "device": "ios"}});
-    let resp = s.client.post(format!("{}/v1/payments/init", s.base)).bearer_auth(&s.client_key)
-        .header("idempotency-key", format!("bench-{i}")).json(&init).send().await?;
+    let resp = s
+        .client
+        .post(format!("{}/v1/payments/init", s.base))
+        .bearer_auth(&s.client_key)
+        .header("idempotency-key", format!("bench-{i}"))
+        .json(&init)
+        .send()
+        .await?;
     if resp.status().as_u16() != 201 {
         return Err(format!("init answered {}", resp.status()).into());
     }
     let created: Value = resp.json().await?;
     let t1 = Instant::now();
-    let payment_id = created["payment_id"].as_str().unwrap_or_default().to_owned();
+    let payment_id = created["payment_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let (tx, rx) = oneshot::channel();
-    s.waiting.lock().map_err(|_| "poisoned")?.insert(payment_id.clone(), tx);
-    let body = json!({"event_id": format!("evt-{i}"), "payment_id": payment_id, "status": "captured",
-                      "amount": "10.00", "currency": "EUR", "timestamp": payloop::clock::now_s()}).to_string();
+    s.waiting
+        .lock()
+        .map_err(|_| "poisoned")?
+        .insert(payment_id.clone(), tx);
+    let body =
+        json!({"event_id": format!("evt-{i}"), "payment_id": payment_id, "status": "captured",
+                      "amount": "10.00", "currency": "EUR", "timestamp": payloop::clock::now_s()})
+        .to_string();
     let sig = seed_signature(&s.secret, body.as_bytes());
-    let resp = s.client.post(format!("{}/v1/payments/webhook", s.base)).header("x-signature", sig)
-        .header("content-type", "application/json").body(body).send().await?;
+    let resp = s
+        .client
+        .post(format!("{}/v1/payments/webhook", s.base))
+        .header("x-signature", sig)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
     if resp.status().as_u16() != 200 {
         return Err(format!("webhook answered {}", resp.status()).into());
     }
@@ -144,7 +181,9 @@ async fn bench_deposits(n: usize, concurrency: usize) -> Result<(), BoxError> {
     }));
     let stack = local::start(opts).await?;
     let shared = Arc::new(Shared {
-        client: reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency)
+            .build()?,
         base: stack.base_url.clone(),
         client_key: stack.secrets.client_key.clone(),
         secret: stack.secrets.webhook_secret.clone(),
@@ -158,7 +197,11 @@ async fn bench_deposits(n: usize, concurrency: usize) -> Result<(), BoxError> {
         while let Ok(body) = applied.recv().await {
             let now = Instant::now();
             if let Ok(ev) = PspEvent::from_message(&body) {
-                let tx = collector_shared.waiting.lock().ok().and_then(|mut w| w.remove(ev.payment_id.as_str()));
+                let tx = collector_shared
+                    .waiting
+                    .lock()
+                    .ok()
+                    .and_then(|mut w| w.remove(ev.payment_id.as_str()));
                 if let Some(tx) = tx {
                     let _ = tx.send(now);
                 }
@@ -203,13 +246,36 @@ async fn bench_deposits(n: usize, concurrency: usize) -> Result<(), BoxError> {
     collector.abort();
     inits.sort();
     credits.sort();
-    let units = meter.get().map(|m| (m.write_units(), m.write_requests())).unwrap_or((0, 0));
+    let units = meter
+        .get()
+        .map(|m| (m.write_units(), m.write_requests()))
+        .unwrap_or((0, 0));
     let done = inits.len().max(1) as f64;
-    println!("bench deposits: n={n} concurrency={concurrency} completed={} errors={errors}", inits.len());
-    println!("  throughput:            {:.0} deposits/s (wall {:.2} s)", inits.len() as f64 / wall.as_secs_f64(), wall.as_secs_f64());
-    println!("  init latency:          p50 {:?}  p99 {:?}", percentile(&inits, 0.50), percentile(&inits, 0.99));
-    println!("  webhook→credit:        p50 {:?}  p99 {:?}", percentile(&credits, 0.50), percentile(&credits, 0.99));
-    println!("  store write units:     {:.2} per deposit ({} write requests, {:.2} per deposit)", units.0 as f64 / done, units.1, units.1 as f64 / done);
+    println!(
+        "bench deposits: n={n} concurrency={concurrency} completed={} errors={errors}",
+        inits.len()
+    );
+    println!(
+        "  throughput:            {:.0} deposits/s (wall {:.2} s)",
+        inits.len() as f64 / wall.as_secs_f64(),
+        wall.as_secs_f64()
+    );
+    println!(
+        "  init latency:          p50 {:?}  p99 {:?}",
+        percentile(&inits, 0.50),
+        percentile(&inits, 0.99)
+    );
+    println!(
+        "  webhook→credit:        p50 {:?}  p99 {:?}",
+        percentile(&credits, 0.50),
+        percentile(&credits, 0.99)
+    );
+    println!(
+        "  store write units:     {:.2} per deposit ({} write requests, {:.2} per deposit)",
+        units.0 as f64 / done,
+        units.1,
+        units.1 as f64 / done
+    );
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     if errors > 0 {

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use payloop::config::{Config, KeyRing, Secret, WebhookSecrets, DEFAULT_IDEMPOTENCY_TTL_S, DEFAULT_LEASE_MS, DEFAULT_WEBHOOK_TOLERANCE_S};
+use payloop::config::{
+    Config, KeyRing, Secret, WebhookSecrets, DEFAULT_IDEMPOTENCY_TTL_S, DEFAULT_LEASE_MS,
+    DEFAULT_WEBHOOK_TOLERANCE_S,
+};
 use payloop::domain::Ctx;
 use payloop::ids::PspId;
 use payloop::queue::embedded::EmbeddedQueue;
@@ -33,14 +36,19 @@ pub struct DevSecrets {
 impl DevSecrets {
     fn generate() -> DevSecrets {
         let token = |prefix: &str| format!("{prefix}_{}", hex::encode(rand::random::<[u8; 24]>()));
-        DevSecrets { client_key: token("ck"), platform_key: token("pk"), webhook_secret: token("whsec") }
+        DevSecrets {
+            client_key: token("ck"),
+            platform_key: token("pk"),
+            webhook_secret: token("whsec"),
+        }
     }
 
     /// Load `dev-secrets.json` from the data dir, creating it (mode 0600) if absent.
     pub fn load_or_create(dir: &Path) -> std::io::Result<DevSecrets> {
         let path = dir.join("dev-secrets.json");
         if let Ok(text) = std::fs::read_to_string(&path) {
-            return serde_json::from_str(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+            return serde_json::from_str(&text)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
         }
         let s = DevSecrets::generate();
         let text = serde_json::to_string_pretty(&s).map_err(std::io::Error::other)?;
@@ -100,9 +108,13 @@ fn config(secrets: &DevSecrets, base_url: &str) -> Result<Config, payloop::confi
     Ok(Config {
         client_keys: KeyRing::parse(&format!("dev:{}", secrets.client_key))?,
         platform_keys: KeyRing::parse(&format!("platform:{}", secrets.platform_key))?,
-        webhook_secrets: WebhookSecrets::parse(&format!("{SANDBOX_PSP}:{}", secrets.webhook_secret))?,
+        webhook_secrets: WebhookSecrets::parse(&format!(
+            "{SANDBOX_PSP}:{}",
+            secrets.webhook_secret
+        ))?,
         public_url: base_url.to_owned(),
-        default_psp: PspId::parse(SANDBOX_PSP).map_err(|e| payloop::config::ConfigError(e.to_string()))?,
+        default_psp: PspId::parse(SANDBOX_PSP)
+            .map_err(|e| payloop::config::ConfigError(e.to_string()))?,
         idempotency_ttl_s: DEFAULT_IDEMPOTENCY_TTL_S,
         idempotency_lease_ms: DEFAULT_LEASE_MS,
         webhook_tolerance_s: DEFAULT_WEBHOOK_TOLERANCE_S,
@@ -116,7 +128,9 @@ fn embedded_backends(dir: &Path) -> std::io::Result<(Arc<dyn Store>, Arc<dyn Que
 }
 
 /// Start everything; returns once the server is listening.
-pub async fn start(opts: LocalOptions) -> Result<LocalStack, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn start(
+    opts: LocalOptions,
+) -> Result<LocalStack, Box<dyn std::error::Error + Send + Sync>> {
     std::fs::create_dir_all(&opts.data_dir)?;
     let secrets = DevSecrets::load_or_create(&opts.data_dir)?;
     let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port)).await?;
@@ -134,7 +148,11 @@ pub async fn start(opts: LocalOptions) -> Result<LocalStack, Box<dyn std::error:
         Some(wrap) => wrap(queue),
         None => queue,
     };
-    let ctx = Ctx { store, queue, config: Arc::new(config(&secrets, &base_url)?) };
+    let ctx = Ctx {
+        store,
+        queue,
+        config: Arc::new(config(&secrets, &base_url)?),
+    };
     let sb = Sandbox {
         api_base: base_url.clone(),
         client_key: Secret::new(secrets.client_key.clone()),
@@ -150,17 +168,36 @@ pub async fn start(opts: LocalOptions) -> Result<LocalStack, Box<dyn std::error:
     );
     let (stop, stop_rx) = watch::channel(false);
     let (applied, _) = broadcast::channel(65_536);
-    let mut tasks = worker::spawn(ctx.clone(), WorkerOptions { pollers: opts.pollers, visibility: opts.visibility }, stop_rx.clone(), applied.clone());
+    let mut tasks = worker::spawn(
+        ctx.clone(),
+        WorkerOptions {
+            pollers: opts.pollers,
+            visibility: opts.visibility,
+        },
+        stop_rx.clone(),
+        applied.clone(),
+    );
     let mut server_stop = stop_rx;
     tasks.push(tokio::spawn(async move {
         let shutdown = async move {
             let _ = server_stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "http server stopped");
         }
     }));
-    Ok(LocalStack { addr, base_url, ctx, secrets, applied, stop, tasks })
+    Ok(LocalStack {
+        addr,
+        base_url,
+        ctx,
+        secrets,
+        applied,
+        stop,
+        tasks,
+    })
 }
 
 impl LocalStack {

@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand};
 use payloop_cli::local::{self, LocalOptions};
 
 #[derive(Parser)]
-#[command(name = "payloop", about = "payloop: the payment loop, on your laptop or on AWS")]
+#[command(
+    name = "payloop",
+    about = "payloop: the payment loop, on your laptop or on AWS"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,10 +47,25 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     match Cli::parse().command {
-        Command::Serve { data_dir, port, host, visibility_secs, aws } => {
-            let mut opts = LocalOptions { host, port, visibility: Duration::from_secs(visibility_secs), ..LocalOptions::new(data_dir) };
+        Command::Serve {
+            data_dir,
+            port,
+            host,
+            visibility_secs,
+            aws,
+        } => {
+            let mut opts = LocalOptions {
+                host,
+                port,
+                visibility: Duration::from_secs(visibility_secs),
+                ..LocalOptions::new(data_dir)
+            };
             if aws {
                 opts.backends = Some(payloop_cli::bench::aws_backends().await?);
             }
@@ -65,10 +83,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 fn print_banner(stack: &local::LocalStack) {
     let s = &stack.secrets;
     println!("payloop is running at {}", stack.base_url);
-    println!("  POST {}/v1/payments/init            (Authorization: Bearer <client key>)", stack.base_url);
-    println!("  POST {}/v1/payments/webhook         (X-Signature: sha256=<hmac>)", stack.base_url);
-    println!("  GET  {}/v1/wallet/<player_id>       (Authorization: Bearer <platform key>)", stack.base_url);
-    println!("  sandbox checkout pages under {}/sandbox/checkout/<payment_id>", stack.base_url);
+    println!(
+        "  POST {}/v1/payments/init            (Authorization: Bearer <client key>)",
+        stack.base_url
+    );
+    println!(
+        "  POST {}/v1/payments/webhook         (X-Signature: sha256=<hmac>)",
+        stack.base_url
+    );
+    println!(
+        "  GET  {}/v1/wallet/<player_id>       (Authorization: Bearer <platform key>)",
+        stack.base_url
+    );
+    println!(
+        "  sandbox checkout pages under {}/sandbox/checkout/<payment_id>",
+        stack.base_url
+    );
     println!("dev client API key:     {}", s.client_key);
     println!("dev platform API key:   {}", s.platform_key);
     println!("sandbox webhook secret: {}", s.webhook_secret);

@@ -45,10 +45,17 @@ fn escape(s: &str) -> String {
 impl Sandbox {
     async fn payment(&self, id: &PaymentId) -> Result<Value, Response> {
         let url = format!("{}/v1/payments/{id}", self.api_base);
-        let resp = self.http.get(url).bearer_auth(self.client_key.expose()).send().await;
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(self.client_key.expose())
+            .send()
+            .await;
         match resp {
             Ok(r) if r.status().is_success() => r.json().await.map_err(|_| bad_gateway()),
-            Ok(r) if r.status() == StatusCode::NOT_FOUND => Err((StatusCode::NOT_FOUND, Html("<h1>Unknown payment</h1>")).into_response()),
+            Ok(r) if r.status() == StatusCode::NOT_FOUND => {
+                Err((StatusCode::NOT_FOUND, Html("<h1>Unknown payment</h1>")).into_response())
+            }
             _ => Err(bad_gateway()),
         }
     }
@@ -78,16 +85,26 @@ impl Sandbox {
 }
 
 fn bad_gateway() -> Response {
-    (StatusCode::BAD_GATEWAY, Html("<h1>Sandbox could not reach payloop</h1>")).into_response()
+    (
+        StatusCode::BAD_GATEWAY,
+        Html("<h1>Sandbox could not reach payloop</h1>"),
+    )
+        .into_response()
 }
 
 async fn checkout(State(sb): State<Sandbox>, Path(id): Path<String>) -> Response {
-    let Ok(id) = PaymentId::parse(&id) else { return (StatusCode::NOT_FOUND, Html("<h1>Unknown payment</h1>")).into_response() };
+    let Ok(id) = PaymentId::parse(&id) else {
+        return (StatusCode::NOT_FOUND, Html("<h1>Unknown payment</h1>")).into_response();
+    };
     let p = match sb.payment(&id).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let amount = format!("{} {}", p["amount"].as_str().unwrap_or("?"), p["currency"].as_str().unwrap_or("?"));
+    let amount = format!(
+        "{} {}",
+        p["amount"].as_str().unwrap_or("?"),
+        p["currency"].as_str().unwrap_or("?")
+    );
     let status = p["status"].as_str().unwrap_or("?");
     let page = format!(
         r#"<!doctype html><html><head><meta charset="utf-8"><title>Sandbox PSP checkout</title>
@@ -104,13 +121,18 @@ async fn checkout(State(sb): State<Sandbox>, Path(id): Path<String>) -> Response
     Html(page).into_response()
 }
 
-async fn decide(State(sb): State<Sandbox>, Path((id, decision)): Path<(String, String)>) -> Response {
+async fn decide(
+    State(sb): State<Sandbox>,
+    Path((id, decision)): Path<(String, String)>,
+) -> Response {
     let status = match decision.as_str() {
         "approve" => "captured",
         "decline" => "failed",
         _ => return (StatusCode::NOT_FOUND, Html("<h1>Unknown action</h1>")).into_response(),
     };
-    let Ok(id) = PaymentId::parse(&id) else { return (StatusCode::NOT_FOUND, Html("<h1>Unknown payment</h1>")).into_response() };
+    let Ok(id) = PaymentId::parse(&id) else {
+        return (StatusCode::NOT_FOUND, Html("<h1>Unknown payment</h1>")).into_response();
+    };
     let p = match sb.payment(&id).await {
         Ok(p) => p,
         Err(resp) => return resp,

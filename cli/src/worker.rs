@@ -24,13 +24,30 @@ pub struct WorkerOptions {
 
 /// Start `pollers` tasks; each stops when `stop` turns true. Every message
 /// applied successfully is announced on `applied` (its body).
-pub fn spawn(ctx: Ctx, opts: WorkerOptions, stop: watch::Receiver<bool>, applied: broadcast::Sender<Arc<str>>) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn(
+    ctx: Ctx,
+    opts: WorkerOptions,
+    stop: watch::Receiver<bool>,
+    applied: broadcast::Sender<Arc<str>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     (0..opts.pollers.max(1))
-        .map(|_| tokio::spawn(poll_loop(ctx.clone(), opts.clone(), stop.clone(), applied.clone())))
+        .map(|_| {
+            tokio::spawn(poll_loop(
+                ctx.clone(),
+                opts.clone(),
+                stop.clone(),
+                applied.clone(),
+            ))
+        })
         .collect()
 }
 
-async fn poll_loop(ctx: Ctx, opts: WorkerOptions, mut stop: watch::Receiver<bool>, applied: broadcast::Sender<Arc<str>>) {
+async fn poll_loop(
+    ctx: Ctx,
+    opts: WorkerOptions,
+    mut stop: watch::Receiver<bool>,
+    applied: broadcast::Sender<Arc<str>>,
+) {
     while !*stop.borrow() {
         let received = tokio::select! {
             r = ctx.queue.receive(QueueName::Events, MAX_RECEIVE_BATCH, opts.visibility, RECEIVE_WAIT) => r,
@@ -47,7 +64,10 @@ async fn poll_loop(ctx: Ctx, opts: WorkerOptions, mut stop: watch::Receiver<bool
         if batch.is_empty() {
             continue;
         }
-        let pairs: Vec<(String, String)> = batch.iter().map(|m| (m.id.clone(), m.body.clone())).collect();
+        let pairs: Vec<(String, String)> = batch
+            .iter()
+            .map(|m| (m.id.clone(), m.body.clone()))
+            .collect();
         let failed = wallet_credit::process_batch(&ctx, &pairs).await;
         for m in batch.iter().filter(|m| !failed.contains(&m.id)) {
             if let Err(e) = ctx.queue.delete(QueueName::Events, &m.receipt).await {

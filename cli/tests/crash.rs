@@ -8,12 +8,24 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn serve(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_payloop"))
-        .args(["serve", "--data-dir", dir.to_str().unwrap(), "--port", &port.to_string(), "--visibility-secs", "1"])
+        .args([
+            "serve",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+            "--visibility-secs",
+            "1",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -39,18 +51,46 @@ async fn acknowledged_money_survives_kill_9() {
     let http = reqwest::Client::new();
     let mut child = serve(dir.path(), port);
     wait_up(&http, &base).await;
-    let secrets: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("dev-secrets.json")).unwrap()).unwrap();
-    let (ck, pk) = (secrets["client_key"].as_str().unwrap(), secrets["platform_key"].as_str().unwrap());
+    let secrets: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("dev-secrets.json")).unwrap(),
+    )
+    .unwrap();
+    let (ck, pk) = (
+        secrets["client_key"].as_str().unwrap(),
+        secrets["platform_key"].as_str().unwrap(),
+    );
     let init = json!({"amount": "75.00", "currency": "EUR", "method": "card", "return_url": "https://x.example/r", "player_id": "crash-1"});
-    let r = http.post(format!("{base}/v1/payments/init")).bearer_auth(ck).header("idempotency-key", "crash-k").json(&init).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/v1/payments/init"))
+        .bearer_auth(ck)
+        .header("idempotency-key", "crash-k")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 201);
     let first: Value = r.json().await.unwrap();
     let id = first["payment_id"].as_str().unwrap().to_owned();
-    let approve = http.post(format!("{base}/sandbox/checkout/{id}/approve")).send().await.unwrap().text().await.unwrap();
+    let approve = http
+        .post(format!("{base}/sandbox/checkout/{id}/approve"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(approve.contains("answered 200"), "{approve}");
     let mut credited = false;
     for _ in 0..200 {
-        let w: Value = http.get(format!("{base}/v1/wallet/crash-1")).bearer_auth(pk).send().await.unwrap().json().await.unwrap();
+        let w: Value = http
+            .get(format!("{base}/v1/wallet/crash-1"))
+            .bearer_auth(pk)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if w["balances"][0]["available"] == "75.00" {
             credited = true;
             break;
@@ -63,13 +103,36 @@ async fn acknowledged_money_survives_kill_9() {
 
     let mut child = serve(dir.path(), port);
     wait_up(&http, &base).await;
-    let p: Value = http.get(format!("{base}/v1/payments/{id}")).bearer_auth(ck).send().await.unwrap().json().await.unwrap();
+    let p: Value = http
+        .get(format!("{base}/v1/payments/{id}"))
+        .bearer_auth(ck)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(p["status"], "captured");
-    let w: Value = http.get(format!("{base}/v1/wallet/crash-1")).bearer_auth(pk).send().await.unwrap().json().await.unwrap();
+    let w: Value = http
+        .get(format!("{base}/v1/wallet/crash-1"))
+        .bearer_auth(pk)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(w["balances"][0]["available"], "75.00");
     assert_eq!(w["entries"].as_array().unwrap().len(), 1);
     // The idempotency record survived too: the retry is a replay.
-    let again = http.post(format!("{base}/v1/payments/init")).bearer_auth(ck).header("idempotency-key", "crash-k").json(&init).send().await.unwrap();
+    let again = http
+        .post(format!("{base}/v1/payments/init"))
+        .bearer_auth(ck)
+        .header("idempotency-key", "crash-k")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["payment_id"], first["payment_id"]);

@@ -47,11 +47,17 @@ impl KeyRing {
             let (name, secret) = entry
                 .split_once(':')
                 .ok_or_else(|| ConfigError("API keys are `name:secret` pairs".into()))?;
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Err(ConfigError("API key names are [A-Za-z0-9_-]+".into()));
             }
             if secret.len() < 16 {
-                return Err(ConfigError(format!("API key {name} is shorter than 16 characters")));
+                return Err(ConfigError(format!(
+                    "API key {name} is shorter than 16 characters"
+                )));
             }
             keys.push((name.to_owned(), Sha256::digest(secret.as_bytes()).into()));
         }
@@ -90,9 +96,15 @@ impl WebhookSecrets {
                 .split_once(':')
                 .ok_or_else(|| ConfigError("webhook secrets are `psp:secret[|secret]`".into()))?;
             let psp = PspId::parse(psp).map_err(|e| ConfigError(format!("PSP name: {e}")))?;
-            let list: Vec<Secret> = secrets.split('|').filter(|s| !s.is_empty()).map(Secret::new).collect();
+            let list: Vec<Secret> = secrets
+                .split('|')
+                .filter(|s| !s.is_empty())
+                .map(Secret::new)
+                .collect();
             if list.is_empty() || list.len() > 2 || list.iter().any(|s| s.expose().len() < 16) {
-                return Err(ConfigError(format!("{psp}: one or two secrets of ≥ 16 characters")));
+                return Err(ConfigError(format!(
+                    "{psp}: one or two secrets of ≥ 16 characters"
+                )));
             }
             by_psp.insert(psp, list);
         }
@@ -138,7 +150,9 @@ fn required(name: &str) -> Result<String, ConfigError> {
 fn optional_int(name: &str, default: i64) -> Result<i64, ConfigError> {
     match std::env::var(name) {
         Err(_) => Ok(default),
-        Ok(v) => v.parse().map_err(|_| ConfigError(format!("{name} must be an integer"))),
+        Ok(v) => v
+            .parse()
+            .map_err(|_| ConfigError(format!("{name} must be an integer"))),
     }
 }
 
@@ -151,10 +165,17 @@ impl Config {
             platform_keys: KeyRing::parse(&required("PAYLOOP_PLATFORM_KEYS")?)?,
             webhook_secrets: WebhookSecrets::parse(&required("PAYLOOP_WEBHOOK_SECRETS")?)?,
             public_url: required("PAYLOOP_PUBLIC_URL")?,
-            default_psp: PspId::parse(&default_psp).map_err(|e| ConfigError(format!("PAYLOOP_DEFAULT_PSP: {e}")))?,
-            idempotency_ttl_s: optional_int("PAYLOOP_IDEMPOTENCY_TTL_SECS", DEFAULT_IDEMPOTENCY_TTL_S)?,
+            default_psp: PspId::parse(&default_psp)
+                .map_err(|e| ConfigError(format!("PAYLOOP_DEFAULT_PSP: {e}")))?,
+            idempotency_ttl_s: optional_int(
+                "PAYLOOP_IDEMPOTENCY_TTL_SECS",
+                DEFAULT_IDEMPOTENCY_TTL_S,
+            )?,
             idempotency_lease_ms: optional_int("PAYLOOP_IDEMPOTENCY_LEASE_MS", DEFAULT_LEASE_MS)?,
-            webhook_tolerance_s: optional_int("PAYLOOP_WEBHOOK_TOLERANCE_SECS", DEFAULT_WEBHOOK_TOLERANCE_S)?,
+            webhook_tolerance_s: optional_int(
+                "PAYLOOP_WEBHOOK_TOLERANCE_SECS",
+                DEFAULT_WEBHOOK_TOLERANCE_S,
+            )?,
         })
     }
 }

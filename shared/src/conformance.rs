@@ -30,11 +30,18 @@ fn unique(name: &str) -> String {
 }
 
 fn put(it: &Item, cond: Option<Cond>) -> Write {
-    Write::Put { item: it.clone(), cond }
+    Write::Put {
+        item: it.clone(),
+        cond,
+    }
 }
 
 fn update(key: &Key, ops: Vec<UpdateOp>, cond: Option<Cond>) -> Write {
-    Write::Update { key: key.clone(), ops, cond }
+    Write::Update {
+        key: key.clone(),
+        ops,
+        cond,
+    }
 }
 
 async fn must_write(s: &dyn Store, w: Write) {
@@ -45,15 +52,22 @@ async fn must_write(s: &dyn Store, w: Write) {
 }
 
 async fn must_get(s: &dyn Store, key: &Key) -> Option<Item> {
-    s.get(key).await.unwrap_or_else(|e| panic!("get {key:?}: {e:?}"))
+    s.get(key)
+        .await
+        .unwrap_or_else(|e| panic!("get {key:?}: {e:?}"))
 }
 
 async fn must_query(s: &dyn Store, q: &Query) -> Page {
-    s.query(q).await.unwrap_or_else(|e| panic!("query {q:?}: {e:?}"))
+    s.query(q)
+        .await
+        .unwrap_or_else(|e| panic!("query {q:?}: {e:?}"))
 }
 
 fn sks(page: &Page) -> Vec<String> {
-    page.items.iter().map(|i| Key::of(i).expect("item without key").sk).collect()
+    page.items
+        .iter()
+        .map(|i| Key::of(i).expect("item without key").sk)
+        .collect()
 }
 
 /// Run `f(0..n)` on `n` OS threads at once (released together by a barrier)
@@ -77,7 +91,10 @@ where
                     })
                 })
                 .collect();
-            threads.into_iter().map(|t| t.join().expect("conformance thread panicked")).collect()
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("conformance thread panicked"))
+                .collect()
         })
     })
 }
@@ -89,9 +106,15 @@ where
 pub async fn store_round_trip_all_types(s: &dyn Store) {
     let key = Key::new(unique("rt"), "item");
     let nested = BTreeMap::from([
-        ("inner".to_owned(), Attr::L(vec![Attr::N(1), Attr::from("x"), Attr::B(true)])),
+        (
+            "inner".to_owned(),
+            Attr::L(vec![Attr::N(1), Attr::from("x"), Attr::B(true)]),
+        ),
         ("flag".to_owned(), Attr::B(false)),
-        ("deeper".to_owned(), Attr::M(BTreeMap::from([("n".to_owned(), Attr::N(-7))]))),
+        (
+            "deeper".to_owned(),
+            Attr::M(BTreeMap::from([("n".to_owned(), Attr::N(-7))])),
+        ),
     ]);
     let it = item(
         &key,
@@ -106,19 +129,34 @@ pub async fn store_round_trip_all_types(s: &dyn Store) {
             ("f", Attr::B(false)),
             ("m", Attr::M(nested.clone())),
             ("empty_m", Attr::M(BTreeMap::new())),
-            ("l", Attr::L(vec![Attr::from("a"), Attr::N(2), Attr::M(nested), Attr::L(vec![])])),
+            (
+                "l",
+                Attr::L(vec![
+                    Attr::from("a"),
+                    Attr::N(2),
+                    Attr::M(nested),
+                    Attr::L(vec![]),
+                ]),
+            ),
             ("empty_l", Attr::L(Vec::new())),
             ("ttl", Attr::N(crate::clock::now_s() + 86_400)),
         ],
     );
     must_write(s, put(&it, None)).await;
     assert_eq!(must_get(s, &key).await, Some(it), "round trip");
-    assert_eq!(must_get(s, &Key::new(key.pk.clone(), "missing")).await, None);
+    assert_eq!(
+        must_get(s, &Key::new(key.pk.clone(), "missing")).await,
+        None
+    );
     assert_eq!(must_get(s, &Key::new(unique("nopk"), "item")).await, None);
 
     let replaced = item(&key, [("only", Attr::N(1))]);
     must_write(s, put(&replaced, None)).await;
-    assert_eq!(must_get(s, &key).await, Some(replaced), "a put replaces the whole item");
+    assert_eq!(
+        must_get(s, &key).await,
+        Some(replaced),
+        "a put replaces the whole item"
+    );
 }
 
 /// The second NotExists put of a key fails with index 0 and the first item.
@@ -128,7 +166,13 @@ pub async fn store_put_not_exists_twice(s: &dyn Store) {
     let second = item(&key, [("v", Attr::from("second"))]);
     must_write(s, put(&first, Some(Cond::NotExists))).await;
     let res = s.write(put(&second, Some(Cond::NotExists))).await;
-    assert_eq!(res, Err(StoreError::ConditionFailed { index: 0, old: Some(first.clone()) }));
+    assert_eq!(
+        res,
+        Err(StoreError::ConditionFailed {
+            index: 0,
+            old: Some(first.clone())
+        })
+    );
     assert_eq!(must_get(s, &key).await, Some(first));
 }
 
@@ -146,9 +190,18 @@ pub async fn store_update_semantics(s: &dyn Store) {
     must_write(s, update(&key, ops, None)).await;
     let expect = item(
         &key,
-        [("s", Attr::from("x")), ("n", Attr::N(5)), ("l", Attr::L(vec![Attr::from("a")])), ("m", m.clone())],
+        [
+            ("s", Attr::from("x")),
+            ("n", Attr::N(5)),
+            ("l", Attr::L(vec![Attr::from("a")])),
+            ("m", m.clone()),
+        ],
     );
-    assert_eq!(must_get(s, &key).await, Some(expect), "an update creates a missing item");
+    assert_eq!(
+        must_get(s, &key).await,
+        Some(expect),
+        "an update creates a missing item"
+    );
 
     let ops = vec![
         UpdateOp::Add("n".into(), -2),
@@ -159,43 +212,117 @@ pub async fn store_update_semantics(s: &dyn Store) {
     ];
     must_write(s, update(&key, ops, Some(Cond::Exists))).await;
     let list = Attr::L(vec![Attr::from("a"), Attr::from("b"), Attr::N(3)]);
-    let expect = item(&key, [("n", Attr::N(3)), ("c", Attr::N(7)), ("l", list.clone()), ("m", m.clone())]);
+    let expect = item(
+        &key,
+        [
+            ("n", Attr::N(3)),
+            ("c", Attr::N(7)),
+            ("l", list.clone()),
+            ("m", m.clone()),
+        ],
+    );
     assert_eq!(must_get(s, &key).await, Some(expect.clone()));
 
     must_write(s, update(&key, vec![UpdateOp::set("n", 10)], None)).await;
-    let expect = item(&key, [("n", Attr::N(10)), ("c", Attr::N(7)), ("l", list), ("m", m)]);
-    assert_eq!(must_get(s, &key).await, Some(expect.clone()), "set overwrites");
+    let expect = item(
+        &key,
+        [("n", Attr::N(10)), ("c", Attr::N(7)), ("l", list), ("m", m)],
+    );
+    assert_eq!(
+        must_get(s, &key).await,
+        Some(expect.clone()),
+        "set overwrites"
+    );
 
-    let bad_add = s.write(update(&key, vec![UpdateOp::Add("l".into(), 1)], None)).await;
-    assert!(matches!(bad_add, Err(StoreError::Invalid(_))), "add to a list: {bad_add:?}");
-    let bad_append = s.write(update(&key, vec![UpdateOp::Append("n".into(), vec![Attr::N(1)])], None)).await;
-    assert!(matches!(bad_append, Err(StoreError::Invalid(_))), "append to a number: {bad_append:?}");
-    assert_eq!(must_get(s, &key).await, Some(expect.clone()), "refused updates change nothing");
+    let bad_add = s
+        .write(update(&key, vec![UpdateOp::Add("l".into(), 1)], None))
+        .await;
+    assert!(
+        matches!(bad_add, Err(StoreError::Invalid(_))),
+        "add to a list: {bad_add:?}"
+    );
+    let bad_append = s
+        .write(update(
+            &key,
+            vec![UpdateOp::Append("n".into(), vec![Attr::N(1)])],
+            None,
+        ))
+        .await;
+    assert!(
+        matches!(bad_append, Err(StoreError::Invalid(_))),
+        "append to a number: {bad_append:?}"
+    );
+    assert_eq!(
+        must_get(s, &key).await,
+        Some(expect.clone()),
+        "refused updates change nothing"
+    );
 
-    let res = s.write(update(&key, vec![UpdateOp::Add("n".into(), 1)], Some(Cond::eq("n", 11)))).await;
-    assert_eq!(res, Err(StoreError::ConditionFailed { index: 0, old: Some(expect.clone()) }));
+    let res = s
+        .write(update(
+            &key,
+            vec![UpdateOp::Add("n".into(), 1)],
+            Some(Cond::eq("n", 11)),
+        ))
+        .await;
+    assert_eq!(
+        res,
+        Err(StoreError::ConditionFailed {
+            index: 0,
+            old: Some(expect.clone())
+        })
+    );
     assert_eq!(must_get(s, &key).await, Some(expect));
 
     let absent = Key::new(key.pk.clone(), "absent");
-    let res = s.write(update(&absent, vec![UpdateOp::set("x", 1)], Some(Cond::Exists))).await;
-    assert_eq!(res, Err(StoreError::ConditionFailed { index: 0, old: None }));
-    assert_eq!(must_get(s, &absent).await, None, "a failed update creates nothing");
+    let res = s
+        .write(update(
+            &absent,
+            vec![UpdateOp::set("x", 1)],
+            Some(Cond::Exists),
+        ))
+        .await;
+    assert_eq!(
+        res,
+        Err(StoreError::ConditionFailed {
+            index: 0,
+            old: None
+        })
+    );
+    assert_eq!(
+        must_get(s, &absent).await,
+        None,
+        "a failed update creates nothing"
+    );
 }
 
 /// Apply `cond` to an Add on `key`: it must pass, or fail reporting the item
 /// as it stood.
 async fn expect_cond(s: &dyn Store, key: &Key, cond: Cond, expect: bool) {
     let before = must_get(s, key).await;
-    let res = s.write(update(key, vec![UpdateOp::Add("probe".into(), 1)], Some(cond.clone()))).await;
+    let res = s
+        .write(update(
+            key,
+            vec![UpdateOp::Add("probe".into(), 1)],
+            Some(cond.clone()),
+        ))
+        .await;
     if expect {
         assert_eq!(res, Ok(()), "condition {cond:?} should hold on {before:?}");
     } else {
         assert_eq!(
             res,
-            Err(StoreError::ConditionFailed { index: 0, old: before.clone() }),
+            Err(StoreError::ConditionFailed {
+                index: 0,
+                old: before.clone()
+            }),
             "condition {cond:?} should fail on {before:?}"
         );
-        assert_eq!(must_get(s, key).await, before, "a failed condition changes nothing");
+        assert_eq!(
+            must_get(s, key).await,
+            before,
+            "a failed condition changes nothing"
+        );
     }
 }
 
@@ -203,7 +330,15 @@ async fn expect_cond(s: &dyn Store, key: &Key, cond: Cond, expect: bool) {
 pub async fn store_conditions(s: &dyn Store) {
     let key = Key::new(unique("cond"), "k");
     let list = Attr::L(vec![Attr::N(1), Attr::from("two")]);
-    let it = item(&key, [("s", Attr::from("m")), ("n", Attr::N(5)), ("b", Attr::B(true)), ("l", list.clone())]);
+    let it = item(
+        &key,
+        [
+            ("s", Attr::from("m")),
+            ("n", Attr::N(5)),
+            ("b", Attr::B(true)),
+            ("l", list.clone()),
+        ],
+    );
     must_write(s, put(&it, None)).await;
     let n = |v: i64| Attr::N(v);
     let st = |v: &str| Attr::from(v);
@@ -235,12 +370,31 @@ pub async fn store_conditions(s: &dyn Store) {
         (Cond::Lt("s".into(), st("n")), true),
         (Cond::Lt("s".into(), st("m")), false),
         (Cond::Lt("nope".into(), n(100)), false),
-        (Cond::And(vec![Cond::Exists, Cond::eq("s", "m"), Cond::Ge("n".into(), n(1))]), true),
+        (
+            Cond::And(vec![
+                Cond::Exists,
+                Cond::eq("s", "m"),
+                Cond::Ge("n".into(), n(1)),
+            ]),
+            true,
+        ),
         (Cond::And(vec![Cond::Exists, Cond::eq("s", "x")]), false),
         (Cond::Or(vec![Cond::eq("s", "x"), Cond::eq("n", 5)]), true),
         (Cond::Or(vec![Cond::eq("s", "x"), Cond::NotExists]), false),
-        (Cond::And(vec![Cond::Or(vec![Cond::NotExists, Cond::eq("b", true)]), Cond::Lt("n".into(), n(9))]), true),
-        (Cond::Or(vec![Cond::And(vec![Cond::Exists, Cond::eq("b", false)]), Cond::AttrNotExists("n".into())]), false),
+        (
+            Cond::And(vec![
+                Cond::Or(vec![Cond::NotExists, Cond::eq("b", true)]),
+                Cond::Lt("n".into(), n(9)),
+            ]),
+            true,
+        ),
+        (
+            Cond::Or(vec![
+                Cond::And(vec![Cond::Exists, Cond::eq("b", false)]),
+                Cond::AttrNotExists("n".into()),
+            ]),
+            false,
+        ),
     ];
     for (cond, expect) in cases {
         expect_cond(s, &key, cond, expect).await;
@@ -257,8 +411,19 @@ pub async fn store_conditions(s: &dyn Store) {
     ] {
         expect_cond(s, &missing, cond, expect).await;
     }
-    expect_cond(s, &missing, Cond::And(vec![Cond::NotExists, Cond::AttrNotExists("s".into())]), true).await;
-    assert_eq!(must_get(s, &missing).await.and_then(|i| i.get("probe").cloned()), Some(Attr::N(1)));
+    expect_cond(
+        s,
+        &missing,
+        Cond::And(vec![Cond::NotExists, Cond::AttrNotExists("s".into())]),
+        true,
+    )
+    .await;
+    assert_eq!(
+        must_get(s, &missing)
+            .await
+            .and_then(|i| i.get("probe").cloned()),
+        Some(Attr::N(1))
+    );
 }
 
 /// Deletes honour their condition and report the item; deleting a missing
@@ -267,16 +432,60 @@ pub async fn store_delete_with_condition(s: &dyn Store) {
     let key = Key::new(unique("del"), "k");
     let it = item(&key, [("status", Attr::from("open"))]);
     must_write(s, put(&it, None)).await;
-    let res = s.write(Write::Delete { key: key.clone(), cond: Some(Cond::eq("status", "closed")) }).await;
-    assert_eq!(res, Err(StoreError::ConditionFailed { index: 0, old: Some(it.clone()) }));
+    let res = s
+        .write(Write::Delete {
+            key: key.clone(),
+            cond: Some(Cond::eq("status", "closed")),
+        })
+        .await;
+    assert_eq!(
+        res,
+        Err(StoreError::ConditionFailed {
+            index: 0,
+            old: Some(it.clone())
+        })
+    );
     assert_eq!(must_get(s, &key).await, Some(it));
-    must_write(s, Write::Delete { key: key.clone(), cond: Some(Cond::eq("status", "open")) }).await;
+    must_write(
+        s,
+        Write::Delete {
+            key: key.clone(),
+            cond: Some(Cond::eq("status", "open")),
+        },
+    )
+    .await;
     assert_eq!(must_get(s, &key).await, None);
-    must_write(s, Write::Delete { key: key.clone(), cond: None }).await;
-    let res = s.write(Write::Delete { key: key.clone(), cond: Some(Cond::Exists) }).await;
-    assert_eq!(res, Err(StoreError::ConditionFailed { index: 0, old: None }));
-    let check = s.write(Write::Check { key, cond: Cond::NotExists }).await;
-    assert!(matches!(check, Err(StoreError::Invalid(_))), "a check alone is refused: {check:?}");
+    must_write(
+        s,
+        Write::Delete {
+            key: key.clone(),
+            cond: None,
+        },
+    )
+    .await;
+    let res = s
+        .write(Write::Delete {
+            key: key.clone(),
+            cond: Some(Cond::Exists),
+        })
+        .await;
+    assert_eq!(
+        res,
+        Err(StoreError::ConditionFailed {
+            index: 0,
+            old: None
+        })
+    );
+    let check = s
+        .write(Write::Check {
+            key,
+            cond: Cond::NotExists,
+        })
+        .await;
+    assert!(
+        matches!(check, Err(StoreError::Invalid(_))),
+        "a check alone is refused: {check:?}"
+    );
 }
 
 /// A transaction applies all of its writes or none, and reports which
@@ -293,29 +502,80 @@ pub async fn store_transact_all_or_nothing(s: &dyn Store) {
 
     let failing = vec![
         put(&it1, Some(Cond::NotExists)),
-        update(&k2, vec![UpdateOp::Add("v".into(), 1)], Some(Cond::eq("v", 2))),
+        update(
+            &k2,
+            vec![UpdateOp::Add("v".into(), 1)],
+            Some(Cond::eq("v", 2)),
+        ),
     ];
     let res = s.transact(failing).await;
-    assert_eq!(res, Err(StoreError::ConditionFailed { index: 1, old: Some(it2.clone()) }));
-    assert_eq!(must_get(s, &k1).await, None, "the first write was not applied");
+    assert_eq!(
+        res,
+        Err(StoreError::ConditionFailed {
+            index: 1,
+            old: Some(it2.clone())
+        })
+    );
+    assert_eq!(
+        must_get(s, &k1).await,
+        None,
+        "the first write was not applied"
+    );
     assert_eq!(must_get(s, &k2).await, Some(it2.clone()));
 
-    let res = s.transact(vec![Write::Check { key: k2.clone(), cond: Cond::eq("v", 99) }, put(&it1, None)]).await;
-    assert_eq!(res, Err(StoreError::ConditionFailed { index: 0, old: Some(it2.clone()) }));
+    let res = s
+        .transact(vec![
+            Write::Check {
+                key: k2.clone(),
+                cond: Cond::eq("v", 99),
+            },
+            put(&it1, None),
+        ])
+        .await;
+    assert_eq!(
+        res,
+        Err(StoreError::ConditionFailed {
+            index: 0,
+            old: Some(it2.clone())
+        })
+    );
     assert_eq!(must_get(s, &k1).await, None);
 
-    let res = s.transact(vec![put(&it1, None), update(&k3, vec![UpdateOp::set("x", 1)], Some(Cond::Exists))]).await;
-    assert_eq!(res, Err(StoreError::ConditionFailed { index: 1, old: None }));
+    let res = s
+        .transact(vec![
+            put(&it1, None),
+            update(&k3, vec![UpdateOp::set("x", 1)], Some(Cond::Exists)),
+        ])
+        .await;
+    assert_eq!(
+        res,
+        Err(StoreError::ConditionFailed {
+            index: 1,
+            old: None
+        })
+    );
     assert_eq!(must_get(s, &k1).await, None);
     assert_eq!(must_get(s, &k3).await, None);
 
     let ok = vec![
         put(&it1, Some(Cond::NotExists)),
-        update(&k2, vec![UpdateOp::Add("v".into(), 1)], Some(Cond::eq("v", 1))),
-        Write::Check { key: k5.clone(), cond: Cond::NotExists },
-        Write::Delete { key: k4.clone(), cond: Some(Cond::Exists) },
+        update(
+            &k2,
+            vec![UpdateOp::Add("v".into(), 1)],
+            Some(Cond::eq("v", 1)),
+        ),
+        Write::Check {
+            key: k5.clone(),
+            cond: Cond::NotExists,
+        },
+        Write::Delete {
+            key: k4.clone(),
+            cond: Some(Cond::Exists),
+        },
     ];
-    s.transact(ok).await.unwrap_or_else(|e| panic!("transaction should commit: {e:?}"));
+    s.transact(ok)
+        .await
+        .unwrap_or_else(|e| panic!("transaction should commit: {e:?}"));
     assert_eq!(must_get(s, &k1).await, Some(it1));
     assert_eq!(must_get(s, &k2).await, Some(item(&k2, [("v", Attr::N(2))])));
     assert_eq!(must_get(s, &k4).await, None);
@@ -327,24 +587,53 @@ pub async fn store_transact_limits(s: &dyn Store) {
     let pk = unique("txlim");
     let puts = |n: usize, tag: &str| -> Vec<Write> {
         (0..n)
-            .map(|i| put(&item(&Key::new(pk.clone(), format!("{tag}{i:03}")), [("i", Attr::N(i as i64))]), None))
+            .map(|i| {
+                put(
+                    &item(
+                        &Key::new(pk.clone(), format!("{tag}{i:03}")),
+                        [("i", Attr::N(i as i64))],
+                    ),
+                    None,
+                )
+            })
             .collect()
     };
-    s.transact(puts(MAX_TRANSACT_WRITES, "a")).await.unwrap_or_else(|e| panic!("100 writes: {e:?}"));
-    let page = must_query(s, &Query::new(pk.clone(), SkRange::Prefix("a".into()), 1000)).await;
+    s.transact(puts(MAX_TRANSACT_WRITES, "a"))
+        .await
+        .unwrap_or_else(|e| panic!("100 writes: {e:?}"));
+    let page = must_query(
+        s,
+        &Query::new(pk.clone(), SkRange::Prefix("a".into()), 1000),
+    )
+    .await;
     assert_eq!(page.items.len(), MAX_TRANSACT_WRITES);
 
     let res = s.transact(puts(MAX_TRANSACT_WRITES + 1, "b")).await;
-    assert!(matches!(res, Err(StoreError::Invalid(_))), "101 writes: {res:?}");
+    assert!(
+        matches!(res, Err(StoreError::Invalid(_))),
+        "101 writes: {res:?}"
+    );
     let res = s.transact(Vec::new()).await;
-    assert!(matches!(res, Err(StoreError::Invalid(_))), "no writes: {res:?}");
+    assert!(
+        matches!(res, Err(StoreError::Invalid(_))),
+        "no writes: {res:?}"
+    );
     let key = Key::new(pk.clone(), "c");
-    let twice = vec![put(&item(&key, []), None), update(&key, vec![UpdateOp::set("x", 1)], None)];
+    let twice = vec![
+        put(&item(&key, []), None),
+        update(&key, vec![UpdateOp::set("x", 1)], None),
+    ];
     let res = s.transact(twice).await;
-    assert!(matches!(res, Err(StoreError::Invalid(_))), "two writes on one item: {res:?}");
+    assert!(
+        matches!(res, Err(StoreError::Invalid(_))),
+        "two writes on one item: {res:?}"
+    );
     assert_eq!(must_get(s, &key).await, None);
     let page = must_query(s, &Query::new(pk, SkRange::Prefix("b".into()), 1000)).await;
-    assert!(page.items.is_empty(), "a refused transaction writes nothing");
+    assert!(
+        page.items.is_empty(),
+        "a refused transaction writes nothing"
+    );
 }
 
 /// Prefix, between, all, descending, empty ranges, and `next` only when
@@ -354,13 +643,20 @@ pub async fn store_query_ranges(s: &dyn Store) {
     let mut all: Vec<String> = (1..=9).map(|i| format!("a#{i:02}")).collect();
     all.extend((1..=5).map(|i| format!("b#{i:02}")));
     all.push("c".into());
-    let writes: Vec<Write> = all.iter().map(|sk| put(&item(&Key::new(pk.clone(), sk.clone()), []), None)).collect();
-    s.transact(writes).await.unwrap_or_else(|e| panic!("seed: {e:?}"));
+    let writes: Vec<Write> = all
+        .iter()
+        .map(|sk| put(&item(&Key::new(pk.clone(), sk.clone()), []), None))
+        .collect();
+    s.transact(writes)
+        .await
+        .unwrap_or_else(|e| panic!("seed: {e:?}"));
     // Another partition sharing the prefix must never leak in.
     must_write(s, put(&item(&Key::new(format!("{pk}x"), "a#01"), []), None)).await;
 
     let q = |range: SkRange, limit: usize| Query::new(pk.clone(), range, limit);
-    let ids = |r: std::ops::RangeInclusive<usize>, p: &str| -> Vec<String> { r.map(|i| format!("{p}#{i:02}")).collect() };
+    let ids = |r: std::ops::RangeInclusive<usize>, p: &str| -> Vec<String> {
+        r.map(|i| format!("{p}#{i:02}")).collect()
+    };
 
     let page = must_query(s, &q(SkRange::All, 100)).await;
     assert_eq!((sks(&page), page.next.clone()), (all.clone(), None));
@@ -387,12 +683,22 @@ pub async fn store_query_ranges(s: &dyn Store) {
     assert_eq!(sks(&page), ["b#05", "b#04", "b#03", "b#02", "b#01"]);
 
     let page = must_query(s, &q(SkRange::Prefix("b#".into()), 5)).await;
-    assert_eq!((page.items.len(), page.next), (5, None), "an exactly full last page has no next");
+    assert_eq!(
+        (page.items.len(), page.next),
+        (5, None),
+        "an exactly full last page has no next"
+    );
     let page = must_query(s, &q(SkRange::Prefix("b#".into()), 4)).await;
-    assert_eq!((sks(&page), page.next), (ids(1..=4, "b"), Some("b#04".into())));
+    assert_eq!(
+        (sks(&page), page.next),
+        (ids(1..=4, "b"), Some("b#04".into()))
+    );
     desc.limit = 2;
     let page = must_query(s, &desc).await;
-    assert_eq!((sks(&page), page.next), (vec!["b#05".to_owned(), "b#04".into()], Some("b#04".into())));
+    assert_eq!(
+        (sks(&page), page.next),
+        (vec!["b#05".to_owned(), "b#04".into()], Some("b#04".into()))
+    );
 }
 
 /// Follow `next` until the end; returns the sort keys and the page sizes.
@@ -414,10 +720,16 @@ async fn collect_pages(s: &dyn Store, mut q: Query) -> (Vec<String>, Vec<usize>)
 pub async fn store_query_pagination(s: &dyn Store) {
     let pk = unique("qp");
     let all: Vec<String> = (0..25).map(|i| format!("p#{i:03}")).collect();
-    let writes: Vec<Write> = all.iter().map(|sk| put(&item(&Key::new(pk.clone(), sk.clone()), []), None)).collect();
-    s.transact(writes).await.unwrap_or_else(|e| panic!("seed: {e:?}"));
+    let writes: Vec<Write> = all
+        .iter()
+        .map(|sk| put(&item(&Key::new(pk.clone(), sk.clone()), []), None))
+        .collect();
+    s.transact(writes)
+        .await
+        .unwrap_or_else(|e| panic!("seed: {e:?}"));
 
-    let (got, sizes) = collect_pages(s, Query::new(pk.clone(), SkRange::Prefix("p#".into()), 7)).await;
+    let (got, sizes) =
+        collect_pages(s, Query::new(pk.clone(), SkRange::Prefix("p#".into()), 7)).await;
     assert_eq!((got, sizes), (all.clone(), vec![7, 7, 7, 4]));
 
     let mut desc = Query::new(pk.clone(), SkRange::All, 10);
@@ -426,7 +738,11 @@ pub async fn store_query_pagination(s: &dyn Store) {
     let reversed: Vec<String> = all.iter().rev().cloned().collect();
     assert_eq!((got, sizes), (reversed, vec![10, 10, 5]));
 
-    let between = Query::new(pk.clone(), SkRange::Between("p#005".into(), "p#019".into()), 4);
+    let between = Query::new(
+        pk.clone(),
+        SkRange::Between("p#005".into(), "p#019".into()),
+        4,
+    );
     let (got, sizes) = collect_pages(s, between).await;
     assert_eq!((got, sizes), (all[5..=19].to_vec(), vec![4, 4, 4, 3]));
 
@@ -443,12 +759,23 @@ pub async fn store_concurrent_conditional_puts(s: &dyn Store) {
         let it = item(&key, [("writer", Attr::N(i as i64))]);
         async move { s.write(put(&it, Some(Cond::NotExists))).await }
     });
-    let winners: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
+    let winners: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| i)
+        .collect();
     assert_eq!(winners.len(), 1, "exactly one put wins: {results:?}");
     let stored = must_get(s, &key).await.expect("the winner's item");
     assert_eq!(stored.get("writer"), Some(&Attr::N(winners[0] as i64)));
     for r in results.into_iter().filter(|r| r.is_err()) {
-        assert_eq!(r, Err(StoreError::ConditionFailed { index: 0, old: Some(stored.clone()) }));
+        assert_eq!(
+            r,
+            Err(StoreError::ConditionFailed {
+                index: 0,
+                old: Some(stored.clone())
+            })
+        );
     }
 }
 
@@ -486,27 +813,44 @@ pub async fn run_store_suite(s: &dyn Store) {
 pub async fn drain(q: &dyn Queue) {
     for queue in [QueueName::Events, QueueName::EventsDlq] {
         for _ in 0..1000 {
-            let batch = q.receive(queue, MAX_RECEIVE_BATCH, Duration::from_secs(30), Duration::ZERO).await;
+            let batch = q
+                .receive(
+                    queue,
+                    MAX_RECEIVE_BATCH,
+                    Duration::from_secs(30),
+                    Duration::ZERO,
+                )
+                .await;
             let batch = batch.unwrap_or_else(|e| panic!("drain receive: {e:?}"));
             if batch.is_empty() {
                 break;
             }
             for m in batch {
-                q.delete(queue, &m.receipt).await.unwrap_or_else(|e| panic!("drain delete: {e:?}"));
+                q.delete(queue, &m.receipt)
+                    .await
+                    .unwrap_or_else(|e| panic!("drain delete: {e:?}"));
             }
         }
     }
 }
 
 /// One receive of up to 10; messages not of this test (`tag`) are deleted.
-async fn receive_tagged(q: &dyn Queue, queue: QueueName, tag: &str, visibility: Duration, wait: Duration) -> Vec<Message> {
+async fn receive_tagged(
+    q: &dyn Queue,
+    queue: QueueName,
+    tag: &str,
+    visibility: Duration,
+    wait: Duration,
+) -> Vec<Message> {
     let batch = q.receive(queue, MAX_RECEIVE_BATCH, visibility, wait).await;
     let mut mine = Vec::new();
     for m in batch.unwrap_or_else(|e| panic!("receive from {queue:?}: {e:?}")) {
         if m.body.starts_with(tag) {
             mine.push(m);
         } else {
-            q.delete(queue, &m.receipt).await.unwrap_or_else(|e| panic!("delete stray: {e:?}"));
+            q.delete(queue, &m.receipt)
+                .await
+                .unwrap_or_else(|e| panic!("delete stray: {e:?}"));
         }
     }
     mine
@@ -530,16 +874,34 @@ pub async fn queue_send_receive_delete(q: &dyn Queue) {
     drain(q).await;
     let tag = unique("q-srd");
     let body = format!("{tag} {{\"json\": \"ok\", \"ünï\": 1}}");
-    let id = q.send(QueueName::Events, &body).await.unwrap_or_else(|e| panic!("send: {e:?}"));
+    let id = q
+        .send(QueueName::Events, &body)
+        .await
+        .unwrap_or_else(|e| panic!("send: {e:?}"));
     let m = receive_one(q, QueueName::Events, &tag, Duration::from_secs(1)).await;
-    assert_eq!((m.id.as_str(), m.body.as_str(), m.receive_count), (id.as_str(), body.as_str(), 1));
-    q.delete(QueueName::Events, &m.receipt).await.unwrap_or_else(|e| panic!("delete: {e:?}"));
+    assert_eq!(
+        (m.id.as_str(), m.body.as_str(), m.receive_count),
+        (id.as_str(), body.as_str(), 1)
+    );
+    q.delete(QueueName::Events, &m.receipt)
+        .await
+        .unwrap_or_else(|e| panic!("delete: {e:?}"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let again = receive_tagged(q, QueueName::Events, &tag, Duration::from_secs(1), Duration::from_secs(1)).await;
+    let again = receive_tagged(
+        q,
+        QueueName::Events,
+        &tag,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    )
+    .await;
     assert!(again.is_empty(), "a deleted message came back: {again:?}");
     let big = "x".repeat(crate::queue::MAX_MESSAGE_BYTES + 1);
     let res = q.send(QueueName::Events, &big).await;
-    assert!(matches!(res, Err(crate::queue::QueueError::Invalid(_))), "oversized message: {res:?}");
+    assert!(
+        matches!(res, Err(crate::queue::QueueError::Invalid(_))),
+        "oversized message: {res:?}"
+    );
 }
 
 /// A received message stays hidden for its visibility timeout, then comes
@@ -547,24 +909,55 @@ pub async fn queue_send_receive_delete(q: &dyn Queue) {
 pub async fn queue_visibility_timeout(q: &dyn Queue) {
     drain(q).await;
     let tag = unique("q-vis");
-    q.send(QueueName::Events, &tag).await.unwrap_or_else(|e| panic!("send: {e:?}"));
+    q.send(QueueName::Events, &tag)
+        .await
+        .unwrap_or_else(|e| panic!("send: {e:?}"));
     let first = receive_one(q, QueueName::Events, &tag, Duration::from_secs(2)).await;
     let received_at = Instant::now();
     assert_eq!(first.receive_count, 1);
-    let hidden = receive_tagged(q, QueueName::Events, &tag, Duration::from_secs(2), Duration::ZERO).await;
-    assert!(hidden.is_empty(), "visible during its visibility timeout: {hidden:?}");
+    let hidden = receive_tagged(
+        q,
+        QueueName::Events,
+        &tag,
+        Duration::from_secs(2),
+        Duration::ZERO,
+    )
+    .await;
+    assert!(
+        hidden.is_empty(),
+        "visible during its visibility timeout: {hidden:?}"
+    );
 
     let second = receive_one(q, QueueName::Events, &tag, Duration::from_secs(60)).await;
-    assert!(received_at.elapsed() >= Duration::from_millis(1000), "came back after {:?}", received_at.elapsed());
-    assert_eq!((second.id.as_str(), second.body.as_str(), second.receive_count), (first.id.as_str(), tag.as_str(), 2));
+    assert!(
+        received_at.elapsed() >= Duration::from_millis(1000),
+        "came back after {:?}",
+        received_at.elapsed()
+    );
+    assert_eq!(
+        (
+            second.id.as_str(),
+            second.body.as_str(),
+            second.receive_count
+        ),
+        (first.id.as_str(), tag.as_str(), 2)
+    );
 
     q.change_visibility(QueueName::Events, &second.receipt, Duration::ZERO)
         .await
         .unwrap_or_else(|e| panic!("change_visibility: {e:?}"));
     let third = receive_one(q, QueueName::Events, &tag, Duration::from_secs(60)).await;
-    assert!(received_at.elapsed() < Duration::from_secs(60), "change_visibility had no effect");
-    assert_eq!((third.id.as_str(), third.receive_count), (first.id.as_str(), 3));
-    q.delete(QueueName::Events, &third.receipt).await.unwrap_or_else(|e| panic!("delete: {e:?}"));
+    assert!(
+        received_at.elapsed() < Duration::from_secs(60),
+        "change_visibility had no effect"
+    );
+    assert_eq!(
+        (third.id.as_str(), third.receive_count),
+        (first.id.as_str(), 3)
+    );
+    q.delete(QueueName::Events, &third.receipt)
+        .await
+        .unwrap_or_else(|e| panic!("delete: {e:?}"));
 }
 
 /// Deleting (or hiding) with a stale, repeated or garbage receipt is Ok; the
@@ -572,21 +965,50 @@ pub async fn queue_visibility_timeout(q: &dyn Queue) {
 pub async fn queue_stale_receipt(q: &dyn Queue) {
     drain(q).await;
     let tag = unique("q-stale");
-    q.send(QueueName::Events, &tag).await.unwrap_or_else(|e| panic!("send: {e:?}"));
+    q.send(QueueName::Events, &tag)
+        .await
+        .unwrap_or_else(|e| panic!("send: {e:?}"));
     let first = receive_one(q, QueueName::Events, &tag, Duration::from_secs(1)).await;
     let second = receive_one(q, QueueName::Events, &tag, Duration::from_secs(60)).await;
     assert_eq!(second.receive_count, 2);
-    assert_ne!(first.receipt, second.receipt, "each receive has its own receipt");
+    assert_ne!(
+        first.receipt, second.receipt,
+        "each receive has its own receipt"
+    );
     let ok = |what: &str, r: Result<(), crate::queue::QueueError>| assert_eq!(r, Ok(()), "{what}");
-    ok("stale delete", q.delete(QueueName::Events, &first.receipt).await);
-    ok("latest delete", q.delete(QueueName::Events, &second.receipt).await);
-    ok("repeated delete", q.delete(QueueName::Events, &second.receipt).await);
-    ok("garbage delete", q.delete(QueueName::Events, "not-a-receipt").await);
-    let hide = q.change_visibility(QueueName::Events, &second.receipt, Duration::ZERO).await;
+    ok(
+        "stale delete",
+        q.delete(QueueName::Events, &first.receipt).await,
+    );
+    ok(
+        "latest delete",
+        q.delete(QueueName::Events, &second.receipt).await,
+    );
+    ok(
+        "repeated delete",
+        q.delete(QueueName::Events, &second.receipt).await,
+    );
+    ok(
+        "garbage delete",
+        q.delete(QueueName::Events, "not-a-receipt").await,
+    );
+    let hide = q
+        .change_visibility(QueueName::Events, &second.receipt, Duration::ZERO)
+        .await;
     ok("visibility change after delete", hide);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let again = receive_tagged(q, QueueName::Events, &tag, Duration::from_secs(1), Duration::from_secs(1)).await;
-    assert!(again.is_empty(), "the message survived its delete: {again:?}");
+    let again = receive_tagged(
+        q,
+        QueueName::Events,
+        &tag,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        again.is_empty(),
+        "the message survived its delete: {again:?}"
+    );
 }
 
 /// After DEFAULT_MAX_RECEIVES receives without a delete the message moves to
@@ -594,7 +1016,9 @@ pub async fn queue_stale_receipt(q: &dyn Queue) {
 pub async fn queue_dead_letter_and_redrive(q: &dyn Queue) {
     drain(q).await;
     let tag = unique("q-dlq");
-    q.send(QueueName::Events, &tag).await.unwrap_or_else(|e| panic!("send: {e:?}"));
+    q.send(QueueName::Events, &tag)
+        .await
+        .unwrap_or_else(|e| panic!("send: {e:?}"));
     for n in 1..=DEFAULT_MAX_RECEIVES {
         let m = receive_one(q, QueueName::Events, &tag, Duration::from_secs(1)).await;
         assert_eq!(m.receive_count, n);
@@ -602,9 +1026,26 @@ pub async fn queue_dead_letter_and_redrive(q: &dyn Queue) {
     let deadline = Instant::now() + QUEUE_TIMEOUT;
     let dead = loop {
         assert!(Instant::now() < deadline, "message never reached the DLQ");
-        let events = receive_tagged(q, QueueName::Events, &tag, Duration::from_secs(1), Duration::from_secs(1)).await;
-        assert!(events.is_empty(), "received more than {DEFAULT_MAX_RECEIVES} times: {events:?}");
-        let mut dlq = receive_tagged(q, QueueName::EventsDlq, &tag, Duration::from_secs(60), Duration::ZERO).await;
+        let events = receive_tagged(
+            q,
+            QueueName::Events,
+            &tag,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .await;
+        assert!(
+            events.is_empty(),
+            "received more than {DEFAULT_MAX_RECEIVES} times: {events:?}"
+        );
+        let mut dlq = receive_tagged(
+            q,
+            QueueName::EventsDlq,
+            &tag,
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
+        .await;
         if let Some(m) = dlq.pop() {
             break m;
         }
@@ -617,9 +1058,21 @@ pub async fn queue_dead_letter_and_redrive(q: &dyn Queue) {
     assert_eq!(moved, Ok(1), "redrive moves the one dead letter");
     let back = receive_one(q, QueueName::Events, &tag, Duration::from_secs(60)).await;
     assert_eq!((back.body.as_str(), back.receive_count), (tag.as_str(), 1));
-    q.delete(QueueName::Events, &back.receipt).await.unwrap_or_else(|e| panic!("delete: {e:?}"));
-    let left = receive_tagged(q, QueueName::EventsDlq, &tag, Duration::from_secs(1), Duration::ZERO).await;
-    assert!(left.is_empty(), "redrive left the dead letter behind: {left:?}");
+    q.delete(QueueName::Events, &back.receipt)
+        .await
+        .unwrap_or_else(|e| panic!("delete: {e:?}"));
+    let left = receive_tagged(
+        q,
+        QueueName::EventsDlq,
+        &tag,
+        Duration::from_secs(1),
+        Duration::ZERO,
+    )
+    .await;
+    assert!(
+        left.is_empty(),
+        "redrive left the dead letter behind: {left:?}"
+    );
 }
 
 /// Concurrent receivers never get the same message twice within its
@@ -630,7 +1083,9 @@ pub async fn queue_concurrent_receivers(q: &dyn Queue) {
     drain(q).await;
     let tag = unique("q-conc");
     for i in 0..MESSAGES {
-        q.send(QueueName::Events, &format!("{tag}#{i}")).await.unwrap_or_else(|e| panic!("send: {e:?}"));
+        q.send(QueueName::Events, &format!("{tag}#{i}"))
+            .await
+            .unwrap_or_else(|e| panic!("send: {e:?}"));
     }
     let seen = AtomicUsize::new(0);
     let deadline = Instant::now() + QUEUE_TIMEOUT;
@@ -639,7 +1094,14 @@ pub async fn queue_concurrent_receivers(q: &dyn Queue) {
         async move {
             let mut got = Vec::new();
             while seen.load(Ordering::SeqCst) < MESSAGES && Instant::now() < deadline {
-                let batch = q.receive(QueueName::Events, 3, Duration::from_secs(60), Duration::from_secs(1)).await;
+                let batch = q
+                    .receive(
+                        QueueName::Events,
+                        3,
+                        Duration::from_secs(60),
+                        Duration::from_secs(1),
+                    )
+                    .await;
                 for m in batch.unwrap_or_else(|e| panic!("receive: {e:?}")) {
                     if m.body.starts_with(tag.as_str()) {
                         seen.fetch_add(1, Ordering::SeqCst);
@@ -651,12 +1113,22 @@ pub async fn queue_concurrent_receivers(q: &dyn Queue) {
         }
     });
     let all: Vec<Message> = per_receiver.into_iter().flatten().collect();
-    let bodies: Vec<&str> = all.iter().map(|m| m.body.as_str()).filter(|b| b.starts_with(tag.as_str())).collect();
+    let bodies: Vec<&str> = all
+        .iter()
+        .map(|m| m.body.as_str())
+        .filter(|b| b.starts_with(tag.as_str()))
+        .collect();
     let unique_bodies: BTreeSet<&str> = bodies.iter().copied().collect();
-    assert_eq!(bodies.len(), unique_bodies.len(), "a message was delivered twice: {bodies:?}");
+    assert_eq!(
+        bodies.len(),
+        unique_bodies.len(),
+        "a message was delivered twice: {bodies:?}"
+    );
     assert_eq!(unique_bodies.len(), MESSAGES, "every message is received");
     for m in &all {
-        q.delete(QueueName::Events, &m.receipt).await.unwrap_or_else(|e| panic!("delete: {e:?}"));
+        q.delete(QueueName::Events, &m.receipt)
+            .await
+            .unwrap_or_else(|e| panic!("delete: {e:?}"));
     }
 }
 

@@ -15,7 +15,9 @@ pub enum Error {
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still in progress; retry later")]
     RequestInProgress,
-    #[error("a value that looks like a card number was found in {field}; send a PSP token instead")]
+    #[error(
+        "a value that looks like a card number was found in {field}; send a PSP token instead"
+    )]
     PanDetected { field: String },
     #[error("missing or invalid API key")]
     Unauthorized,
@@ -53,7 +55,10 @@ pub struct ErrorRow {
 
 impl Error {
     pub fn validation(field: &str, reason: impl Into<String>) -> Self {
-        Error::Validation { field: field.to_owned(), reason: reason.into() }
+        Error::Validation {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
     }
 
     /// THE table: variant → status, stable code, retry safety.
@@ -77,7 +82,11 @@ impl Error {
             Error::Unavailable(_) => (503, "service_unavailable", true),
             Error::Internal(_) => (500, "internal_error", true),
         };
-        ErrorRow { status, code, retryable }
+        ErrorRow {
+            status,
+            code,
+            retryable,
+        }
     }
 
     /// The human message shown to clients: never internals.

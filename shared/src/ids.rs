@@ -13,10 +13,17 @@ pub struct IdError {
 
 fn check_chars(s: &str, min: usize, max: usize, extra: &[u8]) -> Result<(), IdError> {
     if s.len() < min || s.len() > max {
-        return Err(IdError { reason: "has the wrong length" });
+        return Err(IdError {
+            reason: "has the wrong length",
+        });
     }
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b)) {
-        return Err(IdError { reason: "contains characters that are not allowed" });
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    {
+        return Err(IdError {
+            reason: "contains characters that are not allowed",
+        });
     }
     Ok(())
 }
@@ -91,10 +98,14 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         if s.is_empty() || s.len() > 255 {
-            return Err(IdError { reason: "must be 1 to 255 characters" });
+            return Err(IdError {
+                reason: "must be 1 to 255 characters",
+            });
         }
         if !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(IdError { reason: "must be visible ASCII without spaces" });
+            return Err(IdError {
+                reason: "must be visible ASCII without spaces",
+            });
         }
         Ok(Self(s.to_owned()))
     }

@@ -170,7 +170,9 @@ impl Money {
 
     pub fn micros(&self) -> Result<i64, MoneyError> {
         let per_minor = MICROS_PER_UNIT / self.currency.minor_per_major();
-        self.minor.checked_mul(per_minor).ok_or(MoneyError::Overflow)
+        self.minor
+            .checked_mul(per_minor)
+            .ok_or(MoneyError::Overflow)
     }
 
     /// The canonical decimal string ("50.00", "5000", "1.250").
@@ -182,7 +184,10 @@ impl Money {
         if self.currency != other.currency {
             return Err(MoneyError::CurrencyMismatch);
         }
-        let sum = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
+        let sum = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Money::from_minor(sum, self.currency)
     }
 
@@ -191,7 +196,10 @@ impl Money {
         if self.currency != other.currency {
             return Err(MoneyError::CurrencyMismatch);
         }
-        let diff = self.minor.checked_sub(other.minor).ok_or(MoneyError::Overflow)?;
+        let diff = self
+            .minor
+            .checked_sub(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Money::from_minor(diff, self.currency)
     }
 }
@@ -231,24 +239,45 @@ mod tests {
 
     #[test]
     fn parses_exact_precision_per_currency() {
-        assert_eq!(Money::parse_decimal("50.00", cur("EUR")).unwrap().minor(), 5000);
-        assert_eq!(Money::parse_decimal("5000", cur("JPY")).unwrap().minor(), 5000);
-        assert_eq!(Money::parse_decimal("1.250", cur("BHD")).unwrap().minor(), 1250);
+        assert_eq!(
+            Money::parse_decimal("50.00", cur("EUR")).unwrap().minor(),
+            5000
+        );
+        assert_eq!(
+            Money::parse_decimal("5000", cur("JPY")).unwrap().minor(),
+            5000
+        );
+        assert_eq!(
+            Money::parse_decimal("1.250", cur("BHD")).unwrap().minor(),
+            1250
+        );
         assert_eq!(Money::parse_decimal("0.01", cur("EUR")).unwrap().minor(), 1);
     }
 
     #[test]
     fn rejects_bad_decimals() {
         let eur = cur("EUR");
-        for bad in ["50.001", "-1", "0", "0.00", "1e3", " 5", "5 ", "+5", "5.", ".50", "50", "5,00", "", "05.00", "50.0"] {
-            assert!(Money::parse_decimal(bad, eur).is_err(), "{bad:?} must be rejected");
+        for bad in [
+            "50.001", "-1", "0", "0.00", "1e3", " 5", "5 ", "+5", "5.", ".50", "50", "5,00", "",
+            "05.00", "50.0",
+        ] {
+            assert!(
+                Money::parse_decimal(bad, eur).is_err(),
+                "{bad:?} must be rejected"
+            );
         }
-        assert_eq!(Money::parse_decimal("50.00", cur("JPY")), Err(MoneyError::TooPrecise(0)));
+        assert_eq!(
+            Money::parse_decimal("50.00", cur("JPY")),
+            Err(MoneyError::TooPrecise(0))
+        );
         assert_eq!(
             Money::parse_decimal("99999999999999999999.00", eur),
             Err(MoneyError::Overflow)
         );
-        assert_eq!(Money::parse_decimal("10000000000000.01", eur), Err(MoneyError::Overflow));
+        assert_eq!(
+            Money::parse_decimal("10000000000000.01", eur),
+            Err(MoneyError::Overflow)
+        );
     }
 
     #[test]
@@ -266,9 +295,17 @@ mod tests {
     fn micros_must_fit_minor_units() {
         let eur = cur("EUR");
         assert_eq!(Money::from_micros(1_230_000, eur).unwrap().minor(), 123);
-        assert_eq!(Money::from_micros(1_234_567, eur), Err(MoneyError::TooPrecise(2)));
+        assert_eq!(
+            Money::from_micros(1_234_567, eur),
+            Err(MoneyError::TooPrecise(2))
+        );
         assert_eq!(Money::from_micros(0, eur), Err(MoneyError::NotPositive));
-        assert_eq!(Money::from_micros(5_000_000_000, cur("JPY")).unwrap().minor(), 5000);
+        assert_eq!(
+            Money::from_micros(5_000_000_000, cur("JPY"))
+                .unwrap()
+                .minor(),
+            5000
+        );
     }
 
     #[test]

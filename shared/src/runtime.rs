@@ -12,8 +12,14 @@ use crate::store::Store;
 
 /// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default info).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .init();
 }
 
 fn required(name: &str) -> Result<String, ConfigError> {
@@ -36,5 +42,9 @@ pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>),
 pub async fn lambda_ctx() -> Result<Ctx, ConfigError> {
     let config = Config::from_env()?;
     let (store, queue) = aws_backends_from_env().await?;
-    Ok(Ctx { store, queue, config: Arc::new(config) })
+    Ok(Ctx {
+        store,
+        queue,
+        config: Arc::new(config),
+    })
 }

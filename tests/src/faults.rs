@@ -19,7 +19,12 @@ pub struct FaultyStore {
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self { inner, fail_transacts: AtomicBool::new(false), failed_transacts: AtomicUsize::new(0), payment_puts: AtomicUsize::new(0) }
+        Self {
+            inner,
+            fail_transacts: AtomicBool::new(false),
+            failed_transacts: AtomicUsize::new(0),
+            payment_puts: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -62,7 +67,12 @@ pub struct FaultyQueue {
 
 impl FaultyQueue {
     pub fn new(inner: Arc<dyn Queue>) -> Self {
-        Self { inner, lose_deletes: AtomicUsize::new(0), deletes_seen: AtomicUsize::new(0), fail_sends: AtomicBool::new(false) }
+        Self {
+            inner,
+            lose_deletes: AtomicUsize::new(0),
+            deletes_seen: AtomicUsize::new(0),
+            fail_sends: AtomicBool::new(false),
+        }
     }
 }
 
@@ -74,18 +84,36 @@ impl Queue for FaultyQueue {
         }
         self.inner.send(queue, body).await
     }
-    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration, wait: Duration) -> Result<Vec<Message>, QueueError> {
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Message>, QueueError> {
         self.inner.receive(queue, max, visibility, wait).await
     }
     async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
         self.deletes_seen.fetch_add(1, Ordering::SeqCst);
-        let lose = self.lose_deletes.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        let lose = self
+            .lose_deletes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
         if lose {
-            return Err(QueueError::Unavailable("injected crash before delete".into()));
+            return Err(QueueError::Unavailable(
+                "injected crash before delete".into(),
+            ));
         }
         self.inner.delete(queue, receipt).await
     }
-    async fn change_visibility(&self, queue: QueueName, receipt: &str, visibility: Duration) -> Result<(), QueueError> {
-        self.inner.change_visibility(queue, receipt, visibility).await
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError> {
+        self.inner
+            .change_visibility(queue, receipt, visibility)
+            .await
     }
 }

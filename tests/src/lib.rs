@@ -58,7 +58,12 @@ impl TestStack {
         opts.pollers = 2;
         tune(&mut opts);
         let stack = local::start(opts).await.unwrap();
-        TestStack { stack, http: reqwest::Client::new(), _dir: dir, payments: Default::default() }
+        TestStack {
+            stack,
+            http: reqwest::Client::new(),
+            _dir: dir,
+            payments: Default::default(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -69,18 +74,30 @@ impl TestStack {
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let headers = r.headers().clone();
-        Resp { status, headers, text: r.text().await.unwrap() }
+        Resp {
+            status,
+            headers,
+            text: r.text().await.unwrap(),
+        }
     }
 
     /// `POST /v1/payments/init` with the dev client key.
     pub async fn init(&self, key: Option<&str>, body: &str) -> Resp {
-        let mut req = self.http.post(self.url("/v1/payments/init")).bearer_auth(&self.stack.secrets.client_key).header("content-type", "application/json").body(body.to_owned());
+        let mut req = self
+            .http
+            .post(self.url("/v1/payments/init"))
+            .bearer_auth(&self.stack.secrets.client_key)
+            .header("content-type", "application/json")
+            .body(body.to_owned());
         if let Some(k) = key {
             req = req.header("idempotency-key", k);
         }
         let resp = self.send(req).await;
         if resp.status == 201 {
-            self.payments.lock().unwrap().push(resp.json()["payment_id"].as_str().unwrap().to_owned());
+            self.payments
+                .lock()
+                .unwrap()
+                .push(resp.json()["payment_id"].as_str().unwrap().to_owned());
         }
         resp
     }
@@ -88,35 +105,71 @@ impl TestStack {
     /// Create a deposit intent and return its payment id.
     pub async fn deposit(&self, player: &str, amount: &str) -> String {
         let key = payloop::ids::new_ulid("k");
-        let r = self.init(Some(&key), &deposit_body(player, amount).to_string()).await;
+        let r = self
+            .init(Some(&key), &deposit_body(player, amount).to_string())
+            .await;
         assert_eq!(r.status, 201, "{}", r.text);
         r.json()["payment_id"].as_str().unwrap().to_owned()
     }
 
-    pub fn event(&self, event_id: &str, payment_id: &str, status: &str, amount: &str, ts: i64) -> String {
+    pub fn event(
+        &self,
+        event_id: &str,
+        payment_id: &str,
+        status: &str,
+        amount: &str,
+        ts: i64,
+    ) -> String {
         json!({"event_id": event_id, "payment_id": payment_id, "status": status, "amount": amount,
-               "currency": "EUR", "timestamp": ts}).to_string()
+               "currency": "EUR", "timestamp": ts})
+        .to_string()
     }
 
     /// POST a webhook body signed with `secret` (the sandbox secret if None).
     pub async fn webhook_signed(&self, body: &str, secret: Option<&str>) -> Resp {
         let secret = secret.unwrap_or(&self.stack.secrets.webhook_secret);
-        let req = self.http.post(self.url("/v1/payments/webhook")).header("x-signature", seed_signature(secret, body.as_bytes())).header("content-type", "application/json").body(body.to_owned());
+        let req = self
+            .http
+            .post(self.url("/v1/payments/webhook"))
+            .header("x-signature", seed_signature(secret, body.as_bytes()))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
         self.send(req).await
     }
 
-    pub async fn webhook(&self, event_id: &str, payment_id: &str, status: &str, amount: &str) -> Resp {
-        let body = self.event(event_id, payment_id, status, amount, payloop::clock::now_s());
+    pub async fn webhook(
+        &self,
+        event_id: &str,
+        payment_id: &str,
+        status: &str,
+        amount: &str,
+    ) -> Resp {
+        let body = self.event(
+            event_id,
+            payment_id,
+            status,
+            amount,
+            payloop::clock::now_s(),
+        );
         self.webhook_signed(&body, None).await
     }
 
     pub async fn get(&self, path: &str, platform: bool) -> Resp {
-        let key = if platform { &self.stack.secrets.platform_key } else { &self.stack.secrets.client_key };
-        self.send(self.http.get(self.url(path)).bearer_auth(key)).await
+        let key = if platform {
+            &self.stack.secrets.platform_key
+        } else {
+            &self.stack.secrets.client_key
+        };
+        self.send(self.http.get(self.url(path)).bearer_auth(key))
+            .await
     }
 
     pub async fn post_platform(&self, path: &str, key: Option<&str>, body: &str) -> Resp {
-        let mut req = self.http.post(self.url(path)).bearer_auth(&self.stack.secrets.platform_key).body(body.to_owned());
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.stack.secrets.platform_key)
+            .body(body.to_owned());
         if let Some(k) = key {
             req = req.header("idempotency-key", k);
         }
@@ -137,7 +190,11 @@ impl TestStack {
             if p["status"] == status {
                 return p;
             }
-            assert!(tokio::time::Instant::now() < deadline, "payment {id} stuck in {}", p["status"]);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "payment {id} stuck in {}",
+                p["status"]
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -147,7 +204,10 @@ impl TestStack {
         let w = self.get(&format!("/v1/wallet/{player}"), true).await;
         assert_eq!(w.status, 200, "{}", w.text);
         let bal = w.json()["balances"].as_array().cloned().unwrap_or_default();
-        bal.iter().filter(|b| b["currency"] == "EUR").map(|b| minor(b["available"].as_str().unwrap())).sum()
+        bal.iter()
+            .filter(|b| b["currency"] == "EUR")
+            .map(|b| minor(b["available"].as_str().unwrap()))
+            .sum()
     }
 
     /// The ledger invariant: for every player, wallet balance = sum of the
@@ -157,20 +217,36 @@ impl TestStack {
         let mut expected: BTreeMap<String, (i64, usize)> = BTreeMap::new();
         for id in &ids {
             let p = self.payment(id).await;
-            let e = expected.entry(p["player_id"].as_str().unwrap().to_owned()).or_default();
+            let e = expected
+                .entry(p["player_id"].as_str().unwrap().to_owned())
+                .or_default();
             if p["status"] == "captured" {
-                assert_eq!(p["credited_txn_id"].as_str().is_some(), true, "captured without credit: {p}");
+                assert!(
+                    p["credited_txn_id"].as_str().is_some(),
+                    "captured without credit: {p}"
+                );
                 e.0 += minor(p["amount"].as_str().unwrap());
                 e.1 += 1;
             } else {
-                assert!(p["credited_txn_id"].is_null(), "credited but not captured: {p}");
+                assert!(
+                    p["credited_txn_id"].is_null(),
+                    "credited but not captured: {p}"
+                );
             }
         }
         for (player, (sum, count)) in expected {
             let w = self.get(&format!("/v1/wallet/{player}"), true).await.json();
             let entries = w["entries"].as_array().unwrap();
-            assert_eq!(self.balance_minor(&player).await, sum, "balance of {player}");
-            assert_eq!(entries.iter().filter(|e| e["kind"] == "deposit").count(), count, "ledger entries of {player}");
+            assert_eq!(
+                self.balance_minor(&player).await,
+                sum,
+                "balance of {player}"
+            );
+            assert_eq!(
+                entries.iter().filter(|e| e["kind"] == "deposit").count(),
+                count,
+                "ledger entries of {player}"
+            );
             assert!(self.balance_minor(&player).await >= 0, "negative balance");
         }
     }

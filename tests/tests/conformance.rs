@@ -44,7 +44,13 @@ async fn aws_sdk_config(test: &str) -> Option<aws_config::SdkConfig> {
     let conf = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "conformance"))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "conformance",
+        ))
         .load()
         .await;
     Some(conf)
@@ -53,7 +59,10 @@ async fn aws_sdk_config(test: &str) -> Option<aws_config::SdkConfig> {
 async fn dynamo_store(test: &str) -> Option<DynamoStore> {
     let conf = aws_sdk_config(test).await?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), run_name().to_owned());
-    store.create_table_if_missing().await.unwrap_or_else(|e| panic!("create table: {e}"));
+    store
+        .create_table_if_missing()
+        .await
+        .unwrap_or_else(|e| panic!("create table: {e}"));
     Some(store)
 }
 
@@ -115,7 +124,9 @@ async fn embedded_queue_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_queue_suite() {
-    let Some(queue) = sqs_queue("sqs_queue_suite").await else { return };
+    let Some(queue) = sqs_queue("sqs_queue_suite").await else {
+        return;
+    };
     payloop::conformance::run_queue_suite(&queue).await;
 }
 

@@ -16,26 +16,58 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deposit_through_the_sandbox_checkout_is_credited_once() {
     let t = TestStack::start().await;
-    let r = t.init(Some("k-1"), &deposit_body("alice", "50.00").to_string()).await;
+    let r = t
+        .init(Some("k-1"), &deposit_body("alice", "50.00").to_string())
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let created = r.json();
     assert_eq!(created["status"], "pending");
     assert_eq!(created["psp"], "sandbox");
     let id = created["payment_id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("pay_"));
-    let page = t.http.get(created["redirect_url"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("Approve") && page.contains("50.00 EUR"), "{page}");
+    let page = t
+        .http
+        .get(created["redirect_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Approve") && page.contains("50.00 EUR"),
+        "{page}"
+    );
     // Click Approve: the sandbox signs and sends the webhook over HTTP.
-    let done = t.http.post(t.url(&format!("/sandbox/checkout/{id}/approve"))).send().await.unwrap().text().await.unwrap();
+    let done = t
+        .http
+        .post(t.url(&format!("/sandbox/checkout/{id}/approve")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(done.contains("answered 200"), "{done}");
     let p = t.wait_status(&id, "captured").await;
-    assert_eq!(p["credited_txn_id"].as_str().unwrap(), id.replace("pay_", "dep_"));
-    let statuses: Vec<&str> = p["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(
+        p["credited_txn_id"].as_str().unwrap(),
+        id.replace("pay_", "dep_")
+    );
+    let statuses: Vec<&str> = p["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["pending", "captured"]);
     assert_eq!(t.balance_minor("alice").await, 5000);
     // The platform's credit confirmation points at the same single entry.
-    let body = serde_json::json!({"payment_id": id, "txn_id": "round-1", "amount": "50.00"}).to_string();
-    let c = t.post_platform("/v1/wallet/credit", Some("c-1"), &body).await;
+    let body =
+        serde_json::json!({"payment_id": id, "txn_id": "round-1", "amount": "50.00"}).to_string();
+    let c = t
+        .post_platform("/v1/wallet/credit", Some("c-1"), &body)
+        .await;
     assert_eq!(c.status, 200, "{}", c.text);
     assert_eq!(c.json()["txn_id"], p["credited_txn_id"]);
     assert_eq!(t.balance_minor("alice").await, 5000);
@@ -47,11 +79,20 @@ async fn deposit_through_the_sandbox_checkout_is_credited_once() {
 async fn declined_checkout_fails_the_payment_without_money() {
     let t = TestStack::start().await;
     let id = t.deposit("dora", "12.00").await;
-    t.http.post(t.url(&format!("/sandbox/checkout/{id}/decline"))).send().await.unwrap();
+    t.http
+        .post(t.url(&format!("/sandbox/checkout/{id}/decline")))
+        .send()
+        .await
+        .unwrap();
     t.wait_status(&id, "failed").await;
     let body = serde_json::json!({"payment_id": id, "txn_id": "x", "amount": "12.00"}).to_string();
-    let c = t.post_platform("/v1/wallet/credit", Some("c-2"), &body).await;
-    assert_eq!((c.status, c.json()["error"].as_str()), (409, Some("payment_not_final")));
+    let c = t
+        .post_platform("/v1/wallet/credit", Some("c-2"), &body)
+        .await;
+    assert_eq!(
+        (c.status, c.json()["error"].as_str()),
+        (409, Some("payment_not_final"))
+    );
     assert_eq!(t.balance_minor("dora").await, 0);
     t.assert_ledger_invariant().await;
     t.shutdown().await;
@@ -65,7 +106,9 @@ async fn the_same_webhook_twenty_times_concurrently_credits_once() {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let (t, body) = (Arc::clone(&t), body.clone());
-        tasks.push(tokio::spawn(async move { t.webhook_signed(&body, None).await }));
+        tasks.push(tokio::spawn(
+            async move { t.webhook_signed(&body, None).await },
+        ));
     }
     let mut outcomes = Vec::new();
     for task in tasks {
@@ -73,16 +116,26 @@ async fn the_same_webhook_twenty_times_concurrently_credits_once() {
         assert_eq!(r.status, 200, "{}", r.text);
         outcomes.push(r.json()["outcome"].as_str().unwrap().to_owned());
     }
-    assert_eq!(outcomes.iter().filter(|o| *o == "accepted").count(), 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "accepted").count(),
+        1,
+        "{outcomes:?}"
+    );
     assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 19);
     t.wait_status(&id, "captured").await;
     // Give any stray duplicate time to (not) land.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(t.balance_minor("bob").await, 2000);
-    let log = t.get(&format!("/v1/payments/{id}/deliveries"), true).await.json();
+    let log = t
+        .get(&format!("/v1/payments/{id}/deliveries"), true)
+        .await
+        .json();
     let log = log["deliveries"].as_array().unwrap();
     assert_eq!(log.iter().filter(|d| d["outcome"] == "accepted").count(), 1);
-    assert_eq!(log.iter().filter(|d| d["outcome"] == "duplicate").count(), 19);
+    assert_eq!(
+        log.iter().filter(|d| d["outcome"] == "duplicate").count(),
+        19
+    );
     t.assert_ledger_invariant().await;
 }
 
@@ -91,27 +144,66 @@ async fn forged_and_stale_webhooks_are_refused_and_logged() {
     let t = TestStack::start().await;
     let id = t.deposit("carol", "30.00").await;
     let body = t.event("evt-forged", &id, "captured", "30.00", now_s());
-    let r = t.webhook_signed(&body, Some("not-the-secret-0123456789")).await;
-    assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("bad_signature")));
+    let r = t
+        .webhook_signed(&body, Some("not-the-secret-0123456789"))
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (401, Some("bad_signature"))
+    );
     assert!(r.json()["trace_id"].as_str().is_some_and(|s| !s.is_empty()));
     assert_eq!(r.header("x-trace-id"), r.json()["trace_id"].as_str());
-    let unsigned = t.http.post(t.url("/v1/payments/webhook")).body(body.clone()).send().await.unwrap();
+    let unsigned = t
+        .http
+        .post(t.url("/v1/payments/webhook"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unsigned.status().as_u16(), 401);
     let stale = t.event("evt-stale", &id, "captured", "30.00", now_s() - 301);
     let r = t.webhook_signed(&stale, None).await;
-    assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("stale_event")));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (401, Some("stale_event"))
+    );
     let future = t.event("evt-future", &id, "captured", "30.00", now_s() + 301);
     assert_eq!(t.webhook_signed(&future, None).await.status, 401);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(t.payment(&id).await["status"], "pending");
     assert_eq!(t.balance_minor("carol").await, 0);
-    let log = t.get(&format!("/v1/payments/{id}/deliveries"), true).await.json();
-    let outcomes: Vec<&str> = log["deliveries"].as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes.iter().filter(|o| **o == "bad_signature").count(), 2, "{outcomes:?}");
-    assert_eq!(outcomes.iter().filter(|o| **o == "stale").count(), 2, "{outcomes:?}");
+    let log = t
+        .get(&format!("/v1/payments/{id}/deliveries"), true)
+        .await
+        .json();
+    let outcomes: Vec<&str> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "bad_signature").count(),
+        2,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "stale").count(),
+        2,
+        "{outcomes:?}"
+    );
     // Unknown payment: 404, never enqueued.
-    let ghost = t.event("evt-ghost", "pay_01NOSUCHPAYMENT000000000000", "captured", "30.00", now_s());
-    assert_eq!(t.webhook_signed(&ghost, None).await.json()["error"], "unknown_payment");
+    let ghost = t.event(
+        "evt-ghost",
+        "pay_01NOSUCHPAYMENT000000000000",
+        "captured",
+        "30.00",
+        now_s(),
+    );
+    assert_eq!(
+        t.webhook_signed(&ghost, None).await.json()["error"],
+        "unknown_payment"
+    );
     t.assert_ledger_invariant().await;
     t.shutdown().await;
 }
@@ -121,16 +213,29 @@ async fn an_amount_mismatch_moves_no_money_and_opens_a_case() {
     let t = TestStack::start().await;
     let id = t.deposit("dave", "40.00").await;
     let r = t.webhook("evt-mm", &id, "captured", "400.00").await;
-    assert_eq!((r.status, r.json()["outcome"].as_str()), (200, Some("mismatch")));
+    assert_eq!(
+        (r.status, r.json()["outcome"].as_str()),
+        (200, Some("mismatch"))
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(t.payment(&id).await["status"], "pending");
     assert_eq!(t.balance_minor("dave").await, 0);
-    let q = payloop::store::Query::new(format!("PAY#{id}"), payloop::store::SkRange::Prefix("CASE#".into()), 10);
+    let q = payloop::store::Query::new(
+        format!("PAY#{id}"),
+        payloop::store::SkRange::Prefix("CASE#".into()),
+        10,
+    );
     let cases = t.stack.ctx.store.query(&q).await.unwrap().items;
     assert_eq!(cases.len(), 1);
-    assert_eq!(cases[0].get("event_amount").and_then(|a| a.as_i64()), Some(40000));
+    assert_eq!(
+        cases[0].get("event_amount").and_then(|a| a.as_i64()),
+        Some(40000)
+    );
     // The matching event still captures it afterwards.
-    assert_eq!(t.webhook("evt-ok", &id, "captured", "40.00").await.json()["outcome"], "accepted");
+    assert_eq!(
+        t.webhook("evt-ok", &id, "captured", "40.00").await.json()["outcome"],
+        "accepted"
+    );
     t.wait_status(&id, "captured").await;
     assert_eq!(t.balance_minor("dave").await, 4000);
     t.assert_ledger_invariant().await;
@@ -141,10 +246,21 @@ async fn an_amount_mismatch_moves_no_money_and_opens_a_case() {
 async fn authorized_after_captured_does_not_move_back() {
     let t = TestStack::start().await;
     let id = t.deposit("erin", "15.00").await;
-    assert_eq!(t.webhook("evt-cap", &id, "captured", "15.00").await.status, 200);
+    assert_eq!(
+        t.webhook("evt-cap", &id, "captured", "15.00").await.status,
+        200
+    );
     t.wait_status(&id, "captured").await;
-    assert_eq!(t.webhook("evt-auth", &id, "authorized", "15.00").await.json()["outcome"], "accepted");
-    assert_eq!(t.webhook("evt-fail", &id, "failed", "15.00").await.json()["outcome"], "accepted");
+    assert_eq!(
+        t.webhook("evt-auth", &id, "authorized", "15.00")
+            .await
+            .json()["outcome"],
+        "accepted"
+    );
+    assert_eq!(
+        t.webhook("evt-fail", &id, "failed", "15.00").await.json()["outcome"],
+        "accepted"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let p = t.payment(&id).await;
     assert_eq!(p["status"], "captured");
@@ -164,12 +280,23 @@ async fn idempotency_key_replays_and_conflicts() {
     // Same request, reformatted JSON: the stored response byte for byte.
     let pretty = serde_json::to_string_pretty(&deposit_body("fay", "25.00")).unwrap();
     let again = t.init(Some("same-key"), &pretty).await;
-    assert_eq!((again.status, again.text.as_str()), (201, first.text.as_str()));
+    assert_eq!(
+        (again.status, again.text.as_str()),
+        (201, first.text.as_str())
+    );
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    let other = t.init(Some("same-key"), &deposit_body("fay", "26.00").to_string()).await;
-    assert_eq!((other.status, other.json()["error"].as_str()), (409, Some("idempotency_key_reused")));
+    let other = t
+        .init(Some("same-key"), &deposit_body("fay", "26.00").to_string())
+        .await;
+    assert_eq!(
+        (other.status, other.json()["error"].as_str()),
+        (409, Some("idempotency_key_reused"))
+    );
     let missing = t.init(None, &body).await;
-    assert_eq!((missing.status, missing.json()["error"].as_str()), (422, Some("idempotency_key_required")));
+    assert_eq!(
+        (missing.status, missing.json()["error"].as_str()),
+        (422, Some("idempotency_key_required"))
+    );
     t.assert_ledger_invariant().await;
     t.shutdown().await;
 }
@@ -192,7 +319,9 @@ async fn twenty_concurrent_requests_with_one_key_make_one_intent() {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let (t, body) = (Arc::clone(&t), body.clone());
-        tasks.push(tokio::spawn(async move { t.init(Some("one-key"), &body).await }));
+        tasks.push(tokio::spawn(
+            async move { t.init(Some("one-key"), &body).await },
+        ));
     }
     let mut ids = std::collections::BTreeSet::new();
     for task in tasks {
@@ -213,17 +342,34 @@ async fn twenty_concurrent_requests_with_one_key_make_one_intent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_422_retried_with_the_same_key_after_fixing_the_body_is_processed() {
     let t = TestStack::start().await;
-    let bad = t.init(Some("fix-me"), &deposit_body("hal", "10.001").to_string()).await;
+    let bad = t
+        .init(Some("fix-me"), &deposit_body("hal", "10.001").to_string())
+        .await;
     assert_eq!(bad.status, 422);
     assert_eq!(bad.json()["details"]["field"], "amount");
-    let good = t.init(Some("fix-me"), &deposit_body("hal", "10.00").to_string()).await;
+    let good = t
+        .init(Some("fix-me"), &deposit_body("hal", "10.00").to_string())
+        .await;
     assert_eq!(good.status, 201, "{}", good.text);
     let pan = deposit_body("hal", "10.00");
     let mut pan = pan.as_object().unwrap().clone();
-    pan.insert("meta".into(), serde_json::json!({"country": "FI", "device": "4111111111111111"}));
+    pan.insert(
+        "meta".into(),
+        serde_json::json!({"country": "FI", "device": "4111111111111111"}),
+    );
     let r = t.init(Some("pan"), &Value::Object(pan).to_string()).await;
-    assert_eq!((r.status, r.json()["error"].as_str()), (422, Some("pan_detected")));
-    let unauth = t.http.post(t.url("/v1/payments/init")).header("idempotency-key", "x").body("{}").send().await.unwrap();
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (422, Some("pan_detected"))
+    );
+    let unauth = t
+        .http
+        .post(t.url("/v1/payments/init"))
+        .header("idempotency-key", "x")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unauth.status().as_u16(), 401);
     t.assert_ledger_invariant().await;
     t.shutdown().await;
@@ -244,9 +390,15 @@ async fn a_message_redelivered_after_commit_before_delete_does_not_double_credit
     .await;
     let mut applied = t.stack.applied.subscribe();
     let id = t.deposit("ivy", "33.00").await;
-    assert_eq!(t.webhook("evt-r", &id, "captured", "33.00").await.status, 200);
+    assert_eq!(
+        t.webhook("evt-r", &id, "captured", "33.00").await.status,
+        200
+    );
     // Two lost deletes, so the message is delivered three times.
-    tokio::time::timeout(payloop_tests::WAIT, applied.recv()).await.unwrap().unwrap();
+    tokio::time::timeout(payloop_tests::WAIT, applied.recv())
+        .await
+        .unwrap()
+        .unwrap();
     let q = fq.get().unwrap();
     assert_eq!(q.deletes_seen.load(Ordering::SeqCst), 3);
     assert_eq!(t.payment(&id).await["status"], "captured");
@@ -271,12 +423,18 @@ async fn a_poison_message_reaches_the_dlq_and_is_replayed_once_healed() {
     let store = fs.get().unwrap();
     let id = t.deposit("jay", "44.00").await;
     store.fail_transacts.store(true, Ordering::SeqCst);
-    assert_eq!(t.webhook("evt-p", &id, "captured", "44.00").await.status, 200);
+    assert_eq!(
+        t.webhook("evt-p", &id, "captured", "44.00").await.status,
+        200
+    );
     // 5 failed receives, then the 6th moves it to the DLQ.
     let deadline = tokio::time::Instant::now() + payloop_tests::WAIT;
     let mut moved = 0;
     while moved == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "message never reached the DLQ");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "message never reached the DLQ"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
         if store.failed_transacts.load(Ordering::SeqCst) >= 5 {
             store.fail_transacts.store(false, Ordering::SeqCst);
@@ -286,7 +444,11 @@ async fn a_poison_message_reaches_the_dlq_and_is_replayed_once_healed() {
         }
     }
     assert_eq!(moved, 1);
-    assert_eq!(store.failed_transacts.load(Ordering::SeqCst), 5, "retried exactly maxReceiveCount times");
+    assert_eq!(
+        store.failed_transacts.load(Ordering::SeqCst),
+        5,
+        "retried exactly maxReceiveCount times"
+    );
     t.wait_status(&id, "captured").await;
     assert_eq!(t.balance_minor("jay").await, 4400);
     t.assert_ledger_invariant().await;
@@ -309,10 +471,16 @@ async fn a_queue_outage_answers_503_and_the_psp_retry_is_accepted() {
     let body = t.event("evt-q", &id, "captured", "5.00", now_s());
     fq.get().unwrap().fail_sends.store(true, Ordering::SeqCst);
     let r = t.webhook_signed(&body, None).await;
-    assert_eq!((r.status, r.json()["error"].as_str()), (503, Some("service_unavailable")));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (503, Some("service_unavailable"))
+    );
     fq.get().unwrap().fail_sends.store(false, Ordering::SeqCst);
     let r = t.webhook_signed(&body, None).await;
-    assert_eq!((r.status, r.json()["outcome"].as_str()), (200, Some("accepted")));
+    assert_eq!(
+        (r.status, r.json()["outcome"].as_str()),
+        (200, Some("accepted"))
+    );
     t.wait_status(&id, "captured").await;
     assert_eq!(t.balance_minor("kim").await, minor("5.00"));
     t.assert_ledger_invariant().await;

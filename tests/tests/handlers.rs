@@ -52,10 +52,14 @@ async fn call(app: axum::Router, event: &str) -> (u16, axum::http::HeaderMap, se
 async fn apigw_init_event_creates_an_intent_and_replays() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = ctx(dir.path());
-    let (status, headers, body) = call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
+    let (status, headers, body) =
+        call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["status"], "pending");
-    assert!(body["redirect_url"].as_str().unwrap().starts_with("https://pay.example/sandbox/checkout/pay_"));
+    assert!(body["redirect_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://pay.example/sandbox/checkout/pay_"));
     assert!(headers.contains_key("x-trace-id"));
     let (status2, headers2, body2) = call(intent_api::app(ctx), &fixture("apigw-init.json")).await;
     assert_eq!((status2, &body2), (201, &body));
@@ -65,7 +69,11 @@ async fn apigw_init_event_creates_an_intent_and_replays() {
 #[tokio::test]
 async fn apigw_get_of_an_unknown_payment_is_a_404_with_the_error_body() {
     let dir = tempfile::tempdir().unwrap();
-    let (status, headers, body) = call(intent_api::app(ctx(dir.path())), &fixture("apigw-get-missing.json")).await;
+    let (status, headers, body) = call(
+        intent_api::app(ctx(dir.path())),
+        &fixture("apigw-get-missing.json"),
+    )
+    .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "not_found");
     assert_eq!(body["trace_id"], "fixture-trace-1");
@@ -92,13 +100,25 @@ async fn sqs_batch_reports_only_the_poison_message_and_credits_once() {
         credited_txn: None,
         history: vec![],
     };
-    ctx.store.write(payloop::store::Write::Put { item: payment.to_item(), cond: None }).await.unwrap();
+    ctx.store
+        .write(payloop::store::Write::Put {
+            item: payment.to_item(),
+            cond: None,
+        })
+        .await
+        .unwrap();
     let event: SqsEvent = serde_json::from_str(&fixture("sqs-batch.json")).unwrap();
     let resp = wallet_credit::handle_sqs(&ctx, event).await;
-    let failed: Vec<&str> = resp.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, ["msg-poison"]);
     let json = serde_json::to_value(&resp).unwrap();
     assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "msg-poison");
-    let balances = payloop::domain::wallet::balances(&ctx, &payment.player).await.unwrap();
+    let balances = payloop::domain::wallet::balances(&ctx, &payment.player)
+        .await
+        .unwrap();
     assert_eq!(balances, vec![(eur, 5000, 0)]);
 }

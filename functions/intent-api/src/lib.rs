@@ -29,13 +29,20 @@ pub fn app(ctx: Ctx) -> Router {
     payloop::edge::with_edge(router(ctx).fallback(payloop::edge::not_found))
 }
 
-async fn init(State(ctx): State<Ctx>, headers: HeaderMap, RawBody(raw): RawBody) -> Result<Response, ApiError> {
+async fn init(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> Result<Response, ApiError> {
     let client = authenticate(&headers, &ctx.config.client_keys)?;
     let key = idempotency_key(&headers, None)?;
     let scope = format!("client:{client}");
     let work = || async {
         let req = InitRequest::parse(&parse_json(&raw)?)?;
-        Ok((StatusCode::CREATED, deposit::create_intent(&ctx, req).await?))
+        Ok((
+            StatusCode::CREATED,
+            deposit::create_intent(&ctx, req).await?,
+        ))
     };
     Ok(idempotent(&ctx, &scope, &key, "POST", INIT_PATH, &raw, work).await)
 }
@@ -44,13 +51,21 @@ fn payment_id(raw: &str) -> Result<PaymentId, Error> {
     PaymentId::parse(raw).map_err(|e| Error::validation("payment_id", e.to_string()))
 }
 
-async fn show(State(ctx): State<Ctx>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     authenticate(&headers, &ctx.config.client_keys)?;
     let payment = deposit::load_payment(&ctx, &payment_id(&id)?).await?;
     Ok(Json(payment.to_json()))
 }
 
-async fn deliveries(State(ctx): State<Ctx>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn deliveries(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
     Ok(Json(deposit::deliveries(&ctx, &payment_id(&id)?).await?))
 }

@@ -15,7 +15,10 @@ pub struct RunRequest {
 
 /// Parse a run request from an EventBridge event's `detail`.
 pub fn parse_request(detail: &Value) -> RunRequest {
-    serde_json::from_value(detail.clone()).unwrap_or(RunRequest { psp: None, date: None })
+    serde_json::from_value(detail.clone()).unwrap_or(RunRequest {
+        psp: None,
+        date: None,
+    })
 }
 
 /// The result of a run: always `not_implemented` for now.

@@ -81,23 +81,37 @@ fn parse_credit(raw: &[u8]) -> Result<CreditBody, Error> {
     serde_json::from_value(parse_json(raw)?).map_err(|e| Error::validation("body", e.to_string()))
 }
 
-async fn credit(State(ctx): State<Ctx>, headers: HeaderMap, RawBody(raw): RawBody) -> Result<Response, ApiError> {
+async fn credit(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> Result<Response, ApiError> {
     let platform = authenticate(&headers, &ctx.config.platform_keys)?;
     let body_key = parse_credit(&raw).ok().and_then(|b| b.idempotency_key);
     let key = idempotency_key(&headers, body_key.as_deref())?;
     let scope = format!("platform:{platform}");
     let work = || async {
         let b = parse_credit(&raw)?;
-        let payment = PaymentId::parse(&b.payment_id).map_err(|e| Error::validation("payment_id", e.to_string()))?;
-        let txn = TxnId::parse(&b.txn_id).map_err(|e| Error::validation("txn_id", e.to_string()))?;
-        Ok((StatusCode::OK, wallet::confirm_credit(&ctx, &payment, &txn, &b.amount).await?))
+        let payment = PaymentId::parse(&b.payment_id)
+            .map_err(|e| Error::validation("payment_id", e.to_string()))?;
+        let txn =
+            TxnId::parse(&b.txn_id).map_err(|e| Error::validation("txn_id", e.to_string()))?;
+        Ok((
+            StatusCode::OK,
+            wallet::confirm_credit(&ctx, &payment, &txn, &b.amount).await?,
+        ))
     };
     Ok(idempotent(&ctx, &scope, &key, "POST", CREDIT_PATH, &raw, work).await)
 }
 
-async fn show(State(ctx): State<Ctx>, headers: HeaderMap, Path(player): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(player): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
-    let player = PlayerId::parse(&player).map_err(|e| Error::validation("player_id", e.to_string()))?;
+    let player =
+        PlayerId::parse(&player).map_err(|e| Error::validation("player_id", e.to_string()))?;
     Ok(Json(wallet::wallet_view(&ctx, &player).await?))
 }
 
@@ -106,20 +120,34 @@ struct ReplayParams {
     max: Option<usize>,
 }
 
-async fn replay(State(ctx): State<Ctx>, headers: HeaderMap, Query(p): Query<ReplayParams>) -> Result<Json<Value>, ApiError> {
+async fn replay(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Query(p): Query<ReplayParams>,
+) -> Result<Json<Value>, ApiError> {
     let operator = authenticate(&headers, &ctx.config.platform_keys)?;
     let max = p.max.unwrap_or(100);
     if max == 0 || max > MAX_REPLAY {
         return Err(Error::validation("max", format!("must be 1..={MAX_REPLAY}")).into());
     }
-    let moved = redrive(ctx.queue.as_ref(), QueueName::EventsDlq, QueueName::Events, max).await.map_err(Error::from)?;
+    let moved = redrive(
+        ctx.queue.as_ref(),
+        QueueName::EventsDlq,
+        QueueName::Events,
+        max,
+    )
+    .await
+    .map_err(Error::from)?;
     tracing::info!(operator, moved, "dead letters replayed");
     Ok(Json(json!({"moved": moved})))
 }
 
 /// The Lambda SQS handler: apply each record, report the failed ones as
 /// `batchItemFailures` so only they are retried.
-pub async fn handle_sqs(ctx: &Ctx, event: aws_lambda_events::event::sqs::SqsEvent) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+pub async fn handle_sqs(
+    ctx: &Ctx,
+    event: aws_lambda_events::event::sqs::SqsEvent,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
     let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
     let mut batch = Vec::with_capacity(event.records.len());
     for record in event.records {

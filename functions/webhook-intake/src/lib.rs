@@ -25,18 +25,42 @@ pub fn app(ctx: Ctx) -> Router {
     payloop::edge::with_edge(router(ctx).fallback(payloop::edge::not_found))
 }
 
-async fn default_psp(State(ctx): State<Ctx>, headers: HeaderMap, RawBody(raw): RawBody) -> Result<Json<Value>, ApiError> {
+async fn default_psp(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> Result<Json<Value>, ApiError> {
     let psp = ctx.config.default_psp.clone();
     take(&ctx, &psp, &headers, &raw).await
 }
 
-async fn named_psp(State(ctx): State<Ctx>, Path(psp): Path<String>, headers: HeaderMap, RawBody(raw): RawBody) -> Result<Json<Value>, ApiError> {
+async fn named_psp(
+    State(ctx): State<Ctx>,
+    Path(psp): Path<String>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> Result<Json<Value>, ApiError> {
     let psp = PspId::parse(&psp).map_err(|_| Error::NotFound { what: "psp" })?;
     take(&ctx, &psp, &headers, &raw).await
 }
 
-async fn take(ctx: &Ctx, psp: &PspId, headers: &HeaderMap, raw: &[u8]) -> Result<Json<Value>, ApiError> {
+async fn take(
+    ctx: &Ctx,
+    psp: &PspId,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<Json<Value>, ApiError> {
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    let got = intake(ctx, &Delivery { psp, signature, raw }).await?;
-    Ok(Json(json!({"event_id": got.event_id, "outcome": got.outcome.as_str()})))
+    let got = intake(
+        ctx,
+        &Delivery {
+            psp,
+            signature,
+            raw,
+        },
+    )
+    .await?;
+    Ok(Json(
+        json!({"event_id": got.event_id, "outcome": got.outcome.as_str()}),
+    ))
 }

@@ -15,7 +15,15 @@ use super::Ctx;
 
 pub const MAX_RETURN_URL: usize = 2048;
 const MAX_DEVICE: usize = 32;
-const INIT_FIELDS: [&str; 7] = ["amount", "amount_micros", "currency", "method", "return_url", "player_id", "meta"];
+const INIT_FIELDS: [&str; 7] = [
+    "amount",
+    "amount_micros",
+    "currency",
+    "method",
+    "return_url",
+    "player_id",
+    "meta",
+];
 /// Deliveries shown per payment.
 pub const MAX_DELIVERIES_SHOWN: usize = 200;
 
@@ -39,13 +47,18 @@ fn field_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, Err
 
 fn parse_amount(obj: &Map<String, Value>, currency: Currency) -> Result<Money, Error> {
     match (obj.get("amount"), obj.get("amount_micros")) {
-        (Some(_), Some(_)) => Err(Error::validation("amount", "send amount or amount_micros, not both")),
-        (Some(_), None) => {
-            Money::parse_decimal(field_str(obj, "amount")?, currency).map_err(|e| Error::validation("amount", e.to_string()))
-        }
+        (Some(_), Some(_)) => Err(Error::validation(
+            "amount",
+            "send amount or amount_micros, not both",
+        )),
+        (Some(_), None) => Money::parse_decimal(field_str(obj, "amount")?, currency)
+            .map_err(|e| Error::validation("amount", e.to_string())),
         (None, Some(v)) => {
-            let micros = v.as_i64().ok_or_else(|| Error::validation("amount_micros", "must be an integer"))?;
-            Money::from_micros(micros, currency).map_err(|e| Error::validation("amount_micros", e.to_string()))
+            let micros = v
+                .as_i64()
+                .ok_or_else(|| Error::validation("amount_micros", "must be an integer"))?;
+            Money::from_micros(micros, currency)
+                .map_err(|e| Error::validation("amount_micros", e.to_string()))
         }
         (None, None) => Err(Error::validation("amount", "is required")),
     }
@@ -53,25 +66,58 @@ fn parse_amount(obj: &Map<String, Value>, currency: Currency) -> Result<Money, E
 
 fn parse_return_url(s: &str) -> Result<String, Error> {
     let ok_scheme = s.starts_with("https://") || s.starts_with("http://");
-    let host_present = s.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-    if !ok_scheme || !host_present || s.len() > MAX_RETURN_URL || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::validation("return_url", "must be an absolute http(s) URL of at most 2048 characters"));
+    let host_present = s
+        .split("://")
+        .nth(1)
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if !ok_scheme
+        || !host_present
+        || s.len() > MAX_RETURN_URL
+        || s.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::validation(
+            "return_url",
+            "must be an absolute http(s) URL of at most 2048 characters",
+        ));
     }
     Ok(s.to_owned())
 }
 
 fn parse_meta(obj: &Map<String, Value>) -> Result<(Option<String>, Option<String>), Error> {
-    let Some(meta) = obj.get("meta") else { return Ok((None, None)) };
-    let meta = meta.as_object().ok_or_else(|| Error::validation("meta", "must be an object"))?;
+    let Some(meta) = obj.get("meta") else {
+        return Ok((None, None));
+    };
+    let meta = meta
+        .as_object()
+        .ok_or_else(|| Error::validation("meta", "must be an object"))?;
     let country = match meta.get("country") {
         None => None,
-        Some(Value::String(c)) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(c.clone()),
-        Some(_) => return Err(Error::validation("meta.country", "must be an ISO 3166 alpha-2 code like \"FI\"")),
+        Some(Value::String(c)) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => {
+            Some(c.clone())
+        }
+        Some(_) => {
+            return Err(Error::validation(
+                "meta.country",
+                "must be an ISO 3166 alpha-2 code like \"FI\"",
+            ))
+        }
     };
     let device = match meta.get("device") {
         None => None,
-        Some(Value::String(d)) if !d.is_empty() && d.len() <= MAX_DEVICE && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') => Some(d.clone()),
-        Some(_) => return Err(Error::validation("meta.device", "must be 1-32 characters [A-Za-z0-9_-]")),
+        Some(Value::String(d))
+            if !d.is_empty()
+                && d.len() <= MAX_DEVICE
+                && d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            Some(d.clone())
+        }
+        Some(_) => {
+            return Err(Error::validation(
+                "meta.device",
+                "must be 1-32 characters [A-Za-z0-9_-]",
+            ))
+        }
     };
     Ok((country, device))
 }
@@ -79,20 +125,34 @@ fn parse_meta(obj: &Map<String, Value>) -> Result<(Option<String>, Option<String
 impl InitRequest {
     /// Parse the init body; every error names its field.
     pub fn parse(body: &Value) -> Result<InitRequest, Error> {
-        let obj = body.as_object().ok_or_else(|| Error::validation("body", "must be a JSON object"))?;
+        let obj = body
+            .as_object()
+            .ok_or_else(|| Error::validation("body", "must be a JSON object"))?;
         if let Some(unknown) = obj.keys().find(|k| !INIT_FIELDS.contains(&k.as_str())) {
             return Err(Error::validation(unknown, "unknown field"));
         }
-        let currency = Currency::parse(field_str(obj, "currency")?).map_err(|e| Error::validation("currency", e.to_string()))?;
+        let currency = Currency::parse(field_str(obj, "currency")?)
+            .map_err(|e| Error::validation("currency", e.to_string()))?;
         let amount = parse_amount(obj, currency)?;
         let method = field_str(obj, "method")?;
         if !METHODS.contains(&method) {
-            return Err(Error::validation("method", format!("must be one of {}", METHODS.join(", "))));
+            return Err(Error::validation(
+                "method",
+                format!("must be one of {}", METHODS.join(", ")),
+            ));
         }
         let return_url = parse_return_url(field_str(obj, "return_url")?)?;
-        let player = PlayerId::parse(field_str(obj, "player_id")?).map_err(|e| Error::validation("player_id", e.to_string()))?;
+        let player = PlayerId::parse(field_str(obj, "player_id")?)
+            .map_err(|e| Error::validation("player_id", e.to_string()))?;
         let (country, device) = parse_meta(obj)?;
-        Ok(InitRequest { amount, method: method.to_owned(), return_url, player, country, device })
+        Ok(InitRequest {
+            amount,
+            method: method.to_owned(),
+            return_url,
+            player,
+            country,
+            device,
+        })
     }
 }
 
@@ -117,7 +177,12 @@ pub async fn create_intent(ctx: &Ctx, req: InitRequest) -> Result<Value, Error> 
         credited_txn: None,
         history: Vec::new(),
     };
-    ctx.store.write(Write::Put { item: payment.to_item(), cond: Some(Cond::NotExists) }).await?;
+    ctx.store
+        .write(Write::Put {
+            item: payment.to_item(),
+            cond: Some(Cond::NotExists),
+        })
+        .await?;
     tracing::info!(payment_id = %payment.id, psp = %payment.psp, method = %payment.method, "deposit intent created");
     Ok(json!({
         "payment_id": payment.id,
@@ -131,7 +196,11 @@ pub async fn create_intent(ctx: &Ctx, req: InitRequest) -> Result<Value, Error> 
 }
 
 pub async fn load_payment(ctx: &Ctx, id: &PaymentId) -> Result<Payment, Error> {
-    let found = ctx.store.get(&keys::payment(id)).await?.ok_or(Error::NotFound { what: "payment" })?;
+    let found = ctx
+        .store
+        .get(&keys::payment(id))
+        .await?
+        .ok_or(Error::NotFound { what: "payment" })?;
     Payment::from_item(&found)
 }
 
@@ -140,10 +209,18 @@ pub async fn deliveries(ctx: &Ctx, id: &PaymentId) -> Result<Value, Error> {
     load_payment(ctx, id).await?;
     let mut out = Vec::new();
     for prefix in [keys::EVENT_PREFIX, keys::DELIVERY_PREFIX] {
-        let q = Query::new(keys::payment_pk(id.as_str()), SkRange::Prefix(prefix.into()), MAX_DELIVERIES_SHOWN);
+        let q = Query::new(
+            keys::payment_pk(id.as_str()),
+            SkRange::Prefix(prefix.into()),
+            MAX_DELIVERIES_SHOWN,
+        );
         let page = ctx.store.query(&q).await?;
         out.extend(page.items.iter().map(|it| {
-            let mut v = Value::Object(it.iter().map(|(k, a)| (k.clone(), attr_to_json(a))).collect());
+            let mut v = Value::Object(
+                it.iter()
+                    .map(|(k, a)| (k.clone(), attr_to_json(a)))
+                    .collect(),
+            );
             if let Some(o) = v.as_object_mut() {
                 o.remove("pk");
                 if let Some(sk) = o.remove("sk") {

@@ -94,7 +94,10 @@ pub async fn begin(store: &dyn Store, cfg: &Config, req: &IdemRequest<'_>) -> Re
             (TTL, Attr::N(s + cfg.idempotency_ttl_s)),
         ],
     );
-    let put = Write::Put { item: record, cond: Some(claim_condition(ms, s)) };
+    let put = Write::Put {
+        item: record,
+        cond: Some(claim_condition(ms, s)),
+    };
     match store.write(put).await {
         Ok(()) => Ok(Begin::Fresh(Claim { key, owner })),
         Err(StoreError::ConditionFailed { old: Some(old), .. }) => judge_existing(&old, req),
@@ -113,8 +116,13 @@ fn judge_existing(old: &Item, req: &IdemRequest<'_>) -> Result<Begin, Error> {
     }
     let status = old.int_attr("status").and_then(|s| u16::try_from(s).ok());
     match (status, old.str_attr("body")) {
-        (Some(status), Some(body)) => Ok(Begin::Replay(StoredResponse { status, body: body.to_owned() })),
-        _ => Err(Error::Internal("completed idempotency record without a response".into())),
+        (Some(status), Some(body)) => Ok(Begin::Replay(StoredResponse {
+            status,
+            body: body.to_owned(),
+        })),
+        _ => Err(Error::Internal(
+            "completed idempotency record without a response".into(),
+        )),
     }
 }
 
@@ -133,7 +141,10 @@ pub async fn finish(store: &dyn Store, claim: Claim, status: u16, body: &str) ->
             cond: Some(owned),
         }
     } else {
-        Write::Delete { key: claim.key, cond: Some(owned) }
+        Write::Delete {
+            key: claim.key,
+            cond: Some(owned),
+        }
     };
     match store.write(write).await {
         Ok(()) => Ok(()),

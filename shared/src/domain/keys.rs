@@ -28,13 +28,22 @@ pub fn payment_pk(id: &str) -> String {
     format!("PAY#{id}")
 }
 pub fn accepted_event(id: &PaymentId, psp: &PspId, event: &EventId) -> Key {
-    Key::new(payment_pk(id.as_str()), format!("{EVENT_PREFIX}{psp}#{event}"))
+    Key::new(
+        payment_pk(id.as_str()),
+        format!("{EVENT_PREFIX}{psp}#{event}"),
+    )
 }
 pub fn delivery(payment_id: &str, delivery_id: &str) -> Key {
-    Key::new(payment_pk(payment_id), format!("{DELIVERY_PREFIX}{delivery_id}"))
+    Key::new(
+        payment_pk(payment_id),
+        format!("{DELIVERY_PREFIX}{delivery_id}"),
+    )
 }
 pub fn case(id: &PaymentId, psp: &PspId, event: &EventId) -> Key {
-    Key::new(payment_pk(id.as_str()), format!("{CASE_PREFIX}{psp}#{event}"))
+    Key::new(
+        payment_pk(id.as_str()),
+        format!("{CASE_PREFIX}{psp}#{event}"),
+    )
 }
 pub fn idempotency(scope: &str, key: &IdempotencyKey) -> Key {
     Key::new(format!("IDEM#{scope}#{}", key.as_str()), MAIN_SK)
@@ -43,11 +52,15 @@ pub fn wallet_pk(player: &PlayerId) -> String {
     format!("WAL#{player}")
 }
 pub fn balance(player: &PlayerId, currency: crate::money::Currency) -> Key {
-    Key::new(wallet_pk(player), format!("{BALANCE_PREFIX}{}", currency.code()))
+    Key::new(
+        wallet_pk(player),
+        format!("{BALANCE_PREFIX}{}", currency.code()),
+    )
 }
 pub fn ledger(player: &PlayerId, txn: &TxnId) -> Key {
     Key::new(wallet_pk(player), format!("{LEDGER_PREFIX}{txn}"))
 }
 pub fn balance_currency(sk: &str) -> Option<Currency> {
-    sk.strip_prefix(BALANCE_PREFIX).and_then(|c| Currency::parse(c).ok())
+    sk.strip_prefix(BALANCE_PREFIX)
+        .and_then(|c| Currency::parse(c).ok())
 }

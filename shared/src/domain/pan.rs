@@ -23,7 +23,10 @@ fn walk(v: &Value, path: &str, depth: usize) -> Option<String> {
     match v {
         Value::String(s) => contains_pan(s).then(|| path.to_owned()),
         Value::Number(n) => contains_pan(&n.to_string()).then(|| path.to_owned()),
-        Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| walk(x, &format!("{path}[{i}]"), depth + 1)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| walk(x, &format!("{path}[{i}]"), depth + 1)),
         Value::Object(m) => m.iter().find_map(|(k, x)| {
             let child = format!("{path}.{k}");
             if contains_pan(k) {
@@ -73,13 +76,17 @@ fn luhn_valid(digits: &[u8]) -> bool {
             let d = u32::from(d);
             if i % 2 == 1 {
                 let x = d * 2;
-                if x > 9 { x - 9 } else { x }
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
             } else {
                 d
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]
@@ -89,20 +96,39 @@ mod tests {
 
     #[test]
     fn detects_test_cards_in_any_shape() {
-        for pan in ["4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111", "5555555555554444", "378282246310005"] {
+        for pan in [
+            "4111111111111111",
+            "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "5555555555554444",
+            "378282246310005",
+        ] {
             assert!(contains_pan(pan), "{pan}");
             assert!(contains_pan(&format!("card {pan} exp 12/30")), "{pan}");
         }
         let body = json!({"amount": "50.00", "meta": {"note": ["ok", "pan 4242424242424242"]}});
         assert_eq!(find_pan(&body).as_deref(), Some("$.meta.note[1]"));
-        assert_eq!(find_pan(&json!({"n": 4111111111111111u64})).as_deref(), Some("$.n"));
+        assert_eq!(
+            find_pan(&json!({"n": 4111111111111111u64})).as_deref(),
+            Some("$.n")
+        );
     }
 
     #[test]
     fn leaves_ordinary_values_alone() {
-        for ok in ["50.00", "pay_01HZX3", "4111111111111112", "123456789012", "2026-11-21T10:00:00Z", "+358 40 123 4567"] {
+        for ok in [
+            "50.00",
+            "pay_01HZX3",
+            "4111111111111112",
+            "123456789012",
+            "2026-11-21T10:00:00Z",
+            "+358 40 123 4567",
+        ] {
             assert!(!contains_pan(ok), "{ok}");
         }
-        assert_eq!(find_pan(&json!({"amount": "50.00", "player_id": "p-1"})), None);
+        assert_eq!(
+            find_pan(&json!({"amount": "50.00", "player_id": "p-1"})),
+            None
+        );
     }
 }

@@ -64,7 +64,10 @@ impl PaymentStatus {
     /// Every status from which `next` is reachable: the condition of the
     /// conditional write that moves a payment.
     pub fn predecessors(next: PaymentStatus) -> Vec<PaymentStatus> {
-        Self::ALL.into_iter().filter(|s| s.can_move_to(next)).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|s| s.can_move_to(next))
+            .collect()
     }
 }
 
@@ -110,7 +113,10 @@ impl Payment {
                 ("status", Attr::from(self.status.as_str())),
                 ("return_url", Attr::from(self.return_url.as_str())),
                 ("created_ms", Attr::N(self.created_ms)),
-                ("history", Attr::L(vec![history_entry(self.status, self.created_ms, None)])),
+                (
+                    "history",
+                    Attr::L(vec![history_entry(self.status, self.created_ms, None)]),
+                ),
             ],
         );
         if let Some(c) = &self.country {
@@ -124,19 +130,31 @@ impl Payment {
 
     pub fn from_item(it: &Item) -> Result<Payment, Error> {
         let bad = |f: &str| Error::Internal(format!("payment item lacks {f}"));
-        let id = it.str_attr("pk").and_then(|pk| pk.strip_prefix("PAY#")).ok_or_else(|| bad("pk"))?;
+        let id = it
+            .str_attr("pk")
+            .and_then(|pk| pk.strip_prefix("PAY#"))
+            .ok_or_else(|| bad("pk"))?;
         let currency = Currency::parse(it.str_attr("currency").ok_or_else(|| bad("currency"))?)
             .map_err(|_| bad("currency"))?;
-        let amount = Money::from_minor(it.int_attr("amount").ok_or_else(|| bad("amount"))?, currency)
-            .map_err(|_| bad("amount"))?;
-        let history = it.get("history").and_then(Attr::as_list).unwrap_or_default();
+        let amount = Money::from_minor(
+            it.int_attr("amount").ok_or_else(|| bad("amount"))?,
+            currency,
+        )
+        .map_err(|_| bad("amount"))?;
+        let history = it
+            .get("history")
+            .and_then(Attr::as_list)
+            .unwrap_or_default();
         Ok(Payment {
             id: PaymentId::parse(id).map_err(|_| bad("id"))?,
-            player: PlayerId::parse(it.str_attr("player").ok_or_else(|| bad("player"))?).map_err(|_| bad("player"))?,
+            player: PlayerId::parse(it.str_attr("player").ok_or_else(|| bad("player"))?)
+                .map_err(|_| bad("player"))?,
             amount,
             method: it.str_attr("method").unwrap_or_default().to_owned(),
-            psp: PspId::parse(it.str_attr("psp").ok_or_else(|| bad("psp"))?).map_err(|_| bad("psp"))?,
-            status: PaymentStatus::parse(it.str_attr("status").unwrap_or_default()).ok_or_else(|| bad("status"))?,
+            psp: PspId::parse(it.str_attr("psp").ok_or_else(|| bad("psp"))?)
+                .map_err(|_| bad("psp"))?,
+            status: PaymentStatus::parse(it.str_attr("status").unwrap_or_default())
+                .ok_or_else(|| bad("status"))?,
             return_url: it.str_attr("return_url").unwrap_or_default().to_owned(),
             country: it.str_attr("country").map(str::to_owned),
             device: it.str_attr("device").map(str::to_owned),
@@ -171,7 +189,11 @@ pub fn attr_to_json(a: &Attr) -> Value {
         Attr::N(n) => json!(n),
         Attr::B(b) => Value::Bool(*b),
         Attr::L(l) => Value::Array(l.iter().map(attr_to_json).collect()),
-        Attr::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), attr_to_json(v))).collect()),
+        Attr::M(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), attr_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -192,7 +214,10 @@ mod tests {
         assert!(!Failed.can_move_to(Captured));
         assert!(!Authorized.can_move_to(Authorized));
         assert!(!Pending.can_move_to(Pending));
-        assert_eq!(PaymentStatus::predecessors(Captured), vec![Pending, Authorized]);
+        assert_eq!(
+            PaymentStatus::predecessors(Captured),
+            vec![Pending, Authorized]
+        );
         assert_eq!(PaymentStatus::predecessors(Authorized), vec![Pending]);
     }
 

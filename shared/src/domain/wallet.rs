@@ -45,17 +45,27 @@ pub struct ApplyError {
 
 impl From<Error> for ApplyError {
     fn from(e: Error) -> Self {
-        ApplyError { retryable: e.row().retryable, reason: e.to_string() }
+        ApplyError {
+            retryable: e.row().retryable,
+            reason: e.to_string(),
+        }
     }
 }
 
 /// Apply a verified PSP event. Safe to call any number of times, in any order:
 /// every move is a conditional write on the payment's current status.
 pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError> {
-    let found = ctx.store.get(&keys::payment(&ev.payment_id)).await.map_err(Error::from)?;
+    let found = ctx
+        .store
+        .get(&keys::payment(&ev.payment_id))
+        .await
+        .map_err(Error::from)?;
     let Some(found) = found else {
         // The intent is written before any PSP can know its id: retry, then DLQ.
-        return Err(ApplyError { retryable: true, reason: format!("unknown payment {}", ev.payment_id) });
+        return Err(ApplyError {
+            retryable: true,
+            reason: format!("unknown payment {}", ev.payment_id),
+        });
     };
     let payment = Payment::from_item(&found)?;
     if !event_matches(&payment, ev) {
@@ -85,7 +95,10 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
 /// conditions (status still before captured, amount/currency/player as
 /// stored, txn id unused) make a second application impossible.
 fn transition_writes(p: &Payment, ev: &PspEvent) -> Vec<Write> {
-    let preds: Vec<Attr> = PaymentStatus::predecessors(ev.status).into_iter().map(|s| Attr::from(s.as_str())).collect();
+    let preds: Vec<Attr> = PaymentStatus::predecessors(ev.status)
+        .into_iter()
+        .map(|s| Attr::from(s.as_str()))
+        .collect();
     let guard = Cond::And(vec![
         Cond::In("status".into(), preds),
         Cond::eq("amount", p.amount.minor()),
@@ -95,26 +108,50 @@ fn transition_writes(p: &Payment, ev: &PspEvent) -> Vec<Write> {
     let now = now_ms();
     let mut ops = vec![
         UpdateOp::set("status", ev.status.as_str()),
-        UpdateOp::Append("history".into(), vec![history_entry(ev.status, now, Some(ev.event_id.as_str()))]),
+        UpdateOp::Append(
+            "history".into(),
+            vec![history_entry(ev.status, now, Some(ev.event_id.as_str()))],
+        ),
     ];
     if ev.status != PaymentStatus::Captured {
-        return vec![Write::Update { key: keys::payment(&p.id), ops, cond: Some(guard) }];
+        return vec![Write::Update {
+            key: keys::payment(&p.id),
+            ops,
+            cond: Some(guard),
+        }];
     }
     let txn = p.id.deposit_txn_id();
     ops.push(UpdateOp::set("credited_txn", txn.as_str()));
     let entry = ledger_entry(&p.player, &txn, "deposit", p.amount, Some(&p.id), now);
     vec![
-        Write::Update { key: keys::payment(&p.id), ops, cond: Some(guard) },
+        Write::Update {
+            key: keys::payment(&p.id),
+            ops,
+            cond: Some(guard),
+        },
         Write::Update {
             key: keys::balance(&p.player, p.amount.currency()),
-            ops: vec![UpdateOp::Add("available".into(), p.amount.minor()), UpdateOp::Add("held".into(), 0)],
+            ops: vec![
+                UpdateOp::Add("available".into(), p.amount.minor()),
+                UpdateOp::Add("held".into(), 0),
+            ],
             cond: None,
         },
-        Write::Put { item: entry, cond: Some(Cond::NotExists) },
+        Write::Put {
+            item: entry,
+            cond: Some(Cond::NotExists),
+        },
     ]
 }
 
-fn ledger_entry(player: &PlayerId, txn: &TxnId, kind: &str, amount: Money, payment: Option<&PaymentId>, at_ms: i64) -> Item {
+fn ledger_entry(
+    player: &PlayerId,
+    txn: &TxnId,
+    kind: &str,
+    amount: Money,
+    payment: Option<&PaymentId>,
+    at_ms: i64,
+) -> Item {
     let mut it = item(
         &keys::ledger(player, txn),
         [
@@ -135,16 +172,28 @@ fn ledger_entry(player: &PlayerId, txn: &TxnId, kind: &str, amount: Money, payme
 /// moves only on the PSP's verified final outcome (applied exactly once by
 /// [`apply_event`]); this call never moves money by itself. It answers with
 /// the ledger entry once the payment is captured, and 409 before.
-pub async fn confirm_credit(ctx: &Ctx, payment_id: &PaymentId, client_txn: &TxnId, amount_text: &str) -> Result<Value, Error> {
+pub async fn confirm_credit(
+    ctx: &Ctx,
+    payment_id: &PaymentId,
+    client_txn: &TxnId,
+    amount_text: &str,
+) -> Result<Value, Error> {
     let p = super::deposit::load_payment(ctx, payment_id).await?;
-    let amount = Money::parse_decimal(amount_text, p.amount.currency()).map_err(|e| Error::validation("amount", e.to_string()))?;
+    let amount = Money::parse_decimal(amount_text, p.amount.currency())
+        .map_err(|e| Error::validation("amount", e.to_string()))?;
     if amount != p.amount {
-        return Err(Error::validation("amount", "does not match the payment's amount"));
+        return Err(Error::validation(
+            "amount",
+            "does not match the payment's amount",
+        ));
     }
     let (PaymentStatus::Captured, Some(txn)) = (p.status, p.credited_txn.as_ref()) else {
         return Err(Error::Conflict {
             code: "payment_not_final",
-            reason: format!("payment is {}; it is credited only when the PSP reports it captured", p.status.as_str()),
+            reason: format!(
+                "payment is {}; it is credited only when the PSP reports it captured",
+                p.status.as_str()
+            ),
         });
     };
     Ok(json!({
@@ -159,12 +208,21 @@ pub async fn confirm_credit(ctx: &Ctx, payment_id: &PaymentId, client_txn: &TxnI
 }
 
 /// A player's balances (minor units) per currency.
-pub async fn balances(ctx: &Ctx, player: &PlayerId) -> Result<Vec<(crate::money::Currency, i64, i64)>, Error> {
-    let q = Query::new(keys::wallet_pk(player), SkRange::Prefix(keys::BALANCE_PREFIX.into()), MAX_CURRENCIES);
+pub async fn balances(
+    ctx: &Ctx,
+    player: &PlayerId,
+) -> Result<Vec<(crate::money::Currency, i64, i64)>, Error> {
+    let q = Query::new(
+        keys::wallet_pk(player),
+        SkRange::Prefix(keys::BALANCE_PREFIX.into()),
+        MAX_CURRENCIES,
+    );
     let page = ctx.store.query(&q).await?;
     let mut out = Vec::new();
     for it in &page.items {
-        let Some(currency) = it.str_attr("sk").and_then(keys::balance_currency) else { continue };
+        let Some(currency) = it.str_attr("sk").and_then(keys::balance_currency) else {
+            continue;
+        };
         let available = it.int_attr("available").unwrap_or(0);
         let held = it.int_attr("held").unwrap_or(0);
         if available < 0 || held < 0 {
@@ -179,7 +237,11 @@ pub async fn balances(ctx: &Ctx, player: &PlayerId) -> Result<Vec<(crate::money:
 /// `GET /v1/wallet/{player}`: balances and the most recent ledger entries.
 pub async fn wallet_view(ctx: &Ctx, player: &PlayerId) -> Result<Value, Error> {
     let bal = balances(ctx, player).await?;
-    let mut q = Query::new(keys::wallet_pk(player), SkRange::Prefix(keys::LEDGER_PREFIX.into()), RECENT_ENTRIES);
+    let mut q = Query::new(
+        keys::wallet_pk(player),
+        SkRange::Prefix(keys::LEDGER_PREFIX.into()),
+        RECENT_ENTRIES,
+    );
     q.descending = true;
     let page = ctx.store.query(&q).await?;
     let entries: Vec<Value> = page

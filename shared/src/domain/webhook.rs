@@ -58,8 +58,14 @@ struct SeedBody {
 
 /// Verify `X-Signature: sha256=<hex>` (HMAC-SHA256 of the raw body) against
 /// any of the PSP's current secrets, in constant time.
-pub fn verify_seed_signature(secrets: &[Secret], raw: &[u8], header: Option<&str>) -> Result<(), Error> {
-    let hex_sig = header.and_then(|h| h.trim().strip_prefix("sha256=")).ok_or(Error::BadSignature)?;
+pub fn verify_seed_signature(
+    secrets: &[Secret],
+    raw: &[u8],
+    header: Option<&str>,
+) -> Result<(), Error> {
+    let hex_sig = header
+        .and_then(|h| h.trim().strip_prefix("sha256="))
+        .ok_or(Error::BadSignature)?;
     let sig = hex::decode(hex_sig).map_err(|_| Error::BadSignature)?;
     let ok = secrets.iter().any(|s| {
         Hmac::<Sha256>::new_from_slice(s.expose().as_bytes())
@@ -83,15 +89,24 @@ pub fn seed_signature(secret: &str, raw: &[u8]) -> String {
 }
 
 fn parse_event(psp: &PspId, raw: &[u8]) -> Result<PspEvent, Error> {
-    let body: SeedBody = serde_json::from_slice(raw).map_err(|e| Error::validation("body", e.to_string()))?;
-    let currency = Currency::parse(&body.currency).map_err(|e| Error::validation("currency", e.to_string()))?;
-    let amount = Money::parse_decimal(&body.amount, currency).map_err(|e| Error::validation("amount", e.to_string()))?;
-    let ts_ms = body.timestamp.checked_mul(1000).ok_or_else(|| Error::validation("timestamp", "out of range"))?;
+    let body: SeedBody =
+        serde_json::from_slice(raw).map_err(|e| Error::validation("body", e.to_string()))?;
+    let currency = Currency::parse(&body.currency)
+        .map_err(|e| Error::validation("currency", e.to_string()))?;
+    let amount = Money::parse_decimal(&body.amount, currency)
+        .map_err(|e| Error::validation("amount", e.to_string()))?;
+    let ts_ms = body
+        .timestamp
+        .checked_mul(1000)
+        .ok_or_else(|| Error::validation("timestamp", "out of range"))?;
     Ok(PspEvent {
         psp: psp.clone(),
-        event_id: EventId::parse(&body.event_id).map_err(|e| Error::validation("event_id", e.to_string()))?,
-        payment_id: PaymentId::parse(&body.payment_id).map_err(|e| Error::validation("payment_id", e.to_string()))?,
-        status: PaymentStatus::parse(&body.status).ok_or_else(|| Error::validation("status", "unknown status"))?,
+        event_id: EventId::parse(&body.event_id)
+            .map_err(|e| Error::validation("event_id", e.to_string()))?,
+        payment_id: PaymentId::parse(&body.payment_id)
+            .map_err(|e| Error::validation("payment_id", e.to_string()))?,
+        status: PaymentStatus::parse(&body.status)
+            .ok_or_else(|| Error::validation("status", "unknown status"))?,
         amount_minor: amount.minor(),
         currency,
         occurred_ms: ts_ms,
@@ -101,7 +116,9 @@ fn parse_event(psp: &PspId, raw: &[u8]) -> Result<PspEvent, Error> {
 /// The payment id a delivery claims, for logging deliveries we reject.
 fn claimed_payment_id(raw: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(raw).ok()?;
-    PaymentId::parse(v.get("payment_id")?.as_str()?).ok().map(|p| p.as_str().to_owned())
+    PaymentId::parse(v.get("payment_id")?.as_str()?)
+        .ok()
+        .map(|p| p.as_str().to_owned())
 }
 
 pub struct Delivery<'a> {
@@ -118,7 +135,11 @@ pub struct Intake {
 
 /// Take one delivery. `Ok` means: acknowledge (200). `Err` carries the 4xx/5xx.
 pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
-    let secrets = ctx.config.webhook_secrets.for_psp(d.psp).ok_or(Error::NotFound { what: "psp" })?;
+    let secrets = ctx
+        .config
+        .webhook_secrets
+        .for_psp(d.psp)
+        .ok_or(Error::NotFound { what: "psp" })?;
     if let Err(e) = verify_seed_signature(secrets, d.raw, d.signature) {
         log_rejected(ctx, d, Outcome::BadSignature).await;
         return Err(e);
@@ -143,7 +164,10 @@ pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
     if !event_matches(&payment, &ev) {
         open_mismatch_case(ctx, &ev, &payment).await?;
         log_delivery(ctx, &ev, Outcome::Mismatch).await;
-        return Ok(Intake { event_id: ev.event_id, outcome: Outcome::Mismatch });
+        return Ok(Intake {
+            event_id: ev.event_id,
+            outcome: Outcome::Mismatch,
+        });
     }
     accept(ctx, ev).await
 }
@@ -154,11 +178,21 @@ pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
 async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
     let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
     let record = item(&key, delivery_attrs(&ev, Outcome::Accepted));
-    match ctx.store.write(Write::Put { item: record, cond: Some(Cond::NotExists) }).await {
+    match ctx
+        .store
+        .write(Write::Put {
+            item: record,
+            cond: Some(Cond::NotExists),
+        })
+        .await
+    {
         Ok(()) => {}
         Err(StoreError::ConditionFailed { .. }) => {
             log_delivery(ctx, &ev, Outcome::Duplicate).await;
-            return Ok(Intake { event_id: ev.event_id, outcome: Outcome::Duplicate });
+            return Ok(Intake {
+                event_id: ev.event_id,
+                outcome: Outcome::Duplicate,
+            });
         }
         Err(e) => return Err(e.into()),
     }
@@ -172,11 +206,17 @@ async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
         return Err(Error::Unavailable("event queue".into()));
     }
     tracing::info!(event_id = %ev.event_id, payment_id = %ev.payment_id, psp = %ev.psp, status = ev.status.as_str(), outcome = "accepted", "webhook delivery");
-    Ok(Intake { event_id: ev.event_id, outcome: Outcome::Accepted })
+    Ok(Intake {
+        event_id: ev.event_id,
+        outcome: Outcome::Accepted,
+    })
 }
 
 pub fn event_matches(p: &Payment, ev: &PspEvent) -> bool {
-    p.id == ev.payment_id && p.amount.minor() == ev.amount_minor && p.amount.currency() == ev.currency && p.psp == ev.psp
+    p.id == ev.payment_id
+        && p.amount.minor() == ev.amount_minor
+        && p.amount.currency() == ev.currency
+        && p.psp == ev.psp
 }
 
 fn delivery_attrs(ev: &PspEvent, outcome: Outcome) -> Vec<(&'static str, Attr)> {
@@ -196,7 +236,10 @@ fn delivery_attrs(ev: &PspEvent, outcome: Outcome) -> Vec<(&'static str, Attr)> 
 async fn log_delivery(ctx: &Ctx, ev: &PspEvent, outcome: Outcome) {
     tracing::info!(event_id = %ev.event_id, payment_id = %ev.payment_id, psp = %ev.psp, outcome = outcome.as_str(), "webhook delivery");
     let key = keys::delivery(ev.payment_id.as_str(), &new_ulid("dlv"));
-    let put = Write::Put { item: item(&key, delivery_attrs(ev, outcome)), cond: None };
+    let put = Write::Put {
+        item: item(&key, delivery_attrs(ev, outcome)),
+        cond: None,
+    };
     if let Err(e) = ctx.store.write(put).await {
         tracing::warn!(error = %e, "could not log webhook delivery");
     }
@@ -211,7 +254,14 @@ async fn log_rejected(ctx: &Ctx, d: &Delivery<'_>, outcome: Outcome) {
         ("psp", Attr::from(d.psp.as_str())),
         ("at_ms", Attr::N(now_ms())),
     ];
-    if let Err(e) = ctx.store.write(Write::Put { item: item(&key, attrs), cond: None }).await {
+    if let Err(e) = ctx
+        .store
+        .write(Write::Put {
+            item: item(&key, attrs),
+            cond: None,
+        })
+        .await
+    {
         tracing::warn!(error = %e, "could not log webhook delivery");
     }
 }
@@ -231,7 +281,14 @@ pub async fn open_mismatch_case(ctx: &Ctx, ev: &PspEvent, p: &Payment) -> Result
         ("payment_psp", Attr::from(p.psp.as_str())),
         ("opened_ms", Attr::N(now_ms())),
     ];
-    match ctx.store.write(Write::Put { item: item(&key, attrs), cond: Some(Cond::NotExists) }).await {
+    match ctx
+        .store
+        .write(Write::Put {
+            item: item(&key, attrs),
+            cond: Some(Cond::NotExists),
+        })
+        .await
+    {
         Ok(()) => {
             tracing::warn!(payment_id = %ev.payment_id, event_id = %ev.event_id, "webhook does not match its intent: case opened");
             Ok(())
@@ -247,7 +304,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn secrets() -> Vec<Secret> {
-        vec![Secret::new("old-secret-0123456789"), Secret::new("new-secret-0123456789")]
+        vec![
+            Secret::new("old-secret-0123456789"),
+            Secret::new("new-secret-0123456789"),
+        ]
     }
 
     #[test]
@@ -258,19 +318,28 @@ mod tests {
             assert!(verify_seed_signature(&secrets(), body, Some(&sig)).is_ok());
         }
         let wrong = seed_signature("another-secret-999999", body);
-        assert_eq!(verify_seed_signature(&secrets(), body, Some(&wrong)), Err(Error::BadSignature));
+        assert_eq!(
+            verify_seed_signature(&secrets(), body, Some(&wrong)),
+            Err(Error::BadSignature)
+        );
         let sig = seed_signature("old-secret-0123456789", body);
         assert!(verify_seed_signature(&secrets(), br#"{"event_id":"e2"}"#, Some(&sig)).is_err());
         assert!(verify_seed_signature(&secrets(), body, None).is_err());
         assert!(verify_seed_signature(&secrets(), body, Some("sha256=zz")).is_err());
-        assert!(verify_seed_signature(&secrets(), body, Some(sig.trim_start_matches("sha256="))).is_err());
+        assert!(
+            verify_seed_signature(&secrets(), body, Some(sig.trim_start_matches("sha256=")))
+                .is_err()
+        );
     }
 
     #[test]
     fn known_hmac_vector() {
         // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
         let sig = seed_signature("Jefe", b"what do ya want for nothing?");
-        assert_eq!(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            sig,
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     proptest! {

@@ -33,12 +33,17 @@ tokio::task_local! {
 
 /// The current request's trace id ("-" outside a request).
 pub fn trace_id() -> String {
-    TRACE_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".to_owned())
+    TRACE_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "-".to_owned())
 }
 
 fn incoming_trace_id(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(TRACE_HEADER)?.to_str().ok()?;
-    let ok = !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     ok.then(|| v.to_owned())
 }
 
@@ -80,7 +85,8 @@ impl IntoResponse for ApiError {
 pub fn json_response(status: StatusCode, body: &str) -> Response {
     let mut resp = Response::new(Body::from(body.to_owned()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -93,7 +99,11 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
             .await
-            .map_err(|_| ApiError(Error::PayloadTooLarge { limit: MAX_BODY_BYTES }))?;
+            .map_err(|_| {
+                ApiError(Error::PayloadTooLarge {
+                    limit: MAX_BODY_BYTES,
+                })
+            })?;
         Ok(RawBody(bytes))
     }
 }
@@ -106,12 +116,14 @@ pub fn authenticate<'a>(headers: &HeaderMap, ring: &'a KeyRing) -> Result<&'a st
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(Error::Unauthorized)?;
-    ring.authenticate(presented.trim()).ok_or(Error::Unauthorized)
+    ring.authenticate(presented.trim())
+        .ok_or(Error::Unauthorized)
 }
 
 /// Parse a JSON body and refuse anything that looks like a card number.
 pub fn parse_json(raw: &[u8]) -> Result<Value, Error> {
-    let v: Value = serde_json::from_slice(raw).map_err(|e| Error::validation("body", format!("invalid JSON: {e}")))?;
+    let v: Value = serde_json::from_slice(raw)
+        .map_err(|e| Error::validation("body", format!("invalid JSON: {e}")))?;
     if let Some(field) = find_pan(&v) {
         return Err(Error::PanDetected { field });
     }
@@ -119,9 +131,14 @@ pub fn parse_json(raw: &[u8]) -> Result<Value, Error> {
 }
 
 /// The `Idempotency-Key` header, or `fallback` (a body field) when absent.
-pub fn idempotency_key(headers: &HeaderMap, fallback: Option<&str>) -> Result<IdempotencyKey, Error> {
+pub fn idempotency_key(
+    headers: &HeaderMap,
+    fallback: Option<&str>,
+) -> Result<IdempotencyKey, Error> {
     let raw = match headers.get(IDEMPOTENCY_HEADER) {
-        Some(v) => v.to_str().map_err(|_| Error::validation("Idempotency-Key", "must be visible ASCII"))?,
+        Some(v) => v
+            .to_str()
+            .map_err(|_| Error::validation("Idempotency-Key", "must be visible ASCII"))?,
         None => fallback.ok_or(Error::IdempotencyKeyRequired)?,
     };
     IdempotencyKey::parse(raw).map_err(|e| Error::validation("Idempotency-Key", e.to_string()))
@@ -129,18 +146,31 @@ pub fn idempotency_key(headers: &HeaderMap, fallback: Option<&str>) -> Result<Id
 
 /// Run `work` at most once per (scope, key): replay a stored 2xx, refuse a
 /// reused or in-flight key, remember only 2xx responses.
-pub async fn idempotent<F, Fut>(ctx: &Ctx, scope: &str, key: &IdempotencyKey, method: &str, path: &str, raw: &[u8], work: F) -> Response
+pub async fn idempotent<F, Fut>(
+    ctx: &Ctx,
+    scope: &str,
+    key: &IdempotencyKey,
+    method: &str,
+    path: &str,
+    raw: &[u8],
+    work: F,
+) -> Response
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(StatusCode, Value), Error>>,
 {
-    let req = IdemRequest { scope, key, fingerprint: idempotency::fingerprint(method, path, raw) };
+    let req = IdemRequest {
+        scope,
+        key,
+        fingerprint: idempotency::fingerprint(method, path, raw),
+    };
     let claim = match idempotency::begin(ctx.store.as_ref(), &ctx.config, &req).await {
         Ok(Begin::Fresh(claim)) => claim,
         Ok(Begin::Replay(stored)) => {
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
             let mut resp = json_response(status, &stored.body);
-            resp.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            resp.headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             return resp;
         }
         Err(e) => return ApiError(e).into_response(),

@@ -35,39 +35,81 @@ fn store_err(e: StoreError) -> QueueError {
 
 impl EmbeddedQueue {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, arrived: Notify::new() }
+        Self {
+            store,
+            arrived: Notify::new(),
+        }
     }
 
-    async fn put(&self, queue: QueueName, id: &str, body: &str, count: i64, visible_at: i64) -> Result<Write, QueueError> {
+    async fn put(
+        &self,
+        queue: QueueName,
+        id: &str,
+        body: &str,
+        count: i64,
+        visible_at: i64,
+    ) -> Result<Write, QueueError> {
         let key = Key::new(pk(queue), sk(visible_at, id));
         Ok(Write::Put {
-            item: item(&key, [("id", Attr::from(id)), ("body", Attr::from(body)), ("count", Attr::N(count))]),
+            item: item(
+                &key,
+                [
+                    ("id", Attr::from(id)),
+                    ("body", Attr::from(body)),
+                    ("count", Attr::N(count)),
+                ],
+            ),
             cond: Some(Cond::NotExists),
         })
     }
 
     /// Try to take one visible message; `None` if another receiver won it or
     /// it was dead-lettered.
-    async fn take(&self, queue: QueueName, found: &crate::store::Item, visibility: Duration) -> Result<Option<Message>, QueueError> {
-        let (Some(old_key), Some(id), Some(body)) = (Key::of(found), found.str_attr("id"), found.str_attr("body")) else {
+    async fn take(
+        &self,
+        queue: QueueName,
+        found: &crate::store::Item,
+        visibility: Duration,
+    ) -> Result<Option<Message>, QueueError> {
+        let (Some(old_key), Some(id), Some(body)) =
+            (Key::of(found), found.str_attr("id"), found.str_attr("body"))
+        else {
             return Err(QueueError::Invalid("corrupt queue item".into()));
         };
         let count = found.int_attr("count").unwrap_or(0) + 1;
-        let remove = Write::Delete { key: old_key, cond: Some(Cond::Exists) };
-        let dead_letter = queue.dead_letter().filter(|(_, max)| count > i64::from(*max));
+        let remove = Write::Delete {
+            key: old_key,
+            cond: Some(Cond::Exists),
+        };
+        let dead_letter = queue
+            .dead_letter()
+            .filter(|(_, max)| count > i64::from(*max));
         let (add, message) = match dead_letter {
             Some((dlq, _)) => (self.put(dlq, id, body, 0, now_ms()).await?, None),
             None => {
                 let visible_at = now_ms() + visibility.as_millis() as i64;
                 let receipt = sk(visible_at, id);
-                let msg = Message { id: id.to_owned(), receipt, body: body.to_owned(), receive_count: count as u32 };
-                (self.put(queue, id, body, count, visible_at).await?, Some(msg))
+                let msg = Message {
+                    id: id.to_owned(),
+                    receipt,
+                    body: body.to_owned(),
+                    receive_count: count as u32,
+                };
+                (
+                    self.put(queue, id, body, count, visible_at).await?,
+                    Some(msg),
+                )
             }
         };
         match self.store.transact(vec![remove, add]).await {
             Ok(()) => {
                 if let Some((dlq, _)) = dead_letter {
-                    tracing::warn!(message_id = id, queue = queue.as_str(), dlq = dlq.as_str(), "message moved to dead-letter queue");
+                    tracing::warn!(
+                        message_id = id,
+                        queue = queue.as_str(),
+                        dlq = dlq.as_str(),
+                        "message moved to dead-letter queue"
+                    );
                 }
                 Ok(message)
             }
@@ -76,9 +118,18 @@ impl EmbeddedQueue {
         }
     }
 
-    async fn receive_once(&self, queue: QueueName, max: usize, visibility: Duration) -> Result<Vec<Message>, QueueError> {
+    async fn receive_once(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Message>, QueueError> {
         let now = now_ms();
-        let q = Query::new(pk(queue), SkRange::Between(String::new(), format!("{now:015}~")), max * 2);
+        let q = Query::new(
+            pk(queue),
+            SkRange::Between(String::new(), format!("{now:015}~")),
+            max * 2,
+        );
         let page = self.store.query(&q).await.map_err(store_err)?;
         let mut out = Vec::new();
         for found in &page.items {
@@ -106,7 +157,13 @@ impl Queue for EmbeddedQueue {
         Ok(id)
     }
 
-    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration, wait: Duration) -> Result<Vec<Message>, QueueError> {
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Message>, QueueError> {
         let max = max.clamp(1, MAX_RECEIVE_BATCH);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -115,20 +172,29 @@ impl Queue for EmbeddedQueue {
             if !got.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(got);
             }
-            let step = POLL_STEP.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let step =
+                POLL_STEP.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             let _ = tokio::time::timeout(step, notified).await;
         }
     }
 
     async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
-        let w = Write::Delete { key: Key::new(pk(queue), receipt), cond: Some(Cond::Exists) };
+        let w = Write::Delete {
+            key: Key::new(pk(queue), receipt),
+            cond: Some(Cond::Exists),
+        };
         match self.store.write(w).await {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(store_err(e)),
         }
     }
 
-    async fn change_visibility(&self, queue: QueueName, receipt: &str, visibility: Duration) -> Result<(), QueueError> {
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError> {
         let key = Key::new(pk(queue), receipt);
         let Some(found) = self.store.get(&key).await.map_err(store_err)? else {
             return Ok(());
@@ -139,7 +205,10 @@ impl Queue for EmbeddedQueue {
         let visible_at = now_ms() + visibility.as_millis() as i64;
         let count = found.int_attr("count").unwrap_or(0);
         let add = self.put(queue, id, body, count, visible_at).await?;
-        let remove = Write::Delete { key, cond: Some(Cond::Exists) };
+        let remove = Write::Delete {
+            key,
+            cond: Some(Cond::Exists),
+        };
         match self.store.transact(vec![remove, add]).await {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(store_err(e)),

@@ -95,11 +95,18 @@ pub trait Queue: Send + Sync {
 /// (receive, send, delete: works on SQS and moto alike, no
 /// StartMessageMoveTask). A message is deleted from the DLQ only after it was
 /// sent, so a crash replays it twice at worst, which consumers tolerate.
-pub async fn redrive(q: &dyn Queue, dlq: QueueName, source: QueueName, max: usize) -> Result<usize, QueueError> {
+pub async fn redrive(
+    q: &dyn Queue,
+    dlq: QueueName,
+    source: QueueName,
+    max: usize,
+) -> Result<usize, QueueError> {
     let mut moved = 0;
     while moved < max {
         let batch_max = (max - moved).min(MAX_RECEIVE_BATCH);
-        let batch = q.receive(dlq, batch_max, Duration::from_secs(60), Duration::ZERO).await?;
+        let batch = q
+            .receive(dlq, batch_max, Duration::from_secs(60), Duration::ZERO)
+            .await?;
         if batch.is_empty() {
             break;
         }

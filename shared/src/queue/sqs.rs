@@ -39,7 +39,10 @@ pub struct SqsQueue {
 impl SqsQueue {
     /// For Lambda: the queue URLs come from the environment.
     pub fn from_urls(client: Client, events_url: String, dlq_url: String) -> Self {
-        let urls = HashMap::from([(QueueName::Events, events_url), (QueueName::EventsDlq, dlq_url)]);
+        let urls = HashMap::from([
+            (QueueName::Events, events_url),
+            (QueueName::EventsDlq, dlq_url),
+        ]);
         Self { client, urls }
     }
 
@@ -77,7 +80,9 @@ pub async fn ensure_queues(client: Client, prefix: &str) -> Result<SqsQueue, Que
 async fn get_or_create(client: &Client, name: &str) -> Result<String, QueueError> {
     match client.get_queue_url().queue_name(name).send().await {
         Ok(out) => return required(out.queue_url(), "QueueUrl"),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_does_not_exist()) => {}
         Err(e) => return Err(sdk_err("GetQueueUrl", e)),
     }
     let out = client
@@ -98,7 +103,9 @@ async fn queue_arn(client: &Client, url: &str) -> Result<String, QueueError> {
         .send()
         .await
         .map_err(|e| sdk_err("GetQueueAttributes", e))?;
-    let arn = out.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn));
+    let arn = out
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn));
     required(arn.map(String::as_str), "QueueArn")
 }
 
@@ -185,7 +192,10 @@ impl Queue for SqsQueue {
                     s.is_receipt_handle_is_invalid() || s.is_invalid_id_format()
                 }) =>
             {
-                tracing::warn!(queue = queue.as_str(), "delete with a stale receipt handle ignored");
+                tracing::warn!(
+                    queue = queue.as_str(),
+                    "delete with a stale receipt handle ignored"
+                );
                 Ok(())
             }
             Err(e) => Err(sdk_err("DeleteMessage", e)),
@@ -213,7 +223,10 @@ impl Queue for SqsQueue {
                     s.is_receipt_handle_is_invalid() || s.is_message_not_inflight()
                 }) =>
             {
-                tracing::warn!(queue = queue.as_str(), "visibility change with a stale receipt handle ignored");
+                tracing::warn!(
+                    queue = queue.as_str(),
+                    "visibility change with a stale receipt handle ignored"
+                );
                 Ok(())
             }
             Err(e) => Err(sdk_err("ChangeMessageVisibility", e)),
@@ -222,7 +235,10 @@ impl Queue for SqsQueue {
 }
 
 /// Map an SDK error; only the error code and AWS's message are kept.
-fn sdk_err<E: ProvideErrorMetadata + std::error::Error + 'static>(op: &str, e: SdkError<E>) -> QueueError {
+fn sdk_err<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    op: &str,
+    e: SdkError<E>,
+) -> QueueError {
     match e {
         SdkError::ServiceError(se) => {
             let err = se.err();
@@ -234,7 +250,9 @@ fn sdk_err<E: ProvideErrorMetadata + std::error::Error + 'static>(op: &str, e: S
                 QueueError::Unavailable(msg)
             }
         }
-        SdkError::ConstructionFailure(_) => QueueError::Invalid(format!("{op}: request could not be built")),
+        SdkError::ConstructionFailure(_) => {
+            QueueError::Invalid(format!("{op}: request could not be built"))
+        }
         SdkError::TimeoutError(_) => QueueError::Unavailable(format!("{op}: timed out")),
         other => QueueError::Unavailable(format!(
             "{op}: {}",
@@ -253,6 +271,9 @@ mod tests {
         assert_eq!(secs(Duration::from_millis(200), MAX_WAIT_SECS), 1);
         assert_eq!(secs(Duration::from_secs(2), MAX_WAIT_SECS), 2);
         assert_eq!(secs(Duration::from_secs(60), MAX_WAIT_SECS), 20);
-        assert_eq!(secs(Duration::from_secs(u64::MAX), MAX_VISIBILITY_SECS), 43_200);
+        assert_eq!(
+            secs(Duration::from_secs(u64::MAX), MAX_VISIBILITY_SECS),
+            43_200
+        );
     }
 }

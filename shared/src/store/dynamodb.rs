@@ -115,7 +115,9 @@ impl DynamoStore {
             .await;
         match created {
             Ok(_) => tracing::info!(table = %self.table, "created DynamoDB table"),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) => {}
             Err(e) => return Err(sdk_err("CreateTable", e)),
         }
         self.wait_active().await?;
@@ -137,7 +139,10 @@ impl DynamoStore {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(StoreError::Unavailable(format!("table {} is not ACTIVE", self.table)));
+                return Err(StoreError::Unavailable(format!(
+                    "table {} is not ACTIVE",
+                    self.table
+                )));
             }
             tokio::time::sleep(TABLE_POLL_STEP).await;
         }
@@ -152,9 +157,9 @@ impl DynamoStore {
             .await
             .map_err(|e| sdk_err("DescribeTimeToLive", e))?;
         let desc = current.time_to_live_description();
-        let enabled = desc.and_then(|d| d.time_to_live_status()).is_some_and(|s| {
-            matches!(s, TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-        });
+        let enabled = desc
+            .and_then(|d| d.time_to_live_status())
+            .is_some_and(|s| matches!(s, TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling));
         if enabled && desc.and_then(|d| d.attribute_name()) == Some(TTL) {
             return Ok(());
         }
@@ -173,7 +178,12 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn put_item(&self, item: AvMap, ex: Expr, cond: Option<String>) -> Result<(), StoreError> {
+    async fn put_item(
+        &self,
+        item: AvMap,
+        ex: Expr,
+        cond: Option<String>,
+    ) -> Result<(), StoreError> {
         let (names, values) = ex.finish();
         let res = self
             .client
@@ -189,7 +199,9 @@ impl DynamoStore {
         match res {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) => match se.into_err() {
-                PutItemError::ConditionalCheckFailedException(c) => Err(condition_failed(0, c.item())),
+                PutItemError::ConditionalCheckFailedException(c) => {
+                    Err(condition_failed(0, c.item()))
+                }
                 other => Err(service_err("PutItem", &other)),
             },
             Err(e) => Err(sdk_err("PutItem", e)),
@@ -315,7 +327,10 @@ impl Store for DynamoStore {
         let Some(key_cond) = key_condition(&mut ex, q) else {
             return Ok(Page::default());
         };
-        let start = q.after.as_ref().map(|sk| key_av(&Key::new(q.pk.clone(), sk.clone())));
+        let start = q
+            .after
+            .as_ref()
+            .map(|sk| key_av(&Key::new(q.pk.clone(), sk.clone())));
         let (names, values) = ex.finish();
         let out = self
             .client
@@ -331,13 +346,19 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_err("Query", e))?;
-        let mut items = out.items().iter().map(from_av_map).collect::<Result<Vec<_>, _>>()?;
+        let mut items = out
+            .items()
+            .iter()
+            .map(from_av_map)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = if items.len() > limit {
             items.truncate(limit);
             items.last().and_then(Key::of).map(|k| k.sk)
         } else {
             let lek = out.last_evaluated_key();
-            lek.and_then(|k| k.get(SK)).and_then(|v| v.as_s().ok()).cloned()
+            lek.and_then(|k| k.get(SK))
+                .and_then(|v| v.as_s().ok())
+                .cloned()
         };
         Ok(Page { items, next })
     }
@@ -346,9 +367,23 @@ impl Store for DynamoStore {
         let p = prepare(&write)?;
         match p.kind {
             Kind::Put(item) => self.put_item(item, p.ex, p.cond).await,
-            Kind::Update => self.update_item(Prepared { kind: Kind::Update, ..p }).await,
-            Kind::Delete => self.delete_item(Prepared { kind: Kind::Delete, ..p }).await,
-            Kind::Check => Err(StoreError::Invalid("a check is only valid in a transaction".into())),
+            Kind::Update => {
+                self.update_item(Prepared {
+                    kind: Kind::Update,
+                    ..p
+                })
+                .await
+            }
+            Kind::Delete => {
+                self.delete_item(Prepared {
+                    kind: Kind::Delete,
+                    ..p
+                })
+                .await
+            }
+            Kind::Check => Err(StoreError::Invalid(
+                "a check is only valid in a transaction".into(),
+            )),
         }
     }
 
@@ -358,11 +393,18 @@ impl Store for DynamoStore {
         for w in &writes {
             let p = prepare(w)?;
             if matches!(p.kind, Kind::Update) && p.update.is_none() {
-                return Err(StoreError::Invalid("an update with no operations in a transaction".into()));
+                return Err(StoreError::Invalid(
+                    "an update with no operations in a transaction".into(),
+                ));
             }
             items.push(self.transact_item(p)?);
         }
-        let res = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let res = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         match res {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) => match se.into_err() {
@@ -433,7 +475,13 @@ fn prepare(w: &Write) -> Result<Prepared, StoreError> {
         Write::Check { .. } => (Kind::Check, None),
     };
     let cond = w.cond().map(|c| ex.cond(c));
-    Ok(Prepared { kind, key: key_av(&key), update, cond, ex })
+    Ok(Prepared {
+        kind,
+        key: key_av(&key),
+        update,
+        cond,
+        ex,
+    })
 }
 
 /// Placeholder names (#n0 …) and values (:v0 …) of one request. Only what an
@@ -513,22 +561,34 @@ impl Expr {
         let (mut set, mut add, mut remove) = (Vec::new(), Vec::new(), Vec::new());
         for op in ops {
             let attr = match op {
-                UpdateOp::Set(a, _) | UpdateOp::Add(a, _) | UpdateOp::Append(a, _) | UpdateOp::Remove(a) => a,
+                UpdateOp::Set(a, _)
+                | UpdateOp::Add(a, _)
+                | UpdateOp::Append(a, _)
+                | UpdateOp::Remove(a) => a,
             };
             if attr == PK || attr == SK {
-                return Err(StoreError::Invalid(format!("update of key attribute {attr}")));
+                return Err(StoreError::Invalid(format!(
+                    "update of key attribute {attr}"
+                )));
             }
             if !seen.insert(attr.clone()) {
-                return Err(StoreError::Invalid(format!("two updates of attribute {attr}")));
+                return Err(StoreError::Invalid(format!(
+                    "two updates of attribute {attr}"
+                )));
             }
             let n = self.name(attr);
             match op {
                 UpdateOp::Set(_, v) => set.push(format!("{n} = {}", self.value(to_av(v)))),
-                UpdateOp::Add(_, d) => add.push(format!("{n} {}", self.value(AttributeValue::N(d.to_string())))),
+                UpdateOp::Add(_, d) => add.push(format!(
+                    "{n} {}",
+                    self.value(AttributeValue::N(d.to_string()))
+                )),
                 UpdateOp::Append(_, vs) => {
                     let empty = self.value(AttributeValue::L(Vec::new()));
                     let v = self.value(AttributeValue::L(vs.iter().map(to_av).collect()));
-                    set.push(format!("{n} = list_append(if_not_exists({n}, {empty}), {v})"));
+                    set.push(format!(
+                        "{n} = list_append(if_not_exists({n}, {empty}), {v})"
+                    ));
                 }
                 UpdateOp::Remove(_) => remove.push(n),
             }
@@ -556,14 +616,21 @@ fn from_av(v: &AttributeValue) -> Result<Attr, StoreError> {
     Ok(match v {
         AttributeValue::S(s) => Attr::S(s.clone()),
         AttributeValue::N(n) => Attr::N(
-            n.parse().map_err(|_| StoreError::Invalid(format!("number {n} is not a 64-bit integer")))?,
+            n.parse()
+                .map_err(|_| StoreError::Invalid(format!("number {n} is not a 64-bit integer")))?,
         ),
         AttributeValue::Bool(b) => Attr::B(*b),
         AttributeValue::M(m) => Attr::M(
-            m.iter().map(|(k, v)| Ok((k.clone(), from_av(v)?))).collect::<Result<BTreeMap<_, _>, StoreError>>()?,
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), from_av(v)?)))
+                .collect::<Result<BTreeMap<_, _>, StoreError>>()?,
         ),
         AttributeValue::L(l) => Attr::L(l.iter().map(from_av).collect::<Result<Vec<_>, _>>()?),
-        _ => return Err(StoreError::Invalid("unsupported DynamoDB attribute type".into())),
+        _ => {
+            return Err(StoreError::Invalid(
+                "unsupported DynamoDB attribute type".into(),
+            ))
+        }
     })
 }
 
@@ -572,7 +639,9 @@ fn to_av_map(item: &Item) -> AvMap {
 }
 
 fn from_av_map(m: &AvMap) -> Result<Item, StoreError> {
-    m.iter().map(|(k, v)| Ok((k.clone(), from_av(v)?))).collect()
+    m.iter()
+        .map(|(k, v)| Ok((k.clone(), from_av(v)?)))
+        .collect()
 }
 
 fn key_av(key: &Key) -> AvMap {
@@ -592,11 +661,18 @@ fn condition_failed(index: usize, old: Option<&AvMap>) -> StoreError {
 /// A cancelled transaction: the first failed condition wins; otherwise a
 /// conflict or throttling is retryable and anything else is refused.
 fn cancelled(reasons: &[CancellationReason]) -> StoreError {
-    let failed = reasons.iter().enumerate().find(|(_, r)| r.code() == Some("ConditionalCheckFailed"));
+    let failed = reasons
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.code() == Some("ConditionalCheckFailed"));
     if let Some((index, r)) = failed {
         return condition_failed(index, r.item());
     }
-    let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).filter(|c| *c != "None").collect();
+    let codes: Vec<&str> = reasons
+        .iter()
+        .filter_map(|r| r.code())
+        .filter(|c| *c != "None")
+        .collect();
     let msg = format!("TransactWriteItems cancelled: {}", codes.join(", "));
     if codes.iter().any(|c| RETRYABLE_CODES.contains(c)) {
         StoreError::Retryable(msg)
@@ -618,10 +694,15 @@ fn service_err(op: &str, e: &impl ProvideErrorMetadata) -> StoreError {
     }
 }
 
-fn sdk_err<E: ProvideErrorMetadata + std::error::Error + 'static>(op: &str, e: SdkError<E>) -> StoreError {
+fn sdk_err<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    op: &str,
+    e: SdkError<E>,
+) -> StoreError {
     match e {
         SdkError::ServiceError(se) => service_err(op, se.err()),
-        SdkError::ConstructionFailure(_) => StoreError::Invalid(format!("{op}: request could not be built")),
+        SdkError::ConstructionFailure(_) => {
+            StoreError::Invalid(format!("{op}: request could not be built"))
+        }
         SdkError::TimeoutError(_) => StoreError::Unavailable(format!("{op}: timed out")),
         other => StoreError::Unavailable(format!(
             "{op}: {}",
@@ -637,7 +718,10 @@ mod tests {
     #[test]
     fn attrs_round_trip_through_attribute_values() {
         let mut m = BTreeMap::new();
-        m.insert("k".to_owned(), Attr::L(vec![Attr::N(-1), Attr::B(false), Attr::S(String::new())]));
+        m.insert(
+            "k".to_owned(),
+            Attr::L(vec![Attr::N(-1), Attr::B(false), Attr::S(String::new())]),
+        );
         let a = Attr::M(m);
         assert_eq!(from_av(&to_av(&a)), Ok(a));
         assert!(from_av(&AttributeValue::N("1.5".into())).is_err());
@@ -649,7 +733,10 @@ mod tests {
         let mut ex = Expr::default();
         let c = Cond::And(vec![
             Cond::Exists,
-            Cond::Or(vec![Cond::eq("status", "new"), Cond::In("n".into(), vec![Attr::N(1), Attr::N(2)])]),
+            Cond::Or(vec![
+                Cond::eq("status", "new"),
+                Cond::In("n".into(), vec![Attr::N(1), Attr::N(2)]),
+            ]),
             Cond::AttrNotExists("x".into()),
         ]);
         let s = ex.cond(&c);
@@ -671,7 +758,9 @@ mod tests {
             ))
         );
         assert!(Expr::default().update(&[UpdateOp::set("pk", "x")]).is_err());
-        assert!(Expr::default().update(&[UpdateOp::set("a", 1), UpdateOp::Remove("a".into())]).is_err());
+        assert!(Expr::default()
+            .update(&[UpdateOp::set("a", 1), UpdateOp::Remove("a".into())])
+            .is_err());
         assert_eq!(Expr::default().update(&[]), Ok(None));
     }
 
@@ -683,11 +772,24 @@ mod tests {
             .item("pk", AttributeValue::S("p".into()))
             .item("sk", AttributeValue::S("s".into()))
             .build();
-        let conflict = CancellationReason::builder().code("TransactionConflict").build();
-        let old = Some(Item::from([("pk".to_owned(), Attr::from("p")), ("sk".to_owned(), Attr::from("s"))]));
-        assert_eq!(cancelled(&[none.clone(), ccf]), StoreError::ConditionFailed { index: 1, old });
-        assert!(matches!(cancelled(&[none, conflict]), StoreError::Retryable(_)));
-        let invalid = CancellationReason::builder().code("ValidationError").build();
+        let conflict = CancellationReason::builder()
+            .code("TransactionConflict")
+            .build();
+        let old = Some(Item::from([
+            ("pk".to_owned(), Attr::from("p")),
+            ("sk".to_owned(), Attr::from("s")),
+        ]));
+        assert_eq!(
+            cancelled(&[none.clone(), ccf]),
+            StoreError::ConditionFailed { index: 1, old }
+        );
+        assert!(matches!(
+            cancelled(&[none, conflict]),
+            StoreError::Retryable(_)
+        ));
+        let invalid = CancellationReason::builder()
+            .code("ValidationError")
+            .build();
         assert!(matches!(cancelled(&[invalid]), StoreError::Invalid(_)));
     }
 }

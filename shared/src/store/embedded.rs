@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::wal::{self, Wal};
 use super::{
-    apply_update, check_transaction, item_size, sk_matches, Item, Key, Page, Query, SkRange,
-    Store, StoreError, Write, MAX_ITEM_BYTES,
+    apply_update, check_transaction, item_size, sk_matches, Item, Key, Page, Query, SkRange, Store,
+    StoreError, Write, MAX_ITEM_BYTES,
 };
 
 /// Items per frame when compacting the log into a snapshot.
@@ -41,7 +41,10 @@ impl EmbeddedStore {
         }
         let lock = std::fs::File::create(path.with_extension("lock"))?;
         lock.try_lock().map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::WouldBlock, format!("{} is in use by another process", path.display()))
+            std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!("{} is in use by another process", path.display()),
+            )
         })?;
         let frames = wal::recover(path)?;
         let mut table = BTreeMap::new();
@@ -55,7 +58,12 @@ impl EmbeddedStore {
             compact(path, &table)?;
         }
         let wal = Wal::open(path)?;
-        Ok(EmbeddedStore { table: Mutex::new(table), wal, path: path.to_path_buf(), _lock: lock })
+        Ok(EmbeddedStore {
+            table: Mutex::new(table),
+            wal,
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -63,7 +71,9 @@ impl EmbeddedStore {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<Key, Item>>, StoreError> {
-        self.table.lock().map_err(|_| StoreError::Unavailable("store lock poisoned".into()))
+        self.table
+            .lock()
+            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))
     }
 
     /// Check every condition, compute the new states, log them, apply them.
@@ -75,7 +85,10 @@ impl EmbeddedStore {
             let current = table.get(&key);
             if let Some(cond) = w.cond() {
                 if !cond.eval(current) {
-                    return Err(StoreError::ConditionFailed { index, old: current.cloned() });
+                    return Err(StoreError::ConditionFailed {
+                        index,
+                        old: current.cloned(),
+                    });
                 }
             }
             match w {
@@ -112,7 +125,10 @@ fn apply_record(table: &mut BTreeMap<Key, Item>, rec: Record) {
 fn compact(path: &Path, table: &BTreeMap<Key, Item>) -> std::io::Result<()> {
     let items: Vec<&Item> = table.values().collect();
     let frames = items.chunks(SNAPSHOT_ITEMS_PER_FRAME).map(|chunk| {
-        let rec = Record { puts: chunk.iter().map(|i| (*i).clone()).collect(), dels: Vec::new() };
+        let rec = Record {
+            puts: chunk.iter().map(|i| (*i).clone()).collect(),
+            dels: Vec::new(),
+        };
         serde_json::to_vec(&rec).unwrap_or_default()
     });
     wal::rewrite(path, frames)
@@ -146,15 +162,26 @@ impl Store for EmbeddedStore {
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
         let limit = q.limit.clamp(1, super::MAX_QUERY_LIMIT);
-        if matches!(&q.range, SkRange::Between(a, b) if a > b) { return Ok(Page::default()); } // BTreeMap::range panics on an inverted range
+        if matches!(&q.range, SkRange::Between(a, b) if a > b) {
+            return Ok(Page::default());
+        } // BTreeMap::range panics on an inverted range
         let (items, lsn) = {
             let table = self.lock()?;
             let range = table.range(range_bounds(q));
             let matching = |(k, _): &(&Key, &Item)| k.pk == q.pk && sk_matches(q, &k.sk);
             let items: Vec<Item> = if q.descending {
-                range.rev().filter(matching).take(limit + 1).map(|(_, v)| v.clone()).collect()
+                range
+                    .rev()
+                    .filter(matching)
+                    .take(limit + 1)
+                    .map(|(_, v)| v.clone())
+                    .collect()
             } else {
-                range.filter(matching).take(limit + 1).map(|(_, v)| v.clone()).collect()
+                range
+                    .filter(matching)
+                    .take(limit + 1)
+                    .map(|(_, v)| v.clone())
+                    .collect()
             };
             (items, self.wal.last_lsn()?)
         };
@@ -164,7 +191,9 @@ impl Store for EmbeddedStore {
 
     async fn write(&self, write: Write) -> Result<(), StoreError> {
         if matches!(write, Write::Check { .. }) {
-            return Err(StoreError::Invalid("a check is only valid in a transaction".into()));
+            return Err(StoreError::Invalid(
+                "a check is only valid in a transaction".into(),
+            ));
         }
         let lsn = self.commit(std::slice::from_ref(&write))?;
         self.wal.wait_durable(lsn).await
@@ -180,7 +209,11 @@ impl Store for EmbeddedStore {
 fn page_of(mut items: Vec<Item>, limit: usize) -> Page {
     let more = items.len() > limit;
     items.truncate(limit);
-    let next = if more { items.last().and_then(|i| Key::of(i)).map(|k| k.sk) } else { None };
+    let next = if more {
+        items.last().and_then(Key::of).map(|k| k.sk)
+    } else {
+        None
+    };
     Page { items, next }
 }
 
@@ -192,7 +225,10 @@ mod tests {
 
     fn put(n: i64) -> Write {
         let key = Key::new("P", format!("s{n:03}"));
-        Write::Put { item: item(&key, [("n", Attr::N(n))]), cond: Some(Cond::NotExists) }
+        Write::Put {
+            item: item(&key, [("n", Attr::N(n))]),
+            cond: Some(Cond::NotExists),
+        }
     }
 
     #[tokio::test]
@@ -206,15 +242,30 @@ mod tests {
             }
         }
         // A crash mid-append leaves half a frame behind.
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&[200, 0, 0, 0, 1, 2])
+            .unwrap();
         let s = EmbeddedStore::open(&path).unwrap();
         let page = s.query(&Query::new("P", SkRange::All, 1000)).await.unwrap();
         assert_eq!(page.items.len(), 50);
-        assert!(matches!(s.write(put(7)).await, Err(StoreError::ConditionFailed { index: 0, .. })));
+        assert!(matches!(
+            s.write(put(7)).await,
+            Err(StoreError::ConditionFailed { index: 0, .. })
+        ));
         s.write(put(50)).await.unwrap();
         drop(s);
         let s = EmbeddedStore::open(&path).unwrap();
-        assert_eq!(s.query(&Query::new("P", SkRange::All, 1000)).await.unwrap().items.len(), 51);
+        assert_eq!(
+            s.query(&Query::new("P", SkRange::All, 1000))
+                .await
+                .unwrap()
+                .items
+                .len(),
+            51
+        );
     }
 
     #[tokio::test]

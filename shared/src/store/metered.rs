@@ -17,7 +17,11 @@ pub struct MeteredStore {
 
 impl MeteredStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self { inner, units: AtomicU64::new(0), writes: AtomicU64::new(0) }
+        Self {
+            inner,
+            units: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        }
     }
     /// Write units consumed so far.
     pub fn write_units(&self) -> u64 {

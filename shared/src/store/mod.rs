@@ -129,7 +129,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), sk: sk.into() }
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
     pub fn of(item: &Item) -> Option<Key> {
         Some(Key::new(item.str_attr(PK)?, item.str_attr(SK)?))
@@ -213,7 +216,11 @@ impl UpdateOp {
 
 /// Apply update operations to an item (creating it if absent, as DynamoDB's
 /// UpdateItem does). Shared by the embedded adapter and tests.
-pub fn apply_update(current: Option<&Item>, key: &Key, ops: &[UpdateOp]) -> Result<Item, StoreError> {
+pub fn apply_update(
+    current: Option<&Item>,
+    key: &Key,
+    ops: &[UpdateOp],
+) -> Result<Item, StoreError> {
     let mut it = current.cloned().unwrap_or_else(|| item(key, []));
     for op in ops {
         match op {
@@ -251,11 +258,24 @@ pub fn apply_update(current: Option<&Item>, key: &Key, ops: &[UpdateOp]) -> Resu
 /// One conditional write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    Put { item: Item, cond: Option<Cond> },
-    Update { key: Key, ops: Vec<UpdateOp>, cond: Option<Cond> },
-    Delete { key: Key, cond: Option<Cond> },
+    Put {
+        item: Item,
+        cond: Option<Cond>,
+    },
+    Update {
+        key: Key,
+        ops: Vec<UpdateOp>,
+        cond: Option<Cond>,
+    },
+    Delete {
+        key: Key,
+        cond: Option<Cond>,
+    },
     /// A condition on another item, writing nothing (transactions only).
-    Check { key: Key, cond: Cond },
+    Check {
+        key: Key,
+        cond: Cond,
+    },
 }
 
 impl Write {
@@ -300,7 +320,13 @@ pub struct Query {
 
 impl Query {
     pub fn new(pk: impl Into<String>, range: SkRange, limit: usize) -> Self {
-        Self { pk: pk.into(), range, limit: limit.min(MAX_QUERY_LIMIT), after: None, descending: false }
+        Self {
+            pk: pk.into(),
+            range,
+            limit: limit.min(MAX_QUERY_LIMIT),
+            after: None,
+            descending: false,
+        }
     }
 }
 
@@ -341,12 +367,17 @@ pub trait Store: Send + Sync {
 /// Validate a transaction's shape before sending (both adapters use it).
 pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
     if writes.is_empty() || writes.len() > MAX_TRANSACT_WRITES {
-        return Err(StoreError::Invalid(format!("transaction of {} writes", writes.len())));
+        return Err(StoreError::Invalid(format!(
+            "transaction of {} writes",
+            writes.len()
+        )));
     }
     let mut keys = std::collections::BTreeSet::new();
     for w in writes {
         if !keys.insert(w.key()?) {
-            return Err(StoreError::Invalid("two writes on one item in a transaction".into()));
+            return Err(StoreError::Invalid(
+                "two writes on one item in a transaction".into(),
+            ));
         }
     }
     Ok(())

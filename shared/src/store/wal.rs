@@ -57,7 +57,11 @@ pub fn recover(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
         at = next;
     }
     if at < bytes.len() {
-        tracing::warn!(kept = at, dropped = bytes.len() - at, "wal: truncating torn tail");
+        tracing::warn!(
+            kept = at,
+            dropped = bytes.len() - at,
+            "wal: truncating torn tail"
+        );
         let f = OpenOptions::new().write(true).open(path)?;
         f.set_len(at as u64)?;
         f.sync_all()?;
@@ -110,17 +114,27 @@ impl Wal {
     pub fn open(path: &Path) -> std::io::Result<Wal> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending { buf: Vec::new(), last_lsn: 0, shutdown: false }),
+            pending: Mutex::new(Pending {
+                buf: Vec::new(),
+                last_lsn: 0,
+                shutdown: false,
+            }),
             wake: Condvar::new(),
         });
-        let (tx, rx) = watch::channel(Durable { lsn: 0, failed: false });
+        let (tx, rx) = watch::channel(Durable {
+            lsn: 0,
+            failed: false,
+        });
         let thread_shared = Arc::clone(&shared);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let owned = path_owned(path);
         std::thread::Builder::new()
             .name(format!("wal-{}", name.unwrap_or_default()))
             .spawn(move || writer_loop(file, thread_shared, tx, owned))?;
-        Ok(Wal { shared, durable: rx })
+        Ok(Wal {
+            shared,
+            durable: rx,
+        })
     }
 
     /// Queue a payload; returns its log sequence number. Call while holding the
@@ -172,7 +186,9 @@ fn writer_loop(mut file: File, shared: Arc<Shared>, tx: watch::Sender<Durable>, 
     let mut spare = Vec::new();
     loop {
         let (lsn, shutdown) = {
-            let Ok(mut p) = shared.pending.lock() else { return };
+            let Ok(mut p) = shared.pending.lock() else {
+                return;
+            };
             while p.buf.is_empty() && !p.shutdown {
                 p = match shared.wake.wait(p) {
                     Ok(g) => g,

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): formatting, lints, the infra check, then
+# every test of the workspace — the DynamoDB/SQS adapter suites against a
+# moto server this script installs (PyPI) and starts on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (deny warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "infra: SAM transform + cfn-lint, OpenAPI"
+scripts/check-infra.sh
+
+step "moto (DynamoDB + SQS on 127.0.0.1)"
+scripts/moto.sh start
+trap 'scripts/moto.sh stop' EXIT
+export PAYLOOP_TEST_AWS_ENDPOINT="http://127.0.0.1:${MOTO_PORT:-5005}"
+
+step "cargo test --workspace"
+cargo test --workspace --no-fail-fast
