@@ -131,6 +131,33 @@ EXPECTED = {
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
+# Which function (cargo-lambda binary) serves what. One Lambda serves one event
+# shape: HttpApi routes, or the SQS queue, or the schedule - never a mix.
+FUNCTIONS = {
+    "IntentApiFunction": ("intent-api", {
+        ("post", "/v1/payments/init"),
+        ("get", "/v1/payments/{payment_id}"),
+        ("get", "/v1/payments/{payment_id}/deliveries"),
+    }),
+    "WebhookIntakeFunction": ("webhook-intake", {
+        ("post", "/v1/payments/webhook"),
+        ("post", "/v1/payments/webhook/{psp}"),
+    }),
+    "WalletCreditFunction": ("wallet-credit", set()),
+    "WalletApiFunction": ("wallet-api", {
+        ("post", "/v1/wallet/credit"),
+        ("get", "/v1/wallet/{player_id}"),
+        ("post", "/v1/ops/dlq/replay"),
+    }),
+    "ReconciliationFunction": ("reconciliation", set()),
+}
+SQS_CONSUMERS = {"WalletCreditFunction": "EventsQueue"}
+# Read at start-up by every function but reconciliation; missing -> start-up error.
+REQUIRED_ENV = {
+    "PAYLOOP_STORE", "PAYLOOP_TABLE", "PAYLOOP_QUEUE_URL_EVENTS", "PAYLOOP_QUEUE_URL_EVENTS_DLQ",
+    "PAYLOOP_CLIENT_KEYS", "PAYLOOP_PLATFORM_KEYS", "PAYLOOP_WEBHOOK_SECRETS", "PAYLOOP_PUBLIC_URL",
+}
+
 with open(template_path, encoding="utf-8") as f:
     template = yaml_parse(f.read())
 resources = template["Resources"]
@@ -139,9 +166,19 @@ globals_fn = template.get("Globals", {}).get("Function", {})
 # Routes declared on the functions' HttpApi events.
 routes = set()
 functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
+if len(functions) != len(FUNCTIONS) or set(functions) != set(FUNCTIONS):
+    errors.append(f"template: expected {len(FUNCTIONS)} functions {sorted(FUNCTIONS)}, "
+                  f"found {len(functions)} {sorted(functions)}")
+globals_env = globals_fn.get("Environment", {}).get("Variables", {})
 for logical_id, fn in functions.items():
     props = fn["Properties"]
     timeout = props.get("Timeout", globals_fn.get("Timeout", 3))
+    binary, owned = FUNCTIONS.get(logical_id, (None, set()))
+    fn_routes, sqs_queues = set(), set()
+    event_types = {ev["Type"] for ev in props.get("Events", {}).values()}
+    if len(event_types) > 1:
+        errors.append(f"template: {logical_id} mixes event types {sorted(event_types)}; "
+                      "one function serves one event shape")
     for ev_name, ev in props.get("Events", {}).items():
         ep = ev.get("Properties", {})
         if ev["Type"] == "HttpApi":
@@ -149,17 +186,36 @@ for logical_id, fn in functions.items():
             if route in routes:
                 errors.append(f"template: route {route} declared twice")
             routes.add(route)
+            fn_routes.add(route)
             if ep.get("PayloadFormatVersion") != "2.0":
                 errors.append(f"template: {logical_id}.{ev_name} must use PayloadFormatVersion 2.0")
         elif ev["Type"] == "SQS":
             # AWS guidance: queue visibility >= 6 x function timeout + batching window.
             queue_id = ep["Queue"]["Fn::GetAtt"][0]
+            sqs_queues.add(queue_id)
+            if ep.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+                errors.append(f"template: {logical_id}.{ev_name} must report batch item failures")
             vis = resources[queue_id]["Properties"].get("VisibilityTimeout", 30)
             need = 6 * timeout + ep.get("MaximumBatchingWindowInSeconds", 0)
             if vis < need:
                 errors.append(f"template: {queue_id}.VisibilityTimeout {vis} < 6 x {logical_id} "
                               f"timeout {timeout} + batching window = {need}")
-    if not str(props.get("CodeUri", "")).startswith("../target/lambda/"):
+    if binary is not None:
+        for r in sorted(owned - fn_routes):
+            errors.append(f"template: {logical_id} must serve {r[0].upper()} {r[1]}")
+        for r in sorted(fn_routes - owned):
+            errors.append(f"template: {logical_id} must not serve {r[0].upper()} {r[1]}")
+        want = {SQS_CONSUMERS[logical_id]} if logical_id in SQS_CONSUMERS else set()
+        if sqs_queues != want:
+            errors.append(f"template: {logical_id} consumes {sorted(sqs_queues)}, expected {sorted(want)}")
+        if logical_id != "ReconciliationFunction":
+            env = {**globals_env, **props.get("Environment", {}).get("Variables", {})}
+            for name in sorted(REQUIRED_ENV - set(env)):
+                errors.append(f"template: {logical_id} lacks environment variable {name}")
+    if binary is not None and props.get("CodeUri") not in (f"../target/lambda/{binary}/",
+                                                            f"../target/lambda/{binary}"):
+        errors.append(f"template: {logical_id}.CodeUri must be ../target/lambda/{binary}/")
+    elif not str(props.get("CodeUri", "")).startswith("../target/lambda/"):
         errors.append(f"template: {logical_id}.CodeUri must be the cargo-lambda output dir")
     log_group = props.get("LoggingConfig", {}).get("LogGroup", {}).get("Ref")
     if log_group not in resources or resources[log_group]["Properties"].get("RetentionInDays") != 30:

@@ -296,6 +296,43 @@ pub async fn store_update_semantics(s: &dyn Store) {
     );
 }
 
+/// Updates DynamoDB refuses are refused by every adapter, alone or in a
+/// transaction, and change nothing: no operation, a key attribute, or one
+/// attribute named twice.
+pub async fn store_update_refusals(s: &dyn Store) {
+    let key = Key::new(unique("updref"), "k");
+    let moved_pk = unique("updref-moved");
+    let refused: Vec<Vec<UpdateOp>> = vec![
+        vec![],
+        vec![UpdateOp::set("pk", moved_pk.as_str())],
+        vec![UpdateOp::set("sk", "other")],
+        vec![UpdateOp::set("a", 1), UpdateOp::Remove("a".into())],
+        vec![UpdateOp::Add("n".into(), 1), UpdateOp::Add("n".into(), 2)],
+        vec![
+            UpdateOp::Append("l".into(), vec![Attr::N(1)]),
+            UpdateOp::set("l", 2),
+        ],
+    ];
+    for ops in refused {
+        let res = s.write(update(&key, ops.clone(), None)).await;
+        assert!(
+            matches!(res, Err(StoreError::Invalid(_))),
+            "update {ops:?}: {res:?}"
+        );
+        let other = put(&item(&Key::new(key.pk.clone(), "other"), []), None);
+        let res = s
+            .transact(vec![other, update(&key, ops.clone(), None)])
+            .await;
+        assert!(
+            matches!(res, Err(StoreError::Invalid(_))),
+            "transact {ops:?}: {res:?}"
+        );
+    }
+    let page = must_query(s, &Query::new(key.pk.clone(), SkRange::All, 10)).await;
+    assert_eq!(page, Page::default(), "refused updates wrote nothing");
+    assert_eq!(must_get(s, &Key::new(moved_pk, "k")).await, None);
+}
+
 /// Apply `cond` to an Add on `key`: it must pass, or fail reporting the item
 /// as it stood.
 async fn expect_cond(s: &dyn Store, key: &Key, cond: Cond, expect: bool) {
@@ -796,6 +833,7 @@ pub async fn run_store_suite(s: &dyn Store) {
     store_round_trip_all_types(s).await;
     store_put_not_exists_twice(s).await;
     store_update_semantics(s).await;
+    store_update_refusals(s).await;
     store_conditions(s).await;
     store_delete_with_condition(s).await;
     store_transact_all_or_nothing(s).await;

@@ -102,6 +102,7 @@ store_tests!(
     store_round_trip_all_types,
     store_put_not_exists_twice,
     store_update_semantics,
+    store_update_refusals,
     store_conditions,
     store_delete_with_condition,
     store_transact_all_or_nothing,

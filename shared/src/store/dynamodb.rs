@@ -9,12 +9,15 @@
 //! when DynamoDB stops a page early (its 1 MB page cap), `next` is set from
 //! `LastEvaluatedKey` and the page may hold fewer than `limit` items.
 //!
-//! Checked here before sending, because DynamoDB rejects them: an update may
-//! not touch `pk`/`sk` nor name one attribute twice, and an update with no
-//! operations is refused inside a transaction (TransactWriteItems requires an
-//! update expression).
+//! Updates are checked with [`check_update`] before sending, as in the
+//! embedded adapter: DynamoDB refuses an update touching `pk`/`sk` or naming
+//! one attribute twice, and TransactWriteItems requires an update expression.
+//!
+//! Unlike the embedded adapter, DynamoDB refuses a query cursor (`after`)
+//! that lies outside the query's sort-key range; cursors taken from
+//! `Page::next` always lie inside.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,8 +35,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    check_transaction, Attr, Cond, Item, Key, Page, Query, SkRange, Store, StoreError, UpdateOp,
-    Write, MAX_QUERY_LIMIT, PK, SK, TTL,
+    check_transaction, check_update, Attr, Cond, Item, Key, Page, Query, SkRange, Store,
+    StoreError, UpdateOp, Write, MAX_QUERY_LIMIT, PK, SK, TTL,
 };
 
 type AvMap = HashMap<String, AttributeValue>;
@@ -391,13 +394,7 @@ impl Store for DynamoStore {
         check_transaction(&writes)?;
         let mut items = Vec::with_capacity(writes.len());
         for w in &writes {
-            let p = prepare(w)?;
-            if matches!(p.kind, Kind::Update) && p.update.is_none() {
-                return Err(StoreError::Invalid(
-                    "an update with no operations in a transaction".into(),
-                ));
-            }
-            items.push(self.transact_item(p)?);
+            items.push(self.transact_item(prepare(w)?)?);
         }
         let res = self
             .client
@@ -470,7 +467,7 @@ fn prepare(w: &Write) -> Result<Prepared, StoreError> {
     let mut ex = Expr::default();
     let (kind, update) = match w {
         Write::Put { item, .. } => (Kind::Put(to_av_map(item)), None),
-        Write::Update { ops, .. } => (Kind::Update, ex.update(ops)?),
+        Write::Update { ops, .. } => (Kind::Update, Some(ex.update(ops)?)),
         Write::Delete { .. } => (Kind::Delete, None),
         Write::Check { .. } => (Kind::Check, None),
     };
@@ -555,27 +552,15 @@ impl Expr {
         format!("({})", parts.join(sep))
     }
 
-    /// The update expression (`SET … ADD … REMOVE …`); `None` for no ops.
-    fn update(&mut self, ops: &[UpdateOp]) -> Result<Option<String>, StoreError> {
-        let mut seen = BTreeSet::new();
+    /// The update expression (`SET … ADD … REMOVE …`).
+    fn update(&mut self, ops: &[UpdateOp]) -> Result<String, StoreError> {
+        check_update(ops)?;
         let (mut set, mut add, mut remove) = (Vec::new(), Vec::new(), Vec::new());
         for op in ops {
-            let attr = match op {
-                UpdateOp::Set(a, _)
-                | UpdateOp::Add(a, _)
-                | UpdateOp::Append(a, _)
-                | UpdateOp::Remove(a) => a,
-            };
-            if attr == PK || attr == SK {
-                return Err(StoreError::Invalid(format!(
-                    "update of key attribute {attr}"
-                )));
-            }
-            if !seen.insert(attr.clone()) {
-                return Err(StoreError::Invalid(format!(
-                    "two updates of attribute {attr}"
-                )));
-            }
+            let (UpdateOp::Set(attr, _)
+            | UpdateOp::Add(attr, _)
+            | UpdateOp::Append(attr, _)
+            | UpdateOp::Remove(attr)) = op;
             let n = self.name(attr);
             match op {
                 UpdateOp::Set(_, v) => set.push(format!("{n} = {}", self.value(to_av(v)))),
@@ -598,7 +583,7 @@ impl Expr {
             .filter(|(_, parts)| !parts.is_empty())
             .map(|(kw, parts)| format!("{kw} {}", parts.join(", ")))
             .collect();
-        Ok((!sections.is_empty()).then(|| sections.join(" ")))
+        Ok(sections.join(" "))
     }
 }
 
@@ -753,15 +738,13 @@ mod tests {
         let u = ex.update(&ops);
         assert_eq!(
             u,
-            Ok(Some(
-                "SET #n4 = :v3, #n6 = list_append(if_not_exists(#n6, :v5), :v6) ADD #n5 :v4 REMOVE #n7".into()
-            ))
+            Ok("SET #n4 = :v3, #n6 = list_append(if_not_exists(#n6, :v5), :v6) ADD #n5 :v4 REMOVE #n7".into())
         );
         assert!(Expr::default().update(&[UpdateOp::set("pk", "x")]).is_err());
         assert!(Expr::default()
             .update(&[UpdateOp::set("a", 1), UpdateOp::Remove("a".into())])
             .is_err());
-        assert_eq!(Expr::default().update(&[]), Ok(None));
+        assert!(Expr::default().update(&[]).is_err());
     }
 
     #[test]

@@ -162,9 +162,10 @@ impl Store for EmbeddedStore {
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
         let limit = q.limit.clamp(1, super::MAX_QUERY_LIMIT);
+        // BTreeMap::range panics on an inverted range.
         if matches!(&q.range, SkRange::Between(a, b) if a > b) {
             return Ok(Page::default());
-        } // BTreeMap::range panics on an inverted range
+        }
         let (items, lsn) = {
             let table = self.lock()?;
             let range = table.range(range_bounds(q));

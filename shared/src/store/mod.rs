@@ -214,6 +214,28 @@ impl UpdateOp {
     }
 }
 
+/// Refuse what DynamoDB refuses (both adapters use it): an update with no
+/// operation, one touching `pk`/`sk`, or one naming an attribute twice.
+pub fn check_update(ops: &[UpdateOp]) -> Result<(), StoreError> {
+    if ops.is_empty() {
+        return Err(StoreError::Invalid("an update with no operations".into()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for op in ops {
+        let (UpdateOp::Set(n, _)
+        | UpdateOp::Add(n, _)
+        | UpdateOp::Append(n, _)
+        | UpdateOp::Remove(n)) = op;
+        if n == PK || n == SK {
+            return Err(StoreError::Invalid(format!("update of key attribute {n}")));
+        }
+        if !seen.insert(n.as_str()) {
+            return Err(StoreError::Invalid(format!("two updates of attribute {n}")));
+        }
+    }
+    Ok(())
+}
+
 /// Apply update operations to an item (creating it if absent, as DynamoDB's
 /// UpdateItem does). Shared by the embedded adapter and tests.
 pub fn apply_update(
@@ -221,6 +243,7 @@ pub fn apply_update(
     key: &Key,
     ops: &[UpdateOp],
 ) -> Result<Item, StoreError> {
+    check_update(ops)?;
     let mut it = current.cloned().unwrap_or_else(|| item(key, []));
     for op in ops {
         match op {
