@@ -161,6 +161,104 @@ pub async fn finish(store: &dyn Store, claim: Claim, status: u16, body: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{KeyRing, WebhookSecrets};
+    use crate::store::embedded::EmbeddedStore;
+
+    fn cfg(ttl_s: i64, lease_ms: i64) -> Config {
+        Config {
+            client_keys: KeyRing::default(),
+            platform_keys: KeyRing::default(),
+            webhook_secrets: WebhookSecrets::default(),
+            public_url: String::new(),
+            default_psp: crate::ids::PspId::parse("sandbox").unwrap(),
+            idempotency_ttl_s: ttl_s,
+            idempotency_lease_ms: lease_ms,
+            webhook_tolerance_s: 300,
+        }
+    }
+
+    fn req<'a>(key: &'a IdempotencyKey, body: &str) -> IdemRequest<'a> {
+        IdemRequest {
+            scope: "client:t",
+            key,
+            fingerprint: fingerprint("POST", "/x", body.as_bytes()),
+        }
+    }
+
+    #[tokio::test]
+    async fn engine_claims_replays_conflicts_and_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.wal")).unwrap();
+        let c = cfg(86_400, 30_000);
+        let key = IdempotencyKey::parse("k1").unwrap();
+        let Begin::Fresh(claim) = begin(&store, &c, &req(&key, "{}")).await.unwrap() else {
+            panic!("fresh")
+        };
+        assert_eq!(
+            begin(&store, &c, &req(&key, "{}")).await.unwrap_err(),
+            Error::RequestInProgress
+        );
+        assert_eq!(
+            begin(&store, &c, &req(&key, "{\"a\":1}"))
+                .await
+                .unwrap_err(),
+            Error::IdempotencyKeyReused
+        );
+        finish(&store, claim, 201, "{\"id\":1}").await.unwrap();
+        match begin(&store, &c, &req(&key, "{}")).await.unwrap() {
+            Begin::Replay(r) => assert_eq!(
+                r,
+                StoredResponse {
+                    status: 201,
+                    body: "{\"id\":1}".into()
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A non-2xx releases the key: the retry is evaluated afresh.
+        let k2 = IdempotencyKey::parse("k2").unwrap();
+        let Begin::Fresh(claim) = begin(&store, &c, &req(&k2, "{}")).await.unwrap() else {
+            panic!("fresh")
+        };
+        finish(&store, claim, 422, "").await.unwrap();
+        assert!(matches!(
+            begin(&store, &c, &req(&k2, "{\"fixed\":1}")).await.unwrap(),
+            Begin::Fresh(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn expired_records_and_lapsed_leases_are_taken_over_in_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.wal")).unwrap();
+        let key = IdempotencyKey::parse("k").unwrap();
+        // Completed but expired (TTL in the past, item still present as on moto).
+        let expired = cfg(-10, 30_000);
+        let Begin::Fresh(claim) = begin(&store, &expired, &req(&key, "{}")).await.unwrap() else {
+            panic!()
+        };
+        finish(&store, claim, 200, "old").await.unwrap();
+        assert!(matches!(
+            begin(&store, &expired, &req(&key, "{\"new\":1}"))
+                .await
+                .unwrap(),
+            Begin::Fresh(_)
+        ));
+        // In flight with a lapsed lease (the first request crashed).
+        let k2 = IdempotencyKey::parse("k2").unwrap();
+        let lapsed = cfg(86_400, -1);
+        let Begin::Fresh(stale) = begin(&store, &lapsed, &req(&k2, "{}")).await.unwrap() else {
+            panic!()
+        };
+        let Begin::Fresh(_taken) = begin(&store, &lapsed, &req(&k2, "{}")).await.unwrap() else {
+            panic!("takeover")
+        };
+        // The crashed request's late completion must not overwrite the new owner.
+        finish(&store, stale, 200, "late").await.unwrap();
+        let k2_key = keys::idempotency("client:t", &k2);
+        let rec = store.get(&k2_key).await.unwrap().unwrap();
+        assert_eq!(rec.str_attr("state"), Some(IN_FLIGHT));
+    }
 
     #[test]
     fn fingerprint_ignores_json_formatting_but_not_content() {
