@@ -194,7 +194,15 @@ async fn bench_deposits(n: usize, concurrency: usize) -> Result<(), BoxError> {
     let mut applied = stack.applied.subscribe();
     let collector_shared = Arc::clone(&shared);
     let collector = tokio::spawn(async move {
-        while let Ok(body) = applied.recv().await {
+        loop {
+            let body = match applied.recv().await {
+                Ok(body) => body,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!("bench collector lagged by {n} events");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
             let now = Instant::now();
             if let Ok(ev) = PspEvent::from_message(&body) {
                 let tx = collector_shared

@@ -24,6 +24,8 @@ use crate::sandbox::{self, Sandbox};
 use crate::worker::{self, WorkerOptions};
 
 pub const SANDBOX_PSP: &str = "sandbox";
+/// Announcements of applied events kept for slow subscribers (tests, bench).
+const APPLIED_CHANNEL_CAPACITY: usize = 16_384;
 
 /// Secrets of a local data directory, made once and kept in it.
 #[derive(Clone, Serialize, Deserialize)]
@@ -167,7 +169,7 @@ pub async fn start(
             .fallback(payloop::edge::not_found),
     );
     let (stop, stop_rx) = watch::channel(false);
-    let (applied, _) = broadcast::channel(65_536);
+    let (applied, _) = broadcast::channel(APPLIED_CHANNEL_CAPACITY);
     let mut tasks = worker::spawn(
         ctx.clone(),
         WorkerOptions {

@@ -251,6 +251,44 @@ impl TestStack {
         }
     }
 
+    /// Start with the store wrapped in a [`faults::FaultyStore`].
+    pub async fn with_faulty_store(
+        tune: impl FnOnce(&mut LocalOptions),
+    ) -> (TestStack, Arc<faults::FaultyStore>) {
+        let slot: Arc<std::sync::OnceLock<Arc<faults::FaultyStore>>> = Arc::default();
+        let fill = Arc::clone(&slot);
+        let t = Self::start_with(move |o| {
+            tune(o);
+            o.wrap_store = Some(Box::new(move |inner| {
+                let s = Arc::new(faults::FaultyStore::new(inner));
+                let _ = fill.set(Arc::clone(&s));
+                s as Arc<dyn payloop::store::Store>
+            }))
+        })
+        .await;
+        let store = Arc::clone(slot.get().unwrap());
+        (t, store)
+    }
+
+    /// Start with the queue wrapped in a [`faults::FaultyQueue`].
+    pub async fn with_faulty_queue(
+        tune: impl FnOnce(&mut LocalOptions),
+    ) -> (TestStack, Arc<faults::FaultyQueue>) {
+        let slot: Arc<std::sync::OnceLock<Arc<faults::FaultyQueue>>> = Arc::default();
+        let fill = Arc::clone(&slot);
+        let t = Self::start_with(move |o| {
+            tune(o);
+            o.wrap_queue = Some(Box::new(move |inner| {
+                let q = Arc::new(faults::FaultyQueue::new(inner));
+                let _ = fill.set(Arc::clone(&q));
+                q as Arc<dyn payloop::queue::Queue>
+            }))
+        })
+        .await;
+        let queue = Arc::clone(slot.get().unwrap());
+        (t, queue)
+    }
+
     pub async fn shutdown(self) {
         self.stack.shutdown().await;
     }
@@ -261,6 +299,3 @@ pub fn minor(decimal: &str) -> i64 {
     let (w, f) = decimal.split_once('.').unwrap();
     w.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap()
 }
-
-/// Shared handle to a wrapper built inside `LocalOptions`.
-pub type Shared<T> = Arc<std::sync::OnceLock<Arc<T>>>;

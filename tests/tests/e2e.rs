@@ -3,13 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use payloop::clock::now_s;
-use payloop::queue::Queue;
-use payloop::store::Store;
-use payloop_tests::faults::{FaultyQueue, FaultyStore};
 use payloop_tests::{deposit_body, minor, TestStack};
 use serde_json::Value;
 
@@ -135,6 +132,11 @@ async fn the_same_webhook_twenty_times_concurrently_credits_once() {
     assert_eq!(
         log.iter().filter(|d| d["outcome"] == "duplicate").count(),
         19
+    );
+    assert!(
+        log.iter()
+            .all(|d| d["amount"] == "20.00" && d["event_id"] == "evt-same"),
+        "{log:?}"
     );
     t.assert_ledger_invariant().await;
 }
@@ -303,18 +305,8 @@ async fn idempotency_key_replays_and_conflicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_requests_with_one_key_make_one_intent() {
-    let faulty: Arc<OnceLock<Arc<FaultyStore>>> = Arc::new(OnceLock::new());
-    let f2 = Arc::clone(&faulty);
-    let t = Arc::new(
-        TestStack::start_with(move |o| {
-            o.wrap_store = Some(Box::new(move |inner| {
-                let s = Arc::new(FaultyStore::new(inner));
-                let _ = f2.set(Arc::clone(&s));
-                s as Arc<dyn Store>
-            }))
-        })
-        .await,
-    );
+    let (t, faulty) = TestStack::with_faulty_store(|_| {}).await;
+    let t = Arc::new(t);
     let body = deposit_body("gus", "10.00").to_string();
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -335,7 +327,7 @@ async fn twenty_concurrent_requests_with_one_key_make_one_intent() {
         }
     }
     assert_eq!(ids.len(), 1, "{ids:?}");
-    assert_eq!(faulty.get().unwrap().payment_puts.load(Ordering::SeqCst), 1);
+    assert_eq!(faulty.payment_puts.load(Ordering::SeqCst), 1);
     t.assert_ledger_invariant().await;
 }
 
@@ -377,17 +369,8 @@ async fn a_422_retried_with_the_same_key_after_fixing_the_body_is_processed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_redelivered_after_commit_before_delete_does_not_double_credit() {
-    let fq: Arc<OnceLock<Arc<FaultyQueue>>> = Arc::new(OnceLock::new());
-    let f2 = Arc::clone(&fq);
-    let t = TestStack::start_with(move |o| {
-        o.wrap_queue = Some(Box::new(move |inner| {
-            let q = Arc::new(FaultyQueue::new(inner));
-            q.lose_deletes.store(2, Ordering::SeqCst);
-            let _ = f2.set(Arc::clone(&q));
-            q as Arc<dyn Queue>
-        }))
-    })
-    .await;
+    let (t, q) = TestStack::with_faulty_queue(|_| {}).await;
+    q.lose_deletes.store(2, Ordering::SeqCst);
     let mut applied = t.stack.applied.subscribe();
     let id = t.deposit("ivy", "33.00").await;
     assert_eq!(
@@ -399,7 +382,6 @@ async fn a_message_redelivered_after_commit_before_delete_does_not_double_credit
         .await
         .unwrap()
         .unwrap();
-    let q = fq.get().unwrap();
     assert_eq!(q.deletes_seen.load(Ordering::SeqCst), 3);
     assert_eq!(t.payment(&id).await["status"], "captured");
     assert_eq!(t.balance_minor("ivy").await, 3300);
@@ -409,18 +391,8 @@ async fn a_message_redelivered_after_commit_before_delete_does_not_double_credit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_reaches_the_dlq_and_is_replayed_once_healed() {
-    let fs: Arc<OnceLock<Arc<FaultyStore>>> = Arc::new(OnceLock::new());
-    let f2 = Arc::clone(&fs);
-    let t = TestStack::start_with(move |o| {
-        o.visibility = Duration::from_millis(100);
-        o.wrap_store = Some(Box::new(move |inner| {
-            let s = Arc::new(FaultyStore::new(inner));
-            let _ = f2.set(Arc::clone(&s));
-            s as Arc<dyn Store>
-        }))
-    })
-    .await;
-    let store = fs.get().unwrap();
+    let (t, store) =
+        TestStack::with_faulty_store(|o| o.visibility = Duration::from_millis(100)).await;
     let id = t.deposit("jay", "44.00").await;
     store.fail_transacts.store(true, Ordering::SeqCst);
     assert_eq!(
@@ -457,25 +429,16 @@ async fn a_poison_message_reaches_the_dlq_and_is_replayed_once_healed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_outage_answers_503_and_the_psp_retry_is_accepted() {
-    let fq: Arc<OnceLock<Arc<FaultyQueue>>> = Arc::new(OnceLock::new());
-    let f2 = Arc::clone(&fq);
-    let t = TestStack::start_with(move |o| {
-        o.wrap_queue = Some(Box::new(move |inner| {
-            let q = Arc::new(FaultyQueue::new(inner));
-            let _ = f2.set(Arc::clone(&q));
-            q as Arc<dyn Queue>
-        }))
-    })
-    .await;
+    let (t, fq) = TestStack::with_faulty_queue(|_| {}).await;
     let id = t.deposit("kim", "5.00").await;
     let body = t.event("evt-q", &id, "captured", "5.00", now_s());
-    fq.get().unwrap().fail_sends.store(true, Ordering::SeqCst);
+    fq.fail_sends.store(true, Ordering::SeqCst);
     let r = t.webhook_signed(&body, None).await;
     assert_eq!(
         (r.status, r.json()["error"].as_str()),
         (503, Some("service_unavailable"))
     );
-    fq.get().unwrap().fail_sends.store(false, Ordering::SeqCst);
+    fq.fail_sends.store(false, Ordering::SeqCst);
     let r = t.webhook_signed(&body, None).await;
     assert_eq!(
         (r.status, r.json()["outcome"].as_str()),

@@ -223,6 +223,7 @@ pub async fn deliveries(ctx: &Ctx, id: &PaymentId) -> Result<Value, Error> {
             );
             if let Some(o) = v.as_object_mut() {
                 o.remove("pk");
+                render_amount(o);
                 if let Some(sk) = o.remove("sk") {
                     o.insert("delivery_id".into(), sk);
                 }
@@ -232,6 +233,20 @@ pub async fn deliveries(ctx: &Ctx, id: &PaymentId) -> Result<Value, Error> {
     }
     out.sort_by_key(|v| v.get("at_ms").and_then(Value::as_i64).unwrap_or(0));
     Ok(json!({"payment_id": id, "deliveries": out}))
+}
+
+/// Stored minor units → the API's decimal string.
+fn render_amount(o: &mut Map<String, Value>) {
+    let currency = o
+        .get("currency")
+        .and_then(Value::as_str)
+        .and_then(|c| Currency::parse(c).ok());
+    if let (Some(c), Some(minor)) = (currency, o.get("amount").and_then(Value::as_i64)) {
+        o.insert(
+            "amount".into(),
+            Value::String(crate::money::format_minor(minor, c)),
+        );
+    }
 }
 
 #[cfg(test)]

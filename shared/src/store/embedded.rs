@@ -122,16 +122,22 @@ fn apply_record(table: &mut BTreeMap<Key, Item>, rec: Record) {
     }
 }
 
+/// Rewrite the log as a snapshot of the table (at open, so it never grows
+/// past one snapshot plus one session of changes).
 fn compact(path: &Path, table: &BTreeMap<Key, Item>) -> std::io::Result<()> {
     let items: Vec<&Item> = table.values().collect();
-    let frames = items.chunks(SNAPSHOT_ITEMS_PER_FRAME).map(|chunk| {
-        let rec = Record {
-            puts: chunk.iter().map(|i| (*i).clone()).collect(),
-            dels: Vec::new(),
-        };
-        serde_json::to_vec(&rec).unwrap_or_default()
-    });
-    wal::rewrite(path, frames)
+    let frames = items
+        .chunks(SNAPSHOT_ITEMS_PER_FRAME)
+        .map(|chunk| {
+            let puts = chunk.iter().map(|i| (*i).clone()).collect();
+            serde_json::to_vec(&Record {
+                puts,
+                dels: Vec::new(),
+            })
+            .map_err(std::io::Error::other)
+        })
+        .collect::<std::io::Result<Vec<Vec<u8>>>>()?;
+    wal::rewrite(path, frames.into_iter())
 }
 
 fn range_bounds(q: &Query) -> (Bound<Key>, Bound<Key>) {
