@@ -17,7 +17,7 @@ use crate::store::{item, Attr, Cond, Item, ItemExt, Query, SkRange, StoreError, 
 use super::event::PspEvent;
 use super::keys;
 use super::payment::{history_entry, Payment, PaymentStatus};
-use super::webhook::{event_matches, open_mismatch_case};
+use super::webhook::{event_matches, open_case, CaseKind};
 use super::Ctx;
 
 /// Ledger entries shown by `GET /v1/wallet/{player}`.
@@ -34,6 +34,8 @@ pub enum Applied {
     NoOp,
     /// The event does not match the intent: a case was opened, no money moved.
     Mismatch,
+    /// A final status contradicting the payment's: a case, no money moved.
+    Conflict,
 }
 
 /// A failure to apply; `retryable` says whether redelivery may help.
@@ -69,11 +71,11 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
     };
     let payment = Payment::from_item(&found)?;
     if !event_matches(&payment, ev) {
-        open_mismatch_case(ctx, ev, &payment).await?;
+        open_case(ctx, CaseKind::WebhookMismatch, ev, &payment).await?;
         return Ok(Applied::Mismatch);
     }
     if !payment.status.can_move_to(ev.status) {
-        return Ok(Applied::NoOp);
+        return not_applied(ctx, ev, &payment, payment.status).await;
     }
     let writes = transition_writes(&payment, ev);
     match ctx.store.transact(writes).await {
@@ -82,12 +84,37 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
             Ok(Applied::Moved(ev.status))
         }
         // Someone else moved it first (a duplicate or a later event): no-op.
-        Err(StoreError::ConditionFailed { index, .. }) => {
+        Err(StoreError::ConditionFailed { index, old }) => {
             tracing::info!(payment_id = %payment.id, event_id = %ev.event_id, write = index, "event already superseded");
-            Ok(Applied::NoOp)
+            let current = old
+                .as_ref()
+                .filter(|_| index == 0)
+                .and_then(|o| o.str_attr("status"))
+                .and_then(PaymentStatus::parse)
+                .unwrap_or(payment.status);
+            not_applied(ctx, ev, &payment, current).await
         }
         Err(e) => Err(Error::from(e).into()),
     }
+}
+
+/// A late or repeated event is a no-op; a final status that contradicts the
+/// payment's final status is a case for an operator.
+async fn not_applied(
+    ctx: &Ctx,
+    ev: &PspEvent,
+    p: &Payment,
+    current: PaymentStatus,
+) -> Result<Applied, ApplyError> {
+    if current.is_final() && ev.status.is_final() && current != ev.status {
+        let seen = Payment {
+            status: current,
+            ..p.clone()
+        };
+        open_case(ctx, CaseKind::ConflictingFinalStatus, ev, &seen).await?;
+        return Ok(Applied::Conflict);
+    }
+    Ok(Applied::NoOp)
 }
 
 /// The writes that move a payment to `ev.status`: for a capture, ONE

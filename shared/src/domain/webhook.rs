@@ -162,7 +162,7 @@ pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
     };
     let payment = Payment::from_item(&found)?;
     if !event_matches(&payment, &ev) {
-        open_mismatch_case(ctx, &ev, &payment).await?;
+        open_case(ctx, CaseKind::WebhookMismatch, &ev, &payment).await?;
         log_delivery(ctx, &ev, Outcome::Mismatch).await;
         return Ok(Intake {
             event_id: ev.event_id,
@@ -266,11 +266,32 @@ async fn log_rejected(ctx: &Ctx, d: &Delivery<'_>, outcome: Outcome) {
     }
 }
 
-/// A mismatching event never moves money; it becomes a case, once per event.
-pub async fn open_mismatch_case(ctx: &Ctx, ev: &PspEvent, p: &Payment) -> Result<(), Error> {
+/// Why an event became a case instead of moving money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseKind {
+    /// Amount, currency or PSP differ from the intent.
+    WebhookMismatch,
+    /// A final status contradicting the payment's final status (e.g.
+    /// `captured` after `failed`): money may sit at the PSP, not in the wallet.
+    ConflictingFinalStatus,
+}
+
+impl CaseKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CaseKind::WebhookMismatch => "webhook_mismatch",
+            CaseKind::ConflictingFinalStatus => "conflicting_final_status",
+        }
+    }
+}
+
+/// An event that must not move money becomes a case, once per event, with
+/// the evidence of both sides.
+pub async fn open_case(ctx: &Ctx, kind: CaseKind, ev: &PspEvent, p: &Payment) -> Result<(), Error> {
     let key = keys::case(&ev.payment_id, &ev.psp, &ev.event_id);
     let attrs = [
-        ("kind", Attr::from("webhook_mismatch")),
+        ("kind", Attr::from(kind.as_str())),
+        ("payment_status", Attr::from(p.status.as_str())),
         ("case_status", Attr::from("open")),
         ("event_amount", Attr::N(ev.amount_minor)),
         ("event_currency", Attr::from(ev.currency.code())),
@@ -290,7 +311,7 @@ pub async fn open_mismatch_case(ctx: &Ctx, ev: &PspEvent, p: &Payment) -> Result
         .await
     {
         Ok(()) => {
-            tracing::warn!(payment_id = %ev.payment_id, event_id = %ev.event_id, "webhook does not match its intent: case opened");
+            tracing::warn!(payment_id = %ev.payment_id, event_id = %ev.event_id, kind = kind.as_str(), "case opened");
             Ok(())
         }
         Err(StoreError::ConditionFailed { .. }) => Ok(()),
