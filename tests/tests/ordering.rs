@@ -16,7 +16,7 @@ use payloop::ids::{EventId, PaymentId, PlayerId, PspId};
 use payloop::money::{Currency, Money};
 use payloop::queue::embedded::EmbeddedQueue;
 use payloop::store::embedded::EmbeddedStore;
-use payloop::store::{Query, SkRange, Store, Write};
+use payloop::store::{Query, SkRange, Write};
 
 fn ctx(dir: &std::path::Path) -> Ctx {
     let store = Arc::new(EmbeddedStore::open(&dir.join("s.wal")).unwrap());
