@@ -17,6 +17,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub const CREDIT_PATH: &str = "/v1/wallet/credit";
+/// Largest batch applied at once (the SQS event source's maximum is 10;
+/// anything beyond this is reported failed and retried).
+pub const MAX_BATCH: usize = 100;
 /// Most messages one replay call moves.
 pub const MAX_REPLAY: usize = 1000;
 
@@ -55,16 +58,34 @@ pub async fn process_message(ctx: &Ctx, message_id: &str, body: &str) -> Result<
 }
 
 /// Process a batch; returns the ids of the messages that failed (the
-/// Lambda `batchItemFailures`). Messages are independent, so one failure
-/// never blocks the others.
+/// Lambda `batchItemFailures`). Messages are independent and applied
+/// concurrently; one failure never blocks the others.
 pub async fn process_batch(ctx: &Ctx, messages: &[(String, String)]) -> Vec<String> {
-    let mut failed = Vec::new();
-    for (id, body) in messages {
-        if process_message(ctx, id, body).await.is_err() {
-            failed.push(id.clone());
+    let mut running = tokio::task::JoinSet::new();
+    for (id, body) in messages.iter().take(MAX_BATCH).cloned() {
+        let ctx = ctx.clone();
+        running.spawn(async move {
+            let ok = process_message(&ctx, &id, &body).await.is_ok();
+            (id, ok)
+        });
+    }
+    let mut succeeded = std::collections::HashSet::new();
+    while let Some(done) = running.join_next().await {
+        match done {
+            Ok((id, true)) => {
+                succeeded.insert(id);
+            }
+            Ok((_, false)) => {}
+            Err(e) => tracing::error!(error = %e, "event task panicked or was cancelled"),
         }
     }
-    failed
+    // Whatever did not report success (failed, died, or beyond the batch
+    // bound) is a batch item failure and will be redelivered.
+    messages
+        .iter()
+        .filter(|(id, _)| !succeeded.contains(id))
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 #[derive(Deserialize)]

@@ -63,14 +63,15 @@ impl EmbeddedQueue {
         })
     }
 
-    /// Try to take one visible message; `None` if another receiver won it or
-    /// it was dead-lettered.
-    async fn take(
+    /// The two writes that take one visible message (move it to its new
+    /// visibility time, or to the DLQ past the receive limit), and the message
+    /// they hand out (`None` when it is dead-lettered).
+    async fn plan_take(
         &self,
         queue: QueueName,
         found: &crate::store::Item,
         visibility: Duration,
-    ) -> Result<Option<Message>, QueueError> {
+    ) -> Result<Take, QueueError> {
         let (Some(old_key), Some(id), Some(body)) =
             (Key::of(found), found.str_attr("id"), found.str_attr("body"))
         else {
@@ -84,40 +85,43 @@ impl EmbeddedQueue {
         let dead_letter = queue
             .dead_letter()
             .filter(|(_, max)| count > i64::from(*max));
-        let (add, message) = match dead_letter {
-            Some((dlq, _)) => (self.put(dlq, id, body, 0, now_ms()).await?, None),
-            None => {
-                let visible_at = now_ms() + visibility.as_millis() as i64;
-                let receipt = sk(visible_at, id);
-                let msg = Message {
-                    id: id.to_owned(),
-                    receipt,
-                    body: body.to_owned(),
-                    receive_count: count as u32,
-                };
-                (
-                    self.put(queue, id, body, count, visible_at).await?,
-                    Some(msg),
-                )
-            }
+        if let Some((dlq, _)) = dead_letter {
+            let add = self.put(dlq, id, body, 0, now_ms()).await?;
+            return Ok(Take {
+                writes: [remove, add],
+                message: None,
+                id: id.to_owned(),
+            });
+        }
+        let visible_at = now_ms() + visibility.as_millis() as i64;
+        let message = Message {
+            id: id.to_owned(),
+            receipt: sk(visible_at, id),
+            body: body.to_owned(),
+            receive_count: count as u32,
         };
-        match self.store.transact(vec![remove, add]).await {
+        let add = self.put(queue, id, body, count, visible_at).await?;
+        Ok(Take {
+            writes: [remove, add],
+            message: Some(message),
+            id: id.to_owned(),
+        })
+    }
+
+    /// Commit one take; `false` if another receiver won the message.
+    async fn commit_take(&self, queue: QueueName, take: &Take) -> Result<bool, QueueError> {
+        match self.store.transact(take.writes.to_vec()).await {
             Ok(()) => {
-                if let Some((dlq, _)) = dead_letter {
-                    tracing::warn!(
-                        message_id = id,
-                        queue = queue.as_str(),
-                        dlq = dlq.as_str(),
-                        "message moved to dead-letter queue"
-                    );
-                }
-                Ok(message)
+                take.log_dead_letter(queue);
+                Ok(true)
             }
-            Err(StoreError::ConditionFailed { .. }) => Ok(None),
+            Err(StoreError::ConditionFailed { .. }) => Ok(false),
             Err(e) => Err(store_err(e)),
         }
     }
 
+    /// Take up to `max` visible messages: all in one transaction (one log
+    /// write), or one by one when another receiver got some of them first.
     async fn receive_once(
         &self,
         queue: QueueName,
@@ -125,22 +129,52 @@ impl EmbeddedQueue {
         visibility: Duration,
     ) -> Result<Vec<Message>, QueueError> {
         let now = now_ms();
-        let q = Query::new(
-            pk(queue),
-            SkRange::Between(String::new(), format!("{now:015}~")),
-            max * 2,
-        );
-        let page = self.store.query(&q).await.map_err(store_err)?;
-        let mut out = Vec::new();
+        let range = SkRange::Between(String::new(), format!("{now:015}~"));
+        let page = self
+            .store
+            .query(&Query::new(pk(queue), range, max))
+            .await
+            .map_err(store_err)?;
+        let mut takes = Vec::with_capacity(page.items.len());
         for found in &page.items {
-            if out.len() >= max {
-                break;
+            takes.push(self.plan_take(queue, found, visibility).await?);
+        }
+        if takes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all: Vec<Write> = takes
+            .iter()
+            .flat_map(|t| t.writes.iter().cloned())
+            .collect();
+        match self.store.transact(all).await {
+            Ok(()) => {
+                takes.iter().for_each(|t| t.log_dead_letter(queue));
+                return Ok(takes.into_iter().filter_map(|t| t.message).collect());
             }
-            if let Some(m) = self.take(queue, found, visibility).await? {
-                out.push(m);
+            Err(StoreError::ConditionFailed { .. }) => {}
+            Err(e) => return Err(store_err(e)),
+        }
+        let mut out = Vec::new();
+        for take in takes {
+            if self.commit_take(queue, &take).await? {
+                out.extend(take.message);
             }
         }
         Ok(out)
+    }
+}
+
+struct Take {
+    writes: [Write; 2],
+    message: Option<Message>,
+    id: String,
+}
+
+impl Take {
+    fn log_dead_letter(&self, queue: QueueName) {
+        if self.message.is_none() {
+            tracing::warn!(message_id = %self.id, queue = queue.as_str(), "message moved to dead-letter queue");
+        }
     }
 }
 
