@@ -45,15 +45,23 @@ pub fn spawn(
 async fn poll_loop(
     ctx: Ctx,
     opts: WorkerOptions,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     applied: broadcast::Sender<Arc<str>>,
 ) {
+    // `stop` is checked between receives, never raced against one: a receive
+    // cancelled after it took messages would hide them and count a receive
+    // towards the DLQ without processing them.
     while !*stop.borrow() {
-        let received = tokio::select! {
-            r = ctx.queue.receive(QueueName::Events, MAX_RECEIVE_BATCH, opts.visibility, RECEIVE_WAIT) => r,
-            _ = stop.changed() => break,
-        };
-        let batch = match received {
+        let batch = match ctx
+            .queue
+            .receive(
+                QueueName::Events,
+                MAX_RECEIVE_BATCH,
+                opts.visibility,
+                RECEIVE_WAIT,
+            )
+            .await
+        {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "queue receive failed");
@@ -68,7 +76,16 @@ async fn poll_loop(
             .iter()
             .map(|m| (m.id.clone(), m.body.clone()))
             .collect();
-        let failed = wallet_credit::process_batch(&ctx, &pairs).await;
+        // Like a Lambda timeout: a batch that overruns deletes nothing and is redelivered.
+        let Ok(failed) =
+            tokio::time::timeout(opts.visibility, wallet_credit::process_batch(&ctx, &pairs)).await
+        else {
+            tracing::error!(
+                messages = pairs.len(),
+                "batch timed out; it will be redelivered"
+            );
+            continue;
+        };
         for m in batch.iter().filter(|m| !failed.contains(&m.id)) {
             if let Err(e) = ctx.queue.delete(QueueName::Events, &m.receipt).await {
                 // Redelivered later; the consumer makes that harmless.

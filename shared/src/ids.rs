@@ -124,6 +124,12 @@ impl PaymentId {
     pub fn generate() -> Self {
         Self(format!("pay_{}", ulid::Ulid::new()))
     }
+    /// The payment id for a ULID reserved by the idempotency engine.
+    pub fn from_reserved(ulid_text: &str) -> Result<Self, crate::Error> {
+        let u = ulid::Ulid::from_string(ulid_text)
+            .map_err(|_| crate::Error::Internal("reserved id is not a ULID".into()))?;
+        Ok(Self(format!("pay_{u}")))
+    }
     /// The deterministic ledger id of this payment's deposit credit: the same
     /// payment can never be credited under two txn ids.
     pub fn deposit_txn_id(&self) -> TxnId {

@@ -61,6 +61,13 @@ impl Currency {
     fn minor_per_major(&self) -> i64 {
         10_i64.pow(u32::from(self.minor_digits()))
     }
+
+    /// The largest amount in minor units: [`MAX_MINOR_UNITS`], lowered where
+    /// needed so the amount in micros still fits an i64.
+    pub fn max_minor(&self) -> i64 {
+        let micros_per_minor = (MICROS_PER_UNIT / self.minor_per_major()).max(1);
+        MAX_MINOR_UNITS.min(i64::MAX / micros_per_minor)
+    }
 }
 
 impl fmt::Debug for Currency {
@@ -101,7 +108,7 @@ impl Money {
         if minor <= 0 {
             return Err(MoneyError::NotPositive);
         }
-        if minor > MAX_MINOR_UNITS {
+        if minor > currency.max_minor() {
             return Err(MoneyError::Overflow);
         }
         Ok(Self { minor, currency })
@@ -168,6 +175,7 @@ impl Money {
         self.currency
     }
 
+    /// Always representable: amounts are capped by [`Currency::max_minor`].
     pub fn micros(&self) -> Result<i64, MoneyError> {
         let per_minor = MICROS_PER_UNIT / self.currency.minor_per_major();
         self.minor
@@ -312,19 +320,26 @@ mod tests {
     fn checked_arithmetic() {
         let eur = cur("EUR");
         let a = Money::from_minor(100, eur).unwrap();
-        let b = Money::from_minor(MAX_MINOR_UNITS, eur).unwrap();
+        let b = Money::from_minor(eur.max_minor(), eur).unwrap();
         assert_eq!(a.checked_add(a).unwrap().minor(), 200);
         assert_eq!(a.checked_add(b), Err(MoneyError::Overflow));
         assert_eq!(a.checked_sub(a), Err(MoneyError::NotPositive));
+        let jpy = cur("JPY");
+        let top = Money::from_minor(jpy.max_minor(), jpy).unwrap();
+        assert!(top.micros().is_ok(), "every accepted amount has micros");
+        assert_eq!(
+            Money::from_minor(jpy.max_minor() + 1, jpy),
+            Err(MoneyError::Overflow)
+        );
         let usd = Money::from_minor(1, cur("USD")).unwrap();
         assert_eq!(a.checked_add(usd), Err(MoneyError::CurrencyMismatch));
     }
 
     proptest! {
         #[test]
-        fn decimal_round_trips(minor in 1..1_000_000_000_000i64, code in prop::sample::select(vec!["EUR", "JPY", "BHD", "USD", "CLF"])) {
+        fn decimal_round_trips(minor in 1..MAX_MINOR_UNITS, code in prop::sample::select(vec!["EUR", "JPY", "BHD", "USD", "CLF"])) {
             let c = cur(code);
-            let m = Money::from_minor(minor, c).unwrap();
+            let m = Money::from_minor(minor.min(c.max_minor()), c).unwrap();
             prop_assert_eq!(Money::parse_decimal(&m.to_decimal(), c).unwrap(), m);
             prop_assert_eq!(Money::from_micros(m.micros().unwrap(), c).unwrap(), m);
         }

@@ -15,6 +15,9 @@ pub struct FaultyStore {
     pub fail_transacts: AtomicBool,
     pub failed_transacts: AtomicUsize,
     pub payment_puts: AtomicUsize,
+    /// Fail the next write that marks an idempotency record completed (the
+    /// work is done, remembering its response fails).
+    pub fail_idem_completion: AtomicBool,
 }
 
 impl FaultyStore {
@@ -24,8 +27,16 @@ impl FaultyStore {
             fail_transacts: AtomicBool::new(false),
             failed_transacts: AtomicUsize::new(0),
             payment_puts: AtomicUsize::new(0),
+            fail_idem_completion: AtomicBool::new(false),
         }
     }
+}
+
+fn is_idem_completion(w: &Write) -> bool {
+    use payloop::store::{Attr, UpdateOp};
+    matches!(w, Write::Update { key, ops, .. }
+        if key.pk.starts_with("IDEM#")
+        && ops.iter().any(|op| matches!(op, UpdateOp::Set(n, Attr::S(v)) if n == "state" && v == "completed")))
 }
 
 #[async_trait]
@@ -37,6 +48,11 @@ impl Store for FaultyStore {
         self.inner.query(q).await
     }
     async fn write(&self, write: Write) -> Result<(), StoreError> {
+        if is_idem_completion(&write) && self.fail_idem_completion.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "injected failure storing the response".into(),
+            ));
+        }
         let is_payment = matches!(&write, Write::Put { item, .. }
             if item.get("pk").and_then(|a| a.as_str()).is_some_and(|pk| pk.starts_with("PAY#"))
             && item.get("sk").and_then(|a| a.as_str()) == Some("A"));

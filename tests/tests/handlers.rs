@@ -21,7 +21,12 @@ fn fixture(name: &str) -> String {
 }
 
 fn ctx(dir: &std::path::Path) -> Ctx {
-    let store = Arc::new(EmbeddedStore::open(&dir.join("store.wal")).unwrap());
+    let store: Arc<dyn payloop::store::Store> =
+        Arc::new(EmbeddedStore::open(&dir.join("store.wal")).unwrap());
+    ctx_with(store, dir, 30_000)
+}
+
+fn ctx_with(store: Arc<dyn payloop::store::Store>, dir: &std::path::Path, lease_ms: i64) -> Ctx {
     let qstore = Arc::new(EmbeddedStore::open(&dir.join("queue.wal")).unwrap());
     Ctx {
         store,
@@ -33,7 +38,7 @@ fn ctx(dir: &std::path::Path) -> Ctx {
             public_url: "https://pay.example".into(),
             default_psp: PspId::parse("sandbox").unwrap(),
             idempotency_ttl_s: 86_400,
-            idempotency_lease_ms: 30_000,
+            idempotency_lease_ms: lease_ms,
             webhook_tolerance_s: 300,
         }),
     }
@@ -121,4 +126,40 @@ async fn sqs_batch_reports_only_the_poison_message_and_credits_once() {
         .await
         .unwrap();
     assert_eq!(balances, vec![(eur, 5000, 0)]);
+}
+
+/// The intent is stored but remembering the response fails (a crash or a
+/// timeout right after the work): retries first see the request in flight,
+/// then, once its lease lapses, get the SAME payment, never a second one.
+#[tokio::test]
+async fn a_lost_response_is_recovered_without_a_second_intent() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner: Arc<dyn payloop::store::Store> =
+        Arc::new(EmbeddedStore::open(&dir.path().join("store.wal")).unwrap());
+    let faulty = Arc::new(payloop_tests::faults::FaultyStore::new(inner));
+    faulty
+        .fail_idem_completion
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let ctx = ctx_with(faulty.clone(), dir.path(), 200);
+    let (status, _, first) = call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, _, busy) = call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
+    assert_eq!(
+        (status, busy["error"].as_str()),
+        (409, Some("request_in_progress"))
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let (status, _, again) = call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["payment_id"], first["payment_id"]);
+    assert_eq!(
+        faulty
+            .payment_puts
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    // And from now on it is a plain replay.
+    let (_, headers, replay) = call(intent_api::app(ctx), &fixture("apigw-init.json")).await;
+    assert_eq!(headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(replay, again);
 }

@@ -37,11 +37,13 @@ async fn init(
     let client = authenticate(&headers, &ctx.config.client_keys)?;
     let key = idempotency_key(&headers, None)?;
     let scope = format!("client:{client}");
-    let work = || async {
-        let req = InitRequest::parse(&parse_json(&raw)?)?;
+    let (ctx_ref, raw_ref) = (&ctx, &raw);
+    let work = |reserved: String| async move {
+        let req = InitRequest::parse(&parse_json(raw_ref)?)?;
+        let id = PaymentId::from_reserved(&reserved)?;
         Ok((
             StatusCode::CREATED,
-            deposit::create_intent(&ctx, req).await?,
+            deposit::create_intent(ctx_ref, req, id).await?,
         ))
     };
     Ok(idempotent(&ctx, &scope, &key, "POST", INIT_PATH, &raw, work).await)

@@ -111,7 +111,7 @@ async fn credit(
     let body_key = parse_credit(&raw).ok().and_then(|b| b.idempotency_key);
     let key = idempotency_key(&headers, body_key.as_deref())?;
     let scope = format!("platform:{platform}");
-    let work = || async {
+    let work = |_reserved: String| async {
         let b = parse_credit(&raw)?;
         let payment = PaymentId::parse(&b.payment_id)
             .map_err(|e| Error::validation("payment_id", e.to_string()))?;

@@ -7,7 +7,7 @@ use crate::clock::now_ms;
 use crate::error::Error;
 use crate::ids::{PaymentId, PlayerId};
 use crate::money::{Currency, Money};
-use crate::store::{Cond, Query, SkRange, Write};
+use crate::store::{Cond, Query, SkRange, StoreError, Write};
 
 use super::keys;
 use super::payment::{attr_to_json, Payment, PaymentStatus, METHODS};
@@ -161,10 +161,13 @@ pub fn sandbox_redirect_url(public_url: &str, id: &PaymentId) -> String {
     format!("{}/sandbox/checkout/{id}", public_url.trim_end_matches('/'))
 }
 
-/// Create the intent (one conditional put) and return the 201 body.
-pub async fn create_intent(ctx: &Ctx, req: InitRequest) -> Result<Value, Error> {
+/// Create the intent (one conditional put) under the id the idempotency
+/// engine reserved, and return the 201 body. If that id already holds an
+/// intent, an earlier attempt of this same request committed it (then
+/// crashed or timed out): answer from it instead of creating a second one.
+pub async fn create_intent(ctx: &Ctx, req: InitRequest, id: PaymentId) -> Result<Value, Error> {
     let payment = Payment {
-        id: PaymentId::generate(),
+        id,
         player: req.player,
         amount: req.amount,
         method: req.method,
@@ -177,22 +180,55 @@ pub async fn create_intent(ctx: &Ctx, req: InitRequest) -> Result<Value, Error> 
         credited_txn: None,
         history: Vec::new(),
     };
-    ctx.store
-        .write(Write::Put {
-            item: payment.to_item(),
-            cond: Some(Cond::NotExists),
-        })
-        .await?;
-    tracing::info!(payment_id = %payment.id, psp = %payment.psp, method = %payment.method, "deposit intent created");
-    Ok(json!({
-        "payment_id": payment.id,
-        "status": payment.status.as_str(),
-        "redirect_url": sandbox_redirect_url(&ctx.config.public_url, &payment.id),
-        "psp": payment.psp,
-        "amount": payment.amount.to_decimal(),
-        "amount_micros": payment.amount.micros().ok(),
-        "currency": payment.amount.currency(),
-    }))
+    let put = Write::Put {
+        item: payment.to_item(),
+        cond: Some(Cond::NotExists),
+    };
+    match ctx.store.write(put).await {
+        Ok(()) => {
+            tracing::info!(payment_id = %payment.id, psp = %payment.psp, method = %payment.method, "deposit intent created");
+            Ok(intent_response(ctx, &payment))
+        }
+        Err(StoreError::ConditionFailed { old: Some(old), .. }) => {
+            let earlier = Payment::from_item(&old)?;
+            if !same_intent(&earlier, &payment) {
+                return Err(Error::IdempotencyKeyReused);
+            }
+            tracing::info!(payment_id = %earlier.id, "deposit intent found from an earlier attempt");
+            Ok(intent_response(ctx, &earlier))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn same_intent(a: &Payment, b: &Payment) -> bool {
+    (
+        &a.player,
+        a.amount,
+        &a.method,
+        &a.return_url,
+        &a.country,
+        &a.device,
+    ) == (
+        &b.player,
+        b.amount,
+        &b.method,
+        &b.return_url,
+        &b.country,
+        &b.device,
+    )
+}
+
+fn intent_response(ctx: &Ctx, p: &Payment) -> Value {
+    json!({
+        "payment_id": p.id,
+        "status": p.status.as_str(),
+        "redirect_url": sandbox_redirect_url(&ctx.config.public_url, &p.id),
+        "psp": p.psp,
+        "amount": p.amount.to_decimal(),
+        "amount_micros": p.amount.micros().ok(),
+        "currency": p.amount.currency(),
+    })
 }
 
 pub async fn load_payment(ctx: &Ctx, id: &PaymentId) -> Result<Payment, Error> {

@@ -1,29 +1,34 @@
 //! The idempotency engine used by every mutating endpoint.
 //!
-//! A request claims `(scope, Idempotency-Key)` with ONE conditional put. The
-//! claim succeeds when no record exists, the record expired (checked here, not
-//! only by TTL), or an in-flight claim's lease lapsed (its request crashed).
-//! When the claim fails, the store hands back the record as it stood
+//! A request claims `(scope, Idempotency-Key)` with ONE conditional put that
+//! also reserves the id of the resource the request will create. The claim
+//! succeeds when no record exists or the record expired (checked here, not
+//! only by TTL). When it fails, the store hands back the record as it stood
 //! (ALL_OLD), so a duplicate costs one failed write and no read:
-//! - another request body → 409 `idempotency_key_reused`;
-//! - completed → the stored response, byte for byte;
-//! - in flight → 409 `request_in_progress`.
+//! - completed, same request → the stored response, byte for byte;
+//! - completed or in flight, another request → 409 `idempotency_key_reused`;
+//! - in flight → 409 `request_in_progress`;
+//! - released (the first answer was not 2xx), or in flight with a lapsed
+//!   lease (its request crashed) → taken over with a second conditional
+//!   write, KEEPING the reserved resource id: work that committed before a
+//!   crash or a timeout is found again, never done twice.
 //!
 //! Only 2xx responses are stored; otherwise the claim is released and a retry
-//! is evaluated afresh.
+//! is evaluated afresh (Google's rule).
 
 use sha2::{Digest, Sha256};
 
 use crate::clock::{now_ms, now_s};
 use crate::config::Config;
 use crate::error::Error;
-use crate::ids::{new_ulid, IdempotencyKey};
+use crate::ids::IdempotencyKey;
 use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Store, StoreError, UpdateOp, Write, TTL};
 
 use super::keys;
 
 const IN_FLIGHT: &str = "in_flight";
 const COMPLETED: &str = "completed";
+const RELEASED: &str = "released";
 
 /// A request as the engine sees it.
 pub struct IdemRequest<'a> {
@@ -44,6 +49,15 @@ pub struct StoredResponse {
 pub struct Claim {
     key: Key,
     owner: String,
+    resource: String,
+}
+
+impl Claim {
+    /// The id reserved for what this request creates (a ULID), the same for
+    /// every attempt under this key.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
 }
 
 #[derive(Debug)]
@@ -68,21 +82,11 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-fn claim_condition(now_ms: i64, now_s: i64) -> Cond {
-    Cond::Or(vec![
-        Cond::NotExists,
-        Cond::Lt(TTL.into(), Attr::N(now_s)),
-        Cond::And(vec![
-            Cond::eq("state", IN_FLIGHT),
-            Cond::Lt("lease_until_ms".into(), Attr::N(now_ms)),
-        ]),
-    ])
-}
-
 /// Claim the key, or learn what the earlier request with it became.
 pub async fn begin(store: &dyn Store, cfg: &Config, req: &IdemRequest<'_>) -> Result<Begin, Error> {
     let key = keys::idempotency(req.scope, req.key);
-    let owner = new_ulid("own");
+    let owner = ulid::Ulid::new().to_string();
+    let resource = ulid::Ulid::new().to_string();
     let (ms, s) = (now_ms(), now_s());
     let record = item(
         &key,
@@ -90,30 +94,74 @@ pub async fn begin(store: &dyn Store, cfg: &Config, req: &IdemRequest<'_>) -> Re
             ("state", Attr::from(IN_FLIGHT)),
             ("fp", Attr::from(req.fingerprint.as_str())),
             ("owner", Attr::from(owner.as_str())),
+            ("resource", Attr::from(resource.as_str())),
             ("lease_until_ms", Attr::N(ms + cfg.idempotency_lease_ms)),
             (TTL, Attr::N(s + cfg.idempotency_ttl_s)),
         ],
     );
-    let put = Write::Put {
-        item: record,
-        cond: Some(claim_condition(ms, s)),
-    };
-    match store.write(put).await {
-        Ok(()) => Ok(Begin::Fresh(Claim { key, owner })),
-        Err(StoreError::ConditionFailed { old: Some(old), .. }) => judge_existing(&old, req),
+    let fresh_or_expired = Cond::Or(vec![Cond::NotExists, Cond::Lt(TTL.into(), Attr::N(s))]);
+    match store
+        .write(Write::Put {
+            item: record,
+            cond: Some(fresh_or_expired),
+        })
+        .await
+    {
+        Ok(()) => Ok(Begin::Fresh(Claim {
+            key,
+            owner,
+            resource,
+        })),
+        Err(StoreError::ConditionFailed { old: Some(old), .. }) => {
+            judge_existing(
+                store,
+                cfg,
+                req,
+                Claim {
+                    key,
+                    owner,
+                    resource,
+                },
+                &old,
+            )
+            .await
+        }
         // The record vanished between the check and the report: treat as busy.
         Err(StoreError::ConditionFailed { old: None, .. }) => Err(Error::RequestInProgress),
         Err(e) => Err(e.into()),
     }
 }
 
-fn judge_existing(old: &Item, req: &IdemRequest<'_>) -> Result<Begin, Error> {
-    if old.str_attr("fp") != Some(req.fingerprint.as_str()) {
-        return Err(Error::IdempotencyKeyReused);
+async fn judge_existing(
+    store: &dyn Store,
+    cfg: &Config,
+    req: &IdemRequest<'_>,
+    mine: Claim,
+    old: &Item,
+) -> Result<Begin, Error> {
+    let old_resource = old.str_attr("resource").unwrap_or_default().to_owned();
+    if old.str_attr("owner") == Some(mine.owner.as_str()) {
+        // Our own put, retried by the SDK after it had succeeded.
+        return Ok(Begin::Fresh(Claim {
+            resource: old_resource,
+            ..mine
+        }));
     }
-    if old.str_attr("state") != Some(COMPLETED) {
-        return Err(Error::RequestInProgress);
+    let same_request = old.str_attr("fp") == Some(req.fingerprint.as_str());
+    match old.str_attr("state") {
+        Some(COMPLETED) if same_request => replay(old),
+        Some(RELEASED) => take_over(store, cfg, req, mine, old).await,
+        Some(IN_FLIGHT)
+            if same_request && old.int_attr("lease_until_ms").unwrap_or(0) < now_ms() =>
+        {
+            take_over(store, cfg, req, mine, old).await
+        }
+        Some(IN_FLIGHT) if same_request => Err(Error::RequestInProgress),
+        _ => Err(Error::IdempotencyKeyReused),
     }
+}
+
+fn replay(old: &Item) -> Result<Begin, Error> {
     let status = old.int_attr("status").and_then(|s| u16::try_from(s).ok());
     match (status, old.str_attr("body")) {
         (Some(status), Some(body)) => Ok(Begin::Replay(StoredResponse {
@@ -126,31 +174,80 @@ fn judge_existing(old: &Item, req: &IdemRequest<'_>) -> Result<Begin, Error> {
     }
 }
 
-/// Finish a claim: remember a 2xx response, release the key otherwise.
+/// Take a released or abandoned claim over, keeping its resource id. The
+/// condition (owner and state as we saw them) lets exactly one taker win.
+async fn take_over(
+    store: &dyn Store,
+    cfg: &Config,
+    req: &IdemRequest<'_>,
+    mine: Claim,
+    old: &Item,
+) -> Result<Begin, Error> {
+    let (Some(old_owner), Some(old_state), Some(resource)) = (
+        old.str_attr("owner"),
+        old.str_attr("state"),
+        old.str_attr("resource"),
+    ) else {
+        return Err(Error::Internal(
+            "idempotency record without owner, state or resource".into(),
+        ));
+    };
+    let ops = vec![
+        UpdateOp::set("state", IN_FLIGHT),
+        UpdateOp::set("fp", req.fingerprint.as_str()),
+        UpdateOp::set("owner", mine.owner.as_str()),
+        UpdateOp::set("lease_until_ms", now_ms() + cfg.idempotency_lease_ms),
+    ];
+    let cond = Cond::And(vec![
+        Cond::eq("owner", old_owner),
+        Cond::eq("state", old_state),
+    ]);
+    match store
+        .write(Write::Update {
+            key: mine.key.clone(),
+            ops,
+            cond: Some(cond),
+        })
+        .await
+    {
+        Ok(()) => Ok(Begin::Fresh(Claim {
+            resource: resource.to_owned(),
+            ..mine
+        })),
+        Err(StoreError::ConditionFailed { .. }) => Err(Error::RequestInProgress),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Finish a claim: remember a 2xx response, release the key otherwise (the
+/// record stays, marked released, so a retry keeps the resource id).
 pub async fn finish(store: &dyn Store, claim: Claim, status: u16, body: &str) -> Result<(), Error> {
     let owned = Cond::And(vec![Cond::Exists, Cond::eq("owner", claim.owner.as_str())]);
-    let write = if (200..300).contains(&status) {
-        Write::Update {
-            key: claim.key,
-            ops: vec![
-                UpdateOp::set("state", COMPLETED),
-                UpdateOp::set("status", i64::from(status)),
-                UpdateOp::set("body", body),
-                UpdateOp::Remove("lease_until_ms".into()),
-            ],
-            cond: Some(owned),
-        }
+    let ops = if (200..300).contains(&status) {
+        vec![
+            UpdateOp::set("state", COMPLETED),
+            UpdateOp::set("status", i64::from(status)),
+            UpdateOp::set("body", body),
+            UpdateOp::Remove("lease_until_ms".into()),
+        ]
     } else {
-        Write::Delete {
-            key: claim.key,
-            cond: Some(owned),
-        }
+        vec![
+            UpdateOp::set("state", RELEASED),
+            UpdateOp::Remove("lease_until_ms".into()),
+        ]
     };
-    match store.write(write).await {
+    match store
+        .write(Write::Update {
+            key: claim.key,
+            ops,
+            cond: Some(owned),
+        })
+        .await
+    {
         Ok(()) => Ok(()),
         Err(StoreError::ConditionFailed { .. }) => {
-            // Our lease lapsed and another request took the key over: the work
-            // itself is already done and guarded by its own conditions.
+            // Our lease lapsed and another attempt took the key over; it works
+            // on the same resource id, so nothing is done twice.
             tracing::warn!("idempotency claim lost before completion");
             Ok(())
         }
@@ -215,16 +312,18 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
-        // A non-2xx releases the key: the retry is evaluated afresh.
+        // A non-2xx releases the key: the retry (even with a fixed body) is
+        // evaluated afresh, on the same reserved resource id.
         let k2 = IdempotencyKey::parse("k2").unwrap();
         let Begin::Fresh(claim) = begin(&store, &c, &req(&k2, "{}")).await.unwrap() else {
             panic!("fresh")
         };
+        let reserved = claim.resource().to_owned();
         finish(&store, claim, 422, "").await.unwrap();
-        assert!(matches!(
-            begin(&store, &c, &req(&k2, "{\"fixed\":1}")).await.unwrap(),
-            Begin::Fresh(_)
-        ));
+        match begin(&store, &c, &req(&k2, "{\"fixed\":1}")).await.unwrap() {
+            Begin::Fresh(again) => assert_eq!(again.resource(), reserved),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -151,9 +151,14 @@ pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
             return Err(e);
         }
     };
-    let tolerance_ms = ctx.config.webhook_tolerance_s * 1000;
-    if (now_ms() - ev.occurred_ms).abs() > tolerance_ms {
+    let tolerance_ms = ctx
+        .config
+        .webhook_tolerance_s
+        .unsigned_abs()
+        .saturating_mul(1000);
+    if now_ms().abs_diff(ev.occurred_ms) > tolerance_ms {
         log_delivery(ctx, &ev, Outcome::Stale).await;
+        flag_stale_final(ctx, &ev).await;
         return Err(Error::StaleEvent);
     }
     let Some(found) = ctx.store.get(&keys::payment(&ev.payment_id)).await? else {
@@ -172,11 +177,47 @@ pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
     accept(ctx, ev).await
 }
 
-/// Dedupe by event id (one conditional put that is also the delivery's log
-/// entry), then enqueue. If the queue refuses, release the event id so the
-/// PSP's retry is accepted, and answer 503.
+/// A correctly signed final status refused only for its age may mean money
+/// sits at the PSP that the wallet never saw: make it a case, not silence.
+async fn flag_stale_final(ctx: &Ctx, ev: &PspEvent) {
+    if !ev.status.is_final() {
+        return;
+    }
+    let found = match ctx.store.get(&keys::payment(&ev.payment_id)).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check a stale event against its payment");
+            return;
+        }
+    };
+    let Ok(payment) = Payment::from_item(&found) else {
+        return;
+    };
+    if payment.status != ev.status {
+        if let Err(e) = open_case(ctx, CaseKind::StaleFinalEvent, ev, &payment).await {
+            tracing::warn!(error = %e, "could not open a case for a stale final event");
+        }
+    }
+}
+
+/// Enqueue first, then record the event id (one conditional put that is also
+/// the delivery's log entry). An event id is recorded only once its message
+/// is durably queued, so no crash, timeout or retried write can leave an
+/// event marked "seen" but never queued. The price: a duplicate racing the
+/// first delivery may be queued too, which the consumer makes harmless. A
+/// duplicate arriving after the record exists is answered from a read,
+/// without queueing.
 async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
     let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
+    if ctx.store.get(&key).await?.is_some() {
+        return duplicate(ctx, ev).await;
+    }
+    let message = ev.to_message()?;
+    if let Err(e) = ctx.queue.send(QueueName::Events, &message).await {
+        tracing::error!(event_id = %ev.event_id, payment_id = %ev.payment_id, error = %e, "enqueue failed");
+        return Err(Error::Unavailable("event queue".into()));
+    }
     let record = item(&key, delivery_attrs(&ev, Outcome::Accepted));
     match ctx
         .store
@@ -187,28 +228,22 @@ async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
         .await
     {
         Ok(()) => {}
-        Err(StoreError::ConditionFailed { .. }) => {
-            log_delivery(ctx, &ev, Outcome::Duplicate).await;
-            return Ok(Intake {
-                event_id: ev.event_id,
-                outcome: Outcome::Duplicate,
-            });
-        }
+        Err(StoreError::ConditionFailed { .. }) => return duplicate(ctx, ev).await,
+        // Queued but not recorded: the PSP's retry is queued again, harmlessly.
         Err(e) => return Err(e.into()),
-    }
-    let message = ev.to_message()?;
-    if let Err(e) = ctx.queue.send(QueueName::Events, &message).await {
-        tracing::error!(event_id = %ev.event_id, payment_id = %ev.payment_id, error = %e, "enqueue failed; releasing event id");
-        let release = Write::Delete { key, cond: None };
-        if let Err(e2) = ctx.store.write(release).await {
-            tracing::error!(event_id = %ev.event_id, error = %e2, "could not release event id after enqueue failure");
-        }
-        return Err(Error::Unavailable("event queue".into()));
     }
     tracing::info!(event_id = %ev.event_id, payment_id = %ev.payment_id, psp = %ev.psp, status = ev.status.as_str(), outcome = "accepted", "webhook delivery");
     Ok(Intake {
         event_id: ev.event_id,
         outcome: Outcome::Accepted,
+    })
+}
+
+async fn duplicate(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
+    log_delivery(ctx, &ev, Outcome::Duplicate).await;
+    Ok(Intake {
+        event_id: ev.event_id,
+        outcome: Outcome::Duplicate,
     })
 }
 
@@ -271,6 +306,8 @@ async fn log_rejected(ctx: &Ctx, d: &Delivery<'_>, outcome: Outcome) {
 pub enum CaseKind {
     /// Amount, currency or PSP differ from the intent.
     WebhookMismatch,
+    /// A signed final status refused as stale while the payment says otherwise.
+    StaleFinalEvent,
     /// A final status contradicting the payment's final status (e.g.
     /// `captured` after `failed`): money may sit at the PSP, not in the wallet.
     ConflictingFinalStatus,
@@ -281,6 +318,7 @@ impl CaseKind {
         match self {
             CaseKind::WebhookMismatch => "webhook_mismatch",
             CaseKind::ConflictingFinalStatus => "conflicting_final_status",
+            CaseKind::StaleFinalEvent => "stale_final_event",
         }
     }
 }

@@ -145,7 +145,8 @@ pub fn idempotency_key(
 }
 
 /// Run `work` at most once per (scope, key): replay a stored 2xx, refuse a
-/// reused or in-flight key, remember only 2xx responses.
+/// reused or in-flight key, remember only 2xx responses. `work` gets the id
+/// reserved for what it creates (a ULID), the same on every attempt.
 pub async fn idempotent<F, Fut>(
     ctx: &Ctx,
     scope: &str,
@@ -156,7 +157,7 @@ pub async fn idempotent<F, Fut>(
     work: F,
 ) -> Response
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<(StatusCode, Value), Error>>,
 {
     let req = IdemRequest {
@@ -175,7 +176,7 @@ where
         }
         Err(e) => return ApiError(e).into_response(),
     };
-    let (status, body) = match work().await {
+    let (status, body) = match work(claim.resource().to_owned()).await {
         Ok((status, value)) => (status, value.to_string()),
         Err(e) => {
             let status = e.row().status;

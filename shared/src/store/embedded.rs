@@ -18,6 +18,9 @@ use super::{
 
 /// Items per frame when compacting the log into a snapshot.
 const SNAPSHOT_ITEMS_PER_FRAME: usize = 512;
+/// Item bytes per snapshot frame: JSON at most roughly doubles them, which
+/// keeps every frame well under the WAL's frame limit.
+const SNAPSHOT_FRAME_BUDGET: usize = wal::MAX_FRAME_BYTES / 4;
 
 #[derive(Serialize, Deserialize, Default)]
 struct Record {
@@ -76,6 +79,20 @@ impl EmbeddedStore {
             .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))
     }
 
+    /// Wait until what the caller saw is durable: its own write, or, for a
+    /// failed condition, the item it failed against (which may be a write
+    /// not yet on disk). Nothing not durable is ever reported.
+    async fn settle(&self, committed: Result<u64, StoreError>) -> Result<(), StoreError> {
+        match committed {
+            Ok(lsn) => self.wal.wait_durable(lsn).await,
+            Err(e @ StoreError::ConditionFailed { .. }) => {
+                self.wal.wait_durable(self.wal.last_lsn()?).await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Check every condition, compute the new states, log them, apply them.
     fn commit(&self, writes: &[Write]) -> Result<u64, StoreError> {
         let mut table = self.lock()?;
@@ -123,21 +140,39 @@ fn apply_record(table: &mut BTreeMap<Key, Item>, rec: Record) {
 }
 
 /// Rewrite the log as a snapshot of the table (at open, so it never grows
-/// past one snapshot plus one session of changes).
+/// past one snapshot plus one session of changes). Frames are cut by size so
+/// none exceeds the frame limit.
 fn compact(path: &Path, table: &BTreeMap<Key, Item>) -> std::io::Result<()> {
-    let items: Vec<&Item> = table.values().collect();
-    let frames = items
-        .chunks(SNAPSHOT_ITEMS_PER_FRAME)
-        .map(|chunk| {
-            let puts = chunk.iter().map(|i| (*i).clone()).collect();
-            serde_json::to_vec(&Record {
-                puts,
-                dels: Vec::new(),
-            })
-            .map_err(std::io::Error::other)
-        })
-        .collect::<std::io::Result<Vec<Vec<u8>>>>()?;
+    let mut frames = Vec::new();
+    let mut puts: Vec<Item> = Vec::new();
+    let mut bytes = 0;
+    for it in table.values() {
+        let size = item_size(it);
+        if !puts.is_empty()
+            && (bytes + size > SNAPSHOT_FRAME_BUDGET || puts.len() >= SNAPSHOT_ITEMS_PER_FRAME)
+        {
+            frames.push(snapshot_frame(std::mem::take(&mut puts))?);
+            bytes = 0;
+        }
+        bytes += size;
+        puts.push(it.clone());
+    }
+    if !puts.is_empty() {
+        frames.push(snapshot_frame(puts)?);
+    }
     wal::rewrite(path, frames.into_iter())
+}
+
+fn snapshot_frame(puts: Vec<Item>) -> std::io::Result<Vec<u8>> {
+    let frame = serde_json::to_vec(&Record {
+        puts,
+        dels: Vec::new(),
+    })
+    .map_err(std::io::Error::other)?;
+    if frame.len() > wal::MAX_FRAME_BYTES {
+        return Err(std::io::Error::other("snapshot frame over the frame limit"));
+    }
+    Ok(frame)
 }
 
 fn range_bounds(q: &Query) -> (Bound<Key>, Bound<Key>) {
@@ -202,14 +237,14 @@ impl Store for EmbeddedStore {
                 "a check is only valid in a transaction".into(),
             ));
         }
-        let lsn = self.commit(std::slice::from_ref(&write))?;
-        self.wal.wait_durable(lsn).await
+        let committed = self.commit(std::slice::from_ref(&write));
+        self.settle(committed).await
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
-        let lsn = self.commit(&writes)?;
-        self.wal.wait_durable(lsn).await
+        let committed = self.commit(&writes);
+        self.settle(committed).await
     }
 }
 
@@ -273,6 +308,25 @@ mod tests {
                 .len(),
             51
         );
+    }
+
+    #[tokio::test]
+    async fn corruption_before_the_tail_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.wal");
+        {
+            let s = EmbeddedStore::open(&path).unwrap();
+            for n in 0..10 {
+                s.write(put(n)).await.unwrap();
+            }
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[20] ^= 0xff; // inside the first frame's payload
+        std::fs::write(&path, &bytes).unwrap();
+        let err = EmbeddedStore::open(&path).err().expect("must refuse");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        // Nothing was truncated: an operator can still recover the data.
+        assert_eq!(std::fs::read(&path).unwrap().len(), bytes.len());
     }
 
     #[tokio::test]

@@ -40,7 +40,10 @@ pub struct Wal {
     durable: watch::Receiver<Durable>,
 }
 
-/// Read every intact frame of a log file; truncate a torn tail.
+/// Read every intact frame of a log file. A torn tail (the last frame cut
+/// short or half-written by a crash) is truncated; a bad frame with intact
+/// data after it is corruption, and opening fails rather than dropping
+/// acknowledged writes.
 pub fn recover(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
     let mut bytes = Vec::new();
     match File::open(path) {
@@ -52,9 +55,23 @@ pub fn recover(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
     }
     let mut frames = Vec::new();
     let mut at = 0;
-    while let Some((payload, next)) = frame_at(&bytes, at) {
-        frames.push(payload.to_vec());
-        at = next;
+    while at < bytes.len() {
+        match frame_at(&bytes, at) {
+            Frame::Ok(payload, next) => {
+                frames.push(payload.to_vec());
+                at = next;
+            }
+            Frame::Torn => break,
+            Frame::Corrupt => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: corrupt frame at byte {at} with data after it",
+                        path.display()
+                    ),
+                ))
+            }
+        }
     }
     if at < bytes.len() {
         tracing::warn!(
@@ -69,15 +86,32 @@ pub fn recover(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
     Ok(frames)
 }
 
-fn frame_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let header = bytes.get(at..at + HEADER)?;
+enum Frame<'a> {
+    Ok(&'a [u8], usize),
+    /// Cut short or bad checksum, and nothing after it: an interrupted append.
+    Torn,
+    /// Bad, with more bytes after it.
+    Corrupt,
+}
+
+fn frame_at(bytes: &[u8], at: usize) -> Frame<'_> {
+    let Some(header) = bytes.get(at..at + HEADER) else {
+        return Frame::Torn;
+    };
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if len > MAX_FRAME_BYTES {
-        return None;
+    let end = at + HEADER + len;
+    let Some(payload) = bytes.get(at + HEADER..end) else {
+        return Frame::Torn;
+    };
+    if len <= MAX_FRAME_BYTES && crc32fast::hash(payload) == crc {
+        return Frame::Ok(payload, end);
     }
-    let payload = bytes.get(at + HEADER..at + HEADER + len)?;
-    (crc32fast::hash(payload) == crc).then_some((payload, at + HEADER + len))
+    if end == bytes.len() {
+        Frame::Torn
+    } else {
+        Frame::Corrupt
+    }
 }
 
 pub fn encode_frame(out: &mut Vec<u8>, payload: &[u8]) {
