@@ -11,6 +11,7 @@ use payloop::config::{
     Config, KeyRing, Secret, WebhookSecrets, DEFAULT_IDEMPOTENCY_TTL_S, DEFAULT_LEASE_MS,
     DEFAULT_WEBHOOK_TOLERANCE_S,
 };
+use payloop::domain::signature::Scheme;
 use payloop::domain::Ctx;
 use payloop::ids::PspId;
 use payloop::queue::embedded::EmbeddedQueue;
@@ -79,6 +80,8 @@ pub struct LocalOptions {
     pub wrap_queue: Option<QueueWrap>,
     /// Use these instead of the embedded adapters (`--aws`).
     pub backends: Option<(Arc<dyn Store>, Arc<dyn Queue>)>,
+    /// The webhook signature scheme the sandbox PSP speaks.
+    pub webhook_scheme: Scheme,
 }
 
 impl LocalOptions {
@@ -92,12 +95,15 @@ impl LocalOptions {
             wrap_store: None,
             wrap_queue: None,
             backends: None,
+            webhook_scheme: Scheme::Seed,
         }
     }
 }
 
 pub struct LocalStack {
     pub addr: SocketAddr,
+    /// The webhook signature scheme of the sandbox PSP.
+    pub scheme: Scheme,
     pub base_url: String,
     pub ctx: Ctx,
     pub secrets: DevSecrets,
@@ -106,12 +112,17 @@ pub struct LocalStack {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn config(secrets: &DevSecrets, base_url: &str) -> Result<Config, payloop::config::ConfigError> {
+fn config(
+    secrets: &DevSecrets,
+    base_url: &str,
+    scheme: Scheme,
+) -> Result<Config, payloop::config::ConfigError> {
     Ok(Config {
         client_keys: KeyRing::parse(&format!("dev:{}", secrets.client_key))?,
         platform_keys: KeyRing::parse(&format!("platform:{}", secrets.platform_key))?,
         webhook_secrets: WebhookSecrets::parse(&format!(
-            "{SANDBOX_PSP}:{}",
+            "{SANDBOX_PSP}@{}:{}",
+            scheme.as_str(),
             secrets.webhook_secret
         ))?,
         public_url: base_url.to_owned(),
@@ -153,12 +164,13 @@ pub async fn start(
     let ctx = Ctx {
         store,
         queue,
-        config: Arc::new(config(&secrets, &base_url)?),
+        config: Arc::new(config(&secrets, &base_url, opts.webhook_scheme)?),
     };
     let sb = Sandbox {
         api_base: base_url.clone(),
         client_key: Secret::new(secrets.client_key.clone()),
         webhook_secret: Secret::new(secrets.webhook_secret.clone()),
+        scheme: opts.webhook_scheme,
         http: reqwest::Client::new(),
     };
     let app = payloop::edge::with_edge(
@@ -192,6 +204,7 @@ pub async fn start(
         }
     }));
     Ok(LocalStack {
+        scheme: opts.webhook_scheme,
         addr,
         base_url,
         ctx,

@@ -4,7 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use payloop::domain::signature::Scheme;
 use payloop_cli::local::{self, LocalOptions};
+
+fn parse_scheme(s: &str) -> Result<Scheme, String> {
+    Scheme::parse(s).ok_or_else(|| "one of: seed, timestamped, standard-webhooks".to_owned())
+}
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +37,9 @@ enum Command {
         /// Use DynamoDB + SQS (AWS_ENDPOINT_URL, PAYLOOP_TABLE, PAYLOOP_QUEUE_PREFIX) instead.
         #[arg(long)]
         aws: bool,
+        /// Webhook signature scheme of the sandbox PSP: seed, timestamped, standard-webhooks.
+        #[arg(long, default_value = "seed", value_parser = parse_scheme)]
+        webhook_scheme: Scheme,
     },
     /// Operate the dead-letter queue of the local data directory.
     Dlq {
@@ -64,11 +72,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             host,
             visibility_secs,
             aws,
+            webhook_scheme,
         } => {
             let mut opts = LocalOptions {
                 host,
                 port,
                 visibility: Duration::from_secs(visibility_secs),
+                webhook_scheme,
                 ..LocalOptions::new(data_dir)
             };
             if aws {
@@ -106,6 +116,10 @@ fn print_banner(stack: &local::LocalStack) {
     );
     println!("dev client API key:     {}", s.client_key);
     println!("dev platform API key:   {}", s.platform_key);
-    println!("sandbox webhook secret: {}", s.webhook_secret);
+    println!(
+        "sandbox webhook secret: {} ({} scheme)",
+        s.webhook_secret,
+        stack.scheme.as_str()
+    );
     println!("Ctrl-C stops it; data stays in the data directory.");
 }

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use payloop::clock::now_s;
 use payloop::config::Secret;
-use payloop::domain::webhook::seed_signature;
+use payloop::domain::signature::{self, Scheme};
 use payloop::ids::{new_ulid, PaymentId};
 use serde_json::{json, Value};
 
@@ -19,6 +19,8 @@ pub struct Sandbox {
     pub api_base: String,
     pub client_key: Secret,
     pub webhook_secret: Secret,
+    /// The signature scheme this sandbox speaks.
+    pub scheme: Scheme,
     pub http: reqwest::Client,
 }
 
@@ -71,15 +73,21 @@ impl Sandbox {
             "timestamp": now_s(),
         })
         .to_string();
-        let sig = seed_signature(self.webhook_secret.expose(), body.as_bytes());
-        let resp = self
+        let signed = signature::sign(
+            self.scheme,
+            self.webhook_secret.expose(),
+            body.as_bytes(),
+            now_s(),
+            &new_ulid("msg"),
+        );
+        let mut req = self
             .http
             .post(format!("{}/v1/payments/webhook", self.api_base))
-            .header("content-type", "application/json")
-            .header("x-signature", sig)
-            .body(body)
-            .send()
-            .await?;
+            .header("content-type", "application/json");
+        for (name, value) in signed {
+            req = req.header(name, value);
+        }
+        let resp = req.body(body).send().await?;
         Ok(resp.status().as_u16())
     }
 }

@@ -7,6 +7,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::signature::Scheme;
 use crate::ids::PspId;
 
 /// A secret value: `Debug`/`Display` print `***`.
@@ -81,21 +82,27 @@ impl KeyRing {
     }
 }
 
-/// Webhook secrets per PSP; two at once during a rotation.
+/// Webhook verification per PSP: its signature scheme and its secrets (two
+/// at once during a rotation).
 #[derive(Debug, Clone, Default)]
 pub struct WebhookSecrets {
-    by_psp: BTreeMap<PspId, Vec<Secret>>,
+    by_psp: BTreeMap<PspId, (Scheme, Vec<Secret>)>,
 }
 
 impl WebhookSecrets {
-    /// Parse `psp:secret1|secret2,psp2:secret`.
+    /// Parse `psp[@scheme]:secret1|secret2,…`; the scheme defaults to `seed`
+    /// (others: `timestamped`, `standard-webhooks` with `whsec_<base64>`
+    /// secrets).
     pub fn parse(list: &str) -> Result<WebhookSecrets, ConfigError> {
         let mut by_psp = BTreeMap::new();
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (psp, secrets) = entry
-                .split_once(':')
-                .ok_or_else(|| ConfigError("webhook secrets are `psp:secret[|secret]`".into()))?;
+            let (name, secrets) = entry.split_once(':').ok_or_else(|| {
+                ConfigError("webhook secrets are `psp[@scheme]:secret[|secret]`".into())
+            })?;
+            let (psp, scheme) = name.split_once('@').unwrap_or((name, "seed"));
             let psp = PspId::parse(psp).map_err(|e| ConfigError(format!("PSP name: {e}")))?;
+            let scheme = Scheme::parse(scheme)
+                .ok_or_else(|| ConfigError(format!("{psp}: unknown signature scheme {scheme}")))?;
             let list: Vec<Secret> = secrets
                 .split('|')
                 .filter(|s| !s.is_empty())
@@ -106,7 +113,12 @@ impl WebhookSecrets {
                     "{psp}: one or two secrets of ≥ 16 characters"
                 )));
             }
-            by_psp.insert(psp, list);
+            if scheme == Scheme::StandardWebhooks && !list.iter().all(is_standard_secret) {
+                return Err(ConfigError(format!(
+                    "{psp}: standard-webhooks secrets are whsec_<base64>"
+                )));
+            }
+            by_psp.insert(psp, (scheme, list));
         }
         if by_psp.is_empty() {
             return Err(ConfigError("no webhook secrets configured".into()));
@@ -114,13 +126,24 @@ impl WebhookSecrets {
         Ok(WebhookSecrets { by_psp })
     }
 
-    pub fn for_psp(&self, psp: &PspId) -> Option<&[Secret]> {
-        self.by_psp.get(psp).map(Vec::as_slice)
+    pub fn for_psp(&self, psp: &PspId) -> Option<(Scheme, &[Secret])> {
+        self.by_psp
+            .get(psp)
+            .map(|(scheme, secrets)| (*scheme, secrets.as_slice()))
     }
 
     pub fn psps(&self) -> impl Iterator<Item = &PspId> {
         self.by_psp.keys()
     }
+}
+
+fn is_standard_secret(s: &Secret) -> bool {
+    use base64::Engine as _;
+    s.expose().strip_prefix("whsec_").is_some_and(|b| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .is_ok_and(|k| !k.is_empty())
+    })
 }
 
 /// Everything the handlers need to know, built once at start.
@@ -200,7 +223,19 @@ mod tests {
     fn webhook_secrets_allow_rotation_and_never_print() {
         let s = WebhookSecrets::parse("sandbox:aaaaaaaaaaaaaaaa|bbbbbbbbbbbbbbbb").unwrap();
         let psp = PspId::parse("sandbox").unwrap();
-        assert_eq!(s.for_psp(&psp).unwrap().len(), 2);
+        let (scheme, secrets) = s.for_psp(&psp).unwrap();
+        assert_eq!((scheme, secrets.len()), (Scheme::Seed, 2));
+        let sw = WebhookSecrets::parse("a@standard-webhooks:whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD,b@timestamped:cccccccccccccccc").unwrap();
+        assert_eq!(
+            sw.for_psp(&PspId::parse("a").unwrap()).unwrap().0,
+            Scheme::StandardWebhooks
+        );
+        assert_eq!(
+            sw.for_psp(&PspId::parse("b").unwrap()).unwrap().0,
+            Scheme::Timestamped
+        );
+        assert!(WebhookSecrets::parse("a@standard-webhooks:not-a-whsec-secret").is_err());
+        assert!(WebhookSecrets::parse("a@md5:cccccccccccccccc").is_err());
         assert!(!format!("{s:?}").contains("aaaa"));
         assert!(WebhookSecrets::parse("sandbox:a|b|c").is_err());
     }

@@ -137,6 +137,32 @@ impl TestStack {
         self.send(req).await
     }
 
+    /// POST a body signed under `scheme` with the sandbox secret, dated `ts_s`.
+    pub async fn webhook_scheme(
+        &self,
+        scheme: payloop::domain::signature::Scheme,
+        body: &str,
+        ts_s: i64,
+    ) -> Resp {
+        let msg_id = payloop::ids::new_ulid("msg");
+        let signed = payloop::domain::signature::sign(
+            scheme,
+            &self.stack.secrets.webhook_secret,
+            body.as_bytes(),
+            ts_s,
+            &msg_id,
+        );
+        let mut req = self
+            .http
+            .post(self.url("/v1/payments/webhook"))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        for (name, value) in signed {
+            req = req.header(name, value);
+        }
+        self.send(req).await
+    }
+
     pub async fn webhook(
         &self,
         event_id: &str,

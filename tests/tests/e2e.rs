@@ -449,3 +449,46 @@ async fn a_queue_outage_answers_503_and_the_psp_retry_is_accepted() {
     t.assert_ledger_invariant().await;
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_and_intake_speak_every_signature_scheme() {
+    use payloop::domain::signature::Scheme;
+    for scheme in [Scheme::Timestamped, Scheme::StandardWebhooks] {
+        let t = TestStack::start_with(|o| o.webhook_scheme = scheme).await;
+        let id = t.deposit("lee", "8.00").await;
+        let done = t
+            .http
+            .post(t.url(&format!("/sandbox/checkout/{id}/approve")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(done.contains("answered 200"), "{scheme:?}: {done}");
+        t.wait_status(&id, "captured").await;
+        // The body carries no timestamp: the signed one is authoritative.
+        let body = serde_json::json!({"event_id": "evt-late", "payment_id": id, "status": "failed",
+                                      "amount": "8.00", "currency": "EUR"})
+        .to_string();
+        let stale = t.webhook_scheme(scheme, &body, now_s() - 301).await;
+        assert_eq!(
+            (stale.status, stale.json()["error"].as_str()),
+            (401, Some("stale_event")),
+            "{scheme:?}"
+        );
+        let seed = t.webhook_signed(&body, None).await;
+        assert_eq!(
+            (seed.status, seed.json()["error"].as_str()),
+            (401, Some("bad_signature")),
+            "{scheme:?}"
+        );
+        let fresh = t.webhook_scheme(scheme, &body, now_s()).await;
+        assert_eq!(fresh.json()["outcome"], "accepted", "{scheme:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(t.payment(&id).await["status"], "captured");
+        assert_eq!(t.balance_minor("lee").await, 800);
+        t.assert_ledger_invariant().await;
+        t.shutdown().await;
+    }
+}

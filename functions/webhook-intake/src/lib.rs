@@ -12,8 +12,6 @@ use payloop::ids::PspId;
 use payloop::Error;
 use serde_json::{json, Value};
 
-pub const SIGNATURE_HEADER: &str = "x-signature";
-
 pub fn router(ctx: Ctx) -> Router {
     Router::new()
         .route("/v1/payments/webhook", post(default_psp))
@@ -50,16 +48,7 @@ async fn take(
     headers: &HeaderMap,
     raw: &[u8],
 ) -> Result<Json<Value>, ApiError> {
-    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    let got = intake(
-        ctx,
-        &Delivery {
-            psp,
-            signature,
-            raw,
-        },
-    )
-    .await?;
+    let got = intake(ctx, &Delivery { psp, headers, raw }).await?;
     Ok(Json(
         json!({"event_id": got.event_id, "outcome": got.outcome.as_str()}),
     ))

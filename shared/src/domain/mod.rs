@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod pan;
 pub mod payment;
+pub mod signature;
 pub mod wallet;
 pub mod webhook;
 

@@ -1,12 +1,10 @@
 //! Webhook intake: verify, parse, check freshness, match the intent, dedupe by
 //! event id, log the delivery, enqueue. Answers fast; applies nothing.
 
-use hmac::{Hmac, Mac};
+use http::HeaderMap;
 use serde::Deserialize;
-use sha2::Sha256;
 
-use crate::clock::now_ms;
-use crate::config::Secret;
+use crate::clock::{now_ms, now_s};
 use crate::error::Error;
 use crate::ids::{new_ulid, EventId, PaymentId, PspId};
 use crate::money::{Currency, Money};
@@ -16,6 +14,7 @@ use crate::store::{item, Attr, Cond, StoreError, Write};
 use super::event::PspEvent;
 use super::keys;
 use super::payment::{Payment, PaymentStatus};
+use super::signature::{self, Rejection, Scheme, Window};
 use super::Ctx;
 
 /// What happened to one delivery (the delivery log's `outcome`).
@@ -44,7 +43,8 @@ impl Outcome {
     }
 }
 
-/// The seed scheme's body.
+/// The event body every scheme carries (PSP-specific bodies are normalised
+/// by their connectors before this point).
 #[derive(Debug, Deserialize)]
 struct SeedBody {
     event_id: String,
@@ -52,43 +52,22 @@ struct SeedBody {
     status: String,
     amount: String,
     currency: String,
-    /// Unix epoch seconds.
-    timestamp: i64,
+    /// Unix epoch seconds. Required by the seed scheme, whose signature
+    /// covers no header timestamp; optional where the scheme signs one.
+    timestamp: Option<i64>,
 }
 
-/// Verify `X-Signature: sha256=<hex>` (HMAC-SHA256 of the raw body) against
-/// any of the PSP's current secrets, in constant time.
-pub fn verify_seed_signature(
-    secrets: &[Secret],
-    raw: &[u8],
-    header: Option<&str>,
-) -> Result<(), Error> {
-    let hex_sig = header
-        .and_then(|h| h.trim().strip_prefix("sha256="))
-        .ok_or(Error::BadSignature)?;
-    let sig = hex::decode(hex_sig).map_err(|_| Error::BadSignature)?;
-    let ok = secrets.iter().any(|s| {
-        Hmac::<Sha256>::new_from_slice(s.expose().as_bytes())
-            .map(|mut mac| {
-                mac.update(raw);
-                mac.verify_slice(&sig).is_ok()
-            })
-            .unwrap_or(false)
-    });
-    ok.then_some(()).ok_or(Error::BadSignature)
-}
-
-/// Sign a body the seed way (sandbox PSP and tests).
+/// Sign a body the seed way (`X-Signature` value; sandbox PSP and tests).
 pub fn seed_signature(secret: &str, raw: &[u8]) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(raw);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    let headers = signature::sign(Scheme::Seed, secret, raw, 0, "");
+    headers
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .unwrap_or_default()
 }
 
-fn parse_event(psp: &PspId, raw: &[u8]) -> Result<PspEvent, Error> {
+fn parse_event(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Result<PspEvent, Error> {
     let body: SeedBody =
         serde_json::from_slice(raw).map_err(|e| Error::validation("body", e.to_string()))?;
     let currency = Currency::parse(&body.currency)
@@ -97,6 +76,8 @@ fn parse_event(psp: &PspId, raw: &[u8]) -> Result<PspEvent, Error> {
         .map_err(|e| Error::validation("amount", e.to_string()))?;
     let ts_ms = body
         .timestamp
+        .or(signed_at_s)
+        .ok_or_else(|| Error::validation("timestamp", "is required"))?
         .checked_mul(1000)
         .ok_or_else(|| Error::validation("timestamp", "out of range"))?;
     Ok(PspEvent {
@@ -123,7 +104,7 @@ fn claimed_payment_id(raw: &[u8]) -> Option<String> {
 
 pub struct Delivery<'a> {
     pub psp: &'a PspId,
-    pub signature: Option<&'a str>,
+    pub headers: &'a HeaderMap,
     pub raw: &'a [u8],
 }
 
@@ -135,32 +116,22 @@ pub struct Intake {
 
 /// Take one delivery. `Ok` means: acknowledge (200). `Err` carries the 4xx/5xx.
 pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
-    let secrets = ctx
-        .config
-        .webhook_secrets
-        .for_psp(d.psp)
-        .ok_or(Error::NotFound { what: "psp" })?;
-    if let Err(e) = verify_seed_signature(secrets, d.raw, d.signature) {
-        log_rejected(ctx, d, Outcome::BadSignature).await;
-        return Err(e);
-    }
-    let ev = match parse_event(d.psp, d.raw) {
+    let ev = match verified_event(ctx, d) {
         Ok(ev) => ev,
-        Err(e) => {
+        Err(Rejected::Signature(e)) => {
+            log_rejected(ctx, d, Outcome::BadSignature).await;
+            return Err(e);
+        }
+        Err(Rejected::Body(e)) => {
             log_rejected(ctx, d, Outcome::Invalid).await;
             return Err(e);
         }
+        Err(Rejected::Stale(ev)) => {
+            log_delivery(ctx, &ev, Outcome::Stale).await;
+            flag_stale_final(ctx, &ev).await;
+            return Err(Error::StaleEvent);
+        }
     };
-    let tolerance_ms = ctx
-        .config
-        .webhook_tolerance_s
-        .unsigned_abs()
-        .saturating_mul(1000);
-    if now_ms().abs_diff(ev.occurred_ms) > tolerance_ms {
-        log_delivery(ctx, &ev, Outcome::Stale).await;
-        flag_stale_final(ctx, &ev).await;
-        return Err(Error::StaleEvent);
-    }
     let Some(found) = ctx.store.get(&keys::payment(&ev.payment_id)).await? else {
         log_delivery(ctx, &ev, Outcome::UnknownPayment).await;
         return Err(Error::UnknownPayment);
@@ -175,6 +146,42 @@ pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
         });
     }
     accept(ctx, ev).await
+}
+
+/// Why a delivery is refused before it is matched to a payment.
+enum Rejected {
+    Signature(Error),
+    Body(Error),
+    /// Genuine (signature verified) but outside the freshness window.
+    Stale(Box<PspEvent>),
+}
+
+/// Verify the PSP's signature scheme, parse the body, check freshness.
+fn verified_event(ctx: &Ctx, d: &Delivery<'_>) -> Result<PspEvent, Rejected> {
+    let (scheme, secrets) = ctx
+        .config
+        .webhook_secrets
+        .for_psp(d.psp)
+        .ok_or(Rejected::Signature(Error::NotFound { what: "psp" }))?;
+    let window = Window {
+        now_s: now_s(),
+        tolerance_s: ctx.config.webhook_tolerance_s,
+    };
+    let (signed_at, stale) = match signature::verify(scheme, secrets, d.headers, d.raw, window) {
+        Ok(v) => (v.signed_at_s, false),
+        Err(Rejection::Stale { signed_at_s }) => (Some(signed_at_s), true),
+        Err(r @ Rejection::BadSignature) => return Err(Rejected::Signature(r.into())),
+    };
+    let ev = parse_event(d.psp, d.raw, signed_at).map_err(Rejected::Body)?;
+    let tolerance_ms = ctx
+        .config
+        .webhook_tolerance_s
+        .unsigned_abs()
+        .saturating_mul(1000);
+    if stale || now_ms().abs_diff(ev.occurred_ms) > tolerance_ms {
+        return Err(Rejected::Stale(Box::new(ev)));
+    }
+    Ok(ev)
 }
 
 /// A correctly signed final status refused only for its age may mean money
@@ -360,7 +367,24 @@ pub async fn open_case(ctx: &Ctx, kind: CaseKind, ev: &PspEvent, p: &Payment) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
     use proptest::prelude::*;
+
+    fn seed_headers(sig: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(signature::SEED_HEADER, sig.parse().unwrap());
+        h
+    }
+
+    fn verify_seed(secrets: &[Secret], raw: &[u8], sig: &str) -> Result<(), Error> {
+        let window = Window {
+            now_s: 0,
+            tolerance_s: 300,
+        };
+        signature::verify(Scheme::Seed, secrets, &seed_headers(sig), raw, window)
+            .map(|_| ())
+            .map_err(Error::from)
+    }
 
     fn secrets() -> Vec<Secret> {
         vec![
@@ -373,21 +397,23 @@ mod tests {
     fn seed_signature_verifies_with_either_rotated_secret() {
         let body = br#"{"event_id":"e1"}"#;
         for s in ["old-secret-0123456789", "new-secret-0123456789"] {
-            let sig = seed_signature(s, body);
-            assert!(verify_seed_signature(&secrets(), body, Some(&sig)).is_ok());
+            assert!(verify_seed(&secrets(), body, &seed_signature(s, body)).is_ok());
         }
         let wrong = seed_signature("another-secret-999999", body);
         assert_eq!(
-            verify_seed_signature(&secrets(), body, Some(&wrong)),
+            verify_seed(&secrets(), body, &wrong),
             Err(Error::BadSignature)
         );
         let sig = seed_signature("old-secret-0123456789", body);
-        assert!(verify_seed_signature(&secrets(), br#"{"event_id":"e2"}"#, Some(&sig)).is_err());
-        assert!(verify_seed_signature(&secrets(), body, None).is_err());
-        assert!(verify_seed_signature(&secrets(), body, Some("sha256=zz")).is_err());
+        assert!(verify_seed(&secrets(), br#"{"event_id":"e2"}"#, &sig).is_err());
+        assert!(verify_seed(&secrets(), body, "sha256=zz").is_err());
+        assert!(verify_seed(&secrets(), body, sig.trim_start_matches("sha256=")).is_err());
+        let window = Window {
+            now_s: 0,
+            tolerance_s: 300,
+        };
         assert!(
-            verify_seed_signature(&secrets(), body, Some(sig.trim_start_matches("sha256=")))
-                .is_err()
+            signature::verify(Scheme::Seed, &secrets(), &HeaderMap::new(), body, window).is_err()
         );
     }
 
@@ -408,8 +434,8 @@ mod tests {
             let mut tampered = body.clone();
             let i = at.index(tampered.len());
             tampered[i] ^= flip;
-            prop_assert!(verify_seed_signature(&secrets(), &tampered, Some(&sig)).is_err());
-            prop_assert!(verify_seed_signature(&secrets(), &body, Some(&sig)).is_ok());
+            prop_assert!(verify_seed(&secrets(), &tampered, &sig).is_err());
+            prop_assert!(verify_seed(&secrets(), &body, &sig).is_ok());
         }
     }
 }
