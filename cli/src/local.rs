@@ -14,6 +14,8 @@ use payloop::config::{
 use payloop::domain::signature::Scheme;
 use payloop::domain::Ctx;
 use payloop::ids::PspId;
+use payloop::psp::routing::Router;
+use payloop::psp::{HostedSandbox, PspConnector, Psps};
 use payloop::queue::embedded::EmbeddedQueue;
 use payloop::queue::Queue;
 use payloop::store::embedded::EmbeddedStore;
@@ -21,7 +23,9 @@ use payloop::store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use crate::sandbox::{self, Sandbox};
+use crate::sandbox::{self, Connectors, Sandbox};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use crate::worker::{self, WorkerOptions};
 
 pub const SANDBOX_PSP: &str = "sandbox";
@@ -80,8 +84,12 @@ pub struct LocalOptions {
     pub wrap_queue: Option<QueueWrap>,
     /// Use these instead of the embedded adapters (`--aws`).
     pub backends: Option<(Arc<dyn Store>, Arc<dyn Queue>)>,
-    /// The webhook signature scheme the sandbox PSP speaks.
+    /// The webhook signature scheme the `sandbox` PSP speaks.
     pub webhook_scheme: Scheme,
+    /// More sandbox PSPs (name, scheme) beside `sandbox`.
+    pub extra_sandboxes: Vec<(String, Scheme)>,
+    /// A routing document (JSON); default: the sandboxes in order.
+    pub routing: Option<String>,
 }
 
 impl LocalOptions {
@@ -96,6 +104,11 @@ impl LocalOptions {
             wrap_queue: None,
             backends: None,
             webhook_scheme: Scheme::Seed,
+            extra_sandboxes: vec![
+                ("sandbox-b".into(), Scheme::Timestamped),
+                ("sandbox-c".into(), Scheme::StandardWebhooks),
+            ],
+            routing: None,
         }
     }
 }
@@ -112,19 +125,29 @@ pub struct LocalStack {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// The sandbox PSPs of a local stack: name and signature scheme.
+fn sandbox_list(opts: &LocalOptions) -> Result<Vec<(PspId, Scheme)>, payloop::config::ConfigError> {
+    let bad = |e: payloop::ids::IdError| payloop::config::ConfigError(e.to_string());
+    let mut list = vec![(PspId::parse(SANDBOX_PSP).map_err(bad)?, opts.webhook_scheme)];
+    for (name, scheme) in &opts.extra_sandboxes {
+        list.push((PspId::parse(name).map_err(bad)?, *scheme));
+    }
+    Ok(list)
+}
+
 fn config(
     secrets: &DevSecrets,
     base_url: &str,
-    scheme: Scheme,
+    sandboxes: &[(PspId, Scheme)],
 ) -> Result<Config, payloop::config::ConfigError> {
+    let webhook: Vec<String> = sandboxes
+        .iter()
+        .map(|(psp, scheme)| format!("{psp}@{}:{}", scheme.as_str(), secrets.webhook_secret))
+        .collect();
     Ok(Config {
         client_keys: KeyRing::parse(&format!("dev:{}", secrets.client_key))?,
         platform_keys: KeyRing::parse(&format!("platform:{}", secrets.platform_key))?,
-        webhook_secrets: WebhookSecrets::parse(&format!(
-            "{SANDBOX_PSP}@{}:{}",
-            scheme.as_str(),
-            secrets.webhook_secret
-        ))?,
+        webhook_secrets: WebhookSecrets::parse(&webhook.join(","))?,
         public_url: base_url.to_owned(),
         default_psp: PspId::parse(SANDBOX_PSP)
             .map_err(|e| payloop::config::ConfigError(e.to_string()))?,
@@ -132,6 +155,34 @@ fn config(
         idempotency_lease_ms: DEFAULT_LEASE_MS,
         webhook_tolerance_s: DEFAULT_WEBHOOK_TOLERANCE_S,
     })
+}
+
+/// One hosted sandbox connector per sandbox PSP, routed by `routing` (a JSON
+/// document) or, by default, in the listed order.
+fn psps(
+    sandboxes: &[(PspId, Scheme)],
+    base_url: &str,
+    routing: Option<&str>,
+) -> Result<(Psps, Connectors), BoxError> {
+    let hosted: Connectors = sandboxes
+        .iter()
+        .map(|(psp, _)| {
+            (
+                psp.clone(),
+                Arc::new(HostedSandbox::new(psp.clone(), base_url)),
+            )
+        })
+        .collect();
+    let names: Vec<PspId> = sandboxes.iter().map(|(psp, _)| psp.clone()).collect();
+    let router = match routing {
+        Some(json) => Router::from_json(json)?,
+        None => Router::in_order(&names),
+    };
+    let connectors: Vec<Arc<dyn PspConnector>> = hosted
+        .values()
+        .map(|h| Arc::clone(h) as Arc<dyn PspConnector>)
+        .collect();
+    Ok((Psps::new(connectors, router)?, hosted))
 }
 
 fn embedded_backends(dir: &Path) -> std::io::Result<(Arc<dyn Store>, Arc<dyn Queue>)> {
@@ -146,6 +197,7 @@ pub async fn start(
 ) -> Result<LocalStack, Box<dyn std::error::Error + Send + Sync>> {
     std::fs::create_dir_all(&opts.data_dir)?;
     let secrets = DevSecrets::load_or_create(&opts.data_dir)?;
+    let sandboxes = sandbox_list(&opts)?;
     let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port)).await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
@@ -161,16 +213,21 @@ pub async fn start(
         Some(wrap) => wrap(queue),
         None => queue,
     };
+    let (psps, hosted) = psps(&sandboxes, &base_url, opts.routing.as_deref())?;
+    let config = Arc::new(config(&secrets, &base_url, &sandboxes)?);
     let ctx = Ctx {
         store,
         queue,
-        config: Arc::new(config(&secrets, &base_url, opts.webhook_scheme)?),
+        config: Arc::clone(&config),
+        psps: Arc::new(psps),
     };
     let sb = Sandbox {
         api_base: base_url.clone(),
         client_key: Secret::new(secrets.client_key.clone()),
+        platform_key: Secret::new(secrets.platform_key.clone()),
         webhook_secret: Secret::new(secrets.webhook_secret.clone()),
-        scheme: opts.webhook_scheme,
+        config,
+        hosted: Arc::new(hosted),
         http: reqwest::Client::new(),
     };
     let app = payloop::edge::with_edge(

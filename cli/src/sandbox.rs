@@ -8,19 +8,28 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use payloop::clock::now_s;
-use payloop::config::Secret;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use payloop::config::{Config, Secret};
 use payloop::domain::signature::{self, Scheme};
-use payloop::ids::{new_ulid, PaymentId};
+use payloop::ids::{new_ulid, PaymentId, PspId};
+use payloop::psp::HostedSandbox;
 use serde_json::{json, Value};
+
+/// The hosted sandbox connectors, by PSP name (for the outage switch).
+pub type Connectors = BTreeMap<PspId, Arc<HostedSandbox>>;
 
 #[derive(Clone)]
 pub struct Sandbox {
     /// Where our API listens (http://127.0.0.1:port).
     pub api_base: String,
     pub client_key: Secret,
+    pub platform_key: Secret,
     pub webhook_secret: Secret,
-    /// The signature scheme this sandbox speaks.
-    pub scheme: Scheme,
+    /// Which scheme each sandbox PSP signs with.
+    pub config: Arc<Config>,
+    pub hosted: Arc<Connectors>,
     pub http: reqwest::Client,
 }
 
@@ -28,6 +37,7 @@ pub fn router(sandbox: Sandbox) -> Router {
     Router::new()
         .route("/sandbox/checkout/{payment_id}", get(checkout))
         .route("/sandbox/checkout/{payment_id}/{decision}", post(decide))
+        .route("/sandbox/{psp}/admin/outage", post(outage))
         .with_state(sandbox)
 }
 
@@ -73,8 +83,14 @@ impl Sandbox {
             "timestamp": now_s(),
         })
         .to_string();
+        let psp = payment["psp"].as_str().and_then(|p| PspId::parse(p).ok());
+        let scheme = psp
+            .as_ref()
+            .and_then(|p| self.config.webhook_secrets.for_psp(p))
+            .map_or(Scheme::Seed, |(s, _)| s);
+        let psp_name = psp.map(|p| p.to_string()).unwrap_or_default();
         let signed = signature::sign(
-            self.scheme,
+            scheme,
             self.webhook_secret.expose(),
             body.as_bytes(),
             now_s(),
@@ -82,7 +98,7 @@ impl Sandbox {
         );
         let mut req = self
             .http
-            .post(format!("{}/v1/payments/webhook", self.api_base))
+            .post(format!("{}/v1/payments/webhook/{psp_name}", self.api_base))
             .header("content-type", "application/json");
         for (name, value) in signed {
             req = req.header(name, value);
@@ -157,4 +173,43 @@ async fn decide(
         id = escape(id.as_str()),
     );
     Html(page).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct OutageBody {
+    down: bool,
+}
+
+/// Chaos switch: take a sandbox PSP down (its sessions fail as unavailable)
+/// or bring it back. Platform (operator) key required.
+async fn outage(
+    State(sb): State<Sandbox>,
+    headers: axum::http::HeaderMap,
+    Path(psp): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let authorised = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|k| sb.config.platform_keys.authenticate(k).is_some());
+    if !authorised {
+        return (StatusCode::UNAUTHORIZED, "platform key required").into_response();
+    }
+    let Some(hosted) = PspId::parse(&psp)
+        .ok()
+        .and_then(|p| sb.hosted.get(&p).cloned())
+    else {
+        return (StatusCode::NOT_FOUND, "unknown sandbox PSP").into_response();
+    };
+    let Ok(OutageBody { down }) = serde_json::from_slice(&body) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body must be {\"down\": true|false}",
+        )
+            .into_response();
+    };
+    hosted.set_outage(down);
+    tracing::warn!(psp = %psp, down, "sandbox PSP outage switched");
+    axum::Json(json!({"psp": psp, "down": down})).into_response()
 }

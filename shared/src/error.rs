@@ -27,6 +27,8 @@ pub enum Error {
     BadSignature,
     #[error("webhook timestamp outside the tolerance window")]
     StaleEvent,
+    #[error("no payment route takes this country, currency, method and amount")]
+    NoRoute,
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("unknown payment")]
@@ -67,6 +69,7 @@ impl Error {
             Error::Validation { .. } => (422, "validation_failed", false),
             Error::IdempotencyKeyRequired => (422, "idempotency_key_required", false),
             Error::PanDetected { .. } => (422, "pan_detected", false),
+            Error::NoRoute => (422, "no_route", false),
             Error::IdempotencyKeyReused => (409, "idempotency_key_reused", false),
             Error::RequestInProgress => (409, "request_in_progress", true),
             Error::Conflict { code, .. } => (409, *code, true),

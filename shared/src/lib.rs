@@ -9,6 +9,7 @@ pub mod edge;
 pub mod error;
 pub mod ids;
 pub mod money;
+pub mod psp;
 pub mod queue;
 pub mod runtime;
 pub mod store;

@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
 use crate::domain::Ctx;
+use crate::ids::PspId;
+use crate::psp::routing::Router;
+use crate::psp::{HostedSandbox, PspConnector, Psps};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::Queue;
 use crate::store::dynamodb::DynamoStore;
@@ -38,13 +41,32 @@ pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>),
     Ok((Arc::new(store), Arc::new(queue)))
 }
 
+/// The PSP connectors (one per PSP with webhook secrets) and the routing
+/// rules (`PAYLOOP_ROUTING`, a JSON document; default: the default PSP only).
+pub fn psps_from_env(config: &Config) -> Result<Psps, ConfigError> {
+    let names: Vec<PspId> = config.webhook_secrets.psps().cloned().collect();
+    let router = match std::env::var("PAYLOOP_ROUTING") {
+        Ok(json) => Router::from_json(&json).map_err(|e| ConfigError(e.to_string()))?,
+        Err(_) => Router::in_order(std::slice::from_ref(&config.default_psp)),
+    };
+    let connectors: Vec<Arc<dyn PspConnector>> = names
+        .iter()
+        .map(|n| {
+            Arc::new(HostedSandbox::new(n.clone(), &config.public_url)) as Arc<dyn PspConnector>
+        })
+        .collect();
+    Psps::new(connectors, router).map_err(|e| ConfigError(e.to_string()))
+}
+
 /// Everything a Lambda handler needs.
 pub async fn lambda_ctx() -> Result<Ctx, ConfigError> {
     let config = Config::from_env()?;
+    let psps = psps_from_env(&config)?;
     let (store, queue) = aws_backends_from_env().await?;
     Ok(Ctx {
         store,
         queue,
         config: Arc::new(config),
+        psps: Arc::new(psps),
     })
 }

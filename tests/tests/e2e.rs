@@ -492,3 +492,114 @@ async fn the_sandbox_and_intake_speak_every_signature_scheme() {
         t.shutdown().await;
     }
 }
+
+async fn set_outage(t: &TestStack, psp: &str, down: bool) {
+    let r = t
+        .post_platform(
+            &format!("/sandbox/{psp}/admin/outage"),
+            None,
+            &serde_json::json!({"down": down}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+async fn routed_psp(t: &TestStack, player: &str, key: &str) -> (String, Value) {
+    let r = t
+        .init(Some(key), &deposit_body(player, "9.00").to_string())
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["payment_id"].as_str().unwrap().to_owned();
+    let p = t.payment(&id).await;
+    (r.json()["psp"].as_str().unwrap().to_owned(), p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_psp_outage_fails_over_to_the_next_route_and_recovers() {
+    let t = TestStack::start().await;
+    assert_eq!(routed_psp(&t, "max", "r-0").await.0, "sandbox");
+    set_outage(&t, "sandbox", true).await;
+    for i in 0..10 {
+        let (psp, p) = routed_psp(&t, "max", &format!("r-a{i}")).await;
+        assert_eq!(psp, "sandbox-b");
+        let attempts = p["routing"]["attempts"].as_array().unwrap();
+        let summary: Vec<(&str, &str)> = attempts
+            .iter()
+            .map(|a| (a["psp"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            summary,
+            [("sandbox", "unavailable"), ("sandbox-b", "session_opened")]
+        );
+        assert_ne!(attempts[0]["attempt_id"], attempts[1]["attempt_id"]);
+    }
+    // The failed-over payment completes through sandbox-b's own webhook scheme.
+    let (_, p) = routed_psp(&t, "max", "r-b").await;
+    let id = p["payment_id"].as_str().unwrap().to_owned();
+    let done = t
+        .http
+        .post(t.url(&format!("/sandbox/checkout/{id}/approve")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(done.contains("answered 200"), "{done}");
+    t.wait_status(&id, "captured").await;
+    set_outage(&t, "sandbox-b", true).await;
+    assert_eq!(routed_psp(&t, "max", "r-c").await.0, "sandbox-c");
+    set_outage(&t, "sandbox-c", true).await;
+    let down = t
+        .init(Some("r-d"), &deposit_body("max", "9.00").to_string())
+        .await;
+    assert_eq!(
+        (down.status, down.json()["error"].as_str()),
+        (503, Some("service_unavailable"))
+    );
+    // Recovery: the preferred route gets the traffic again, and the key that
+    // met the outage is evaluated afresh.
+    set_outage(&t, "sandbox", false).await;
+    let retry = t
+        .init(Some("r-d"), &deposit_body("max", "9.00").to_string())
+        .await;
+    assert_eq!(
+        (retry.status, retry.json()["psp"].as_str()),
+        (201, Some("sandbox"))
+    );
+    assert_eq!(t.balance_minor("max").await, 900);
+    t.assert_ledger_invariant().await;
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_rules_choose_the_psp_and_refuse_what_no_route_takes() {
+    let routing = r#"{"routes": [
+        {"psp": "sandbox-b", "countries": ["FI"], "currencies": ["EUR"], "cost_bps": 50},
+        {"psp": "sandbox", "currencies": ["EUR"], "cost_bps": 100}
+    ]}"#;
+    let t = TestStack::start_with(|o| o.routing = Some(routing.into())).await;
+    assert_eq!(routed_psp(&t, "nia", "n-1").await.0, "sandbox-b");
+    let mut se = deposit_body("nia", "9.00");
+    se["meta"]["country"] = "SE".into();
+    let r = t.init(Some("n-2"), &se.to_string()).await;
+    assert_eq!(r.json()["psp"], "sandbox");
+    let mut sek = deposit_body("nia", "90.00");
+    sek["currency"] = "SEK".into();
+    let r = t.init(Some("n-3"), &sek.to_string()).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (422, Some("no_route"))
+    );
+    t.shutdown().await;
+    // A routing document naming an unknown PSP stops the start with the field named.
+    let bad = r#"{"routes": [{"psp": "nowhere"}]}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = payloop_cli::local::LocalOptions::new(dir.path());
+    opts.routing = Some(bad.into());
+    let err = payloop_cli::local::start(opts)
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(err.to_string().contains("routes[0].psp"), "{err}");
+}

@@ -41,6 +41,10 @@ fn ctx_with(store: Arc<dyn payloop::store::Store>, dir: &std::path::Path, lease_
             idempotency_lease_ms: lease_ms,
             webhook_tolerance_s: 300,
         }),
+        psps: Arc::new(payloop::psp::Psps::sandboxes(
+            &[PspId::parse("sandbox").unwrap()],
+            "https://pay.example",
+        )),
     }
 }
 

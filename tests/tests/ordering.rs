@@ -34,6 +34,10 @@ fn ctx(dir: &std::path::Path) -> Ctx {
             idempotency_lease_ms: 30_000,
             webhook_tolerance_s: 300,
         }),
+        psps: Arc::new(payloop::psp::Psps::sandboxes(
+            &[PspId::parse("sandbox").unwrap()],
+            "https://pay.example",
+        )),
     }
 }
 

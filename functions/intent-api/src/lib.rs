@@ -59,8 +59,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     authenticate(&headers, &ctx.config.client_keys)?;
-    let payment = deposit::load_payment(&ctx, &payment_id(&id)?).await?;
-    Ok(Json(payment.to_json()))
+    Ok(Json(deposit::payment_view(&ctx, &payment_id(&id)?).await?))
 }
 
 async fn deliveries(

@@ -5,9 +5,11 @@ use serde_json::{json, Map, Value};
 
 use crate::clock::now_ms;
 use crate::error::Error;
-use crate::ids::{PaymentId, PlayerId};
+use crate::ids::{new_ulid, PaymentId, PlayerId, PspId};
 use crate::money::{Currency, Money};
-use crate::store::{Cond, Query, SkRange, StoreError, Write};
+use crate::psp::routing::RouteRequest;
+use crate::psp::{PspError, Session, SessionRequest};
+use crate::store::{Attr, Cond, ItemExt, Query, SkRange, StoreError, Write};
 
 use super::keys;
 use super::payment::{attr_to_json, Payment, PaymentStatus, METHODS};
@@ -156,22 +158,19 @@ impl InitRequest {
     }
 }
 
-/// The redirect to the built-in sandbox PSP's hosted checkout page.
-pub fn sandbox_redirect_url(public_url: &str, id: &PaymentId) -> String {
-    format!("{}/sandbox/checkout/{id}", public_url.trim_end_matches('/'))
-}
-
-/// Create the intent (one conditional put) under the id the idempotency
-/// engine reserved, and return the 201 body. If that id already holds an
-/// intent, an earlier attempt of this same request committed it (then
-/// crashed or timed out): answer from it instead of creating a second one.
+/// Route the intent, open the PSP session (cascading to the next candidate
+/// when a PSP is unavailable), store the intent (one conditional put) under
+/// the id the idempotency engine reserved, and return the 201 body. If that
+/// id already holds an intent, an earlier attempt of this same request
+/// committed it (then crashed or timed out): answer from it instead.
 pub async fn create_intent(ctx: &Ctx, req: InitRequest, id: PaymentId) -> Result<Value, Error> {
+    let routed = route_and_open(ctx, &req, &id).await?;
     let payment = Payment {
         id,
         player: req.player,
         amount: req.amount,
         method: req.method,
-        psp: ctx.config.default_psp.clone(),
+        psp: routed.psp.clone(),
         status: PaymentStatus::Pending,
         return_url: req.return_url,
         country: req.country,
@@ -180,14 +179,27 @@ pub async fn create_intent(ctx: &Ctx, req: InitRequest, id: PaymentId) -> Result
         credited_txn: None,
         history: Vec::new(),
     };
-    let put = Write::Put {
-        item: payment.to_item(),
-        cond: Some(Cond::NotExists),
-    };
-    match ctx.store.write(put).await {
+    let mut record = payment.to_item();
+    record.insert(
+        "redirect_url".into(),
+        Attr::from(routed.session.redirect_url.as_str()),
+    );
+    record.insert(
+        "psp_reference".into(),
+        Attr::from(routed.session.reference.as_str()),
+    );
+    record.insert("routing".into(), routed.record());
+    match ctx
+        .store
+        .write(Write::Put {
+            item: record,
+            cond: Some(Cond::NotExists),
+        })
+        .await
+    {
         Ok(()) => {
-            tracing::info!(payment_id = %payment.id, psp = %payment.psp, method = %payment.method, "deposit intent created");
-            Ok(intent_response(ctx, &payment))
+            tracing::info!(payment_id = %payment.id, psp = %payment.psp, method = %payment.method, attempts = routed.attempts.len(), "deposit intent created");
+            Ok(intent_response(&payment, &routed.session.redirect_url))
         }
         Err(StoreError::ConditionFailed { old: Some(old), .. }) => {
             let earlier = Payment::from_item(&old)?;
@@ -195,10 +207,113 @@ pub async fn create_intent(ctx: &Ctx, req: InitRequest, id: PaymentId) -> Result
                 return Err(Error::IdempotencyKeyReused);
             }
             tracing::info!(payment_id = %earlier.id, "deposit intent found from an earlier attempt");
-            Ok(intent_response(ctx, &earlier))
+            Ok(intent_response(
+                &earlier,
+                old.str_attr("redirect_url").unwrap_or_default(),
+            ))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The outcome of routing: the PSP that opened a session, and every attempt.
+struct Routed {
+    psp: PspId,
+    session: Session,
+    reason: String,
+    attempts: Vec<Attempt>,
+}
+
+struct Attempt {
+    id: String,
+    psp: PspId,
+    outcome: &'static str,
+    detail: String,
+}
+
+impl Routed {
+    /// The routing decision as stored on the payment.
+    fn record(&self) -> Attr {
+        let attempts = self
+            .attempts
+            .iter()
+            .map(|a| {
+                let mut m = std::collections::BTreeMap::new();
+                m.insert("attempt_id".to_owned(), Attr::from(a.id.as_str()));
+                m.insert("psp".to_owned(), Attr::from(a.psp.as_str()));
+                m.insert("outcome".to_owned(), Attr::from(a.outcome));
+                m.insert("detail".to_owned(), Attr::from(a.detail.as_str()));
+                Attr::M(m)
+            })
+            .collect();
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("reason".to_owned(), Attr::from(self.reason.as_str()));
+        m.insert("attempts".to_owned(), Attr::L(attempts));
+        Attr::M(m)
+    }
+}
+
+/// Offer the payment to each candidate PSP in turn until one opens a
+/// session. An unavailable PSP cascades to the next; a refusal stops.
+async fn route_and_open(ctx: &Ctx, req: &InitRequest, id: &PaymentId) -> Result<Routed, Error> {
+    let route_req = RouteRequest {
+        country: req.country.as_deref(),
+        amount: req.amount,
+        method: &req.method,
+    };
+    let candidates = ctx.psps.router.candidates(&route_req);
+    if candidates.is_empty() {
+        return Err(Error::NoRoute);
+    }
+    let session_req = SessionRequest {
+        payment_id: id,
+        amount: req.amount,
+        method: &req.method,
+        return_url: &req.return_url,
+    };
+    let mut attempts = Vec::new();
+    for c in candidates {
+        let Some(connector) = ctx.psps.get(&c.psp) else {
+            continue;
+        };
+        let attempt_id = new_ulid("att");
+        match connector.create_session(&session_req).await {
+            Ok(session) => {
+                attempts.push(Attempt {
+                    id: attempt_id,
+                    psp: c.psp.clone(),
+                    outcome: "session_opened",
+                    detail: c.reason.clone(),
+                });
+                return Ok(Routed {
+                    psp: c.psp,
+                    session,
+                    reason: c.reason,
+                    attempts,
+                });
+            }
+            Err(PspError::Unavailable(why)) => {
+                tracing::warn!(payment_id = %id, psp = %c.psp, "PSP unavailable; trying the next route");
+                attempts.push(Attempt {
+                    id: attempt_id,
+                    psp: c.psp,
+                    outcome: "unavailable",
+                    detail: why,
+                });
+            }
+            Err(PspError::Refused(why)) => {
+                tracing::info!(payment_id = %id, psp = %c.psp, "PSP refused the payment");
+                return Err(Error::PaymentRequired {
+                    code: "psp_refused",
+                    reason: why,
+                });
+            }
+        }
+    }
+    Err(Error::Unavailable(format!(
+        "{} payment route(s) unavailable",
+        attempts.len()
+    )))
 }
 
 fn same_intent(a: &Payment, b: &Payment) -> bool {
@@ -219,11 +334,11 @@ fn same_intent(a: &Payment, b: &Payment) -> bool {
     )
 }
 
-fn intent_response(ctx: &Ctx, p: &Payment) -> Value {
+fn intent_response(p: &Payment, redirect_url: &str) -> Value {
     json!({
         "payment_id": p.id,
         "status": p.status.as_str(),
-        "redirect_url": sandbox_redirect_url(&ctx.config.public_url, &p.id),
+        "redirect_url": redirect_url,
         "psp": p.psp,
         "amount": p.amount.to_decimal(),
         "amount_micros": p.amount.micros().ok(),
@@ -238,6 +353,26 @@ pub async fn load_payment(ctx: &Ctx, id: &PaymentId) -> Result<Payment, Error> {
         .await?
         .ok_or(Error::NotFound { what: "payment" })?;
     Payment::from_item(&found)
+}
+
+/// The public view of a payment (`GET /v1/payments/{id}`), with its PSP
+/// reference and routing decision.
+pub async fn payment_view(ctx: &Ctx, id: &PaymentId) -> Result<Value, Error> {
+    let found = ctx
+        .store
+        .get(&keys::payment(id))
+        .await?
+        .ok_or(Error::NotFound { what: "payment" })?;
+    let mut view = Payment::from_item(&found)?.to_json();
+    view["psp_reference"] = found
+        .get("psp_reference")
+        .map(attr_to_json)
+        .unwrap_or(Value::Null);
+    view["routing"] = found
+        .get("routing")
+        .map(attr_to_json)
+        .unwrap_or(Value::Null);
+    Ok(view)
 }
 
 /// The webhook delivery log of one payment, oldest first.

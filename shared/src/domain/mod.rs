@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::psp::Psps;
 use crate::queue::Queue;
 use crate::store::Store;
 
@@ -23,4 +24,5 @@ pub struct Ctx {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub config: Arc<Config>,
+    pub psps: Arc<Psps>,
 }
