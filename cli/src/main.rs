@@ -37,7 +37,10 @@ enum Command {
         /// Use DynamoDB + SQS (AWS_ENDPOINT_URL, PAYLOOP_TABLE, PAYLOOP_QUEUE_PREFIX) instead.
         #[arg(long)]
         aws: bool,
-        /// Webhook signature scheme of the sandbox PSP: seed, timestamped, standard-webhooks.
+        /// Routing rules (JSON file); default: sandbox, sandbox-b, sandbox-c in that order.
+        #[arg(long)]
+        routing: Option<PathBuf>,
+        /// Webhook signature scheme of the `sandbox` PSP: seed, timestamped, standard-webhooks.
         #[arg(long, default_value = "seed", value_parser = parse_scheme)]
         webhook_scheme: Scheme,
     },
@@ -72,13 +75,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             host,
             visibility_secs,
             aws,
+            routing,
             webhook_scheme,
         } => {
+            let routing = routing.map(std::fs::read_to_string).transpose()?;
             let mut opts = LocalOptions {
                 host,
                 port,
                 visibility: Duration::from_secs(visibility_secs),
                 webhook_scheme,
+                routing,
                 ..LocalOptions::new(data_dir)
             };
             if aws {
@@ -121,5 +127,7 @@ fn print_banner(stack: &local::LocalStack) {
         s.webhook_secret,
         stack.scheme.as_str()
     );
+    println!("sandbox PSPs: sandbox (see above), sandbox-b (timestamped), sandbox-c (standard-webhooks);");
+    println!("  take one down: POST {}/sandbox/<psp>/admin/outage {{\"down\":true}} (platform key)", stack.base_url);
     println!("Ctrl-C stops it; data stays in the data directory.");
 }
