@@ -128,6 +128,9 @@ fn print_banner(stack: &local::LocalStack) {
         stack.scheme.as_str()
     );
     println!("sandbox PSPs: sandbox (see above), sandbox-b (timestamped), sandbox-c (standard-webhooks);");
-    println!("  take one down: POST {}/sandbox/<psp>/admin/outage {{\"down\":true}} (platform key)", stack.base_url);
+    println!(
+        "  take one down: POST {}/sandbox/<psp>/admin/outage {{\"down\":true}} (platform key)",
+        stack.base_url
+    );
     println!("Ctrl-C stops it; data stays in the data directory.");
 }
