@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use payloop::domain::event::PspEvent;
-use payloop::domain::webhook::seed_signature;
+use payloop::domain::signature::{self, Scheme};
+use payloop::ids::PspId;
+use payloop::money::{Currency, Money};
+use payloop::psp::routing::{RouteRequest, Router};
 use payloop::queue::Queue;
 use payloop::store::metered::MeteredStore;
 use payloop::store::Store;
@@ -26,6 +29,15 @@ pub enum BenchWhat {
         n: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Take the preferred PSP (`sandbox`) down when half the deposits are
+        /// started, and report how many still complete (via failover).
+        #[arg(long)]
+        outage_at_half: bool,
+    },
+    /// Time routing decisions (µs per decision) over a 24-route rule set.
+    Routing {
+        #[arg(long, default_value_t = 200_000)]
+        n: usize,
     },
 }
 
@@ -100,8 +112,14 @@ pub async fn dlq(action: DlqAction) -> Result<(), BoxError> {
 }
 
 pub async fn run(what: BenchWhat) -> Result<(), BoxError> {
-    let BenchWhat::Deposits { n, concurrency } = what;
-    bench_deposits(n, concurrency).await
+    match what {
+        BenchWhat::Deposits {
+            n,
+            concurrency,
+            outage_at_half,
+        } => bench_deposits(n, concurrency, outage_at_half).await,
+        BenchWhat::Routing { n } => bench_routing(n),
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -118,6 +136,8 @@ struct Shared {
     client_key: String,
     secret: String,
     waiting: Mutex<HashMap<String, oneshot::Sender<Instant>>>,
+    config: Arc<payloop::config::Config>,
+    routed: Mutex<std::collections::BTreeMap<String, usize>>,
     next: AtomicUsize,
     n: usize,
 }
@@ -153,15 +173,32 @@ async fn one_deposit(s: &Shared, i: usize) -> Result<(Duration, Duration), BoxEr
         json!({"event_id": format!("evt-{i}"), "payment_id": payment_id, "status": "captured",
                       "amount": "10.00", "currency": "EUR", "timestamp": payloop::clock::now_s()})
         .to_string();
-    let sig = seed_signature(&s.secret, body.as_bytes());
-    let resp = s
+    let psp = created["psp"].as_str().unwrap_or_default().to_owned();
+    let scheme = PspId::parse(&psp)
+        .ok()
+        .and_then(|p| s.config.webhook_secrets.for_psp(&p).map(|(sc, _)| sc))
+        .unwrap_or(Scheme::Seed);
+    let signed = signature::sign(
+        scheme,
+        &s.secret,
+        body.as_bytes(),
+        payloop::clock::now_s(),
+        &format!("msg-{i}"),
+    );
+    let mut req = s
         .client
-        .post(format!("{}/v1/payments/webhook", s.base))
-        .header("x-signature", sig)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
+        .post(format!("{}/v1/payments/webhook/{psp}", s.base))
+        .header("content-type", "application/json");
+    for (name, value) in signed {
+        req = req.header(name, value);
+    }
+    let resp = req.body(body).send().await?;
+    s.routed
+        .lock()
+        .map_err(|_| "poisoned")?
+        .entry(psp)
+        .and_modify(|c| *c += 1)
+        .or_insert(1usize);
     if resp.status().as_u16() != 200 {
         return Err(format!("webhook answered {}", resp.status()).into());
     }
@@ -169,7 +206,11 @@ async fn one_deposit(s: &Shared, i: usize) -> Result<(Duration, Duration), BoxEr
     Ok((t1 - t0, credited - t1))
 }
 
-async fn bench_deposits(n: usize, concurrency: usize) -> Result<(), BoxError> {
+async fn bench_deposits(
+    n: usize,
+    concurrency: usize,
+    outage_at_half: bool,
+) -> Result<(), BoxError> {
     let dir = std::env::temp_dir().join(payloop::ids::new_ulid("payloop-bench"));
     let meter: Arc<OnceLock<Arc<MeteredStore>>> = Arc::new(OnceLock::new());
     let m2 = Arc::clone(&meter);
@@ -188,6 +229,8 @@ async fn bench_deposits(n: usize, concurrency: usize) -> Result<(), BoxError> {
         client_key: stack.secrets.client_key.clone(),
         secret: stack.secrets.webhook_secret.clone(),
         waiting: Mutex::new(HashMap::new()),
+        config: Arc::clone(&stack.ctx.config),
+        routed: Mutex::new(std::collections::BTreeMap::new()),
         next: AtomicUsize::new(0),
         n,
     });
@@ -217,6 +260,9 @@ async fn bench_deposits(n: usize, concurrency: usize) -> Result<(), BoxError> {
         }
     });
     let started = Instant::now();
+    if outage_at_half {
+        spawn_outage(Arc::clone(&shared), stack.secrets.platform_key.clone());
+    }
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
         let s = Arc::clone(&shared);
@@ -284,10 +330,80 @@ async fn bench_deposits(n: usize, concurrency: usize) -> Result<(), BoxError> {
         units.1,
         units.1 as f64 / done
     );
+    let routed = shared.routed.lock().map(|r| r.clone()).unwrap_or_default();
+    println!("  routed to:             {routed:?}");
+    if outage_at_half {
+        println!(
+            "  during a `sandbox` outage from deposit {}: {} of {n} deposits completed ({:.2}%)",
+            n / 2,
+            inits.len(),
+            100.0 * inits.len() as f64 / n.max(1) as f64
+        );
+    }
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     if errors > 0 {
         return Err(format!("{errors} deposits failed").into());
     }
+    Ok(())
+}
+
+/// Take `sandbox` down once half the deposits have started.
+fn spawn_outage(s: Arc<Shared>, platform_key: String) {
+    tokio::spawn(async move {
+        while s.next.load(Ordering::Relaxed) < s.n / 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let url = format!("{}/sandbox/sandbox/admin/outage", s.base);
+        let r = s
+            .client
+            .post(url)
+            .bearer_auth(platform_key)
+            .json(&json!({"down": true}))
+            .send()
+            .await;
+        if !r.is_ok_and(|r| r.status().is_success()) {
+            eprintln!("could not switch the sandbox outage on");
+        }
+    });
+}
+
+/// Routing decisions over a realistic rule set, timed one by one.
+fn bench_routing(n: usize) -> Result<(), BoxError> {
+    let countries = ["FI", "SE", "NO", "DK", "DE", "EE"];
+    let methods = ["card", "bank_transfer", "ewallet", "pay_by_bank", "p2p"];
+    let mut routes = Vec::new();
+    for (i, c) in countries.iter().enumerate() {
+        for (j, m) in methods.iter().take(4).enumerate() {
+            routes.push(json!({"psp": format!("psp-{}", (i + j) % 5), "countries": [c], "currencies": ["EUR", "SEK", "NOK", "DKK"],
+                               "methods": [m], "cost_bps": 50 + 10 * ((i * 7 + j * 3) % 11)}));
+        }
+    }
+    let router = Router::from_json(&json!({ "routes": routes }).to_string())?;
+    let eur = Currency::parse("EUR")?;
+    let mut times = Vec::with_capacity(n);
+    let mut found = 0usize;
+    for i in 0..n {
+        let req = RouteRequest {
+            country: Some(countries[i % countries.len()]),
+            amount: Money::from_minor(1000 + i as i64 % 50_000, eur)?,
+            method: methods[i % methods.len()],
+        };
+        let t = Instant::now();
+        let c = router.candidates(&req);
+        times.push(t.elapsed());
+        found += usize::from(!c.is_empty());
+    }
+    times.sort();
+    println!(
+        "bench routing: {n} decisions over {} routes ({found} with a route)",
+        routes.len()
+    );
+    println!(
+        "  decision time: p50 {:?}  p99 {:?}  max {:?}",
+        percentile(&times, 0.50),
+        percentile(&times, 0.99),
+        times.last().copied().unwrap_or_default()
+    );
     Ok(())
 }
