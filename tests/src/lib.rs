@@ -325,3 +325,66 @@ pub fn minor(decimal: &str) -> i64 {
     let (w, f) = decimal.split_once('.').unwrap();
     w.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap()
 }
+
+/// A handler-level context on embedded adapters in `dir` (or on `store`):
+/// fixture API keys, one `sandbox` PSP with the seed signature scheme.
+pub fn fixture_ctx(
+    dir: &std::path::Path,
+    store: Option<Arc<dyn payloop::store::Store>>,
+    lease_ms: i64,
+) -> payloop::domain::Ctx {
+    use payloop::config::{Config, KeyRing, WebhookSecrets};
+    use payloop::store::embedded::EmbeddedStore;
+    let store =
+        store.unwrap_or_else(|| Arc::new(EmbeddedStore::open(&dir.join("store.wal")).unwrap()));
+    let qstore = Arc::new(EmbeddedStore::open(&dir.join("queue.wal")).unwrap());
+    let sandbox = payloop::ids::PspId::parse("sandbox").unwrap();
+    payloop::domain::Ctx {
+        store,
+        queue: Arc::new(payloop::queue::embedded::EmbeddedQueue::new(qstore)),
+        config: Arc::new(Config {
+            client_keys: KeyRing::parse("fixture:fixture-client-key-0123456789").unwrap(),
+            platform_keys: KeyRing::parse("ops:fixture-platform-key-0123456789").unwrap(),
+            webhook_secrets: WebhookSecrets::parse("sandbox:fixture-webhook-secret-0123").unwrap(),
+            public_url: "https://pay.example".into(),
+            default_psp: sandbox.clone(),
+            idempotency_ttl_s: 86_400,
+            idempotency_lease_ms: lease_ms,
+            webhook_tolerance_s: 300,
+        }),
+        psps: Arc::new(payloop::psp::Psps::sandboxes(
+            &[sandbox],
+            "https://pay.example",
+        )),
+    }
+}
+
+/// Store a pending EUR deposit intent (sandbox PSP) and return it.
+pub async fn seed_pending_payment(
+    ctx: &payloop::domain::Ctx,
+    id: payloop::ids::PaymentId,
+    player: &str,
+    minor: i64,
+) -> payloop::domain::payment::Payment {
+    use payloop::money::{Currency, Money};
+    let payment = payloop::domain::payment::Payment {
+        id,
+        player: payloop::ids::PlayerId::parse(player).unwrap(),
+        amount: Money::from_minor(minor, Currency::parse("EUR").unwrap()).unwrap(),
+        method: "card".into(),
+        psp: payloop::ids::PspId::parse("sandbox").unwrap(),
+        status: payloop::domain::payment::PaymentStatus::Pending,
+        return_url: "https://shop.example/return".into(),
+        country: None,
+        device: None,
+        created_ms: 0,
+        credited_txn: None,
+        history: vec![],
+    };
+    let put = payloop::store::Write::Put {
+        item: payment.to_item(),
+        cond: None,
+    };
+    ctx.store.write(put).await.unwrap();
+    payment
+}

@@ -169,7 +169,8 @@ async fn forged_and_stale_webhooks_are_refused_and_logged() {
         (r.status, r.json()["error"].as_str()),
         (401, Some("stale_event"))
     );
-    let future = t.event("evt-future", &id, "captured", "30.00", now_s() + 301);
+    // Well past the window: seconds elapse between signing and checking.
+    let future = t.event("evt-future", &id, "captured", "30.00", now_s() + 330);
     assert_eq!(t.webhook_signed(&future, None).await.status, 401);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(t.payment(&id).await["status"], "pending");

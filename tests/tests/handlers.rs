@@ -7,13 +7,11 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use http_body_util::BodyExt;
-use payloop::config::{Config, KeyRing, WebhookSecrets};
-use payloop::domain::payment::{Payment, PaymentStatus};
 use payloop::domain::Ctx;
-use payloop::ids::{PaymentId, PlayerId, PspId};
-use payloop::money::{Currency, Money};
-use payloop::queue::embedded::EmbeddedQueue;
+use payloop::ids::PaymentId;
+use payloop::money::Currency;
 use payloop::store::embedded::EmbeddedStore;
+use payloop_tests::{fixture_ctx, seed_pending_payment};
 use tower::ServiceExt;
 
 fn fixture(name: &str) -> String {
@@ -21,31 +19,7 @@ fn fixture(name: &str) -> String {
 }
 
 fn ctx(dir: &std::path::Path) -> Ctx {
-    let store: Arc<dyn payloop::store::Store> =
-        Arc::new(EmbeddedStore::open(&dir.join("store.wal")).unwrap());
-    ctx_with(store, dir, 30_000)
-}
-
-fn ctx_with(store: Arc<dyn payloop::store::Store>, dir: &std::path::Path, lease_ms: i64) -> Ctx {
-    let qstore = Arc::new(EmbeddedStore::open(&dir.join("queue.wal")).unwrap());
-    Ctx {
-        store,
-        queue: Arc::new(EmbeddedQueue::new(qstore)),
-        config: Arc::new(Config {
-            client_keys: KeyRing::parse("fixture:fixture-client-key-0123456789").unwrap(),
-            platform_keys: KeyRing::parse("ops:fixture-platform-key-0123456789").unwrap(),
-            webhook_secrets: WebhookSecrets::parse("sandbox:fixture-webhook-secret-0123").unwrap(),
-            public_url: "https://pay.example".into(),
-            default_psp: PspId::parse("sandbox").unwrap(),
-            idempotency_ttl_s: 86_400,
-            idempotency_lease_ms: lease_ms,
-            webhook_tolerance_s: 300,
-        }),
-        psps: Arc::new(payloop::psp::Psps::sandboxes(
-            &[PspId::parse("sandbox").unwrap()],
-            "https://pay.example",
-        )),
-    }
+    fixture_ctx(dir, None, 30_000)
 }
 
 async fn call(app: axum::Router, event: &str) -> (u16, axum::http::HeaderMap, serde_json::Value) {
@@ -95,27 +69,8 @@ async fn sqs_batch_reports_only_the_poison_message_and_credits_once() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = ctx(dir.path());
     let eur = Currency::parse("EUR").unwrap();
-    let payment = Payment {
-        id: PaymentId::parse("pay_01JFIXTURE000000000000000A").unwrap(),
-        player: PlayerId::parse("player-fixture").unwrap(),
-        amount: Money::from_minor(5000, eur).unwrap(),
-        method: "card".into(),
-        psp: PspId::parse("sandbox").unwrap(),
-        status: PaymentStatus::Pending,
-        return_url: "https://shop.example/return".into(),
-        country: None,
-        device: None,
-        created_ms: 0,
-        credited_txn: None,
-        history: vec![],
-    };
-    ctx.store
-        .write(payloop::store::Write::Put {
-            item: payment.to_item(),
-            cond: None,
-        })
-        .await
-        .unwrap();
+    let id = PaymentId::parse("pay_01JFIXTURE000000000000000A").unwrap();
+    let payment = seed_pending_payment(&ctx, id, "player-fixture", 5000).await;
     let event: SqsEvent = serde_json::from_str(&fixture("sqs-batch.json")).unwrap();
     let resp = wallet_credit::handle_sqs(&ctx, event).await;
     let failed: Vec<&str> = resp
@@ -144,7 +99,7 @@ async fn a_lost_response_is_recovered_without_a_second_intent() {
     faulty
         .fail_idem_completion
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let ctx = ctx_with(faulty.clone(), dir.path(), 200);
+    let ctx = fixture_ctx(dir.path(), Some(faulty.clone()), 1_000);
     let (status, _, first) = call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
     assert_eq!(status, 201, "{first}");
     let (status, _, busy) = call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
@@ -152,7 +107,7 @@ async fn a_lost_response_is_recovered_without_a_second_intent() {
         (status, busy["error"].as_str()),
         (409, Some("request_in_progress"))
     );
-    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let (status, _, again) = call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
     assert_eq!(status, 201, "{again}");
     assert_eq!(again["payment_id"], first["payment_id"]);

@@ -7,38 +7,16 @@
 
 use std::sync::Arc;
 
-use payloop::config::{Config, KeyRing, WebhookSecrets};
 use payloop::domain::event::PspEvent;
-use payloop::domain::payment::{Payment, PaymentStatus};
+use payloop::domain::payment::PaymentStatus;
 use payloop::domain::wallet::{apply_event, balances};
 use payloop::domain::Ctx;
-use payloop::ids::{EventId, PaymentId, PlayerId, PspId};
-use payloop::money::{Currency, Money};
-use payloop::queue::embedded::EmbeddedQueue;
-use payloop::store::embedded::EmbeddedStore;
-use payloop::store::{Query, SkRange, Write};
+use payloop::ids::{EventId, PaymentId, PlayerId};
+use payloop::money::Currency;
+use payloop::store::{Query, SkRange};
 
 fn ctx(dir: &std::path::Path) -> Ctx {
-    let store = Arc::new(EmbeddedStore::open(&dir.join("s.wal")).unwrap());
-    let qstore = Arc::new(EmbeddedStore::open(&dir.join("q.wal")).unwrap());
-    Ctx {
-        store,
-        queue: Arc::new(EmbeddedQueue::new(qstore)),
-        config: Arc::new(Config {
-            client_keys: KeyRing::default(),
-            platform_keys: KeyRing::default(),
-            webhook_secrets: WebhookSecrets::default(),
-            public_url: String::new(),
-            default_psp: PspId::parse("sandbox").unwrap(),
-            idempotency_ttl_s: 86_400,
-            idempotency_lease_ms: 30_000,
-            webhook_tolerance_s: 300,
-        }),
-        psps: Arc::new(payloop::psp::Psps::sandboxes(
-            &[PspId::parse("sandbox").unwrap()],
-            "https://pay.example",
-        )),
-    }
+    payloop_tests::fixture_ctx(dir, None, 30_000)
 }
 
 fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
@@ -68,27 +46,9 @@ async fn every_order_of_every_event_twice_ends_exactly_right() {
     assert_eq!(orders.len(), 24);
     for (n, order) in orders.iter().enumerate() {
         let player = PlayerId::parse(&format!("order-{n}")).unwrap();
-        let payment = Payment {
-            id: PaymentId::generate(),
-            player: player.clone(),
-            amount: Money::from_minor(1234, eur).unwrap(),
-            method: "card".into(),
-            psp: PspId::parse("sandbox").unwrap(),
-            status: Pending,
-            return_url: "https://x.example".into(),
-            country: None,
-            device: None,
-            created_ms: 0,
-            credited_txn: None,
-            history: vec![],
-        };
-        ctx.store
-            .write(Write::Put {
-                item: payment.to_item(),
-                cond: None,
-            })
-            .await
-            .unwrap();
+        let payment =
+            payloop_tests::seed_pending_payment(&ctx, PaymentId::generate(), player.as_str(), 1234)
+                .await;
         // Each event, then the whole sequence again (redelivery), concurrently per round.
         for round in 0..2 {
             let mut tasks = Vec::new();
@@ -171,27 +131,8 @@ async fn racing_captures_past_the_read_credit_once() {
     let ctx = ctx(dir.path());
     let eur = Currency::parse("EUR").unwrap();
     let player = PlayerId::parse("racer").unwrap();
-    let payment = Payment {
-        id: PaymentId::generate(),
-        player: player.clone(),
-        amount: Money::from_minor(500, eur).unwrap(),
-        method: "card".into(),
-        psp: PspId::parse("sandbox").unwrap(),
-        status: PaymentStatus::Pending,
-        return_url: "https://x.example".into(),
-        country: None,
-        device: None,
-        created_ms: 0,
-        credited_txn: None,
-        history: vec![],
-    };
-    ctx.store
-        .write(Write::Put {
-            item: payment.to_item(),
-            cond: None,
-        })
-        .await
-        .unwrap();
+    let payment =
+        payloop_tests::seed_pending_payment(&ctx, PaymentId::generate(), "racer", 500).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(20));
     let mut tasks = Vec::new();
     for i in 0..20 {
