@@ -118,7 +118,11 @@ impl WebhookSecrets {
                     "{psp}: standard-webhooks secrets are whsec_<base64>"
                 )));
             }
-            by_psp.insert(psp, (scheme, list));
+            if by_psp.insert(psp.clone(), (scheme, list)).is_some() {
+                return Err(ConfigError(format!(
+                    "{psp} is listed twice; put both rotation secrets in one entry"
+                )));
+            }
         }
         if by_psp.is_empty() {
             return Err(ConfigError("no webhook secrets configured".into()));
@@ -137,12 +141,15 @@ impl WebhookSecrets {
     }
 }
 
+/// Standard Webhooks asks for keys of 24 to 64 bytes.
+const MIN_STANDARD_KEY_BYTES: usize = 24;
+
 fn is_standard_secret(s: &Secret) -> bool {
     use base64::Engine as _;
     s.expose().strip_prefix("whsec_").is_some_and(|b| {
         base64::engine::general_purpose::STANDARD
             .decode(b)
-            .is_ok_and(|k| !k.is_empty())
+            .is_ok_and(|k| k.len() >= MIN_STANDARD_KEY_BYTES)
     })
 }
 
@@ -236,6 +243,14 @@ mod tests {
         );
         assert!(WebhookSecrets::parse("a@standard-webhooks:not-a-whsec-secret").is_err());
         assert!(WebhookSecrets::parse("a@md5:cccccccccccccccc").is_err());
+        assert!(
+            WebhookSecrets::parse("a@standard-webhooks:whsec_AAAAAAAAAAAAAAAA").is_err(),
+            "12-byte key"
+        );
+        assert!(
+            WebhookSecrets::parse("a:aaaaaaaaaaaaaaaa,a:bbbbbbbbbbbbbbbb").is_err(),
+            "listed twice"
+        );
         assert!(!format!("{s:?}").contains("aaaa"));
         assert!(WebhookSecrets::parse("sandbox:a|b|c").is_err());
     }

@@ -195,6 +195,20 @@ async fn forged_and_stale_webhooks_are_refused_and_logged() {
         2,
         "{outcomes:?}"
     );
+    // Unverified deliveries are shown as claims, kept apart from the payment's own records.
+    let deliveries = log["deliveries"].as_array().unwrap();
+    assert!(deliveries
+        .iter()
+        .all(|d| (d["outcome"] == "bad_signature") == (d["verified"] == false)));
+    let own = payloop::store::Query::new(
+        format!("PAY#{id}"),
+        payloop::store::SkRange::Prefix("DLV#".into()),
+        50,
+    );
+    let own = t.stack.ctx.store.query(&own).await.unwrap().items;
+    assert!(own
+        .iter()
+        .all(|d| d.get("outcome").and_then(|o| o.as_str()) != Some("bad_signature")));
     // Unknown payment: 404, never enqueued.
     let ghost = t.event(
         "evt-ghost",
@@ -484,8 +498,17 @@ async fn the_sandbox_and_intake_speak_every_signature_scheme() {
             (401, Some("bad_signature")),
             "{scheme:?}"
         );
-        let fresh = t.webhook_scheme(scheme, &body, now_s()).await;
-        assert_eq!(fresh.json()["outcome"], "accepted", "{scheme:?}");
+        // A PSP retry an hour later: the body keeps the event's time, the
+        // signature is fresh. Freshness is the signed attempt's, so it is accepted.
+        let mut late = serde_json::from_str::<Value>(&body).unwrap();
+        late["timestamp"] = (now_s() - 3600).into();
+        let fresh = t.webhook_scheme(scheme, &late.to_string(), now_s()).await;
+        assert_eq!(
+            fresh.json()["outcome"],
+            "accepted",
+            "{scheme:?}: {}",
+            fresh.text
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(t.payment(&id).await["status"], "captured");
         assert_eq!(t.balance_minor("lee").await, 800);

@@ -28,6 +28,8 @@ const INIT_FIELDS: [&str; 7] = [
 ];
 /// Deliveries shown per payment.
 pub const MAX_DELIVERIES_SHOWN: usize = 200;
+/// Deliveries that failed verification shown per payment (they are claims).
+pub const MAX_UNVERIFIED_SHOWN: usize = 50;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitRequest {
@@ -164,17 +166,21 @@ impl InitRequest {
 /// id already holds an intent, an earlier attempt of this same request
 /// committed it (then crashed or timed out): answer from it instead.
 pub async fn create_intent(ctx: &Ctx, req: InitRequest, id: PaymentId) -> Result<Value, Error> {
+    // A re-run under the same reserved id must not open a second PSP session.
+    if let Some(old) = ctx.store.get(&keys::payment(&id)).await? {
+        return from_earlier_attempt(&old, &req);
+    }
     let routed = route_and_open(ctx, &req, &id).await?;
     let payment = Payment {
         id,
-        player: req.player,
+        player: req.player.clone(),
         amount: req.amount,
-        method: req.method,
+        method: req.method.clone(),
         psp: routed.psp.clone(),
         status: PaymentStatus::Pending,
-        return_url: req.return_url,
-        country: req.country,
-        device: req.device,
+        return_url: req.return_url.clone(),
+        country: req.country.clone(),
+        device: req.device.clone(),
         created_ms: now_ms(),
         credited_txn: None,
         history: Vec::new(),
@@ -201,19 +207,23 @@ pub async fn create_intent(ctx: &Ctx, req: InitRequest, id: PaymentId) -> Result
             tracing::info!(payment_id = %payment.id, psp = %payment.psp, method = %payment.method, attempts = routed.attempts.len(), "deposit intent created");
             Ok(intent_response(&payment, &routed.session.redirect_url))
         }
-        Err(StoreError::ConditionFailed { old: Some(old), .. }) => {
-            let earlier = Payment::from_item(&old)?;
-            if !same_intent(&earlier, &payment) {
-                return Err(Error::IdempotencyKeyReused);
-            }
-            tracing::info!(payment_id = %earlier.id, "deposit intent found from an earlier attempt");
-            Ok(intent_response(
-                &earlier,
-                old.str_attr("redirect_url").unwrap_or_default(),
-            ))
-        }
+        Err(StoreError::ConditionFailed { old: Some(old), .. }) => from_earlier_attempt(&old, &req),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Answer a re-run from the intent an earlier attempt of the same request
+/// stored; a different request under the same key is a conflict.
+fn from_earlier_attempt(old: &crate::store::Item, req: &InitRequest) -> Result<Value, Error> {
+    let earlier = Payment::from_item(old)?;
+    if !matches_request(&earlier, req) {
+        return Err(Error::IdempotencyKeyReused);
+    }
+    tracing::info!(payment_id = %earlier.id, "deposit intent found from an earlier attempt");
+    Ok(intent_response(
+        &earlier,
+        old.str_attr("redirect_url").unwrap_or_default(),
+    ))
 }
 
 /// The outcome of routing: the PSP that opened a session, and every attempt.
@@ -316,21 +326,21 @@ async fn route_and_open(ctx: &Ctx, req: &InitRequest, id: &PaymentId) -> Result<
     )))
 }
 
-fn same_intent(a: &Payment, b: &Payment) -> bool {
+fn matches_request(p: &Payment, r: &InitRequest) -> bool {
     (
-        &a.player,
-        a.amount,
-        &a.method,
-        &a.return_url,
-        &a.country,
-        &a.device,
+        &p.player,
+        p.amount,
+        &p.method,
+        &p.return_url,
+        &p.country,
+        &p.device,
     ) == (
-        &b.player,
-        b.amount,
-        &b.method,
-        &b.return_url,
-        &b.country,
-        &b.device,
+        &r.player,
+        r.amount,
+        &r.method,
+        &r.return_url,
+        &r.country,
+        &r.device,
     )
 }
 
@@ -378,32 +388,45 @@ pub async fn payment_view(ctx: &Ctx, id: &PaymentId) -> Result<Value, Error> {
 /// The webhook delivery log of one payment, oldest first.
 pub async fn deliveries(ctx: &Ctx, id: &PaymentId) -> Result<Value, Error> {
     load_payment(ctx, id).await?;
-    let mut out = Vec::new();
-    for prefix in [keys::EVENT_PREFIX, keys::DELIVERY_PREFIX] {
-        let q = Query::new(
-            keys::payment_pk(id.as_str()),
-            SkRange::Prefix(prefix.into()),
+    let pk = keys::payment_pk(id.as_str());
+    let unverified_pk = keys::unverified_pk(id.as_str());
+    let sources = [
+        (pk.as_str(), keys::EVENT_PREFIX, MAX_DELIVERIES_SHOWN, true),
+        (
+            pk.as_str(),
+            keys::DELIVERY_PREFIX,
             MAX_DELIVERIES_SHOWN,
-        );
+            true,
+        ),
+        (
+            unverified_pk.as_str(),
+            keys::DELIVERY_PREFIX,
+            MAX_UNVERIFIED_SHOWN,
+            false,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (partition, prefix, limit, verified) in sources {
+        let q = Query::new(partition, SkRange::Prefix(prefix.into()), limit);
         let page = ctx.store.query(&q).await?;
-        out.extend(page.items.iter().map(|it| {
-            let mut v = Value::Object(
-                it.iter()
-                    .map(|(k, a)| (k.clone(), attr_to_json(a)))
-                    .collect(),
-            );
-            if let Some(o) = v.as_object_mut() {
-                o.remove("pk");
-                render_amount(o);
-                if let Some(sk) = o.remove("sk") {
-                    o.insert("delivery_id".into(), sk);
-                }
-            }
-            v
-        }));
+        out.extend(page.items.iter().map(|it| delivery_view(it, verified)));
     }
     out.sort_by_key(|v| v.get("at_ms").and_then(Value::as_i64).unwrap_or(0));
     Ok(json!({"payment_id": id, "deliveries": out}))
+}
+
+fn delivery_view(it: &crate::store::Item, verified: bool) -> Value {
+    let mut o: Map<String, Value> = it
+        .iter()
+        .map(|(k, a)| (k.clone(), attr_to_json(a)))
+        .collect();
+    o.remove("pk");
+    if let Some(sk) = o.remove("sk") {
+        o.insert("delivery_id".into(), sk);
+    }
+    o.insert("verified".into(), Value::Bool(verified));
+    render_amount(&mut o);
+    Value::Object(o)
 }
 
 /// Stored minor units → the API's decimal string.

@@ -5,6 +5,7 @@
 //! | payment (intent)         | `PAY#<payment_id>`     | `A`                   |
 //! | accepted webhook event   | `PAY#<payment_id>`     | `EVT#<psp>#<event_id>`|
 //! | other webhook deliveries | `PAY#<payment_id>`     | `DLV#<ulid>`          |
+//! | unverified deliveries    | `UNV#<claimed id>`     | `DLV#<ulid>`          |
 //! | mismatch case            | `PAY#<payment_id>`     | `CASE#<psp>#<event_id>`|
 //! | idempotency record       | `IDEM#<scope>#<key>`   | `A`                   |
 //! | wallet balance           | `WAL#<player_id>`      | `BAL#<currency>`      |
@@ -38,6 +39,18 @@ pub fn delivery(payment_id: &str, delivery_id: &str) -> Key {
         payment_pk(payment_id),
         format!("{DELIVERY_PREFIX}{delivery_id}"),
     )
+}
+/// Deliveries that failed verification, under the payment id their body
+/// CLAIMS: kept out of the payment's own partition, so forged traffic can
+/// never crowd or throttle the writes that move money.
+pub fn unverified_delivery(claimed_payment: &str, delivery_id: &str) -> Key {
+    Key::new(
+        unverified_pk(claimed_payment),
+        format!("{DELIVERY_PREFIX}{delivery_id}"),
+    )
+}
+pub fn unverified_pk(claimed_payment: &str) -> String {
+    format!("UNV#{claimed_payment}")
 }
 pub fn case(id: &PaymentId, psp: &PspId, event: &EventId) -> Key {
     Key::new(

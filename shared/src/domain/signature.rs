@@ -356,6 +356,32 @@ mod tests {
         .is_err());
     }
 
+    /// The example of the Standard Webhooks specification document itself
+    /// (standard-webhooks/standard-webhooks, spec/standard-webhooks.md).
+    #[test]
+    fn standard_webhooks_specification_example() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let (id, ts, body) = (
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
+        let signed = sign(Scheme::StandardWebhooks, secret, body, ts, id);
+        assert_eq!(
+            signed[2].1,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        let h = headers(&signed);
+        assert!(verify(
+            Scheme::StandardWebhooks,
+            &[Secret::new(secret)],
+            &h,
+            body,
+            window(ts)
+        )
+        .is_ok());
+    }
+
     #[test]
     fn standard_webhooks_rejects_tampering_staleness_and_missing_headers() {
         let s = [Secret::new(SW_SECRET)];

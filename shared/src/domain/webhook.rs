@@ -178,7 +178,11 @@ fn verified_event(ctx: &Ctx, d: &Delivery<'_>) -> Result<PspEvent, Rejected> {
         .webhook_tolerance_s
         .unsigned_abs()
         .saturating_mul(1000);
-    if stale || now_ms().abs_diff(ev.occurred_ms) > tolerance_ms {
+    // A signed header timestamp is the freshness of THIS attempt (PSP retries
+    // re-sign it); only the seed scheme, which signs none, falls back to the
+    // body's event time.
+    let body_stale = signed_at.is_none() && now_ms().abs_diff(ev.occurred_ms) > tolerance_ms;
+    if stale || body_stale {
         return Err(Rejected::Stale(Box::new(ev)));
     }
     Ok(ev)
@@ -290,11 +294,12 @@ async fn log_delivery(ctx: &Ctx, ev: &PspEvent, outcome: Outcome) {
 async fn log_rejected(ctx: &Ctx, d: &Delivery<'_>, outcome: Outcome) {
     let payment = claimed_payment_id(d.raw).unwrap_or_else(|| format!("unknown#{}", d.psp));
     tracing::info!(payment_id = %payment, psp = %d.psp, outcome = outcome.as_str(), "webhook delivery");
-    let key = keys::delivery(&payment, &new_ulid("dlv"));
+    let key = keys::unverified_delivery(&payment, &new_ulid("dlv"));
     let attrs = [
         ("outcome", Attr::from(outcome.as_str())),
         ("psp", Attr::from(d.psp.as_str())),
         ("at_ms", Attr::N(now_ms())),
+        ("verified", Attr::B(false)),
     ];
     if let Err(e) = ctx
         .store
