@@ -188,13 +188,8 @@ async fn outage(
     Path(psp): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let authorised = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|k| sb.config.platform_keys.authenticate(k).is_some());
-    if !authorised {
-        return (StatusCode::UNAUTHORIZED, "platform key required").into_response();
+    if let Err(e) = payloop::edge::authenticate(&headers, &sb.config.platform_keys) {
+        return payloop::edge::ApiError(e).into_response();
     }
     let Some(hosted) = PspId::parse(&psp)
         .ok()
