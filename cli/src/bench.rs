@@ -10,7 +10,7 @@ use payloop::domain::event::PspEvent;
 use payloop::domain::signature::{self, Scheme};
 use payloop::ids::PspId;
 use payloop::money::{Currency, Money};
-use payloop::psp::routing::{RouteRequest, Router};
+use payloop::psp::routing::{RiskLevel, RouteRequest, Router};
 use payloop::queue::Queue;
 use payloop::store::metered::MeteredStore;
 use payloop::store::Store;
@@ -261,7 +261,15 @@ async fn bench_deposits(
     });
     let started = Instant::now();
     if outage_at_half {
-        spawn_outage(Arc::clone(&shared), stack.secrets.platform_key.clone());
+        let sandbox = stack
+            .sandbox(local::SANDBOX_PSP)
+            .map(|h| h.base_url.clone())
+            .ok_or("no sandbox PSP")?;
+        spawn_outage(
+            Arc::clone(&shared),
+            sandbox,
+            stack.secrets.psp_api_key.clone(),
+        );
     }
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
@@ -349,17 +357,17 @@ async fn bench_deposits(
 }
 
 /// Take `sandbox` down once half the deposits have started.
-fn spawn_outage(s: Arc<Shared>, platform_key: String) {
+fn spawn_outage(s: Arc<Shared>, sandbox_url: String, api_key: String) {
     tokio::spawn(async move {
         while s.next.load(Ordering::Relaxed) < s.n / 2 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let url = format!("{}/sandbox/sandbox/admin/outage", s.base);
+        let url = format!("{sandbox_url}/admin/chaos");
         let r = s
             .client
             .post(url)
-            .bearer_auth(platform_key)
-            .json(&json!({"down": true}))
+            .bearer_auth(api_key)
+            .json(&json!({"outage": true}))
             .send()
             .await;
         if !r.is_ok_and(|r| r.status().is_success()) {
@@ -388,6 +396,8 @@ fn bench_routing(n: usize) -> Result<(), BoxError> {
             country: Some(countries[i % countries.len()]),
             amount: Money::from_minor(1000 + i as i64 % 50_000, eur)?,
             method: methods[i % methods.len()],
+            risk: RiskLevel::Low,
+            seed: i as u64,
         };
         let t = Instant::now();
         let c = router.candidates(&req);

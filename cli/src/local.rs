@@ -1,6 +1,6 @@
 //! The whole loop in one process: the four functions' routers on one HTTP
-//! server, the embedded store and queue in a data directory, the queue worker
-//! and the sandbox PSP.
+//! server, the embedded store and queue in a data directory, the queue
+//! worker, and the sandbox PSPs, each on its own port.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,8 +14,10 @@ use payloop::config::{
 use payloop::domain::signature::Scheme;
 use payloop::domain::Ctx;
 use payloop::ids::PspId;
+use payloop::psp::health::HealthPolicy;
 use payloop::psp::routing::Router;
-use payloop::psp::{HostedSandbox, PspConnector, Psps};
+use payloop::psp::sandbox::{HttpSandbox, DEFAULT_TIMEOUT};
+use payloop::psp::{PspConnector, Psps, WebhookKeys};
 use payloop::queue::embedded::EmbeddedQueue;
 use payloop::queue::Queue;
 use payloop::store::embedded::EmbeddedStore;
@@ -23,7 +25,7 @@ use payloop::store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use crate::sandbox::{self, Connectors, Sandbox};
+use crate::sandbox::{self, SandboxHandle, SandboxOptions};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use crate::worker::{self, WorkerOptions};
@@ -38,26 +40,43 @@ pub struct DevSecrets {
     pub client_key: String,
     pub platform_key: String,
     pub webhook_secret: String,
+    /// The sandbox PSPs' API (and admin) key.
+    #[serde(default = "psp_api_key")]
+    pub psp_api_key: String,
+}
+
+fn token(prefix: &str) -> String {
+    format!("{prefix}_{}", hex::encode(rand::random::<[u8; 24]>()))
+}
+
+fn psp_api_key() -> String {
+    token("sk")
 }
 
 impl DevSecrets {
     fn generate() -> DevSecrets {
-        let token = |prefix: &str| format!("{prefix}_{}", hex::encode(rand::random::<[u8; 24]>()));
         DevSecrets {
             client_key: token("ck"),
             platform_key: token("pk"),
             webhook_secret: token("whsec"),
+            psp_api_key: psp_api_key(),
         }
     }
 
     /// Load `dev-secrets.json` from the data dir, creating it (mode 0600) if absent.
     pub fn load_or_create(dir: &Path) -> std::io::Result<DevSecrets> {
         let path = dir.join("dev-secrets.json");
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            return serde_json::from_str(&text)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
-        }
-        let s = DevSecrets::generate();
+        let s = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let s: DevSecrets = serde_json::from_str(&text)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                if text.contains("psp_api_key") {
+                    return Ok(s);
+                }
+                s // an older file: write it back with the new key
+            }
+            Err(_) => DevSecrets::generate(),
+        };
         let text = serde_json::to_string_pretty(&s).map_err(std::io::Error::other)?;
         std::fs::write(&path, text)?;
         #[cfg(unix)]
@@ -90,6 +109,16 @@ pub struct LocalOptions {
     pub extra_sandboxes: Vec<(String, Scheme)>,
     /// A routing document (JSON); default: the sandboxes in order.
     pub routing: Option<String>,
+    /// Overrides the routing document's health policy (tests).
+    pub health: Option<HealthPolicy>,
+    /// Start with degradation mode forced on.
+    pub degraded: bool,
+    /// The sandboxes' webhook retry schedule (default: production-like).
+    pub sandbox_retry_schedule: Option<Vec<Duration>>,
+    /// First sandbox port (the others follow); 0 picks free ports.
+    pub sandbox_port: u16,
+    /// PSP API calls slower than this count as unavailable.
+    pub psp_timeout: Duration,
 }
 
 impl LocalOptions {
@@ -109,6 +138,11 @@ impl LocalOptions {
                 ("sandbox-c".into(), Scheme::StandardWebhooks),
             ],
             routing: None,
+            health: None,
+            degraded: false,
+            sandbox_retry_schedule: None,
+            sandbox_port: 0,
+            psp_timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -121,6 +155,8 @@ pub struct LocalStack {
     pub ctx: Ctx,
     pub secrets: DevSecrets,
     pub applied: broadcast::Sender<Arc<str>>,
+    /// The sandbox PSPs, each its own HTTP server.
+    pub sandboxes: Vec<SandboxHandle>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -157,32 +193,93 @@ fn config(
     })
 }
 
-/// One hosted sandbox connector per sandbox PSP, routed by `routing` (a JSON
+/// Start one sandbox PSP server per sandbox, each delivering its webhooks
+/// to our intake at `/v1/payments/webhook/{psp}`.
+async fn start_sandboxes(
+    opts: &LocalOptions,
+    sandboxes: &[(PspId, Scheme)],
+    secrets: &DevSecrets,
+    base_url: &str,
+) -> Result<Vec<SandboxHandle>, BoxError> {
+    let mut handles = Vec::new();
+    for (i, (psp, scheme)) in sandboxes.iter().enumerate() {
+        let mut so = SandboxOptions::new(
+            psp.clone(),
+            *scheme,
+            format!("{base_url}/v1/payments/webhook/{psp}"),
+            (
+                Secret::new(secrets.webhook_secret.clone()),
+                Secret::new(secrets.psp_api_key.clone()),
+            ),
+        );
+        so.host = opts.host.clone();
+        so.port = match opts.sandbox_port {
+            0 => 0,
+            p => p.checked_add(i as u16).ok_or("sandbox port out of range")?,
+        };
+        if let Some(schedule) = &opts.sandbox_retry_schedule {
+            so.retry_schedule = schedule.clone();
+        }
+        handles.push(sandbox::start(so).await?);
+    }
+    Ok(handles)
+}
+
+/// Only the sandbox PSPs, delivering webhooks to a payloop at `webhook_base`
+/// (`payloop sandbox`).
+pub async fn run_sandboxes(
+    opts: &LocalOptions,
+    webhook_base: &str,
+) -> Result<Vec<SandboxHandle>, BoxError> {
+    std::fs::create_dir_all(&opts.data_dir)?;
+    let secrets = DevSecrets::load_or_create(&opts.data_dir)?;
+    let sandboxes = sandbox_list(opts)?;
+    start_sandboxes(
+        opts,
+        &sandboxes,
+        &secrets,
+        webhook_base.trim_end_matches('/'),
+    )
+    .await
+}
+
+/// One HTTP connector per sandbox server, routed by `routing` (a JSON
 /// document) or, by default, in the listed order.
 fn psps(
-    sandboxes: &[(PspId, Scheme)],
-    base_url: &str,
-    routing: Option<&str>,
-) -> Result<(Psps, Connectors), BoxError> {
-    let hosted: Connectors = sandboxes
-        .iter()
-        .map(|(psp, _)| {
-            (
-                psp.clone(),
-                Arc::new(HostedSandbox::new(psp.clone(), base_url)),
-            )
-        })
-        .collect();
-    let names: Vec<PspId> = sandboxes.iter().map(|(psp, _)| psp.clone()).collect();
-    let router = match routing {
+    handles: &[SandboxHandle],
+    config: &Config,
+    secrets: &DevSecrets,
+    opts: &LocalOptions,
+) -> Result<Psps, BoxError> {
+    let mut connectors: Vec<Arc<dyn PspConnector>> = Vec::new();
+    for h in handles {
+        let (scheme, keys) = config
+            .webhook_secrets
+            .for_psp(&h.name)
+            .ok_or("sandbox without webhook secrets")?;
+        let webhook = WebhookKeys {
+            scheme,
+            secrets: keys.to_vec(),
+        };
+        let api_key = Secret::new(secrets.psp_api_key.clone());
+        let c = HttpSandbox::new(
+            h.name.clone(),
+            &h.base_url,
+            api_key,
+            webhook,
+            opts.psp_timeout,
+        )?;
+        connectors.push(Arc::new(c));
+    }
+    let names: Vec<PspId> = handles.iter().map(|h| h.name.clone()).collect();
+    let mut router = match opts.routing.as_deref() {
         Some(json) => Router::from_json(json)?,
         None => Router::in_order(&names),
     };
-    let connectors: Vec<Arc<dyn PspConnector>> = hosted
-        .values()
-        .map(|h| Arc::clone(h) as Arc<dyn PspConnector>)
-        .collect();
-    Ok((Psps::new(connectors, router)?, hosted))
+    if let Some(h) = &opts.health {
+        router = router.with_health(h.clone());
+    }
+    Ok(Psps::new(connectors, router)?.force_degraded(opts.degraded))
 }
 
 fn embedded_backends(dir: &Path) -> std::io::Result<(Arc<dyn Store>, Arc<dyn Queue>)> {
@@ -193,7 +290,7 @@ fn embedded_backends(dir: &Path) -> std::io::Result<(Arc<dyn Store>, Arc<dyn Que
 
 /// Start everything; returns once the server is listening.
 pub async fn start(
-    opts: LocalOptions,
+    mut opts: LocalOptions,
 ) -> Result<LocalStack, Box<dyn std::error::Error + Send + Sync>> {
     std::fs::create_dir_all(&opts.data_dir)?;
     let secrets = DevSecrets::load_or_create(&opts.data_dir)?;
@@ -201,40 +298,31 @@ pub async fn start(
     let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port)).await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
-    let (store, queue) = match opts.backends {
+    let (store, queue) = match opts.backends.take() {
         Some(b) => b,
         None => embedded_backends(&opts.data_dir)?,
     };
-    let store = match opts.wrap_store {
+    let store = match opts.wrap_store.take() {
         Some(wrap) => wrap(store),
         None => store,
     };
-    let queue = match opts.wrap_queue {
+    let queue = match opts.wrap_queue.take() {
         Some(wrap) => wrap(queue),
         None => queue,
     };
-    let (psps, hosted) = psps(&sandboxes, &base_url, opts.routing.as_deref())?;
     let config = Arc::new(config(&secrets, &base_url, &sandboxes)?);
+    let handles = start_sandboxes(&opts, &sandboxes, &secrets, &base_url).await?;
+    let psps = psps(&handles, &config, &secrets, &opts)?;
     let ctx = Ctx {
         store,
         queue,
         config: Arc::clone(&config),
         psps: Arc::new(psps),
     };
-    let sb = Sandbox {
-        api_base: base_url.clone(),
-        client_key: Secret::new(secrets.client_key.clone()),
-        platform_key: Secret::new(secrets.platform_key.clone()),
-        webhook_secret: Secret::new(secrets.webhook_secret.clone()),
-        config,
-        hosted: Arc::new(hosted),
-        http: reqwest::Client::new(),
-    };
     let app = payloop::edge::with_edge(
         intent_api::router(ctx.clone())
             .merge(webhook_intake::router(ctx.clone()))
             .merge(wallet_credit::router(ctx.clone()))
-            .merge(sandbox::router(sb))
             .fallback(payloop::edge::not_found),
     );
     let (stop, stop_rx) = watch::channel(false);
@@ -267,6 +355,7 @@ pub async fn start(
         ctx,
         secrets,
         applied,
+        sandboxes: handles,
         stop,
         tasks,
     })
@@ -279,5 +368,13 @@ impl LocalStack {
         for t in self.tasks {
             let _ = t.await;
         }
+        for s in self.sandboxes {
+            s.shutdown().await;
+        }
+    }
+
+    /// The running sandbox PSP of this name.
+    pub fn sandbox(&self, name: &str) -> Option<&SandboxHandle> {
+        self.sandboxes.iter().find(|s| s.name.as_str() == name)
     }
 }

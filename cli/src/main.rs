@@ -43,6 +43,26 @@ enum Command {
         /// Webhook signature scheme of the `sandbox` PSP: seed, timestamped, standard-webhooks.
         #[arg(long, default_value = "seed", value_parser = parse_scheme)]
         webhook_scheme: Scheme,
+        /// Port of the first sandbox PSP (the other two take the next ports).
+        #[arg(long, default_value_t = 8091)]
+        sandbox_port: u16,
+        /// Start in degradation mode (heavy methods off) until switched off.
+        #[arg(long)]
+        degraded: bool,
+    },
+    /// Run only the three sandbox PSPs (for a payloop running elsewhere).
+    Sandbox {
+        #[arg(long, env = "PAYLOOP_DATA_DIR", default_value = ".data")]
+        data_dir: PathBuf,
+        /// Where payloop listens: webhooks go to <base>/v1/payments/webhook/<psp>.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        webhook_base: String,
+        #[arg(long, default_value_t = 8091)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value = "seed", value_parser = parse_scheme)]
+        webhook_scheme: Scheme,
     },
     /// Operate the dead-letter queue of the local data directory.
     Dlq {
@@ -77,6 +97,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             aws,
             routing,
             webhook_scheme,
+            sandbox_port,
+            degraded,
         } => {
             let routing = routing.map(std::fs::read_to_string).transpose()?;
             let mut opts = LocalOptions {
@@ -85,6 +107,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 visibility: Duration::from_secs(visibility_secs),
                 webhook_scheme,
                 routing,
+                sandbox_port,
+                degraded,
                 ..LocalOptions::new(data_dir)
             };
             if aws {
@@ -96,6 +120,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             stack.shutdown().await;
             Ok(())
         }
+        Command::Sandbox {
+            data_dir,
+            webhook_base,
+            port,
+            host,
+            webhook_scheme,
+        } => {
+            let opts = LocalOptions {
+                host,
+                sandbox_port: port,
+                webhook_scheme,
+                ..LocalOptions::new(data_dir)
+            };
+            let handles = local::run_sandboxes(&opts, &webhook_base).await?;
+            for h in &handles {
+                println!(
+                    "sandbox PSP {} at {} ({} webhooks)",
+                    h.name,
+                    h.base_url,
+                    h.state.opts.scheme.as_str()
+                );
+            }
+            println!(
+                "API and admin key: in {}/dev-secrets.json (psp_api_key)",
+                opts.data_dir.display()
+            );
+            tokio::signal::ctrl_c().await?;
+            for h in handles {
+                h.shutdown().await;
+            }
+            Ok(())
+        }
         Command::Dlq { action } => payloop_cli::bench::dlq(action).await,
         Command::Bench { what } => payloop_cli::bench::run(what).await,
     }
@@ -103,34 +159,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
 fn print_banner(stack: &local::LocalStack) {
     let s = &stack.secrets;
-    println!("payloop is running at {}", stack.base_url);
-    println!(
-        "  POST {}/v1/payments/init            (Authorization: Bearer <client key>)",
-        stack.base_url
-    );
-    println!(
-        "  POST {}/v1/payments/webhook         (X-Signature: sha256=<hmac>)",
-        stack.base_url
-    );
-    println!(
-        "  GET  {}/v1/wallet/<player_id>       (Authorization: Bearer <platform key>)",
-        stack.base_url
-    );
-    println!(
-        "  sandbox checkout pages under {}/sandbox/checkout/<payment_id>",
-        stack.base_url
-    );
+    let base = &stack.base_url;
+    println!("payloop is running at {base}");
+    println!("  POST {base}/v1/payments/init            (Authorization: Bearer <client key>)");
+    println!("  POST {base}/v1/payments/webhook[/<psp>] (signed by the PSP)");
+    println!("  GET  {base}/v1/wallet/<player_id>       (Authorization: Bearer <platform key>)");
+    println!("  GET  {base}/v1/admin/routing            (platform key: circuits, degradation)");
     println!("dev client API key:     {}", s.client_key);
     println!("dev platform API key:   {}", s.platform_key);
-    println!(
-        "sandbox webhook secret: {} ({} scheme)",
-        s.webhook_secret,
-        stack.scheme.as_str()
-    );
-    println!("sandbox PSPs: sandbox (see above), sandbox-b (timestamped), sandbox-c (standard-webhooks);");
-    println!(
-        "  take one down: POST {}/sandbox/<psp>/admin/outage {{\"down\":true}} (platform key)",
-        stack.base_url
-    );
+    println!("sandbox webhook secret: {}", s.webhook_secret);
+    println!("sandbox PSP API key:    {}", s.psp_api_key);
+    for h in &stack.sandboxes {
+        println!(
+            "sandbox PSP {:<10} {} ({} webhooks; chaos: POST {}/admin/chaos)",
+            h.name.as_str(),
+            h.base_url,
+            h.state.opts.scheme.as_str(),
+            h.base_url
+        );
+    }
     println!("Ctrl-C stops it; data stays in the data directory.");
 }

@@ -8,3 +8,148 @@ pub fn now_ms() -> i64 {
 pub fn now_s() -> i64 {
     now_ms() / 1000
 }
+
+/// A UTC calendar day, `YYYY-MM-DD` (settlement days, reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day {
+    /// Days since 1970-01-01.
+    days: i64,
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+impl Day {
+    pub fn of_ms(ms: i64) -> Day {
+        Day {
+            days: ms.div_euclid(MS_PER_DAY),
+        }
+    }
+
+    pub fn today() -> Day {
+        Day::of_ms(now_ms())
+    }
+
+    /// Strict `YYYY-MM-DD` between 1970 and 9999.
+    pub fn parse(s: &str) -> Option<Day> {
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+            b.get(r.clone())?
+                .iter()
+                .all(u8::is_ascii_digit)
+                .then(|| s[r].parse().ok())?
+        };
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+        if y < 1970 || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+            return None;
+        }
+        Some(Day {
+            days: days_from_civil(y, m, d),
+        })
+    }
+
+    pub fn start_ms(&self) -> i64 {
+        self.days * MS_PER_DAY
+    }
+
+    pub fn next(&self) -> Day {
+        Day {
+            days: self.days + 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Day {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (y, m, d) = civil_from_days(self.days);
+        write!(f, "{y:04}-{m:02}-{d:02}")
+    }
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Howard Hinnant's `days_from_civil` (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_round_trip_and_reject_bad_dates() {
+        for s in [
+            "1970-01-01",
+            "2000-02-29",
+            "2026-11-21",
+            "2024-12-31",
+            "9999-12-31",
+        ] {
+            assert_eq!(Day::parse(s).unwrap().to_string(), s);
+        }
+        assert_eq!(
+            Day::parse("2026-11-21").unwrap().start_ms(),
+            1_795_219_200_000
+        );
+        assert_eq!(
+            Day::of_ms(1_795_219_200_000 + 86_399_999).to_string(),
+            "2026-11-21"
+        );
+        assert_eq!(
+            Day::parse("2024-12-31").unwrap().next().to_string(),
+            "2025-01-01"
+        );
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "26-11-21",
+            "2026-11-21x",
+            "1969-12-31",
+            "2026-11-00",
+            "２０２６-11-21",
+        ] {
+            assert!(Day::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -29,6 +29,11 @@ pub enum Error {
     StaleEvent,
     #[error("no payment route takes this country, currency, method and amount")]
     NoRoute,
+    #[error("{method} payments are switched off during a degradation; use one of: {}", available.join(", "))]
+    MethodUnavailable {
+        method: String,
+        available: Vec<String>,
+    },
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("unknown payment")]
@@ -83,6 +88,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => (413, "payload_too_large", false),
             Error::RateLimited => (429, "rate_limited", true),
             Error::Unavailable(_) => (503, "service_unavailable", true),
+            Error::MethodUnavailable { .. } => (503, "method_unavailable", true),
             Error::Internal(_) => (500, "internal_error", true),
         };
         ErrorRow {
@@ -107,6 +113,9 @@ impl Error {
             Error::Validation { field, reason } => json!({"field": field, "reason": reason}),
             Error::PanDetected { field } => json!({"field": field}),
             Error::PayloadTooLarge { limit } => json!({"limit_bytes": limit}),
+            Error::MethodUnavailable { available, .. } => {
+                json!({"field": "method", "available_methods": available})
+            }
             _ => json!({}),
         };
         d["retryable"] = Value::Bool(row.retryable);

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Secret};
 use crate::domain::Ctx;
-use crate::ids::PspId;
 use crate::psp::routing::Router;
-use crate::psp::{HostedSandbox, PspConnector, Psps};
+use crate::psp::sandbox::{connectors_from_config, DEFAULT_TIMEOUT};
+use crate::psp::Psps;
 use crate::queue::sqs::SqsQueue;
 use crate::queue::Queue;
 use crate::store::dynamodb::DynamoStore;
@@ -41,21 +41,25 @@ pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>),
     Ok((Arc::new(store), Arc::new(queue)))
 }
 
-/// The PSP connectors (one per PSP with webhook secrets) and the routing
+/// The PSP connectors (one per PSP with webhook secrets, at its
+/// `PAYLOOP_PSP_ENDPOINTS` URL, with `PAYLOOP_PSP_API_KEY`) and the routing
 /// rules (`PAYLOOP_ROUTING`, a JSON document; default: the default PSP only).
 pub fn psps_from_env(config: &Config) -> Result<Psps, ConfigError> {
-    let names: Vec<PspId> = config.webhook_secrets.psps().cloned().collect();
     let router = match std::env::var("PAYLOOP_ROUTING") {
         Ok(json) => Router::from_json(&json).map_err(|e| ConfigError(e.to_string()))?,
         Err(_) => Router::in_order(std::slice::from_ref(&config.default_psp)),
     };
-    let connectors: Vec<Arc<dyn PspConnector>> = names
-        .iter()
-        .map(|n| {
-            Arc::new(HostedSandbox::new(n.clone(), &config.public_url)) as Arc<dyn PspConnector>
-        })
-        .collect();
-    Psps::new(connectors, router).map_err(|e| ConfigError(e.to_string()))
+    let api_key = Secret::new(required("PAYLOOP_PSP_API_KEY")?);
+    let connectors = connectors_from_config(
+        config,
+        &required("PAYLOOP_PSP_ENDPOINTS")?,
+        &api_key,
+        DEFAULT_TIMEOUT,
+    )?;
+    let forced = std::env::var("PAYLOOP_DEGRADED").is_ok_and(|v| v == "true" || v == "1");
+    Psps::new(connectors, router)
+        .map(|p| p.force_degraded(forced))
+        .map_err(|e| ConfigError(e.to_string()))
 }
 
 /// Everything a Lambda handler needs.

@@ -1,12 +1,14 @@
 //! intent-api: `POST /v1/payments/init`, `GET /v1/payments/{id}`,
-//! `GET /v1/payments/{id}/deliveries`. Thin: decode, one domain call, encode.
+//! `GET /v1/payments/{id}/deliveries`, and the routing admin endpoints
+//! (`/v1/admin/...`, platform key). Thin: decode, one domain call, encode.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use payloop::domain::deposit::{self, InitRequest};
+use payloop::domain::operator;
 use payloop::domain::Ctx;
 use payloop::edge::{authenticate, idempotency_key, idempotent, parse_json, ApiError, RawBody};
 use payloop::ids::PaymentId;
@@ -21,6 +23,9 @@ pub fn router(ctx: Ctx) -> Router {
         .route(INIT_PATH, post(init))
         .route("/v1/payments/{payment_id}", get(show))
         .route("/v1/payments/{payment_id}/deliveries", get(deliveries))
+        .route("/v1/admin/routing", get(routing_view))
+        .route("/v1/admin/degradation", put(set_degradation))
+        .route("/v1/admin/players/{player_id}/risk", put(set_player_risk))
         .with_state(ctx)
 }
 
@@ -69,4 +74,32 @@ async fn deliveries(
 ) -> Result<Json<Value>, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
     Ok(Json(deposit::deliveries(&ctx, &payment_id(&id)?).await?))
+}
+
+async fn routing_view(State(ctx): State<Ctx>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    Ok(Json(operator::routing_view(&ctx).await?))
+}
+
+async fn set_degradation(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    Ok(Json(
+        operator::set_degradation(&ctx, &parse_json(&raw)?).await?,
+    ))
+}
+
+async fn set_player_risk(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(player): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    Ok(Json(
+        operator::set_player_risk(&ctx, &player, &parse_json(&raw)?).await?,
+    ))
 }

@@ -5,12 +5,11 @@ use serde_json::{json, Map, Value};
 
 use crate::clock::now_ms;
 use crate::error::Error;
-use crate::ids::{new_ulid, PaymentId, PlayerId, PspId};
+use crate::ids::{PaymentId, PlayerId};
 use crate::money::{Currency, Money};
-use crate::psp::routing::RouteRequest;
-use crate::psp::{PspError, Session, SessionRequest};
 use crate::store::{Attr, Cond, ItemExt, Query, SkRange, StoreError, Write};
 
+use super::cascade::route_and_open;
 use super::keys;
 use super::payment::{attr_to_json, Payment, PaymentStatus, METHODS};
 use super::Ctx;
@@ -39,7 +38,15 @@ pub struct InitRequest {
     pub player: PlayerId,
     pub country: Option<String>,
     pub device: Option<String>,
+    /// The checkout session, kept on the route it started on (3DS).
+    pub session_id: Option<String>,
+    /// The player's bank (pay-by-bank), kept on one route like a session.
+    pub bank: Option<String>,
 }
+
+/// `meta` fields the init request understands.
+const META_FIELDS: [&str; 4] = ["country", "device", "session_id", "bank"];
+const MAX_STICKY_ID: usize = 64;
 
 fn field_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
     match obj.get(name) {
@@ -87,13 +94,46 @@ fn parse_return_url(s: &str) -> Result<String, Error> {
     Ok(s.to_owned())
 }
 
-fn parse_meta(obj: &Map<String, Value>) -> Result<(Option<String>, Option<String>), Error> {
+/// The optional `meta` object: routing hints, each checked.
+#[derive(Default)]
+struct Meta {
+    country: Option<String>,
+    device: Option<String>,
+    session_id: Option<String>,
+    bank: Option<String>,
+}
+
+fn sticky_id(meta: &Map<String, Value>, name: &str) -> Result<Option<String>, Error> {
+    match meta.get(name) {
+        None => Ok(None),
+        Some(Value::String(v))
+            if !v.is_empty()
+                && v.len() <= MAX_STICKY_ID
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) =>
+        {
+            Ok(Some(v.clone()))
+        }
+        Some(_) => Err(Error::validation(
+            &format!("meta.{name}"),
+            "must be 1-64 characters [A-Za-z0-9_.-]",
+        )),
+    }
+}
+
+fn parse_meta(obj: &Map<String, Value>) -> Result<Meta, Error> {
     let Some(meta) = obj.get("meta") else {
-        return Ok((None, None));
+        return Ok(Meta::default());
     };
     let meta = meta
         .as_object()
         .ok_or_else(|| Error::validation("meta", "must be an object"))?;
+    if let Some(unknown) = meta.keys().find(|k| !META_FIELDS.contains(&k.as_str())) {
+        return Err(Error::validation(
+            &format!("meta.{unknown}"),
+            "unknown field",
+        ));
+    }
     let country = match meta.get("country") {
         None => None,
         Some(Value::String(c)) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => {
@@ -123,7 +163,12 @@ fn parse_meta(obj: &Map<String, Value>) -> Result<(Option<String>, Option<String
             ))
         }
     };
-    Ok((country, device))
+    Ok(Meta {
+        country,
+        device,
+        session_id: sticky_id(meta, "session_id")?,
+        bank: sticky_id(meta, "bank")?,
+    })
 }
 
 impl InitRequest {
@@ -148,14 +193,16 @@ impl InitRequest {
         let return_url = parse_return_url(field_str(obj, "return_url")?)?;
         let player = PlayerId::parse(field_str(obj, "player_id")?)
             .map_err(|e| Error::validation("player_id", e.to_string()))?;
-        let (country, device) = parse_meta(obj)?;
+        let meta = parse_meta(obj)?;
         Ok(InitRequest {
             amount,
             method: method.to_owned(),
             return_url,
             player,
-            country,
-            device,
+            country: meta.country,
+            device: meta.device,
+            session_id: meta.session_id,
+            bank: meta.bank,
         })
     }
 }
@@ -224,106 +271,6 @@ fn from_earlier_attempt(old: &crate::store::Item, req: &InitRequest) -> Result<V
         &earlier,
         old.str_attr("redirect_url").unwrap_or_default(),
     ))
-}
-
-/// The outcome of routing: the PSP that opened a session, and every attempt.
-struct Routed {
-    psp: PspId,
-    session: Session,
-    reason: String,
-    attempts: Vec<Attempt>,
-}
-
-struct Attempt {
-    id: String,
-    psp: PspId,
-    outcome: &'static str,
-    detail: String,
-}
-
-impl Routed {
-    /// The routing decision as stored on the payment.
-    fn record(&self) -> Attr {
-        let attempts = self
-            .attempts
-            .iter()
-            .map(|a| {
-                let mut m = std::collections::BTreeMap::new();
-                m.insert("attempt_id".to_owned(), Attr::from(a.id.as_str()));
-                m.insert("psp".to_owned(), Attr::from(a.psp.as_str()));
-                m.insert("outcome".to_owned(), Attr::from(a.outcome));
-                m.insert("detail".to_owned(), Attr::from(a.detail.as_str()));
-                Attr::M(m)
-            })
-            .collect();
-        let mut m = std::collections::BTreeMap::new();
-        m.insert("reason".to_owned(), Attr::from(self.reason.as_str()));
-        m.insert("attempts".to_owned(), Attr::L(attempts));
-        Attr::M(m)
-    }
-}
-
-/// Offer the payment to each candidate PSP in turn until one opens a
-/// session. An unavailable PSP cascades to the next; a refusal stops.
-async fn route_and_open(ctx: &Ctx, req: &InitRequest, id: &PaymentId) -> Result<Routed, Error> {
-    let route_req = RouteRequest {
-        country: req.country.as_deref(),
-        amount: req.amount,
-        method: &req.method,
-    };
-    let candidates = ctx.psps.router.candidates(&route_req);
-    if candidates.is_empty() {
-        return Err(Error::NoRoute);
-    }
-    let session_req = SessionRequest {
-        payment_id: id,
-        amount: req.amount,
-        method: &req.method,
-        return_url: &req.return_url,
-    };
-    let mut attempts = Vec::new();
-    for c in candidates {
-        let Some(connector) = ctx.psps.get(&c.psp) else {
-            continue;
-        };
-        let attempt_id = new_ulid("att");
-        match connector.create_session(&session_req).await {
-            Ok(session) => {
-                attempts.push(Attempt {
-                    id: attempt_id,
-                    psp: c.psp.clone(),
-                    outcome: "session_opened",
-                    detail: c.reason.clone(),
-                });
-                return Ok(Routed {
-                    psp: c.psp,
-                    session,
-                    reason: c.reason,
-                    attempts,
-                });
-            }
-            Err(PspError::Unavailable(why)) => {
-                tracing::warn!(payment_id = %id, psp = %c.psp, "PSP unavailable; trying the next route");
-                attempts.push(Attempt {
-                    id: attempt_id,
-                    psp: c.psp,
-                    outcome: "unavailable",
-                    detail: why,
-                });
-            }
-            Err(PspError::Refused(why)) => {
-                tracing::info!(payment_id = %id, psp = %c.psp, "PSP refused the payment");
-                return Err(Error::PaymentRequired {
-                    code: "psp_refused",
-                    reason: why,
-                });
-            }
-        }
-    }
-    Err(Error::Unavailable(format!(
-        "{} payment route(s) unavailable",
-        attempts.len()
-    )))
 }
 
 fn matches_request(p: &Payment, r: &InitRequest) -> bool {
@@ -461,7 +408,7 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_named() {
-        let cases: [(&str, Value, &str); 9] = [
+        let cases: [(&str, Value, &str); 11] = [
             ("amount", json!("50.001"), "amount"),
             ("amount", json!(50), "amount"),
             ("currency", json!("EURO"), "currency"),
@@ -470,6 +417,8 @@ mod tests {
             ("player_id", json!("bob smith"), "player_id"),
             ("meta", json!({"country":"Finland"}), "meta.country"),
             ("meta", json!({"device":"a b"}), "meta.device"),
+            ("meta", json!({"session_id":"a/b"}), "meta.session_id"),
+            ("meta", json!({"colour":"red"}), "meta.colour"),
             ("extra", json!(1), "extra"),
         ];
         for (field, value, named) in cases {

@@ -10,6 +10,10 @@
 //! | idempotency record       | `IDEM#<scope>#<key>`   | `A`                   |
 //! | wallet balance           | `WAL#<player_id>`      | `BAL#<currency>`      |
 //! | ledger entry             | `WAL#<player_id>`      | `TXN#<txn_id>`        |
+//! | player profile (risk)    | `PLAYER#<player_id>`   | `PROFILE`             |
+//! | sticky route             | `STICKY#<kind>#<value>`| `A`                   |
+//! | operating modes          | `MODES`                | `A`                   |
+//! | route health (psp::health)| `HEALTH#<psp>`        | `B#<ms>` / `CIRCUIT`  |
 
 use crate::ids::{EventId, IdempotencyKey, PaymentId, PlayerId, PspId, TxnId};
 use crate::money::Currency;
@@ -76,4 +80,15 @@ pub fn ledger(player: &PlayerId, txn: &TxnId) -> Key {
 pub fn balance_currency(sk: &str) -> Option<Currency> {
     sk.strip_prefix(BALANCE_PREFIX)
         .and_then(|c| Currency::parse(c).ok())
+}
+pub fn player_profile(player: &PlayerId) -> Key {
+    Key::new(format!("PLAYER#{player}"), "PROFILE")
+}
+/// The route a checkout session (`kind` = `session`) or bank (`bank`)
+/// started on.
+pub fn sticky(kind: &str, value: &str) -> Key {
+    Key::new(format!("STICKY#{kind}#{value}"), MAIN_SK)
+}
+pub fn modes() -> Key {
+    Key::new("MODES", MAIN_SK)
 }

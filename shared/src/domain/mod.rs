@@ -8,10 +8,12 @@ use crate::psp::Psps;
 use crate::queue::Queue;
 use crate::store::Store;
 
+pub mod cascade;
 pub mod deposit;
 pub mod event;
 pub mod idempotency;
 pub mod keys;
+pub mod operator;
 pub mod pan;
 pub mod payment;
 pub mod signature;

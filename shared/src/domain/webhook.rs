@@ -2,18 +2,16 @@
 //! event id, log the delivery, enqueue. Answers fast; applies nothing.
 
 use http::HeaderMap;
-use serde::Deserialize;
 
 use crate::clock::{now_ms, now_s};
 use crate::error::Error;
 use crate::ids::{new_ulid, EventId, PaymentId, PspId};
-use crate::money::{Currency, Money};
 use crate::queue::QueueName;
 use crate::store::{item, Attr, Cond, StoreError, Write};
 
 use super::event::PspEvent;
 use super::keys;
-use super::payment::{Payment, PaymentStatus};
+use super::payment::Payment;
 use super::signature::{self, Rejection, Scheme, Window};
 use super::Ctx;
 
@@ -43,20 +41,6 @@ impl Outcome {
     }
 }
 
-/// The event body every scheme carries (PSP-specific bodies are normalised
-/// by their connectors before this point).
-#[derive(Debug, Deserialize)]
-struct SeedBody {
-    event_id: String,
-    payment_id: String,
-    status: String,
-    amount: String,
-    currency: String,
-    /// Unix epoch seconds. Required by the seed scheme, whose signature
-    /// covers no header timestamp; optional where the scheme signs one.
-    timestamp: Option<i64>,
-}
-
 /// Sign a body the seed way (`X-Signature` value; sandbox PSP and tests).
 pub fn seed_signature(secret: &str, raw: &[u8]) -> String {
     let headers = signature::sign(Scheme::Seed, secret, raw, 0, "");
@@ -65,33 +49,6 @@ pub fn seed_signature(secret: &str, raw: &[u8]) -> String {
         .next()
         .map(|(_, v)| v)
         .unwrap_or_default()
-}
-
-fn parse_event(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Result<PspEvent, Error> {
-    let body: SeedBody =
-        serde_json::from_slice(raw).map_err(|e| Error::validation("body", e.to_string()))?;
-    let currency = Currency::parse(&body.currency)
-        .map_err(|e| Error::validation("currency", e.to_string()))?;
-    let amount = Money::parse_decimal(&body.amount, currency)
-        .map_err(|e| Error::validation("amount", e.to_string()))?;
-    let ts_ms = body
-        .timestamp
-        .or(signed_at_s)
-        .ok_or_else(|| Error::validation("timestamp", "is required"))?
-        .checked_mul(1000)
-        .ok_or_else(|| Error::validation("timestamp", "out of range"))?;
-    Ok(PspEvent {
-        psp: psp.clone(),
-        event_id: EventId::parse(&body.event_id)
-            .map_err(|e| Error::validation("event_id", e.to_string()))?,
-        payment_id: PaymentId::parse(&body.payment_id)
-            .map_err(|e| Error::validation("payment_id", e.to_string()))?,
-        status: PaymentStatus::parse(&body.status)
-            .ok_or_else(|| Error::validation("status", "unknown status"))?,
-        amount_minor: amount.minor(),
-        currency,
-        occurred_ms: ts_ms,
-    })
 }
 
 /// The payment id a delivery claims, for logging deliveries we reject.
@@ -158,21 +115,22 @@ enum Rejected {
 
 /// Verify the PSP's signature scheme, parse the body, check freshness.
 fn verified_event(ctx: &Ctx, d: &Delivery<'_>) -> Result<PspEvent, Rejected> {
-    let (scheme, secrets) = ctx
-        .config
-        .webhook_secrets
-        .for_psp(d.psp)
+    let connector = ctx
+        .psps
+        .get(d.psp)
         .ok_or(Rejected::Signature(Error::NotFound { what: "psp" }))?;
     let window = Window {
         now_s: now_s(),
         tolerance_s: ctx.config.webhook_tolerance_s,
     };
-    let (signed_at, stale) = match signature::verify(scheme, secrets, d.headers, d.raw, window) {
+    let (signed_at, stale) = match connector.verify_webhook(d.headers, d.raw, window) {
         Ok(v) => (v.signed_at_s, false),
         Err(Rejection::Stale { signed_at_s }) => (Some(signed_at_s), true),
         Err(r @ Rejection::BadSignature) => return Err(Rejected::Signature(r.into())),
     };
-    let ev = parse_event(d.psp, d.raw, signed_at).map_err(Rejected::Body)?;
+    let ev = connector
+        .normalise_webhook(d.raw, signed_at)
+        .map_err(Rejected::Body)?;
     let tolerance_ms = ctx
         .config
         .webhook_tolerance_s

@@ -1,20 +1,27 @@
 //! The PSP port: everything payloop needs from a payment service provider
-//! behind one trait. Adding a PSP is one module implementing it plus config.
-//!
-//! Implemented so far: hosted payment sessions. Payouts, refunds, status
-//! queries and settlement reports join this trait with the issues that use
-//! them.
+//! behind one trait. Adding a PSP is one module implementing
+//! [`PspConnector`] plus config; routing, health and intake stay as they are.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use http::HeaderMap;
 
+use crate::clock::Day;
+use crate::config::Secret;
+use crate::domain::event::PspEvent;
+use crate::domain::signature::{Rejection, Scheme, Verified, Window};
+use crate::error::Error;
 use crate::ids::{PaymentId, PspId};
 use crate::money::Money;
 
+pub mod health;
+pub mod modes;
 pub mod routing;
+pub mod sandbox;
+pub mod wire;
 
 /// What a PSP needs to open a hosted payment page.
 #[derive(Debug, Clone)]
@@ -33,72 +40,122 @@ pub struct Session {
     pub reference: String,
 }
 
+/// Send money to a player (a withdrawal).
+#[derive(Debug, Clone)]
+pub struct PayoutRequest<'a> {
+    /// Our id; the PSP's idempotency key for this payout.
+    pub payout_id: &'a str,
+    pub amount: Money,
+    /// The player's instrument at this PSP (closed loop), if known.
+    pub destination_token: Option<&'a str>,
+}
+
+/// Give (part of) a captured payment back.
+#[derive(Debug, Clone)]
+pub struct RefundRequest<'a> {
+    /// Our id; the PSP's idempotency key for this refund.
+    pub refund_id: &'a str,
+    /// The PSP's reference of the captured payment.
+    pub payment_reference: &'a str,
+    pub amount: Money,
+}
+
+/// A payout or refund the PSP accepted; its outcome follows by webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub reference: String,
+    pub status: String,
+}
+
+/// What the PSP says about one of its payments (the status API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteStatus {
+    pub reference: String,
+    pub payment_id: String,
+    pub status: String,
+    pub amount: Money,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PspError {
-    /// 5xx, timeout, outage: another PSP may be tried.
+    /// 5xx, timeout, outage: another PSP may be tried, or later again.
     #[error("PSP unavailable: {0}")]
     Unavailable(String),
     /// The PSP refused this payment: trying elsewhere would not be honest.
     #[error("PSP refused: {0}")]
     Refused(String),
+    /// The PSP does not know this reference (or day).
+    #[error("PSP does not know {0}")]
+    NotFound(String),
+    /// The PSP says our request is wrong (a 4xx other than refusal).
+    #[error("PSP rejected the request: {0}")]
+    Rejected(String),
+}
+
+/// A settlement report read chunk by chunk: never whole in memory.
+#[async_trait]
+pub trait ReportChunks: Send {
+    /// The next piece of the CSV, `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, PspError>;
 }
 
 #[async_trait]
 pub trait PspConnector: Send + Sync {
     fn id(&self) -> &PspId;
+
+    /// Open a hosted payment page for a deposit.
     async fn create_session(&self, req: &SessionRequest<'_>) -> Result<Session, PspError>;
+
+    /// Start a payout; the outcome arrives by webhook.
+    async fn start_payout(&self, req: &PayoutRequest<'_>) -> Result<Operation, PspError>;
+
+    /// Start a refund; the outcome arrives by webhook.
+    async fn start_refund(&self, req: &RefundRequest<'_>) -> Result<Operation, PspError>;
+
+    /// Ask the PSP where one of its payments stands.
+    async fn payment_status(&self, reference: &str) -> Result<RemoteStatus, PspError>;
+
+    /// The settlement report (CSV, [`wire::SETTLEMENT_HEADER`]) of one day.
+    async fn settlement_report(&self, day: Day) -> Result<Box<dyn ReportChunks>, PspError>;
+
+    /// Check a webhook delivery's signature under this PSP's scheme.
+    fn verify_webhook(
+        &self,
+        headers: &HeaderMap,
+        raw: &[u8],
+        window: Window,
+    ) -> Result<Verified, Rejection>;
+
+    /// Turn a verified delivery's body into our event type.
+    fn normalise_webhook(&self, raw: &[u8], signed_at_s: Option<i64>) -> Result<PspEvent, Error>;
 }
 
-/// The built-in sandbox PSP: its hosted checkout is served by `payloop
-/// serve` itself. An outage switch lets tests and operators take it down.
-pub struct HostedSandbox {
-    id: PspId,
-    public_url: String,
-    outage: AtomicBool,
+/// A PSP's webhook signing: its scheme and current secrets (two during a
+/// rotation).
+#[derive(Debug, Clone)]
+pub struct WebhookKeys {
+    pub scheme: Scheme,
+    pub secrets: Vec<Secret>,
 }
 
-impl HostedSandbox {
-    pub fn new(id: PspId, public_url: &str) -> Self {
-        Self {
-            id,
-            public_url: public_url.trim_end_matches('/').to_owned(),
-            outage: AtomicBool::new(false),
-        }
-    }
-    pub fn set_outage(&self, down: bool) {
-        self.outage.store(down, Ordering::SeqCst);
-    }
-    pub fn in_outage(&self) -> bool {
-        self.outage.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl PspConnector for HostedSandbox {
-    fn id(&self) -> &PspId {
-        &self.id
-    }
-
-    async fn create_session(&self, req: &SessionRequest<'_>) -> Result<Session, PspError> {
-        if self.in_outage() {
-            return Err(PspError::Unavailable(format!("{} is in outage", self.id)));
-        }
-        let tail = req
-            .payment_id
-            .as_str()
-            .strip_prefix("pay_")
-            .unwrap_or(req.payment_id.as_str());
-        Ok(Session {
-            redirect_url: format!("{}/sandbox/checkout/{}", self.public_url, req.payment_id),
-            reference: format!("{}_{tail}", self.id),
-        })
+impl WebhookKeys {
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        raw: &[u8],
+        window: Window,
+    ) -> Result<Verified, Rejection> {
+        crate::domain::signature::verify(self.scheme, &self.secrets, headers, raw, window)
     }
 }
 
-/// The connectors of this deployment and the routing rules over them.
+/// The connectors of this deployment, the routing rules over them, and the
+/// shared picture of their health.
 pub struct Psps {
     connectors: BTreeMap<PspId, Arc<dyn PspConnector>>,
     pub router: routing::Router,
+    pub health: health::Health,
+    pub modes: modes::Modes,
 }
 
 impl Psps {
@@ -111,26 +168,27 @@ impl Psps {
             .map(|c| (c.id().clone(), c))
             .collect();
         router.check_connectors(|psp| connectors.contains_key(psp))?;
-        Ok(Psps { connectors, router })
+        let health = health::Health::new(router.health_policy().clone());
+        let modes = modes::Modes::new(false, router.health_policy().sync_every_ms);
+        Ok(Psps {
+            connectors,
+            router,
+            health,
+            modes,
+        })
     }
 
-    /// One hosted sandbox per PSP name, routed in the given order.
-    pub fn sandboxes(names: &[PspId], public_url: &str) -> Psps {
-        let connectors: Vec<Arc<dyn PspConnector>> = names
-            .iter()
-            .map(|n| Arc::new(HostedSandbox::new(n.clone(), public_url)) as Arc<dyn PspConnector>)
-            .collect();
-        let router = routing::Router::in_order(names);
-        Psps {
-            connectors: connectors
-                .into_iter()
-                .map(|c| (c.id().clone(), c))
-                .collect(),
-            router,
-        }
+    /// Degradation mode forced on by configuration.
+    pub fn force_degraded(mut self, forced: bool) -> Psps {
+        self.modes = modes::Modes::new(forced, self.router.health_policy().sync_every_ms);
+        self
     }
 
     pub fn get(&self, psp: &PspId) -> Option<&Arc<dyn PspConnector>> {
         self.connectors.get(psp)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &PspId> {
+        self.connectors.keys()
     }
 }

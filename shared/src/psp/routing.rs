@@ -1,19 +1,27 @@
 //! Routing rules: which PSPs may take a payment (country, currency, method,
-//! amount range), in which order (cost, then config order). Loaded from a
-//! JSON document and validated at start with errors that name the field.
+//! amount range, player risk level), in which order (cost; routes of equal
+//! cost split by weight, else config order), and how each PSP's health is
+//! judged. Loaded from a JSON document and validated at start with errors
+//! that name the field.
 //!
 //! ```json
 //! {"routes": [
 //!   {"psp": "sandbox", "currencies": ["EUR"], "countries": ["FI", "SE"],
-//!    "methods": ["card"], "min_amount": "1.00", "max_amount": "5000.00", "cost_bps": 120},
-//!   {"psp": "sandbox-b", "cost_bps": 180}
-//! ]}
+//!    "methods": ["card"], "min_amount": "1.00", "max_amount": "5000.00",
+//!    "risk_levels": ["low", "medium"], "cost_bps": 120, "weight": 70,
+//!    "max_error_pct": 40, "max_p95_ms": 3000},
+//!   {"psp": "sandbox-b", "cost_bps": 120, "weight": 30}
+//!  ],
+//!  "health": {"window_s": 60, "bucket_s": 10, "min_samples": 20,
+//!             "cool_down_s": 30, "probe_every_s": 5, "sync_every_ms": 1000},
+//!  "fast_methods": ["pay_by_bank", "p2p"]}
 //! ```
 
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
+use super::health::{HealthPolicy, MAX_BUCKETS};
 use crate::domain::payment::METHODS;
 use crate::ids::PspId;
 use crate::money::{Currency, Money};
@@ -22,6 +30,36 @@ use crate::money::{Currency, Money};
 pub const MAX_CASCADE: usize = 3;
 const MAX_ROUTES: usize = 256;
 const MAX_COST_BPS: u32 = 10_000;
+const MAX_WEIGHT: u32 = 10_000;
+/// Methods kept on in degradation mode unless the config says otherwise.
+pub const DEFAULT_FAST_METHODS: [&str; 2] = ["pay_by_bank", "p2p"];
+
+/// The player's risk level, as routing sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum RiskLevel {
+    #[default]
+    Low,
+    Medium,
+    High,
+}
+
+impl RiskLevel {
+    pub fn parse(s: &str) -> Option<RiskLevel> {
+        match s {
+            "low" => Some(RiskLevel::Low),
+            "medium" => Some(RiskLevel::Medium),
+            "high" => Some(RiskLevel::High),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RiskLevel::Low => "low",
+            RiskLevel::Medium => "medium",
+            RiskLevel::High => "high",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("routing config: {path}: {reason}")]
@@ -46,7 +84,10 @@ pub struct Route {
     /// Inclusive bounds in minor units of the route's single currency.
     min_minor: Option<i64>,
     max_minor: Option<i64>,
+    risk_levels: Option<BTreeSet<RiskLevel>>,
     pub cost_bps: u32,
+    /// Share among routes of the same cost (none: config order).
+    pub weight: Option<u32>,
 }
 
 /// What routing looks at.
@@ -55,6 +96,9 @@ pub struct RouteRequest<'a> {
     pub country: Option<&'a str>,
     pub amount: Money,
     pub method: &'a str,
+    pub risk: RiskLevel,
+    /// Spreads equal-cost weighted routes; the same seed, the same order.
+    pub seed: u64,
 }
 
 /// One PSP to try, with why it was chosen.
@@ -67,12 +111,27 @@ pub struct Candidate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Router {
     routes: Vec<Route>,
+    health: HealthPolicy,
+    fast_methods: BTreeSet<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     routes: Vec<RawRoute>,
+    health: Option<RawHealth>,
+    fast_methods: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    window_s: Option<i64>,
+    bucket_s: Option<i64>,
+    min_samples: Option<u64>,
+    cool_down_s: Option<i64>,
+    probe_every_s: Option<i64>,
+    sync_every_ms: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -84,8 +143,12 @@ struct RawRoute {
     methods: Option<Vec<String>>,
     min_amount: Option<String>,
     max_amount: Option<String>,
+    risk_levels: Option<Vec<String>>,
     #[serde(default)]
     cost_bps: u32,
+    weight: Option<u32>,
+    max_error_pct: Option<u64>,
+    max_p95_ms: Option<u64>,
 }
 
 impl Router {
@@ -101,10 +164,38 @@ impl Router {
                 methods: None,
                 min_minor: None,
                 max_minor: None,
+                risk_levels: None,
                 cost_bps: i as u32,
+                weight: None,
             })
             .collect();
-        Router { routes }
+        Router {
+            routes,
+            health: HealthPolicy::default(),
+            fast_methods: DEFAULT_FAST_METHODS
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect(),
+        }
+    }
+
+    /// The same routes with another health policy (tests, `serve`).
+    pub fn with_health(mut self, health: HealthPolicy) -> Router {
+        self.health = health;
+        self
+    }
+
+    pub fn health_policy(&self) -> &HealthPolicy {
+        &self.health
+    }
+
+    /// Methods that stay on in degradation mode.
+    pub fn is_fast_method(&self, method: &str) -> bool {
+        self.fast_methods.contains(method)
+    }
+
+    pub fn fast_methods(&self) -> impl Iterator<Item = &str> {
+        self.fast_methods.iter().map(String::as_str)
     }
 
     /// Parse and validate a JSON routing document.
@@ -113,13 +204,27 @@ impl Router {
         if raw.routes.is_empty() || raw.routes.len() > MAX_ROUTES {
             return Err(err("routes", format!("must hold 1 to {MAX_ROUTES} routes")));
         }
-        let routes = raw
-            .routes
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| parse_route(&format!("routes[{i}]"), r))
-            .collect::<Result<_, _>>()?;
-        Ok(Router { routes })
+        let mut health = parse_health(raw.health)?;
+        let mut routes = Vec::with_capacity(raw.routes.len());
+        for (i, r) in raw.routes.into_iter().enumerate() {
+            let path = format!("routes[{i}]");
+            let thresholds = (r.max_error_pct, r.max_p95_ms);
+            let route = parse_route(&path, r)?;
+            add_thresholds(&mut health, &path, &route.psp, thresholds)?;
+            routes.push(route);
+        }
+        let fast_methods = match raw.fast_methods {
+            None => DEFAULT_FAST_METHODS
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect(),
+            Some(list) => parse_set("fast_methods", list, parse_method)?,
+        };
+        Ok(Router {
+            routes,
+            health,
+            fast_methods,
+        })
     }
 
     /// Every route must name a PSP this deployment can reach.
@@ -143,6 +248,7 @@ impl Router {
             .filter(|(_, r)| r.matches(req))
             .collect();
         matching.sort_by_key(|(i, r)| (r.cost_bps, *i));
+        let matching = weighted_ties(matching, req.seed);
         let mut seen = BTreeSet::new();
         matching
             .into_iter()
@@ -150,7 +256,10 @@ impl Router {
             .take(MAX_CASCADE)
             .map(|(i, r)| Candidate {
                 psp: r.psp.clone(),
-                reason: format!("routes[{i}] matched, cost {} bps", r.cost_bps),
+                reason: match r.weight {
+                    Some(w) => format!("routes[{i}] matched, cost {} bps, weight {w}", r.cost_bps),
+                    None => format!("routes[{i}] matched, cost {} bps", r.cost_bps),
+                },
             })
             .collect()
     }
@@ -171,8 +280,142 @@ impl Route {
         let minor = req.amount.minor();
         let amount_ok =
             self.min_minor.is_none_or(|m| minor >= m) && self.max_minor.is_none_or(|m| minor <= m);
-        country_ok && currency_ok && method_ok && amount_ok
+        let risk_ok = self
+            .risk_levels
+            .as_ref()
+            .is_none_or(|s| s.contains(&req.risk));
+        country_ok && currency_ok && method_ok && amount_ok && risk_ok
     }
+}
+
+/// Within each run of equal cost where every route has a weight, order the
+/// routes by weighted draws without replacement from `seed`; other runs
+/// keep config order.
+fn weighted_ties(sorted: Vec<(usize, &Route)>, seed: u64) -> Vec<(usize, &Route)> {
+    let mut out = Vec::with_capacity(sorted.len());
+    let mut rng = seed;
+    let mut rest = sorted.as_slice();
+    while let Some((_, first)) = rest.first() {
+        let run = rest
+            .iter()
+            .take_while(|(_, r)| r.cost_bps == first.cost_bps)
+            .count();
+        let (group, tail) = rest.split_at(run);
+        rest = tail;
+        if group.len() < 2 || group.iter().any(|(_, r)| r.weight.is_none()) {
+            out.extend_from_slice(group);
+            continue;
+        }
+        let mut pool = group.to_vec();
+        while !pool.is_empty() {
+            let total: u64 = pool
+                .iter()
+                .map(|(_, r)| u64::from(r.weight.unwrap_or(0)))
+                .sum();
+            let pick = if total == 0 {
+                0
+            } else {
+                let mut x = splitmix(&mut rng) % total;
+                pool.iter()
+                    .position(|(_, r)| {
+                        let w = u64::from(r.weight.unwrap_or(0));
+                        if x < w {
+                            return true;
+                        }
+                        x -= w;
+                        false
+                    })
+                    .unwrap_or(0)
+            };
+            out.push(pool.remove(pick));
+        }
+    }
+    out
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn parse_health(raw: Option<RawHealth>) -> Result<HealthPolicy, RoutingError> {
+    let mut p = HealthPolicy::default();
+    let Some(h) = raw else {
+        return Ok(p);
+    };
+    let secs = |field: &str, v: Option<i64>, default_ms: i64, max_s: i64| match v {
+        None => Ok(default_ms),
+        Some(s) if (1..=max_s).contains(&s) => Ok(s * 1000),
+        Some(_) => Err(err(
+            format!("health.{field}"),
+            format!("must be 1 to {max_s} seconds"),
+        )),
+    };
+    p.window_ms = secs("window_s", h.window_s, p.window_ms, 3600)?;
+    p.bucket_ms = secs("bucket_s", h.bucket_s, p.bucket_ms, 3600)?;
+    p.cool_down_ms = secs("cool_down_s", h.cool_down_s, p.cool_down_ms, 3600)?;
+    p.probe_every_ms = secs("probe_every_s", h.probe_every_s, p.probe_every_ms, 3600)?;
+    p.sync_every_ms = match h.sync_every_ms {
+        None => p.sync_every_ms,
+        Some(ms) if (10..=60_000).contains(&ms) => ms,
+        Some(_) => return Err(err("health.sync_every_ms", "must be 10 to 60000 ms")),
+    };
+    if p.window_ms % p.bucket_ms != 0 || p.window_ms / p.bucket_ms > MAX_BUCKETS {
+        return Err(err(
+            "health.bucket_s",
+            format!("must divide window_s into at most {MAX_BUCKETS} buckets"),
+        ));
+    }
+    p.min_samples = match h.min_samples {
+        None => p.min_samples,
+        Some(n) if (1..=1_000_000).contains(&n) => n,
+        Some(_) => return Err(err("health.min_samples", "must be 1 to 1000000")),
+    };
+    Ok(p)
+}
+
+/// A route's circuit thresholds belong to its PSP; two routes of one PSP
+/// may not disagree.
+fn add_thresholds(
+    health: &mut HealthPolicy,
+    path: &str,
+    psp: &PspId,
+    (max_error_pct, max_p95_ms): (Option<u64>, Option<u64>),
+) -> Result<(), RoutingError> {
+    if let Some(pct) = max_error_pct {
+        if !(1..=100).contains(&pct) {
+            return Err(err(format!("{path}.max_error_pct"), "must be 1 to 100"));
+        }
+        if health
+            .max_error_pct
+            .insert(psp.clone(), pct)
+            .is_some_and(|old| old != pct)
+        {
+            return Err(err(
+                format!("{path}.max_error_pct"),
+                format!("differs from another route of PSP {psp}"),
+            ));
+        }
+    }
+    if let Some(ms) = max_p95_ms {
+        if !(1..=600_000).contains(&ms) {
+            return Err(err(format!("{path}.max_p95_ms"), "must be 1 to 600000"));
+        }
+        if health
+            .max_p95_ms
+            .insert(psp.clone(), ms)
+            .is_some_and(|old| old != ms)
+        {
+            return Err(err(
+                format!("{path}.max_p95_ms"),
+                format!("differs from another route of PSP {psp}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_route(path: &str, r: RawRoute) -> Result<Route, RoutingError> {
@@ -223,6 +466,20 @@ fn parse_route(path: &str, r: RawRoute) -> Result<Route, RoutingError> {
             return Err(err(format!("{path}.min_amount"), "is above max_amount"));
         }
     }
+    let risk_levels = r
+        .risk_levels
+        .map(|list| {
+            parse_set(&format!("{path}.risk_levels"), list, |l| {
+                RiskLevel::parse(l).ok_or_else(|| "must be low, medium or high".to_owned())
+            })
+        })
+        .transpose()?;
+    if r.weight.is_some_and(|w| w == 0 || w > MAX_WEIGHT) {
+        return Err(err(
+            format!("{path}.weight"),
+            format!("must be 1 to {MAX_WEIGHT}"),
+        ));
+    }
     if r.cost_bps > MAX_COST_BPS {
         return Err(err(
             format!("{path}.cost_bps"),
@@ -236,7 +493,9 @@ fn parse_route(path: &str, r: RawRoute) -> Result<Route, RoutingError> {
         methods,
         min_minor,
         max_minor,
+        risk_levels,
         cost_bps: r.cost_bps,
+        weight: r.weight,
     })
 }
 
@@ -292,6 +551,8 @@ mod tests {
                 country,
                 amount: eur(amount),
                 method,
+                risk: RiskLevel::Low,
+                seed: 1,
             })
             .into_iter()
             .map(|c| c.psp.to_string())
@@ -333,6 +594,8 @@ mod tests {
             country: Some("FI"),
             amount: eur("50.00"),
             method: "card",
+            risk: RiskLevel::Low,
+            seed: 1,
         });
         assert_eq!(why[0].reason, "routes[0] matched, cost 90 bps");
     }
@@ -375,6 +638,34 @@ mod tests {
                 "routes[0].cost_bps",
             ),
             (r#"{"routes": [{"psp": "a", "colour": "red"}]}"#, "$"),
+            (
+                r#"{"routes": [{"psp": "a", "risk_levels": ["extreme"]}]}"#,
+                "routes[0].risk_levels[0]",
+            ),
+            (
+                r#"{"routes": [{"psp": "a", "weight": 0}]}"#,
+                "routes[0].weight",
+            ),
+            (
+                r#"{"routes": [{"psp": "a", "max_error_pct": 101}]}"#,
+                "routes[0].max_error_pct",
+            ),
+            (
+                r#"{"routes": [{"psp": "a", "max_p95_ms": 100}, {"psp": "a", "max_p95_ms": 200}]}"#,
+                "routes[1].max_p95_ms",
+            ),
+            (
+                r#"{"routes": [{"psp": "a"}], "health": {"window_s": 60, "bucket_s": 7}}"#,
+                "health.bucket_s",
+            ),
+            (
+                r#"{"routes": [{"psp": "a"}], "health": {"cool_down_s": 0}}"#,
+                "health.cool_down_s",
+            ),
+            (
+                r#"{"routes": [{"psp": "a"}], "fast_methods": ["teleport"]}"#,
+                "fast_methods[0]",
+            ),
         ];
         for (json, path) in cases {
             assert_eq!(Router::from_json(json).unwrap_err().path, path, "{json}");
@@ -383,5 +674,44 @@ mod tests {
         let e = r.check_connectors(|p| p.as_str() != "backup").unwrap_err();
         assert_eq!(e.path, "routes[3].psp");
         assert!(e.to_string().contains("no connector for PSP backup"));
+    }
+
+    #[test]
+    fn risk_levels_and_weights_shape_the_candidates() {
+        let r = Router::from_json(
+            r#"{"routes": [
+                {"psp": "strict", "risk_levels": ["low"], "cost_bps": 10},
+                {"psp": "a", "cost_bps": 50, "weight": 80},
+                {"psp": "b", "cost_bps": 50, "weight": 20}
+            ]}"#,
+        )
+        .unwrap();
+        let ask = |risk, seed| -> Vec<String> {
+            r.candidates(&RouteRequest {
+                country: None,
+                amount: eur("10.00"),
+                method: "card",
+                risk,
+                seed,
+            })
+            .into_iter()
+            .map(|c| c.psp.to_string())
+            .collect()
+        };
+        assert_eq!(ask(RiskLevel::Low, 3)[0], "strict");
+        assert!(!ask(RiskLevel::High, 3).contains(&"strict".to_owned()));
+        let a_first = (0..10_000u64)
+            .filter(|seed| ask(RiskLevel::High, *seed)[0] == "a")
+            .count();
+        assert!(
+            (7_500..=8_500).contains(&a_first),
+            "weight 80:20 gave a first {a_first} of 10000 times"
+        );
+        assert_eq!(
+            ask(RiskLevel::High, 42),
+            ask(RiskLevel::High, 42),
+            "same seed, same order"
+        );
+        assert!(r.is_fast_method("p2p") && !r.is_fast_method("card"));
     }
 }

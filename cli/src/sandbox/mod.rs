@@ -1,0 +1,901 @@
+//! Sandbox PSPs: each one a real HTTP server on 127.0.0.1 with its own port,
+//! API key, books and webhook signature scheme, like a PSP's test account.
+//!
+//! - API (Bearer API key): `POST /v1/sessions`, `GET /v1/payments/{ref}`,
+//!   `POST /v1/payouts`, `POST /v1/refunds`, `GET /v1/settlements/{day}` (CSV).
+//! - Hosted checkout (what the player's browser sees): `GET /checkout/{ref}`
+//!   → Pay → `GET /checkout/{ref}/3ds` (3-D Secure code) → Approve / Decline,
+//!   Abandon on either page.
+//! - Webhooks to payloop, signed per attempt, retried on a schedule.
+//! - Admin (API key): `GET|POST /admin/chaos`, `GET /admin/deliveries`,
+//!   `POST /admin/chargebacks`, `POST /admin/fees`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use payloop::clock::{now_s, Day};
+use payloop::config::{KeyRing, Secret};
+use payloop::domain::signature::Scheme;
+use payloop::ids::{new_ulid, PaymentId, PspId};
+use payloop::money::{Currency, Money};
+use payloop::psp::wire::{
+    ErrorReply, OperationReply, PayoutBody, RefundBody, SessionBody, SessionReply, SettlementLine,
+    StatusReply, WebhookBody, SETTLEMENT_HEADER,
+};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::watch;
+
+pub mod book;
+pub mod chaos;
+pub mod delivery;
+pub mod pages;
+
+use book::{fee_minor, Book, Charge, ChargeStatus, Operation};
+use chaos::{roll, Chaos, ChaosPatch};
+use delivery::{DeliveryLog, Event};
+
+/// Deliveries shown by `GET /admin/deliveries` at most.
+const MAX_DELIVERIES_SHOWN: usize = 1_000;
+/// The destination token that makes a sandbox payout fail.
+pub const FAILING_DESTINATION: &str = "tok_fail";
+
+#[derive(Clone)]
+pub struct SandboxOptions {
+    pub name: PspId,
+    pub scheme: Scheme,
+    pub webhook_secret: Secret,
+    pub api_key: Secret,
+    /// Where webhooks go (payloop's `/v1/payments/webhook/{psp}`).
+    pub webhook_url: String,
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Waits between delivery attempts; its length is the number of retries.
+    pub retry_schedule: Vec<Duration>,
+    /// Processing fee in basis points of the gross, plus a fixed part.
+    pub fee_bps: u32,
+    pub fixed_fee_minor: i64,
+    /// How long a payout takes to complete.
+    pub payout_delay: Duration,
+}
+
+impl SandboxOptions {
+    pub fn new(
+        name: PspId,
+        scheme: Scheme,
+        webhook_url: String,
+        secrets: (Secret, Secret),
+    ) -> Self {
+        SandboxOptions {
+            name,
+            scheme,
+            webhook_secret: secrets.0,
+            api_key: secrets.1,
+            webhook_url,
+            host: "127.0.0.1".into(),
+            port: 0,
+            retry_schedule: delivery::default_schedule(),
+            fee_bps: 150,
+            fixed_fee_minor: 0,
+            payout_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+pub struct SandboxState {
+    pub opts: SandboxOptions,
+    pub base_url: String,
+    api_keys: KeyRing,
+    book: Mutex<Book>,
+    chaos: RwLock<Chaos>,
+    pub deliveries: DeliveryLog,
+    pub http: reqwest::Client,
+}
+
+impl SandboxState {
+    pub fn chaos(&self) -> Chaos {
+        self.chaos.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn with_book<T>(&self, f: impl FnOnce(&mut Book) -> T) -> Result<T, Response> {
+        let mut book = self.book.lock().map_err(|_| {
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "book poisoned",
+            )
+        })?;
+        Ok(f(&mut book))
+    }
+}
+
+/// A running sandbox PSP.
+pub struct SandboxHandle {
+    pub name: PspId,
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub state: Arc<SandboxState>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SandboxHandle {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Bind and serve one sandbox PSP; returns once it listens.
+pub async fn start(opts: SandboxOptions) -> Result<SandboxHandle, BoxError> {
+    let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port)).await?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
+    let api_keys = KeyRing::parse(&format!("merchant:{}", opts.api_key.expose()))?;
+    let state = Arc::new(SandboxState {
+        opts: opts.clone(),
+        base_url: base_url.clone(),
+        api_keys,
+        book: Mutex::new(Book::default()),
+        chaos: RwLock::new(Chaos::default()),
+        deliveries: DeliveryLog::default(),
+        http: reqwest::Client::new(),
+    });
+    let app = router(Arc::clone(&state));
+    let (stop, mut stop_rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "sandbox server stopped");
+        }
+    });
+    tracing::info!(psp = %opts.name, url = %base_url, scheme = opts.scheme.as_str(), "sandbox PSP listening");
+    Ok(SandboxHandle {
+        name: opts.name,
+        addr,
+        base_url,
+        state,
+        stop,
+        task,
+    })
+}
+
+fn router(state: Arc<SandboxState>) -> Router {
+    Router::new()
+        .route("/v1/sessions", post(create_session))
+        .route("/v1/payments/{reference}", get(payment_status))
+        .route("/v1/payouts", post(create_payout))
+        .route("/v1/payouts/{reference}", get(operation_status))
+        .route("/v1/refunds", post(create_refund))
+        .route("/v1/refunds/{reference}", get(operation_status))
+        .route("/v1/settlements/{day}", get(settlement))
+        .route("/checkout/{reference}", get(checkout_page))
+        .route("/checkout/{reference}/3ds", get(challenge_page))
+        .route("/checkout/{reference}/{action}", post(checkout_action))
+        .route("/admin/chaos", get(chaos_view).post(chaos_set))
+        .route("/admin/deliveries", get(deliveries))
+        .route("/admin/chargebacks", post(chargeback))
+        .route("/admin/fees", post(account_fee))
+        .with_state(state)
+}
+
+type St = State<Arc<SandboxState>>;
+
+fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = ErrorReply {
+        error: code.to_owned(),
+        message: message.to_owned(),
+    };
+    (status, Json(body)).into_response()
+}
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> Response {
+    api_error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+        &format!("{field}: {why}"),
+    )
+}
+
+/// API key, then the chaos knobs every API call passes through.
+async fn api_gate(st: &SandboxState, headers: &HeaderMap) -> Result<(), Response> {
+    payloop::edge::authenticate(headers, &st.api_keys).map_err(|_| {
+        api_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid API key",
+        )
+    })?;
+    let chaos = st.chaos();
+    if chaos.api_latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(chaos.api_latency_ms)).await;
+    }
+    if chaos.outage {
+        return Err(api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outage",
+            "PSP is down",
+        ));
+    }
+    if roll(chaos.api_error_pct) {
+        return Err(api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "chaos",
+            "injected API error",
+        ));
+    }
+    Ok(())
+}
+
+fn admin_gate(st: &SandboxState, headers: &HeaderMap) -> Result<(), Response> {
+    payloop::edge::authenticate(headers, &st.api_keys)
+        .map(|_| ())
+        .map_err(|_| {
+            api_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid API key",
+            )
+        })
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(raw).map_err(|e| invalid("body", e))
+}
+
+fn parse_money(amount: &str, currency: &str) -> Result<Money, Response> {
+    let c = Currency::parse(currency).map_err(|e| invalid("currency", e))?;
+    Money::parse_decimal(amount, c).map_err(|e| invalid("amount", e))
+}
+
+/// A client id (payout/refund id) as the sandbox accepts it.
+fn client_id(field: &str, v: &str) -> Result<(), Response> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    ok.then_some(())
+        .ok_or_else(|| invalid(field, "must be 1-64 characters [A-Za-z0-9_-]"))
+}
+
+async fn create_session(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    if let Err(r) = api_gate(&st, &headers).await {
+        return r;
+    }
+    let body: SessionBody = match parse_body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let payment_id = match PaymentId::parse(&body.payment_id) {
+        Ok(p) => p,
+        Err(e) => return invalid("payment_id", e),
+    };
+    let amount = match parse_money(&body.amount, &body.currency) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if !(body.return_url.starts_with("http://") || body.return_url.starts_with("https://")) {
+        return invalid("return_url", "must be an http(s) URL");
+    }
+    // One session per payment id: a retried call gets the same session.
+    let tail = payment_id
+        .as_str()
+        .trim_start_matches("pay_")
+        .to_ascii_lowercase();
+    let reference = format!("{}_{tail}", st.opts.name);
+    let created = st.with_book(|b| {
+        if let Some(c) = b.charges.get(&reference) {
+            return Ok(c.amount == amount);
+        }
+        if b.full() {
+            return Err(());
+        }
+        b.charges.insert(
+            reference.clone(),
+            Charge {
+                reference: reference.clone(),
+                payment_id: payment_id.to_string(),
+                amount,
+                method: body.method.clone(),
+                return_url: body.return_url.clone(),
+                status: ChargeStatus::Created,
+                refunded_minor: 0,
+            },
+        );
+        Ok(true)
+    });
+    match created {
+        Err(r) => r,
+        Ok(Err(())) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "full",
+            "sandbox holds too many records",
+        ),
+        Ok(Ok(false)) => api_error(
+            StatusCode::CONFLICT,
+            "conflict",
+            "this payment id has a session with another amount",
+        ),
+        Ok(Ok(true)) => Json(SessionReply {
+            redirect_url: format!("{}/checkout/{reference}", st.base_url),
+            reference,
+        })
+        .into_response(),
+    }
+}
+
+async fn payment_status(
+    State(st): St,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+) -> Response {
+    if let Err(r) = api_gate(&st, &headers).await {
+        return r;
+    }
+    match st.with_book(|b| b.charges.get(&reference).cloned()) {
+        Err(r) => r,
+        Ok(None) => api_error(StatusCode::NOT_FOUND, "not_found", "no such payment"),
+        Ok(Some(c)) => Json(StatusReply {
+            reference: c.reference,
+            payment_id: c.payment_id,
+            status: c.status.as_str().to_owned(),
+            amount: c.amount.to_decimal(),
+            currency: c.amount.currency().code().to_owned(),
+        })
+        .into_response(),
+    }
+}
+
+async fn operation_status(
+    State(st): St,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+) -> Response {
+    if let Err(r) = api_gate(&st, &headers).await {
+        return r;
+    }
+    match st.with_book(|b| b.operations.get(&reference).cloned()) {
+        Err(r) => r,
+        Ok(None) => api_error(StatusCode::NOT_FOUND, "not_found", "no such operation"),
+        Ok(Some(op)) => Json(OperationReply {
+            reference: op.reference,
+            status: op.status.to_owned(),
+        })
+        .into_response(),
+    }
+}
+
+/// Record a payout or refund once per client id; a retry gets the first.
+fn record_operation(st: &SandboxState, op: Operation) -> Result<(Operation, bool), Response> {
+    let outcome = st.with_book(|b| {
+        if let Some(existing) = b
+            .by_client_id
+            .get(&op.client_id)
+            .and_then(|r| b.operations.get(r))
+        {
+            return Ok((existing.clone(), false));
+        }
+        if b.full() {
+            return Err(());
+        }
+        b.by_client_id
+            .insert(op.client_id.clone(), op.reference.clone());
+        b.operations.insert(op.reference.clone(), op.clone());
+        Ok((op, true))
+    })?;
+    outcome.map_err(|()| {
+        api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "full",
+            "sandbox holds too many records",
+        )
+    })
+}
+
+async fn create_payout(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    if let Err(r) = api_gate(&st, &headers).await {
+        return r;
+    }
+    let body: PayoutBody = match parse_body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = client_id("payout_id", &body.payout_id) {
+        return r;
+    }
+    let amount = match parse_money(&body.amount, &body.currency) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let op = Operation {
+        reference: new_ulid("po").to_ascii_lowercase(),
+        client_id: body.payout_id.clone(),
+        amount,
+        status: "pending",
+        payment_reference: None,
+    };
+    let (op, new) = match record_operation(&st, op) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if new {
+        let fails = body.destination_token.as_deref() == Some(FAILING_DESTINATION);
+        let st2 = Arc::clone(&st);
+        let op2 = op.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(st2.opts.payout_delay).await;
+            complete_payout(&st2, &op2, if fails { "failed" } else { "succeeded" });
+        });
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(OperationReply {
+            reference: op.reference,
+            status: op.status.to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+fn complete_payout(st: &Arc<SandboxState>, op: &Operation, status: &'static str) {
+    let _ = st.with_book(|b| {
+        if let Some(o) = b.operations.get_mut(&op.reference) {
+            o.status = status;
+        }
+    });
+    let body = json!({
+        "event_id": new_ulid("evt"),
+        "type": "payout",
+        "payout_id": op.client_id,
+        "reference": op.reference,
+        "status": status,
+        "amount": op.amount.to_decimal(),
+        "currency": op.amount.currency().code(),
+        "timestamp": now_s(),
+    });
+    send_events(st, "payout", vec![(status.to_owned(), body)]);
+}
+
+async fn create_refund(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    if let Err(r) = api_gate(&st, &headers).await {
+        return r;
+    }
+    let body: RefundBody = match parse_body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = client_id("refund_id", &body.refund_id) {
+        return r;
+    }
+    let amount = match parse_money(&body.amount, &body.currency) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let reference = new_ulid("rf").to_ascii_lowercase();
+    let today = Day::today();
+    // Check, book and settle in one critical section: two refunds racing
+    // can never exceed the captured amount.
+    let outcome = st.with_book(|b| {
+        if let Some(existing) = b
+            .by_client_id
+            .get(&body.refund_id)
+            .and_then(|r| b.operations.get(r))
+        {
+            return Ok((existing.clone(), None));
+        }
+        let refundable = b
+            .refundable(&body.payment_reference, amount.currency())
+            .ok_or("payment_reference: no captured payment with this reference and currency")?;
+        if amount.minor() > refundable {
+            return Err("amount: more than the payment's refundable amount");
+        }
+        if b.full() {
+            return Err("sandbox holds too many records");
+        }
+        let charge = b
+            .charges
+            .get_mut(&body.payment_reference)
+            .ok_or("payment_reference: unknown")?;
+        charge.refunded_minor += amount.minor();
+        let payment_id = charge.payment_id.clone();
+        let op = Operation {
+            reference: reference.clone(),
+            client_id: body.refund_id.clone(),
+            amount,
+            status: "succeeded",
+            payment_reference: Some(body.payment_reference.clone()),
+        };
+        b.by_client_id
+            .insert(op.client_id.clone(), reference.clone());
+        b.operations.insert(reference.clone(), op.clone());
+        b.settle(
+            SettlementLine {
+                reference: reference.clone(),
+                payment_id: payment_id.clone(),
+                kind: "refund",
+                gross_minor: -amount.minor(),
+                fee_minor: 0,
+                currency: amount.currency(),
+                settled_date: today.to_string(),
+            },
+            today,
+        );
+        Ok((op, Some(payment_id)))
+    });
+    let (op, payment_id) = match outcome {
+        Err(r) => return r,
+        Ok(Err(why)) => return api_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", why),
+        Ok(Ok(v)) => v,
+    };
+    if let Some(payment_id) = payment_id {
+        let body = json!({
+            "event_id": new_ulid("evt"),
+            "type": "refund",
+            "refund_id": op.client_id,
+            "reference": op.reference,
+            "payment_id": payment_id,
+            "payment_reference": op.payment_reference,
+            "status": "succeeded",
+            "amount": op.amount.to_decimal(),
+            "currency": op.amount.currency().code(),
+            "timestamp": now_s(),
+        });
+        send_events(&st, "refund", vec![("succeeded".to_owned(), body)]);
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(OperationReply {
+            reference: op.reference,
+            status: op.status.to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+async fn settlement(State(st): St, headers: HeaderMap, Path(day): Path<String>) -> Response {
+    if let Err(r) = api_gate(&st, &headers).await {
+        return r;
+    }
+    let Some(day) = Day::parse(&day) else {
+        return invalid("day", "must be YYYY-MM-DD");
+    };
+    let csv = st.with_book(|b| {
+        let mut out = String::from(SETTLEMENT_HEADER);
+        out.push('\n');
+        for line in b.settlements.get(&day).into_iter().flatten() {
+            if let Some(text) = line.to_csv() {
+                out.push_str(&text);
+                out.push('\n');
+            }
+        }
+        out
+    });
+    match csv {
+        Err(r) => r,
+        Ok(text) => ([("content-type", "text/csv; charset=utf-8")], text).into_response(),
+    }
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (status, Html(body)).into_response()
+}
+
+/// The charge behind a checkout page, or the page to show instead.
+fn charge_for_page(st: &SandboxState, reference: &str) -> Result<Charge, Response> {
+    let name = st.opts.name.as_str();
+    if st.chaos().outage {
+        return Err(html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::message(name, "Unavailable", "This PSP is down. Try again later."),
+        ));
+    }
+    st.with_book(|b| b.charges.get(reference).cloned())?
+        .ok_or_else(|| {
+            html(
+                StatusCode::NOT_FOUND,
+                pages::message(name, "Unknown payment", "No payment has this reference."),
+            )
+        })
+}
+
+async fn checkout_page(State(st): St, Path(reference): Path<String>) -> Response {
+    match charge_for_page(&st, &reference) {
+        Err(r) => r,
+        Ok(c) if !c.status.is_open() => {
+            html(StatusCode::OK, pages::result(st.opts.name.as_str(), &c))
+        }
+        Ok(c) => html(StatusCode::OK, pages::checkout(st.opts.name.as_str(), &c)),
+    }
+}
+
+async fn challenge_page(State(st): St, Path(reference): Path<String>) -> Response {
+    let c = match charge_for_page(&st, &reference) {
+        Err(r) => return r,
+        Ok(c) if !c.status.is_open() => {
+            return html(StatusCode::OK, pages::result(st.opts.name.as_str(), &c))
+        }
+        Ok(c) => c,
+    };
+    let _ = st.with_book(|b| {
+        if let Some(ch) = b.charges.get_mut(&reference) {
+            if ch.status == ChargeStatus::Created {
+                ch.status = ChargeStatus::Challenged;
+            }
+        }
+    });
+    html(
+        StatusCode::OK,
+        pages::challenge(st.opts.name.as_str(), &c, None),
+    )
+}
+
+/// `otp=<code>` from a urlencoded form body.
+fn form_otp(raw: &[u8]) -> Option<String> {
+    std::str::from_utf8(raw)
+        .ok()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("otp="))
+        .map(|v| v.chars().filter(char::is_ascii_digit).collect())
+}
+
+async fn checkout_action(
+    State(st): St,
+    Path((reference, action)): Path<(String, String)>,
+    raw: axum::body::Bytes,
+) -> Response {
+    let name = st.opts.name.as_str();
+    let c = match charge_for_page(&st, &reference) {
+        Err(r) => return r,
+        Ok(c) => c,
+    };
+    let target = match action.as_str() {
+        "approve" if form_otp(&raw).as_deref() != Some(pages::OTP) => {
+            return html(
+                StatusCode::OK,
+                pages::challenge(name, &c, Some("Wrong code: the payment is not approved.")),
+            );
+        }
+        "approve" => ChargeStatus::Captured,
+        "decline" => ChargeStatus::Failed,
+        "abandon" => ChargeStatus::Canceled,
+        _ => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::message(name, "Unknown action", ""),
+            )
+        }
+    };
+    let today = Day::today();
+    // Decide once: a second click (or a second tab) sees the first outcome.
+    let decided = st.with_book(|b| {
+        let ch = b.charges.get_mut(&reference)?;
+        if !ch.status.is_open() {
+            return Some((ch.clone(), false));
+        }
+        ch.status = target;
+        let ch = ch.clone();
+        if target == ChargeStatus::Captured {
+            let fee =
+                fee_minor(ch.amount.minor(), st.opts.fee_bps, st.opts.fixed_fee_minor).unwrap_or(0);
+            b.settle(
+                SettlementLine {
+                    reference: ch.reference.clone(),
+                    payment_id: ch.payment_id.clone(),
+                    kind: "payment",
+                    gross_minor: ch.amount.minor(),
+                    fee_minor: fee,
+                    currency: ch.amount.currency(),
+                    settled_date: today.to_string(),
+                },
+                today,
+            );
+        }
+        Some((ch, true))
+    });
+    let (charge, changed) = match decided {
+        Err(r) => return r,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::message(name, "Unknown payment", ""),
+            )
+        }
+        Ok(Some(v)) => v,
+    };
+    if changed {
+        let statuses: &[&str] = match target {
+            ChargeStatus::Captured => &["authorized", "captured"],
+            ChargeStatus::Failed => &["failed"],
+            _ => &["canceled"],
+        };
+        let events = statuses
+            .iter()
+            .map(|s| ((*s).to_owned(), payment_event(&charge, s)))
+            .collect();
+        send_events(&st, "payment", events);
+    }
+    html(StatusCode::OK, pages::result(name, &charge))
+}
+
+fn payment_event(c: &Charge, status: &str) -> serde_json::Value {
+    let body = WebhookBody {
+        event_id: new_ulid("evt"),
+        payment_id: c.payment_id.clone(),
+        reference: Some(c.reference.clone()),
+        status: status.to_owned(),
+        amount: c.amount.to_decimal(),
+        currency: c.amount.currency().code().to_owned(),
+        timestamp: Some(now_s()),
+    };
+    serde_json::to_value(body).unwrap_or_default()
+}
+
+fn send_events(
+    st: &Arc<SandboxState>,
+    kind: &'static str,
+    bodies: Vec<(String, serde_json::Value)>,
+) {
+    let events = bodies
+        .into_iter()
+        .map(|(status, body)| Event {
+            event_id: body["event_id"].as_str().unwrap_or_default().to_owned(),
+            kind,
+            status,
+            body: body.to_string(),
+        })
+        .collect();
+    delivery::spawn_batch(Arc::clone(st), events);
+}
+
+async fn chaos_view(State(st): St, headers: HeaderMap) -> Response {
+    if let Err(r) = admin_gate(&st, &headers) {
+        return r;
+    }
+    Json(st.chaos()).into_response()
+}
+
+async fn chaos_set(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    if let Err(r) = admin_gate(&st, &headers) {
+        return r;
+    }
+    let patch: ChaosPatch = match parse_body(&raw) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Ok(mut chaos) = st.chaos.write() else {
+        return api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "chaos poisoned",
+        );
+    };
+    match chaos.patched(patch) {
+        Ok(next) => {
+            *chaos = next.clone();
+            tracing::warn!(psp = %st.opts.name, chaos = ?next, "sandbox chaos knobs set");
+            Json(next).into_response()
+        }
+        Err((field, why)) => invalid(field, why),
+    }
+}
+
+#[derive(Deserialize)]
+struct LimitQuery {
+    limit: Option<usize>,
+}
+
+async fn deliveries(State(st): St, headers: HeaderMap, Query(q): Query<LimitQuery>) -> Response {
+    if let Err(r) = admin_gate(&st, &headers) {
+        return r;
+    }
+    let limit = q.limit.unwrap_or(100).min(MAX_DELIVERIES_SHOWN);
+    Json(json!({"deliveries": st.deliveries.recent(limit)})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChargebackBody {
+    reference: String,
+}
+
+/// A chargeback on a captured payment: a settlement line and a webhook.
+async fn chargeback(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    if let Err(r) = admin_gate(&st, &headers) {
+        return r;
+    }
+    let body: ChargebackBody = match parse_body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let today = Day::today();
+    let found = st.with_book(|b| {
+        let c = b
+            .charges
+            .get(&body.reference)
+            .filter(|c| c.status == ChargeStatus::Captured)?
+            .clone();
+        b.settle(
+            SettlementLine {
+                reference: format!("cb_{}", c.reference),
+                payment_id: c.payment_id.clone(),
+                kind: "chargeback",
+                gross_minor: -c.amount.minor(),
+                fee_minor: fee_minor(0, 0, st.opts.fixed_fee_minor).unwrap_or(0),
+                currency: c.amount.currency(),
+                settled_date: today.to_string(),
+            },
+            today,
+        );
+        Some(c)
+    });
+    match found {
+        Err(r) => r,
+        Ok(None) => invalid("reference", "no captured payment with this reference"),
+        Ok(Some(c)) => {
+            let mut ev = payment_event(&c, "charged_back");
+            ev["type"] = json!("chargeback");
+            send_events(&st, "chargeback", vec![("charged_back".to_owned(), ev)]);
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({"reference": c.reference, "status": "charged_back"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeeBody {
+    amount: String,
+    currency: String,
+}
+
+/// An account fee line (type `fee`) on today's settlement report.
+async fn account_fee(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
+    if let Err(r) = admin_gate(&st, &headers) {
+        return r;
+    }
+    let body: FeeBody = match parse_body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let amount = match parse_money(&body.amount, &body.currency) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let today = Day::today();
+    let reference = new_ulid("fee").to_ascii_lowercase();
+    let added = st.with_book(|b| {
+        b.settle(
+            SettlementLine {
+                reference: reference.clone(),
+                payment_id: String::new(),
+                kind: "fee",
+                gross_minor: 0,
+                fee_minor: amount.minor(),
+                currency: amount.currency(),
+                settled_date: today.to_string(),
+            },
+            today,
+        );
+    });
+    match added {
+        Err(r) => r,
+        Ok(()) => (StatusCode::CREATED, Json(json!({"reference": reference}))).into_response(),
+    }
+}

@@ -1,0 +1,321 @@
+//! Routing one deposit: the rules' candidates, reordered by stickiness and
+//! filtered by circuit state, offered in turn until a PSP opens a session.
+//! Every decision (chosen, skipped, failed, probed) is kept with its reason
+//! and stored on the payment.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::clock::now_ms;
+use crate::error::Error;
+use crate::ids::{new_ulid, PaymentId, PspId};
+use crate::psp::health::Circuit;
+use crate::psp::routing::{Candidate, RiskLevel, RouteRequest};
+use crate::psp::{PspError, Session, SessionRequest};
+use crate::store::{item, Attr, ItemExt, Write, TTL};
+
+use super::deposit::InitRequest;
+use super::keys;
+use super::Ctx;
+
+/// How long a session or bank stays on its route.
+pub const STICKY_TTL_S: i64 = 3600;
+
+/// The outcome of routing: the PSP that opened a session, and every attempt.
+pub struct Routed {
+    pub psp: PspId,
+    pub session: Session,
+    pub reason: String,
+    pub attempts: Vec<Attempt>,
+    pub risk: RiskLevel,
+}
+
+pub struct Attempt {
+    pub id: String,
+    pub psp: PspId,
+    pub outcome: &'static str,
+    pub detail: String,
+}
+
+impl Routed {
+    /// The routing decision as stored on the payment.
+    pub fn record(&self) -> Attr {
+        let attempts = self
+            .attempts
+            .iter()
+            .map(|a| {
+                let mut m = BTreeMap::new();
+                m.insert("attempt_id".to_owned(), Attr::from(a.id.as_str()));
+                m.insert("psp".to_owned(), Attr::from(a.psp.as_str()));
+                m.insert("outcome".to_owned(), Attr::from(a.outcome));
+                m.insert("detail".to_owned(), Attr::from(a.detail.as_str()));
+                Attr::M(m)
+            })
+            .collect();
+        let mut m = BTreeMap::new();
+        m.insert("reason".to_owned(), Attr::from(self.reason.as_str()));
+        m.insert("risk_level".to_owned(), Attr::from(self.risk.as_str()));
+        m.insert("attempts".to_owned(), Attr::L(attempts));
+        Attr::M(m)
+    }
+}
+
+/// The sticky key of a request: its checkout session, else its bank.
+fn sticky_key(req: &InitRequest) -> Option<crate::store::Key> {
+    match (&req.session_id, &req.bank) {
+        (Some(s), _) => Some(keys::sticky("session", s)),
+        (None, Some(b)) => Some(keys::sticky("bank", b)),
+        (None, None) => None,
+    }
+}
+
+/// The player's risk level (profile item; low when none is recorded).
+async fn risk_level(ctx: &Ctx, req: &InitRequest) -> Result<RiskLevel, Error> {
+    let profile = ctx.store.get(&keys::player_profile(&req.player)).await?;
+    Ok(profile
+        .as_ref()
+        .and_then(|p| p.str_attr("risk_level"))
+        .and_then(RiskLevel::parse)
+        .unwrap_or_default())
+}
+
+/// The PSP this session/bank started on, if still remembered.
+async fn sticky_psp(ctx: &Ctx, req: &InitRequest) -> Result<Option<PspId>, Error> {
+    let Some(key) = sticky_key(req) else {
+        return Ok(None);
+    };
+    let found = ctx.store.get(&key).await?;
+    let live = found
+        .as_ref()
+        .filter(|it| it.int_attr(TTL).is_none_or(|t| t > now_ms() / 1000));
+    Ok(live
+        .and_then(|it| it.str_attr("psp"))
+        .and_then(|p| PspId::parse(p).ok()))
+}
+
+async fn remember_sticky(ctx: &Ctx, req: &InitRequest, psp: &PspId) {
+    let Some(key) = sticky_key(req) else {
+        return;
+    };
+    let it = item(
+        &key,
+        [
+            ("psp", Attr::from(psp.as_str())),
+            (TTL, Attr::N(now_ms() / 1000 + STICKY_TTL_S)),
+        ],
+    );
+    // Losing this costs stickiness, never money: log and go on.
+    if let Err(e) = ctx
+        .store
+        .write(Write::Put {
+            item: it,
+            cond: None,
+        })
+        .await
+    {
+        tracing::warn!(error = %e, psp = %psp, "could not remember the sticky route");
+    }
+}
+
+/// FNV-1a of the payment id: spreads weighted routes, stable per payment.
+fn seed_of(id: &PaymentId) -> u64 {
+    id.as_str().bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Put the sticky PSP first, if the rules allow it for this payment.
+fn apply_sticky(candidates: &mut Vec<Candidate>, sticky: Option<&PspId>) {
+    let Some(psp) = sticky else { return };
+    if let Some(i) = candidates.iter().position(|c| &c.psp == psp) {
+        let mut c = candidates.remove(i);
+        c.reason = format!("sticky: session started on {psp}; {}", c.reason);
+        candidates.insert(0, c);
+    }
+}
+
+/// How one candidate is to be treated, from its circuit.
+enum Gate {
+    Try,
+    Probe,
+    Skip(String),
+}
+
+async fn gate(ctx: &Ctx, psp: &PspId, now: i64) -> Gate {
+    let health = ctx.psps.health.state(psp);
+    if health.circuit == Circuit::Closed {
+        return Gate::Try;
+    }
+    if health.probe_due(ctx.psps.health.policy(), now)
+        && ctx
+            .psps
+            .health
+            .claim_probe(ctx.store.as_ref(), psp, now)
+            .await
+    {
+        return Gate::Probe;
+    }
+    Gate::Skip(format!(
+        "circuit {}: {}",
+        health.circuit.as_str(),
+        health.reason
+    ))
+}
+
+/// Offer the payment to each candidate PSP in turn until one opens a
+/// session. An unavailable PSP cascades to the next; a refusal stops. Routes
+/// whose circuit is open are skipped, unless every candidate is.
+pub async fn route_and_open(ctx: &Ctx, req: &InitRequest, id: &PaymentId) -> Result<Routed, Error> {
+    let now = now_ms();
+    let modes = ctx.psps.modes.current(ctx.store.as_ref(), now).await?;
+    if modes.degraded && !ctx.psps.router.is_fast_method(&req.method) {
+        return Err(Error::MethodUnavailable {
+            method: req.method.clone(),
+            available: ctx.psps.router.fast_methods().map(str::to_owned).collect(),
+        });
+    }
+    ctx.psps
+        .health
+        .maybe_sync(ctx.store.as_ref(), ctx.psps.ids(), now)
+        .await;
+    let risk = risk_level(ctx, req).await?;
+    let sticky = sticky_psp(ctx, req).await?;
+    let mut candidates = ctx.psps.router.candidates(&RouteRequest {
+        country: req.country.as_deref(),
+        amount: req.amount,
+        method: &req.method,
+        risk,
+        seed: seed_of(id),
+    });
+    if candidates.is_empty() {
+        return Err(Error::NoRoute);
+    }
+    apply_sticky(&mut candidates, sticky.as_ref());
+    let session_req = SessionRequest {
+        payment_id: id,
+        amount: req.amount,
+        method: &req.method,
+        return_url: &req.return_url,
+    };
+    let mut cascade = Cascade {
+        ctx,
+        id,
+        req: &session_req,
+        attempts: Vec::new(),
+        risk,
+    };
+    let mut skipped = Vec::new();
+    for c in candidates {
+        match gate(ctx, &c.psp, now).await {
+            Gate::Skip(why) => {
+                cascade.note(&c.psp, "skipped", why);
+                skipped.push(c);
+            }
+            Gate::Try => {
+                if let Some(done) = cascade.attempt(c, false).await? {
+                    remember_if_new(ctx, req, sticky.as_ref(), &done.psp).await;
+                    return Ok(done);
+                }
+            }
+            Gate::Probe => {
+                if let Some(done) = cascade.attempt(c, true).await? {
+                    remember_if_new(ctx, req, sticky.as_ref(), &done.psp).await;
+                    return Ok(done);
+                }
+            }
+        }
+    }
+    // Every remaining route is open: better to try them than to refuse.
+    for mut c in skipped {
+        c.reason = format!(
+            "every healthy route failed; trying open circuit; {}",
+            c.reason
+        );
+        if let Some(done) = cascade.attempt(c, false).await? {
+            remember_if_new(ctx, req, sticky.as_ref(), &done.psp).await;
+            return Ok(done);
+        }
+    }
+    Err(Error::Unavailable(format!(
+        "{} payment route attempt(s) failed",
+        cascade.attempts.len()
+    )))
+}
+
+async fn remember_if_new(ctx: &Ctx, req: &InitRequest, sticky: Option<&PspId>, psp: &PspId) {
+    if sticky != Some(psp) {
+        remember_sticky(ctx, req, psp).await;
+    }
+}
+
+struct Cascade<'a> {
+    ctx: &'a Ctx,
+    id: &'a PaymentId,
+    req: &'a SessionRequest<'a>,
+    attempts: Vec<Attempt>,
+    risk: RiskLevel,
+}
+
+impl Cascade<'_> {
+    fn note(&mut self, psp: &PspId, outcome: &'static str, detail: String) {
+        self.attempts.push(Attempt {
+            id: new_ulid("att"),
+            psp: psp.clone(),
+            outcome,
+            detail,
+        });
+    }
+
+    /// One PSP call. `Ok(Some)`: session opened; `Ok(None)`: try the next.
+    async fn attempt(&mut self, c: Candidate, probe: bool) -> Result<Option<Routed>, Error> {
+        let Some(connector) = self.ctx.psps.get(&c.psp) else {
+            self.note(&c.psp, "skipped", "no connector".into());
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let result = connector.create_session(self.req).await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let available = !matches!(result, Err(PspError::Unavailable(_)));
+        let health = &self.ctx.psps.health;
+        health.record(&c.psp, available, latency_ms);
+        if probe {
+            health
+                .probe_result(self.ctx.store.as_ref(), &c.psp, available, now_ms())
+                .await;
+        }
+        let reason = if probe {
+            format!("half-open probe; {}", c.reason)
+        } else {
+            c.reason
+        };
+        match result {
+            Ok(session) => {
+                self.note(&c.psp, "session_opened", reason.clone());
+                Ok(Some(Routed {
+                    psp: c.psp,
+                    session,
+                    reason,
+                    attempts: std::mem::take(&mut self.attempts),
+                    risk: self.risk,
+                }))
+            }
+            Err(PspError::Unavailable(why)) => {
+                tracing::warn!(payment_id = %self.id, psp = %c.psp, "PSP unavailable; trying the next route");
+                self.note(&c.psp, "unavailable", why);
+                Ok(None)
+            }
+            Err(PspError::Refused(why)) => {
+                tracing::info!(payment_id = %self.id, psp = %c.psp, "PSP refused the payment");
+                Err(Error::PaymentRequired {
+                    code: "psp_refused",
+                    reason: why,
+                })
+            }
+            Err(e @ (PspError::Rejected(_) | PspError::NotFound(_))) => {
+                tracing::error!(payment_id = %self.id, psp = %c.psp, error = %e, "PSP rejected our session request");
+                self.note(&c.psp, "rejected", e.to_string());
+                Ok(None)
+            }
+        }
+    }
+}

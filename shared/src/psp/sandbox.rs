@@ -1,0 +1,283 @@
+//! The connector for payloop's sandbox PSPs (`payloop sandbox`): a real
+//! HTTP client of their API. It is also the template for a real PSP's
+//! module: map our requests onto its API, map its answers onto
+//! [`PspError`], verify and normalise its webhooks.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::wire::{
+    ErrorReply, OperationReply, PayoutBody, RefundBody, SessionBody, SessionReply, StatusReply,
+};
+use super::{
+    Operation, PayoutRequest, PspConnector, PspError, RefundRequest, RemoteStatus, ReportChunks,
+    Session, SessionRequest, WebhookKeys,
+};
+use crate::clock::Day;
+use crate::config::Secret;
+use crate::domain::event::PspEvent;
+use crate::domain::signature::{Rejection, Verified, Window};
+use crate::error::Error;
+use crate::ids::PspId;
+use crate::money::{Currency, Money};
+
+/// A PSP call that takes longer than this counts as unavailable.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of an error body we read.
+const MAX_ERROR_BODY: usize = 4096;
+
+pub struct HttpSandbox {
+    id: PspId,
+    base_url: String,
+    api_key: Secret,
+    webhook: WebhookKeys,
+    http: reqwest::Client,
+}
+
+impl HttpSandbox {
+    pub fn new(
+        id: PspId,
+        base_url: &str,
+        api_key: Secret,
+        webhook: WebhookKeys,
+        timeout: Duration,
+    ) -> Result<HttpSandbox, PspError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| PspError::Unavailable(format!("http client: {e}")))?;
+        Ok(HttpSandbox {
+            id,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            webhook,
+            http,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, PspError> {
+        let resp = req
+            .bearer_auth(self.api_key.expose())
+            .send()
+            .await
+            .map_err(|e| PspError::Unavailable(transport_error(&self.id, &e)))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let why = serde_json::from_str::<ErrorReply>(&text)
+            .map(|e| format!("{}: {}", e.error, e.message))
+            .unwrap_or_else(|_| text.chars().take(MAX_ERROR_BODY).collect());
+        let why = format!("{} answered {}: {why}", self.id, status.as_u16());
+        Err(match status.as_u16() {
+            402 => PspError::Refused(why),
+            404 => PspError::NotFound(why),
+            408 | 429 | 500..=599 => PspError::Unavailable(why),
+            _ => PspError::Rejected(why),
+        })
+    }
+
+    async fn post<B: Serialize + Sync, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, PspError> {
+        let resp = self.send(self.http.post(self.url(path)).json(body)).await?;
+        resp.json().await.map_err(|e| {
+            PspError::Unavailable(format!("{} sent an unreadable answer: {e}", self.id))
+        })
+    }
+}
+
+/// A transport failure, without the URL (it may carry a token one day).
+fn transport_error(psp: &PspId, e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    format!("{psp}: {kind}")
+}
+
+fn parse_amount(psp: &PspId, amount: &str, currency: &str) -> Result<Money, PspError> {
+    let bad = |what: String| PspError::Unavailable(format!("{psp} sent a bad {what}"));
+    let currency = Currency::parse(currency).map_err(|e| bad(format!("currency ({e})")))?;
+    Money::parse_decimal(amount, currency).map_err(|e| bad(format!("amount ({e})")))
+}
+
+#[async_trait]
+impl PspConnector for HttpSandbox {
+    fn id(&self) -> &PspId {
+        &self.id
+    }
+
+    async fn create_session(&self, req: &SessionRequest<'_>) -> Result<Session, PspError> {
+        let body = SessionBody {
+            payment_id: req.payment_id.to_string(),
+            amount: req.amount.to_decimal(),
+            currency: req.amount.currency().code().to_owned(),
+            method: req.method.to_owned(),
+            return_url: req.return_url.to_owned(),
+        };
+        let reply: SessionReply = self.post("/v1/sessions", &body).await?;
+        Ok(Session {
+            redirect_url: reply.redirect_url,
+            reference: reply.reference,
+        })
+    }
+
+    async fn start_payout(&self, req: &PayoutRequest<'_>) -> Result<Operation, PspError> {
+        let body = PayoutBody {
+            payout_id: req.payout_id.to_owned(),
+            amount: req.amount.to_decimal(),
+            currency: req.amount.currency().code().to_owned(),
+            destination_token: req.destination_token.map(str::to_owned),
+        };
+        let reply: OperationReply = self.post("/v1/payouts", &body).await?;
+        Ok(Operation {
+            reference: reply.reference,
+            status: reply.status,
+        })
+    }
+
+    async fn start_refund(&self, req: &RefundRequest<'_>) -> Result<Operation, PspError> {
+        let body = RefundBody {
+            refund_id: req.refund_id.to_owned(),
+            payment_reference: req.payment_reference.to_owned(),
+            amount: req.amount.to_decimal(),
+            currency: req.amount.currency().code().to_owned(),
+        };
+        let reply: OperationReply = self.post("/v1/refunds", &body).await?;
+        Ok(Operation {
+            reference: reply.reference,
+            status: reply.status,
+        })
+    }
+
+    async fn payment_status(&self, reference: &str) -> Result<RemoteStatus, PspError> {
+        if reference.is_empty()
+            || !reference
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(PspError::Rejected(
+                "reference has characters no PSP uses".into(),
+            ));
+        }
+        let resp = self
+            .send(
+                self.http
+                    .get(self.url(&format!("/v1/payments/{reference}"))),
+            )
+            .await?;
+        let reply: StatusReply = resp.json().await.map_err(|e| {
+            PspError::Unavailable(format!("{} sent an unreadable status: {e}", self.id))
+        })?;
+        Ok(RemoteStatus {
+            amount: parse_amount(&self.id, &reply.amount, &reply.currency)?,
+            reference: reply.reference,
+            payment_id: reply.payment_id,
+            status: reply.status,
+        })
+    }
+
+    async fn settlement_report(&self, day: Day) -> Result<Box<dyn ReportChunks>, PspError> {
+        let resp = self
+            .send(self.http.get(self.url(&format!("/v1/settlements/{day}"))))
+            .await?;
+        Ok(Box::new(HttpChunks {
+            psp: self.id.clone(),
+            resp,
+        }))
+    }
+
+    fn verify_webhook(
+        &self,
+        headers: &HeaderMap,
+        raw: &[u8],
+        window: Window,
+    ) -> Result<Verified, Rejection> {
+        self.webhook.verify(headers, raw, window)
+    }
+
+    fn normalise_webhook(&self, raw: &[u8], signed_at_s: Option<i64>) -> Result<PspEvent, Error> {
+        super::wire::parse_webhook(&self.id, raw, signed_at_s)
+    }
+}
+
+/// A report streamed from the HTTP body, chunk by chunk.
+struct HttpChunks {
+    psp: PspId,
+    resp: reqwest::Response,
+}
+
+#[async_trait]
+impl ReportChunks for HttpChunks {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, PspError> {
+        self.resp
+            .chunk()
+            .await
+            .map_err(|e| PspError::Unavailable(transport_error(&self.psp, &e)))
+    }
+}
+
+/// One [`HttpSandbox`] per PSP that has webhook secrets, at the endpoint
+/// given for it (`psp=url` pairs, comma-separated).
+pub fn connectors_from_config(
+    config: &crate::config::Config,
+    endpoints: &str,
+    api_key: &Secret,
+    timeout: Duration,
+) -> Result<Vec<std::sync::Arc<dyn PspConnector>>, crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    let mut urls = std::collections::BTreeMap::new();
+    for pair in endpoints
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (name, url) = pair
+            .split_once('=')
+            .ok_or_else(|| ConfigError(format!("PSP endpoint {pair:?} is not psp=url")))?;
+        let psp = PspId::parse(name).map_err(|e| ConfigError(format!("PSP endpoint: {e}")))?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError(format!(
+                "PSP endpoint of {psp} must be an http(s) URL"
+            )));
+        }
+        urls.insert(psp, url.to_owned());
+    }
+    config
+        .webhook_secrets
+        .psps()
+        .map(|psp| {
+            let url = urls
+                .get(psp)
+                .ok_or_else(|| ConfigError(format!("no API endpoint for PSP {psp}")))?;
+            let (scheme, secrets) = config
+                .webhook_secrets
+                .for_psp(psp)
+                .ok_or_else(|| ConfigError(format!("no webhook secrets for PSP {psp}")))?;
+            let webhook = WebhookKeys {
+                scheme,
+                secrets: secrets.to_vec(),
+            };
+            let c = HttpSandbox::new(psp.clone(), url, api_key.clone(), webhook, timeout)
+                .map_err(|e| ConfigError(e.to_string()))?;
+            Ok(std::sync::Arc::new(c) as std::sync::Arc<dyn PspConnector>)
+        })
+        .collect()
+}

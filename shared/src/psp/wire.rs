@@ -1,0 +1,204 @@
+//! The sandbox PSPs' wire format: API bodies, webhook body, settlement CSV.
+//! Both sides use these types: the sandbox servers (`payloop sandbox`) and
+//! the [`super::sandbox::HttpSandbox`] connector, so they cannot drift.
+//! Amounts travel as decimal strings in the currency's precision.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::event::PspEvent;
+use crate::domain::payment::PaymentStatus;
+use crate::error::Error;
+use crate::ids::{EventId, PaymentId, PspId};
+use crate::money::{format_minor, Currency, Money};
+
+/// The settlement report's header line, in this order.
+pub const SETTLEMENT_HEADER: &str = "reference,payment_id,type,gross,fee,net,currency,settled_date";
+
+/// Line types of a settlement report.
+pub const SETTLEMENT_TYPES: [&str; 4] = ["payment", "refund", "chargeback", "fee"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionBody {
+    pub payment_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub method: String,
+    pub return_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionReply {
+    pub reference: String,
+    pub redirect_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutBody {
+    pub payout_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub destination_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    pub refund_id: String,
+    pub payment_reference: String,
+    pub amount: String,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OperationReply {
+    pub reference: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReply {
+    pub reference: String,
+    pub payment_id: String,
+    pub status: String,
+    pub amount: String,
+    pub currency: String,
+}
+
+/// The error body the sandbox answers with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub error: String,
+    pub message: String,
+}
+
+/// A payment webhook's body (every signature scheme carries this JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookBody {
+    pub event_id: String,
+    pub payment_id: String,
+    /// The PSP's reference (optional for the seed PSP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub status: String,
+    pub amount: String,
+    pub currency: String,
+    /// Unix epoch seconds. Required by the seed scheme, whose signature
+    /// covers no header timestamp; optional where the scheme signs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+/// Normalise a verified webhook body into our event; errors name the field.
+pub fn parse_webhook(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Result<PspEvent, Error> {
+    let body: WebhookBody =
+        serde_json::from_slice(raw).map_err(|e| Error::validation("body", e.to_string()))?;
+    let currency = Currency::parse(&body.currency)
+        .map_err(|e| Error::validation("currency", e.to_string()))?;
+    let amount = Money::parse_decimal(&body.amount, currency)
+        .map_err(|e| Error::validation("amount", e.to_string()))?;
+    let ts_ms = body
+        .timestamp
+        .or(signed_at_s)
+        .ok_or_else(|| Error::validation("timestamp", "is required"))?
+        .checked_mul(1000)
+        .ok_or_else(|| Error::validation("timestamp", "out of range"))?;
+    Ok(PspEvent {
+        psp: psp.clone(),
+        event_id: EventId::parse(&body.event_id)
+            .map_err(|e| Error::validation("event_id", e.to_string()))?,
+        payment_id: PaymentId::parse(&body.payment_id)
+            .map_err(|e| Error::validation("payment_id", e.to_string()))?,
+        status: PaymentStatus::parse(&body.status)
+            .ok_or_else(|| Error::validation("status", "unknown status"))?,
+        amount_minor: amount.minor(),
+        currency,
+        occurred_ms: ts_ms,
+    })
+}
+
+/// One settlement line as the sandbox writes it (and recon reads it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementLine {
+    pub reference: String,
+    pub payment_id: String,
+    pub kind: &'static str,
+    /// Minor units; refunds and chargebacks are negative.
+    pub gross_minor: i64,
+    pub fee_minor: i64,
+    pub currency: Currency,
+    pub settled_date: String,
+}
+
+impl SettlementLine {
+    /// The CSV line (no newline). Net = gross − fee, checked.
+    pub fn to_csv(&self) -> Option<String> {
+        let net = self.gross_minor.checked_sub(self.fee_minor)?;
+        let fmt = |minor: i64| format_minor(minor, self.currency);
+        Some(format!(
+            "{},{},{},{},{},{},{},{}",
+            self.reference,
+            self.payment_id,
+            self.kind,
+            fmt(self.gross_minor),
+            fmt(self.fee_minor),
+            fmt(net),
+            self.currency.code(),
+            self.settled_date
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settlement_lines_are_written_in_the_currency_precision() {
+        let line = SettlementLine {
+            reference: "sbx_1".into(),
+            payment_id: "pay_1".into(),
+            kind: "refund",
+            gross_minor: -1050,
+            fee_minor: 0,
+            currency: Currency::parse("EUR").unwrap(),
+            settled_date: "2026-11-21".into(),
+        };
+        assert_eq!(
+            line.to_csv().unwrap(),
+            "sbx_1,pay_1,refund,-10.50,0.00,-10.50,EUR,2026-11-21"
+        );
+        let jpy = SettlementLine {
+            gross_minor: 1000,
+            fee_minor: 25,
+            kind: "payment",
+            currency: Currency::parse("JPY").unwrap(),
+            ..line
+        };
+        assert_eq!(
+            jpy.to_csv().unwrap(),
+            "sbx_1,pay_1,payment,1000,25,975,JPY,2026-11-21"
+        );
+    }
+
+    #[test]
+    fn webhook_bodies_name_the_bad_field() {
+        let psp = PspId::parse("sandbox").unwrap();
+        let ok = br#"{"event_id":"e1","payment_id":"pay_01JD0000000000000000000000","status":"captured","amount":"1.00","currency":"EUR","timestamp":1}"#;
+        let ev = parse_webhook(&psp, ok, None).unwrap();
+        assert_eq!((ev.amount_minor, ev.occurred_ms), (100, 1000));
+        let bad_amount = br#"{"event_id":"e1","payment_id":"pay_01JD0000000000000000000000","status":"captured","amount":"1.001","currency":"EUR","timestamp":1}"#;
+        assert!(
+            matches!(parse_webhook(&psp, bad_amount, None), Err(Error::Validation { field, .. }) if field == "amount")
+        );
+        let no_ts = br#"{"event_id":"e1","payment_id":"pay_01JD0000000000000000000000","status":"captured","amount":"1.00","currency":"EUR"}"#;
+        assert!(
+            matches!(parse_webhook(&psp, no_ts, None), Err(Error::Validation { field, .. }) if field == "timestamp")
+        );
+        assert_eq!(
+            parse_webhook(&psp, no_ts, Some(7)).unwrap().occurred_ms,
+            7000
+        );
+    }
+}
