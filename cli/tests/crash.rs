@@ -25,6 +25,8 @@ fn serve(dir: &std::path::Path, port: u16) -> Child {
             &port.to_string(),
             "--visibility-secs",
             "1",
+            "--sandbox-port",
+            "0",
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -71,15 +73,19 @@ async fn acknowledged_money_survives_kill_9() {
     assert_eq!(r.status().as_u16(), 201);
     let first: Value = r.json().await.unwrap();
     let id = first["payment_id"].as_str().unwrap().to_owned();
+    // The player approves on the sandbox PSP's checkout (its own server).
+    let checkout = first["redirect_url"].as_str().unwrap();
     let approve = http
-        .post(format!("{base}/sandbox/checkout/{id}/approve"))
+        .post(format!("{checkout}/approve"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("otp=1234")
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(approve.contains("answered 200"), "{approve}");
+    assert!(approve.contains("Payment captured"), "{approve}");
     let mut credited = false;
     for _ in 0..200 {
         let w: Value = http

@@ -318,6 +318,68 @@ impl TestStack {
     pub async fn shutdown(self) {
         self.stack.shutdown().await;
     }
+
+    /// Play the player on the PSP's hosted checkout: open the page, then
+    /// `approve` (through the 3-D Secure code), `decline` or `abandon`.
+    /// Returns the result page.
+    pub async fn checkout(&self, payment_id: &str, action: &str) -> String {
+        let p = self.payment(payment_id).await;
+        let page = p["redirect_url"].as_str().unwrap().to_owned();
+        let get = |url: String| async move {
+            let r = self.http.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        };
+        let first = get(page.clone()).await;
+        assert!(first.contains("id=\"pay\""), "{first}");
+        if action != "abandon" {
+            let challenge = get(format!("{page}/3ds")).await;
+            assert!(challenge.contains("id=\"otp\""), "{challenge}");
+        }
+        let r = self
+            .http
+            .post(format!("{page}/{action}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("otp=1234")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
+    /// Approve a payment on its checkout and wait for the credit.
+    pub async fn approve(&self, payment_id: &str) -> Value {
+        let done = self.checkout(payment_id, "approve").await;
+        assert!(done.contains("Payment captured"), "{done}");
+        self.wait_status(payment_id, "captured").await
+    }
+
+    /// Set a sandbox PSP's chaos knobs (`POST /admin/chaos`).
+    pub async fn chaos(&self, psp: &str, knobs: Value) -> Resp {
+        let sandbox = self.stack.sandbox(psp).unwrap();
+        let req = self
+            .http
+            .post(format!("{}/admin/chaos", sandbox.base_url))
+            .bearer_auth(&self.stack.secrets.psp_api_key)
+            .json(&knobs);
+        self.send(req).await
+    }
+
+    pub async fn set_outage(&self, psp: &str, down: bool) {
+        let r = self.chaos(psp, json!({ "outage": down })).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+
+    /// `PUT` a platform admin endpoint.
+    pub async fn put_platform(&self, path: &str, body: Value) -> Resp {
+        let req = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(&self.stack.secrets.platform_key)
+            .json(&body);
+        self.send(req).await
+    }
 }
 
 /// "12.34" → 1234 (EUR test amounts only).
@@ -352,11 +414,95 @@ pub fn fixture_ctx(
             idempotency_lease_ms: lease_ms,
             webhook_tolerance_s: 300,
         }),
-        psps: Arc::new(payloop::psp::Psps::sandboxes(
-            &[sandbox],
-            "https://pay.example",
-        )),
+        psps: Arc::new(
+            payloop::psp::Psps::new(
+                vec![Arc::new(FixturePsp::new(sandbox.clone()))],
+                payloop::psp::routing::Router::in_order(&[sandbox]),
+            )
+            .unwrap(),
+        ),
     }
+}
+
+/// A PSP for handler-level tests that need no network: sessions point at
+/// `https://pay.example/checkout/<reference>`; webhooks are verified with
+/// the fixture secret under the seed scheme. Payouts, refunds, status and
+/// settlement are not used by those tests and say so.
+pub struct FixturePsp {
+    id: payloop::ids::PspId,
+    webhook: payloop::psp::WebhookKeys,
+}
+
+impl FixturePsp {
+    pub fn new(id: payloop::ids::PspId) -> FixturePsp {
+        FixturePsp {
+            id,
+            webhook: payloop::psp::WebhookKeys {
+                scheme: payloop::domain::signature::Scheme::Seed,
+                secrets: vec![payloop::config::Secret::new("fixture-webhook-secret-0123")],
+            },
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl payloop::psp::PspConnector for FixturePsp {
+    fn id(&self) -> &payloop::ids::PspId {
+        &self.id
+    }
+    async fn create_session(
+        &self,
+        req: &payloop::psp::SessionRequest<'_>,
+    ) -> Result<payloop::psp::Session, payloop::psp::PspError> {
+        let reference = format!("fx_{}", req.payment_id);
+        Ok(payloop::psp::Session {
+            redirect_url: format!("https://pay.example/checkout/{reference}"),
+            reference,
+        })
+    }
+    async fn start_payout(
+        &self,
+        _: &payloop::psp::PayoutRequest<'_>,
+    ) -> Result<payloop::psp::Operation, payloop::psp::PspError> {
+        Err(unused())
+    }
+    async fn start_refund(
+        &self,
+        _: &payloop::psp::RefundRequest<'_>,
+    ) -> Result<payloop::psp::Operation, payloop::psp::PspError> {
+        Err(unused())
+    }
+    async fn payment_status(
+        &self,
+        _: &str,
+    ) -> Result<payloop::psp::RemoteStatus, payloop::psp::PspError> {
+        Err(unused())
+    }
+    async fn settlement_report(
+        &self,
+        _: payloop::clock::Day,
+    ) -> Result<Box<dyn payloop::psp::ReportChunks>, payloop::psp::PspError> {
+        Err(unused())
+    }
+    fn verify_webhook(
+        &self,
+        headers: &http::HeaderMap,
+        raw: &[u8],
+        window: payloop::domain::signature::Window,
+    ) -> Result<payloop::domain::signature::Verified, payloop::domain::signature::Rejection> {
+        self.webhook.verify(headers, raw, window)
+    }
+    fn normalise_webhook(
+        &self,
+        raw: &[u8],
+        signed_at_s: Option<i64>,
+    ) -> Result<payloop::domain::event::PspEvent, payloop::Error> {
+        payloop::psp::wire::parse_webhook(&self.id, raw, signed_at_s)
+    }
+}
+
+fn unused() -> payloop::psp::PspError {
+    payloop::psp::PspError::Rejected("the fixture PSP only opens sessions".into())
 }
 
 /// Store a pending EUR deposit intent (sandbox PSP) and return it.

@@ -42,7 +42,7 @@ async fn apigw_init_event_creates_an_intent_and_replays() {
     assert!(body["redirect_url"]
         .as_str()
         .unwrap()
-        .starts_with("https://pay.example/sandbox/checkout/pay_"));
+        .starts_with("https://pay.example/checkout/fx_pay_"));
     assert!(headers.contains_key("x-trace-id"));
     let (status2, headers2, body2) = call(intent_api::app(ctx), &fixture("apigw-init.json")).await;
     assert_eq!((status2, &body2), (201, &body));

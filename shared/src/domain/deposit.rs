@@ -325,6 +325,10 @@ pub async fn payment_view(ctx: &Ctx, id: &PaymentId) -> Result<Value, Error> {
         .get("psp_reference")
         .map(attr_to_json)
         .unwrap_or(Value::Null);
+    view["redirect_url"] = found
+        .get("redirect_url")
+        .map(attr_to_json)
+        .unwrap_or(Value::Null);
     view["routing"] = found
         .get("routing")
         .map(attr_to_json)
