@@ -179,9 +179,15 @@ impl Router {
         }
     }
 
-    /// The same routes with another health policy (tests, `serve`).
-    pub fn with_health(mut self, health: HealthPolicy) -> Router {
-        self.health = health;
+    /// The same routes and thresholds with other health timings (tests).
+    pub fn with_health(mut self, timing: HealthPolicy) -> Router {
+        let max_error_pct = std::mem::take(&mut self.health.max_error_pct);
+        let max_p95_ms = std::mem::take(&mut self.health.max_p95_ms);
+        self.health = HealthPolicy {
+            max_error_pct,
+            max_p95_ms,
+            ..timing
+        };
         self
     }
 
