@@ -348,6 +348,21 @@ impl TestStack {
         r.text().await.unwrap()
     }
 
+    /// POST one checkout action with a form body; returns the page.
+    pub async fn checkout_page_post(&self, payment_id: &str, action: &str, form: &str) -> String {
+        let p = self.payment(payment_id).await;
+        let page = p["redirect_url"].as_str().unwrap();
+        let r = self
+            .http
+            .post(format!("{page}/{action}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_owned())
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    }
+
     /// Approve a payment on its checkout and wait for the credit.
     pub async fn approve(&self, payment_id: &str) -> Value {
         let done = self.checkout(payment_id, "approve").await;

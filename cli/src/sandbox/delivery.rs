@@ -99,34 +99,48 @@ pub fn spawn_batch(state: Arc<SandboxState>, mut events: Vec<Event>) {
     });
 }
 
-/// All attempts of one event, first attempt inline, then on the schedule.
+/// The first attempt inline (so a batch keeps its order); if it fails, the
+/// retries run on their own, never holding up the events after it.
 async fn deliver(state: Arc<SandboxState>, ev: Event, duplicate: bool) {
-    let mut attempts = Vec::new();
-    let schedule = state.opts.retry_schedule.clone();
+    let first = attempt(&state, &ev, &state.chaos()).await;
+    if (200..300).contains(&first) {
+        state
+            .deliveries
+            .push(record(ev, vec![first], "delivered", duplicate));
+        return;
+    }
+    tokio::spawn(retry(state, ev, first, duplicate));
+}
+
+async fn retry(state: Arc<SandboxState>, ev: Event, first: u16, duplicate: bool) {
+    let mut attempts = vec![first];
     let mut outcome = "gave_up";
-    for step in 0..=schedule.len() {
+    for wait in state.opts.retry_schedule.clone() {
+        tokio::time::sleep(wait).await;
         let code = attempt(&state, &ev, &state.chaos()).await;
         attempts.push(code);
         if (200..300).contains(&code) {
             outcome = "delivered";
             break;
         }
-        match schedule.get(step) {
-            Some(wait) => tokio::time::sleep(*wait).await,
-            None => break,
-        }
     }
     if outcome == "gave_up" {
         tracing::warn!(psp = %state.opts.name, event_id = %ev.event_id, attempts = attempts.len(), "sandbox gave up delivering a webhook");
     }
-    state.deliveries.push(DeliveryRecord {
+    state
+        .deliveries
+        .push(record(ev, attempts, outcome, duplicate));
+}
+
+fn record(ev: Event, attempts: Vec<u16>, outcome: &'static str, duplicate: bool) -> DeliveryRecord {
+    DeliveryRecord {
         event_id: ev.event_id,
         kind: ev.kind.to_owned(),
         status: ev.status,
         attempts,
         outcome,
         duplicate,
-    });
+    }
 }
 
 /// One signed POST; returns the HTTP status, 0 when lost or unanswered.
