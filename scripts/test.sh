@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): formatting, lints, the infra check, then
 # every test of the workspace — the DynamoDB/SQS adapter suites against a
-# moto server this script installs (PyPI) and starts on 127.0.0.1.
+# moto server this script installs (PyPI) and starts on 127.0.0.1, the
+# checkout test in headless Chromium installed from Debian (apt-get).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,6 +21,10 @@ step "moto (DynamoDB + SQS on 127.0.0.1)"
 scripts/moto.sh start
 trap 'scripts/moto.sh stop' EXIT
 export PAYLOOP_TEST_AWS_ENDPOINT="http://127.0.0.1:${MOTO_PORT:-5005}"
+
+step "chromium + chromedriver (headless checkout test)"
+scripts/browser.sh
+export PAYLOOP_REQUIRE_BROWSER=1
 
 step "cargo test --workspace"
 mkdir -p target
