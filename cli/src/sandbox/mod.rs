@@ -104,7 +104,7 @@ impl SandboxState {
         self.chaos.read().map(|c| c.clone()).unwrap_or_default()
     }
 
-    fn with_book<T>(&self, f: impl FnOnce(&mut Book) -> T) -> Result<T, Response> {
+    fn with_book<T>(&self, f: impl FnOnce(&mut Book) -> T) -> Result<T, Fail> {
         let mut book = self.book.lock().map_err(|_| {
             api_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -194,32 +194,60 @@ fn router(state: Arc<SandboxState>) -> Router {
 }
 
 type St = State<Arc<SandboxState>>;
+type Answer = Result<Response, Fail>;
 
-fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = ErrorReply {
-        error: code.to_owned(),
-        message: message.to_owned(),
-    };
-    (status, Json(body)).into_response()
+/// A refusal, rendered as the API's JSON error or as a checkout page.
+pub enum Fail {
+    Api(StatusCode, &'static str, String),
+    Page(StatusCode, String),
 }
 
-fn invalid(field: &str, why: impl std::fmt::Display) -> Response {
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        match self {
+            Fail::Api(status, code, message) => {
+                let body = ErrorReply {
+                    error: code.to_owned(),
+                    message,
+                };
+                (status, Json(body)).into_response()
+            }
+            Fail::Page(status, html) => (status, Html(html)).into_response(),
+        }
+    }
+}
+
+fn api_error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Fail {
+    Fail::Api(status, code, message.into())
+}
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> Fail {
     api_error(
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_request",
-        &format!("{field}: {why}"),
+        format!("{field}: {why}"),
+    )
+}
+
+fn full() -> Fail {
+    api_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "full",
+        "sandbox holds too many records",
+    )
+}
+
+fn unauthorized() -> Fail {
+    api_error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or invalid API key",
     )
 }
 
 /// API key, then the chaos knobs every API call passes through.
-async fn api_gate(st: &SandboxState, headers: &HeaderMap) -> Result<(), Response> {
-    payloop::edge::authenticate(headers, &st.api_keys).map_err(|_| {
-        api_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid API key",
-        )
-    })?;
+async fn api_gate(st: &SandboxState, headers: &HeaderMap) -> Result<(), Fail> {
+    admin_gate(st, headers)?;
     let chaos = st.chaos();
     if chaos.api_latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(chaos.api_latency_ms)).await;
@@ -241,29 +269,23 @@ async fn api_gate(st: &SandboxState, headers: &HeaderMap) -> Result<(), Response
     Ok(())
 }
 
-fn admin_gate(st: &SandboxState, headers: &HeaderMap) -> Result<(), Response> {
+fn admin_gate(st: &SandboxState, headers: &HeaderMap) -> Result<(), Fail> {
     payloop::edge::authenticate(headers, &st.api_keys)
         .map(|_| ())
-        .map_err(|_| {
-            api_error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or invalid API key",
-            )
-        })
+        .map_err(|_| unauthorized())
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Response> {
+fn parse_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Fail> {
     serde_json::from_slice(raw).map_err(|e| invalid("body", e))
 }
 
-fn parse_money(amount: &str, currency: &str) -> Result<Money, Response> {
+fn parse_money(amount: &str, currency: &str) -> Result<Money, Fail> {
     let c = Currency::parse(currency).map_err(|e| invalid("currency", e))?;
     Money::parse_decimal(amount, c).map_err(|e| invalid("amount", e))
 }
 
 /// A client id (payout/refund id) as the sandbox accepts it.
-fn client_id(field: &str, v: &str) -> Result<(), Response> {
+fn client_id(field: &str, v: &str) -> Result<(), Fail> {
     let ok = !v.is_empty()
         && v.len() <= 64
         && v.bytes()
@@ -272,24 +294,21 @@ fn client_id(field: &str, v: &str) -> Result<(), Response> {
         .ok_or_else(|| invalid(field, "must be 1-64 characters [A-Za-z0-9_-]"))
 }
 
-async fn create_session(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
-    if let Err(r) = api_gate(&st, &headers).await {
-        return r;
-    }
-    let body: SessionBody = match parse_body(&raw) {
-        Ok(b) => b,
-        Err(r) => return r,
+fn accepted(op: &Operation) -> Response {
+    let reply = OperationReply {
+        reference: op.reference.clone(),
+        status: op.status.to_owned(),
     };
-    let payment_id = match PaymentId::parse(&body.payment_id) {
-        Ok(p) => p,
-        Err(e) => return invalid("payment_id", e),
-    };
-    let amount = match parse_money(&body.amount, &body.currency) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    (StatusCode::ACCEPTED, Json(reply)).into_response()
+}
+
+async fn create_session(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Answer {
+    api_gate(&st, &headers).await?;
+    let body: SessionBody = parse_body(&raw)?;
+    let payment_id = PaymentId::parse(&body.payment_id).map_err(|e| invalid("payment_id", e))?;
+    let amount = parse_money(&body.amount, &body.currency)?;
     if !(body.return_url.starts_with("http://") || body.return_url.starts_with("https://")) {
-        return invalid("return_url", "must be an http(s) URL");
+        return Err(invalid("return_url", "must be an http(s) URL"));
     }
     // One session per payment id: a retried call gets the same session.
     let tail = payment_id
@@ -297,91 +316,77 @@ async fn create_session(State(st): St, headers: HeaderMap, raw: axum::body::Byte
         .trim_start_matches("pay_")
         .to_ascii_lowercase();
     let reference = format!("{}_{tail}", st.opts.name);
-    let created = st.with_book(|b| {
+    let same_amount = st.with_book(|b| {
         if let Some(c) = b.charges.get(&reference) {
             return Ok(c.amount == amount);
         }
         if b.full() {
-            return Err(());
+            return Err(full());
         }
-        b.charges.insert(
-            reference.clone(),
-            Charge {
-                reference: reference.clone(),
-                payment_id: payment_id.to_string(),
-                amount,
-                method: body.method.clone(),
-                return_url: body.return_url.clone(),
-                status: ChargeStatus::Created,
-                refunded_minor: 0,
-            },
-        );
+        let charge = Charge {
+            reference: reference.clone(),
+            payment_id: payment_id.to_string(),
+            amount,
+            method: body.method.clone(),
+            return_url: body.return_url.clone(),
+            status: ChargeStatus::Created,
+            refunded_minor: 0,
+        };
+        b.charges.insert(reference.clone(), charge);
         Ok(true)
-    });
-    match created {
-        Err(r) => r,
-        Ok(Err(())) => api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "full",
-            "sandbox holds too many records",
-        ),
-        Ok(Ok(false)) => api_error(
+    })??;
+    if !same_amount {
+        return Err(api_error(
             StatusCode::CONFLICT,
             "conflict",
             "this payment id has a session with another amount",
-        ),
-        Ok(Ok(true)) => Json(SessionReply {
-            redirect_url: format!("{}/checkout/{reference}", st.base_url),
-            reference,
-        })
-        .into_response(),
+        ));
     }
+    let reply = SessionReply {
+        redirect_url: format!("{}/checkout/{reference}", st.base_url),
+        reference,
+    };
+    Ok(Json(reply).into_response())
 }
 
 async fn payment_status(
     State(st): St,
     headers: HeaderMap,
     Path(reference): Path<String>,
-) -> Response {
-    if let Err(r) = api_gate(&st, &headers).await {
-        return r;
-    }
-    match st.with_book(|b| b.charges.get(&reference).cloned()) {
-        Err(r) => r,
-        Ok(None) => api_error(StatusCode::NOT_FOUND, "not_found", "no such payment"),
-        Ok(Some(c)) => Json(StatusReply {
-            reference: c.reference,
-            payment_id: c.payment_id,
-            status: c.status.as_str().to_owned(),
-            amount: c.amount.to_decimal(),
-            currency: c.amount.currency().code().to_owned(),
-        })
-        .into_response(),
-    }
+) -> Answer {
+    api_gate(&st, &headers).await?;
+    let c = st
+        .with_book(|b| b.charges.get(&reference).cloned())?
+        .ok_or_else(|| api_error(StatusCode::NOT_FOUND, "not_found", "no such payment"))?;
+    let reply = StatusReply {
+        reference: c.reference,
+        payment_id: c.payment_id,
+        status: c.status.as_str().to_owned(),
+        amount: c.amount.to_decimal(),
+        currency: c.amount.currency().code().to_owned(),
+    };
+    Ok(Json(reply).into_response())
 }
 
 async fn operation_status(
     State(st): St,
     headers: HeaderMap,
     Path(reference): Path<String>,
-) -> Response {
-    if let Err(r) = api_gate(&st, &headers).await {
-        return r;
-    }
-    match st.with_book(|b| b.operations.get(&reference).cloned()) {
-        Err(r) => r,
-        Ok(None) => api_error(StatusCode::NOT_FOUND, "not_found", "no such operation"),
-        Ok(Some(op)) => Json(OperationReply {
-            reference: op.reference,
-            status: op.status.to_owned(),
-        })
-        .into_response(),
-    }
+) -> Answer {
+    api_gate(&st, &headers).await?;
+    let op = st
+        .with_book(|b| b.operations.get(&reference).cloned())?
+        .ok_or_else(|| api_error(StatusCode::NOT_FOUND, "not_found", "no such operation"))?;
+    Ok(Json(OperationReply {
+        reference: op.reference,
+        status: op.status.to_owned(),
+    })
+    .into_response())
 }
 
-/// Record a payout or refund once per client id; a retry gets the first.
-fn record_operation(st: &SandboxState, op: Operation) -> Result<(Operation, bool), Response> {
-    let outcome = st.with_book(|b| {
+/// Record a payout once per client id; a retry gets the first. `true`: new.
+fn record_operation(st: &SandboxState, op: Operation) -> Result<(Operation, bool), Fail> {
+    st.with_book(|b| {
         if let Some(existing) = b
             .by_client_id
             .get(&op.client_id)
@@ -390,37 +395,20 @@ fn record_operation(st: &SandboxState, op: Operation) -> Result<(Operation, bool
             return Ok((existing.clone(), false));
         }
         if b.full() {
-            return Err(());
+            return Err(full());
         }
         b.by_client_id
             .insert(op.client_id.clone(), op.reference.clone());
         b.operations.insert(op.reference.clone(), op.clone());
         Ok((op, true))
-    })?;
-    outcome.map_err(|()| {
-        api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "full",
-            "sandbox holds too many records",
-        )
-    })
+    })?
 }
 
-async fn create_payout(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
-    if let Err(r) = api_gate(&st, &headers).await {
-        return r;
-    }
-    let body: PayoutBody = match parse_body(&raw) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if let Err(r) = client_id("payout_id", &body.payout_id) {
-        return r;
-    }
-    let amount = match parse_money(&body.amount, &body.currency) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+async fn create_payout(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Answer {
+    api_gate(&st, &headers).await?;
+    let body: PayoutBody = parse_body(&raw)?;
+    client_id("payout_id", &body.payout_id)?;
+    let amount = parse_money(&body.amount, &body.currency)?;
     let op = Operation {
         reference: new_ulid("po").to_ascii_lowercase(),
         client_id: body.payout_id.clone(),
@@ -428,27 +416,20 @@ async fn create_payout(State(st): St, headers: HeaderMap, raw: axum::body::Bytes
         status: "pending",
         payment_reference: None,
     };
-    let (op, new) = match record_operation(&st, op) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let (op, new) = record_operation(&st, op)?;
     if new {
-        let fails = body.destination_token.as_deref() == Some(FAILING_DESTINATION);
-        let st2 = Arc::clone(&st);
-        let op2 = op.clone();
+        let outcome = if body.destination_token.as_deref() == Some(FAILING_DESTINATION) {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        let (st2, op2) = (Arc::clone(&st), op.clone());
         tokio::spawn(async move {
             tokio::time::sleep(st2.opts.payout_delay).await;
-            complete_payout(&st2, &op2, if fails { "failed" } else { "succeeded" });
+            complete_payout(&st2, &op2, outcome);
         });
     }
-    (
-        StatusCode::ACCEPTED,
-        Json(OperationReply {
-            reference: op.reference,
-            status: op.status.to_owned(),
-        }),
-    )
-        .into_response()
+    Ok(accepted(&op))
 }
 
 fn complete_payout(st: &Arc<SandboxState>, op: &Operation, status: &'static str) {
@@ -470,79 +451,77 @@ fn complete_payout(st: &Arc<SandboxState>, op: &Operation, status: &'static str)
     send_events(st, "payout", vec![(status.to_owned(), body)]);
 }
 
-async fn create_refund(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
-    if let Err(r) = api_gate(&st, &headers).await {
-        return r;
+/// Book a refund: checked, booked and settled in one critical section, so
+/// two refunds racing can never exceed the captured amount. Returns the
+/// refund and, when new, the refunded payment's id.
+fn book_refund(
+    b: &mut Book,
+    body: &RefundBody,
+    amount: Money,
+    today: Day,
+) -> Result<(Operation, Option<String>), Fail> {
+    if let Some(existing) = b
+        .by_client_id
+        .get(&body.refund_id)
+        .and_then(|r| b.operations.get(r))
+    {
+        return Ok((existing.clone(), None));
     }
-    let body: RefundBody = match parse_body(&raw) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if let Err(r) = client_id("refund_id", &body.refund_id) {
-        return r;
+    let refundable = b
+        .refundable(&body.payment_reference, amount.currency())
+        .ok_or_else(|| {
+            invalid(
+                "payment_reference",
+                "no captured payment with this reference and currency",
+            )
+        })?;
+    if amount.minor() > refundable {
+        return Err(invalid(
+            "amount",
+            "more than the payment's refundable amount",
+        ));
     }
-    let amount = match parse_money(&body.amount, &body.currency) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    if b.full() {
+        return Err(full());
+    }
+    let charge = b
+        .charges
+        .get_mut(&body.payment_reference)
+        .ok_or_else(|| invalid("payment_reference", "unknown"))?;
+    charge.refunded_minor += amount.minor();
+    let payment_id = charge.payment_id.clone();
     let reference = new_ulid("rf").to_ascii_lowercase();
-    let today = Day::today();
-    // Check, book and settle in one critical section: two refunds racing
-    // can never exceed the captured amount.
-    let outcome = st.with_book(|b| {
-        if let Some(existing) = b
-            .by_client_id
-            .get(&body.refund_id)
-            .and_then(|r| b.operations.get(r))
-        {
-            return Ok((existing.clone(), None));
-        }
-        let refundable = b
-            .refundable(&body.payment_reference, amount.currency())
-            .ok_or("payment_reference: no captured payment with this reference and currency")?;
-        if amount.minor() > refundable {
-            return Err("amount: more than the payment's refundable amount");
-        }
-        if b.full() {
-            return Err("sandbox holds too many records");
-        }
-        let charge = b
-            .charges
-            .get_mut(&body.payment_reference)
-            .ok_or("payment_reference: unknown")?;
-        charge.refunded_minor += amount.minor();
-        let payment_id = charge.payment_id.clone();
-        let op = Operation {
-            reference: reference.clone(),
-            client_id: body.refund_id.clone(),
-            amount,
-            status: "succeeded",
-            payment_reference: Some(body.payment_reference.clone()),
-        };
-        b.by_client_id
-            .insert(op.client_id.clone(), reference.clone());
-        b.operations.insert(reference.clone(), op.clone());
-        b.settle(
-            SettlementLine {
-                reference: reference.clone(),
-                payment_id: payment_id.clone(),
-                kind: "refund",
-                gross_minor: -amount.minor(),
-                fee_minor: 0,
-                currency: amount.currency(),
-                settled_date: today.to_string(),
-            },
-            today,
-        );
-        Ok((op, Some(payment_id)))
-    });
-    let (op, payment_id) = match outcome {
-        Err(r) => return r,
-        Ok(Err(why)) => return api_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", why),
-        Ok(Ok(v)) => v,
+    let op = Operation {
+        reference: reference.clone(),
+        client_id: body.refund_id.clone(),
+        amount,
+        status: "succeeded",
+        payment_reference: Some(body.payment_reference.clone()),
     };
+    b.by_client_id
+        .insert(op.client_id.clone(), reference.clone());
+    b.operations.insert(reference.clone(), op.clone());
+    let line = SettlementLine {
+        reference,
+        payment_id: payment_id.clone(),
+        kind: "refund",
+        gross_minor: -amount.minor(),
+        fee_minor: 0,
+        currency: amount.currency(),
+        settled_date: today.to_string(),
+    };
+    b.settle(line, today);
+    Ok((op, Some(payment_id)))
+}
+
+async fn create_refund(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Answer {
+    api_gate(&st, &headers).await?;
+    let body: RefundBody = parse_body(&raw)?;
+    client_id("refund_id", &body.refund_id)?;
+    let amount = parse_money(&body.amount, &body.currency)?;
+    let (op, payment_id) = st.with_book(|b| book_refund(b, &body, amount, Day::today()))??;
     if let Some(payment_id) = payment_id {
-        let body = json!({
+        let event = json!({
             "event_id": new_ulid("evt"),
             "type": "refund",
             "refund_id": op.client_id,
@@ -554,25 +533,14 @@ async fn create_refund(State(st): St, headers: HeaderMap, raw: axum::body::Bytes
             "currency": op.amount.currency().code(),
             "timestamp": now_s(),
         });
-        send_events(&st, "refund", vec![("succeeded".to_owned(), body)]);
+        send_events(&st, "refund", vec![("succeeded".to_owned(), event)]);
     }
-    (
-        StatusCode::ACCEPTED,
-        Json(OperationReply {
-            reference: op.reference,
-            status: op.status.to_owned(),
-        }),
-    )
-        .into_response()
+    Ok(accepted(&op))
 }
 
-async fn settlement(State(st): St, headers: HeaderMap, Path(day): Path<String>) -> Response {
-    if let Err(r) = api_gate(&st, &headers).await {
-        return r;
-    }
-    let Some(day) = Day::parse(&day) else {
-        return invalid("day", "must be YYYY-MM-DD");
-    };
+async fn settlement(State(st): St, headers: HeaderMap, Path(day): Path<String>) -> Answer {
+    api_gate(&st, &headers).await?;
+    let day = Day::parse(&day).ok_or_else(|| invalid("day", "must be YYYY-MM-DD"))?;
     let csv = st.with_book(|b| {
         let mut out = String::from(SETTLEMENT_HEADER);
         out.push('\n');
@@ -583,64 +551,64 @@ async fn settlement(State(st): St, headers: HeaderMap, Path(day): Path<String>) 
             }
         }
         out
-    });
-    match csv {
-        Err(r) => r,
-        Ok(text) => ([("content-type", "text/csv; charset=utf-8")], text).into_response(),
-    }
+    })?;
+    Ok(([("content-type", "text/csv; charset=utf-8")], csv).into_response())
 }
 
-fn html(status: StatusCode, body: String) -> Response {
-    (status, Html(body)).into_response()
+fn page_fail(st: &SandboxState, status: StatusCode, title: &str, text: &str) -> Fail {
+    Fail::Page(status, pages::message(st.opts.name.as_str(), title, text))
+}
+
+fn page(body: String) -> Answer {
+    Ok(Html(body).into_response())
 }
 
 /// The charge behind a checkout page, or the page to show instead.
-fn charge_for_page(st: &SandboxState, reference: &str) -> Result<Charge, Response> {
-    let name = st.opts.name.as_str();
+fn charge_for_page(st: &SandboxState, reference: &str) -> Result<Charge, Fail> {
     if st.chaos().outage {
-        return Err(html(
+        let why = "This PSP is down. Try again later.";
+        return Err(page_fail(
+            st,
             StatusCode::SERVICE_UNAVAILABLE,
-            pages::message(name, "Unavailable", "This PSP is down. Try again later."),
+            "Unavailable",
+            why,
         ));
     }
     st.with_book(|b| b.charges.get(reference).cloned())?
         .ok_or_else(|| {
-            html(
+            page_fail(
+                st,
                 StatusCode::NOT_FOUND,
-                pages::message(name, "Unknown payment", "No payment has this reference."),
+                "Unknown payment",
+                "No payment has this reference.",
             )
         })
 }
 
-async fn checkout_page(State(st): St, Path(reference): Path<String>) -> Response {
-    match charge_for_page(&st, &reference) {
-        Err(r) => r,
-        Ok(c) if !c.status.is_open() => {
-            html(StatusCode::OK, pages::result(st.opts.name.as_str(), &c))
-        }
-        Ok(c) => html(StatusCode::OK, pages::checkout(st.opts.name.as_str(), &c)),
+async fn checkout_page(State(st): St, Path(reference): Path<String>) -> Answer {
+    let c = charge_for_page(&st, &reference)?;
+    let name = st.opts.name.as_str();
+    if c.status.is_open() {
+        page(pages::checkout(name, &c))
+    } else {
+        page(pages::result(name, &c))
     }
 }
 
-async fn challenge_page(State(st): St, Path(reference): Path<String>) -> Response {
-    let c = match charge_for_page(&st, &reference) {
-        Err(r) => return r,
-        Ok(c) if !c.status.is_open() => {
-            return html(StatusCode::OK, pages::result(st.opts.name.as_str(), &c))
-        }
-        Ok(c) => c,
-    };
-    let _ = st.with_book(|b| {
+async fn challenge_page(State(st): St, Path(reference): Path<String>) -> Answer {
+    let c = charge_for_page(&st, &reference)?;
+    let name = st.opts.name.as_str();
+    if !c.status.is_open() {
+        return page(pages::result(name, &c));
+    }
+    st.with_book(|b| {
         if let Some(ch) = b.charges.get_mut(&reference) {
             if ch.status == ChargeStatus::Created {
                 ch.status = ChargeStatus::Challenged;
             }
         }
-    });
-    html(
-        StatusCode::OK,
-        pages::challenge(st.opts.name.as_str(), &c, None),
-    )
+    })?;
+    page(pages::challenge(name, &c, None))
 }
 
 /// `otp=<code>` from a urlencoded form body.
@@ -652,70 +620,58 @@ fn form_otp(raw: &[u8]) -> Option<String> {
         .map(|v| v.chars().filter(char::is_ascii_digit).collect())
 }
 
+/// Decide a checkout once: a second click (or a second tab) sees the first
+/// outcome. A capture adds its settlement line. `true`: decided now.
+fn decide(
+    st: &SandboxState,
+    b: &mut Book,
+    reference: &str,
+    target: ChargeStatus,
+) -> Option<(Charge, bool)> {
+    let ch = b.charges.get_mut(reference)?;
+    if !ch.status.is_open() {
+        return Some((ch.clone(), false));
+    }
+    ch.status = target;
+    let ch = ch.clone();
+    if target == ChargeStatus::Captured {
+        let today = Day::today();
+        let fee =
+            fee_minor(ch.amount.minor(), st.opts.fee_bps, st.opts.fixed_fee_minor).unwrap_or(0);
+        let line = SettlementLine {
+            reference: ch.reference.clone(),
+            payment_id: ch.payment_id.clone(),
+            kind: "payment",
+            gross_minor: ch.amount.minor(),
+            fee_minor: fee,
+            currency: ch.amount.currency(),
+            settled_date: today.to_string(),
+        };
+        b.settle(line, today);
+    }
+    Some((ch, true))
+}
+
 async fn checkout_action(
     State(st): St,
     Path((reference, action)): Path<(String, String)>,
     raw: axum::body::Bytes,
-) -> Response {
+) -> Answer {
     let name = st.opts.name.as_str();
-    let c = match charge_for_page(&st, &reference) {
-        Err(r) => return r,
-        Ok(c) => c,
-    };
+    let c = charge_for_page(&st, &reference)?;
     let target = match action.as_str() {
         "approve" if form_otp(&raw).as_deref() != Some(pages::OTP) => {
-            return html(
-                StatusCode::OK,
-                pages::challenge(name, &c, Some("Wrong code: the payment is not approved.")),
-            );
+            let why = "Wrong code: the payment is not approved.";
+            return page(pages::challenge(name, &c, Some(why)));
         }
         "approve" => ChargeStatus::Captured,
         "decline" => ChargeStatus::Failed,
         "abandon" => ChargeStatus::Canceled,
-        _ => {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::message(name, "Unknown action", ""),
-            )
-        }
+        _ => return Err(page_fail(&st, StatusCode::NOT_FOUND, "Unknown action", "")),
     };
-    let today = Day::today();
-    // Decide once: a second click (or a second tab) sees the first outcome.
-    let decided = st.with_book(|b| {
-        let ch = b.charges.get_mut(&reference)?;
-        if !ch.status.is_open() {
-            return Some((ch.clone(), false));
-        }
-        ch.status = target;
-        let ch = ch.clone();
-        if target == ChargeStatus::Captured {
-            let fee =
-                fee_minor(ch.amount.minor(), st.opts.fee_bps, st.opts.fixed_fee_minor).unwrap_or(0);
-            b.settle(
-                SettlementLine {
-                    reference: ch.reference.clone(),
-                    payment_id: ch.payment_id.clone(),
-                    kind: "payment",
-                    gross_minor: ch.amount.minor(),
-                    fee_minor: fee,
-                    currency: ch.amount.currency(),
-                    settled_date: today.to_string(),
-                },
-                today,
-            );
-        }
-        Some((ch, true))
-    });
-    let (charge, changed) = match decided {
-        Err(r) => return r,
-        Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::message(name, "Unknown payment", ""),
-            )
-        }
-        Ok(Some(v)) => v,
-    };
+    let (charge, changed) = st
+        .with_book(|b| decide(&st, b, &reference, target))?
+        .ok_or_else(|| page_fail(&st, StatusCode::NOT_FOUND, "Unknown payment", ""))?;
     if changed {
         let statuses: &[&str] = match target {
             ChargeStatus::Captured => &["authorized", "captured"],
@@ -728,7 +684,7 @@ async fn checkout_action(
             .collect();
         send_events(&st, "payment", events);
     }
-    html(StatusCode::OK, pages::result(name, &charge))
+    page(pages::result(name, &charge))
 }
 
 fn payment_event(c: &Charge, status: &str) -> serde_json::Value {
@@ -761,36 +717,27 @@ fn send_events(
     delivery::spawn_batch(Arc::clone(st), events);
 }
 
-async fn chaos_view(State(st): St, headers: HeaderMap) -> Response {
-    if let Err(r) = admin_gate(&st, &headers) {
-        return r;
-    }
-    Json(st.chaos()).into_response()
+async fn chaos_view(State(st): St, headers: HeaderMap) -> Answer {
+    admin_gate(&st, &headers)?;
+    Ok(Json(st.chaos()).into_response())
 }
 
-async fn chaos_set(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
-    if let Err(r) = admin_gate(&st, &headers) {
-        return r;
-    }
-    let patch: ChaosPatch = match parse_body(&raw) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Ok(mut chaos) = st.chaos.write() else {
-        return api_error(
+async fn chaos_set(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Answer {
+    admin_gate(&st, &headers)?;
+    let patch: ChaosPatch = parse_body(&raw)?;
+    let mut chaos = st.chaos.write().map_err(|_| {
+        api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "chaos poisoned",
-        );
-    };
-    match chaos.patched(patch) {
-        Ok(next) => {
-            *chaos = next.clone();
-            tracing::warn!(psp = %st.opts.name, chaos = ?next, "sandbox chaos knobs set");
-            Json(next).into_response()
-        }
-        Err((field, why)) => invalid(field, why),
-    }
+        )
+    })?;
+    let next = chaos
+        .patched(patch)
+        .map_err(|(field, why)| invalid(field, why))?;
+    *chaos = next.clone();
+    tracing::warn!(psp = %st.opts.name, chaos = ?next, "sandbox chaos knobs set");
+    Ok(Json(next).into_response())
 }
 
 #[derive(Deserialize)]
@@ -798,12 +745,10 @@ struct LimitQuery {
     limit: Option<usize>,
 }
 
-async fn deliveries(State(st): St, headers: HeaderMap, Query(q): Query<LimitQuery>) -> Response {
-    if let Err(r) = admin_gate(&st, &headers) {
-        return r;
-    }
+async fn deliveries(State(st): St, headers: HeaderMap, Query(q): Query<LimitQuery>) -> Answer {
+    admin_gate(&st, &headers)?;
     let limit = q.limit.unwrap_or(100).min(MAX_DELIVERIES_SHOWN);
-    Json(json!({"deliveries": st.deliveries.recent(limit)})).into_response()
+    Ok(Json(json!({"deliveries": st.deliveries.recent(limit)})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -813,49 +758,35 @@ struct ChargebackBody {
 }
 
 /// A chargeback on a captured payment: a settlement line and a webhook.
-async fn chargeback(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
-    if let Err(r) = admin_gate(&st, &headers) {
-        return r;
-    }
-    let body: ChargebackBody = match parse_body(&raw) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+async fn chargeback(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Answer {
+    admin_gate(&st, &headers)?;
+    let body: ChargebackBody = parse_body(&raw)?;
     let today = Day::today();
-    let found = st.with_book(|b| {
-        let c = b
-            .charges
-            .get(&body.reference)
-            .filter(|c| c.status == ChargeStatus::Captured)?
-            .clone();
-        b.settle(
-            SettlementLine {
+    let c = st
+        .with_book(|b| {
+            let c = b
+                .charges
+                .get(&body.reference)
+                .filter(|c| c.status == ChargeStatus::Captured)?
+                .clone();
+            let line = SettlementLine {
                 reference: format!("cb_{}", c.reference),
                 payment_id: c.payment_id.clone(),
                 kind: "chargeback",
                 gross_minor: -c.amount.minor(),
-                fee_minor: fee_minor(0, 0, st.opts.fixed_fee_minor).unwrap_or(0),
+                fee_minor: st.opts.fixed_fee_minor,
                 currency: c.amount.currency(),
                 settled_date: today.to_string(),
-            },
-            today,
-        );
-        Some(c)
-    });
-    match found {
-        Err(r) => r,
-        Ok(None) => invalid("reference", "no captured payment with this reference"),
-        Ok(Some(c)) => {
-            let mut ev = payment_event(&c, "charged_back");
-            ev["type"] = json!("chargeback");
-            send_events(&st, "chargeback", vec![("charged_back".to_owned(), ev)]);
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({"reference": c.reference, "status": "charged_back"})),
-            )
-                .into_response()
-        }
-    }
+            };
+            b.settle(line, today);
+            Some(c)
+        })?
+        .ok_or_else(|| invalid("reference", "no captured payment with this reference"))?;
+    let mut ev = payment_event(&c, "charged_back");
+    ev["type"] = json!("chargeback");
+    send_events(&st, "chargeback", vec![("charged_back".to_owned(), ev)]);
+    let reply = json!({"reference": c.reference, "status": "charged_back"});
+    Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -866,36 +797,21 @@ struct FeeBody {
 }
 
 /// An account fee line (type `fee`) on today's settlement report.
-async fn account_fee(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Response {
-    if let Err(r) = admin_gate(&st, &headers) {
-        return r;
-    }
-    let body: FeeBody = match parse_body(&raw) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let amount = match parse_money(&body.amount, &body.currency) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+async fn account_fee(State(st): St, headers: HeaderMap, raw: axum::body::Bytes) -> Answer {
+    admin_gate(&st, &headers)?;
+    let body: FeeBody = parse_body(&raw)?;
+    let amount = parse_money(&body.amount, &body.currency)?;
     let today = Day::today();
     let reference = new_ulid("fee").to_ascii_lowercase();
-    let added = st.with_book(|b| {
-        b.settle(
-            SettlementLine {
-                reference: reference.clone(),
-                payment_id: String::new(),
-                kind: "fee",
-                gross_minor: 0,
-                fee_minor: amount.minor(),
-                currency: amount.currency(),
-                settled_date: today.to_string(),
-            },
-            today,
-        );
-    });
-    match added {
-        Err(r) => r,
-        Ok(()) => (StatusCode::CREATED, Json(json!({"reference": reference}))).into_response(),
-    }
+    let line = SettlementLine {
+        reference: reference.clone(),
+        payment_id: String::new(),
+        kind: "fee",
+        gross_minor: 0,
+        fee_minor: amount.minor(),
+        currency: amount.currency(),
+        settled_date: today.to_string(),
+    };
+    st.with_book(|b| b.settle(line, today))?;
+    Ok((StatusCode::CREATED, Json(json!({"reference": reference}))).into_response())
 }
