@@ -128,6 +128,9 @@ EXPECTED = {
     ("post", "/v1/wallet/credit"),
     ("get", "/v1/wallet/{player_id}"),
     ("post", "/v1/ops/dlq/replay"),
+    ("get", "/v1/admin/routing"),
+    ("put", "/v1/admin/degradation"),
+    ("put", "/v1/admin/players/{player_id}/risk"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -138,6 +141,9 @@ FUNCTIONS = {
         ("post", "/v1/payments/init"),
         ("get", "/v1/payments/{payment_id}"),
         ("get", "/v1/payments/{payment_id}/deliveries"),
+        ("get", "/v1/admin/routing"),
+        ("put", "/v1/admin/degradation"),
+        ("put", "/v1/admin/players/{player_id}/risk"),
     }),
     "WebhookIntakeFunction": ("webhook-intake", {
         ("post", "/v1/payments/webhook"),
@@ -156,6 +162,7 @@ SQS_CONSUMERS = {"WalletCreditFunction": "EventsQueue"}
 REQUIRED_ENV = {
     "PAYLOOP_STORE", "PAYLOOP_TABLE", "PAYLOOP_QUEUE_URL_EVENTS", "PAYLOOP_QUEUE_URL_EVENTS_DLQ",
     "PAYLOOP_CLIENT_KEYS", "PAYLOOP_PLATFORM_KEYS", "PAYLOOP_WEBHOOK_SECRETS", "PAYLOOP_PUBLIC_URL",
+    "PAYLOOP_PSP_ENDPOINTS", "PAYLOOP_PSP_API_KEY",
 }
 
 with open(template_path, encoding="utf-8") as f:
