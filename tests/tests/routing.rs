@@ -322,3 +322,47 @@ async fn risk_levels_select_routes_and_every_decision_has_its_reason() {
     );
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_instance_gets_the_half_open_probe() {
+    use payloop::store::embedded::EmbeddedStore;
+    use payloop::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn Store> =
+        std::sync::Arc::new(EmbeddedStore::open(&dir.path().join("s.wal")).unwrap());
+    let psp = payloop::ids::PspId::parse("sandbox").unwrap();
+    let instances: Vec<Health> = (0..8).map(|_| Health::new(quick_health())).collect();
+    let t0 = payloop::clock::now_ms();
+    // Instance 0 sees five failures and opens the circuit for everyone.
+    for _ in 0..5 {
+        instances[0].record(&psp, false, 3);
+    }
+    instances[0].sync(store.as_ref(), [&psp], t0).await.unwrap();
+    for h in &instances {
+        h.sync(store.as_ref(), [&psp], t0).await.unwrap();
+        assert_eq!(h.state(&psp).circuit, Circuit::Open);
+    }
+    // After the cool-down all eight ask for the probe: exactly one gets it.
+    let later = t0 + 1_500;
+    let claims = claims_at(&instances, store.as_ref(), &psp, later).await;
+    assert_eq!(claims.iter().filter(|c| **c).count(), 1, "{claims:?}");
+    // Until probe_every has passed, nobody else probes.
+    let claims = claims_at(&instances, store.as_ref(), &psp, later + 10).await;
+    assert!(claims.iter().all(|c| !c));
+    let claims = claims_at(&instances, store.as_ref(), &psp, later + 1_100).await;
+    assert_eq!(claims.iter().filter(|c| **c).count(), 1);
+}
+
+async fn claims_at(
+    instances: &[Health],
+    store: &dyn payloop::store::Store,
+    psp: &payloop::ids::PspId,
+    now: i64,
+) -> Vec<bool> {
+    let mut out = Vec::new();
+    let claims = instances.iter().map(|h| h.claim_probe(store, psp, now));
+    for c in claims {
+        out.push(c.await);
+    }
+    out
+}

@@ -475,9 +475,16 @@ impl Health {
                 });
                 true
             }
-            Err(StoreError::ConditionFailed { .. }) => false,
             Err(e) => {
-                tracing::warn!(psp = %psp, error = %e, "could not claim a health probe");
+                if !matches!(e, StoreError::ConditionFailed { .. }) {
+                    tracing::warn!(psp = %psp, error = %e, "could not claim a health probe");
+                }
+                // Another instance probes (or the store is failing): back off
+                // locally instead of trying a write on every deposit.
+                self.update_view(psp, |h| {
+                    h.circuit = Circuit::HalfOpen;
+                    h.probe_after_ms = now_ms + self.policy.probe_every_ms;
+                });
                 false
             }
         }
