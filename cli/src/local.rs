@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use payloop::config::{
     Config, KeyRing, Secret, WebhookSecrets, DEFAULT_IDEMPOTENCY_TTL_S, DEFAULT_LEASE_MS,
-    DEFAULT_WEBHOOK_TOLERANCE_S,
+    DEFAULT_WAGERING_MULTIPLE, DEFAULT_WEBHOOK_TOLERANCE_S,
 };
 use payloop::domain::signature::Scheme;
 use payloop::domain::Ctx;
@@ -190,6 +190,7 @@ fn config(
         idempotency_ttl_s: DEFAULT_IDEMPOTENCY_TTL_S,
         idempotency_lease_ms: DEFAULT_LEASE_MS,
         webhook_tolerance_s: DEFAULT_WEBHOOK_TOLERANCE_S,
+        wagering_multiple: DEFAULT_WAGERING_MULTIPLE,
     })
 }
 

@@ -167,11 +167,14 @@ pub struct Config {
     /// How long an in-flight idempotency claim blocks others.
     pub idempotency_lease_ms: i64,
     pub webhook_tolerance_s: i64,
+    /// Deposits must be wagered this many times before a withdrawal.
+    pub wagering_multiple: i64,
 }
 
 pub const DEFAULT_IDEMPOTENCY_TTL_S: i64 = 24 * 3600;
 pub const DEFAULT_LEASE_MS: i64 = 30_000;
 pub const DEFAULT_WEBHOOK_TOLERANCE_S: i64 = 300;
+pub const DEFAULT_WAGERING_MULTIPLE: i64 = 1;
 
 fn required(name: &str) -> Result<String, ConfigError> {
     std::env::var(name).map_err(|_| ConfigError(format!("{name} is not set")))
@@ -206,6 +209,13 @@ impl Config {
                 "PAYLOOP_WEBHOOK_TOLERANCE_SECS",
                 DEFAULT_WEBHOOK_TOLERANCE_S,
             )?,
+            wagering_multiple: match optional_int(
+                "PAYLOOP_WAGERING_MULTIPLE",
+                DEFAULT_WAGERING_MULTIPLE,
+            )? {
+                m @ 0..=100 => m,
+                _ => return Err(ConfigError("PAYLOOP_WAGERING_MULTIPLE must be 0 to 100".into())),
+            },
         })
     }
 }

@@ -268,12 +268,13 @@ impl TestStack {
                 sum,
                 "balance of {player}"
             );
-            assert_eq!(
-                entries.iter().filter(|e| e["kind"] == "deposit").count(),
-                count,
-                "ledger entries of {player}"
-            );
+            let deposits = entries
+                .iter()
+                .filter(|e| e["kind"] == "credit" && e["reason"] == "deposit")
+                .count();
+            assert_eq!(deposits, count.min(entries.len()), "ledger entries of {player}");
             assert!(self.balance_minor(&player).await >= 0, "negative balance");
+            assert_wallet_audits(&self.stack.ctx, &player).await;
         }
     }
 
@@ -397,6 +398,14 @@ impl TestStack {
     }
 }
 
+/// The whole ledger of `player` read back: balance = sum of entries, the
+/// balances-after chain unbroken, held ≥ 0.
+pub async fn assert_wallet_audits(ctx: &payloop::domain::Ctx, player: &str) {
+    let player = payloop::ids::PlayerId::parse(player).unwrap();
+    let audit = payloop::domain::ledger::audit(ctx, &player).await.unwrap();
+    assert!(audit.holds(), "wallet of {player} does not audit: {audit:?}");
+}
+
 /// "12.34" → 1234 (EUR test amounts only).
 pub fn minor(decimal: &str) -> i64 {
     let (w, f) = decimal.split_once('.').unwrap();
@@ -428,6 +437,7 @@ pub fn fixture_ctx(
             idempotency_ttl_s: 86_400,
             idempotency_lease_ms: lease_ms,
             webhook_tolerance_s: 300,
+            wagering_multiple: 1,
         }),
         psps: Arc::new(
             payloop::psp::Psps::new(

@@ -271,6 +271,7 @@ mod tests {
             idempotency_ttl_s: ttl_s,
             idempotency_lease_ms: lease_ms,
             webhook_tolerance_s: 300,
+            wagering_multiple: 1,
         }
     }
 

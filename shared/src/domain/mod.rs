@@ -13,6 +13,7 @@ pub mod deposit;
 pub mod event;
 pub mod idempotency;
 pub mod keys;
+pub mod ledger;
 pub mod operator;
 pub mod pan;
 pub mod payment;

@@ -12,16 +12,19 @@ use crate::clock::now_ms;
 use crate::error::Error;
 use crate::ids::{PaymentId, PlayerId, TxnId};
 use crate::money::{format_minor, Money};
-use crate::store::{item, Attr, Cond, Item, ItemExt, Query, SkRange, StoreError, UpdateOp, Write};
+use crate::store::{Attr, Cond, Item, ItemExt, Query, SkRange, StoreError, UpdateOp, Write};
 
 use super::event::PspEvent;
 use super::keys;
+use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
 use super::payment::{history_entry, Payment, PaymentStatus};
 use super::webhook::{event_matches, open_case, CaseKind};
 use super::Ctx;
 
 /// Ledger entries shown by `GET /v1/wallet/{player}`.
 pub const RECENT_ENTRIES: usize = 50;
+/// Related ids a ledger entry may carry.
+const RELATED_IDS: [&str; 4] = ["payment_id", "payout_id", "round_id", "refund_id"];
 /// Balance currencies read per wallet.
 const MAX_CURRENCIES: usize = 200;
 
@@ -77,24 +80,71 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
     if !payment.status.can_move_to(ev.status) {
         return not_applied(ctx, ev, &payment, payment.status).await;
     }
-    let writes = transition_writes(&payment, ev);
-    match ctx.store.transact(writes).await {
-        Ok(()) => {
+    let moved = if ev.status == PaymentStatus::Captured {
+        credit_deposit(ctx, &payment, ev).await?
+    } else {
+        move_status(ctx, &payment, ev).await?
+    };
+    match moved {
+        None => {
             tracing::info!(payment_id = %payment.id, event_id = %ev.event_id, status = ev.status.as_str(), "payment moved");
             Ok(Applied::Moved(ev.status))
         }
         // Someone else moved it first (a duplicate or a later event): no-op.
-        Err(StoreError::ConditionFailed { index, old }) => {
-            tracing::info!(payment_id = %payment.id, event_id = %ev.event_id, write = index, "event already superseded");
-            let current = old
-                .as_ref()
-                .filter(|_| index == 0)
-                .and_then(|o| o.str_attr("status"))
-                .and_then(PaymentStatus::parse)
-                .unwrap_or(payment.status);
-            not_applied(ctx, ev, &payment, current).await
+        Some(current) => {
+            tracing::info!(payment_id = %payment.id, event_id = %ev.event_id, "event already superseded");
+            not_applied(ctx, ev, &payment, current.unwrap_or(payment.status)).await
         }
+    }
+}
+
+/// The payment's status as a failed condition saw it.
+fn seen_status(old: Option<&Item>) -> Option<PaymentStatus> {
+    old.and_then(|o| o.str_attr("status"))
+        .and_then(PaymentStatus::parse)
+}
+
+/// A non-capture transition: one conditional update. `Some(status)` when
+/// the payment had already moved on.
+async fn move_status(
+    ctx: &Ctx,
+    p: &Payment,
+    ev: &PspEvent,
+) -> Result<Option<Option<PaymentStatus>>, ApplyError> {
+    match ctx.store.write(payment_move(p, ev)).await {
+        Ok(()) => Ok(None),
+        Err(StoreError::ConditionFailed { old, .. }) => Ok(Some(seen_status(old.as_ref()))),
         Err(e) => Err(Error::from(e).into()),
+    }
+}
+
+/// A capture: ONE transaction of payment → captured, balance + amount, and
+/// the credit entry (txn id `dep_<payment ulid>`); the payment's condition
+/// and the txn id's uniqueness make a second application impossible.
+async fn credit_deposit(
+    ctx: &Ctx,
+    p: &Payment,
+    ev: &PspEvent,
+) -> Result<Option<Option<PaymentStatus>>, ApplyError> {
+    let txn = p.id.deposit_txn_id();
+    let mut m = Movement::new(&p.player, p.amount.currency(), txn, EntryKind::Credit);
+    m.available_delta = p.amount.minor();
+    m.wager_required_delta = p
+        .amount
+        .minor()
+        .checked_mul(ctx.config.wagering_multiple)
+        .ok_or_else(|| Error::Internal("wagering requirement overflow".into()))?;
+    m.reason = "deposit".into();
+    m.related = vec![("payment_id", p.id.to_string())];
+    match ledger::apply(ctx, &m, &[payment_move(p, ev)]).await? {
+        Outcome::Moved(e) if e.fresh => Ok(None),
+        // The credit entry exists: this capture was applied before.
+        Outcome::Moved(_) => Ok(Some(Some(PaymentStatus::Captured))),
+        Outcome::Refused(Refusal::Extra { old, .. }) => Ok(Some(seen_status(old.as_ref()))),
+        Outcome::Refused(r) => Err(ApplyError {
+            retryable: false,
+            reason: format!("a deposit credit was refused: {r:?}"),
+        }),
     }
 }
 
@@ -117,11 +167,9 @@ async fn not_applied(
     Ok(Applied::NoOp)
 }
 
-/// The writes that move a payment to `ev.status`: for a capture, ONE
-/// transaction of payment → captured, balance += amount, ledger entry; its
-/// conditions (status still before captured, amount/currency/player as
-/// stored, txn id unused) make a second application impossible.
-fn transition_writes(p: &Payment, ev: &PspEvent) -> Vec<Write> {
+/// The payment's move to `ev.status`, conditional on its current status
+/// being a predecessor and on the amount/currency/player as stored.
+fn payment_move(p: &Payment, ev: &PspEvent) -> Write {
     let preds: Vec<Attr> = PaymentStatus::predecessors(ev.status)
         .into_iter()
         .map(|s| Attr::from(s.as_str()))
@@ -132,67 +180,21 @@ fn transition_writes(p: &Payment, ev: &PspEvent) -> Vec<Write> {
         Cond::eq("currency", p.amount.currency().code()),
         Cond::eq("player", p.player.as_str()),
     ]);
-    let now = now_ms();
     let mut ops = vec![
         UpdateOp::set("status", ev.status.as_str()),
         UpdateOp::Append(
             "history".into(),
-            vec![history_entry(ev.status, now, Some(ev.event_id.as_str()))],
+            vec![history_entry(ev.status, now_ms(), Some(ev.event_id.as_str()))],
         ),
     ];
-    if ev.status != PaymentStatus::Captured {
-        return vec![Write::Update {
-            key: keys::payment(&p.id),
-            ops,
-            cond: Some(guard),
-        }];
+    if ev.status == PaymentStatus::Captured {
+        ops.push(UpdateOp::set("credited_txn", p.id.deposit_txn_id().as_str()));
     }
-    let txn = p.id.deposit_txn_id();
-    ops.push(UpdateOp::set("credited_txn", txn.as_str()));
-    let entry = ledger_entry(&p.player, &txn, "deposit", p.amount, Some(&p.id), now);
-    vec![
-        Write::Update {
-            key: keys::payment(&p.id),
-            ops,
-            cond: Some(guard),
-        },
-        Write::Update {
-            key: keys::balance(&p.player, p.amount.currency()),
-            ops: vec![
-                UpdateOp::Add("available".into(), p.amount.minor()),
-                UpdateOp::Add("held".into(), 0),
-            ],
-            cond: None,
-        },
-        Write::Put {
-            item: entry,
-            cond: Some(Cond::NotExists),
-        },
-    ]
-}
-
-fn ledger_entry(
-    player: &PlayerId,
-    txn: &TxnId,
-    kind: &str,
-    amount: Money,
-    payment: Option<&PaymentId>,
-    at_ms: i64,
-) -> Item {
-    let mut it = item(
-        &keys::ledger(player, txn),
-        [
-            ("txn_id", Attr::from(txn.as_str())),
-            ("kind", Attr::from(kind)),
-            ("amount", Attr::N(amount.minor())),
-            ("currency", Attr::from(amount.currency().code())),
-            ("at_ms", Attr::N(at_ms)),
-        ],
-    );
-    if let Some(p) = payment {
-        it.insert("payment_id".into(), Attr::from(p.as_str()));
+    Write::Update {
+        key: keys::payment(&p.id),
+        ops,
+        cond: Some(guard),
     }
-    it
 }
 
 /// `POST /v1/wallet/credit`: the platform confirms a deposit's credit. Money
@@ -276,14 +278,26 @@ pub async fn wallet_view(ctx: &Ctx, player: &PlayerId) -> Result<Value, Error> {
         .iter()
         .filter_map(|it| {
             let currency = crate::money::Currency::parse(it.str_attr("currency")?).ok()?;
-            Some(json!({
+            let minor = |name: &str| it.int_attr(name).map(|v| format_minor(v, currency));
+            let mut v = json!({
                 "txn_id": it.str_attr("txn_id"),
                 "kind": it.str_attr("kind"),
-                "amount": format_minor(it.int_attr("amount")?, currency),
+                "reason": it.str_attr("reason"),
+                "amount": minor("amount")?,
+                "available_delta": minor("available_delta"),
+                "held_delta": minor("held_delta"),
+                "available_after": minor("available_after"),
+                "held_after": minor("held_after"),
                 "currency": currency,
-                "payment_id": it.str_attr("payment_id"),
+                "flagged": it.get("flagged").and_then(Attr::as_bool).unwrap_or(false),
                 "at_ms": it.int_attr("at_ms"),
-            }))
+            });
+            for related in RELATED_IDS {
+                if let Some(id) = it.str_attr(related) {
+                    v[related] = json!(id);
+                }
+            }
+            Some(v)
         })
         .collect();
     let balances: Vec<Value> = bal
