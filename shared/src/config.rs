@@ -214,7 +214,11 @@ impl Config {
                 DEFAULT_WAGERING_MULTIPLE,
             )? {
                 m @ 0..=100 => m,
-                _ => return Err(ConfigError("PAYLOOP_WAGERING_MULTIPLE must be 0 to 100".into())),
+                _ => {
+                    return Err(ConfigError(
+                        "PAYLOOP_WAGERING_MULTIPLE must be 0 to 100".into(),
+                    ))
+                }
             },
         })
     }

@@ -272,7 +272,11 @@ impl TestStack {
                 .iter()
                 .filter(|e| e["kind"] == "credit" && e["reason"] == "deposit")
                 .count();
-            assert_eq!(deposits, count.min(entries.len()), "ledger entries of {player}");
+            assert_eq!(
+                deposits,
+                count.min(entries.len()),
+                "ledger entries of {player}"
+            );
             assert!(self.balance_minor(&player).await >= 0, "negative balance");
             assert_wallet_audits(&self.stack.ctx, &player).await;
         }
@@ -403,7 +407,10 @@ impl TestStack {
 pub async fn assert_wallet_audits(ctx: &payloop::domain::Ctx, player: &str) {
     let player = payloop::ids::PlayerId::parse(player).unwrap();
     let audit = payloop::domain::ledger::audit(ctx, &player).await.unwrap();
-    assert!(audit.holds(), "wallet of {player} does not audit: {audit:?}");
+    assert!(
+        audit.holds(),
+        "wallet of {player} does not audit: {audit:?}"
+    );
 }
 
 /// "12.34" → 1234 (EUR test amounts only).

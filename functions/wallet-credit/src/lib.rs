@@ -7,6 +7,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use payloop::domain::event::PspEvent;
+use payloop::domain::rounds::{self, RoundOp, RoundRequest};
 use payloop::domain::wallet::{self, apply_event};
 use payloop::domain::Ctx;
 use payloop::edge::{authenticate, idempotency_key, idempotent, parse_json, ApiError, RawBody};
@@ -17,6 +18,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub const CREDIT_PATH: &str = "/v1/wallet/credit";
+pub const DEBIT_PATH: &str = "/v1/wallet/debit";
+pub const ROLLBACK_PATH: &str = "/v1/wallet/rollback";
 /// Largest batch applied at once (the SQS event source's maximum is 10;
 /// anything beyond this is reported failed and retried).
 pub const MAX_BATCH: usize = 100;
@@ -26,6 +29,9 @@ pub const MAX_REPLAY: usize = 1000;
 pub fn router(ctx: Ctx) -> Router {
     Router::new()
         .route(CREDIT_PATH, post(credit))
+        .route(DEBIT_PATH, post(debit))
+        .route(ROLLBACK_PATH, post(rollback))
+        .route("/v1/wallet/rounds/{round_id}", get(round))
         .route("/v1/wallet/{player_id}", get(show))
         .route("/v1/ops/dlq/replay", post(replay))
         .with_state(ctx)
@@ -94,22 +100,36 @@ struct CreditBody {
     payment_id: String,
     txn_id: String,
     amount: String,
-    #[serde(default)]
-    idempotency_key: Option<String>,
+    /// Accepted in the body; the edge reads it as the Idempotency-Key.
+    #[serde(default, rename = "idempotency_key")]
+    _idempotency_key: Option<String>,
 }
 
 fn parse_credit(raw: &[u8]) -> Result<CreditBody, Error> {
     serde_json::from_value(parse_json(raw)?).map_err(|e| Error::validation("body", e.to_string()))
 }
 
+/// The Idempotency-Key: the header, or the body's `idempotency_key`.
+fn body_key(raw: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(raw).ok()?;
+    v.get("idempotency_key")?.as_str().map(str::to_owned)
+}
+
+/// `POST /v1/wallet/credit`: a game win (`round_id` in the body), or the
+/// platform's confirmation of a deposit credit (`payment_id`).
 async fn credit(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     RawBody(raw): RawBody,
 ) -> Result<Response, ApiError> {
+    let is_round = serde_json::from_slice::<Value>(&raw)
+        .ok()
+        .is_some_and(|v| v.get("round_id").is_some());
+    if is_round {
+        return round_op(ctx, headers, raw, RoundOp::Win, CREDIT_PATH).await;
+    }
     let platform = authenticate(&headers, &ctx.config.platform_keys)?;
-    let body_key = parse_credit(&raw).ok().and_then(|b| b.idempotency_key);
-    let key = idempotency_key(&headers, body_key.as_deref())?;
+    let key = idempotency_key(&headers, body_key(&raw).as_deref())?;
     let scope = format!("platform:{platform}");
     let work = |_reserved: String| async {
         let b = parse_credit(&raw)?;
@@ -123,6 +143,51 @@ async fn credit(
         ))
     };
     Ok(idempotent(&ctx, &scope, &key, "POST", CREDIT_PATH, &raw, work).await)
+}
+
+async fn debit(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> Result<Response, ApiError> {
+    round_op(ctx, headers, raw, RoundOp::Bet, DEBIT_PATH).await
+}
+
+async fn rollback(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> Result<Response, ApiError> {
+    round_op(ctx, headers, raw, RoundOp::Rollback, ROLLBACK_PATH).await
+}
+
+/// A bet, win or rollback: platform key, idempotent on the key, and once
+/// per txn id whatever the key.
+async fn round_op(
+    ctx: Ctx,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+    op: RoundOp,
+    path: &'static str,
+) -> Result<Response, ApiError> {
+    let platform = authenticate(&headers, &ctx.config.platform_keys)?;
+    let key = idempotency_key(&headers, body_key(&raw).as_deref())?;
+    let scope = format!("platform:{platform}");
+    let work = |_reserved: String| async {
+        let req = RoundRequest::parse(&parse_json(&raw)?)?;
+        let (body, _fresh) = rounds::apply(&ctx, op, &req).await?;
+        Ok((StatusCode::OK, body))
+    };
+    Ok(idempotent(&ctx, &scope, &key, "POST", path, &raw, work).await)
+}
+
+async fn round(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(round_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    Ok(Json(rounds::round_view(&ctx, &round_id).await?))
 }
 
 async fn show(

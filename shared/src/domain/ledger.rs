@@ -22,7 +22,7 @@ use super::keys;
 use super::Ctx;
 
 /// Lost optimistic races retried before answering 503 (retry-safe).
-const MAX_RACES: usize = 16;
+const MAX_RACES: usize = 64;
 /// Ledger entries read per page when auditing a wallet.
 const AUDIT_PAGE: usize = 500;
 
@@ -255,7 +255,10 @@ fn entry_item(m: &Movement, after: &Balance) -> Item {
     let key = keys::ledger(&m.player, &m.txn);
     it.insert("pk".into(), Attr::S(key.pk));
     it.insert("sk".into(), Attr::S(key.sk));
-    let amount = m.available_delta.unsigned_abs().max(m.held_delta.unsigned_abs());
+    let amount = m
+        .available_delta
+        .unsigned_abs()
+        .max(m.held_delta.unsigned_abs());
     let attrs: [(&str, Attr); 12] = [
         ("txn_id", Attr::from(m.txn.as_str())),
         ("kind", Attr::from(m.kind.as_str())),
@@ -337,7 +340,8 @@ pub async fn audit(ctx: &Ctx, player: &PlayerId) -> Result<Audit, Error> {
         slot.1 += e.int_attr("held_delta").unwrap_or(0);
         slot.2 += 1;
         let recorded = (e.int_attr("available_after"), e.int_attr("held_after"));
-        if recorded != (Some(slot.0), Some(slot.1)) || e.int_attr("version") != Some(slot.2 as i64) {
+        if recorded != (Some(slot.0), Some(slot.1)) || e.int_attr("version") != Some(slot.2 as i64)
+        {
             let txn = e.str_attr("txn_id").unwrap_or_default();
             audit.broken_chain.push(format!(
                 "{txn}: recorded {:?} after, running sum {} / {} at entry {}",

@@ -184,11 +184,18 @@ fn payment_move(p: &Payment, ev: &PspEvent) -> Write {
         UpdateOp::set("status", ev.status.as_str()),
         UpdateOp::Append(
             "history".into(),
-            vec![history_entry(ev.status, now_ms(), Some(ev.event_id.as_str()))],
+            vec![history_entry(
+                ev.status,
+                now_ms(),
+                Some(ev.event_id.as_str()),
+            )],
         ),
     ];
     if ev.status == PaymentStatus::Captured {
-        ops.push(UpdateOp::set("credited_txn", p.id.deposit_txn_id().as_str()));
+        ops.push(UpdateOp::set(
+            "credited_txn",
+            p.id.deposit_txn_id().as_str(),
+        ));
     }
     Write::Update {
         key: keys::payment(&p.id),

@@ -1,0 +1,336 @@
+//! The game-round wallet API: bets (debit), wins (credit) and rollbacks of
+//! bets whose round was cancelled. Each txn id moves money once per player;
+//! a repeat answers the same result; a different request reusing a txn id
+//! is a 409. A round belongs to one player and currency and links its debit
+//! and credit txn ids (queryable). Bets count toward the wagering
+//! requirement; a rollback takes its bet back out.
+//!
+//! | item               | pk                  | sk            |
+//! |--------------------|---------------------|---------------|
+//! | round              | `ROUND#<round_id>`  | `A`           |
+//! | round transaction  | `ROUND#<round_id>`  | `TXN#<txn_id>`|
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::Error;
+use crate::ids::{PlayerId, TxnId};
+use crate::money::{format_minor, Currency, Money};
+use crate::store::{item, Attr, Cond, ItemExt, Key, Query, SkRange, UpdateOp, Write};
+
+use super::ledger::{self, Entry, EntryKind, Movement, Outcome, Refusal};
+use super::Ctx;
+
+const MAX_ROUND_ID: usize = 64;
+/// Transactions shown per round.
+const MAX_ROUND_TXNS: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundOp {
+    Bet,
+    Win,
+    Rollback,
+}
+
+impl RoundOp {
+    fn as_str(&self) -> &'static str {
+        match self {
+            RoundOp::Bet => "debit",
+            RoundOp::Win => "credit",
+            RoundOp::Rollback => "rollback",
+        }
+    }
+    /// The ledger txn id: namespaced so a client's txn id can never meet a
+    /// deposit's or a payout's; a rollback is keyed by the bet it reverses.
+    fn ledger_txn(&self, txn: &TxnId) -> Result<TxnId, Error> {
+        let prefix = match self {
+            RoundOp::Bet | RoundOp::Win => "gm",
+            RoundOp::Rollback => "rb",
+        };
+        TxnId::parse(&format!("{prefix}_{txn}"))
+            .map_err(|_| Error::validation("txn_id", "must be at most 61 characters"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoundBody {
+    player_id: String,
+    round_id: String,
+    txn_id: String,
+    amount: String,
+    currency: String,
+    /// Accepted in the body; the edge reads it as the Idempotency-Key.
+    #[serde(default, rename = "idempotency_key")]
+    _idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundRequest {
+    pub player: PlayerId,
+    pub round_id: String,
+    /// For a rollback: the bet's txn id.
+    pub txn: TxnId,
+    pub amount: Money,
+}
+
+fn parse_round_id(s: &str) -> Result<String, Error> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_ROUND_ID
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    ok.then(|| s.to_owned())
+        .ok_or_else(|| Error::validation("round_id", "must be 1-64 characters [A-Za-z0-9_.-]"))
+}
+
+impl RoundRequest {
+    pub fn parse(body: &Value) -> Result<RoundRequest, Error> {
+        let b: RoundBody = serde_json::from_value(body.clone())
+            .map_err(|e| Error::validation("body", e.to_string()))?;
+        let currency = Currency::parse(&b.currency)
+            .map_err(|e| Error::validation("currency", e.to_string()))?;
+        Ok(RoundRequest {
+            player: PlayerId::parse(&b.player_id)
+                .map_err(|e| Error::validation("player_id", e.to_string()))?,
+            round_id: parse_round_id(&b.round_id)?,
+            txn: TxnId::parse(&b.txn_id).map_err(|e| Error::validation("txn_id", e.to_string()))?,
+            amount: Money::parse_decimal(&b.amount, currency)
+                .map_err(|e| Error::validation("amount", e.to_string()))?,
+        })
+    }
+}
+
+fn round_key(round: &str) -> Key {
+    Key::new(format!("ROUND#{round}"), "A")
+}
+
+fn round_txn_key(round: &str, txn: &TxnId) -> Key {
+    Key::new(format!("ROUND#{round}"), format!("TXN#{txn}"))
+}
+
+/// The round is this player's, in this currency.
+fn round_is_theirs(r: &RoundRequest) -> Cond {
+    Cond::And(vec![
+        Cond::eq("player", r.player.as_str()),
+        Cond::eq("currency", r.amount.currency().code()),
+    ])
+}
+
+/// Apply a bet, win or rollback. `(body, fresh)`: fresh is false for a
+/// repeat of an applied txn id (same body).
+pub async fn apply(ctx: &Ctx, op: RoundOp, r: &RoundRequest) -> Result<(Value, bool), Error> {
+    let (m, extra) = plan(ctx, op, r).await?;
+    match ledger::apply(ctx, &m, &extra).await? {
+        Outcome::Moved(entry) => {
+            same_request(&entry, op, r)?;
+            Ok((answer(op, r, &entry), entry.fresh))
+        }
+        Outcome::Refused(Refusal::InsufficientFunds { available }) => Err(Error::PaymentRequired {
+            code: "insufficient_funds",
+            reason: format!(
+                "the bet is {} but only {} is available",
+                r.amount,
+                format_minor(available, r.amount.currency())
+            ),
+        }),
+        Outcome::Refused(Refusal::Extra { index, .. }) => Err(match (op, index) {
+            (RoundOp::Bet, _) => Error::Conflict {
+                code: "round_conflict",
+                reason: "this round belongs to another player or currency, or has this txn_id"
+                    .into(),
+            },
+            (RoundOp::Win, 0) => Error::validation(
+                "round_id",
+                "no bet of this player and currency in this round",
+            ),
+            (RoundOp::Win, _) => Error::Conflict {
+                code: "txn_id_reused",
+                reason: "this round already has this txn_id".into(),
+            },
+            (RoundOp::Rollback, 0) => Error::validation(
+                "round_id",
+                "this round belongs to another player or currency",
+            ),
+            (RoundOp::Rollback, _) => {
+                Error::validation("txn_id", "this bet was already rolled back")
+            }
+        }),
+        Outcome::Refused(Refusal::NoHold) => {
+            Err(Error::Internal("round movement touched held".into()))
+        }
+    }
+}
+
+/// The ledger movement and the round writes that go with it.
+async fn plan(ctx: &Ctx, op: RoundOp, r: &RoundRequest) -> Result<(Movement, Vec<Write>), Error> {
+    let currency = r.amount.currency();
+    let minor = r.amount.minor();
+    let txn = op.ledger_txn(&r.txn)?;
+    let related = vec![
+        ("round_id", r.round_id.clone()),
+        ("client_txn_id", r.txn.to_string()),
+    ];
+    let mut m = match op {
+        RoundOp::Bet => Movement::new(&r.player, currency, txn, EntryKind::Debit),
+        RoundOp::Win => Movement::new(&r.player, currency, txn, EntryKind::Credit),
+        RoundOp::Rollback => Movement::new(&r.player, currency, txn, EntryKind::Adjustment),
+    };
+    m.related = related;
+    let record = |kind: &str| {
+        item(
+            &round_txn_key(&r.round_id, &r.txn),
+            [
+                ("kind", Attr::from(kind)),
+                ("amount", Attr::N(minor)),
+                ("currency", Attr::from(currency.code())),
+            ],
+        )
+    };
+    let writes = match op {
+        RoundOp::Bet => {
+            m.available_delta = -minor;
+            m.wagered_delta = minor;
+            m.reason = "bet".into();
+            vec![
+                Write::Update {
+                    key: round_key(&r.round_id),
+                    ops: vec![
+                        UpdateOp::set("player", r.player.as_str()),
+                        UpdateOp::set("currency", currency.code()),
+                    ],
+                    cond: Some(Cond::Or(vec![Cond::NotExists, round_is_theirs(r)])),
+                },
+                Write::Put {
+                    item: record("debit"),
+                    cond: Some(Cond::NotExists),
+                },
+            ]
+        }
+        RoundOp::Win => {
+            m.available_delta = minor;
+            m.reason = "win".into();
+            vec![
+                Write::Check {
+                    key: round_key(&r.round_id),
+                    cond: round_is_theirs(r),
+                },
+                Write::Put {
+                    item: record("credit"),
+                    cond: Some(Cond::NotExists),
+                },
+            ]
+        }
+        RoundOp::Rollback => {
+            let bet = ctx.store.get(&round_txn_key(&r.round_id, &r.txn)).await?;
+            let is_bet = bet.as_ref().is_some_and(|b| {
+                b.str_attr("kind") == Some("debit")
+                    && b.int_attr("amount") == Some(minor)
+                    && b.str_attr("currency") == Some(currency.code())
+            });
+            if !is_bet || ctx.store.get(&round_key(&r.round_id)).await?.is_none() {
+                return Err(Error::validation(
+                    "txn_id",
+                    "no bet with this txn_id, amount and currency in this round",
+                ));
+            }
+            m.available_delta = minor;
+            m.wagered_delta = -minor;
+            m.reason = "rollback".into();
+            vec![
+                Write::Check {
+                    key: round_key(&r.round_id),
+                    cond: round_is_theirs(r),
+                },
+                Write::Update {
+                    key: round_txn_key(&r.round_id, &r.txn),
+                    ops: vec![UpdateOp::set("rolled_back", true)],
+                    cond: Some(Cond::And(vec![
+                        Cond::eq("kind", "debit"),
+                        Cond::AttrNotExists("rolled_back".into()),
+                    ])),
+                },
+            ]
+        }
+    };
+    Ok((m, writes))
+}
+
+/// A repeat must be the same request: same round, amount, currency, kind.
+fn same_request(entry: &Entry, op: RoundOp, r: &RoundRequest) -> Result<(), Error> {
+    let it = &entry.item;
+    let expected_kind = match op {
+        RoundOp::Bet => "debit",
+        RoundOp::Win => "credit",
+        RoundOp::Rollback => "adjustment",
+    };
+    let same = it.str_attr("kind") == Some(expected_kind)
+        && it.str_attr("round_id") == Some(r.round_id.as_str())
+        && it.int_attr("amount") == Some(r.amount.minor())
+        && it.str_attr("currency") == Some(r.amount.currency().code());
+    if same {
+        Ok(())
+    } else {
+        Err(Error::Conflict {
+            code: "txn_id_reused",
+            reason: "this txn_id was already used for another wallet operation".into(),
+        })
+    }
+}
+
+fn answer(op: RoundOp, r: &RoundRequest, entry: &Entry) -> Value {
+    let c = r.amount.currency();
+    let after = |name: &str| entry.item.int_attr(name).map(|v| format_minor(v, c));
+    json!({
+        "player_id": r.player,
+        "round_id": r.round_id,
+        "txn_id": r.txn,
+        "operation": op.as_str(),
+        "ledger_txn_id": entry.item.str_attr("txn_id"),
+        "amount": r.amount.to_decimal(),
+        "currency": c,
+        "balance": {"available": after("available_after"), "held": after("held_after")},
+    })
+}
+
+/// `GET /v1/wallet/rounds/{round_id}`: the round and its debit and credit txn ids.
+pub async fn round_view(ctx: &Ctx, round: &str) -> Result<Value, Error> {
+    let round = parse_round_id(round)?;
+    let head = ctx
+        .store
+        .get(&round_key(&round))
+        .await?
+        .ok_or(Error::NotFound { what: "round" })?;
+    let currency = head
+        .str_attr("currency")
+        .and_then(|c| Currency::parse(c).ok())
+        .ok_or_else(|| Error::Internal("round without currency".into()))?;
+    let q = Query::new(
+        format!("ROUND#{round}"),
+        SkRange::Prefix("TXN#".into()),
+        MAX_ROUND_TXNS,
+    );
+    let mut debits = Vec::new();
+    let mut credits = Vec::new();
+    for it in ctx.store.query(&q).await?.items {
+        let txn = it
+            .str_attr("sk")
+            .and_then(|sk| sk.strip_prefix("TXN#"))
+            .unwrap_or_default();
+        let v = json!({
+            "txn_id": txn,
+            "amount": it.int_attr("amount").map(|a| format_minor(a, currency)),
+            "rolled_back": it.get("rolled_back").and_then(Attr::as_bool).unwrap_or(false),
+        });
+        match it.str_attr("kind") {
+            Some("debit") => debits.push(v),
+            _ => credits.push(v),
+        }
+    }
+    Ok(json!({
+        "round_id": round,
+        "player_id": head.str_attr("player"),
+        "currency": currency,
+        "debits": debits,
+        "credits": credits,
+    }))
+}
