@@ -119,6 +119,10 @@ pub struct LocalOptions {
     pub sandbox_port: u16,
     /// PSP API calls slower than this count as unavailable.
     pub psp_timeout: Duration,
+    /// How often the payout sweep runs.
+    pub sweep_every: Duration,
+    /// Payout rules (limits, KYC, timeouts).
+    pub payouts: payloop::domain::payout::PayoutPolicy,
 }
 
 impl LocalOptions {
@@ -143,6 +147,8 @@ impl LocalOptions {
             sandbox_retry_schedule: None,
             sandbox_port: 0,
             psp_timeout: DEFAULT_TIMEOUT,
+            sweep_every: Duration::from_secs(1),
+            payouts: payloop::domain::payout::PayoutPolicy::default(),
         }
     }
 }
@@ -175,6 +181,7 @@ fn config(
     secrets: &DevSecrets,
     base_url: &str,
     sandboxes: &[(PspId, Scheme)],
+    payouts: &payloop::domain::payout::PayoutPolicy,
 ) -> Result<Config, payloop::config::ConfigError> {
     let webhook: Vec<String> = sandboxes
         .iter()
@@ -191,6 +198,7 @@ fn config(
         idempotency_lease_ms: DEFAULT_LEASE_MS,
         webhook_tolerance_s: DEFAULT_WEBHOOK_TOLERANCE_S,
         wagering_multiple: DEFAULT_WAGERING_MULTIPLE,
+        payouts: payouts.clone(),
     })
 }
 
@@ -311,7 +319,7 @@ pub async fn start(
         Some(wrap) => wrap(queue),
         None => queue,
     };
-    let config = Arc::new(config(&secrets, &base_url, &sandboxes)?);
+    let config = Arc::new(config(&secrets, &base_url, &sandboxes, &opts.payouts)?);
     let handles = start_sandboxes(&opts, &sandboxes, &secrets, &base_url).await?;
     let psps = psps(&handles, &config, &secrets, &opts)?;
     let ctx = Ctx {
@@ -333,6 +341,7 @@ pub async fn start(
         WorkerOptions {
             pollers: opts.pollers,
             visibility: opts.visibility,
+            sweep_every: opts.sweep_every,
         },
         stop_rx.clone(),
         applied.clone(),

@@ -20,6 +20,8 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(200);
 pub struct WorkerOptions {
     pub pollers: usize,
     pub visibility: Duration,
+    /// How often the payout sweep runs (the scheduled Lambda in AWS).
+    pub sweep_every: Duration,
 }
 
 /// Start `pollers` tasks; each stops when `stop` turns true. Every message
@@ -30,7 +32,7 @@ pub fn spawn(
     stop: watch::Receiver<bool>,
     applied: broadcast::Sender<Arc<str>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..opts.pollers.max(1))
+    let mut tasks: Vec<_> = (0..opts.pollers.max(1))
         .map(|_| {
             tokio::spawn(poll_loop(
                 ctx.clone(),
@@ -39,7 +41,23 @@ pub fn spawn(
                 applied.clone(),
             ))
         })
-        .collect()
+        .collect();
+    tasks.push(tokio::spawn(sweep_loop(ctx, opts.sweep_every, stop)));
+    tasks
+}
+
+/// The payout sweep on a timer, like its EventBridge schedule in AWS.
+async fn sweep_loop(ctx: Ctx, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = payloop::clock::now_ms();
+        if let Err(e) = payloop::domain::payout::sweep(&ctx, now).await {
+            tracing::warn!(error = %e, "payout sweep failed; next run retries");
+        }
+    }
 }
 
 async fn poll_loop(

@@ -169,6 +169,7 @@ pub struct Config {
     pub webhook_tolerance_s: i64,
     /// Deposits must be wagered this many times before a withdrawal.
     pub wagering_multiple: i64,
+    pub payouts: crate::domain::payout::PayoutPolicy,
 }
 
 pub const DEFAULT_IDEMPOTENCY_TTL_S: i64 = 24 * 3600;
@@ -187,6 +188,27 @@ fn optional_int(name: &str, default: i64) -> Result<i64, ConfigError> {
             .parse()
             .map_err(|_| ConfigError(format!("{name} must be an integer"))),
     }
+}
+
+/// `PAYLOOP_PAYOUT_MAX_MINOR`, `PAYLOOP_PAYOUT_DAILY_MAX_MINOR`,
+/// `PAYLOOP_PAYOUT_BASIC_KYC_MAX_MINOR`, `PAYLOOP_PAYOUT_TIMEOUT_SECS`,
+/// `PAYLOOP_PAYOUT_RETRY_SECS` over the defaults.
+fn payout_policy_from_env() -> Result<crate::domain::payout::PayoutPolicy, ConfigError> {
+    let d = crate::domain::payout::PayoutPolicy::default();
+    let positive = |name: &str, default: i64| -> Result<i64, ConfigError> {
+        match optional_int(name, default)? {
+            v if v > 0 => Ok(v),
+            _ => Err(ConfigError(format!("{name} must be positive"))),
+        }
+    };
+    Ok(crate::domain::payout::PayoutPolicy {
+        max_per_payout_minor: positive("PAYLOOP_PAYOUT_MAX_MINOR", d.max_per_payout_minor)?,
+        max_per_day_minor: positive("PAYLOOP_PAYOUT_DAILY_MAX_MINOR", d.max_per_day_minor)?,
+        basic_kyc_max_minor: positive("PAYLOOP_PAYOUT_BASIC_KYC_MAX_MINOR", d.basic_kyc_max_minor)?,
+        outcome_timeout_ms: positive("PAYLOOP_PAYOUT_TIMEOUT_SECS", d.outcome_timeout_ms / 1000)?
+            * 1000,
+        retry_after_ms: positive("PAYLOOP_PAYOUT_RETRY_SECS", d.retry_after_ms / 1000)? * 1000,
+    })
 }
 
 impl Config {
@@ -220,6 +242,7 @@ impl Config {
                     ))
                 }
             },
+            payouts: payout_policy_from_env()?,
         })
     }
 }

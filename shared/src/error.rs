@@ -42,6 +42,16 @@ pub enum Error {
     PaymentRequired { code: &'static str, reason: String },
     #[error("{reason}")]
     Conflict { code: &'static str, reason: String },
+    /// A 402 whose details say what is missing (amount to wager, KYC level…).
+    #[error("{reason}")]
+    PaymentRequiredWith {
+        code: &'static str,
+        reason: String,
+        details: Value,
+    },
+    /// A configured limit (per payout…) the request is above.
+    #[error("{field}: {reason}")]
+    Limit { field: String, reason: String },
     #[error("request body too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
     #[error("too many requests")]
@@ -85,6 +95,8 @@ impl Error {
             Error::NotFound { .. } => (404, "not_found", false),
             Error::UnknownPayment => (404, "unknown_payment", false),
             Error::PaymentRequired { code, .. } => (402, *code, false),
+            Error::PaymentRequiredWith { code, .. } => (402, *code, false),
+            Error::Limit { .. } => (422, "payout_limit", false),
             Error::PayloadTooLarge { .. } => (413, "payload_too_large", false),
             Error::RateLimited => (429, "rate_limited", true),
             Error::Unavailable(_) => (503, "service_unavailable", true),
@@ -113,6 +125,8 @@ impl Error {
             Error::Validation { field, reason } => json!({"field": field, "reason": reason}),
             Error::PanDetected { field } => json!({"field": field}),
             Error::PayloadTooLarge { limit } => json!({"limit_bytes": limit}),
+            Error::PaymentRequiredWith { details, .. } => details.clone(),
+            Error::Limit { field, .. } => json!({"field": field}),
             Error::MethodUnavailable { available, .. } => {
                 json!({"field": "method", "available_methods": available})
             }

@@ -29,15 +29,17 @@ fn required(name: &str) -> Result<String, ConfigError> {
     std::env::var(name).map_err(|_| ConfigError(format!("{name} is not set")))
 }
 
-/// DynamoDB table `PAYLOOP_TABLE`, SQS queues `PAYLOOP_QUEUE_URL_EVENTS` and
-/// `PAYLOOP_QUEUE_URL_EVENTS_DLQ`.
+/// DynamoDB table `PAYLOOP_TABLE`, SQS queues `PAYLOOP_QUEUE_URL_EVENTS`,
+/// `PAYLOOP_QUEUE_URL_EVENTS_DLQ` and `PAYLOOP_QUEUE_URL_NOTIFICATIONS`.
 pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>), ConfigError> {
     let table = required("PAYLOOP_TABLE")?;
     let events = required("PAYLOOP_QUEUE_URL_EVENTS")?;
     let dlq = required("PAYLOOP_QUEUE_URL_EVENTS_DLQ")?;
     let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), table);
-    let queue = SqsQueue::from_urls(aws_sdk_sqs::Client::new(&conf), events, dlq);
+    let notifications = required("PAYLOOP_QUEUE_URL_NOTIFICATIONS")?;
+    let queue = SqsQueue::from_urls(aws_sdk_sqs::Client::new(&conf), events, dlq)
+        .with_notifications(notifications);
     Ok((Arc::new(store), Arc::new(queue)))
 }
 

@@ -445,6 +445,7 @@ pub fn fixture_ctx(
             idempotency_lease_ms: lease_ms,
             webhook_tolerance_s: 300,
             wagering_multiple: 1,
+            payouts: Default::default(),
         }),
         psps: Arc::new(
             payloop::psp::Psps::new(
@@ -510,6 +511,12 @@ impl payloop::psp::PspConnector for FixturePsp {
     ) -> Result<payloop::psp::RemoteStatus, payloop::psp::PspError> {
         Err(unused())
     }
+    async fn payout_status(
+        &self,
+        _: &str,
+    ) -> Result<payloop::psp::Operation, payloop::psp::PspError> {
+        Err(unused())
+    }
     async fn settlement_report(
         &self,
         _: payloop::clock::Day,
@@ -528,8 +535,8 @@ impl payloop::psp::PspConnector for FixturePsp {
         &self,
         raw: &[u8],
         signed_at_s: Option<i64>,
-    ) -> Result<payloop::domain::event::PspEvent, payloop::Error> {
-        payloop::psp::wire::parse_webhook(&self.id, raw, signed_at_s)
+    ) -> Result<payloop::domain::event::Inbound, payloop::Error> {
+        payloop::psp::wire::parse_inbound(&self.id, raw, signed_at_s)
     }
 }
 

@@ -9,6 +9,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use payloop::domain::deposit::{self, InitRequest};
 use payloop::domain::operator;
+use payloop::domain::payout::{self, PayoutRequest};
 use payloop::domain::Ctx;
 use payloop::edge::{authenticate, idempotency_key, idempotent, parse_json, ApiError, RawBody};
 use payloop::ids::PaymentId;
@@ -16,6 +17,7 @@ use payloop::Error;
 use serde_json::Value;
 
 pub const INIT_PATH: &str = "/v1/payments/init";
+pub const PAYOUT_INIT_PATH: &str = "/v1/payouts/init";
 
 /// The routes of this function (no middleware; see [`app`]).
 pub fn router(ctx: Ctx) -> Router {
@@ -23,7 +25,10 @@ pub fn router(ctx: Ctx) -> Router {
         .route(INIT_PATH, post(init))
         .route("/v1/payments/{payment_id}", get(show))
         .route("/v1/payments/{payment_id}/deliveries", get(deliveries))
+        .route(PAYOUT_INIT_PATH, post(payout_init))
+        .route("/v1/payouts/{payout_id}", get(payout_show))
         .route("/v1/admin/routing", get(routing_view))
+        .route("/v1/admin/players/{player_id}/kyc", put(set_player_kyc))
         .route("/v1/admin/degradation", put(set_degradation))
         .route("/v1/admin/players/{player_id}/risk", put(set_player_risk))
         .with_state(ctx)
@@ -101,5 +106,50 @@ async fn set_player_risk(
     authenticate(&headers, &ctx.config.platform_keys)?;
     Ok(Json(
         operator::set_player_risk(&ctx, &player, &parse_json(&raw)?).await?,
+    ))
+}
+
+/// `POST /v1/payouts/init`: check, hold, send (or defer) a withdrawal.
+async fn payout_init(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> Result<Response, ApiError> {
+    let client = authenticate(&headers, &ctx.config.client_keys)?;
+    let key = idempotency_key(&headers, None)?;
+    let scope = format!("client:{client}");
+    let (ctx_ref, raw_ref) = (&ctx, &raw);
+    let work = |reserved: String| async move {
+        let req = PayoutRequest::parse(&parse_json(raw_ref)?)?;
+        let id = format!("po_{reserved}");
+        Ok((StatusCode::CREATED, payout::init(ctx_ref, req, id).await?))
+    };
+    Ok(idempotent(&ctx, &scope, &key, "POST", PAYOUT_INIT_PATH, &raw, work).await)
+}
+
+async fn payout_show(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.client_keys)?;
+    let ok = id.starts_with("po_")
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !ok {
+        return Err(Error::validation("payout_id", "must be a payout id (po_…)").into());
+    }
+    Ok(Json(payout::view(&ctx, &id).await?))
+}
+
+async fn set_player_kyc(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(player): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    Ok(Json(
+        operator::set_player_kyc(&ctx, &player, &parse_json(&raw)?).await?,
     ))
 }

@@ -6,7 +6,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use payloop::domain::event::PspEvent;
+use payloop::domain::event::{parse_message, Inbound};
+use payloop::domain::payout;
 use payloop::domain::rounds::{self, RoundOp, RoundRequest};
 use payloop::domain::wallet::{self, apply_event};
 use payloop::domain::Ctx;
@@ -44,8 +45,9 @@ pub fn app(ctx: Ctx) -> Router {
 /// Apply one queue message. `Err(true)` = retry it, `Err(false)` = it can
 /// never succeed as is (it goes to the DLQ after the receive limit).
 pub async fn process_message(ctx: &Ctx, message_id: &str, body: &str) -> Result<(), bool> {
-    let ev = match PspEvent::from_message(body) {
-        Ok(ev) => ev,
+    let ev = match parse_message(body) {
+        Ok(Inbound::Payment(ev)) => ev,
+        Ok(Inbound::Payout(ev)) => return payout::apply_event(ctx, &ev).await,
         Err(e) => {
             tracing::error!(message_id, error = %e, retryable = false, "unparseable event message");
             return Err(false);

@@ -30,3 +30,50 @@ impl PspEvent {
         serde_json::from_str(body)
     }
 }
+
+/// A verified, normalised payout outcome from a PSP (queue message too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutEvent {
+    pub psp: PspId,
+    pub event_id: EventId,
+    pub payout_id: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    pub reason: Option<String>,
+    pub occurred_ms: i64,
+}
+
+impl PayoutEvent {
+    pub fn to_message(&self) -> Result<String, crate::Error> {
+        serde_json::to_string(self).map_err(|e| crate::Error::Internal(e.to_string()))
+    }
+}
+
+/// What a PSP webhook is about, once verified and normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    Payment(PspEvent),
+    Payout(PayoutEvent),
+}
+
+impl Inbound {
+    pub fn occurred_ms(&self) -> i64 {
+        match self {
+            Inbound::Payment(e) => e.occurred_ms,
+            Inbound::Payout(e) => e.occurred_ms,
+        }
+    }
+}
+
+/// A queue message: a payment event or a payout event.
+pub fn parse_message(body: &str) -> Result<Inbound, serde_json::Error> {
+    match serde_json::from_str::<PspEvent>(body) {
+        Ok(ev) => Ok(Inbound::Payment(ev)),
+        Err(payment_err) => serde_json::from_str::<PayoutEvent>(body)
+            .map(Inbound::Payout)
+            .map_err(|_| payment_err),
+    }
+}

@@ -272,6 +272,7 @@ mod tests {
             idempotency_lease_ms: lease_ms,
             webhook_tolerance_s: 300,
             wagering_multiple: 1,
+            payouts: Default::default(),
         }
     }
 

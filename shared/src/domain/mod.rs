@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod operator;
 pub mod pan;
 pub mod payment;
+pub mod payout;
 pub mod rounds;
 pub mod signature;
 pub mod wallet;

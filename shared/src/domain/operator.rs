@@ -7,9 +7,10 @@ use crate::clock::now_ms;
 use crate::error::Error;
 use crate::ids::PlayerId;
 use crate::psp::routing::RiskLevel;
-use crate::store::{item, Attr, Write};
+use crate::store::{Attr, UpdateOp, Write};
 
 use super::keys;
+use super::payout::KycLevel;
 use super::Ctx;
 
 /// `GET /v1/admin/routing`: every PSP's circuit and window, and the mode.
@@ -100,18 +101,35 @@ pub async fn set_player_risk(ctx: &Ctx, player: &str, body: &Value) -> Result<Va
         .and_then(Value::as_str)
         .and_then(RiskLevel::parse)
         .ok_or_else(|| Error::validation("risk_level", "must be low, medium or high"))?;
-    let it = item(
-        &keys::player_profile(&player),
-        [
-            ("risk_level", Attr::from(level.as_str())),
-            ("changed_ms", Attr::N(now_ms())),
-        ],
-    );
-    ctx.store
-        .write(Write::Put {
-            item: it,
-            cond: None,
-        })
-        .await?;
+    set_profile(ctx, &player, "risk_level", level.as_str()).await?;
     Ok(json!({"player_id": player, "risk_level": level.as_str()}))
+}
+
+/// Set one attribute of a player's profile (creating the profile).
+async fn set_profile(ctx: &Ctx, player: &PlayerId, name: &str, value: &str) -> Result<(), Error> {
+    let write = Write::Update {
+        key: keys::player_profile(player),
+        ops: vec![
+            UpdateOp::set(name, value),
+            UpdateOp::set("changed_ms", Attr::N(now_ms())),
+        ],
+        cond: None,
+    };
+    ctx.store.write(write).await?;
+    Ok(())
+}
+
+/// `PUT /v1/admin/players/{player_id}/kyc` `{"kyc_level": "none|basic|full"}`.
+pub async fn set_player_kyc(ctx: &Ctx, player: &str, body: &Value) -> Result<Value, Error> {
+    let player =
+        PlayerId::parse(player).map_err(|e| Error::validation("player_id", e.to_string()))?;
+    let obj = object(body)?;
+    only_fields(obj, &["kyc_level"])?;
+    let level = obj
+        .get("kyc_level")
+        .and_then(Value::as_str)
+        .and_then(KycLevel::parse)
+        .ok_or_else(|| Error::validation("kyc_level", "must be none, basic or full"))?;
+    set_profile(ctx, &player, "kyc_level", level.as_str()).await?;
+    Ok(json!({"player_id": player, "kyc_level": level.as_str()}))
 }

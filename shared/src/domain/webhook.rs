@@ -9,7 +9,7 @@ use crate::ids::{new_ulid, EventId, PaymentId, PspId};
 use crate::queue::QueueName;
 use crate::store::{item, Attr, Cond, StoreError, Write};
 
-use super::event::PspEvent;
+use super::event::{Inbound, PspEvent};
 use super::keys;
 use super::payment::Payment;
 use super::signature::{self, Rejection, Scheme, Window};
@@ -74,7 +74,8 @@ pub struct Intake {
 /// Take one delivery. `Ok` means: acknowledge (200). `Err` carries the 4xx/5xx.
 pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
     let ev = match verified_event(ctx, d) {
-        Ok(ev) => ev,
+        Ok(Inbound::Payment(ev)) => ev,
+        Ok(Inbound::Payout(ev)) => return super::payout::intake_event(ctx, ev).await,
         Err(Rejected::Signature(e)) => {
             log_rejected(ctx, d, Outcome::BadSignature).await;
             return Err(e);
@@ -83,9 +84,11 @@ pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
             log_rejected(ctx, d, Outcome::Invalid).await;
             return Err(e);
         }
-        Err(Rejected::Stale(ev)) => {
-            log_delivery(ctx, &ev, Outcome::Stale).await;
-            flag_stale_final(ctx, &ev).await;
+        Err(Rejected::Stale(inbound)) => {
+            if let Inbound::Payment(ev) = *inbound {
+                log_delivery(ctx, &ev, Outcome::Stale).await;
+                flag_stale_final(ctx, &ev).await;
+            }
             return Err(Error::StaleEvent);
         }
     };
@@ -110,11 +113,11 @@ enum Rejected {
     Signature(Error),
     Body(Error),
     /// Genuine (signature verified) but outside the freshness window.
-    Stale(Box<PspEvent>),
+    Stale(Box<Inbound>),
 }
 
 /// Verify the PSP's signature scheme, parse the body, check freshness.
-fn verified_event(ctx: &Ctx, d: &Delivery<'_>) -> Result<PspEvent, Rejected> {
+fn verified_event(ctx: &Ctx, d: &Delivery<'_>) -> Result<Inbound, Rejected> {
     let connector = ctx
         .psps
         .get(d.psp)
@@ -139,7 +142,7 @@ fn verified_event(ctx: &Ctx, d: &Delivery<'_>) -> Result<PspEvent, Rejected> {
     // A signed header timestamp is the freshness of THIS attempt (PSP retries
     // re-sign it); only the seed scheme, which signs none, falls back to the
     // body's event time.
-    let body_stale = signed_at.is_none() && now_ms().abs_diff(ev.occurred_ms) > tolerance_ms;
+    let body_stale = signed_at.is_none() && now_ms().abs_diff(ev.occurred_ms()) > tolerance_ms;
     if stale || body_stale {
         return Err(Rejected::Stale(Box::new(ev)));
     }

@@ -11,7 +11,7 @@ use http::HeaderMap;
 
 use crate::clock::Day;
 use crate::config::Secret;
-use crate::domain::event::PspEvent;
+use crate::domain::event::Inbound;
 use crate::domain::signature::{Rejection, Scheme, Verified, Window};
 use crate::error::Error;
 use crate::ids::{PaymentId, PspId};
@@ -112,6 +112,9 @@ pub trait PspConnector: Send + Sync {
     /// Start a refund; the outcome arrives by webhook.
     async fn start_refund(&self, req: &RefundRequest<'_>) -> Result<Operation, PspError>;
 
+    /// Ask the PSP where one of its payouts stands.
+    async fn payout_status(&self, reference: &str) -> Result<Operation, PspError>;
+
     /// Ask the PSP where one of its payments stands.
     async fn payment_status(&self, reference: &str) -> Result<RemoteStatus, PspError>;
 
@@ -127,7 +130,7 @@ pub trait PspConnector: Send + Sync {
     ) -> Result<Verified, Rejection>;
 
     /// Turn a verified delivery's body into our event type.
-    fn normalise_webhook(&self, raw: &[u8], signed_at_s: Option<i64>) -> Result<PspEvent, Error>;
+    fn normalise_webhook(&self, raw: &[u8], signed_at_s: Option<i64>) -> Result<Inbound, Error>;
 }
 
 /// A PSP's webhook signing: its scheme and current secrets (two during a

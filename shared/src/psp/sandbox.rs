@@ -20,7 +20,7 @@ use super::{
 };
 use crate::clock::Day;
 use crate::config::Secret;
-use crate::domain::event::PspEvent;
+use crate::domain::event::Inbound;
 use crate::domain::signature::{Rejection, Verified, Window};
 use crate::error::Error;
 use crate::ids::PspId;
@@ -112,6 +112,17 @@ fn transport_error(psp: &PspId, e: &reqwest::Error) -> String {
     format!("{psp}: {kind}")
 }
 
+/// A reference goes into a URL path: only the characters PSPs use.
+fn check_reference(reference: &str) -> Result<(), PspError> {
+    let ok = !reference.is_empty()
+        && reference.len() <= 128
+        && reference
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    ok.then_some(())
+        .ok_or_else(|| PspError::Rejected("reference has characters no PSP uses".into()))
+}
+
 fn parse_amount(psp: &PspId, amount: &str, currency: &str) -> Result<Money, PspError> {
     let bad = |what: String| PspError::Unavailable(format!("{psp} sent a bad {what}"));
     let currency = Currency::parse(currency).map_err(|e| bad(format!("currency ({e})")))?;
@@ -167,16 +178,22 @@ impl PspConnector for HttpSandbox {
         })
     }
 
+    async fn payout_status(&self, reference: &str) -> Result<Operation, PspError> {
+        check_reference(reference)?;
+        let resp = self
+            .send(self.http.get(self.url(&format!("/v1/payouts/{reference}"))))
+            .await?;
+        let reply: OperationReply = resp.json().await.map_err(|e| {
+            PspError::Unavailable(format!("{} sent an unreadable status: {e}", self.id))
+        })?;
+        Ok(Operation {
+            reference: reply.reference,
+            status: reply.status,
+        })
+    }
+
     async fn payment_status(&self, reference: &str) -> Result<RemoteStatus, PspError> {
-        if reference.is_empty()
-            || !reference
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(PspError::Rejected(
-                "reference has characters no PSP uses".into(),
-            ));
-        }
+        check_reference(reference)?;
         let resp = self
             .send(
                 self.http
@@ -213,8 +230,8 @@ impl PspConnector for HttpSandbox {
         self.webhook.verify(headers, raw, window)
     }
 
-    fn normalise_webhook(&self, raw: &[u8], signed_at_s: Option<i64>) -> Result<PspEvent, Error> {
-        super::wire::parse_webhook(&self.id, raw, signed_at_s)
+    fn normalise_webhook(&self, raw: &[u8], signed_at_s: Option<i64>) -> Result<Inbound, Error> {
+        super::wire::parse_inbound(&self.id, raw, signed_at_s)
     }
 }
 

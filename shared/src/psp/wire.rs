@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::event::PspEvent;
+use crate::domain::event::{Inbound, PayoutEvent, PspEvent};
 use crate::domain::payment::PaymentStatus;
 use crate::error::Error;
 use crate::ids::{EventId, PaymentId, PspId};
@@ -90,7 +90,77 @@ pub struct WebhookBody {
     pub timestamp: Option<i64>,
 }
 
-/// Normalise a verified webhook body into our event; errors name the field.
+/// A payout webhook's body (`"type": "payout"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PayoutWebhookBody {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub payout_id: String,
+    pub reference: Option<String>,
+    pub status: String,
+    pub amount: String,
+    pub currency: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+}
+
+fn event_time_ms(body_ts: Option<i64>, signed_at_s: Option<i64>) -> Result<i64, Error> {
+    body_ts
+        .or(signed_at_s)
+        .ok_or_else(|| Error::validation("timestamp", "is required"))?
+        .checked_mul(1000)
+        .ok_or_else(|| Error::validation("timestamp", "out of range"))
+}
+
+/// Normalise a verified webhook body (payment or payout) into our event.
+pub fn parse_inbound(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Result<Inbound, Error> {
+    let kind = serde_json::from_slice::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
+    match kind.as_deref() {
+        None | Some("payment") => parse_webhook(psp, raw, signed_at_s).map(Inbound::Payment),
+        Some("payout") => parse_payout_webhook(psp, raw, signed_at_s).map(Inbound::Payout),
+        Some(other) => Err(Error::validation(
+            "type",
+            format!("{other} webhooks are not handled yet"),
+        )),
+    }
+}
+
+fn parse_payout_webhook(
+    psp: &PspId,
+    raw: &[u8],
+    signed_at_s: Option<i64>,
+) -> Result<PayoutEvent, Error> {
+    let body: PayoutWebhookBody =
+        serde_json::from_slice(raw).map_err(|e| Error::validation("body", e.to_string()))?;
+    let currency = Currency::parse(&body.currency)
+        .map_err(|e| Error::validation("currency", e.to_string()))?;
+    let amount = Money::parse_decimal(&body.amount, currency)
+        .map_err(|e| Error::validation("amount", e.to_string()))?;
+    if !matches!(body.status.as_str(), "succeeded" | "failed") {
+        return Err(Error::validation("status", "must be succeeded or failed"));
+    }
+    if body.payout_id.is_empty() || body.payout_id.len() > 64 {
+        return Err(Error::validation("payout_id", "must be 1-64 characters"));
+    }
+    Ok(PayoutEvent {
+        psp: psp.clone(),
+        event_id: EventId::parse(&body.event_id)
+            .map_err(|e| Error::validation("event_id", e.to_string()))?,
+        payout_id: body.payout_id,
+        status: body.status,
+        amount_minor: amount.minor(),
+        currency,
+        reason: body.reason.map(|r| r.chars().take(200).collect()),
+        occurred_ms: event_time_ms(body.timestamp, signed_at_s)?,
+    })
+}
+
+/// Normalise a verified payment webhook body into our event; errors name the field.
 pub fn parse_webhook(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Result<PspEvent, Error> {
     let body: WebhookBody =
         serde_json::from_slice(raw).map_err(|e| Error::validation("body", e.to_string()))?;
@@ -98,12 +168,7 @@ pub fn parse_webhook(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Resul
         .map_err(|e| Error::validation("currency", e.to_string()))?;
     let amount = Money::parse_decimal(&body.amount, currency)
         .map_err(|e| Error::validation("amount", e.to_string()))?;
-    let ts_ms = body
-        .timestamp
-        .or(signed_at_s)
-        .ok_or_else(|| Error::validation("timestamp", "is required"))?
-        .checked_mul(1000)
-        .ok_or_else(|| Error::validation("timestamp", "out of range"))?;
+    let ts_ms = event_time_ms(body.timestamp, signed_at_s)?;
     Ok(PspEvent {
         psp: psp.clone(),
         event_id: EventId::parse(&body.event_id)

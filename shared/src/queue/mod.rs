@@ -39,6 +39,8 @@ pub enum QueueName {
     Events,
     /// Dead letters of `Events`.
     EventsDlq,
+    /// Player notifications (payout failed…), for the platform to deliver.
+    Notifications,
 }
 
 impl QueueName {
@@ -46,12 +48,14 @@ impl QueueName {
         match self {
             QueueName::Events => "events",
             QueueName::EventsDlq => "events-dlq",
+            QueueName::Notifications => "notifications",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "events" => Some(QueueName::Events),
             "events-dlq" => Some(QueueName::EventsDlq),
+            "notifications" => Some(QueueName::Notifications),
             _ => None,
         }
     }
@@ -59,7 +63,7 @@ impl QueueName {
     pub fn dead_letter(&self) -> Option<(QueueName, u32)> {
         match self {
             QueueName::Events => Some((QueueName::EventsDlq, DEFAULT_MAX_RECEIVES)),
-            QueueName::EventsDlq => None,
+            QueueName::EventsDlq | QueueName::Notifications => None,
         }
     }
 }

@@ -46,6 +46,12 @@ impl SqsQueue {
         Self { client, urls }
     }
 
+    /// Where player notifications go.
+    pub fn with_notifications(mut self, url: String) -> Self {
+        self.urls.insert(QueueName::Notifications, url);
+        self
+    }
+
     pub fn url(&self, queue: QueueName) -> Result<&str, QueueError> {
         self.urls
             .get(&queue)
@@ -54,9 +60,9 @@ impl SqsQueue {
     }
 }
 
-/// Get or create `{prefix}-events-dlq` and `{prefix}-events` (with a
+/// Get or create `{prefix}-events-dlq`, `{prefix}-events` (with a
 /// RedrivePolicy to the DLQ after [`DEFAULT_MAX_RECEIVES`] receives) and
-/// return the adapter. Idempotent.
+/// `{prefix}-notifications`, and return the adapter. Idempotent.
 pub async fn ensure_queues(client: Client, prefix: &str) -> Result<SqsQueue, QueueError> {
     let dlq_name = format!("{prefix}-{}", QueueName::EventsDlq.as_str());
     let events_name = format!("{prefix}-{}", QueueName::Events.as_str());
@@ -74,7 +80,9 @@ pub async fn ensure_queues(client: Client, prefix: &str) -> Result<SqsQueue, Que
         .send()
         .await
         .map_err(|e| sdk_err("SetQueueAttributes", e))?;
-    Ok(SqsQueue::from_urls(client, events_url, dlq_url))
+    let notifications_name = format!("{prefix}-{}", QueueName::Notifications.as_str());
+    let notifications_url = get_or_create(&client, &notifications_name).await?;
+    Ok(SqsQueue::from_urls(client, events_url, dlq_url).with_notifications(notifications_url))
 }
 
 async fn get_or_create(client: &Client, name: &str) -> Result<String, QueueError> {

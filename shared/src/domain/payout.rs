@@ -1,0 +1,967 @@
+//! Payouts (withdrawals) with two-phase holds.
+//!
+//! 1. `init` checks, each with its own error: wagering done (402
+//!    `wagering_incomplete`), per-payout limit (422 `payout_limit`), KYC level
+//!    for the amount and risk (402 `kyc_required`); then, in ONE transaction,
+//!    creates the payout, HOLDS the amount (available → held, a `hold` ledger
+//!    entry) and adds it to the day's total (402 `insufficient_funds`, 402
+//!    `daily_limit_reached`). Two payouts can never spend the same money.
+//! 2. The payout goes to the PSP route and instrument the player deposited
+//!    with (closed loop) when it can, else to the routing rules' choice; the
+//!    reason is recorded. If the PSP is down, or degradation mode is on, the
+//!    payout is DEFERRED (kept, retried by the sweep), never failed.
+//! 3. The PSP's webhook `succeeded` settles the hold (`hold_settled`),
+//!    `failed` releases it (`hold_released`) and notifies the player; each
+//!    once, guarded by the payout's status, so duplicates and late or
+//!    reordered webhooks change nothing.
+//! 4. A payout without an outcome is never released by time: the sweep asks
+//!    the PSP's status API after the timeout, applies a final answer through
+//!    the same path as a webhook, and otherwise leaves the money held and
+//!    the payout flagged for review.
+//!
+//! | item                 | pk                  | sk                          |
+//! |----------------------|---------------------|-----------------------------|
+//! | payout               | `PAYOUT#<id>`       | `A`                         |
+//! | accepted payout event| `PAYOUT#<id>`       | `EVT#<psp>#<event_id>`      |
+//! | day's payout total   | `WAL#<player>`      | `PODAY#<currency>#<day>`    |
+//! | due work (sweep)     | `PAYOUTQ`           | `<due ms, 15 digits>#<id>`  |
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::clock::{now_ms, Day};
+use crate::error::Error;
+use crate::ids::{PlayerId, PspId, TxnId};
+use crate::money::{Currency, Money};
+use crate::psp::health::Circuit;
+use crate::psp::routing::{RiskLevel, RouteRequest};
+use crate::psp::{PayoutRequest as PspPayout, PspError};
+use crate::queue::QueueName;
+use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Query, SkRange, UpdateOp, Write};
+
+use super::event::PayoutEvent;
+use super::keys;
+use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
+use super::payment::attr_to_json;
+use super::webhook::{Intake, Outcome as WebhookOutcome};
+use super::Ctx;
+
+/// Payouts handled per sweep run.
+pub const SWEEP_BATCH: usize = 100;
+const MAX_TOKEN: usize = 128;
+const DUE_PK: &str = "PAYOUTQ";
+
+/// The payout rules of a deployment (minor units of the payout's currency).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutPolicy {
+    pub max_per_payout_minor: i64,
+    pub max_per_day_minor: i64,
+    /// Payouts above this need full KYC; at or below, basic KYC (medium and
+    /// high risk players always need full KYC).
+    pub basic_kyc_max_minor: i64,
+    /// How long a payout may wait for its webhook before the PSP is asked.
+    pub outcome_timeout_ms: i64,
+    /// Wait before a deferred payout is tried again.
+    pub retry_after_ms: i64,
+}
+
+impl Default for PayoutPolicy {
+    fn default() -> Self {
+        PayoutPolicy {
+            max_per_payout_minor: 500_000,
+            max_per_day_minor: 1_000_000,
+            basic_kyc_max_minor: 200_000,
+            outcome_timeout_ms: 15 * 60_000,
+            retry_after_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KycLevel {
+    None,
+    Basic,
+    Full,
+}
+
+impl KycLevel {
+    pub fn parse(s: &str) -> Option<KycLevel> {
+        match s {
+            "none" => Some(KycLevel::None),
+            "basic" => Some(KycLevel::Basic),
+            "full" => Some(KycLevel::Full),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KycLevel::None => "none",
+            KycLevel::Basic => "basic",
+            KycLevel::Full => "full",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayoutStatus {
+    /// Waiting to be sent to a PSP (PSP down or degradation mode).
+    Deferred,
+    /// Sent; waiting for the PSP's outcome.
+    Pending,
+    /// No outcome after the timeout and the PSP could not say: held, flagged.
+    Review,
+    Succeeded,
+    Failed,
+}
+
+impl PayoutStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PayoutStatus::Deferred => "deferred",
+            PayoutStatus::Pending => "pending",
+            PayoutStatus::Review => "review",
+            PayoutStatus::Succeeded => "succeeded",
+            PayoutStatus::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<PayoutStatus> {
+        [
+            PayoutStatus::Deferred,
+            PayoutStatus::Pending,
+            PayoutStatus::Review,
+            PayoutStatus::Succeeded,
+            PayoutStatus::Failed,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+    pub fn is_final(&self) -> bool {
+        matches!(self, PayoutStatus::Succeeded | PayoutStatus::Failed)
+    }
+}
+
+/// The statuses a final outcome may be applied from.
+fn open_statuses() -> Vec<Attr> {
+    [
+        PayoutStatus::Deferred,
+        PayoutStatus::Pending,
+        PayoutStatus::Review,
+    ]
+    .iter()
+    .map(|s| Attr::from(s.as_str()))
+    .collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayoutRequest {
+    pub player: PlayerId,
+    pub amount: Money,
+    pub method: String,
+    pub destination_token: Option<String>,
+}
+
+const INIT_FIELDS: [&str; 6] = [
+    "player_id",
+    "amount",
+    "currency",
+    "method",
+    "destination_token",
+    "idempotency_key",
+];
+
+fn str_field<'a>(o: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
+    match o.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(Error::validation(name, "must be a string")),
+        None => Err(Error::validation(name, "is required")),
+    }
+}
+
+impl PayoutRequest {
+    pub fn parse(body: &Value) -> Result<PayoutRequest, Error> {
+        let o = body
+            .as_object()
+            .ok_or_else(|| Error::validation("body", "must be a JSON object"))?;
+        if let Some(unknown) = o.keys().find(|k| !INIT_FIELDS.contains(&k.as_str())) {
+            return Err(Error::validation(unknown, "unknown field"));
+        }
+        let currency = Currency::parse(str_field(o, "currency")?)
+            .map_err(|e| Error::validation("currency", e.to_string()))?;
+        let amount = Money::parse_decimal(str_field(o, "amount")?, currency)
+            .map_err(|e| Error::validation("amount", e.to_string()))?;
+        let method = str_field(o, "method")?;
+        if !super::payment::METHODS.contains(&method) {
+            return Err(Error::validation(
+                "method",
+                format!("must be one of {}", super::payment::METHODS.join(", ")),
+            ));
+        }
+        let destination_token = match o.get("destination_token") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t))
+                if !t.is_empty()
+                    && t.len() <= MAX_TOKEN
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                Some(t.clone())
+            }
+            Some(_) => {
+                return Err(Error::validation(
+                    "destination_token",
+                    "must be a PSP token of 1-128 characters [A-Za-z0-9_-]",
+                ))
+            }
+        };
+        Ok(PayoutRequest {
+            player: PlayerId::parse(str_field(o, "player_id")?)
+                .map_err(|e| Error::validation("player_id", e.to_string()))?,
+            amount,
+            method: method.to_owned(),
+            destination_token,
+        })
+    }
+}
+
+/// A stored payout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payout {
+    pub id: String,
+    pub player: PlayerId,
+    pub amount: Money,
+    pub method: String,
+    pub psp: PspId,
+    pub destination_token: Option<String>,
+    pub status: PayoutStatus,
+    pub psp_reference: Option<String>,
+    pub due_sk: Option<String>,
+}
+
+fn payout_key(id: &str) -> Key {
+    Key::new(format!("PAYOUT#{id}"), keys::MAIN_SK)
+}
+
+fn due_sk(due_ms: i64, id: &str) -> String {
+    format!("{:015}#{id}", due_ms.max(0))
+}
+
+fn due_item(due_ms: i64, id: &str) -> (Item, String) {
+    let sk = due_sk(due_ms, id);
+    (
+        item(
+            &Key::new(DUE_PK, sk.clone()),
+            [("payout_id", Attr::from(id))],
+        ),
+        sk,
+    )
+}
+
+fn day_total_key(player: &PlayerId, c: Currency, day: Day) -> Key {
+    Key::new(keys::wallet_pk(player), format!("PODAY#{}#{day}", c.code()))
+}
+
+impl Payout {
+    pub fn from_item(it: &Item) -> Result<Payout, Error> {
+        let bad = |what: &str| Error::Internal(format!("stored payout lacks {what}"));
+        let currency = it
+            .str_attr("currency")
+            .and_then(|c| Currency::parse(c).ok())
+            .ok_or_else(|| bad("currency"))?;
+        Ok(Payout {
+            id: it
+                .str_attr("payout_id")
+                .ok_or_else(|| bad("id"))?
+                .to_owned(),
+            player: it
+                .str_attr("player")
+                .and_then(|p| PlayerId::parse(p).ok())
+                .ok_or_else(|| bad("player"))?,
+            amount: it
+                .int_attr("amount")
+                .and_then(|a| Money::from_minor(a, currency).ok())
+                .ok_or_else(|| bad("amount"))?,
+            method: it.str_attr("method").unwrap_or_default().to_owned(),
+            psp: it
+                .str_attr("psp")
+                .and_then(|p| PspId::parse(p).ok())
+                .ok_or_else(|| bad("psp"))?,
+            destination_token: it.str_attr("destination_token").map(str::to_owned),
+            status: it
+                .str_attr("status")
+                .and_then(PayoutStatus::parse)
+                .ok_or_else(|| bad("status"))?,
+            psp_reference: it.str_attr("psp_reference").map(str::to_owned),
+            due_sk: it.str_attr("due_sk").map(str::to_owned),
+        })
+    }
+}
+
+/// The player's KYC level and risk level (profile item).
+async fn profile(ctx: &Ctx, player: &PlayerId) -> Result<(KycLevel, RiskLevel), Error> {
+    let p = ctx.store.get(&keys::player_profile(player)).await?;
+    let kyc = p
+        .as_ref()
+        .and_then(|p| p.str_attr("kyc_level"))
+        .and_then(KycLevel::parse)
+        .unwrap_or(KycLevel::None);
+    let risk = p
+        .as_ref()
+        .and_then(|p| p.str_attr("risk_level"))
+        .and_then(RiskLevel::parse)
+        .unwrap_or_default();
+    Ok((kyc, risk))
+}
+
+fn required_kyc(policy: &PayoutPolicy, amount: i64, risk: RiskLevel) -> KycLevel {
+    if amount > policy.basic_kyc_max_minor || risk >= RiskLevel::Medium {
+        KycLevel::Full
+    } else {
+        KycLevel::Basic
+    }
+}
+
+/// The checks before any money is held, each with its own error.
+async fn check(ctx: &Ctx, r: &PayoutRequest) -> Result<(), Error> {
+    let policy = &ctx.config.payouts;
+    if r.amount.minor() > policy.max_per_payout_minor {
+        return Err(Error::Limit {
+            field: "amount".into(),
+            reason: format!(
+                "above the per-payout limit of {}",
+                crate::money::format_minor(policy.max_per_payout_minor, r.amount.currency())
+            ),
+        });
+    }
+    let balance = ledger::Balance::from_item(
+        ctx.store
+            .get(&keys::balance(&r.player, r.amount.currency()))
+            .await?
+            .as_ref(),
+    );
+    if balance.to_wager() > 0 {
+        return Err(Error::PaymentRequiredWith {
+            code: "wagering_incomplete",
+            reason: "deposits must be wagered before a withdrawal".into(),
+            details: json!({"to_wager": crate::money::format_minor(balance.to_wager(), r.amount.currency())}),
+        });
+    }
+    let (kyc, risk) = profile(ctx, &r.player).await?;
+    let needed = required_kyc(policy, r.amount.minor(), risk);
+    if kyc < needed {
+        return Err(Error::PaymentRequiredWith {
+            code: "kyc_required",
+            reason: format!("this payout needs {} KYC (step-up)", needed.as_str()),
+            details: json!({"kyc_level": kyc.as_str(), "required_level": needed.as_str(), "risk_level": risk.as_str()}),
+        });
+    }
+    Ok(())
+}
+
+/// Where the payout goes, and why: the PSP of the player's last captured
+/// deposit (closed loop) if it is healthy, else the routing rules.
+async fn route(ctx: &Ctx, r: &PayoutRequest) -> Result<(PspId, Option<String>, String), Error> {
+    let mut q = Query::new(
+        keys::wallet_pk(&r.player),
+        SkRange::Prefix(format!("{}dep_", keys::LEDGER_PREFIX)),
+        1,
+    );
+    q.descending = true;
+    let last = ctx.store.query(&q).await?.items.into_iter().next();
+    let deposit_id = last
+        .as_ref()
+        .and_then(|e| e.str_attr("payment_id"))
+        .map(crate::ids::PaymentId::parse)
+        .transpose()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let deposit = match &deposit_id {
+        Some(id) => ctx.store.get(&keys::payment(id)).await?,
+        None => None,
+    };
+    let mut why_not = "no captured deposit to return to".to_owned();
+    if let Some(d) = &deposit {
+        let psp = d.str_attr("psp").and_then(|p| PspId::parse(p).ok());
+        let same_currency = d.str_attr("currency") == Some(r.amount.currency().code());
+        match psp {
+            Some(psp) if same_currency && ctx.psps.get(&psp).is_some() => {
+                if ctx.psps.health.state(&psp).circuit == Circuit::Closed {
+                    let token = d.str_attr("psp_reference").map(str::to_owned);
+                    let pid = deposit_id.as_ref().map(|p| p.as_str()).unwrap_or_default();
+                    return Ok((psp, token, format!("closed loop: deposit {pid}")));
+                }
+                why_not = format!("closed-loop PSP {psp} is unhealthy");
+            }
+            Some(psp) if !same_currency => {
+                why_not = format!("last deposit (via {psp}) was in another currency")
+            }
+            _ => why_not = "the deposit's PSP has no connector".into(),
+        }
+    }
+    let candidates = ctx.psps.router.candidates(&RouteRequest {
+        country: None,
+        amount: r.amount,
+        method: &r.method,
+        risk: profile(ctx, &r.player).await?.1,
+        seed: 0,
+    });
+    let c = candidates.into_iter().next().ok_or(Error::NoRoute)?;
+    Ok((c.psp, None, format!("{why_not}; {}", c.reason)))
+}
+
+/// `POST /v1/payouts/init`: check, hold, start (or defer). `id` is the
+/// payout id the idempotency engine reserved.
+pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<Value, Error> {
+    if let Some(old) = ctx.store.get(&payout_key(&id)).await? {
+        return Ok(view_of(&old));
+    }
+    check(ctx, &r).await?;
+    let (psp, deposit_token, reason) = route(ctx, &r).await?;
+    let token = r.destination_token.clone().or(deposit_token);
+    let now = now_ms();
+    let currency = r.amount.currency();
+    let mut record = item(
+        &payout_key(&id),
+        [
+            ("payout_id", Attr::from(id.as_str())),
+            ("player", Attr::from(r.player.as_str())),
+            ("amount", Attr::N(r.amount.minor())),
+            ("currency", Attr::from(currency.code())),
+            ("method", Attr::from(r.method.as_str())),
+            ("psp", Attr::from(psp.as_str())),
+            ("route_reason", Attr::from(reason.as_str())),
+            ("status", Attr::from(PayoutStatus::Deferred.as_str())),
+            ("created_ms", Attr::N(now)),
+            (
+                "history",
+                Attr::L(vec![history(PayoutStatus::Deferred, now, "held")]),
+            ),
+        ],
+    );
+    if let Some(t) = &token {
+        record.insert("destination_token".into(), Attr::from(t.as_str()));
+    }
+    let limit = ctx.config.payouts.max_per_day_minor;
+    let day = day_total_key(&r.player, currency, Day::of_ms(now));
+    let extra = [
+        Write::Put {
+            item: record,
+            cond: Some(Cond::NotExists),
+        },
+        Write::Update {
+            key: day,
+            ops: vec![UpdateOp::Add("total".into(), r.amount.minor())],
+            cond: Some(Cond::Or(vec![
+                Cond::AttrNotExists("total".into()),
+                Cond::Lt("total".into(), Attr::N(limit - r.amount.minor() + 1)),
+            ])),
+        },
+    ];
+    let mut m = Movement::new(&r.player, currency, txn(&id, "h")?, EntryKind::Hold);
+    m.available_delta = -r.amount.minor();
+    m.held_delta = r.amount.minor();
+    m.reason = "payout".into();
+    m.related = vec![("payout_id", id.clone())];
+    match ledger::apply(ctx, &m, &extra).await? {
+        Outcome::Moved(_) => {}
+        Outcome::Refused(Refusal::InsufficientFunds { available }) => {
+            return Err(Error::PaymentRequiredWith {
+                code: "insufficient_funds",
+                reason: format!("the payout is {} but less is available", r.amount),
+                details: json!({"available": crate::money::format_minor(available, currency)}),
+            })
+        }
+        Outcome::Refused(Refusal::Extra { index: 1, .. }) => {
+            return Err(Error::PaymentRequiredWith {
+                code: "daily_limit_reached",
+                reason: "this payout would pass the daily payout limit".into(),
+                details: json!({"daily_limit": crate::money::format_minor(limit, currency)}),
+            })
+        }
+        // The payout record exists: an earlier attempt of this request held.
+        Outcome::Refused(Refusal::Extra { .. }) => {}
+        Outcome::Refused(Refusal::NoHold) => return Err(Error::Internal("hold refused".into())),
+    }
+    tracing::info!(payout_id = %id, player_id = %r.player, psp = %psp, reason = %reason, "payout held");
+    let payout = load(ctx, &id).await?;
+    send_or_defer(ctx, &payout).await?;
+    Ok(view_of(
+        &ctx.store
+            .get(&payout_key(&id))
+            .await?
+            .ok_or(Error::NotFound { what: "payout" })?,
+    ))
+}
+
+fn txn(id: &str, step: &str) -> Result<TxnId, Error> {
+    let tail = id.strip_prefix("po_").unwrap_or(id);
+    TxnId::parse(&format!("po{step}_{tail}")).map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn history(status: PayoutStatus, at_ms: i64, note: &str) -> Attr {
+    let mut m = std::collections::BTreeMap::new();
+    m.insert("status".to_owned(), Attr::from(status.as_str()));
+    m.insert("at_ms".to_owned(), Attr::N(at_ms));
+    m.insert("note".to_owned(), Attr::from(note));
+    Attr::M(m)
+}
+
+pub async fn load(ctx: &Ctx, id: &str) -> Result<Payout, Error> {
+    let it = ctx
+        .store
+        .get(&payout_key(id))
+        .await?
+        .ok_or(Error::NotFound { what: "payout" })?;
+    Payout::from_item(&it)
+}
+
+/// Move a payout between open statuses, replacing its due-work item.
+async fn reschedule(
+    ctx: &Ctx,
+    p: &Payout,
+    to: PayoutStatus,
+    due_ms: Option<i64>,
+    note: &str,
+    reference: Option<&str>,
+) -> Result<bool, Error> {
+    let now = now_ms();
+    let mut writes = Vec::new();
+    let mut ops = vec![
+        UpdateOp::set("status", to.as_str()),
+        UpdateOp::Append("history".into(), vec![history(to, now, note)]),
+    ];
+    if let Some(r) = reference {
+        ops.push(UpdateOp::set("psp_reference", r));
+    }
+    match due_ms {
+        Some(due) => {
+            let (it, sk) = due_item(due, &p.id);
+            ops.push(UpdateOp::set("due_sk", sk.as_str()));
+            writes.push(Write::Put {
+                item: it,
+                cond: None,
+            });
+        }
+        None => ops.push(UpdateOp::Remove("due_sk".into())),
+    }
+    if let Some(old) = &p.due_sk {
+        if due_ms.is_none_or(|d| &due_sk(d, &p.id) != old) {
+            writes.push(Write::Delete {
+                key: Key::new(DUE_PK, old.clone()),
+                cond: None,
+            });
+        }
+    }
+    writes.insert(
+        0,
+        Write::Update {
+            key: payout_key(&p.id),
+            ops,
+            cond: Some(Cond::eq("status", p.status.as_str())),
+        },
+    );
+    match ctx.store.transact(writes).await {
+        Ok(()) => Ok(true),
+        Err(crate::store::StoreError::ConditionFailed { index: 0, .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Send a held payout to its PSP, or defer it (PSP down, degradation mode).
+async fn send_or_defer(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
+    let now = now_ms();
+    let policy = &ctx.config.payouts;
+    let modes = ctx.psps.modes.current(ctx.store.as_ref(), now).await?;
+    if modes.degraded {
+        reschedule(
+            ctx,
+            p,
+            PayoutStatus::Deferred,
+            Some(now + policy.retry_after_ms),
+            "deferred: degradation mode",
+            None,
+        )
+        .await?;
+        return Ok(());
+    }
+    let Some(connector) = ctx.psps.get(&p.psp) else {
+        reschedule(
+            ctx,
+            p,
+            PayoutStatus::Review,
+            None,
+            "no connector for the payout's PSP",
+            None,
+        )
+        .await?;
+        return Ok(());
+    };
+    let req = PspPayout {
+        payout_id: &p.id,
+        amount: p.amount,
+        destination_token: p.destination_token.as_deref(),
+    };
+    match connector.start_payout(&req).await {
+        Ok(op) => {
+            reschedule(
+                ctx,
+                p,
+                PayoutStatus::Pending,
+                Some(now + policy.outcome_timeout_ms),
+                "sent to the PSP",
+                Some(&op.reference),
+            )
+            .await?;
+        }
+        Err(PspError::Unavailable(why)) => {
+            tracing::warn!(payout_id = %p.id, psp = %p.psp, why = %why, "payout deferred: PSP unavailable");
+            reschedule(
+                ctx,
+                p,
+                PayoutStatus::Deferred,
+                Some(now + policy.retry_after_ms),
+                "deferred: PSP unavailable",
+                None,
+            )
+            .await?;
+        }
+        Err(e) => {
+            tracing::error!(payout_id = %p.id, psp = %p.psp, error = %e, "PSP refused the payout");
+            finish(ctx, p, PayoutStatus::Failed, &e.to_string(), None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A final outcome: settle (succeeded) or release (failed) the hold, once,
+/// whatever the order and number of deliveries. `Ok(false)`: the payout was
+/// already final (a late or repeated outcome).
+pub async fn finish(
+    ctx: &Ctx,
+    p: &Payout,
+    outcome: PayoutStatus,
+    reason: &str,
+    event_id: Option<&str>,
+) -> Result<bool, Error> {
+    let (kind, step, available_delta) = match outcome {
+        PayoutStatus::Succeeded => (EntryKind::HoldSettled, "s", 0),
+        PayoutStatus::Failed => (EntryKind::HoldReleased, "r", p.amount.minor()),
+        _ => return Err(Error::Internal("finish needs a final status".into())),
+    };
+    let mut m = Movement::new(&p.player, p.amount.currency(), txn(&p.id, step)?, kind);
+    m.available_delta = available_delta;
+    m.held_delta = -p.amount.minor();
+    m.reason = reason.chars().take(200).collect();
+    m.related = vec![("payout_id", p.id.clone())];
+    let now = now_ms();
+    let mut ops = vec![
+        UpdateOp::set("status", outcome.as_str()),
+        UpdateOp::set("final_reason", m.reason.as_str()),
+        UpdateOp::Append(
+            "history".into(),
+            vec![history(outcome, now, event_id.unwrap_or(reason))],
+        ),
+        UpdateOp::Remove("due_sk".into()),
+    ];
+    if outcome == PayoutStatus::Succeeded {
+        ops.push(UpdateOp::Remove("flagged".into()));
+    }
+    let mut extra = vec![Write::Update {
+        key: payout_key(&p.id),
+        ops,
+        cond: Some(Cond::In("status".into(), open_statuses())),
+    }];
+    if let Some(sk) = &p.due_sk {
+        extra.push(Write::Delete {
+            key: Key::new(DUE_PK, sk.clone()),
+            cond: None,
+        });
+    }
+    let fresh = match ledger::apply(ctx, &m, &extra).await? {
+        Outcome::Moved(e) => e.fresh,
+        Outcome::Refused(Refusal::Extra { .. }) => false,
+        Outcome::Refused(r) => {
+            return Err(Error::Internal(format!("payout outcome refused: {r:?}")))
+        }
+    };
+    if fresh {
+        tracing::info!(payout_id = %p.id, status = outcome.as_str(), "payout final");
+    }
+    if outcome == PayoutStatus::Failed
+        && (fresh || load(ctx, &p.id).await?.status == PayoutStatus::Failed)
+    {
+        notify_failed(ctx, p, reason).await?;
+    }
+    Ok(fresh)
+}
+
+/// The player notification of a failed payout (at least once; consumers
+/// dedupe on `notification_id`).
+async fn notify_failed(ctx: &Ctx, p: &Payout, reason: &str) -> Result<(), Error> {
+    let body = json!({
+        "notification_id": format!("payout_failed:{}", p.id),
+        "type": "payout_failed",
+        "player_id": p.player,
+        "payout_id": p.id,
+        "amount": p.amount.to_decimal(),
+        "currency": p.amount.currency(),
+        "reason": reason,
+    });
+    ctx.queue
+        .send(QueueName::Notifications, &body.to_string())
+        .await
+        .map(|_| ())
+        .map_err(Error::from)
+}
+
+/// The sweep: deferred payouts are sent again; pending ones past their
+/// timeout are asked about at the PSP, then finished or flagged for review.
+/// Returns how many due payouts it handled.
+pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
+    let q = Query::new(
+        DUE_PK,
+        SkRange::Between(String::new(), due_sk(now, "~")),
+        SWEEP_BATCH,
+    );
+    let due = ctx.store.query(&q).await?.items;
+    for d in &due {
+        let Some(id) = d.str_attr("payout_id") else {
+            continue;
+        };
+        let p = match load(ctx, id).await {
+            Ok(p) => p,
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        match p.status {
+            PayoutStatus::Deferred => send_or_defer(ctx, &p).await?,
+            PayoutStatus::Pending => ask_psp(ctx, &p).await?,
+            _ => {
+                let sk = d.str_attr("sk").unwrap_or_default().to_owned();
+                ctx.store
+                    .write(Write::Delete {
+                        key: Key::new(DUE_PK, sk),
+                        cond: None,
+                    })
+                    .await?;
+            }
+        }
+    }
+    Ok(due.len())
+}
+
+/// Timeout: ask the PSP; a final answer goes the webhook's way, anything
+/// else leaves the money held and the payout flagged for review.
+async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
+    let answer = match (ctx.psps.get(&p.psp), &p.psp_reference) {
+        (Some(c), Some(reference)) => c.payout_status(reference).await.ok(),
+        _ => None,
+    };
+    match answer.as_ref().map(|op| op.status.as_str()) {
+        Some("succeeded") => finish(
+            ctx,
+            p,
+            PayoutStatus::Succeeded,
+            "PSP status API: succeeded",
+            Some("status_api"),
+        )
+        .await
+        .map(|_| ()),
+        Some("failed") => finish(
+            ctx,
+            p,
+            PayoutStatus::Failed,
+            "PSP status API: failed",
+            Some("status_api"),
+        )
+        .await
+        .map(|_| ()),
+        _ => {
+            tracing::warn!(payout_id = %p.id, psp = %p.psp, "payout without outcome after the timeout: held, flagged for review");
+            reschedule(
+                ctx,
+                p,
+                PayoutStatus::Review,
+                None,
+                "no outcome after the timeout; held for review",
+                None,
+            )
+            .await?;
+            ctx.store
+                .write(Write::Update {
+                    key: payout_key(&p.id),
+                    ops: vec![UpdateOp::set("flagged", true)],
+                    cond: None,
+                })
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// `GET /v1/payouts/{id}`: status, route, history.
+pub async fn view(ctx: &Ctx, id: &str) -> Result<Value, Error> {
+    let it = ctx
+        .store
+        .get(&payout_key(id))
+        .await?
+        .ok_or(Error::NotFound { what: "payout" })?;
+    Ok(view_of(&it))
+}
+
+fn view_of(it: &Item) -> Value {
+    let currency = it
+        .str_attr("currency")
+        .and_then(|c| Currency::parse(c).ok());
+    let amount = match (it.int_attr("amount"), currency) {
+        (Some(a), Some(c)) => Value::String(crate::money::format_minor(a, c)),
+        _ => Value::Null,
+    };
+    json!({
+        "payout_id": it.str_attr("payout_id"),
+        "player_id": it.str_attr("player"),
+        "amount": amount,
+        "currency": it.str_attr("currency"),
+        "method": it.str_attr("method"),
+        "psp": it.str_attr("psp"),
+        "route_reason": it.str_attr("route_reason"),
+        "status": it.str_attr("status"),
+        "psp_reference": it.str_attr("psp_reference"),
+        "final_reason": it.str_attr("final_reason"),
+        "flagged": it.get("flagged").and_then(Attr::as_bool).unwrap_or(false),
+        "created_at_ms": it.int_attr("created_ms"),
+        "history": it.get("history").map(attr_to_json).unwrap_or(Value::Null),
+    })
+}
+
+fn event_key(ev: &PayoutEvent) -> Key {
+    Key::new(
+        format!("PAYOUT#{}", ev.payout_id),
+        format!("{}{}#{}", keys::EVENT_PREFIX, ev.psp, ev.event_id),
+    )
+}
+
+fn matches(p: &Payout, ev: &PayoutEvent) -> bool {
+    p.amount.minor() == ev.amount_minor && p.amount.currency() == ev.currency && p.psp == ev.psp
+}
+
+/// A payout case (mismatch, contradicting outcome), once per event.
+async fn open_case(ctx: &Ctx, kind: &str, ev: &PayoutEvent, p: &Payout) -> Result<(), Error> {
+    let key = Key::new(
+        format!("PAYOUT#{}", ev.payout_id),
+        format!("{}{}#{}", keys::CASE_PREFIX, ev.psp, ev.event_id),
+    );
+    let it = item(
+        &key,
+        [
+            ("kind", Attr::from(kind)),
+            ("case_status", Attr::from("open")),
+            ("payout_status", Attr::from(p.status.as_str())),
+            ("event_status", Attr::from(ev.status.as_str())),
+            ("event_amount", Attr::N(ev.amount_minor)),
+            ("event_currency", Attr::from(ev.currency.code())),
+            ("event_psp", Attr::from(ev.psp.as_str())),
+            ("payout_amount", Attr::N(p.amount.minor())),
+            ("opened_ms", Attr::N(now_ms())),
+        ],
+    );
+    match ctx
+        .store
+        .write(Write::Put {
+            item: it,
+            cond: Some(Cond::NotExists),
+        })
+        .await
+    {
+        Ok(()) => {
+            tracing::warn!(payout_id = %p.id, event_id = %ev.event_id, kind, "payout case opened");
+            Ok(())
+        }
+        Err(crate::store::StoreError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Webhook intake of a payout outcome: match, dedupe by event id, enqueue
+/// (then record the event id, as for payments).
+pub async fn intake_event(ctx: &Ctx, ev: PayoutEvent) -> Result<Intake, Error> {
+    let found = ctx
+        .store
+        .get(&payout_key(&ev.payout_id))
+        .await?
+        .ok_or(Error::NotFound { what: "payout" })?;
+    let p = Payout::from_item(&found)?;
+    let answer = |outcome| Intake {
+        event_id: ev.event_id.clone(),
+        outcome,
+    };
+    if !matches(&p, &ev) {
+        open_case(ctx, "webhook_mismatch", &ev, &p).await?;
+        return Ok(answer(WebhookOutcome::Mismatch));
+    }
+    let key = event_key(&ev);
+    if ctx.store.get(&key).await?.is_some() {
+        return Ok(answer(WebhookOutcome::Duplicate));
+    }
+    ctx.queue
+        .send(QueueName::Events, &ev.to_message()?)
+        .await
+        .map_err(|_| Error::Unavailable("event queue".into()))?;
+    let record = item(
+        &key,
+        [
+            ("outcome", Attr::from("accepted")),
+            ("status", Attr::from(ev.status.as_str())),
+            ("at_ms", Attr::N(now_ms())),
+        ],
+    );
+    match ctx
+        .store
+        .write(Write::Put {
+            item: record,
+            cond: Some(Cond::NotExists),
+        })
+        .await
+    {
+        Ok(()) => {}
+        Err(crate::store::StoreError::ConditionFailed { .. }) => {
+            return Ok(answer(WebhookOutcome::Duplicate))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(payout_id = %ev.payout_id, event_id = %ev.event_id, status = %ev.status, "payout webhook accepted");
+    Ok(answer(WebhookOutcome::Accepted))
+}
+
+/// The consumer's side: apply a payout outcome. `Err(true)`: retry.
+pub async fn apply_event(ctx: &Ctx, ev: &PayoutEvent) -> Result<(), bool> {
+    let p = match load(ctx, &ev.payout_id).await {
+        Ok(p) => p,
+        Err(Error::NotFound { .. }) => return Err(true),
+        Err(e) => return Err(e.row().retryable),
+    };
+    if !matches(&p, ev) {
+        return Ok(()); // a case was opened at intake; no money moves
+    }
+    let outcome = if ev.status == "succeeded" {
+        PayoutStatus::Succeeded
+    } else {
+        PayoutStatus::Failed
+    };
+    let reason = ev
+        .reason
+        .clone()
+        .unwrap_or_else(|| format!("PSP webhook: {}", ev.status));
+    match finish(ctx, &p, outcome, &reason, Some(ev.event_id.as_str())).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            let now = load(ctx, &p.id).await.map_err(|e| e.row().retryable)?;
+            if now.status.is_final() && now.status != outcome {
+                open_case(ctx, "conflicting_final_status", ev, &now)
+                    .await
+                    .map_err(|e| e.row().retryable)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.row().retryable),
+    }
+}
