@@ -134,6 +134,9 @@ EXPECTED = {
     ("get", "/v1/admin/routing"),
     ("put", "/v1/admin/degradation"),
     ("put", "/v1/admin/players/{player_id}/risk"),
+    ("put", "/v1/admin/players/{player_id}/kyc"),
+    ("post", "/v1/payouts/init"),
+    ("get", "/v1/payouts/{payout_id}"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -147,6 +150,9 @@ FUNCTIONS = {
         ("get", "/v1/admin/routing"),
         ("put", "/v1/admin/degradation"),
         ("put", "/v1/admin/players/{player_id}/risk"),
+        ("put", "/v1/admin/players/{player_id}/kyc"),
+        ("post", "/v1/payouts/init"),
+        ("get", "/v1/payouts/{payout_id}"),
     }),
     "WebhookIntakeFunction": ("webhook-intake", {
         ("post", "/v1/payments/webhook"),
@@ -161,12 +167,14 @@ FUNCTIONS = {
         ("post", "/v1/wallet/rollback"),
         ("get", "/v1/wallet/rounds/{round_id}"),
     }),
+    "PayoutSweeperFunction": ("payout-sweeper", set()),
     "ReconciliationFunction": ("reconciliation", set()),
 }
 SQS_CONSUMERS = {"WalletCreditFunction": "EventsQueue"}
 # Read at start-up by every function but reconciliation; missing -> start-up error.
 REQUIRED_ENV = {
     "PAYLOOP_STORE", "PAYLOOP_TABLE", "PAYLOOP_QUEUE_URL_EVENTS", "PAYLOOP_QUEUE_URL_EVENTS_DLQ",
+    "PAYLOOP_QUEUE_URL_NOTIFICATIONS",
     "PAYLOOP_CLIENT_KEYS", "PAYLOOP_PLATFORM_KEYS", "PAYLOOP_WEBHOOK_SECRETS", "PAYLOOP_PUBLIC_URL",
     "PAYLOOP_PSP_ENDPOINTS", "PAYLOOP_PSP_API_KEY",
 }

@@ -1,0 +1,24 @@
+//! Lambda entry point of the payout sweep (EventBridge schedule, every
+//! minute): deferred payouts are sent again, payouts past their outcome
+//! timeout are asked about at the PSP or flagged for review.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::{json, Value};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    payloop::runtime::init_tracing();
+    let ctx = payloop::runtime::lambda_ctx().await?;
+    lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
+        let ctx = ctx.clone();
+        async move {
+            // A failed run is reported to Lambda (and retried by the next minute's run).
+            let handled = payloop::domain::payout::sweep(&ctx, payloop::clock::now_ms())
+                .await
+                .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
+            tracing::info!(handled, "payout sweep");
+            Ok::<_, lambda_runtime::Error>(json!({ "handled": handled }))
+        }
+    }))
+    .await
+}
