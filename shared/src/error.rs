@@ -49,9 +49,13 @@ pub enum Error {
         reason: String,
         details: Value,
     },
-    /// A configured limit (per payout…) the request is above.
+    /// A limit (per payout, refundable amount…) the request is above.
     #[error("{field}: {reason}")]
-    Limit { field: String, reason: String },
+    Limit {
+        code: &'static str,
+        field: String,
+        reason: String,
+    },
     #[error("request body too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
     #[error("too many requests")]
@@ -96,7 +100,7 @@ impl Error {
             Error::UnknownPayment => (404, "unknown_payment", false),
             Error::PaymentRequired { code, .. } => (402, *code, false),
             Error::PaymentRequiredWith { code, .. } => (402, *code, false),
-            Error::Limit { .. } => (422, "payout_limit", false),
+            Error::Limit { code, .. } => (422, *code, false),
             Error::PayloadTooLarge { .. } => (413, "payload_too_large", false),
             Error::RateLimited => (429, "rate_limited", true),
             Error::Unavailable(_) => (503, "service_unavailable", true),

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use payloop::domain::deposit::{self, InitRequest};
 use payloop::domain::operator;
 use payloop::domain::payout::{self, PayoutRequest};
+use payloop::domain::refund;
 use payloop::domain::Ctx;
 use payloop::edge::{authenticate, idempotency_key, idempotent, parse_json, ApiError, RawBody};
 use payloop::ids::PaymentId;
@@ -25,6 +26,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route(INIT_PATH, post(init))
         .route("/v1/payments/{payment_id}", get(show))
         .route("/v1/payments/{payment_id}/deliveries", get(deliveries))
+        .route("/v1/payments/{payment_id}/refund", post(refund))
         .route(PAYOUT_INIT_PATH, post(payout_init))
         .route("/v1/payouts/{payout_id}", get(payout_show))
         .route("/v1/admin/routing", get(routing_view))
@@ -152,4 +154,28 @@ async fn set_player_kyc(
     Ok(Json(
         operator::set_player_kyc(&ctx, &player, &parse_json(&raw)?).await?,
     ))
+}
+
+/// `POST /v1/payments/{payment_id}/refund` (operator: platform key).
+async fn refund(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<Response, ApiError> {
+    let operator = authenticate(&headers, &ctx.config.platform_keys)?;
+    let key = idempotency_key(&headers, None)?;
+    let scope = format!("platform:{operator}");
+    let payment = payment_id(&id)?;
+    let path = format!("/v1/payments/{payment}/refund");
+    let (ctx_ref, raw_ref, payment_ref) = (&ctx, &raw, &payment);
+    let work = |reserved: String| async move {
+        let body = parse_json(raw_ref)?;
+        let refund_id = format!("rf_{reserved}");
+        Ok((
+            StatusCode::CREATED,
+            refund::request(ctx_ref, payment_ref, &body, refund_id).await?,
+        ))
+    };
+    Ok(idempotent(&ctx, &scope, &key, "POST", &path, &raw, work).await)
 }

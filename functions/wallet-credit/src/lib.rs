@@ -8,6 +8,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use payloop::domain::event::{parse_message, Inbound};
 use payloop::domain::payout;
+use payloop::domain::refund;
+use payloop::domain::reports::{self, ReportKind};
 use payloop::domain::rounds::{self, RoundOp, RoundRequest};
 use payloop::domain::wallet::{self, apply_event};
 use payloop::domain::Ctx;
@@ -33,6 +35,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route(DEBIT_PATH, post(debit))
         .route(ROLLBACK_PATH, post(rollback))
         .route("/v1/wallet/rounds/{round_id}", get(round))
+        .route("/v1/reports/{kind}", get(report))
         .route("/v1/wallet/{player_id}", get(show))
         .route("/v1/ops/dlq/replay", post(replay))
         .with_state(ctx)
@@ -48,6 +51,7 @@ pub async fn process_message(ctx: &Ctx, message_id: &str, body: &str) -> Result<
     let ev = match parse_message(body) {
         Ok(Inbound::Payment(ev)) => ev,
         Ok(Inbound::Payout(ev)) => return payout::apply_event(ctx, &ev).await,
+        Ok(Inbound::Refund(ev)) => return refund::apply_event(ctx, &ev).await,
         Err(e) => {
             tracing::error!(message_id, error = %e, retryable = false, "unparseable event message");
             return Err(false);
@@ -201,6 +205,30 @@ async fn show(
     let player =
         PlayerId::parse(&player).map_err(|e| Error::validation("player_id", e.to_string()))?;
     Ok(Json(wallet::wallet_view(&ctx, &player).await?))
+}
+
+#[derive(Deserialize)]
+struct ReportParams {
+    date: Option<String>,
+}
+
+/// `GET /v1/reports/{refunds|chargebacks}?date=YYYY-MM-DD` (platform key).
+async fn report(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(kind): Path<String>,
+    Query(p): Query<ReportParams>,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let kind = ReportKind::parse(&kind)
+        .filter(|k| *k != ReportKind::Deposits)
+        .ok_or_else(|| Error::validation("kind", "must be refunds or chargebacks"))?;
+    let day = match p.date.as_deref() {
+        None => payloop::clock::Day::today(),
+        Some(d) => payloop::clock::Day::parse(d)
+            .ok_or_else(|| Error::validation("date", "must be YYYY-MM-DD"))?,
+    };
+    Ok(Json(reports::report(&ctx, kind, day).await?))
 }
 
 #[derive(Deserialize)]

@@ -52,11 +52,33 @@ impl PayoutEvent {
     }
 }
 
+/// A verified, normalised refund outcome from a PSP (queue message too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundEvent {
+    pub psp: PspId,
+    pub event_id: EventId,
+    pub refund_id: String,
+    pub payment_id: PaymentId,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    pub occurred_ms: i64,
+}
+
+impl RefundEvent {
+    pub fn to_message(&self) -> Result<String, crate::Error> {
+        serde_json::to_string(self).map_err(|e| crate::Error::Internal(e.to_string()))
+    }
+}
+
 /// What a PSP webhook is about, once verified and normalised.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {
     Payment(PspEvent),
     Payout(PayoutEvent),
+    Refund(RefundEvent),
 }
 
 impl Inbound {
@@ -64,6 +86,7 @@ impl Inbound {
         match self {
             Inbound::Payment(e) => e.occurred_ms,
             Inbound::Payout(e) => e.occurred_ms,
+            Inbound::Refund(e) => e.occurred_ms,
         }
     }
 }
@@ -74,6 +97,7 @@ pub fn parse_message(body: &str) -> Result<Inbound, serde_json::Error> {
         Ok(ev) => Ok(Inbound::Payment(ev)),
         Err(payment_err) => serde_json::from_str::<PayoutEvent>(body)
             .map(Inbound::Payout)
+            .or_else(|_| serde_json::from_str::<RefundEvent>(body).map(Inbound::Refund))
             .map_err(|_| payment_err),
     }
 }

@@ -219,11 +219,19 @@ async fn take_over(
     }
 }
 
-/// Finish a claim: remember a 2xx response, release the key otherwise (the
-/// record stays, marked released, so a retry keeps the resource id).
+/// Responses a key remembers: successes, and 402 refusals (decided on the
+/// state at the time: funds, wagering, KYC). Validation errors, conflicts and
+/// 5xx release the key so the request can be corrected or retried.
+pub fn remembers(status: u16) -> bool {
+    (200..300).contains(&status) || status == 402
+}
+
+/// Finish a claim: remember the response (see [`remembers`]), release the
+/// key otherwise (the record stays, marked released, so a retry keeps the
+/// resource id).
 pub async fn finish(store: &dyn Store, claim: Claim, status: u16, body: &str) -> Result<(), Error> {
     let owned = Cond::And(vec![Cond::Exists, Cond::eq("owner", claim.owner.as_str())]);
-    let ops = if (200..300).contains(&status) {
+    let ops = if remembers(status) {
         vec![
             UpdateOp::set("state", COMPLETED),
             UpdateOp::set("status", i64::from(status)),

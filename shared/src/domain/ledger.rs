@@ -306,28 +306,62 @@ impl Audit {
 }
 
 /// Read a whole wallet (paged) and check it. For tests and operators.
+/// Movements may commit while it reads: it reads the balances before and
+/// after the entries and retries until both reads agree (a snapshot).
 pub async fn audit(ctx: &Ctx, player: &PlayerId) -> Result<Audit, Error> {
-    let mut audit = Audit::default();
-    let mut q = Query::new(
+    for _ in 0..MAX_RACES {
+        let before = read_balances(ctx, player).await?;
+        let entries = read_entries(ctx, player).await?;
+        if read_balances(ctx, player).await? == before {
+            return Ok(check(before, entries));
+        }
+    }
+    Err(Error::Unavailable(format!(
+        "wallet of {player} kept moving during the audit"
+    )))
+}
+
+async fn read_balances(ctx: &Ctx, player: &PlayerId) -> Result<BTreeMap<Currency, Balance>, Error> {
+    let q = Query::new(
         keys::wallet_pk(player),
         SkRange::Prefix(keys::BALANCE_PREFIX.into()),
         AUDIT_PAGE,
     );
-    for it in ctx.store.query(&q).await?.items {
-        if let Some(c) = it.str_attr("sk").and_then(keys::balance_currency) {
-            audit.balances.insert(c, Balance::from_item(Some(&it)));
-        }
-    }
-    q.range = SkRange::Prefix(keys::LEDGER_PREFIX.into());
+    Ok(ctx
+        .store
+        .query(&q)
+        .await?
+        .items
+        .iter()
+        .filter_map(|it| {
+            let c = it.str_attr("sk").and_then(keys::balance_currency)?;
+            Some((c, Balance::from_item(Some(it))))
+        })
+        .collect())
+}
+
+async fn read_entries(ctx: &Ctx, player: &PlayerId) -> Result<Vec<Item>, Error> {
+    let mut q = Query::new(
+        keys::wallet_pk(player),
+        SkRange::Prefix(keys::LEDGER_PREFIX.into()),
+        AUDIT_PAGE,
+    );
     let mut entries = Vec::new();
     loop {
         let page = ctx.store.query(&q).await?;
         entries.extend(page.items);
         match page.next {
             Some(next) => q.after = Some(next),
-            None => break,
+            None => return Ok(entries),
         }
     }
+}
+
+fn check(balances: BTreeMap<Currency, Balance>, mut entries: Vec<Item>) -> Audit {
+    let mut audit = Audit {
+        balances,
+        ..Audit::default()
+    };
     // Each entry carries the balance version it produced: in version order
     // the recorded balances-after must be exactly the running sums.
     entries.sort_by_key(|e| e.int_attr("version").unwrap_or(0));
@@ -351,6 +385,16 @@ pub async fn audit(ctx: &Ctx, player: &PlayerId) -> Result<Audit, Error> {
                 slot.2
             ));
         }
+        // Below zero only through a refund or chargeback, and then flagged.
+        let negative = slot.0 < 0;
+        let may = matches!(e.str_attr("kind"), Some("refund" | "chargeback"));
+        let flagged = e.get("flagged").and_then(Attr::as_bool) == Some(true);
+        if negative && (!flagged || (!may && e.int_attr("available_delta").unwrap_or(0) < 0)) {
+            let txn = e.str_attr("txn_id").unwrap_or_default();
+            audit.broken_chain.push(format!(
+                "{txn}: negative balance without a flagged refund/chargeback"
+            ));
+        }
     }
-    Ok(audit)
+    audit
 }

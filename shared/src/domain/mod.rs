@@ -18,6 +18,8 @@ pub mod operator;
 pub mod pan;
 pub mod payment;
 pub mod payout;
+pub mod refund;
+pub mod reports;
 pub mod rounds;
 pub mod signature;
 pub mod wallet;

@@ -19,15 +19,18 @@ pub enum PaymentStatus {
     Captured,
     Failed,
     Canceled,
+    /// A captured payment the player's bank took back.
+    ChargedBack,
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 5] = [
+    pub const ALL: [PaymentStatus; 6] = [
         PaymentStatus::Pending,
         PaymentStatus::Authorized,
         PaymentStatus::Captured,
         PaymentStatus::Failed,
         PaymentStatus::Canceled,
+        PaymentStatus::ChargedBack,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -37,6 +40,7 @@ impl PaymentStatus {
             PaymentStatus::Captured => "captured",
             PaymentStatus::Failed => "failed",
             PaymentStatus::Canceled => "canceled",
+            PaymentStatus::ChargedBack => "charged_back",
         }
     }
 
@@ -49,16 +53,22 @@ impl PaymentStatus {
             PaymentStatus::Pending => 0,
             PaymentStatus::Authorized => 1,
             PaymentStatus::Captured | PaymentStatus::Failed | PaymentStatus::Canceled => 2,
+            PaymentStatus::ChargedBack => 3,
         }
     }
 
+    /// The PSP's outcome is known (a chargeback may still follow a capture).
     pub fn is_final(&self) -> bool {
-        self.rank() == 2
+        self.rank() >= 2
     }
 
-    /// May a payment in `self` move to `next`? Only strictly forward.
+    /// May a payment in `self` move to `next`? Only strictly forward, and a
+    /// chargeback only from captured.
     pub fn can_move_to(&self, next: PaymentStatus) -> bool {
-        next.rank() > self.rank()
+        match next {
+            PaymentStatus::ChargedBack => *self == PaymentStatus::Captured,
+            _ => next.rank() > self.rank(),
+        }
     }
 
     /// Every status from which `next` is reachable: the condition of the
@@ -219,25 +229,29 @@ mod tests {
             vec![Pending, Authorized]
         );
         assert_eq!(PaymentStatus::predecessors(Authorized), vec![Pending]);
+        assert_eq!(PaymentStatus::predecessors(ChargedBack), vec![Captured]);
+        assert!(!Failed.can_move_to(ChargedBack) && !Pending.can_move_to(ChargedBack));
     }
 
     proptest! {
         /// Applying any sequence of events (in any order, with repeats) never
-        /// leaves a final state, and the end state only depends on which final
-        /// event came first.
+        /// leaves a final state except captured → charged_back, and the end
+        /// state only depends on which PSP outcome came first.
         #[test]
-        fn any_event_order_is_monotonic(events in prop::collection::vec(0usize..5, 0..20)) {
+        fn any_event_order_is_monotonic(events in prop::collection::vec(0usize..6, 0..20)) {
             let mut s = Pending;
             let mut first_final = None;
             for e in events {
                 let next = PaymentStatus::ALL[e];
                 if s.can_move_to(next) {
-                    prop_assert!(!s.is_final());
+                    prop_assert!(!s.is_final() || (s == Captured && next == ChargedBack));
                     s = next;
                     if s.is_final() && first_final.is_none() { first_final = Some(s); }
                 }
             }
-            if let Some(f) = first_final { prop_assert_eq!(s, f); }
+            if let Some(f) = first_final {
+                prop_assert!(s == f || (f == Captured && s == ChargedBack));
+            }
         }
     }
 }

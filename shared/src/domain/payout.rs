@@ -326,6 +326,7 @@ async fn check(ctx: &Ctx, r: &PayoutRequest) -> Result<(), Error> {
     let policy = &ctx.config.payouts;
     if r.amount.minor() > policy.max_per_payout_minor {
         return Err(Error::Limit {
+            code: "payout_limit",
             field: "amount".into(),
             reason: format!(
                 "above the per-payout limit of {}",
@@ -898,38 +899,8 @@ pub async fn intake_event(ctx: &Ctx, ev: PayoutEvent) -> Result<Intake, Error> {
         open_case(ctx, "webhook_mismatch", &ev, &p).await?;
         return Ok(answer(WebhookOutcome::Mismatch));
     }
-    let key = event_key(&ev);
-    if ctx.store.get(&key).await?.is_some() {
-        return Ok(answer(WebhookOutcome::Duplicate));
-    }
-    ctx.queue
-        .send(QueueName::Events, &ev.to_message()?)
-        .await
-        .map_err(|_| Error::Unavailable("event queue".into()))?;
-    let record = item(
-        &key,
-        [
-            ("outcome", Attr::from("accepted")),
-            ("status", Attr::from(ev.status.as_str())),
-            ("at_ms", Attr::N(now_ms())),
-        ],
-    );
-    match ctx
-        .store
-        .write(Write::Put {
-            item: record,
-            cond: Some(Cond::NotExists),
-        })
-        .await
-    {
-        Ok(()) => {}
-        Err(crate::store::StoreError::ConditionFailed { .. }) => {
-            return Ok(answer(WebhookOutcome::Duplicate))
-        }
-        Err(e) => return Err(e.into()),
-    }
-    tracing::info!(payout_id = %ev.payout_id, event_id = %ev.event_id, status = %ev.status, "payout webhook accepted");
-    Ok(answer(WebhookOutcome::Accepted))
+    let message = ev.to_message()?;
+    super::webhook::enqueue_once(ctx, event_key(&ev), message, &ev.event_id, &ev.status).await
 }
 
 /// The consumer's side: apply a payout outcome. `Err(true)`: retry.

@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use crate::clock::now_ms;
+use crate::clock::{now_ms, Day};
 use crate::error::Error;
 use crate::ids::{PaymentId, PlayerId, TxnId};
 use crate::money::{format_minor, Money};
@@ -18,6 +18,7 @@ use super::event::PspEvent;
 use super::keys;
 use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
 use super::payment::{history_entry, Payment, PaymentStatus};
+use super::reports::{self, ReportKind};
 use super::webhook::{event_matches, open_case, CaseKind};
 use super::Ctx;
 
@@ -77,13 +78,20 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
         open_case(ctx, CaseKind::WebhookMismatch, ev, &payment).await?;
         return Ok(Applied::Mismatch);
     }
+    if ev.status == PaymentStatus::ChargedBack && !payment.status.is_final() {
+        // A chargeback overtook the capture: retry until the capture is in.
+        return Err(ApplyError {
+            retryable: true,
+            reason: format!("chargeback before the capture of {}", payment.id),
+        });
+    }
     if !payment.status.can_move_to(ev.status) {
         return not_applied(ctx, ev, &payment, payment.status).await;
     }
-    let moved = if ev.status == PaymentStatus::Captured {
-        credit_deposit(ctx, &payment, ev).await?
-    } else {
-        move_status(ctx, &payment, ev).await?
+    let moved = match ev.status {
+        PaymentStatus::Captured => credit_deposit(ctx, &payment, ev).await?,
+        PaymentStatus::ChargedBack => charge_back(ctx, &payment, ev).await?,
+        _ => move_status(ctx, &payment, ev).await?,
     };
     match moved {
         None => {
@@ -136,7 +144,14 @@ async fn credit_deposit(
         .ok_or_else(|| Error::Internal("wagering requirement overflow".into()))?;
     m.reason = "deposit".into();
     m.related = vec![("payment_id", p.id.to_string())];
-    match ledger::apply(ctx, &m, &[payment_move(p, ev)]).await? {
+    let counted = reports::count(
+        ReportKind::Deposits,
+        Day::of_ms(now_ms()),
+        &p.method,
+        p.amount.currency(),
+        p.amount.minor(),
+    );
+    match ledger::apply(ctx, &m, &[payment_move(p, ev), counted]).await? {
         Outcome::Moved(e) if e.fresh => Ok(None),
         // The credit entry exists: this capture was applied before.
         Outcome::Moved(_) => Ok(Some(Some(PaymentStatus::Captured))),
@@ -156,7 +171,10 @@ async fn not_applied(
     p: &Payment,
     current: PaymentStatus,
 ) -> Result<Applied, ApplyError> {
-    if current.is_final() && ev.status.is_final() && current != ev.status {
+    // A late capture after its chargeback is history, not a contradiction.
+    let late_capture =
+        current == PaymentStatus::ChargedBack && ev.status == PaymentStatus::Captured;
+    if current.is_final() && ev.status.is_final() && current != ev.status && !late_capture {
         let seen = Payment {
             status: current,
             ..p.clone()
@@ -165,6 +183,42 @@ async fn not_applied(
         return Ok(Applied::Conflict);
     }
     Ok(Applied::NoOp)
+}
+
+/// A chargeback: ONE transaction of payment → charged_back, the wallet
+/// debited by the amount (it may go negative, then flagged), the day's
+/// chargeback counter; then a case for an operator.
+async fn charge_back(
+    ctx: &Ctx,
+    p: &Payment,
+    ev: &PspEvent,
+) -> Result<Option<Option<PaymentStatus>>, ApplyError> {
+    let tail = p.id.as_str().trim_start_matches("pay_");
+    let txn = TxnId::parse(&format!("cb_{tail}")).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut m = Movement::new(&p.player, p.amount.currency(), txn, EntryKind::Chargeback);
+    m.available_delta = -p.amount.minor();
+    m.may_go_negative = true;
+    m.reason = "chargeback".into();
+    m.related = vec![("payment_id", p.id.to_string())];
+    let counted = reports::count(
+        ReportKind::Chargebacks,
+        Day::of_ms(now_ms()),
+        &p.method,
+        p.amount.currency(),
+        p.amount.minor(),
+    );
+    match ledger::apply(ctx, &m, &[payment_move(p, ev), counted]).await? {
+        Outcome::Moved(e) if e.fresh => {
+            open_case(ctx, CaseKind::Chargeback, ev, p).await?;
+            Ok(None)
+        }
+        Outcome::Moved(_) => Ok(Some(Some(PaymentStatus::ChargedBack))),
+        Outcome::Refused(Refusal::Extra { old, .. }) => Ok(Some(seen_status(old.as_ref()))),
+        Outcome::Refused(r) => Err(ApplyError {
+            retryable: false,
+            reason: format!("a chargeback was refused: {r:?}"),
+        }),
+    }
 }
 
 /// The payment's move to `ev.status`, conditional on its current status

@@ -7,7 +7,7 @@ use crate::clock::{now_ms, now_s};
 use crate::error::Error;
 use crate::ids::{new_ulid, EventId, PaymentId, PspId};
 use crate::queue::QueueName;
-use crate::store::{item, Attr, Cond, StoreError, Write};
+use crate::store::{item, Attr, Cond, Key, StoreError, Write};
 
 use super::event::{Inbound, PspEvent};
 use super::keys;
@@ -76,6 +76,7 @@ pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
     let ev = match verified_event(ctx, d) {
         Ok(Inbound::Payment(ev)) => ev,
         Ok(Inbound::Payout(ev)) => return super::payout::intake_event(ctx, ev).await,
+        Ok(Inbound::Refund(ev)) => return super::refund::intake_event(ctx, ev).await,
         Err(Rejected::Signature(e)) => {
             log_rejected(ctx, d, Outcome::BadSignature).await;
             return Err(e);
@@ -211,6 +212,52 @@ async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
     })
 }
 
+/// Payouts' and refunds' intake: enqueue an event once per event id (the
+/// id is recorded only after its message is queued, as for payments).
+pub async fn enqueue_once(
+    ctx: &Ctx,
+    key: Key,
+    message: String,
+    event_id: &EventId,
+    status: &str,
+) -> Result<Intake, Error> {
+    let answer = |outcome| Intake {
+        event_id: event_id.clone(),
+        outcome,
+    };
+    if ctx.store.get(&key).await?.is_some() {
+        return Ok(answer(Outcome::Duplicate));
+    }
+    if let Err(e) = ctx.queue.send(QueueName::Events, &message).await {
+        tracing::error!(event_id = %event_id, error = %e, "enqueue failed");
+        return Err(Error::Unavailable("event queue".into()));
+    }
+    let record = item(
+        &key,
+        [
+            ("outcome", Attr::from(Outcome::Accepted.as_str())),
+            ("event_id", Attr::from(event_id.as_str())),
+            ("status", Attr::from(status)),
+            ("at_ms", Attr::N(now_ms())),
+        ],
+    );
+    match ctx
+        .store
+        .write(Write::Put {
+            item: record,
+            cond: Some(Cond::NotExists),
+        })
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(event_id = %event_id, status, outcome = "accepted", "webhook delivery");
+            Ok(answer(Outcome::Accepted))
+        }
+        Err(StoreError::ConditionFailed { .. }) => Ok(answer(Outcome::Duplicate)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn duplicate(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
     log_delivery(ctx, &ev, Outcome::Duplicate).await;
     Ok(Intake {
@@ -284,6 +331,9 @@ pub enum CaseKind {
     /// A final status contradicting the payment's final status (e.g.
     /// `captured` after `failed`): money may sit at the PSP, not in the wallet.
     ConflictingFinalStatus,
+    /// The player's bank took a captured payment back: the wallet was
+    /// debited (maybe below zero); an operator follows up.
+    Chargeback,
 }
 
 impl CaseKind {
@@ -292,6 +342,7 @@ impl CaseKind {
             CaseKind::WebhookMismatch => "webhook_mismatch",
             CaseKind::ConflictingFinalStatus => "conflicting_final_status",
             CaseKind::StaleFinalEvent => "stale_final_event",
+            CaseKind::Chargeback => "chargeback",
         }
     }
 }

@@ -180,8 +180,16 @@ where
         Ok((status, value)) => (status, value.to_string()),
         Err(e) => {
             let status = e.row().status;
-            if let Err(fin) = idempotency::finish(ctx.store.as_ref(), claim, status, "").await {
-                tracing::warn!(error = %fin, "could not release idempotency key");
+            // A 402 is a decision on the state at that moment (funds, KYC…):
+            // remembered, so a retry of the same request gets the same answer.
+            // Anything else releases the key for a retry.
+            let body = if idempotency::remembers(status) {
+                e.body(&trace_id()).to_string()
+            } else {
+                String::new()
+            };
+            if let Err(fin) = idempotency::finish(ctx.store.as_ref(), claim, status, &body).await {
+                tracing::warn!(error = %fin, "could not finish idempotency key");
             }
             return ApiError(e).into_response();
         }

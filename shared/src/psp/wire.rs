@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::event::{Inbound, PayoutEvent, PspEvent};
+use crate::domain::event::{Inbound, PayoutEvent, PspEvent, RefundEvent};
 use crate::domain::payment::PaymentStatus;
 use crate::error::Error;
 use crate::ids::{EventId, PaymentId, PspId};
@@ -121,13 +121,65 @@ pub fn parse_inbound(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Resul
         .ok()
         .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
     match kind.as_deref() {
-        None | Some("payment") => parse_webhook(psp, raw, signed_at_s).map(Inbound::Payment),
+        // A chargeback is a payment moving to `charged_back`.
+        None | Some("payment") | Some("chargeback") => {
+            parse_webhook(psp, raw, signed_at_s).map(Inbound::Payment)
+        }
+        Some("refund") => parse_refund_webhook(psp, raw, signed_at_s).map(Inbound::Refund),
         Some("payout") => parse_payout_webhook(psp, raw, signed_at_s).map(Inbound::Payout),
         Some(other) => Err(Error::validation(
             "type",
             format!("{other} webhooks are not handled yet"),
         )),
     }
+}
+
+/// A refund webhook's body (`"type": "refund"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefundWebhookBody {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub refund_id: String,
+    pub payment_id: String,
+    pub reference: Option<String>,
+    pub payment_reference: Option<String>,
+    pub status: String,
+    pub amount: String,
+    pub currency: String,
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+}
+
+fn parse_refund_webhook(
+    psp: &PspId,
+    raw: &[u8],
+    signed_at_s: Option<i64>,
+) -> Result<RefundEvent, Error> {
+    let body: RefundWebhookBody =
+        serde_json::from_slice(raw).map_err(|e| Error::validation("body", e.to_string()))?;
+    let currency = Currency::parse(&body.currency)
+        .map_err(|e| Error::validation("currency", e.to_string()))?;
+    let amount = Money::parse_decimal(&body.amount, currency)
+        .map_err(|e| Error::validation("amount", e.to_string()))?;
+    if !matches!(body.status.as_str(), "succeeded" | "failed") {
+        return Err(Error::validation("status", "must be succeeded or failed"));
+    }
+    if body.refund_id.is_empty() || body.refund_id.len() > 64 {
+        return Err(Error::validation("refund_id", "must be 1-64 characters"));
+    }
+    Ok(RefundEvent {
+        psp: psp.clone(),
+        event_id: EventId::parse(&body.event_id)
+            .map_err(|e| Error::validation("event_id", e.to_string()))?,
+        refund_id: body.refund_id,
+        payment_id: PaymentId::parse(&body.payment_id)
+            .map_err(|e| Error::validation("payment_id", e.to_string()))?,
+        status: body.status,
+        amount_minor: amount.minor(),
+        currency,
+        occurred_ms: event_time_ms(body.timestamp, signed_at_s)?,
+    })
 }
 
 fn parse_payout_webhook(

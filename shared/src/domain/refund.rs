@@ -1,0 +1,330 @@
+//! Refunds of captured deposits, partial or whole, never above what was
+//! captured.
+//!
+//! 1. The request reserves the amount on the payment (`refund_requested`,
+//!    conditional: captured, and requested + amount ≤ captured; else 422
+//!    `refund_exceeds_captured`) in the same transaction that stores the
+//!    refund; then the PSP is asked. If it cannot take it, the reservation is
+//!    given back and the request fails (nothing half-written remains).
+//! 2. The PSP's `succeeded` webhook debits the wallet (a `refund` entry, once
+//!    per refund id). If the player's available balance is short the wallet
+//!    still records it, goes negative by that amount, and is flagged.
+//!    `failed` gives the reservation back. Both are counted in the day's
+//!    refund report in the same transaction.
+//!
+//! | item    | pk                  | sk               |
+//! |---------|---------------------|------------------|
+//! | refund  | `PAY#<payment_id>`  | `REF#<refund_id>`|
+
+use serde_json::{json, Value};
+
+use crate::clock::{now_ms, Day};
+use crate::error::Error;
+use crate::ids::{PaymentId, TxnId};
+use crate::money::Money;
+use crate::psp::{PspError, RefundRequest as PspRefund};
+use crate::store::{item, Attr, Cond, ItemExt, Key, StoreError, UpdateOp, Write};
+
+use super::deposit::load_payment;
+use super::event::RefundEvent;
+use super::keys;
+use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
+use super::payment::{Payment, PaymentStatus};
+use super::reports::{self, ReportKind};
+use super::webhook::Intake;
+use super::Ctx;
+
+const MAX_REASON: usize = 200;
+
+fn refund_key(payment: &PaymentId, refund_id: &str) -> Key {
+    Key::new(
+        keys::payment_pk(payment.as_str()),
+        format!("REF#{refund_id}"),
+    )
+}
+
+/// The body of `POST /v1/payments/{id}/refund`: `{amount, reason?}`.
+fn parse(body: &Value, p: &Payment) -> Result<(Money, String), Error> {
+    let o = body
+        .as_object()
+        .ok_or_else(|| Error::validation("body", "must be a JSON object"))?;
+    if let Some(k) = o
+        .keys()
+        .find(|k| !["amount", "reason"].contains(&k.as_str()))
+    {
+        return Err(Error::validation(k, "unknown field"));
+    }
+    let amount = o
+        .get("amount")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::validation("amount", "is required (a decimal string)"))?;
+    let amount = Money::parse_decimal(amount, p.amount.currency())
+        .map_err(|e| Error::validation("amount", e.to_string()))?;
+    let reason = match o.get("reason") {
+        None => String::new(),
+        Some(Value::String(r)) if r.len() <= MAX_REASON => r.clone(),
+        Some(_) => {
+            return Err(Error::validation(
+                "reason",
+                "must be a string of at most 200 bytes",
+            ))
+        }
+    };
+    Ok((amount, reason))
+}
+
+/// `POST /v1/payments/{payment_id}/refund`. `refund_id` is the id the
+/// idempotency engine reserved.
+pub async fn request(
+    ctx: &Ctx,
+    payment_id: &PaymentId,
+    body: &Value,
+    refund_id: String,
+) -> Result<Value, Error> {
+    let p = load_payment(ctx, payment_id).await?;
+    let key = refund_key(payment_id, &refund_id);
+    if let Some(old) = ctx.store.get(&key).await? {
+        return Ok(view(&p, &old));
+    }
+    let (amount, reason) = parse(body, &p)?;
+    if p.status != PaymentStatus::Captured {
+        return Err(Error::Conflict {
+            code: "payment_not_refundable",
+            reason: format!(
+                "the payment is {}; only captured payments are refunded",
+                p.status.as_str()
+            ),
+        });
+    }
+    reserve(ctx, &p, &key, &refund_id, amount, &reason).await?;
+    let reference = p_reference(ctx, &p).await?;
+    let asked = match ctx.psps.get(&p.psp) {
+        Some(c) => {
+            c.start_refund(&PspRefund {
+                refund_id: &refund_id,
+                payment_reference: &reference,
+                amount,
+            })
+            .await
+        }
+        None => Err(PspError::Unavailable(format!("no connector for {}", p.psp))),
+    };
+    match asked {
+        Ok(op) => {
+            let set = Write::Update {
+                key: key.clone(),
+                ops: vec![UpdateOp::set("psp_reference", op.reference.as_str())],
+                cond: None,
+            };
+            ctx.store.write(set).await?;
+            tracing::info!(payment_id = %p.id, refund_id, "refund requested at the PSP");
+            let stored = ctx
+                .store
+                .get(&key)
+                .await?
+                .ok_or(Error::NotFound { what: "refund" })?;
+            Ok(view(&p, &stored))
+        }
+        Err(e) => {
+            release(ctx, &p, &key, amount, &e.to_string()).await?;
+            Err(match e {
+                PspError::Unavailable(why) => Error::Unavailable(why),
+                PspError::Refused(why) => Error::PaymentRequired {
+                    code: "psp_refused",
+                    reason: why,
+                },
+                other => Error::validation("amount", other.to_string()),
+            })
+        }
+    }
+}
+
+async fn p_reference(ctx: &Ctx, p: &Payment) -> Result<String, Error> {
+    let it = ctx
+        .store
+        .get(&keys::payment(&p.id))
+        .await?
+        .ok_or(Error::NotFound { what: "payment" })?;
+    it.str_attr("psp_reference")
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Internal("captured payment without a PSP reference".into()))
+}
+
+/// Reserve the amount on the payment and store the refund, in one transaction.
+async fn reserve(
+    ctx: &Ctx,
+    p: &Payment,
+    key: &Key,
+    refund_id: &str,
+    amount: Money,
+    reason: &str,
+) -> Result<(), Error> {
+    let total = p.amount.minor();
+    let room = Cond::And(vec![
+        Cond::eq("status", PaymentStatus::Captured.as_str()),
+        Cond::Or(vec![
+            Cond::AttrNotExists("refund_requested".into()),
+            Cond::Lt(
+                "refund_requested".into(),
+                Attr::N(total - amount.minor() + 1),
+            ),
+        ]),
+    ]);
+    let record = item(
+        key,
+        [
+            ("refund_id", Attr::from(refund_id)),
+            ("amount", Attr::N(amount.minor())),
+            ("currency", Attr::from(amount.currency().code())),
+            ("status", Attr::from("requested")),
+            ("reason", Attr::from(reason)),
+            ("requested_ms", Attr::N(now_ms())),
+        ],
+    );
+    let writes = vec![
+        Write::Update {
+            key: keys::payment(&p.id),
+            ops: vec![UpdateOp::Add("refund_requested".into(), amount.minor())],
+            cond: Some(room),
+        },
+        Write::Put {
+            item: record,
+            cond: Some(Cond::NotExists),
+        },
+    ];
+    match ctx.store.transact(writes).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::ConditionFailed { index: 0, .. }) => Err(Error::Limit {
+            code: "refund_exceeds_captured",
+            field: "amount".into(),
+            reason: "the refunds would exceed the captured amount (or the payment is no longer captured)".into(),
+        }),
+        Err(StoreError::ConditionFailed { .. }) => Ok(()), // an earlier attempt stored it
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Give a reservation back (the PSP did not take the refund, or failed it).
+async fn release(
+    ctx: &Ctx,
+    p: &Payment,
+    key: &Key,
+    amount: Money,
+    why: &str,
+) -> Result<bool, Error> {
+    let writes = vec![
+        Write::Update {
+            key: key.clone(),
+            ops: vec![
+                UpdateOp::set("status", "failed"),
+                UpdateOp::set(
+                    "failure",
+                    why.chars().take(MAX_REASON).collect::<String>().as_str(),
+                ),
+            ],
+            cond: Some(Cond::eq("status", "requested")),
+        },
+        Write::Update {
+            key: keys::payment(&p.id),
+            ops: vec![UpdateOp::Add("refund_requested".into(), -amount.minor())],
+            cond: None,
+        },
+    ];
+    match ctx.store.transact(writes).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn view(p: &Payment, it: &crate::store::Item) -> Value {
+    let c = p.amount.currency();
+    json!({
+        "refund_id": it.str_attr("refund_id"),
+        "payment_id": p.id,
+        "amount": it.int_attr("amount").map(|a| crate::money::format_minor(a, c)),
+        "currency": c,
+        "status": it.str_attr("status"),
+        "reason": it.str_attr("reason"),
+        "psp_reference": it.str_attr("psp_reference"),
+    })
+}
+
+/// Webhook intake of a refund outcome: dedupe by event id, enqueue, record.
+pub async fn intake_event(ctx: &Ctx, ev: RefundEvent) -> Result<Intake, Error> {
+    let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
+    super::webhook::enqueue_once(ctx, key, ev.to_message()?, &ev.event_id, &ev.status).await
+}
+
+/// The consumer's side: apply a refund outcome once. `Err(true)`: retry.
+pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
+    let p = load_payment(ctx, &ev.payment_id)
+        .await
+        .map_err(|e| e.row().retryable)?;
+    let key = refund_key(&ev.payment_id, &ev.refund_id);
+    let Some(r) = ctx.store.get(&key).await.map_err(|_| true)? else {
+        tracing::error!(payment_id = %ev.payment_id, refund_id = %ev.refund_id, "refund webhook for a refund we never asked for");
+        return Err(false);
+    };
+    let amount = r.int_attr("amount").unwrap_or(0);
+    if amount != ev.amount_minor || ev.currency != p.amount.currency() {
+        tracing::error!(refund_id = %ev.refund_id, "refund webhook amount differs from the refund");
+        return Err(false);
+    }
+    let Ok(money) = Money::from_minor(amount, p.amount.currency()) else {
+        return Err(false);
+    };
+    if ev.status == "failed" {
+        return release(ctx, &p, &key, money, "the PSP failed the refund")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.row().retryable);
+    }
+    let tail = ev.refund_id.trim_start_matches("rf_");
+    let txn = TxnId::parse(&format!("rf_{tail}")).map_err(|_| false)?;
+    let mut m = Movement::new(&p.player, p.amount.currency(), txn, EntryKind::Refund);
+    m.available_delta = -amount;
+    m.may_go_negative = true;
+    m.reason = "refund".into();
+    m.related = vec![
+        ("payment_id", p.id.to_string()),
+        ("refund_id", ev.refund_id.clone()),
+    ];
+    let extra = [
+        Write::Update {
+            key: key.clone(),
+            ops: vec![
+                UpdateOp::set("status", "succeeded"),
+                UpdateOp::set("event_id", ev.event_id.as_str()),
+            ],
+            cond: Some(Cond::eq("status", "requested")),
+        },
+        Write::Update {
+            key: keys::payment(&p.id),
+            ops: vec![UpdateOp::Add("refunded".into(), amount)],
+            cond: None,
+        },
+        reports::count(
+            ReportKind::Refunds,
+            Day::of_ms(now_ms()),
+            &p.method,
+            p.amount.currency(),
+            amount,
+        ),
+    ];
+    match ledger::apply(ctx, &m, &extra).await {
+        Ok(Outcome::Moved(e)) => {
+            if e.fresh {
+                tracing::info!(payment_id = %p.id, refund_id = %ev.refund_id, flagged = e.available_after() < 0, "refund debited");
+            }
+            Ok(())
+        }
+        // Already succeeded or failed: a late or repeated outcome.
+        Ok(Outcome::Refused(Refusal::Extra { .. })) => Ok(()),
+        Ok(Outcome::Refused(other)) => {
+            tracing::error!(refund_id = %ev.refund_id, ?other, "refund debit refused");
+            Err(false)
+        }
+        Err(e) => Err(e.row().retryable),
+    }
+}
