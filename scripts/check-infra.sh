@@ -137,6 +137,8 @@ EXPECTED = {
     ("put", "/v1/admin/players/{player_id}/kyc"),
     ("post", "/v1/payouts/init"),
     ("get", "/v1/payouts/{payout_id}"),
+    ("post", "/v1/payments/{payment_id}/refund"),
+    ("get", "/v1/reports/{kind}"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -153,6 +155,7 @@ FUNCTIONS = {
         ("put", "/v1/admin/players/{player_id}/kyc"),
         ("post", "/v1/payouts/init"),
         ("get", "/v1/payouts/{payout_id}"),
+        ("post", "/v1/payments/{payment_id}/refund"),
     }),
     "WebhookIntakeFunction": ("webhook-intake", {
         ("post", "/v1/payments/webhook"),
@@ -166,6 +169,7 @@ FUNCTIONS = {
         ("post", "/v1/wallet/debit"),
         ("post", "/v1/wallet/rollback"),
         ("get", "/v1/wallet/rounds/{round_id}"),
+        ("get", "/v1/reports/{kind}"),
     }),
     "PayoutSweeperFunction": ("payout-sweeper", set()),
     "ReconciliationFunction": ("reconciliation", set()),
