@@ -82,6 +82,10 @@ impl Driver {
             .as_str()
             .expect("a WebDriver session")
             .to_owned();
+        // Finding an element waits (up to 15 s) for the page that has it: a
+        // click's form submission may still be loading under CI load.
+        d.call("POST", &d.s("/timeouts"), json!({"implicit": 15_000}))
+            .await;
         d
     }
 
