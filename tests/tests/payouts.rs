@@ -275,7 +275,7 @@ async fn a_failed_payout_releases_the_hold_and_notifies_the_player() {
             QueueName::Notifications,
             10,
             Duration::from_secs(30),
-            Duration::from_millis(500),
+            Duration::from_secs(5),
         )
         .await
         .unwrap();

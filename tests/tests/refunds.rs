@@ -172,18 +172,25 @@ async fn a_chargeback_after_a_withdrawal_debits_once_flags_and_opens_a_case() {
     let cbs = entries(&w, "chargeback");
     assert_eq!(cbs.len(), 1);
     assert_eq!(cbs[0]["flagged"], true);
-    let cases = t
-        .stack
-        .ctx
-        .store
-        .query(&Query::new(
-            format!("PAY#{id}"),
-            SkRange::Prefix("CASE#".into()),
-            10,
-        ))
-        .await
-        .unwrap()
-        .items;
+    let mut cases = Vec::new();
+    for _ in 0..100 {
+        cases = t
+            .stack
+            .ctx
+            .store
+            .query(&Query::new(
+                format!("PAY#{id}"),
+                SkRange::Prefix("CASE#".into()),
+                10,
+            ))
+            .await
+            .unwrap()
+            .items;
+        if !cases.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(cases.len(), 1);
     assert_eq!(cases[0]["kind"].as_str(), Some("chargeback"));
     let report = t.get("/v1/reports/chargebacks", true).await.json();

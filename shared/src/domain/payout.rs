@@ -533,6 +533,10 @@ async fn reschedule(
     if let Some(r) = reference {
         ops.push(UpdateOp::set("psp_reference", r));
     }
+    if to == PayoutStatus::Review {
+        // Held for an operator: flagged in the same write as the status.
+        ops.push(UpdateOp::set("flagged", true));
+    }
     match due_ms {
         Some(due) => {
             let (it, sk) = due_item(due, &p.id);
@@ -787,13 +791,6 @@ async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
                 None,
             )
             .await?;
-            ctx.store
-                .write(Write::Update {
-                    key: payout_key(&p.id),
-                    ops: vec![UpdateOp::set("flagged", true)],
-                    cond: None,
-                })
-                .await?;
             Ok(())
         }
     }

@@ -263,13 +263,16 @@ pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
         .map_err(|e| e.row().retryable)?;
     let key = refund_key(&ev.payment_id, &ev.refund_id);
     let Some(r) = ctx.store.get(&key).await.map_err(|_| true)? else {
-        tracing::error!(payment_id = %ev.payment_id, refund_id = %ev.refund_id, "refund webhook for a refund we never asked for");
-        return Err(false);
+        // Money left at the PSP without our request: an operator looks.
+        return refund_case(ctx, &p, ev, "unknown_refund")
+            .await
+            .map_err(|e| e.row().retryable);
     };
     let amount = r.int_attr("amount").unwrap_or(0);
     if amount != ev.amount_minor || ev.currency != p.amount.currency() {
-        tracing::error!(refund_id = %ev.refund_id, "refund webhook amount differs from the refund");
-        return Err(false);
+        return refund_case(ctx, &p, ev, "refund_mismatch")
+            .await
+            .map_err(|e| e.row().retryable);
     }
     let Ok(money) = Money::from_minor(amount, p.amount.currency()) else {
         return Err(false);
@@ -326,5 +329,44 @@ pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
             Err(false)
         }
         Err(e) => Err(e.row().retryable),
+    }
+}
+
+/// A refund outcome that does not match a refund we asked for (unknown id,
+/// other amount): a case with the evidence, once per event; no money moves.
+async fn refund_case(
+    ctx: &Ctx,
+    p: &Payment,
+    ev: &RefundEvent,
+    kind: &'static str,
+) -> Result<(), Error> {
+    tracing::error!(payment_id = %ev.payment_id, refund_id = %ev.refund_id, kind, "refund webhook opens a case");
+    let key = Key::new(
+        keys::payment_pk(p.id.as_str()),
+        format!("{}{}#{}", keys::CASE_PREFIX, ev.psp, ev.event_id),
+    );
+    let case = item(
+        &key,
+        [
+            ("kind", Attr::from(kind)),
+            ("case_status", Attr::from("open")),
+            ("refund_id", Attr::from(ev.refund_id.as_str())),
+            ("event_status", Attr::from(ev.status.as_str())),
+            ("event_amount", Attr::N(ev.amount_minor)),
+            ("event_currency", Attr::from(ev.currency.code())),
+            ("payment_status", Attr::from(p.status.as_str())),
+            ("opened_ms", Attr::N(now_ms())),
+        ],
+    );
+    match ctx
+        .store
+        .write(Write::Put {
+            item: case,
+            cond: Some(Cond::NotExists),
+        })
+        .await
+    {
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
