@@ -92,17 +92,38 @@ pub async fn set_degradation(ctx: &Ctx, body: &Value) -> Result<Value, Error> {
 
 /// `PUT /v1/admin/players/{player_id}/risk` `{"risk_level": "low|medium|high"}`.
 pub async fn set_player_risk(ctx: &Ctx, player: &str, body: &Value) -> Result<Value, Error> {
+    let parse = |v: &str| RiskLevel::parse(v).map(|l| l.as_str());
+    set_profile_field(
+        ctx,
+        player,
+        body,
+        "risk_level",
+        parse,
+        "must be low, medium or high",
+    )
+    .await
+}
+
+/// `{"<field>": "<level>"}` on a player's profile: the one field, checked.
+async fn set_profile_field(
+    ctx: &Ctx,
+    player: &str,
+    body: &Value,
+    field: &'static str,
+    parse: impl Fn(&str) -> Option<&'static str>,
+    expected: &str,
+) -> Result<Value, Error> {
     let player =
         PlayerId::parse(player).map_err(|e| Error::validation("player_id", e.to_string()))?;
     let obj = object(body)?;
-    only_fields(obj, &["risk_level"])?;
+    only_fields(obj, &[field])?;
     let level = obj
-        .get("risk_level")
+        .get(field)
         .and_then(Value::as_str)
-        .and_then(RiskLevel::parse)
-        .ok_or_else(|| Error::validation("risk_level", "must be low, medium or high"))?;
-    set_profile(ctx, &player, "risk_level", level.as_str()).await?;
-    Ok(json!({"player_id": player, "risk_level": level.as_str()}))
+        .and_then(parse)
+        .ok_or_else(|| Error::validation(field, expected))?;
+    set_profile(ctx, &player, field, level).await?;
+    Ok(json!({"player_id": player, field: level}))
 }
 
 /// Set one attribute of a player's profile (creating the profile).
@@ -121,15 +142,14 @@ async fn set_profile(ctx: &Ctx, player: &PlayerId, name: &str, value: &str) -> R
 
 /// `PUT /v1/admin/players/{player_id}/kyc` `{"kyc_level": "none|basic|full"}`.
 pub async fn set_player_kyc(ctx: &Ctx, player: &str, body: &Value) -> Result<Value, Error> {
-    let player =
-        PlayerId::parse(player).map_err(|e| Error::validation("player_id", e.to_string()))?;
-    let obj = object(body)?;
-    only_fields(obj, &["kyc_level"])?;
-    let level = obj
-        .get("kyc_level")
-        .and_then(Value::as_str)
-        .and_then(KycLevel::parse)
-        .ok_or_else(|| Error::validation("kyc_level", "must be none, basic or full"))?;
-    set_profile(ctx, &player, "kyc_level", level.as_str()).await?;
-    Ok(json!({"player_id": player, "kyc_level": level.as_str()}))
+    let parse = |v: &str| KycLevel::parse(v).map(|l| l.as_str());
+    set_profile_field(
+        ctx,
+        player,
+        body,
+        "kyc_level",
+        parse,
+        "must be none, basic or full",
+    )
+    .await
 }

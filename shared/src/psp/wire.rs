@@ -134,6 +134,41 @@ pub fn parse_inbound(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Resul
     }
 }
 
+/// The fields every payout/refund outcome carries, checked once.
+struct Operation {
+    event_id: EventId,
+    amount: Money,
+}
+
+impl Operation {
+    fn check(
+        event_id: &str,
+        amount: &str,
+        currency: &str,
+        status: &str,
+    ) -> Result<Operation, Error> {
+        let currency =
+            Currency::parse(currency).map_err(|e| Error::validation("currency", e.to_string()))?;
+        let amount = Money::parse_decimal(amount, currency)
+            .map_err(|e| Error::validation("amount", e.to_string()))?;
+        if !matches!(status, "succeeded" | "failed") {
+            return Err(Error::validation("status", "must be succeeded or failed"));
+        }
+        Ok(Operation {
+            event_id: EventId::parse(event_id)
+                .map_err(|e| Error::validation("event_id", e.to_string()))?,
+            amount,
+        })
+    }
+}
+
+fn bounded_id(field: &str, id: &str) -> Result<(), Error> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(Error::validation(field, "must be 1-64 characters"));
+    }
+    Ok(())
+}
+
 /// A refund webhook's body (`"type": "refund"`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefundWebhookBody {
@@ -158,26 +193,17 @@ fn parse_refund_webhook(
 ) -> Result<RefundEvent, Error> {
     let body: RefundWebhookBody =
         serde_json::from_slice(raw).map_err(|e| Error::validation("body", e.to_string()))?;
-    let currency = Currency::parse(&body.currency)
-        .map_err(|e| Error::validation("currency", e.to_string()))?;
-    let amount = Money::parse_decimal(&body.amount, currency)
-        .map_err(|e| Error::validation("amount", e.to_string()))?;
-    if !matches!(body.status.as_str(), "succeeded" | "failed") {
-        return Err(Error::validation("status", "must be succeeded or failed"));
-    }
-    if body.refund_id.is_empty() || body.refund_id.len() > 64 {
-        return Err(Error::validation("refund_id", "must be 1-64 characters"));
-    }
+    let o = Operation::check(&body.event_id, &body.amount, &body.currency, &body.status)?;
+    bounded_id("refund_id", &body.refund_id)?;
     Ok(RefundEvent {
         psp: psp.clone(),
-        event_id: EventId::parse(&body.event_id)
-            .map_err(|e| Error::validation("event_id", e.to_string()))?,
+        event_id: o.event_id,
         refund_id: body.refund_id,
         payment_id: PaymentId::parse(&body.payment_id)
             .map_err(|e| Error::validation("payment_id", e.to_string()))?,
         status: body.status,
-        amount_minor: amount.minor(),
-        currency,
+        amount_minor: o.amount.minor(),
+        currency: o.amount.currency(),
         occurred_ms: event_time_ms(body.timestamp, signed_at_s)?,
     })
 }
@@ -189,24 +215,15 @@ fn parse_payout_webhook(
 ) -> Result<PayoutEvent, Error> {
     let body: PayoutWebhookBody =
         serde_json::from_slice(raw).map_err(|e| Error::validation("body", e.to_string()))?;
-    let currency = Currency::parse(&body.currency)
-        .map_err(|e| Error::validation("currency", e.to_string()))?;
-    let amount = Money::parse_decimal(&body.amount, currency)
-        .map_err(|e| Error::validation("amount", e.to_string()))?;
-    if !matches!(body.status.as_str(), "succeeded" | "failed") {
-        return Err(Error::validation("status", "must be succeeded or failed"));
-    }
-    if body.payout_id.is_empty() || body.payout_id.len() > 64 {
-        return Err(Error::validation("payout_id", "must be 1-64 characters"));
-    }
+    let o = Operation::check(&body.event_id, &body.amount, &body.currency, &body.status)?;
+    bounded_id("payout_id", &body.payout_id)?;
     Ok(PayoutEvent {
         psp: psp.clone(),
-        event_id: EventId::parse(&body.event_id)
-            .map_err(|e| Error::validation("event_id", e.to_string()))?,
+        event_id: o.event_id,
         payout_id: body.payout_id,
         status: body.status,
-        amount_minor: amount.minor(),
-        currency,
+        amount_minor: o.amount.minor(),
+        currency: o.amount.currency(),
         reason: body.reason.map(|r| r.chars().take(200).collect()),
         occurred_ms: event_time_ms(body.timestamp, signed_at_s)?,
     })
