@@ -21,6 +21,7 @@ pub mod payout;
 pub mod refund;
 pub mod reports;
 pub mod rounds;
+pub mod settlement;
 pub mod signature;
 pub mod wallet;
 pub mod webhook;

@@ -1,0 +1,332 @@
+//! Reading a PSP settlement report as a stream: chunks in, checked lines out,
+//! never the whole report in memory. Every malformed line is reported with
+//! its line number and field (bad header, bad amount, unknown currency,
+//! net ≠ gross − fee, truncated last line), so a reconciliation can refuse a
+//! report before it applies anything.
+//!
+//! Format (`psp::wire::SETTLEMENT_HEADER`):
+//! `reference,payment_id,type,gross,fee,net,currency,settled_date`, amounts
+//! as signed decimals in the currency's ISO 4217 precision.
+
+use crate::clock::Day;
+use crate::money::{Currency, Money};
+use crate::psp::wire::{SETTLEMENT_HEADER, SETTLEMENT_TYPES};
+
+/// A line longer than this is malformed (bounds memory per line).
+pub const MAX_LINE: usize = 4096;
+const FIELDS: usize = 8;
+
+/// One settled line, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettledLine {
+    /// 1-based line number in the report (the header is line 1).
+    pub line: u64,
+    pub reference: String,
+    pub payment_id: String,
+    pub kind: &'static str,
+    pub gross_minor: i64,
+    pub fee_minor: i64,
+    pub net_minor: i64,
+    pub currency: Currency,
+    pub settled_date: Day,
+}
+
+/// Why a report is malformed, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    #[error("line 1: the header must be `{SETTLEMENT_HEADER}`")]
+    BadHeader,
+    #[error("line {line}: {field}: {reason}")]
+    BadField {
+        line: u64,
+        field: &'static str,
+        reason: String,
+    },
+    #[error("line {line}: truncated (no end of line)")]
+    Truncated { line: u64 },
+    #[error("the report is empty (no header)")]
+    Empty,
+}
+
+/// Feeds chunks in, yields complete lines. Holds at most one partial line.
+#[derive(Debug, Default)]
+pub struct ReportReader {
+    partial: Vec<u8>,
+    line: u64,
+}
+
+impl ReportReader {
+    pub fn new() -> ReportReader {
+        ReportReader::default()
+    }
+
+    /// Take a chunk; returns the lines it completed, each parsed or refused.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Result<SettledLine, ReportError>> {
+        let mut out = Vec::new();
+        let mut rest = chunk;
+        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+            self.partial.extend_from_slice(&rest[..pos]);
+            rest = &rest[pos + 1..];
+            let text = std::mem::take(&mut self.partial);
+            if let Some(r) = self.complete(&text) {
+                out.push(r);
+            }
+        }
+        self.partial.extend_from_slice(rest);
+        if self.partial.len() > MAX_LINE {
+            self.partial.clear();
+            self.line += 1;
+            out.push(Err(ReportError::BadField {
+                line: self.line,
+                field: "line",
+                reason: format!("longer than {MAX_LINE} bytes"),
+            }));
+        }
+        out
+    }
+
+    /// The end of the report: a last line without its newline is truncated.
+    pub fn finish(self) -> Result<u64, ReportError> {
+        if !self.partial.is_empty() {
+            return Err(ReportError::Truncated {
+                line: self.line + 1,
+            });
+        }
+        if self.line == 0 {
+            return Err(ReportError::Empty);
+        }
+        Ok(self.line)
+    }
+
+    /// One whole line (without its `\n`); the header yields nothing.
+    fn complete(&mut self, raw: &[u8]) -> Option<Result<SettledLine, ReportError>> {
+        self.line += 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = self.line;
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return Some(Err(bad(line, "line", "is not UTF-8")));
+        };
+        if line == 1 {
+            return (text != SETTLEMENT_HEADER).then_some(Err(ReportError::BadHeader));
+        }
+        Some(parse_line(line, text))
+    }
+}
+
+fn bad(line: u64, field: &'static str, reason: impl Into<String>) -> ReportError {
+    ReportError::BadField {
+        line,
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A signed decimal in the currency's precision, as minor units.
+fn signed_minor(
+    line: u64,
+    field: &'static str,
+    text: &str,
+    c: Currency,
+) -> Result<i64, ReportError> {
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, text),
+    };
+    if digits.chars().all(|ch| ch == '0' || ch == '.') && !digits.is_empty() {
+        // Zero in the right precision ("0.00"): Money refuses zero amounts.
+        let want = match c.minor_digits() {
+            0 => "0".to_owned(),
+            n => format!("0.{}", "0".repeat(usize::from(n))),
+        };
+        return (digits == want)
+            .then_some(0)
+            .ok_or_else(|| bad(line, field, format!("must be written as {want}")));
+    }
+    let m = Money::parse_decimal(digits, c).map_err(|e| bad(line, field, e.to_string()))?;
+    Ok(if neg { -m.minor() } else { m.minor() })
+}
+
+fn parse_line(line: u64, text: &str) -> Result<SettledLine, ReportError> {
+    let f: Vec<&str> = text.split(',').collect();
+    if f.len() != FIELDS {
+        return Err(bad(
+            line,
+            "line",
+            format!("has {} fields, not {FIELDS}", f.len()),
+        ));
+    }
+    let kind = SETTLEMENT_TYPES
+        .iter()
+        .copied()
+        .find(|k| *k == f[2])
+        .ok_or_else(|| {
+            bad(
+                line,
+                "type",
+                format!("must be one of {}", SETTLEMENT_TYPES.join(", ")),
+            )
+        })?;
+    let currency = Currency::parse(f[6]).map_err(|e| bad(line, "currency", e.to_string()))?;
+    let gross = signed_minor(line, "gross", f[3], currency)?;
+    let fee = signed_minor(line, "fee", f[4], currency)?;
+    let net = signed_minor(line, "net", f[5], currency)?;
+    if gross.checked_sub(fee) != Some(net) {
+        return Err(bad(line, "net", "is not gross − fee"));
+    }
+    let settled_date =
+        Day::parse(f[7]).ok_or_else(|| bad(line, "settled_date", "must be YYYY-MM-DD"))?;
+    if f[0].is_empty() || f[0].len() > 128 {
+        return Err(bad(line, "reference", "must be 1-128 characters"));
+    }
+    Ok(SettledLine {
+        line,
+        reference: f[0].to_owned(),
+        payment_id: f[1].to_owned(),
+        kind,
+        gross_minor: gross,
+        fee_minor: fee,
+        net_minor: net,
+        currency,
+        settled_date,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "reference,payment_id,type,gross,fee,net,currency,settled_date\n\
+        sbx_1,pay_1,payment,40.00,0.60,39.40,EUR,2026-11-21\n\
+        rf_1,pay_1,refund,-15.00,0.00,-15.00,EUR,2026-11-21\r\n\
+        fee_1,,fee,0.00,9.99,-9.99,EUR,2026-11-21\n\
+        jp_1,pay_2,payment,1000,25,975,JPY,2026-11-21\n";
+
+    fn read_all(
+        chunks: &[&[u8]],
+    ) -> (
+        Vec<Result<SettledLine, ReportError>>,
+        Result<u64, ReportError>,
+    ) {
+        let mut r = ReportReader::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(r.push(c));
+        }
+        (out, r.finish())
+    }
+
+    #[test]
+    fn lines_come_out_whole_whatever_the_chunking() {
+        let bytes = GOOD.as_bytes();
+        let (whole, end) = read_all(&[bytes]);
+        assert_eq!(end, Ok(5));
+        let lines: Vec<SettledLine> = whole.into_iter().map(Result::unwrap).collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            (lines[0].line, lines[0].gross_minor, lines[0].fee_minor),
+            (2, 4000, 60)
+        );
+        assert_eq!((lines[1].kind, lines[1].net_minor), ("refund", -1500));
+        assert_eq!((lines[2].gross_minor, lines[2].net_minor), (0, -999));
+        assert_eq!(lines[3].net_minor, 975);
+        for size in [1, 2, 7, 64] {
+            let chunks: Vec<&[u8]> = bytes.chunks(size).collect();
+            let (again, end) = read_all(&chunks);
+            assert_eq!(end, Ok(5));
+            assert_eq!(
+                again.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+                lines,
+                "chunks of {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_reports_say_where() {
+        let header = "reference,payment_id,type,gross,fee,net,currency,settled_date\n";
+        let cases: [(&str, ReportError); 7] = [
+            ("ref,pay,type\n", ReportError::BadHeader),
+            (
+                "sbx_1,pay_1,payment,40.001,0.60,39.40,EUR,2026-11-21\n",
+                bad(2, "gross", ""),
+            ),
+            (
+                "sbx_1,pay_1,payment,40.00,0.60,39.40,EUX,2026-11-21\n",
+                bad(2, "currency", ""),
+            ),
+            (
+                "sbx_1,pay_1,payment,40.00,0.60,39.41,EUR,2026-11-21\n",
+                bad(2, "net", ""),
+            ),
+            (
+                "sbx_1,pay_1,bonus,40.00,0.60,39.40,EUR,2026-11-21\n",
+                bad(2, "type", ""),
+            ),
+            (
+                "sbx_1,pay_1,payment,40.00,0.60,39.40,EUR,2026-13-01\n",
+                bad(2, "settled_date", ""),
+            ),
+            ("sbx_1,pay_1,payment,40.00,0.60\n", bad(2, "line", "")),
+        ];
+        for (body, want) in cases {
+            let text = if want == ReportError::BadHeader {
+                body.to_owned()
+            } else {
+                format!("{header}{body}")
+            };
+            let (out, _) = read_all(&[text.as_bytes()]);
+            let got = out.into_iter().find_map(Result::err).unwrap();
+            match (&got, &want) {
+                (
+                    ReportError::BadField { line, field, .. },
+                    ReportError::BadField {
+                        line: l, field: f, ..
+                    },
+                ) => {
+                    assert_eq!((line, field), (l, f), "{body}");
+                }
+                _ => assert_eq!(got, want, "{body}"),
+            }
+        }
+        let (_, end) =
+            read_all(&[
+                format!("{header}sbx_1,pay_1,payment,40.00,0.60,39.40,EUR,2026-11-2").as_bytes(),
+            ]);
+        assert_eq!(end, Err(ReportError::Truncated { line: 2 }));
+        assert_eq!(read_all(&[]).1, Err(ReportError::Empty));
+        let long = vec![b'x'; MAX_LINE + 1];
+        let (out, _) = read_all(&[header.as_bytes(), &long]);
+        assert!(matches!(
+            out[0],
+            Err(ReportError::BadField { field: "line", .. })
+        ));
+    }
+
+    proptest::proptest! {
+        /// What the sandbox PSPs write, the reader reads back exactly.
+        #[test]
+        fn the_writer_and_the_reader_agree(
+            gross in -10_000_000_000i64..10_000_000_000,
+            fee in 0i64..1_000_000,
+            code in proptest::sample::select(vec!["EUR", "JPY", "KWD", "SEK"]),
+            kind in proptest::sample::select(SETTLEMENT_TYPES.to_vec()),
+        ) {
+            let currency = Currency::parse(code).unwrap();
+            let line = crate::psp::wire::SettlementLine {
+                reference: "ref_1".into(),
+                payment_id: "pay_1".into(),
+                kind,
+                gross_minor: gross,
+                fee_minor: fee,
+                currency,
+                settled_date: "2026-11-21".into(),
+            };
+            let text = format!("{SETTLEMENT_HEADER}\n{}\n", line.to_csv().unwrap());
+            let (out, end) = read_all(&[text.as_bytes()]);
+            proptest::prop_assert_eq!(end, Ok(2));
+            let got = out.into_iter().next().unwrap().unwrap();
+            proptest::prop_assert_eq!((got.gross_minor, got.fee_minor, got.net_minor), (gross, fee, gross - fee));
+            proptest::prop_assert_eq!((got.kind, got.currency), (kind, currency));
+        }
+    }
+}
