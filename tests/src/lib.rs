@@ -70,7 +70,8 @@ impl TestStack {
         format!("{}{}", self.stack.base_url, path)
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+    /// Send any request and keep status, headers and body.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let headers = r.headers().clone();

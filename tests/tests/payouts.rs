@@ -70,14 +70,7 @@ async fn payout(
         .bearer_auth(&t.stack.secrets.client_key)
         .header("idempotency-key", key)
         .json(&body);
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    payloop_tests::Resp {
-        status,
-        headers,
-        text: r.text().await.unwrap(),
-    }
+    t.send(req).await
 }
 
 async fn payout_view(t: &TestStack, id: &str) -> Value {

@@ -17,14 +17,7 @@ async fn refund(t: &TestStack, id: &str, key: &str, amount: &str) -> payloop_tes
         .bearer_auth(&t.stack.secrets.platform_key)
         .header("idempotency-key", key)
         .json(&json!({"amount": amount, "reason": "player request"}));
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    payloop_tests::Resp {
-        status,
-        headers,
-        text: r.text().await.unwrap(),
-    }
+    t.send(req).await
 }
 
 async fn available(t: &TestStack, player: &str) -> String {

@@ -25,6 +25,8 @@ use super::Ctx;
 const MAX_RACES: usize = 64;
 /// Ledger entries read per page when auditing a wallet.
 const AUDIT_PAGE: usize = 500;
+/// Pages one audit reads at most (a million entries).
+const MAX_AUDIT_PAGES: usize = 2_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
@@ -347,7 +349,7 @@ async fn read_entries(ctx: &Ctx, player: &PlayerId) -> Result<Vec<Item>, Error> 
         AUDIT_PAGE,
     );
     let mut entries = Vec::new();
-    loop {
+    for _ in 0..MAX_AUDIT_PAGES {
         let page = ctx.store.query(&q).await?;
         entries.extend(page.items);
         match page.next {
@@ -355,6 +357,13 @@ async fn read_entries(ctx: &Ctx, player: &PlayerId) -> Result<Vec<Item>, Error> 
             None => return Ok(entries),
         }
     }
+    Err(Error::validation(
+        "player_id",
+        format!(
+            "more than {} ledger entries: too many to audit in one call",
+            MAX_AUDIT_PAGES * AUDIT_PAGE
+        ),
+    ))
 }
 
 fn check(balances: BTreeMap<Currency, Balance>, mut entries: Vec<Item>) -> Audit {
