@@ -199,7 +199,23 @@ fn config(
         webhook_tolerance_s: DEFAULT_WEBHOOK_TOLERANCE_S,
         wagering_multiple: DEFAULT_WAGERING_MULTIPLE,
         payouts: payouts.clone(),
+        recon: sandbox_fees(sandboxes),
     })
+}
+
+/// Reconciliation checks fees against the sandboxes' own fee schedule.
+fn sandbox_fees(sandboxes: &[(PspId, Scheme)]) -> payloop::domain::recon::ReconPolicy {
+    let rule = payloop::domain::recon::FeeRule {
+        bps: crate::sandbox::DEFAULT_FEE_BPS,
+        fixed_minor: crate::sandbox::DEFAULT_FIXED_FEE_MINOR,
+    };
+    payloop::domain::recon::ReconPolicy {
+        fees: sandboxes
+            .iter()
+            .map(|(psp, _)| (psp.clone(), rule))
+            .collect(),
+        ..Default::default()
+    }
 }
 
 /// Start one sandbox PSP server per sandbox, each delivering its webhooks

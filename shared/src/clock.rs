@@ -59,6 +59,12 @@ impl Day {
             days: self.days + 1,
         }
     }
+
+    pub fn prev(&self) -> Day {
+        Day {
+            days: self.days - 1,
+        }
+    }
 }
 
 impl std::fmt::Display for Day {

@@ -170,6 +170,7 @@ pub struct Config {
     /// Deposits must be wagered this many times before a withdrawal.
     pub wagering_multiple: i64,
     pub payouts: crate::domain::payout::PayoutPolicy,
+    pub recon: crate::domain::recon::ReconPolicy,
 }
 
 pub const DEFAULT_IDEMPOTENCY_TTL_S: i64 = 24 * 3600;
@@ -211,6 +212,32 @@ fn payout_policy_from_env() -> Result<crate::domain::payout::PayoutPolicy, Confi
     })
 }
 
+/// `PAYLOOP_FEE_SCHEDULE`, `PAYLOOP_FEE_TOLERANCE_MINOR`, `PAYLOOP_RECON_SHARDS`.
+fn recon_policy_from_env() -> Result<crate::domain::recon::ReconPolicy, ConfigError> {
+    let d = crate::domain::recon::ReconPolicy::default();
+    let fees = crate::domain::recon::parse_fee_schedule(
+        &std::env::var("PAYLOOP_FEE_SCHEDULE").unwrap_or_default(),
+    )
+    .map_err(|e| ConfigError(format!("PAYLOOP_FEE_SCHEDULE: {e}")))?;
+    let tolerance_minor = match optional_int("PAYLOOP_FEE_TOLERANCE_MINOR", d.tolerance_minor)? {
+        t @ 0..=1_000_000 => t,
+        _ => {
+            return Err(ConfigError(
+                "PAYLOOP_FEE_TOLERANCE_MINOR must be 0 to 1000000".into(),
+            ))
+        }
+    };
+    let shards = match optional_int("PAYLOOP_RECON_SHARDS", i64::from(d.shards))? {
+        s @ 1..=32 => s as u32,
+        _ => return Err(ConfigError("PAYLOOP_RECON_SHARDS must be 1 to 32".into())),
+    };
+    Ok(crate::domain::recon::ReconPolicy {
+        fees,
+        tolerance_minor,
+        shards,
+    })
+}
+
 impl Config {
     /// Read from `PAYLOOP_*` environment variables (Lambda).
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -243,6 +270,7 @@ impl Config {
                 }
             },
             payouts: payout_policy_from_env()?,
+            recon: recon_policy_from_env()?,
         })
     }
 }

@@ -447,6 +447,7 @@ pub fn fixture_ctx(
             webhook_tolerance_s: 300,
             wagering_multiple: 1,
             payouts: Default::default(),
+            recon: Default::default(),
         }),
         psps: Arc::new(
             payloop::psp::Psps::new(

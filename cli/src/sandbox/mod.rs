@@ -66,6 +66,10 @@ pub struct SandboxOptions {
     pub payout_delay: Duration,
 }
 
+/// The sandbox's processing fee: 1.5% of the gross (half up), no fixed part.
+pub const DEFAULT_FEE_BPS: u32 = 150;
+pub const DEFAULT_FIXED_FEE_MINOR: i64 = 0;
+
 impl SandboxOptions {
     pub fn new(
         name: PspId,
@@ -82,8 +86,8 @@ impl SandboxOptions {
             host: "127.0.0.1".into(),
             port: 0,
             retry_schedule: delivery::default_schedule(),
-            fee_bps: 150,
-            fixed_fee_minor: 0,
+            fee_bps: DEFAULT_FEE_BPS,
+            fixed_fee_minor: DEFAULT_FIXED_FEE_MINOR,
             payout_delay: Duration::from_millis(500),
         }
     }

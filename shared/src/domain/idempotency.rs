@@ -281,6 +281,7 @@ mod tests {
             webhook_tolerance_s: 300,
             wagering_multiple: 1,
             payouts: Default::default(),
+            recon: Default::default(),
         }
     }
 

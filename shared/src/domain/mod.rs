@@ -18,6 +18,7 @@ pub mod operator;
 pub mod pan;
 pub mod payment;
 pub mod payout;
+pub mod recon;
 pub mod refund;
 pub mod reports;
 pub mod rounds;

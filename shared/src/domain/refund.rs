@@ -30,6 +30,7 @@ use super::event::RefundEvent;
 use super::keys;
 use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
 use super::payment::{Payment, PaymentStatus};
+use super::recon::index::{match_key, Kind, Record};
 use super::reports::{self, ReportKind};
 use super::webhook::Intake;
 use super::Ctx;
@@ -314,6 +315,7 @@ pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
             p.amount.currency(),
             amount,
         ),
+        settle_index(&p, ev, r.str_attr("psp_reference"), amount),
     ];
     match ledger::apply(ctx, &m, &extra).await {
         Ok(Outcome::Moved(e)) => {
@@ -330,6 +332,23 @@ pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
         }
         Err(e) => Err(e.row().retryable),
     }
+}
+
+/// The reconciliation index entry of a succeeded refund, keyed by the PSP's
+/// refund reference (what its settlement line carries); our refund id when
+/// the PSP's reply never reached us.
+fn settle_index(p: &Payment, ev: &RefundEvent, psp_reference: Option<&str>, amount: i64) -> Write {
+    let reference = psp_reference.unwrap_or(ev.refund_id.as_str());
+    Record {
+        key: match_key(Kind::Refund, p.id.as_str(), reference),
+        kind: Kind::Refund,
+        payment_id: p.id.to_string(),
+        gross_minor: -amount,
+        currency: p.amount.currency(),
+        method: p.method.clone(),
+        event_id: ev.event_id.to_string(),
+    }
+    .write(&p.psp, Day::of_ms(ev.occurred_ms))
 }
 
 /// A refund outcome that does not match a refund we asked for (unknown id,

@@ -18,6 +18,7 @@ use super::event::PspEvent;
 use super::keys;
 use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
 use super::payment::{history_entry, Payment, PaymentStatus};
+use super::recon::index::{match_key, Kind, Record};
 use super::reports::{self, ReportKind};
 use super::webhook::{event_matches, open_case, CaseKind};
 use super::Ctx;
@@ -151,7 +152,8 @@ async fn credit_deposit(
         p.amount.currency(),
         p.amount.minor(),
     );
-    match ledger::apply(ctx, &m, &[payment_move(p, ev), counted]).await? {
+    let indexed = settle_index(p, ev, Kind::Payment, p.amount.minor());
+    match ledger::apply(ctx, &m, &[payment_move(p, ev), counted, indexed]).await? {
         Outcome::Moved(e) if e.fresh => Ok(None),
         // The credit entry exists: this capture was applied before.
         Outcome::Moved(_) => Ok(Some(Some(PaymentStatus::Captured))),
@@ -207,7 +209,8 @@ async fn charge_back(
         p.amount.currency(),
         p.amount.minor(),
     );
-    match ledger::apply(ctx, &m, &[payment_move(p, ev), counted]).await? {
+    let indexed = settle_index(p, ev, Kind::Chargeback, -p.amount.minor());
+    match ledger::apply(ctx, &m, &[payment_move(p, ev), counted, indexed]).await? {
         Outcome::Moved(e) if e.fresh => {
             open_case(ctx, CaseKind::Chargeback, ev, p).await?;
             Ok(None)
@@ -219,6 +222,21 @@ async fn charge_back(
             reason: format!("a chargeback was refused: {r:?}"),
         }),
     }
+}
+
+/// The reconciliation index entry of a capture or chargeback, on the day the
+/// PSP says it happened (that is the day it settles it under).
+fn settle_index(p: &Payment, ev: &PspEvent, kind: Kind, gross_minor: i64) -> Write {
+    Record {
+        key: match_key(kind, p.id.as_str(), ""),
+        kind,
+        payment_id: p.id.to_string(),
+        gross_minor,
+        currency: p.amount.currency(),
+        method: p.method.clone(),
+        event_id: ev.event_id.to_string(),
+    }
+    .write(&p.psp, Day::of_ms(ev.occurred_ms))
 }
 
 /// The payment's move to `ev.status`, conditional on its current status

@@ -106,6 +106,24 @@ pub fn item_size(item: &Item) -> usize {
     item.iter().map(|(k, v)| k.len() + v.size()).sum()
 }
 
+impl Attr {
+    /// The attribute as plain JSON (for API views of stored documents).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Attr::S(s) => serde_json::Value::from(s.as_str()),
+            Attr::N(n) => serde_json::Value::from(*n),
+            Attr::B(b) => serde_json::Value::from(*b),
+            Attr::M(m) => m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+            Attr::L(l) => l.iter().map(Attr::to_json).collect(),
+        }
+    }
+}
+
+/// An item as a JSON object.
+pub fn to_json(it: &Item) -> serde_json::Value {
+    it.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()
+}
+
 /// Read helpers so domain code reads items without matching on `Attr`.
 pub trait ItemExt {
     fn str_attr(&self, name: &str) -> Option<&str>;

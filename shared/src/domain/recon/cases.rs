@@ -1,0 +1,281 @@
+//! Reconciliation cases: one per mismatched line or record, with the
+//! evidence of both sides. The id is derived from (PSP, day, match key,
+//! class) and the case is created with a conditional put, so re-running a
+//! day never opens a case twice. An operator resolves a case with a note.
+//!
+//! | item | pk                      | sk        |
+//! |------|-------------------------|-----------|
+//! | case | `RCASES#<day>#<psp>`    | `<id>`    |
+//!
+//! Ids read `rc_<yyyymmdd>_<16 hex>_<psp>`, so a case is found from its id.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::clock::{now_ms, Day};
+use crate::error::Error;
+use crate::ids::PspId;
+use crate::money::format_minor;
+use crate::store::{
+    item, Attr, Cond, Item, ItemExt, Key, Query, SkRange, StoreError, UpdateOp, Write,
+};
+
+use super::super::Ctx;
+use super::index::Record;
+use super::matcher::{Class, Theirs};
+
+/// Cases returned per page.
+pub const MAX_PAGE: usize = 500;
+/// The longest resolution note kept.
+pub const MAX_NOTE: usize = 2000;
+
+/// Open, healed by reconciliation itself, or resolved by an operator.
+pub const STATUSES: [&str; 3] = ["open", "healed", "resolved"];
+
+pub fn case_id(psp: &PspId, day: Day, key: &str, class: Class) -> String {
+    let digest = Sha256::digest(format!("{psp}|{day}|{key}|{}", class.as_str()).as_bytes());
+    let compact: String = day
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    format!("rc_{compact}_{}_{psp}", hex::encode(&digest[..8]))
+}
+
+fn partition(day: Day, psp: &PspId) -> String {
+    format!("RCASES#{day}#{psp}")
+}
+
+/// The key of a case, from its id alone.
+fn key_of(id: &str) -> Result<Key, Error> {
+    let bad = || Error::validation("case_id", "is not a reconciliation case id");
+    let rest = id.strip_prefix("rc_").ok_or_else(bad)?;
+    let (date, rest) = rest.split_once('_').ok_or_else(bad)?;
+    let (hash, psp) = rest.split_once('_').ok_or_else(bad)?;
+    if date.len() != 8 || hash.len() != 16 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let day =
+        Day::parse(&format!("{}-{}-{}", &date[..4], &date[4..6], &date[6..])).ok_or_else(bad)?;
+    let psp = PspId::parse(psp).map_err(|_| bad())?;
+    Ok(Key::new(partition(day, &psp), id))
+}
+
+fn theirs_evidence(t: &Theirs) -> Attr {
+    let c = t.currency;
+    Attr::M(
+        [
+            ("line", Attr::N(i64::try_from(t.line).unwrap_or(i64::MAX))),
+            ("type", Attr::from(t.kind.as_str())),
+            ("reference", Attr::from(t.reference.as_str())),
+            ("payment_id", Attr::from(t.payment_id.as_str())),
+            ("gross", Attr::from(format_minor(t.gross_minor, c))),
+            ("fee", Attr::from(format_minor(t.fee_minor, c))),
+            ("net", Attr::from(format_minor(t.net_minor(), c))),
+            ("currency", Attr::from(c.code())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+    )
+}
+
+fn ours_evidence(r: &Record) -> Attr {
+    Attr::M(
+        [
+            ("type", Attr::from(r.kind.as_str())),
+            ("payment_id", Attr::from(r.payment_id.as_str())),
+            ("gross", Attr::from(format_minor(r.gross_minor, r.currency))),
+            ("currency", Attr::from(r.currency.code())),
+            ("method", Attr::from(r.method.as_str())),
+            ("event_id", Attr::from(r.event_id.as_str())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+    )
+}
+
+/// A case to open.
+pub struct NewCase<'a> {
+    pub psp: &'a PspId,
+    pub day: Day,
+    pub class: Class,
+    pub key: &'a str,
+    pub theirs: Option<&'a Theirs>,
+    pub ours: Option<&'a Record>,
+    /// What we found beyond the two sides (our payment's status, the expected fee…).
+    pub detail: Option<String>,
+    pub healed: bool,
+}
+
+/// Open the case unless it exists; `true` when it is new.
+pub async fn open(ctx: &Ctx, c: &NewCase<'_>) -> Result<bool, Error> {
+    let id = case_id(c.psp, c.day, c.key, c.class);
+    let key = Key::new(partition(c.day, c.psp), id.as_str());
+    let mut attrs = vec![
+        ("case_id", Attr::from(id.as_str())),
+        ("psp", Attr::from(c.psp.as_str())),
+        ("date", Attr::from(c.day.to_string())),
+        ("class", Attr::from(c.class.as_str())),
+        ("key", Attr::from(c.key)),
+        (
+            "status",
+            Attr::from(if c.healed { "healed" } else { "open" }),
+        ),
+        ("opened_ms", Attr::N(now_ms())),
+    ];
+    if let Some(t) = c.theirs {
+        attrs.push(("line", Attr::N(i64::try_from(t.line).unwrap_or(i64::MAX))));
+        attrs.push(("psp_side", theirs_evidence(t)));
+    }
+    if let Some(r) = c.ours {
+        attrs.push(("our_side", ours_evidence(r)));
+    }
+    if let Some(d) = &c.detail {
+        attrs.push(("detail", Attr::from(d.as_str())));
+    }
+    let put = Write::Put {
+        item: item(&key, attrs),
+        cond: Some(Cond::NotExists),
+    };
+    match ctx.store.write(put).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn view(it: &Item) -> Value {
+    let mut v = crate::store::to_json(it);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("pk");
+        o.remove("sk");
+    }
+    v
+}
+
+/// One page of a day's cases, optionally of one PSP and one status.
+pub struct CaseFilter {
+    pub day: Day,
+    pub psps: Vec<PspId>,
+    pub status: Option<String>,
+    pub limit: usize,
+}
+
+/// `GET /v1/recon/cases`: the cases of a day, PSP by PSP, in id order.
+pub async fn list(ctx: &Ctx, f: &CaseFilter) -> Result<Value, Error> {
+    if let Some(s) = &f.status {
+        if !STATUSES.contains(&s.as_str()) {
+            return Err(Error::validation(
+                "status",
+                "must be open, healed or resolved",
+            ));
+        }
+    }
+    let limit = f.limit.clamp(1, MAX_PAGE);
+    let mut out = Vec::new();
+    let mut more = false;
+    'psps: for psp in &f.psps {
+        let mut q = Query::new(partition(f.day, psp), SkRange::All, limit);
+        loop {
+            let page = ctx.store.query(&q).await?;
+            for it in &page.items {
+                if f.status
+                    .as_deref()
+                    .is_some_and(|s| it.str_attr("status") != Some(s))
+                {
+                    continue;
+                }
+                if out.len() == limit {
+                    more = true;
+                    break 'psps;
+                }
+                out.push(view(it));
+            }
+            match page.next {
+                Some(next) => q.after = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(json!({"date": f.day.to_string(), "cases": out, "truncated": more}))
+}
+
+pub async fn get(ctx: &Ctx, id: &str) -> Result<Value, Error> {
+    let key = key_of(id)?;
+    let it = ctx
+        .store
+        .get(&key)
+        .await?
+        .ok_or(Error::NotFound { what: "case" })?;
+    Ok(view(&it))
+}
+
+/// `POST /v1/recon/cases/{id}/resolve`: close a case with a note. Resolving
+/// it again with the same note answers the same; another note is a conflict.
+pub async fn resolve(ctx: &Ctx, id: &str, note: &str, by: &str) -> Result<Value, Error> {
+    let note = note.trim();
+    if note.is_empty() || note.len() > MAX_NOTE {
+        return Err(Error::validation(
+            "note",
+            format!("must be 1 to {MAX_NOTE} characters"),
+        ));
+    }
+    let key = key_of(id)?;
+    let update = Write::Update {
+        key: key.clone(),
+        ops: vec![
+            UpdateOp::set("status", "resolved"),
+            UpdateOp::set("note", note),
+            UpdateOp::set("resolved_by", by),
+            UpdateOp::set("resolved_ms", now_ms()),
+        ],
+        cond: Some(Cond::And(vec![
+            Cond::Exists,
+            Cond::In(
+                "status".into(),
+                vec![Attr::from("open"), Attr::from("healed")],
+            ),
+        ])),
+    };
+    match ctx.store.write(update).await {
+        Ok(()) => get(ctx, id).await,
+        Err(StoreError::ConditionFailed { old: None, .. }) => Err(Error::NotFound { what: "case" }),
+        Err(StoreError::ConditionFailed { old: Some(old), .. }) => {
+            if old.str_attr("note") == Some(note) {
+                Ok(view(&old))
+            } else {
+                Err(Error::Conflict {
+                    code: "case_resolved",
+                    reason: "this case was already resolved with another note".into(),
+                })
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_lead_back_to_their_case() {
+        let psp = PspId::parse("sandbox-b").unwrap();
+        let day = Day::parse("2026-11-20").unwrap();
+        let a = case_id(&psp, day, "payment:pay_1", Class::AmountMismatch);
+        assert_eq!(
+            a,
+            case_id(&psp, day, "payment:pay_1", Class::AmountMismatch)
+        );
+        assert_ne!(a, case_id(&psp, day, "payment:pay_1", Class::Duplicate));
+        assert!(
+            a.starts_with("rc_20261120_") && a.ends_with("_sandbox-b"),
+            "{a}"
+        );
+        assert_eq!(key_of(&a).unwrap().pk, "RCASES#2026-11-20#sandbox-b");
+        assert!(key_of("rc_2026_00_x").is_err());
+        assert!(key_of("pay_1").is_err());
+    }
+}

@@ -1,0 +1,136 @@
+//! Our side of a settlement day: one small index item per money movement a
+//! PSP will settle (a captured deposit, a chargeback, a refund), written in
+//! the SAME transaction as the movement, so the index is exact. A day's
+//! records of one PSP are spread over [`BUCKETS`] partitions by a hash of
+//! their match key; a reconciliation shard reads only its buckets.
+//!
+//! | item         | pk                              | sk          |
+//! |--------------|---------------------------------|-------------|
+//! | settle index | `RECON#<psp>#<day>#<bucket:02>` | `<key>`     |
+//!
+//! The match key is what both sides know: `payment:<payment_id>`,
+//! `chargeback:<payment_id>`, `refund:<PSP refund reference>`,
+//! `fee:<PSP reference>` (PSP-side only).
+
+use crate::clock::Day;
+use crate::ids::PspId;
+use crate::money::Currency;
+use crate::store::{item, Attr, Item, ItemExt, Key, Write};
+
+/// Partitions of one PSP-day; a reconciliation runs 1..=BUCKETS shards.
+pub const BUCKETS: u32 = 32;
+
+/// What a settled line or one of our records is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Payment,
+    Refund,
+    Chargeback,
+    Fee,
+}
+
+impl Kind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Payment => "payment",
+            Kind::Refund => "refund",
+            Kind::Chargeback => "chargeback",
+            Kind::Fee => "fee",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::Payment, Kind::Refund, Kind::Chargeback, Kind::Fee]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// The match key of a line or record.
+pub fn match_key(kind: Kind, payment_id: &str, reference: &str) -> String {
+    match kind {
+        Kind::Payment | Kind::Chargeback => format!("{}:{payment_id}", kind.as_str()),
+        Kind::Refund | Kind::Fee => format!("{}:{reference}", kind.as_str()),
+    }
+}
+
+/// FNV-1a: stable across processes and versions (the bucket is stored).
+pub fn bucket(key: &str) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Fold the high bits in: the low bits of FNV alone spread short keys badly.
+    ((h ^ (h >> 32)) % u64::from(BUCKETS)) as u32
+}
+
+pub fn partition(psp: &PspId, day: Day, bucket: u32) -> String {
+    format!("RECON#{psp}#{day}#{bucket:02}")
+}
+
+/// One of our records, as the index holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub key: String,
+    pub kind: Kind,
+    pub payment_id: String,
+    /// Signed like the PSP's gross: refunds and chargebacks negative.
+    pub gross_minor: i64,
+    pub currency: Currency,
+    pub method: String,
+    /// The event that moved the money (a reconciliation heal has its own prefix).
+    pub event_id: String,
+}
+
+impl Record {
+    /// The index put for a movement's transaction.
+    pub fn write(&self, psp: &PspId, day: Day) -> Write {
+        let key = Key::new(partition(psp, day, bucket(&self.key)), self.key.clone());
+        Write::Put {
+            item: item(
+                &key,
+                [
+                    ("kind", Attr::from(self.kind.as_str())),
+                    ("payment_id", Attr::from(self.payment_id.as_str())),
+                    ("gross", Attr::N(self.gross_minor)),
+                    ("currency", Attr::from(self.currency.code())),
+                    ("method", Attr::from(self.method.as_str())),
+                    ("event_id", Attr::from(self.event_id.as_str())),
+                ],
+            ),
+            cond: None,
+        }
+    }
+
+    pub fn from_item(it: &Item) -> Option<Record> {
+        Some(Record {
+            key: it.str_attr("sk")?.to_owned(),
+            kind: Kind::parse(it.str_attr("kind")?)?,
+            payment_id: it.str_attr("payment_id")?.to_owned(),
+            gross_minor: it.int_attr("gross")?,
+            currency: Currency::parse(it.str_attr("currency")?).ok()?,
+            method: it.str_attr("method")?.to_owned(),
+            event_id: it.str_attr("event_id").unwrap_or("").to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_buckets_are_stable_and_spread() {
+        assert_eq!(match_key(Kind::Payment, "pay_1", "r"), "payment:pay_1");
+        assert_eq!(match_key(Kind::Refund, "pay_1", "rf9"), "refund:rf9");
+        let mut seen = [0u32; BUCKETS as usize];
+        for i in 0..32_000 {
+            seen[bucket(&format!("payment:pay_{i:08}")) as usize] += 1;
+        }
+        assert!(
+            seen.iter().all(|n| (700..1300).contains(n)),
+            "uneven buckets: {seen:?}"
+        );
+        assert_eq!(bucket("payment:pay_x"), bucket("payment:pay_x"));
+    }
+}

@@ -1,0 +1,320 @@
+//! The pure part of reconciliation: one bucket of a PSP-day at a time, our
+//! records in memory (a bucket is a 1/32 slice of the day), the PSP's lines
+//! streamed past them. Every line and every record gets exactly one class.
+//! No I/O here, so the store-backed run and the file-to-file bench share it.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::money::Currency;
+
+use super::index::{Kind, Record};
+
+/// The event-id prefix of a capture applied by reconciliation.
+pub const HEAL_PREFIX: &str = "recon:";
+
+/// How a line (or one of our records) reconciles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    Matched,
+    AmountMismatch,
+    CurrencyMismatch,
+    /// The PSP settled it; our wallet has no such movement.
+    MissingInWallet,
+    /// We moved money; the PSP did not settle it.
+    MissingAtPsp,
+    /// The same key settled twice in the report.
+    Duplicate,
+    /// The PSP settled a payment we hold as declined, failed or expired.
+    StatusMismatch,
+    /// An account fee line (no payment behind it).
+    Fee,
+    /// A fee outside the PSP's fee schedule (beyond the tolerance).
+    FeeMismatch,
+}
+
+impl Class {
+    pub const ALL: [Class; 9] = [
+        Class::Matched,
+        Class::AmountMismatch,
+        Class::CurrencyMismatch,
+        Class::MissingInWallet,
+        Class::MissingAtPsp,
+        Class::Duplicate,
+        Class::StatusMismatch,
+        Class::Fee,
+        Class::FeeMismatch,
+    ];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Class::Matched => "matched",
+            Class::AmountMismatch => "amount_mismatch",
+            Class::CurrencyMismatch => "currency_mismatch",
+            Class::MissingInWallet => "missing_in_wallet",
+            Class::MissingAtPsp => "missing_at_psp",
+            Class::Duplicate => "duplicate",
+            Class::StatusMismatch => "status_mismatch",
+            Class::Fee => "fee",
+            Class::FeeMismatch => "fee_mismatch",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+    /// A mismatch an operator must see.
+    pub fn opens_case(&self) -> bool {
+        !matches!(self, Class::Matched | Class::Fee)
+    }
+}
+
+/// One settled line, as matching needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Theirs {
+    pub line: u64,
+    pub kind: Kind,
+    pub key: String,
+    pub reference: String,
+    pub payment_id: String,
+    pub gross_minor: i64,
+    pub fee_minor: i64,
+    pub currency: Currency,
+}
+
+impl Theirs {
+    pub fn net_minor(&self) -> i64 {
+        self.gross_minor.saturating_sub(self.fee_minor)
+    }
+}
+
+/// A PSP's fee schedule: payments pay `bps` of the gross (half up) plus
+/// `fixed_minor`; chargebacks pay `fixed_minor`; refunds pay nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeeRule {
+    pub bps: u32,
+    pub fixed_minor: i64,
+}
+
+impl FeeRule {
+    pub fn expected(&self, kind: Kind, gross_minor: i64) -> Option<i64> {
+        match kind {
+            Kind::Payment => {
+                let scaled = i128::from(gross_minor.checked_abs()?) * i128::from(self.bps);
+                let pct = i64::try_from((scaled + 5_000) / 10_000).ok()?;
+                pct.checked_add(self.fixed_minor)
+            }
+            Kind::Chargeback => Some(self.fixed_minor),
+            Kind::Refund => Some(0),
+            Kind::Fee => None,
+        }
+    }
+}
+
+/// What matching decided about one line or record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub class: Class,
+    /// Our side, when we have one.
+    pub ours: Option<Record>,
+    /// Set for a line settled into the wallet by an earlier reconciliation.
+    pub healed: bool,
+    /// What the fee schedule expected, for a fee mismatch.
+    pub expected_fee_minor: Option<i64>,
+}
+
+impl Finding {
+    fn of(class: Class, ours: Option<&Record>) -> Finding {
+        Finding {
+            class,
+            ours: ours.cloned(),
+            healed: false,
+            expected_fee_minor: None,
+        }
+    }
+}
+
+/// Matches one bucket: build with our records, feed every line, then take
+/// the records no line settled.
+pub struct BucketMatcher {
+    ours: HashMap<String, (Record, bool)>,
+    /// Keys of lines with no record of ours, to spot their duplicates.
+    unmatched: HashSet<String>,
+    fees: Option<FeeRule>,
+    tolerance_minor: i64,
+}
+
+impl BucketMatcher {
+    pub fn new(records: Vec<Record>, fees: Option<FeeRule>, tolerance_minor: i64) -> Self {
+        BucketMatcher {
+            ours: records
+                .into_iter()
+                .map(|r| (r.key.clone(), (r, false)))
+                .collect(),
+            unmatched: HashSet::new(),
+            fees,
+            tolerance_minor,
+        }
+    }
+
+    /// Classify one line. `MissingInWallet` here means only "no record of
+    /// ours": the caller looks closer (heal, status mismatch).
+    pub fn line(&mut self, t: &Theirs) -> Finding {
+        let Some((rec, seen)) = self.ours.get_mut(&t.key) else {
+            let first = self.unmatched.insert(t.key.clone());
+            return match (first, t.kind) {
+                (false, _) => Finding::of(Class::Duplicate, None),
+                (true, Kind::Fee) => Finding::of(Class::Fee, None),
+                (true, _) => Finding::of(Class::MissingInWallet, None),
+            };
+        };
+        if std::mem::replace(seen, true) {
+            return Finding::of(Class::Duplicate, Some(rec));
+        }
+        let rec = &*rec;
+        if rec.currency != t.currency {
+            return Finding::of(Class::CurrencyMismatch, Some(rec));
+        }
+        if rec.gross_minor != t.gross_minor {
+            return Finding::of(Class::AmountMismatch, Some(rec));
+        }
+        if let Some(expected) = self.fees.and_then(|f| f.expected(t.kind, t.gross_minor)) {
+            if (t.fee_minor - expected).abs() > self.tolerance_minor {
+                let mut f = Finding::of(Class::FeeMismatch, Some(rec));
+                f.expected_fee_minor = Some(expected);
+                return f;
+            }
+        }
+        if rec.event_id.starts_with(HEAL_PREFIX) {
+            let mut f = Finding::of(Class::MissingInWallet, Some(rec));
+            f.healed = true;
+            return f;
+        }
+        Finding::of(Class::Matched, Some(rec))
+    }
+
+    /// Our records no line settled: missing at the PSP.
+    pub fn unsettled(self) -> impl Iterator<Item = Record> {
+        self.ours
+            .into_values()
+            .filter_map(|(r, seen)| (!seen).then_some(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::recon::index::match_key;
+
+    fn eur() -> Currency {
+        Currency::parse("EUR").unwrap()
+    }
+
+    fn rec(key: &str, gross: i64) -> Record {
+        Record {
+            key: key.into(),
+            kind: Kind::Payment,
+            payment_id: key.trim_start_matches("payment:").into(),
+            gross_minor: gross,
+            currency: eur(),
+            method: "card".into(),
+            event_id: "evt_1".into(),
+        }
+    }
+
+    fn line(n: u64, kind: Kind, id: &str, gross: i64, fee: i64) -> Theirs {
+        Theirs {
+            line: n,
+            kind,
+            key: match_key(kind, id, id),
+            reference: id.into(),
+            payment_id: id.into(),
+            gross_minor: gross,
+            fee_minor: fee,
+            currency: eur(),
+        }
+    }
+
+    #[test]
+    fn every_class_is_decided_by_the_rules() {
+        let rule = FeeRule {
+            bps: 150,
+            fixed_minor: 0,
+        };
+        let mut healed = rec("payment:h", 1000);
+        healed.event_id = format!("{HEAL_PREFIX}x");
+        let mut m = BucketMatcher::new(
+            vec![
+                rec("payment:a", 1000),
+                rec("payment:b", 1000),
+                rec("payment:c", 1000),
+                rec("payment:d", 1000),
+                rec("payment:gone", 500),
+                healed,
+            ],
+            Some(rule),
+            1,
+        );
+        let class = |m: &mut BucketMatcher, t: Theirs| m.line(&t).class;
+        assert_eq!(
+            class(&mut m, line(2, Kind::Payment, "a", 1000, 15)),
+            Class::Matched
+        );
+        assert_eq!(
+            class(&mut m, line(3, Kind::Payment, "a", 1000, 15)),
+            Class::Duplicate
+        );
+        assert_eq!(
+            class(&mut m, line(4, Kind::Payment, "b", 1001, 15)),
+            Class::AmountMismatch
+        );
+        let mut usd = line(5, Kind::Payment, "c", 1000, 15);
+        usd.currency = Currency::parse("USD").unwrap();
+        assert_eq!(class(&mut m, usd), Class::CurrencyMismatch);
+        assert_eq!(
+            class(&mut m, line(6, Kind::Payment, "d", 1000, 14)),
+            Class::Matched,
+            "within 1"
+        );
+        assert_eq!(
+            class(&mut m, line(7, Kind::Payment, "x", 1000, 15)),
+            Class::MissingInWallet
+        );
+        assert_eq!(
+            class(&mut m, line(8, Kind::Payment, "x", 1000, 15)),
+            Class::Duplicate
+        );
+        assert_eq!(class(&mut m, line(9, Kind::Fee, "f1", 0, 250)), Class::Fee);
+        assert_eq!(
+            class(&mut m, line(10, Kind::Fee, "f1", 0, 250)),
+            Class::Duplicate
+        );
+        let h = m.line(&line(11, Kind::Payment, "h", 1000, 15));
+        assert_eq!((h.class, h.healed), (Class::MissingInWallet, true));
+        let left: Vec<String> = m.unsettled().map(|r| r.key).collect();
+        assert_eq!(left, vec!["payment:gone".to_owned()]);
+    }
+
+    #[test]
+    fn fees_outside_the_tolerance_are_mismatches() {
+        let rule = FeeRule {
+            bps: 150,
+            fixed_minor: 10,
+        };
+        assert_eq!(
+            rule.expected(Kind::Payment, 333),
+            Some(15),
+            "4.995 → 5, +10"
+        );
+        assert_eq!(rule.expected(Kind::Chargeback, -1000), Some(10));
+        assert_eq!(rule.expected(Kind::Refund, -1000), Some(0));
+        let mut m = BucketMatcher::new(vec![rec("payment:a", 10_000)], Some(rule), 2);
+        let f = m.line(&line(2, Kind::Payment, "a", 10_000, 163));
+        assert_eq!(
+            (f.class, f.expected_fee_minor),
+            (Class::FeeMismatch, Some(160))
+        );
+        let mut lax = BucketMatcher::new(vec![rec("payment:a", 10_000)], None, 0);
+        assert_eq!(
+            lax.line(&line(2, Kind::Payment, "a", 10_000, 999)).class,
+            Class::Matched
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! The day's reconciliation report: counts per class, and gross / fee / net
+//! per method, currency and kind from the PSP's lines, with the true margin
+//! per method (what is left of the deposits after refunds, chargebacks and
+//! fees). Shards each build a [`Totals`]; merging them is addition, so the
+//! report does not depend on how the day was split.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::Error;
+use crate::money::{format_minor, Currency};
+
+use super::index::{Kind, Record};
+use super::matcher::{Class, Theirs};
+
+/// Count and sums of a group of lines (minor units).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sums {
+    pub count: u64,
+    pub gross: i64,
+    pub fee: i64,
+    pub net: i64,
+}
+
+fn overflow() -> Error {
+    Error::Internal("reconciliation totals overflow".into())
+}
+
+impl Sums {
+    fn add(&mut self, gross: i64, fee: i64) -> Result<(), Error> {
+        self.count += 1;
+        self.gross = self.gross.checked_add(gross).ok_or_else(overflow)?;
+        self.fee = self.fee.checked_add(fee).ok_or_else(overflow)?;
+        let net = gross.checked_sub(fee).ok_or_else(overflow)?;
+        self.net = self.net.checked_add(net).ok_or_else(overflow)?;
+        Ok(())
+    }
+    fn merge(&mut self, o: &Sums) -> Result<(), Error> {
+        self.count += o.count;
+        self.gross = self.gross.checked_add(o.gross).ok_or_else(overflow)?;
+        self.fee = self.fee.checked_add(o.fee).ok_or_else(overflow)?;
+        self.net = self.net.checked_add(o.net).ok_or_else(overflow)?;
+        Ok(())
+    }
+}
+
+/// What one shard (or the whole day) found. Group keys are
+/// `method|currency|kind`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub lines: u64,
+    pub records: u64,
+    pub classes: BTreeMap<String, u64>,
+    pub healed: u64,
+    /// The PSP's lines, by our method (`unknown` when we have no record,
+    /// `account` for account fees).
+    pub settled: BTreeMap<String, Sums>,
+    /// Our records the PSP did not settle.
+    pub unsettled: BTreeMap<String, Sums>,
+}
+
+fn group(method: &str, currency: Currency, kind: Kind) -> String {
+    format!("{method}|{}|{}", currency.code(), kind.as_str())
+}
+
+impl Totals {
+    /// Count a classified line.
+    pub fn line(
+        &mut self,
+        t: &Theirs,
+        class: Class,
+        method: &str,
+        healed: bool,
+    ) -> Result<(), Error> {
+        self.lines += 1;
+        *self.classes.entry(class.as_str().to_owned()).or_default() += 1;
+        self.healed += u64::from(healed);
+        let method = match t.kind {
+            Kind::Fee => "account",
+            _ => method,
+        };
+        self.settled
+            .entry(group(method, t.currency, t.kind))
+            .or_default()
+            .add(t.gross_minor, t.fee_minor)
+    }
+
+    /// Count one of our records no line settled.
+    pub fn unsettled(&mut self, r: &Record) -> Result<(), Error> {
+        *self
+            .classes
+            .entry(Class::MissingAtPsp.as_str().to_owned())
+            .or_default() += 1;
+        self.unsettled
+            .entry(group(&r.method, r.currency, r.kind))
+            .or_default()
+            .add(r.gross_minor, 0)
+    }
+
+    pub fn merge(&mut self, o: &Totals) -> Result<(), Error> {
+        self.lines += o.lines;
+        self.records += o.records;
+        self.healed += o.healed;
+        for (k, v) in &o.classes {
+            *self.classes.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.settled {
+            self.settled.entry(k.clone()).or_default().merge(v)?;
+        }
+        for (k, v) in &o.unsettled {
+            self.unsettled.entry(k.clone()).or_default().merge(v)?;
+        }
+        Ok(())
+    }
+
+    pub fn count(&self, class: Class) -> u64 {
+        self.classes.get(class.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Lines and records an operator must look at.
+    pub fn mismatches(&self) -> u64 {
+        Class::ALL
+            .iter()
+            .filter(|c| c.opens_case())
+            .map(|c| self.count(*c))
+            .sum()
+    }
+}
+
+/// One method × currency of the report.
+#[derive(Default)]
+struct MethodRow {
+    kinds: BTreeMap<&'static str, Sums>,
+}
+
+fn split(key: &str) -> Option<(&str, Currency, Kind)> {
+    let mut it = key.split('|');
+    let (m, c, k) = (it.next()?, it.next()?, it.next()?);
+    Some((m, Currency::parse(c).ok()?, Kind::parse(k)?))
+}
+
+fn money(minor: i64, c: Currency) -> String {
+    format_minor(minor, c)
+}
+
+fn sums_json(s: &Sums, c: Currency) -> Value {
+    json!({"count": s.count, "gross": money(s.gross, c), "fee": money(s.fee, c), "net": money(s.net, c)})
+}
+
+fn ratio_bps(part: i64, whole: i64) -> Option<i64> {
+    (i128::from(part) * 10_000)
+        .checked_div(i128::from(whole))
+        .and_then(|v| i64::try_from(v).ok())
+}
+
+fn rows(groups: &BTreeMap<String, Sums>) -> BTreeMap<(String, Currency), MethodRow> {
+    let mut out: BTreeMap<(String, Currency), MethodRow> = BTreeMap::new();
+    for (k, s) in groups {
+        if let Some((m, c, kind)) = split(k) {
+            let row = out.entry((m.to_owned(), c)).or_default();
+            *row.kinds.entry(kind.as_str()).or_default() = *s;
+        }
+    }
+    out
+}
+
+/// The report document (JSON).
+pub fn to_json(psp: &str, date: &str, t: &Totals) -> Value {
+    let classes: serde_json::Map<String, Value> = Class::ALL
+        .iter()
+        .map(|c| (c.as_str().to_owned(), json!(t.count(*c))))
+        .collect();
+    let mut methods = Vec::new();
+    let mut sections: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for ((method, c), row) in rows(&t.settled) {
+        let all = row.kinds.values().fold(Sums::default(), |mut a, s| {
+            let _ = a.merge(s);
+            a
+        });
+        let deposits = row.kinds.get("payment").map_or(0, |s| s.gross);
+        let mut m = json!({
+            "method": method, "currency": c,
+            "net": money(all.net, c), "fees": money(all.fee, c),
+            "margin_bps": ratio_bps(all.net, deposits),
+            "effective_fee_bps": ratio_bps(all.fee, deposits),
+        });
+        for (kind, s) in &row.kinds {
+            m[format!("{kind}s")] = sums_json(s, c);
+            if matches!(*kind, "refund" | "chargeback") {
+                let mut line = sums_json(s, c);
+                line["method"] = json!(method);
+                line["currency"] = json!(c);
+                line["rate_bps"] = json!(ratio_bps(s.gross.abs(), deposits));
+                sections.entry(kind).or_default().push(line);
+            }
+        }
+        methods.push(m);
+    }
+    let unsettled: Vec<Value> = t
+        .unsettled
+        .iter()
+        .filter_map(|(k, s)| {
+            let (m, c, kind) = split(k)?;
+            let mut v = sums_json(s, c);
+            v["method"] = json!(m);
+            v["currency"] = json!(c);
+            v["kind"] = json!(kind.as_str());
+            Some(v)
+        })
+        .collect();
+    json!({
+        "psp": psp, "date": date, "status": "complete",
+        "lines": t.lines, "records": t.records,
+        "classes": classes, "mismatches": t.mismatches(), "healed": t.healed,
+        "methods": methods,
+        "refunds": sections.remove("refund").unwrap_or_default(),
+        "chargebacks": sections.remove("chargeback").unwrap_or_default(),
+        "unsettled": unsettled,
+    })
+}
+
+pub const CSV_HEADER: &str = "section,name,currency,kind,count,gross,fee,net,margin_bps";
+
+/// The same report as CSV: one row per class, per method × kind, and per
+/// method total with its margin.
+pub fn to_csv(t: &Totals) -> String {
+    let mut out = format!("{CSV_HEADER}\n");
+    for c in Class::ALL {
+        out.push_str(&format!("class,{},,,{},,,,\n", c.as_str(), t.count(c)));
+    }
+    for ((method, c), row) in rows(&t.settled) {
+        let mut all = Sums::default();
+        for (kind, s) in &row.kinds {
+            let _ = all.merge(s);
+            out.push_str(&format!(
+                "settled,{method},{},{kind},{},{},{},{},\n",
+                c.code(),
+                s.count,
+                money(s.gross, c),
+                money(s.fee, c),
+                money(s.net, c)
+            ));
+        }
+        let deposits = row.kinds.get("payment").map_or(0, |s| s.gross);
+        let margin = ratio_bps(all.net, deposits).map_or(String::new(), |b| b.to_string());
+        out.push_str(&format!(
+            "method,{method},{},,{},{},{},{},{margin}\n",
+            c.code(),
+            all.count,
+            money(all.gross, c),
+            money(all.fee, c),
+            money(all.net, c)
+        ));
+    }
+    for (k, s) in &t.unsettled {
+        if let Some((m, c, kind)) = split(k) {
+            out.push_str(&format!(
+                "unsettled,{m},{},{},{},{},,,\n",
+                c.code(),
+                kind.as_str(),
+                s.count,
+                money(s.gross, c)
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eur() -> Currency {
+        Currency::parse("EUR").unwrap()
+    }
+
+    fn t(kind: Kind, gross: i64, fee: i64) -> Theirs {
+        Theirs {
+            line: 2,
+            kind,
+            key: String::new(),
+            reference: String::new(),
+            payment_id: String::new(),
+            gross_minor: gross,
+            fee_minor: fee,
+            currency: eur(),
+        }
+    }
+
+    #[test]
+    fn margins_and_sections_add_up_and_shards_merge() {
+        let mut a = Totals::default();
+        a.line(
+            &t(Kind::Payment, 10_000, 150),
+            Class::Matched,
+            "card",
+            false,
+        )
+        .unwrap();
+        a.line(
+            &t(Kind::Payment, 10_000, 150),
+            Class::Matched,
+            "card",
+            false,
+        )
+        .unwrap();
+        let mut b = Totals::default();
+        b.line(&t(Kind::Refund, -2_000, 0), Class::Matched, "card", false)
+            .unwrap();
+        b.line(
+            &t(Kind::Chargeback, -1_000, 0),
+            Class::Matched,
+            "card",
+            false,
+        )
+        .unwrap();
+        b.line(&t(Kind::Fee, 0, 500), Class::Fee, "unknown", false)
+            .unwrap();
+        a.merge(&b).unwrap();
+        let j = to_json("sandbox", "2026-11-20", &a);
+        assert_eq!(j["lines"], 5);
+        assert_eq!(j["classes"]["matched"], 4);
+        assert_eq!(j["classes"]["fee"], 1);
+        assert_eq!(j["mismatches"], 0);
+        let card = &j["methods"][1];
+        assert_eq!(card["method"], "card");
+        // 20 000 − 300 fees − 2 000 refund − 1 000 chargeback = 16 700 of 20 000.
+        assert_eq!(card["net"], "167.00");
+        assert_eq!(card["margin_bps"], 8350);
+        assert_eq!(card["effective_fee_bps"], 150);
+        assert_eq!(j["refunds"][0]["rate_bps"], 1000);
+        assert_eq!(j["chargebacks"][0]["gross"], "-10.00");
+        assert_eq!(j["methods"][0]["method"], "account");
+        let csv = to_csv(&a);
+        assert!(
+            csv.contains("method,card,EUR,,4,170.00,3.00,167.00,8350\n"),
+            "{csv}"
+        );
+        assert!(csv.contains("class,matched,,,4,,,,\n"));
+    }
+}

@@ -1,0 +1,266 @@
+//! Per-bucket spill files: the one pass over a report (or a ledger export)
+//! writes each line to its bucket's file in a compact binary form, so that
+//! matching then holds one bucket in memory, never the day.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::money::Currency;
+
+use super::index::{Kind, Record, BUCKETS};
+use super::matcher::Theirs;
+
+/// A string longer than this in a spill file means a corrupt file.
+const MAX_FIELD: usize = 64 * 1024;
+
+/// Something that can be written to and read back from a spill file.
+pub trait Spillable: Sized {
+    fn encode(&self, out: &mut Vec<u8>);
+    fn decode(r: &mut impl Read) -> io::Result<Option<Self>>;
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn get_str(r: &mut impl Read) -> io::Result<String> {
+    let len = u32::from_le_bytes(get::<4>(r)?) as usize;
+    if len > MAX_FIELD {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "spill field too long",
+        ));
+    }
+    let mut buf = vec![0; len];
+    r.read_exact(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn get<const N: usize>(r: &mut impl Read) -> io::Result<[u8; N]> {
+    let mut b = [0; N];
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+
+/// The first byte of a record: `None` at a clean end of file.
+fn first_byte(r: &mut impl Read) -> io::Result<Option<u8>> {
+    let mut b = [0u8; 1];
+    match r.read(&mut b)? {
+        0 => Ok(None),
+        _ => Ok(Some(b[0])),
+    }
+}
+
+fn kind_byte(k: Kind) -> u8 {
+    match k {
+        Kind::Payment => 1,
+        Kind::Refund => 2,
+        Kind::Chargeback => 3,
+        Kind::Fee => 4,
+    }
+}
+
+fn kind_of(b: u8) -> io::Result<Kind> {
+    match b {
+        1 => Ok(Kind::Payment),
+        2 => Ok(Kind::Refund),
+        3 => Ok(Kind::Chargeback),
+        4 => Ok(Kind::Fee),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "spill: bad kind",
+        )),
+    }
+}
+
+fn currency_of(r: &mut impl Read) -> io::Result<Currency> {
+    let code = get::<3>(r)?;
+    std::str::from_utf8(&code)
+        .ok()
+        .and_then(|c| Currency::parse(c).ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "spill: bad currency"))
+}
+
+impl Spillable for Theirs {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(kind_byte(self.kind));
+        out.extend_from_slice(&self.line.to_le_bytes());
+        out.extend_from_slice(self.currency.code().as_bytes());
+        out.extend_from_slice(&self.gross_minor.to_le_bytes());
+        out.extend_from_slice(&self.fee_minor.to_le_bytes());
+        put_str(out, &self.key);
+        put_str(out, &self.reference);
+        put_str(out, &self.payment_id);
+    }
+    fn decode(r: &mut impl Read) -> io::Result<Option<Self>> {
+        let Some(k) = first_byte(r)? else {
+            return Ok(None);
+        };
+        Ok(Some(Theirs {
+            kind: kind_of(k)?,
+            line: u64::from_le_bytes(get::<8>(r)?),
+            currency: currency_of(r)?,
+            gross_minor: i64::from_le_bytes(get::<8>(r)?),
+            fee_minor: i64::from_le_bytes(get::<8>(r)?),
+            key: get_str(r)?,
+            reference: get_str(r)?,
+            payment_id: get_str(r)?,
+        }))
+    }
+}
+
+impl Spillable for Record {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(kind_byte(self.kind));
+        out.extend_from_slice(self.currency.code().as_bytes());
+        out.extend_from_slice(&self.gross_minor.to_le_bytes());
+        put_str(out, &self.key);
+        put_str(out, &self.payment_id);
+        put_str(out, &self.method);
+        put_str(out, &self.event_id);
+    }
+    fn decode(r: &mut impl Read) -> io::Result<Option<Self>> {
+        let Some(k) = first_byte(r)? else {
+            return Ok(None);
+        };
+        Ok(Some(Record {
+            kind: kind_of(k)?,
+            currency: currency_of(r)?,
+            gross_minor: i64::from_le_bytes(get::<8>(r)?),
+            key: get_str(r)?,
+            payment_id: get_str(r)?,
+            method: get_str(r)?,
+            event_id: get_str(r)?,
+        }))
+    }
+}
+
+/// One file per bucket under `dir`, named `<name>-<bucket>`.
+pub struct Spill {
+    dir: PathBuf,
+    name: &'static str,
+    writers: Vec<Option<BufWriter<File>>>,
+    buf: Vec<u8>,
+}
+
+impl Spill {
+    /// Files for the given buckets only; the rest are not this shard's.
+    pub fn create(dir: &Path, name: &'static str, buckets: &[u32]) -> io::Result<Spill> {
+        let mut writers: Vec<Option<BufWriter<File>>> = (0..BUCKETS).map(|_| None).collect();
+        for &b in buckets {
+            let f = File::create(path(dir, name, b))?;
+            writers[b as usize] = Some(BufWriter::with_capacity(64 * 1024, f));
+        }
+        Ok(Spill {
+            dir: dir.to_owned(),
+            name,
+            writers,
+            buf: Vec::with_capacity(256),
+        })
+    }
+
+    /// Whether this spill keeps the bucket (the shard owns it).
+    pub fn keeps(&self, bucket: u32) -> bool {
+        matches!(self.writers.get(bucket as usize), Some(Some(_)))
+    }
+
+    pub fn push(&mut self, bucket: u32, v: &impl Spillable) -> io::Result<()> {
+        let Some(Some(w)) = self.writers.get_mut(bucket as usize) else {
+            return Ok(());
+        };
+        self.buf.clear();
+        v.encode(&mut self.buf);
+        w.write_all(&self.buf)
+    }
+
+    /// Flush every file; returns the directory and name to read back.
+    pub fn finish(self) -> io::Result<(PathBuf, &'static str)> {
+        for w in self.writers.into_iter().flatten() {
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        Ok((self.dir, self.name))
+    }
+}
+
+fn path(dir: &Path, name: &str, bucket: u32) -> PathBuf {
+    dir.join(format!("{name}-{bucket:02}"))
+}
+
+/// Read back one bucket's file, value by value.
+pub struct SpillReader<T> {
+    r: BufReader<File>,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Spillable> SpillReader<T> {
+    pub fn open(dir: &Path, name: &str, bucket: u32) -> io::Result<Self> {
+        Ok(SpillReader {
+            r: BufReader::with_capacity(64 * 1024, File::open(path(dir, name, bucket))?),
+            _t: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<T: Spillable> Iterator for SpillReader<T> {
+    type Item = io::Result<T>;
+    fn next(&mut self) -> Option<io::Result<T>> {
+        T::decode(&mut self.r).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_records_read_back_exactly_per_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let eur = Currency::parse("EUR").unwrap();
+        let t = Theirs {
+            line: 7,
+            kind: Kind::Refund,
+            key: "refund:r1".into(),
+            reference: "r1".into(),
+            payment_id: "pay_1".into(),
+            gross_minor: -250,
+            fee_minor: 0,
+            currency: eur,
+        };
+        let r = Record {
+            key: "payment:pay_1".into(),
+            kind: Kind::Payment,
+            payment_id: "pay_1".into(),
+            gross_minor: 1000,
+            currency: eur,
+            method: "card".into(),
+            event_id: "evt_9".into(),
+        };
+        let mut a = Spill::create(dir.path(), "theirs", &[3, 5]).unwrap();
+        let mut b = Spill::create(dir.path(), "ours", &[3]).unwrap();
+        assert!(a.keeps(5) && !a.keeps(4));
+        a.push(3, &t).unwrap();
+        a.push(3, &t).unwrap();
+        a.push(4, &t).unwrap(); // not kept
+        b.push(3, &r).unwrap();
+        a.finish().unwrap();
+        b.finish().unwrap();
+        let back: Vec<Theirs> = SpillReader::open(dir.path(), "theirs", 3)
+            .unwrap()
+            .collect::<io::Result<_>>()
+            .unwrap();
+        assert_eq!(back, vec![t.clone(), t]);
+        assert_eq!(
+            SpillReader::<Theirs>::open(dir.path(), "theirs", 5)
+                .unwrap()
+                .count(),
+            0
+        );
+        let ours: Vec<Record> = SpillReader::open(dir.path(), "ours", 3)
+            .unwrap()
+            .collect::<io::Result<_>>()
+            .unwrap();
+        assert_eq!(ours, vec![r]);
+    }
+}
