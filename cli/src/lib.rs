@@ -4,5 +4,6 @@
 
 pub mod bench;
 pub mod local;
+pub mod recon;
 pub mod sandbox;
 pub mod worker;

@@ -348,6 +348,7 @@ pub async fn start(
         intent_api::router(ctx.clone())
             .merge(webhook_intake::router(ctx.clone()))
             .merge(wallet_credit::router(ctx.clone()))
+            .merge(reconciliation::local_router(ctx.clone()))
             .fallback(payloop::edge::not_found),
     );
     let (stop, stop_rx) = watch::channel(false);

@@ -69,6 +69,13 @@ enum Command {
         #[command(subcommand)]
         action: payloop_cli::bench::DlqAction,
     },
+    /// Reconcile one PSP-day on a running `payloop serve`; prints the report.
+    Reconcile(payloop_cli::recon::ReconcileArgs),
+    /// Reconciliation cases of a running `payloop serve`.
+    Recon {
+        #[command(subcommand)]
+        action: payloop_cli::recon::ReconAction,
+    },
     /// Benchmarks (print figures; not tests).
     Bench {
         #[command(subcommand)]
@@ -120,6 +127,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             stack.shutdown().await;
             Ok(())
         }
+        Command::Reconcile(args) => payloop_cli::recon::reconcile(args).await,
+        Command::Recon { action } => payloop_cli::recon::recon(action).await,
         Command::Sandbox {
             data_dir,
             webhook_base,

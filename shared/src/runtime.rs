@@ -30,7 +30,8 @@ fn required(name: &str) -> Result<String, ConfigError> {
 }
 
 /// DynamoDB table `PAYLOOP_TABLE`, SQS queues `PAYLOOP_QUEUE_URL_EVENTS`,
-/// `PAYLOOP_QUEUE_URL_EVENTS_DLQ` and `PAYLOOP_QUEUE_URL_NOTIFICATIONS`.
+/// `PAYLOOP_QUEUE_URL_EVENTS_DLQ`, `PAYLOOP_QUEUE_URL_NOTIFICATIONS` and,
+/// where reconciliation shards are fanned out, `PAYLOOP_QUEUE_URL_RECON`.
 pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>), ConfigError> {
     let table = required("PAYLOOP_TABLE")?;
     let events = required("PAYLOOP_QUEUE_URL_EVENTS")?;
@@ -38,8 +39,11 @@ pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>),
     let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), table);
     let notifications = required("PAYLOOP_QUEUE_URL_NOTIFICATIONS")?;
-    let queue = SqsQueue::from_urls(aws_sdk_sqs::Client::new(&conf), events, dlq)
+    let mut queue = SqsQueue::from_urls(aws_sdk_sqs::Client::new(&conf), events, dlq)
         .with_notifications(notifications);
+    if let Ok(recon) = std::env::var("PAYLOOP_QUEUE_URL_RECON") {
+        queue = queue.with_recon(recon);
+    }
     Ok((Arc::new(store), Arc::new(queue)))
 }
 

@@ -6,15 +6,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use payloop::clock::Day;
 use payloop::domain::event::{parse_message, Inbound};
 use payloop::domain::payout;
+use payloop::domain::recon::{cases, run as recon_run};
 use payloop::domain::refund;
 use payloop::domain::reports::{self, ReportKind};
 use payloop::domain::rounds::{self, RoundOp, RoundRequest};
 use payloop::domain::wallet::{self, apply_event};
 use payloop::domain::Ctx;
 use payloop::edge::{authenticate, idempotency_key, idempotent, parse_json, ApiError, RawBody};
-use payloop::ids::{PaymentId, PlayerId, TxnId};
+use payloop::ids::{PaymentId, PlayerId, PspId, TxnId};
 use payloop::queue::{redrive, QueueName};
 use payloop::Error;
 use serde::Deserialize;
@@ -38,6 +40,10 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/reports/{kind}", get(report))
         .route("/v1/wallet/{player_id}", get(show))
         .route("/v1/ops/dlq/replay", post(replay))
+        .route("/v1/recon/cases", get(recon_cases))
+        .route("/v1/recon/cases/{case_id}", get(recon_case))
+        .route("/v1/recon/cases/{case_id}/resolve", post(recon_resolve))
+        .route("/v1/recon/reports/{psp}/{date}", get(recon_report))
         .with_state(ctx)
 }
 
@@ -229,6 +235,119 @@ async fn report(
             .ok_or_else(|| Error::validation("date", "must be YYYY-MM-DD"))?,
     };
     Ok(Json(reports::report(&ctx, kind, day).await?))
+}
+
+#[derive(Deserialize)]
+struct CaseParams {
+    date: Option<String>,
+    psp: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+}
+
+fn day_param(d: Option<&str>) -> Result<Day, Error> {
+    let d = d.ok_or_else(|| Error::validation("date", "is required (YYYY-MM-DD)"))?;
+    Day::parse(d).ok_or_else(|| Error::validation("date", "must be YYYY-MM-DD"))
+}
+
+fn psp_param(ctx: &Ctx, p: &str) -> Result<PspId, Error> {
+    PspId::parse(p)
+        .ok()
+        .filter(|id| ctx.psps.get(id).is_some())
+        .ok_or_else(|| Error::validation("psp", "is not a configured PSP"))
+}
+
+/// `GET /v1/recon/cases?date=&psp=&status=&limit=` (platform key).
+async fn recon_cases(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Query(p): Query<CaseParams>,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let day = day_param(p.date.as_deref())?;
+    let psps = match p.psp.as_deref() {
+        Some(psp) => vec![psp_param(&ctx, psp)?],
+        None => ctx.psps.ids().cloned().collect(),
+    };
+    let limit = match p.limit.as_deref() {
+        None => 100,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|n| (1..=cases::MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                Error::validation("limit", format!("must be 1 to {}", cases::MAX_PAGE))
+            })?,
+    };
+    let filter = cases::CaseFilter {
+        day,
+        psps,
+        status: p.status,
+        limit,
+    };
+    Ok(Json(cases::list(&ctx, &filter).await?))
+}
+
+async fn recon_case(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    Ok(Json(cases::get(&ctx, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    note: String,
+}
+
+/// `POST /v1/recon/cases/{case_id}/resolve` `{"note": "..."}` (platform key).
+async fn recon_resolve(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let operator = authenticate(&headers, &ctx.config.platform_keys)?;
+    let body: ResolveBody = serde_json::from_value(parse_json(&raw)?)
+        .map_err(|e| Error::validation("note", e.to_string()))?;
+    let case = cases::resolve(&ctx, &id, &body.note, operator).await?;
+    tracing::info!(operator, case_id = %id, "reconciliation case resolved");
+    Ok(Json(case))
+}
+
+#[derive(Deserialize)]
+struct FormatParams {
+    format: Option<String>,
+}
+
+/// `GET /v1/recon/reports/{psp}/{date}?format=json|csv` (platform key).
+async fn recon_report(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path((psp, date)): Path<(String, String)>,
+    Query(p): Query<FormatParams>,
+) -> Result<Response, ApiError> {
+    use axum::response::IntoResponse;
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let psp = psp_param(&ctx, &psp)?;
+    let day = day_param(Some(&date))?;
+    let mut report = recon_run::stored_report(&ctx, &psp, day).await?;
+    match p.format.as_deref() {
+        None | Some("json") => {
+            if let Some(o) = report.as_object_mut() {
+                o.remove("csv");
+            }
+            Ok(Json(report).into_response())
+        }
+        Some("csv") => {
+            let csv = report["csv"].as_str().unwrap_or_default().to_owned();
+            Ok(([(axum::http::header::CONTENT_TYPE, "text/csv")], csv).into_response())
+        }
+        Some(_) => Err(Error::validation("format", "must be json or csv").into()),
+    }
 }
 
 #[derive(Deserialize)]

@@ -41,6 +41,9 @@ pub enum QueueName {
     EventsDlq,
     /// Player notifications (payout failed…), for the platform to deliver.
     Notifications,
+    /// Reconciliation shards of a PSP-day, fanned out to the reconciliation
+    /// function (its dead letters are the infrastructure's redrive).
+    Recon,
 }
 
 impl QueueName {
@@ -49,6 +52,7 @@ impl QueueName {
             QueueName::Events => "events",
             QueueName::EventsDlq => "events-dlq",
             QueueName::Notifications => "notifications",
+            QueueName::Recon => "recon",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -56,6 +60,7 @@ impl QueueName {
             "events" => Some(QueueName::Events),
             "events-dlq" => Some(QueueName::EventsDlq),
             "notifications" => Some(QueueName::Notifications),
+            "recon" => Some(QueueName::Recon),
             _ => None,
         }
     }
@@ -63,7 +68,7 @@ impl QueueName {
     pub fn dead_letter(&self) -> Option<(QueueName, u32)> {
         match self {
             QueueName::Events => Some((QueueName::EventsDlq, DEFAULT_MAX_RECEIVES)),
-            QueueName::EventsDlq | QueueName::Notifications => None,
+            QueueName::EventsDlq | QueueName::Notifications | QueueName::Recon => None,
         }
     }
 }

@@ -52,6 +52,12 @@ impl SqsQueue {
         self
     }
 
+    /// Where reconciliation shards go.
+    pub fn with_recon(mut self, url: String) -> Self {
+        self.urls.insert(QueueName::Recon, url);
+        self
+    }
+
     pub fn url(&self, queue: QueueName) -> Result<&str, QueueError> {
         self.urls
             .get(&queue)
@@ -62,7 +68,7 @@ impl SqsQueue {
 
 /// Get or create `{prefix}-events-dlq`, `{prefix}-events` (with a
 /// RedrivePolicy to the DLQ after [`DEFAULT_MAX_RECEIVES`] receives) and
-/// `{prefix}-notifications`, and return the adapter. Idempotent.
+/// `{prefix}-notifications` and `{prefix}-recon`, and return the adapter. Idempotent.
 pub async fn ensure_queues(client: Client, prefix: &str) -> Result<SqsQueue, QueueError> {
     let dlq_name = format!("{prefix}-{}", QueueName::EventsDlq.as_str());
     let events_name = format!("{prefix}-{}", QueueName::Events.as_str());
@@ -82,7 +88,11 @@ pub async fn ensure_queues(client: Client, prefix: &str) -> Result<SqsQueue, Que
         .map_err(|e| sdk_err("SetQueueAttributes", e))?;
     let notifications_name = format!("{prefix}-{}", QueueName::Notifications.as_str());
     let notifications_url = get_or_create(&client, &notifications_name).await?;
-    Ok(SqsQueue::from_urls(client, events_url, dlq_url).with_notifications(notifications_url))
+    let recon_url =
+        get_or_create(&client, &format!("{prefix}-{}", QueueName::Recon.as_str())).await?;
+    Ok(SqsQueue::from_urls(client, events_url, dlq_url)
+        .with_notifications(notifications_url)
+        .with_recon(recon_url))
 }
 
 async fn get_or_create(client: &Client, name: &str) -> Result<String, QueueError> {
