@@ -397,6 +397,8 @@ async fn match_bucket(
         });
         if f.class == Class::MissingInWallet && !f.healed && t.kind == Kind::Payment {
             (f, detail) = look_closer(ctx, run, &t).await?;
+            // A heal wrote a record to this bucket: count it as a re-run will.
+            totals.records += u64::from(f.healed);
         }
         let method = f.ours.as_ref().map_or("unknown", |r| r.method.as_str());
         totals.line(&t, f.class, method, f.healed)?;
