@@ -39,6 +39,26 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 200_000)]
         n: usize,
     },
+    /// Reconcile a generated report of N lines against its ledger export,
+    /// with payloop's matcher and with DuckDB; print lines/s, wall, peak RSS.
+    Recon {
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: u64,
+        /// Where the generated files go.
+        #[arg(long, default_value = "target/bench-recon")]
+        dir: std::path::PathBuf,
+        /// Skip the DuckDB comparison.
+        #[arg(long)]
+        no_duckdb: bool,
+    },
+    /// (internal) The matcher process of `bench recon`.
+    #[command(hide = true)]
+    ReconWorker {
+        #[arg(long)]
+        report: std::path::PathBuf,
+        #[arg(long)]
+        ledger: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -119,6 +139,12 @@ pub async fn run(what: BenchWhat) -> Result<(), BoxError> {
             outage_at_half,
         } => bench_deposits(n, concurrency, outage_at_half).await,
         BenchWhat::Routing { n } => bench_routing(n),
+        BenchWhat::Recon {
+            lines,
+            dir,
+            no_duckdb,
+        } => crate::bench_recon::bench(lines, &dir, !no_duckdb),
+        BenchWhat::ReconWorker { report, ledger } => crate::bench_recon::worker(&report, &ledger),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Lambda SQS event source mapping, the built-in sandbox PSP, and the bench.
 
 pub mod bench;
+pub mod bench_recon;
 pub mod local;
 pub mod recon;
 pub mod sandbox;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::ids::PspId;
 
 pub mod cases;
+pub mod files;
 pub mod index;
 pub mod matcher;
 pub mod report;

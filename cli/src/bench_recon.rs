@@ -1,0 +1,235 @@
+//! `payloop bench recon`: generate a settlement report and the matching
+//! ledger export of N lines (with mismatches of every class planted at
+//! known rates), match them with payloop's streaming matcher in a child
+//! process, and with DuckDB (from PyPI) on the same files and thread count,
+//! then print lines/s, wall time, peak RSS, the ratios, and whether both
+//! classified every line the same way.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use payloop::clock::Day;
+use payloop::domain::recon::files::{self, FileOutcome, LEDGER_HEADER};
+use payloop::domain::recon::FeeRule;
+use payloop::money::{format_minor, Currency};
+use payloop::psp::wire::SETTLEMENT_HEADER;
+use serde_json::{json, Value};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The generated PSP's fee schedule (the sandbox's).
+pub const FEES: FeeRule = FeeRule {
+    bps: 150,
+    fixed_minor: 0,
+};
+pub const TOLERANCE: i64 = 1;
+const METHODS: [&str; 3] = ["card", "pay_by_bank", "p2p"];
+
+fn mix(i: u64) -> u64 {
+    // SplitMix64: cheap, deterministic variety per line.
+    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// What the generator planted: the class counts a correct matcher finds.
+pub fn generate(dir: &Path, n: u64) -> Result<(PathBuf, PathBuf, BTreeMap<&'static str, u64>), BoxError> {
+    std::fs::create_dir_all(dir)?;
+    let report = dir.join(format!("report-{n}.csv"));
+    let ledger = dir.join(format!("ledger-{n}.csv"));
+    let eur = Currency::parse("EUR")?;
+    let day = Day::parse("2026-11-20").ok_or("day")?;
+    let mut r = BufWriter::with_capacity(1 << 20, File::create(&report)?);
+    let mut l = BufWriter::with_capacity(1 << 20, File::create(&ledger)?);
+    writeln!(r, "{SETTLEMENT_HEADER}")?;
+    writeln!(l, "{LEDGER_HEADER}")?;
+    let mut want: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut lines = 0u64;
+    let mut i = 0u64;
+    while lines < n {
+        let h = mix(i);
+        let pid = format!("pay_{:026}", i);
+        let (kind, reference, gross) = match i % 50 {
+            0 => ("refund", format!("rf_{i:020}"), -((h % 5_000) as i64 + 100)),
+            1 => ("chargeback", format!("cb_{i:020}"), -((h % 20_000) as i64 + 100)),
+            _ => ("payment", format!("ref_{i:020}"), (h % 100_000) as i64 + 100),
+        };
+        let key = match kind {
+            "refund" => format!("refund:{reference}"),
+            _ => format!("{kind}:{pid}"),
+        };
+        let mut fee = FEES.expected(payloop::domain::recon::index::Kind::parse(kind).ok_or("kind")?, gross).ok_or("fee")?;
+        let (mut theirs_gross, mut ours_currency) = (gross, "EUR");
+        let (mut in_report, mut in_ledger, mut twice) = (true, true, false);
+        let class = match (i % 1000, kind) {
+            (101, _) => {
+                theirs_gross += 1;
+                "amount_mismatch"
+            }
+            (202, _) => {
+                in_ledger = false;
+                "missing_in_wallet"
+            }
+            (303, _) => {
+                in_report = false;
+                "missing_at_psp"
+            }
+            (404, _) => {
+                twice = true;
+                "matched"
+            }
+            (505, "payment") => {
+                fee += 50;
+                "fee_mismatch"
+            }
+            (606, _) => {
+                ours_currency = "USD";
+                "currency_mismatch"
+            }
+            _ => "matched",
+        };
+        *want.entry(class).or_default() += 1;
+        if in_report {
+            let net = theirs_gross - fee;
+            let line = format!(
+                "{reference},{pid},{kind},{},{},{},EUR,{day}\n",
+                format_minor(theirs_gross, eur),
+                format_minor(fee, eur),
+                format_minor(net, eur)
+            );
+            r.write_all(line.as_bytes())?;
+            lines += 1;
+            if twice {
+                r.write_all(line.as_bytes())?;
+                lines += 1;
+                *want.entry("duplicate").or_default() += 1;
+            }
+        }
+        if in_ledger {
+            let method = METHODS[(h >> 40) as usize % METHODS.len()];
+            writeln!(l, "{key},{kind},{pid},{gross},{ours_currency},{method},evt_{i}")?;
+        }
+        if i % 100_000 == 99_999 {
+            writeln!(r, "fee_{i},,fee,0.00,25.00,-25.00,EUR,{day}")?;
+            lines += 1;
+            *want.entry("fee").or_default() += 1;
+        }
+        i += 1;
+    }
+    r.flush()?;
+    l.flush()?;
+    Ok((report, ledger, want))
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The child process: match the two files, print one JSON line.
+pub fn worker(report: &Path, ledger: &Path) -> Result<(), BoxError> {
+    // Spill beside the inputs (same disk as the files DuckDB reads).
+    let tmp = tempfile::tempdir_in(report.parent().unwrap_or(Path::new(".")))?;
+    let start = Instant::now();
+    let outcome = files::match_files(report, ledger, Some(FEES), TOLERANCE, tmp.path())?;
+    let wall_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let classes: BTreeMap<&str, u64> = match &outcome {
+        FileOutcome::Done(t) => files::class_counts(t).into_iter().filter(|(_, n)| *n > 0).collect(),
+        FileOutcome::Malformed(e) => return Err(format!("malformed: {e:?}").into()),
+    };
+    let lines = match &outcome {
+        FileOutcome::Done(t) => t.lines,
+        FileOutcome::Malformed(_) => 0,
+    };
+    println!(
+        "{}",
+        json!({"engine": "payloop", "wall_ms": wall_ms, "rss_kb": peak_rss_kb(), "lines": lines, "classes": classes})
+    );
+    Ok(())
+}
+
+fn last_json(out: &[u8]) -> Result<Value, BoxError> {
+    let text = String::from_utf8_lossy(out);
+    let line = text.lines().rev().find(|l| l.starts_with('{')).ok_or("no result line")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn counts(v: &Value) -> BTreeMap<String, u64> {
+    v["classes"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn bench(n: u64, dir: &Path, duckdb: bool) -> Result<(), BoxError> {
+    let t = Instant::now();
+    let (report, ledger, want) = generate(dir, n)?;
+    let size = std::fs::metadata(&report)?.len() + std::fs::metadata(&ledger)?.len();
+    println!(
+        "generated {n} report lines + ledger ({:.0} MB) in {:.1} s",
+        size as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let ours = Command::new(std::env::current_exe()?)
+        .args(["bench", "recon-worker", "--report"])
+        .arg(&report)
+        .arg("--ledger")
+        .arg(&ledger)
+        .output()?;
+    if !ours.status.success() {
+        return Err(format!("payloop matcher failed: {}", String::from_utf8_lossy(&ours.stderr)).into());
+    }
+    let ours = last_json(&ours.stdout)?;
+    let want: BTreeMap<String, u64> = want.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let show = |v: &Value| {
+        let wall = v["wall_ms"].as_f64().unwrap_or(0.0);
+        println!(
+            "{:<14} wall {:>8.0} ms  {:>10.0} lines/s  peak RSS {:>7.1} MB  classes {}",
+            v["engine"].as_str().unwrap_or("?"),
+            wall,
+            n as f64 / (wall / 1000.0),
+            v["rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
+            serde_json::to_string(&v["classes"]).unwrap_or_default()
+        );
+    };
+    show(&ours);
+    println!("payloop classes == planted: {}", counts(&ours) == want);
+    if !duckdb {
+        return Ok(());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/duckdb.sh");
+    let duck = Command::new(script)
+        .arg(&report)
+        .arg(&ledger)
+        .args(["2", &FEES.bps.to_string(), &FEES.fixed_minor.to_string(), &TOLERANCE.to_string()])
+        .output()?;
+    if !duck.status.success() {
+        return Err(format!("duckdb failed: {}", String::from_utf8_lossy(&duck.stderr)).into());
+    }
+    let duck = last_json(&duck.stdout)?;
+    show(&duck);
+    println!("duckdb classes == payloop classes: {}", counts(&duck) == counts(&ours));
+    let ratio = |k: &str| ours[k].as_f64().unwrap_or(0.0) / duck[k].as_f64().unwrap_or(1.0);
+    println!(
+        "payloop / duckdb (2 threads each): wall {:.2}x (target ≤ 1), peak RSS {:.2}x (target ≤ 0.5)",
+        ratio("wall_ms"),
+        ratio("rss_kb")
+    );
+    Ok(())
+}

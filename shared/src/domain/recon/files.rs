@@ -1,0 +1,176 @@
+//! File-to-file matching: a settlement report against an export of our
+//! index (`key,kind,payment_id,gross_minor,currency,method,event_id`), with
+//! the same reader, spill files and matcher as the store-backed run, on two
+//! threads (the two files spill side by side; then buckets are matched in
+//! two halves). Used by `payloop bench recon`; no store, no heals.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use crate::money::Currency;
+
+use super::index::{bucket, Kind, Record, BUCKETS};
+use super::matcher::{BucketMatcher, Class, FeeRule, Theirs};
+use super::report::Totals;
+use super::run::theirs;
+use super::super::settlement::ReportReader;
+use super::spill::{Spill, SpillReader};
+
+pub const LEDGER_HEADER: &str = "key,kind,payment_id,gross_minor,currency,method,event_id";
+const CHUNK: usize = 1 << 20;
+
+/// What matching two files found.
+#[derive(Debug)]
+pub enum FileOutcome {
+    Malformed(Vec<String>),
+    Done(Totals),
+}
+
+fn bad(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// One ledger export line.
+pub fn parse_ledger_line(text: &str) -> Result<Record, String> {
+    let f: Vec<&str> = text.split(',').collect();
+    if f.len() != 7 {
+        return Err(format!("has {} fields, not 7", f.len()));
+    }
+    Ok(Record {
+        key: f[0].to_owned(),
+        kind: Kind::parse(f[1]).ok_or("kind: unknown")?,
+        payment_id: f[2].to_owned(),
+        gross_minor: f[3].parse().map_err(|_| "gross_minor: not an integer")?,
+        currency: Currency::parse(f[4]).map_err(|e| format!("currency: {e}"))?,
+        method: f[5].to_owned(),
+        event_id: f[6].to_owned(),
+    })
+}
+
+fn spill_report(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, Vec<String>>> {
+    let mut f = File::open(path)?;
+    let mut reader = ReportReader::new();
+    let mut spill = Spill::create(dir, "theirs", all)?;
+    let mut errors = Vec::new();
+    let mut buf = vec![0; CHUNK];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        for parsed in reader.push(&buf[..n]) {
+            match parsed.map_err(|e| e.to_string()).and_then(|l| {
+                let n = l.line;
+                theirs(l).ok_or(format!("line {n}: type: unknown"))
+            }) {
+                Ok(t) if errors.is_empty() => spill.push(bucket(&t.key), &t)?,
+                Ok(_) => {}
+                Err(e) if errors.len() < 50 => errors.push(e),
+                Err(_) => {}
+            }
+        }
+    }
+    let lines = reader.finish();
+    spill.finish()?;
+    match (lines, errors.is_empty()) {
+        (Ok(n), true) => Ok(Ok(n)),
+        (Ok(_), false) => Ok(Err(errors)),
+        (Err(e), _) => {
+            errors.push(e.to_string());
+            Ok(Err(errors))
+        }
+    }
+}
+
+fn spill_ledger(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, Vec<String>>> {
+    let mut r = BufReader::with_capacity(CHUNK, File::open(path)?);
+    let mut spill = Spill::create(dir, "ours", all)?;
+    let mut line = String::new();
+    let mut n = 0u64;
+    let mut errors = Vec::new();
+    while {
+        line.clear();
+        r.read_line(&mut line)? > 0
+    } {
+        n += 1;
+        let text = line.trim_end_matches(['\n', '\r']);
+        if n == 1 {
+            if text != LEDGER_HEADER {
+                errors.push(format!("ledger line 1: the header must be `{LEDGER_HEADER}`"));
+            }
+            continue;
+        }
+        match parse_ledger_line(text) {
+            Ok(rec) if errors.is_empty() => spill.push(bucket(&rec.key), &rec)?,
+            Ok(_) => {}
+            Err(e) if errors.len() < 50 => errors.push(format!("ledger line {n}: {e}")),
+            Err(_) => {}
+        }
+    }
+    spill.finish()?;
+    Ok(if errors.is_empty() { Ok(n.saturating_sub(1)) } else { Err(errors) })
+}
+
+fn match_buckets(dir: &Path, buckets: &[u32], fees: Option<FeeRule>, tol: i64) -> io::Result<Totals> {
+    let mut totals = Totals::default();
+    for &b in buckets {
+        let ours: Vec<Record> = SpillReader::open(dir, "ours", b)?.collect::<io::Result<_>>()?;
+        totals.records += ours.len() as u64;
+        let mut m = BucketMatcher::new(ours, fees, tol);
+        for t in SpillReader::<Theirs>::open(dir, "theirs", b)? {
+            let t = t?;
+            let f = m.line(&t);
+            let method = f.ours.as_ref().map_or("unknown", |r| r.method.as_str());
+            totals.line(&t, f.class, method, f.healed).map_err(bad)?;
+        }
+        for r in m.unsettled() {
+            totals.unsettled(&r).map_err(bad)?;
+        }
+    }
+    Ok(totals)
+}
+
+/// Match `report` against `ledger`, spilling under `tmp`.
+pub fn match_files(
+    report: &Path,
+    ledger: &Path,
+    fees: Option<FeeRule>,
+    tolerance_minor: i64,
+    tmp: &Path,
+) -> io::Result<FileOutcome> {
+    let all: Vec<u32> = (0..BUCKETS).collect();
+    let (theirs, ours) = std::thread::scope(|s| {
+        let a = s.spawn(|| spill_report(report, tmp, &all));
+        let b = s.spawn(|| spill_ledger(ledger, tmp, &all));
+        (a.join(), b.join())
+    });
+    let theirs = theirs.map_err(|_| bad("report reader panicked"))??;
+    let ours = ours.map_err(|_| bad("ledger reader panicked"))??;
+    let mut errors = Vec::new();
+    if let Err(e) = theirs {
+        errors.extend(e);
+    }
+    if let Err(e) = ours {
+        errors.extend(e);
+    }
+    if !errors.is_empty() {
+        return Ok(FileOutcome::Malformed(errors));
+    }
+    let (even, odd): (Vec<u32>, Vec<u32>) = all.iter().partition(|b| *b % 2 == 0);
+    let (x, y) = std::thread::scope(|s| {
+        let a = s.spawn(|| match_buckets(tmp, &even, fees, tolerance_minor));
+        let b = s.spawn(|| match_buckets(tmp, &odd, fees, tolerance_minor));
+        (a.join(), b.join())
+    });
+    let mut totals = x.map_err(|_| bad("matcher panicked"))??;
+    totals
+        .merge(&y.map_err(|_| bad("matcher panicked"))??)
+        .map_err(bad)?;
+    Ok(FileOutcome::Done(totals))
+}
+
+/// Class counts of a finished match, for comparing with another engine.
+pub fn class_counts(t: &Totals) -> Vec<(&'static str, u64)> {
+    Class::ALL.iter().map(|c| (c.as_str(), t.count(*c))).collect()
+}
