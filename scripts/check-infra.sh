@@ -139,6 +139,10 @@ EXPECTED = {
     ("get", "/v1/payouts/{payout_id}"),
     ("post", "/v1/payments/{payment_id}/refund"),
     ("get", "/v1/reports/{kind}"),
+    ("get", "/v1/recon/cases"),
+    ("get", "/v1/recon/cases/{case_id}"),
+    ("post", "/v1/recon/cases/{case_id}/resolve"),
+    ("get", "/v1/recon/reports/{psp}/{date}"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -170,12 +174,17 @@ FUNCTIONS = {
         ("post", "/v1/wallet/rollback"),
         ("get", "/v1/wallet/rounds/{round_id}"),
         ("get", "/v1/reports/{kind}"),
+        ("get", "/v1/recon/cases"),
+        ("get", "/v1/recon/cases/{case_id}"),
+        ("post", "/v1/recon/cases/{case_id}/resolve"),
+        ("get", "/v1/recon/reports/{psp}/{date}"),
     }),
     "PayoutSweeperFunction": ("payout-sweeper", set()),
     "ReconciliationFunction": ("reconciliation", set()),
+    "ReconShardFunction": ("reconciliation", set()),
 }
-SQS_CONSUMERS = {"WalletCreditFunction": "EventsQueue"}
-# Read at start-up by every function but reconciliation; missing -> start-up error.
+SQS_CONSUMERS = {"WalletCreditFunction": "EventsQueue", "ReconShardFunction": "ReconQueue"}
+# Read at start-up by every function; missing -> start-up error.
 REQUIRED_ENV = {
     "PAYLOOP_STORE", "PAYLOOP_TABLE", "PAYLOOP_QUEUE_URL_EVENTS", "PAYLOOP_QUEUE_URL_EVENTS_DLQ",
     "PAYLOOP_QUEUE_URL_NOTIFICATIONS",
@@ -233,10 +242,11 @@ for logical_id, fn in functions.items():
         want = {SQS_CONSUMERS[logical_id]} if logical_id in SQS_CONSUMERS else set()
         if sqs_queues != want:
             errors.append(f"template: {logical_id} consumes {sorted(sqs_queues)}, expected {sorted(want)}")
-        if logical_id != "ReconciliationFunction":
-            env = {**globals_env, **props.get("Environment", {}).get("Variables", {})}
-            for name in sorted(REQUIRED_ENV - set(env)):
-                errors.append(f"template: {logical_id} lacks environment variable {name}")
+        env = {**globals_env, **props.get("Environment", {}).get("Variables", {})}
+        for name in sorted(REQUIRED_ENV - set(env)):
+            errors.append(f"template: {logical_id} lacks environment variable {name}")
+        if binary == "reconciliation" and "PAYLOOP_QUEUE_URL_RECON" not in env:
+            errors.append(f"template: {logical_id} lacks PAYLOOP_QUEUE_URL_RECON")
     if binary is not None and props.get("CodeUri") not in (f"../target/lambda/{binary}/",
                                                             f"../target/lambda/{binary}"):
         errors.append(f"template: {logical_id}.CodeUri must be ../target/lambda/{binary}/")

@@ -140,6 +140,7 @@ pub fn match_files(
     tmp: &Path,
 ) -> io::Result<FileOutcome> {
     let all: Vec<u32> = (0..BUCKETS).collect();
+    let t0 = std::time::Instant::now();
     let (theirs, ours) = std::thread::scope(|s| {
         let a = s.spawn(|| spill_report(report, tmp, &all));
         let b = s.spawn(|| spill_ledger(ledger, tmp, &all));
@@ -157,6 +158,7 @@ pub fn match_files(
     if !errors.is_empty() {
         return Ok(FileOutcome::Malformed(errors));
     }
+    eprintln!("PHASE spill {:?}", t0.elapsed());
     let (even, odd): (Vec<u32>, Vec<u32>) = all.iter().partition(|b| *b % 2 == 0);
     let (x, y) = std::thread::scope(|s| {
         let a = s.spawn(|| match_buckets(tmp, &even, fees, tolerance_minor));
@@ -167,6 +169,7 @@ pub fn match_files(
     totals
         .merge(&y.map_err(|_| bad("matcher panicked"))??)
         .map_err(bad)?;
+    eprintln!("PHASE total {:?}", t0.elapsed());
     Ok(FileOutcome::Done(totals))
 }
 
