@@ -38,7 +38,10 @@ fn mix(i: u64) -> u64 {
 }
 
 /// What the generator planted: the class counts a correct matcher finds.
-pub fn generate(dir: &Path, n: u64) -> Result<(PathBuf, PathBuf, BTreeMap<&'static str, u64>), BoxError> {
+pub fn generate(
+    dir: &Path,
+    n: u64,
+) -> Result<(PathBuf, PathBuf, BTreeMap<&'static str, u64>), BoxError> {
     std::fs::create_dir_all(dir)?;
     let report = dir.join(format!("report-{n}.csv"));
     let ledger = dir.join(format!("ledger-{n}.csv"));
@@ -56,14 +59,27 @@ pub fn generate(dir: &Path, n: u64) -> Result<(PathBuf, PathBuf, BTreeMap<&'stat
         let pid = format!("pay_{:026}", i);
         let (kind, reference, gross) = match i % 50 {
             0 => ("refund", format!("rf_{i:020}"), -((h % 5_000) as i64 + 100)),
-            1 => ("chargeback", format!("cb_{i:020}"), -((h % 20_000) as i64 + 100)),
-            _ => ("payment", format!("ref_{i:020}"), (h % 100_000) as i64 + 100),
+            1 => (
+                "chargeback",
+                format!("cb_{i:020}"),
+                -((h % 20_000) as i64 + 100),
+            ),
+            _ => (
+                "payment",
+                format!("ref_{i:020}"),
+                (h % 100_000) as i64 + 100,
+            ),
         };
         let key = match kind {
             "refund" => format!("refund:{reference}"),
             _ => format!("{kind}:{pid}"),
         };
-        let mut fee = FEES.expected(payloop::domain::recon::index::Kind::parse(kind).ok_or("kind")?, gross).ok_or("fee")?;
+        let mut fee = FEES
+            .expected(
+                payloop::domain::recon::index::Kind::parse(kind).ok_or("kind")?,
+                gross,
+            )
+            .ok_or("fee")?;
         let (mut theirs_gross, mut ours_currency) = (gross, "EUR");
         let (mut in_report, mut in_ledger, mut twice) = (true, true, false);
         let class = match (i % 1000, kind) {
@@ -112,7 +128,10 @@ pub fn generate(dir: &Path, n: u64) -> Result<(PathBuf, PathBuf, BTreeMap<&'stat
         }
         if in_ledger {
             let method = METHODS[(h >> 40) as usize % METHODS.len()];
-            writeln!(l, "{key},{kind},{pid},{gross},{ours_currency},{method},evt_{i}")?;
+            writeln!(
+                l,
+                "{key},{kind},{pid},{gross},{ours_currency},{method},evt_{i}"
+            )?;
         }
         if i % 100_000 == 99_999 {
             writeln!(r, "fee_{i},,fee,0.00,25.00,-25.00,EUR,{day}")?;
@@ -145,7 +164,10 @@ pub fn worker(report: &Path, ledger: &Path) -> Result<(), BoxError> {
     let outcome = files::match_files(report, ledger, Some(FEES), TOLERANCE, tmp.path())?;
     let wall_ms = start.elapsed().as_secs_f64() * 1000.0;
     let classes: BTreeMap<&str, u64> = match &outcome {
-        FileOutcome::Done(t) => files::class_counts(t).into_iter().filter(|(_, n)| *n > 0).collect(),
+        FileOutcome::Done(t) => files::class_counts(t)
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect(),
         FileOutcome::Malformed(e) => return Err(format!("malformed: {e:?}").into()),
     };
     let lines = match &outcome {
@@ -161,7 +183,11 @@ pub fn worker(report: &Path, ledger: &Path) -> Result<(), BoxError> {
 
 fn last_json(out: &[u8]) -> Result<Value, BoxError> {
     let text = String::from_utf8_lossy(out);
-    let line = text.lines().rev().find(|l| l.starts_with('{')).ok_or("no result line")?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or("no result line")?;
     Ok(serde_json::from_str(line)?)
 }
 
@@ -193,7 +219,11 @@ pub fn bench(n: u64, dir: &Path, duckdb: bool) -> Result<(), BoxError> {
         .arg(&ledger)
         .output()?;
     if !ours.status.success() {
-        return Err(format!("payloop matcher failed: {}", String::from_utf8_lossy(&ours.stderr)).into());
+        return Err(format!(
+            "payloop matcher failed: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        )
+        .into());
     }
     let ours = last_json(&ours.stdout)?;
     let want: BTreeMap<String, u64> = want.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
@@ -217,14 +247,22 @@ pub fn bench(n: u64, dir: &Path, duckdb: bool) -> Result<(), BoxError> {
     let duck = Command::new(script)
         .arg(&report)
         .arg(&ledger)
-        .args(["2", &FEES.bps.to_string(), &FEES.fixed_minor.to_string(), &TOLERANCE.to_string()])
+        .args([
+            "2",
+            &FEES.bps.to_string(),
+            &FEES.fixed_minor.to_string(),
+            &TOLERANCE.to_string(),
+        ])
         .output()?;
     if !duck.status.success() {
         return Err(format!("duckdb failed: {}", String::from_utf8_lossy(&duck.stderr)).into());
     }
     let duck = last_json(&duck.stdout)?;
     show(&duck);
-    println!("duckdb classes == payloop classes: {}", counts(&duck) == counts(&ours));
+    println!(
+        "duckdb classes == payloop classes: {}",
+        counts(&duck) == counts(&ours)
+    );
     let ratio = |k: &str| ours[k].as_f64().unwrap_or(0.0) / duck[k].as_f64().unwrap_or(1.0);
     println!(
         "payloop / duckdb (2 threads each): wall {:.2}x (target ≤ 1), peak RSS {:.2}x (target ≤ 0.5)",

@@ -38,6 +38,9 @@ pub enum MoneyError {
 pub struct Currency(iso_currency::Currency);
 
 impl Currency {
+    /// The euro (a placeholder value where one is needed before parsing).
+    pub const EUR: Currency = Currency(iso_currency::Currency::EUR);
+
     pub fn parse(code: &str) -> Result<Self, MoneyError> {
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(MoneyError::UnknownCurrency);

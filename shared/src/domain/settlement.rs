@@ -31,6 +31,37 @@ pub struct SettledLine {
     pub settled_date: Day,
 }
 
+/// One checked line whose text fields borrow from the report's bytes (the
+/// streaming path: no allocation per line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRef<'a> {
+    pub line: u64,
+    pub reference: &'a str,
+    pub payment_id: &'a str,
+    pub kind: &'static str,
+    pub gross_minor: i64,
+    pub fee_minor: i64,
+    pub net_minor: i64,
+    pub currency: Currency,
+    pub settled_date: Day,
+}
+
+impl LineRef<'_> {
+    pub fn to_line(&self) -> SettledLine {
+        SettledLine {
+            line: self.line,
+            reference: self.reference.to_owned(),
+            payment_id: self.payment_id.to_owned(),
+            kind: self.kind,
+            gross_minor: self.gross_minor,
+            fee_minor: self.fee_minor,
+            net_minor: self.net_minor,
+            currency: self.currency,
+            settled_date: self.settled_date,
+        }
+    }
+}
+
 /// Why a report is malformed, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
@@ -53,6 +84,8 @@ pub enum ReportError {
 pub struct ReportReader {
     partial: Vec<u8>,
     line: u64,
+    /// The last currency seen (reports are mostly one currency).
+    last_currency: Option<Currency>,
 }
 
 impl ReportReader {
@@ -63,26 +96,46 @@ impl ReportReader {
     /// Take a chunk; returns the lines it completed, each parsed or refused.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Result<SettledLine, ReportError>> {
         let mut out = Vec::new();
+        self.push_with(chunk, |r| out.push(r.map(|l| l.to_line())));
+        out
+    }
+
+    /// Take a chunk; hand each line it completed to `each`, parsed (borrowing
+    /// the chunk) or refused.
+    pub fn push_with(
+        &mut self,
+        chunk: &[u8],
+        mut each: impl FnMut(Result<LineRef<'_>, ReportError>),
+    ) {
         let mut rest = chunk;
         while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
-            self.partial.extend_from_slice(&rest[..pos]);
-            rest = &rest[pos + 1..];
-            let text = std::mem::take(&mut self.partial);
-            if let Some(r) = self.complete(&text) {
-                out.push(r);
+            let (line, tail) = (&rest[..pos], &rest[pos + 1..]);
+            rest = tail;
+            if self.partial.is_empty() {
+                // The common case: the whole line is in this chunk, no copy.
+                if let Some(r) = self.complete(line) {
+                    each(r);
+                }
+            } else {
+                self.partial.extend_from_slice(line);
+                let mut text = std::mem::take(&mut self.partial);
+                if let Some(r) = self.complete(&text) {
+                    each(r);
+                }
+                text.clear();
+                self.partial = text;
             }
         }
         self.partial.extend_from_slice(rest);
         if self.partial.len() > MAX_LINE {
             self.partial.clear();
             self.line += 1;
-            out.push(Err(ReportError::BadField {
+            each(Err(ReportError::BadField {
                 line: self.line,
                 field: "line",
                 reason: format!("longer than {MAX_LINE} bytes"),
             }));
         }
-        out
     }
 
     /// The end of the report: a last line without its newline is truncated.
@@ -99,7 +152,7 @@ impl ReportReader {
     }
 
     /// One whole line (without its `\n`); the header yields nothing.
-    fn complete(&mut self, raw: &[u8]) -> Option<Result<SettledLine, ReportError>> {
+    fn complete<'a>(&mut self, raw: &'a [u8]) -> Option<Result<LineRef<'a>, ReportError>> {
         self.line += 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let line = self.line;
@@ -109,7 +162,7 @@ impl ReportReader {
         if line == 1 {
             return (text != SETTLEMENT_HEADER).then_some(Err(ReportError::BadHeader));
         }
-        Some(parse_line(line, text))
+        Some(parse_line(line, text, &mut self.last_currency))
     }
 }
 
@@ -146,14 +199,21 @@ fn signed_minor(
     Ok(if neg { -m.minor() } else { m.minor() })
 }
 
-fn parse_line(line: u64, text: &str) -> Result<SettledLine, ReportError> {
-    let f: Vec<&str> = text.split(',').collect();
-    if f.len() != FIELDS {
-        return Err(bad(
-            line,
-            "line",
-            format!("has {} fields, not {FIELDS}", f.len()),
-        ));
+fn parse_line<'a>(
+    line: u64,
+    text: &'a str,
+    last: &mut Option<Currency>,
+) -> Result<LineRef<'a>, ReportError> {
+    let mut f = [""; FIELDS];
+    let mut n = 0;
+    for part in text.split(',') {
+        if let Some(slot) = f.get_mut(n) {
+            *slot = part;
+        }
+        n += 1;
+    }
+    if n != FIELDS {
+        return Err(bad(line, "line", format!("has {n} fields, not {FIELDS}")));
     }
     let kind = SETTLEMENT_TYPES
         .iter()
@@ -166,7 +226,14 @@ fn parse_line(line: u64, text: &str) -> Result<SettledLine, ReportError> {
                 format!("must be one of {}", SETTLEMENT_TYPES.join(", ")),
             )
         })?;
-    let currency = Currency::parse(f[6]).map_err(|e| bad(line, "currency", e.to_string()))?;
+    let currency = match *last {
+        Some(c) if c.code() == f[6] => c,
+        _ => {
+            let c = Currency::parse(f[6]).map_err(|e| bad(line, "currency", e.to_string()))?;
+            *last = Some(c);
+            c
+        }
+    };
     let gross = signed_minor(line, "gross", f[3], currency)?;
     let fee = signed_minor(line, "fee", f[4], currency)?;
     let net = signed_minor(line, "net", f[5], currency)?;
@@ -178,10 +245,10 @@ fn parse_line(line: u64, text: &str) -> Result<SettledLine, ReportError> {
     if f[0].is_empty() || f[0].len() > 128 {
         return Err(bad(line, "reference", "must be 1-128 characters"));
     }
-    Ok(SettledLine {
+    Ok(LineRef {
         line,
-        reference: f[0].to_owned(),
-        payment_id: f[1].to_owned(),
+        reference: f[0],
+        payment_id: f[1],
         kind,
         gross_minor: gross,
         fee_minor: fee,

@@ -10,12 +10,11 @@ use std::path::Path;
 
 use crate::money::Currency;
 
-use super::index::{bucket, Kind, Record, BUCKETS};
+use super::super::settlement::ReportReader;
+use super::index::{bucket, bucket_parts, key_id, Kind, Record, BUCKETS};
 use super::matcher::{BucketMatcher, Class, FeeRule, Theirs};
 use super::report::Totals;
-use super::run::theirs;
-use super::super::settlement::ReportReader;
-use super::spill::{Spill, SpillReader};
+use super::spill::{encode_line, encode_record, RecordRef, Spill, SpillReader};
 
 pub const LEDGER_HEADER: &str = "key,kind,payment_id,gross_minor,currency,method,event_id";
 const CHUNK: usize = 1 << 20;
@@ -31,20 +30,27 @@ fn bad(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// One ledger export line.
-pub fn parse_ledger_line(text: &str) -> Result<Record, String> {
-    let f: Vec<&str> = text.split(',').collect();
-    if f.len() != 7 {
-        return Err(format!("has {} fields, not 7", f.len()));
+/// One ledger export line, borrowing its text.
+pub fn parse_ledger_line(text: &str) -> Result<RecordRef<'_>, String> {
+    let mut f = [""; 7];
+    let mut n = 0;
+    for part in text.split(',') {
+        if let Some(slot) = f.get_mut(n) {
+            *slot = part;
+        }
+        n += 1;
     }
-    Ok(Record {
-        key: f[0].to_owned(),
+    if n != 7 {
+        return Err(format!("has {n} fields, not 7"));
+    }
+    Ok(RecordRef {
+        key: f[0],
         kind: Kind::parse(f[1]).ok_or("kind: unknown")?,
-        payment_id: f[2].to_owned(),
+        payment_id: f[2],
         gross_minor: f[3].parse().map_err(|_| "gross_minor: not an integer")?,
         currency: Currency::parse(f[4]).map_err(|e| format!("currency: {e}"))?,
-        method: f[5].to_owned(),
-        event_id: f[6].to_owned(),
+        method: f[5],
+        event_id: f[6],
     })
 }
 
@@ -53,22 +59,35 @@ fn spill_report(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, 
     let mut reader = ReportReader::new();
     let mut spill = Spill::create(dir, "theirs", all)?;
     let mut errors = Vec::new();
+    let mut failed: Option<io::Error> = None;
     let mut buf = vec![0; CHUNK];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
             break;
         }
-        for parsed in reader.push(&buf[..n]) {
-            match parsed.map_err(|e| e.to_string()).and_then(|l| {
-                let n = l.line;
-                theirs(l).ok_or(format!("line {n}: type: unknown"))
-            }) {
-                Ok(t) if errors.is_empty() => spill.push(bucket(&t.key), &t)?,
+        reader.push_with(&buf[..n], |parsed| {
+            let checked =
+                parsed
+                    .map_err(|e| e.to_string())
+                    .and_then(|l| match Kind::parse(l.kind) {
+                        Some(k) => Ok((l, k)),
+                        None => Err(format!("line {}: type: unknown", l.line)),
+                    });
+            match checked {
+                Ok((l, kind)) if errors.is_empty() && failed.is_none() => {
+                    let b = bucket_parts(kind, key_id(kind, l.payment_id, l.reference));
+                    if let Err(e) = spill.push_with(b, |out| encode_line(out, &l, kind)) {
+                        failed = Some(e);
+                    }
+                }
                 Ok(_) => {}
                 Err(e) if errors.len() < 50 => errors.push(e),
                 Err(_) => {}
             }
+        });
+        if let Some(e) = failed.take() {
+            return Err(e);
         }
     }
     let lines = reader.finish();
@@ -97,29 +116,43 @@ fn spill_ledger(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, 
         let text = line.trim_end_matches(['\n', '\r']);
         if n == 1 {
             if text != LEDGER_HEADER {
-                errors.push(format!("ledger line 1: the header must be `{LEDGER_HEADER}`"));
+                errors.push(format!(
+                    "ledger line 1: the header must be `{LEDGER_HEADER}`"
+                ));
             }
             continue;
         }
         match parse_ledger_line(text) {
-            Ok(rec) if errors.is_empty() => spill.push(bucket(&rec.key), &rec)?,
+            Ok(rec) if errors.is_empty() => {
+                spill.push_with(bucket(rec.key), |out| encode_record(out, &rec))?
+            }
             Ok(_) => {}
             Err(e) if errors.len() < 50 => errors.push(format!("ledger line {n}: {e}")),
             Err(_) => {}
         }
     }
     spill.finish()?;
-    Ok(if errors.is_empty() { Ok(n.saturating_sub(1)) } else { Err(errors) })
+    Ok(if errors.is_empty() {
+        Ok(n.saturating_sub(1))
+    } else {
+        Err(errors)
+    })
 }
 
-fn match_buckets(dir: &Path, buckets: &[u32], fees: Option<FeeRule>, tol: i64) -> io::Result<Totals> {
+fn match_buckets(
+    dir: &Path,
+    buckets: &[u32],
+    fees: Option<FeeRule>,
+    tol: i64,
+) -> io::Result<Totals> {
     let mut totals = Totals::default();
     for &b in buckets {
         let ours: Vec<Record> = SpillReader::open(dir, "ours", b)?.collect::<io::Result<_>>()?;
         totals.records += ours.len() as u64;
         let mut m = BucketMatcher::new(ours, fees, tol);
-        for t in SpillReader::<Theirs>::open(dir, "theirs", b)? {
-            let t = t?;
+        let mut lines = SpillReader::<Theirs>::open(dir, "theirs", b)?;
+        let mut t = Theirs::empty();
+        while lines.next_into(&mut t)? {
             let f = m.line(&t);
             let method = f.ours.as_ref().map_or("unknown", |r| r.method.as_str());
             totals.line(&t, f.class, method, f.healed).map_err(bad)?;
@@ -140,7 +173,6 @@ pub fn match_files(
     tmp: &Path,
 ) -> io::Result<FileOutcome> {
     let all: Vec<u32> = (0..BUCKETS).collect();
-    let t0 = std::time::Instant::now();
     let (theirs, ours) = std::thread::scope(|s| {
         let a = s.spawn(|| spill_report(report, tmp, &all));
         let b = s.spawn(|| spill_ledger(ledger, tmp, &all));
@@ -158,7 +190,6 @@ pub fn match_files(
     if !errors.is_empty() {
         return Ok(FileOutcome::Malformed(errors));
     }
-    eprintln!("PHASE spill {:?}", t0.elapsed());
     let (even, odd): (Vec<u32>, Vec<u32>) = all.iter().partition(|b| *b % 2 == 0);
     let (x, y) = std::thread::scope(|s| {
         let a = s.spawn(|| match_buckets(tmp, &even, fees, tolerance_minor));
@@ -169,11 +200,13 @@ pub fn match_files(
     totals
         .merge(&y.map_err(|_| bad("matcher panicked"))??)
         .map_err(bad)?;
-    eprintln!("PHASE total {:?}", t0.elapsed());
     Ok(FileOutcome::Done(totals))
 }
 
 /// Class counts of a finished match, for comparing with another engine.
 pub fn class_counts(t: &Totals) -> Vec<(&'static str, u64)> {
-    Class::ALL.iter().map(|c| (c.as_str(), t.count(*c))).collect()
+    Class::ALL
+        .iter()
+        .map(|c| (c.as_str(), t.count(*c)))
+        .collect()
 }

@@ -45,18 +45,32 @@ impl Kind {
     }
 }
 
-/// The match key of a line or record.
-pub fn match_key(kind: Kind, payment_id: &str, reference: &str) -> String {
+/// The id part of a match key: our payment id, or the PSP's reference.
+pub fn key_id<'a>(kind: Kind, payment_id: &'a str, reference: &'a str) -> &'a str {
     match kind {
-        Kind::Payment | Kind::Chargeback => format!("{}:{payment_id}", kind.as_str()),
-        Kind::Refund | Kind::Fee => format!("{}:{reference}", kind.as_str()),
+        Kind::Payment | Kind::Chargeback => payment_id,
+        Kind::Refund | Kind::Fee => reference,
     }
+}
+
+/// The match key of a line or record: `<kind>:<id>`.
+pub fn match_key(kind: Kind, payment_id: &str, reference: &str) -> String {
+    format!("{}:{}", kind.as_str(), key_id(kind, payment_id, reference))
 }
 
 /// FNV-1a: stable across processes and versions (the bucket is stored).
 pub fn bucket(key: &str) -> u32 {
+    bucket_of(key.bytes())
+}
+
+/// The bucket of `<kind>:<id>` without building the key.
+pub fn bucket_parts(kind: Kind, id: &str) -> u32 {
+    bucket_of(kind.as_str().bytes().chain([b':']).chain(id.bytes()))
+}
+
+fn bucket_of(bytes: impl Iterator<Item = u8>) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
+    for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -131,6 +145,9 @@ mod tests {
             seen.iter().all(|n| (700..1300).contains(n)),
             "uneven buckets: {seen:?}"
         );
-        assert_eq!(bucket("payment:pay_x"), bucket("payment:pay_x"));
+        assert_eq!(
+            bucket("payment:pay_x"),
+            bucket_parts(Kind::Payment, "pay_x")
+        );
     }
 }

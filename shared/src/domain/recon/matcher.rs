@@ -3,6 +3,7 @@
 //! streamed past them. Every line and every record gets exactly one class.
 //! No I/O here, so the store-backed run and the file-to-file bench share it.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crate::money::Currency;
@@ -80,6 +81,20 @@ pub struct Theirs {
 }
 
 impl Theirs {
+    /// A blank line to decode over.
+    pub fn empty() -> Theirs {
+        Theirs {
+            line: 0,
+            kind: Kind::Fee,
+            key: String::new(),
+            reference: String::new(),
+            payment_id: String::new(),
+            gross_minor: 0,
+            fee_minor: 0,
+            currency: Currency::EUR,
+        }
+    }
+
     pub fn net_minor(&self) -> i64 {
         self.gross_minor.saturating_sub(self.fee_minor)
     }
@@ -110,21 +125,21 @@ impl FeeRule {
 
 /// What matching decided about one line or record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub struct Finding<'a> {
     pub class: Class,
-    /// Our side, when we have one.
-    pub ours: Option<Record>,
+    /// Our side, when we have one (borrowed from the bucket: no copy per line).
+    pub ours: Option<Cow<'a, Record>>,
     /// Set for a line settled into the wallet by an earlier reconciliation.
     pub healed: bool,
     /// What the fee schedule expected, for a fee mismatch.
     pub expected_fee_minor: Option<i64>,
 }
 
-impl Finding {
-    fn of(class: Class, ours: Option<&Record>) -> Finding {
+impl<'a> Finding<'a> {
+    pub fn of(class: Class, ours: Option<Cow<'a, Record>>) -> Finding<'a> {
         Finding {
             class,
-            ours: ours.cloned(),
+            ours,
             healed: false,
             expected_fee_minor: None,
         }
@@ -156,7 +171,7 @@ impl BucketMatcher {
 
     /// Classify one line. `MissingInWallet` here means only "no record of
     /// ours": the caller looks closer (heal, status mismatch).
-    pub fn line(&mut self, t: &Theirs) -> Finding {
+    pub fn line(&mut self, t: &Theirs) -> Finding<'_> {
         let Some((rec, seen)) = self.ours.get_mut(&t.key) else {
             let first = self.unmatched.insert(t.key.clone());
             return match (first, t.kind) {
@@ -165,29 +180,31 @@ impl BucketMatcher {
                 (true, _) => Finding::of(Class::MissingInWallet, None),
             };
         };
-        if std::mem::replace(seen, true) {
-            return Finding::of(Class::Duplicate, Some(rec));
+        let first = !std::mem::replace(seen, true);
+        let rec: &Record = rec;
+        let ours = Some(Cow::Borrowed(rec));
+        if !first {
+            return Finding::of(Class::Duplicate, ours);
         }
-        let rec = &*rec;
         if rec.currency != t.currency {
-            return Finding::of(Class::CurrencyMismatch, Some(rec));
+            return Finding::of(Class::CurrencyMismatch, ours);
         }
         if rec.gross_minor != t.gross_minor {
-            return Finding::of(Class::AmountMismatch, Some(rec));
+            return Finding::of(Class::AmountMismatch, ours);
         }
         if let Some(expected) = self.fees.and_then(|f| f.expected(t.kind, t.gross_minor)) {
             if (t.fee_minor - expected).abs() > self.tolerance_minor {
-                let mut f = Finding::of(Class::FeeMismatch, Some(rec));
+                let mut f = Finding::of(Class::FeeMismatch, ours);
                 f.expected_fee_minor = Some(expected);
                 return f;
             }
         }
         if rec.event_id.starts_with(HEAL_PREFIX) {
-            let mut f = Finding::of(Class::MissingInWallet, Some(rec));
+            let mut f = Finding::of(Class::MissingInWallet, ours);
             f.healed = true;
             return f;
         }
-        Finding::of(Class::Matched, Some(rec))
+        Finding::of(Class::Matched, ours)
     }
 
     /// Our records no line settled: missing at the PSP.

@@ -65,6 +65,48 @@ fn group(method: &str, currency: Currency, kind: Kind) -> String {
     format!("{method}|{}|{}", currency.code(), kind.as_str())
 }
 
+/// Add to a group's sums; the key is built on the stack (this runs per line).
+fn add_to(
+    map: &mut BTreeMap<String, Sums>,
+    method: &str,
+    currency: Currency,
+    kind: Kind,
+    gross: i64,
+    fee: i64,
+) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut buf = [0u8; 128];
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    let fits = write!(cur, "{method}|{}|{}", currency.code(), kind.as_str()).is_ok();
+    let len = usize::try_from(cur.position()).unwrap_or(0);
+    let owned;
+    let key = match std::str::from_utf8(&buf[..len]) {
+        Ok(k) if fits => k,
+        _ => {
+            owned = group(method, currency, kind);
+            owned.as_str()
+        }
+    };
+    match map.get_mut(key) {
+        Some(s) => s.add(gross, fee),
+        None => {
+            let mut s = Sums::default();
+            s.add(gross, fee)?;
+            map.insert(key.to_owned(), s);
+            Ok(())
+        }
+    }
+}
+
+fn bump(classes: &mut BTreeMap<String, u64>, class: Class) {
+    match classes.get_mut(class.as_str()) {
+        Some(n) => *n += 1,
+        None => {
+            classes.insert(class.as_str().to_owned(), 1);
+        }
+    }
+}
+
 impl Totals {
     /// Count a classified line.
     pub fn line(
@@ -75,28 +117,33 @@ impl Totals {
         healed: bool,
     ) -> Result<(), Error> {
         self.lines += 1;
-        *self.classes.entry(class.as_str().to_owned()).or_default() += 1;
+        bump(&mut self.classes, class);
         self.healed += u64::from(healed);
         let method = match t.kind {
             Kind::Fee => "account",
             _ => method,
         };
-        self.settled
-            .entry(group(method, t.currency, t.kind))
-            .or_default()
-            .add(t.gross_minor, t.fee_minor)
+        add_to(
+            &mut self.settled,
+            method,
+            t.currency,
+            t.kind,
+            t.gross_minor,
+            t.fee_minor,
+        )
     }
 
     /// Count one of our records no line settled.
     pub fn unsettled(&mut self, r: &Record) -> Result<(), Error> {
-        *self
-            .classes
-            .entry(Class::MissingAtPsp.as_str().to_owned())
-            .or_default() += 1;
-        self.unsettled
-            .entry(group(&r.method, r.currency, r.kind))
-            .or_default()
-            .add(r.gross_minor, 0)
+        bump(&mut self.classes, Class::MissingAtPsp);
+        add_to(
+            &mut self.unsettled,
+            &r.method,
+            r.currency,
+            r.kind,
+            r.gross_minor,
+            0,
+        )
     }
 
     pub fn merge(&mut self, o: &Totals) -> Result<(), Error> {

@@ -28,10 +28,10 @@ use super::super::settlement::{ReportReader, SettledLine};
 use super::super::wallet::{self, Applied};
 use super::super::{keys, Ctx};
 use super::cases::{self, NewCase};
-use super::index::{self, bucket, match_key, Kind, Record, BUCKETS};
+use super::index::{self, bucket_parts, key_id, match_key, Kind, Record, BUCKETS};
 use super::matcher::{BucketMatcher, Class, Finding, Theirs, HEAL_PREFIX};
 use super::report::{self, Totals};
-use super::spill::{Spill, SpillReader};
+use super::spill::{encode_line, Spill, SpillReader};
 
 /// Malformed-line messages kept per run (the count of the rest is kept).
 const MAX_ERRORS: usize = 50;
@@ -234,27 +234,29 @@ async fn spill_report(
     let mut reader = ReportReader::new();
     let mut spill = Spill::create(dir, "theirs", &run.buckets()).map_err(io)?;
     let mut bad = Problems::default();
+    let mut failed: Option<std::io::Error> = None;
     while let Some(chunk) = chunks.next_chunk().await.map_err(psp_error)? {
-        for parsed in reader.push(&chunk) {
-            let line = match parsed {
+        reader.push_with(&chunk, |parsed| {
+            let (line, kind) = match parsed {
                 Ok(l) if l.settled_date != run.day => {
                     bad.push(format!("line {}: settled_date: not {}", l.line, run.day));
-                    continue;
+                    return;
                 }
-                Ok(l) => l,
-                Err(e) => {
-                    bad.push(e.to_string());
-                    continue;
+                Ok(l) => match Kind::parse(l.kind) {
+                    Some(k) => (l, k),
+                    None => return bad.push(format!("line {}: type: unknown", l.line)),
+                },
+                Err(e) => return bad.push(e.to_string()),
+            };
+            if bad.errors.is_empty() && failed.is_none() {
+                let b = bucket_parts(kind, key_id(kind, line.payment_id, line.reference));
+                if let Err(e) = spill.push_with(b, |out| encode_line(out, &line, kind)) {
+                    failed = Some(e);
                 }
-            };
-            let n = line.line;
-            let Some(t) = theirs(line) else {
-                bad.push(format!("line {n}: type: unknown"));
-                continue;
-            };
-            if bad.errors.is_empty() {
-                spill.push(bucket(&t.key), &t).map_err(io)?;
             }
+        });
+        if let Some(e) = failed.take() {
+            return Err(io(e));
         }
     }
     if let Err(e) = reader.finish() {
@@ -282,13 +284,8 @@ pub async fn load_bucket(ctx: &Ctx, psp: &PspId, day: Day, b: u32) -> Result<Vec
     }
 }
 
-fn finding(class: Class, ours: Option<Record>) -> Finding {
-    Finding {
-        class,
-        ours,
-        healed: false,
-        expected_fee_minor: None,
-    }
+fn finding(class: Class, ours: Option<Record>) -> Finding<'static> {
+    Finding::of(class, ours.map(std::borrow::Cow::Owned))
 }
 
 /// A settled payment with no record of ours: what does our payment say?
@@ -298,7 +295,7 @@ async fn look_closer(
     ctx: &Ctx,
     run: &DayRun,
     t: &Theirs,
-) -> Result<(Finding, Option<String>), Error> {
+) -> Result<(Finding<'static>, Option<String>), Error> {
     let missing = |why: &str| Ok((finding(Class::MissingInWallet, None), Some(why.to_owned())));
     let Ok(pid) = PaymentId::parse(&t.payment_id) else {
         return missing("no payment with this id");
@@ -386,8 +383,9 @@ async fn match_bucket(
         policy.tolerance_minor,
     );
     let mut opened = 0;
-    for t in SpillReader::<Theirs>::open(dir, "theirs", b).map_err(io)? {
-        let t = t.map_err(io)?;
+    let mut lines = SpillReader::<Theirs>::open(dir, "theirs", b).map_err(io)?;
+    let mut t = Theirs::empty();
+    while lines.next_into(&mut t).map_err(io)? {
         let mut f = m.line(&t);
         let mut detail = f.expected_fee_minor.map(|e| {
             format!(
@@ -410,7 +408,7 @@ async fn match_bucket(
                 class: f.class,
                 key: &t.key,
                 theirs: Some(&t),
-                ours: f.ours.as_ref(),
+                ours: f.ours.as_deref(),
                 detail,
                 healed: f.healed,
             };

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::money::Currency;
 
-use super::index::{Kind, Record, BUCKETS};
+use super::super::settlement::LineRef;
+use super::index::{key_id, Kind, Record, BUCKETS};
 use super::matcher::Theirs;
 
 /// A string longer than this in a spill file means a corrupt file.
@@ -18,6 +19,50 @@ const MAX_FIELD: usize = 64 * 1024;
 pub trait Spillable: Sized {
     fn encode(&self, out: &mut Vec<u8>);
     fn decode(r: &mut impl Read) -> io::Result<Option<Self>>;
+    /// Decode over `into`, reusing its allocations; `false` at the end.
+    fn decode_into(r: &mut impl Read, into: &mut Self) -> io::Result<bool> {
+        match Self::decode(r)? {
+            Some(v) => {
+                *into = v;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// A checked report line, encoded exactly as its [`Theirs`] would be,
+/// without building one (the streaming pass allocates nothing per line).
+pub fn encode_line(out: &mut Vec<u8>, l: &LineRef<'_>, kind: Kind) {
+    out.push(kind_byte(kind));
+    out.extend_from_slice(&l.line.to_le_bytes());
+    out.extend_from_slice(l.currency.code().as_bytes());
+    out.extend_from_slice(&l.gross_minor.to_le_bytes());
+    out.extend_from_slice(&l.fee_minor.to_le_bytes());
+    let (prefix, id) = (kind.as_str(), key_id(kind, l.payment_id, l.reference));
+    out.extend_from_slice(&((prefix.len() + 1 + id.len()) as u32).to_le_bytes());
+    out.extend_from_slice(prefix.as_bytes());
+    out.push(b':');
+    out.extend_from_slice(id.as_bytes());
+    put_str(out, l.reference);
+    put_str(out, l.payment_id);
+}
+
+/// Read a string over `into`, reusing its buffer.
+fn get_str_into(r: &mut impl Read, into: &mut String) -> io::Result<()> {
+    let len = u32::from_le_bytes(get::<4>(r)?) as usize;
+    if len > MAX_FIELD {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "spill field too long",
+        ));
+    }
+    let mut buf = std::mem::take(into).into_bytes();
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(&mut buf)?;
+    *into = String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(())
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -109,17 +154,59 @@ impl Spillable for Theirs {
             payment_id: get_str(r)?,
         }))
     }
+    fn decode_into(r: &mut impl Read, t: &mut Self) -> io::Result<bool> {
+        let Some(k) = first_byte(r)? else {
+            return Ok(false);
+        };
+        t.kind = kind_of(k)?;
+        t.line = u64::from_le_bytes(get::<8>(r)?);
+        t.currency = currency_of(r)?;
+        t.gross_minor = i64::from_le_bytes(get::<8>(r)?);
+        t.fee_minor = i64::from_le_bytes(get::<8>(r)?);
+        get_str_into(r, &mut t.key)?;
+        get_str_into(r, &mut t.reference)?;
+        get_str_into(r, &mut t.payment_id)?;
+        Ok(true)
+    }
+}
+
+/// A record's fields, borrowed (a ledger export line, say).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    pub key: &'a str,
+    pub kind: Kind,
+    pub payment_id: &'a str,
+    pub gross_minor: i64,
+    pub currency: Currency,
+    pub method: &'a str,
+    pub event_id: &'a str,
+}
+
+/// Encoded exactly as the [`Record`] it describes.
+pub fn encode_record(out: &mut Vec<u8>, r: &RecordRef<'_>) {
+    out.push(kind_byte(r.kind));
+    out.extend_from_slice(r.currency.code().as_bytes());
+    out.extend_from_slice(&r.gross_minor.to_le_bytes());
+    put_str(out, r.key);
+    put_str(out, r.payment_id);
+    put_str(out, r.method);
+    put_str(out, r.event_id);
 }
 
 impl Spillable for Record {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.push(kind_byte(self.kind));
-        out.extend_from_slice(self.currency.code().as_bytes());
-        out.extend_from_slice(&self.gross_minor.to_le_bytes());
-        put_str(out, &self.key);
-        put_str(out, &self.payment_id);
-        put_str(out, &self.method);
-        put_str(out, &self.event_id);
+        encode_record(
+            out,
+            &RecordRef {
+                key: &self.key,
+                kind: self.kind,
+                payment_id: &self.payment_id,
+                gross_minor: self.gross_minor,
+                currency: self.currency,
+                method: &self.method,
+                event_id: &self.event_id,
+            },
+        );
     }
     fn decode(r: &mut impl Read) -> io::Result<Option<Self>> {
         let Some(k) = first_byte(r)? else {
@@ -166,6 +253,16 @@ impl Spill {
         matches!(self.writers.get(bucket as usize), Some(Some(_)))
     }
 
+    /// Append whatever `encode` writes to the bucket's file.
+    pub fn push_with(&mut self, bucket: u32, encode: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let Some(Some(w)) = self.writers.get_mut(bucket as usize) else {
+            return Ok(());
+        };
+        self.buf.clear();
+        encode(&mut self.buf);
+        w.write_all(&self.buf)
+    }
+
     pub fn push(&mut self, bucket: u32, v: &impl Spillable) -> io::Result<()> {
         let Some(Some(w)) = self.writers.get_mut(bucket as usize) else {
             return Ok(());
@@ -177,8 +274,9 @@ impl Spill {
 
     /// Flush every file; returns the directory and name to read back.
     pub fn finish(self) -> io::Result<(PathBuf, &'static str)> {
-        for w in self.writers.into_iter().flatten() {
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        // Scratch files: flushed, not synced (a crash re-runs the shard).
+        for mut w in self.writers.into_iter().flatten() {
+            w.flush()?;
         }
         Ok((self.dir, self.name))
     }
@@ -200,6 +298,13 @@ impl<T: Spillable> SpillReader<T> {
             r: BufReader::with_capacity(64 * 1024, File::open(path(dir, name, bucket))?),
             _t: std::marker::PhantomData,
         })
+    }
+}
+
+impl<T: Spillable> SpillReader<T> {
+    /// The next value over `into` (no allocation once warm); `false` at the end.
+    pub fn next_into(&mut self, into: &mut T) -> io::Result<bool> {
+        T::decode_into(&mut self.r, into)
     }
 }
 
@@ -262,5 +367,35 @@ mod tests {
             .collect::<io::Result<_>>()
             .unwrap();
         assert_eq!(ours, vec![r]);
+    }
+
+    #[test]
+    fn a_report_line_spills_as_its_theirs_and_decodes_over_a_used_one() {
+        use crate::domain::recon::run::theirs;
+        use crate::domain::settlement::ReportReader;
+        let dir = tempfile::tempdir().unwrap();
+        let text = "reference,payment_id,type,gross,fee,net,currency,settled_date\n\
+                    rf_9,pay_1,refund,-2.50,0.00,-2.50,EUR,2026-11-20\n\
+                    ref_1,pay_1,payment,10.00,0.15,9.85,EUR,2026-11-20\n";
+        let mut spill = Spill::create(dir.path(), "theirs", &[0]).unwrap();
+        let mut owned = Vec::new();
+        ReportReader::new().push_with(text.as_bytes(), |l| {
+            let l = l.unwrap();
+            let kind = Kind::parse(l.kind).unwrap();
+            spill
+                .push_with(0, |out| encode_line(out, &l, kind))
+                .unwrap();
+            owned.push(theirs(l.to_line()).unwrap());
+        });
+        spill.finish().unwrap();
+        let mut r = SpillReader::<Theirs>::open(dir.path(), "theirs", 0).unwrap();
+        let mut t = Theirs::empty();
+        for want in &owned {
+            assert!(r.next_into(&mut t).unwrap());
+            assert_eq!(&t, want);
+        }
+        assert!(!r.next_into(&mut t).unwrap());
+        assert_eq!(owned[0].key, "refund:rf_9");
+        assert_eq!(owned[1].key, "payment:pay_1");
     }
 }
