@@ -271,3 +271,41 @@ pub fn bench(n: u64, dir: &Path, duckdb: bool) -> Result<(), BoxError> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_matcher_finds_exactly_what_the_generator_planted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (report, ledger, want) = generate(dir.path(), 100_100).unwrap();
+        assert!(want.keys().count() >= 8, "every class planted: {want:?}");
+        let spill = tempfile::tempdir().unwrap();
+        let FileOutcome::Done(t) =
+            files::match_files(&report, &ledger, Some(FEES), TOLERANCE, spill.path()).unwrap()
+        else {
+            panic!("the generated files are well formed");
+        };
+        let got: BTreeMap<&str, u64> = files::class_counts(&t)
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(t.lines, 100_100);
+        // A ledger with a bad line is refused, with its line number.
+        let text = std::fs::read_to_string(&ledger)
+            .unwrap()
+            .replacen(",EUR,", ",EUX,", 1);
+        std::fs::write(&ledger, text).unwrap();
+        let FileOutcome::Malformed(errors) =
+            files::match_files(&report, &ledger, Some(FEES), TOLERANCE, spill.path()).unwrap()
+        else {
+            panic!("a bad currency is refused");
+        };
+        assert!(
+            errors[0].starts_with("ledger line 2: currency"),
+            "{errors:?}"
+        );
+    }
+}
