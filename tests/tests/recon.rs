@@ -1,4 +1,4 @@
-//! Reconciliation end to end: deposits, refunds and chargebacks made through
+//! Reconciliation end to end: deposits, refunds, chargebacks and payouts made through
 //! the sandbox PSPs, then settlement reports — generated with a mismatch of
 //! every class planted at a known line, or the sandbox's own — matched
 //! against the wallet. Every line's class is checked, re-runs change
@@ -396,6 +396,42 @@ async fn every_planted_mismatch_is_classified_at_its_line_and_reruns_change_noth
     t.shutdown().await;
 }
 
+/// Wager a player's deposit once (bet, then win it back), basic KYC, then
+/// withdraw `amount` and wait for the PSP to pay it out.
+async fn pay_out(t: &TestStack, player: &str, wager: &str, amount: &str) -> String {
+    for (path, txn) in [("/v1/wallet/debit", "bet"), ("/v1/wallet/credit", "win")] {
+        let body = json!({"player_id": player, "round_id": format!("{player}-r"), "txn_id": format!("{player}-{txn}"),
+                          "amount": wager, "currency": "EUR", "idempotency_key": format!("{player}-{txn}")});
+        let r = t.post_platform(path, None, &body.to_string()).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let kyc = t
+        .put_platform(
+            &format!("/v1/admin/players/{player}/kyc"),
+            json!({"kyc_level": "basic"}),
+        )
+        .await;
+    assert_eq!(kyc.status, 200, "{}", kyc.text);
+    let req = t
+        .http
+        .post(t.url("/v1/payouts/init"))
+        .bearer_auth(&t.stack.secrets.client_key)
+        .header("idempotency-key", format!("po-{player}"))
+        .json(&json!({"player_id": player, "amount": amount, "currency": "EUR", "method": "card"}));
+    let r = t.send(req).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["payout_id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let p = t.get(&format!("/v1/payouts/{id}"), false).await.json();
+        if p["status"] == "succeeded" {
+            return id;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "payout stuck: {p}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_report_reconciles_clean_inline_and_over_the_shard_queue() {
     let t = TestStack::start().await;
@@ -412,6 +448,7 @@ async fn the_sandbox_report_reconciles_clean_inline_and_over_the_shard_queue() {
     refund(&t, &ids[0], "2.00").await;
     wait_balance(&t, "sq0", 833).await;
     charge_back(&t, &ids[1]).await;
+    let payout_id = pay_out(&t, "sq4", "14.33", "5.00").await;
 
     // `payloop reconcile` goes through this operator endpoint.
     let body = json!({"psp": "sandbox", "date": day.to_string()}).to_string();
@@ -419,10 +456,11 @@ async fn the_sandbox_report_reconciles_clean_inline_and_over_the_shard_queue() {
     assert_eq!(r.status, 200, "{}", r.text);
     let report = r.json();
     assert_eq!(
-        report["lines"], 7,
-        "5 payments, a refund, a chargeback: {report:#}"
+        report["lines"], 8,
+        "5 payments, a refund, a chargeback, a payout: {report:#}"
     );
-    assert_eq!(report["classes"]["matched"], 7, "{report:#}");
+    assert_eq!(report["classes"]["matched"], 8, "{report:#}");
+    assert_eq!(report["records"], 8);
     assert_eq!(report["mismatches"], 0);
     let card = report["methods"]
         .as_array()
@@ -435,8 +473,12 @@ async fn the_sandbox_report_reconciles_clean_inline_and_over_the_shard_queue() {
     assert_eq!(card["payments"]["fee"], "0.91");
     assert_eq!(card["refunds"]["gross"], "-2.00");
     assert_eq!(card["chargebacks"]["gross"], "-11.33");
-    assert_eq!(card["net"], "47.41");
+    assert_eq!(card["net"], "47.41", "a payout is not a loss of margin");
     assert_eq!(card["margin_bps"], 7690);
+    assert_eq!(card["payouts"]["gross"], "-5.00");
+    assert_eq!(card["payouts"]["count"], 1);
+    let cases_now = cases(&t, &format!("date={day}")).await;
+    assert!(cases_now.is_empty(), "{cases_now:#?} ({payout_id})");
     for (field, why) in [
         ("psp", "is not a configured PSP"),
         ("date", "must not be in the future"),

@@ -437,9 +437,24 @@ async fn create_payout(State(st): St, headers: HeaderMap, raw: axum::body::Bytes
 }
 
 fn complete_payout(st: &Arc<SandboxState>, op: &Operation, status: &'static str) {
+    let today = Day::today();
+    let fee = st.opts.fixed_fee_minor;
     let _ = st.with_book(|b| {
         if let Some(o) = b.operations.get_mut(&op.reference) {
             o.status = status;
+        }
+        if status == "succeeded" {
+            // Money paid out is on the day's settlement, our payout id in `payment_id`.
+            let line = SettlementLine {
+                reference: op.reference.clone(),
+                payment_id: op.client_id.clone(),
+                kind: "payout",
+                gross_minor: -op.amount.minor(),
+                fee_minor: fee,
+                currency: op.amount.currency(),
+                settled_date: today.to_string(),
+            };
+            b.settle(line, today);
         }
     });
     let body = json!({

@@ -43,6 +43,7 @@ use super::event::PayoutEvent;
 use super::keys;
 use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
 use super::payment::attr_to_json;
+use super::recon::index::{match_key, Kind, Record};
 use super::webhook::{Intake, Outcome as WebhookOutcome};
 use super::Ctx;
 
@@ -680,6 +681,19 @@ pub async fn finish(
             key: Key::new(DUE_PK, sk.clone()),
             cond: None,
         });
+    }
+    if outcome == PayoutStatus::Succeeded {
+        // What the PSP will settle: the reconciliation index, in this transaction.
+        let record = Record {
+            key: match_key(Kind::Payout, &p.id, ""),
+            kind: Kind::Payout,
+            payment_id: p.id.clone(),
+            gross_minor: -p.amount.minor(),
+            currency: p.amount.currency(),
+            method: p.method.clone(),
+            event_id: event_id.unwrap_or(reason).to_owned(),
+        };
+        extra.push(record.write(&p.psp, Day::of_ms(now)));
     }
     let fresh = match ledger::apply(ctx, &m, &extra).await? {
         Outcome::Moved(e) => e.fresh,

@@ -15,7 +15,7 @@ use crate::money::{format_minor, Currency, Money};
 pub const SETTLEMENT_HEADER: &str = "reference,payment_id,type,gross,fee,net,currency,settled_date";
 
 /// Line types of a settlement report.
-pub const SETTLEMENT_TYPES: [&str; 4] = ["payment", "refund", "chargeback", "fee"];
+pub const SETTLEMENT_TYPES: [&str; 5] = ["payment", "refund", "chargeback", "fee", "payout"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,7 +10,7 @@
 //!
 //! The match key is what both sides know: `payment:<payment_id>`,
 //! `chargeback:<payment_id>`, `refund:<PSP refund reference>`,
-//! `fee:<PSP reference>` (PSP-side only).
+//! `payout:<payout_id>`, `fee:<PSP reference>` (PSP-side only).
 
 use crate::clock::Day;
 use crate::ids::PspId;
@@ -27,6 +27,8 @@ pub enum Kind {
     Refund,
     Chargeback,
     Fee,
+    /// A withdrawal paid out (the line's `payment_id` is our payout id).
+    Payout,
 }
 
 impl Kind {
@@ -36,19 +38,26 @@ impl Kind {
             Kind::Refund => "refund",
             Kind::Chargeback => "chargeback",
             Kind::Fee => "fee",
+            Kind::Payout => "payout",
         }
     }
     pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::Payment, Kind::Refund, Kind::Chargeback, Kind::Fee]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Kind::Payment,
+            Kind::Refund,
+            Kind::Chargeback,
+            Kind::Fee,
+            Kind::Payout,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
 /// The id part of a match key: our payment id, or the PSP's reference.
 pub fn key_id<'a>(kind: Kind, payment_id: &'a str, reference: &'a str) -> &'a str {
     match kind {
-        Kind::Payment | Kind::Chargeback => payment_id,
+        Kind::Payment | Kind::Chargeback | Kind::Payout => payment_id,
         Kind::Refund | Kind::Fee => reference,
     }
 }

@@ -101,7 +101,8 @@ impl Theirs {
 }
 
 /// A PSP's fee schedule: payments pay `bps` of the gross (half up) plus
-/// `fixed_minor`; chargebacks pay `fixed_minor`; refunds pay nothing.
+/// `fixed_minor`; chargebacks and payouts pay `fixed_minor`; refunds pay
+/// nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeeRule {
     pub bps: u32,
@@ -116,7 +117,7 @@ impl FeeRule {
                 let pct = i64::try_from((scaled + 5_000) / 10_000).ok()?;
                 pct.checked_add(self.fixed_minor)
             }
-            Kind::Chargeback => Some(self.fixed_minor),
+            Kind::Chargeback | Kind::Payout => Some(self.fixed_minor),
             Kind::Refund => Some(0),
             Kind::Fee => None,
         }

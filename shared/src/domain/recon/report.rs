@@ -182,6 +182,25 @@ struct MethodRow {
     kinds: BTreeMap<&'static str, Sums>,
 }
 
+/// What the method earned: deposits less refunds, chargebacks and fees.
+/// Payouts are the players' own money leaving (their fees count).
+fn margin_sums(row: &MethodRow) -> Sums {
+    let mut all = Sums::default();
+    for (kind, s) in &row.kinds {
+        let s = match *kind {
+            "payout" => Sums {
+                count: s.count,
+                gross: 0,
+                fee: s.fee,
+                net: -s.fee,
+            },
+            _ => *s,
+        };
+        let _ = all.merge(&s);
+    }
+    all
+}
+
 fn split(key: &str) -> Option<(&str, Currency, Kind)> {
     let mut it = key.split('|');
     let (m, c, k) = (it.next()?, it.next()?, it.next()?);
@@ -222,10 +241,7 @@ pub fn to_json(psp: &str, date: &str, t: &Totals) -> Value {
     let mut methods = Vec::new();
     let mut sections: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for ((method, c), row) in rows(&t.settled) {
-        let all = row.kinds.values().fold(Sums::default(), |mut a, s| {
-            let _ = a.merge(s);
-            a
-        });
+        let all = margin_sums(&row);
         let deposits = row.kinds.get("payment").map_or(0, |s| s.gross);
         let mut m = json!({
             "method": method, "currency": c,
@@ -278,9 +294,8 @@ pub fn to_csv(t: &Totals) -> String {
         out.push_str(&format!("class,{},,,{},,,,\n", c.as_str(), t.count(c)));
     }
     for ((method, c), row) in rows(&t.settled) {
-        let mut all = Sums::default();
+        let all = margin_sums(&row);
         for (kind, s) in &row.kinds {
-            let _ = all.merge(s);
             out.push_str(&format!(
                 "settled,{method},{},{kind},{},{},{},{},\n",
                 c.code(),

@@ -104,6 +104,7 @@ fn kind_byte(k: Kind) -> u8 {
         Kind::Refund => 2,
         Kind::Chargeback => 3,
         Kind::Fee => 4,
+        Kind::Payout => 5,
     }
 }
 
@@ -113,6 +114,7 @@ fn kind_of(b: u8) -> io::Result<Kind> {
         2 => Ok(Kind::Refund),
         3 => Ok(Kind::Chargeback),
         4 => Ok(Kind::Fee),
+        5 => Ok(Kind::Payout),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "spill: bad kind",
