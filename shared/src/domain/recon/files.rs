@@ -11,13 +11,16 @@ use std::path::Path;
 use crate::money::Currency;
 
 use super::super::settlement::ReportReader;
-use super::index::{bucket, bucket_parts, key_id, Kind, Record, BUCKETS};
+use super::index::{bucket_in, bucket_parts_in, key_id, Kind, Record};
 use super::matcher::{BucketMatcher, Class, FeeRule, Theirs};
 use super::report::Totals;
 use super::spill::{encode_line, encode_record, RecordRef, Spill, SpillReader};
 
 pub const LEDGER_HEADER: &str = "key,kind,payment_id,gross_minor,currency,method,event_id";
 const CHUNK: usize = 1 << 20;
+/// Partitions of a file-to-file match: finer than the store's 32 buckets, so
+/// one partition's hash table stays cache-sized at tens of millions of lines.
+const PARTS: u32 = 128;
 
 /// What matching two files found.
 #[derive(Debug)]
@@ -57,7 +60,7 @@ pub fn parse_ledger_line(text: &str) -> Result<RecordRef<'_>, String> {
 fn spill_report(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, Vec<String>>> {
     let mut f = File::open(path)?;
     let mut reader = ReportReader::new();
-    let mut spill = Spill::create(dir, "theirs", all)?;
+    let mut spill = Spill::create_parts(dir, "theirs", PARTS, all)?;
     let mut errors = Vec::new();
     let mut failed: Option<io::Error> = None;
     let mut buf = vec![0; CHUNK];
@@ -76,7 +79,7 @@ fn spill_report(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, 
                     });
             match checked {
                 Ok((l, kind)) if errors.is_empty() && failed.is_none() => {
-                    let b = bucket_parts(kind, key_id(kind, l.payment_id, l.reference));
+                    let b = bucket_parts_in(PARTS, kind, key_id(kind, l.payment_id, l.reference));
                     if let Err(e) = spill.push_with(b, |out| encode_line(out, &l, kind)) {
                         failed = Some(e);
                     }
@@ -104,7 +107,7 @@ fn spill_report(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, 
 
 fn spill_ledger(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, Vec<String>>> {
     let mut r = BufReader::with_capacity(CHUNK, File::open(path)?);
-    let mut spill = Spill::create(dir, "ours", all)?;
+    let mut spill = Spill::create_parts(dir, "ours", PARTS, all)?;
     let mut line = String::new();
     let mut n = 0u64;
     let mut errors = Vec::new();
@@ -124,7 +127,7 @@ fn spill_ledger(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, 
         }
         match parse_ledger_line(text) {
             Ok(rec) if errors.is_empty() => {
-                spill.push_with(bucket(rec.key), |out| encode_record(out, &rec))?
+                spill.push_with(bucket_in(PARTS, rec.key), |out| encode_record(out, &rec))?
             }
             Ok(_) => {}
             Err(e) if errors.len() < 50 => errors.push(format!("ledger line {n}: {e}")),
@@ -172,7 +175,7 @@ pub fn match_files(
     tolerance_minor: i64,
     tmp: &Path,
 ) -> io::Result<FileOutcome> {
-    let all: Vec<u32> = (0..BUCKETS).collect();
+    let all: Vec<u32> = (0..PARTS).collect();
     let (theirs, ours) = std::thread::scope(|s| {
         let a = s.spawn(|| spill_report(report, tmp, &all));
         let b = s.spawn(|| spill_ledger(ledger, tmp, &all));

@@ -69,22 +69,31 @@ pub fn match_key(kind: Kind, payment_id: &str, reference: &str) -> String {
 
 /// FNV-1a: stable across processes and versions (the bucket is stored).
 pub fn bucket(key: &str) -> u32 {
-    bucket_of(key.bytes())
+    bucket_in(BUCKETS, key)
 }
 
 /// The bucket of `<kind>:<id>` without building the key.
 pub fn bucket_parts(kind: Kind, id: &str) -> u32 {
-    bucket_of(kind.as_str().bytes().chain([b':']).chain(id.bytes()))
+    bucket_parts_in(BUCKETS, kind, id)
 }
 
-fn bucket_of(bytes: impl Iterator<Item = u8>) -> u32 {
+/// The same hash over `parts` partitions (file-to-file matching splits finer).
+pub fn bucket_in(parts: u32, key: &str) -> u32 {
+    bucket_of(parts, key.bytes())
+}
+
+pub fn bucket_parts_in(parts: u32, kind: Kind, id: &str) -> u32 {
+    bucket_of(parts, kind.as_str().bytes().chain([b':']).chain(id.bytes()))
+}
+
+fn bucket_of(parts: u32, bytes: impl Iterator<Item = u8>) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     // Fold the high bits in: the low bits of FNV alone spread short keys badly.
-    ((h ^ (h >> 32)) % u64::from(BUCKETS)) as u32
+    ((h ^ (h >> 32)) % u64::from(parts.max(1))) as u32
 }
 
 pub fn partition(psp: &PspId, day: Day, bucket: u32) -> String {

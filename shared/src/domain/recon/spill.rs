@@ -237,10 +237,22 @@ pub struct Spill {
 impl Spill {
     /// Files for the given buckets only; the rest are not this shard's.
     pub fn create(dir: &Path, name: &'static str, buckets: &[u32]) -> io::Result<Spill> {
-        let mut writers: Vec<Option<BufWriter<File>>> = (0..BUCKETS).map(|_| None).collect();
+        Spill::create_parts(dir, name, BUCKETS, buckets)
+    }
+
+    /// Over `parts` partitions (bucket numbers below it).
+    pub fn create_parts(
+        dir: &Path,
+        name: &'static str,
+        parts: u32,
+        buckets: &[u32],
+    ) -> io::Result<Spill> {
+        let mut writers: Vec<Option<BufWriter<File>>> = (0..parts).map(|_| None).collect();
         for &b in buckets {
             let f = File::create(path(dir, name, b))?;
-            writers[b as usize] = Some(BufWriter::with_capacity(64 * 1024, f));
+            if let Some(slot) = writers.get_mut(b as usize) {
+                *slot = Some(BufWriter::with_capacity(64 * 1024, f));
+            }
         }
         Ok(Spill {
             dir: dir.to_owned(),
@@ -285,7 +297,7 @@ impl Spill {
 }
 
 fn path(dir: &Path, name: &str, bucket: u32) -> PathBuf {
-    dir.join(format!("{name}-{bucket:02}"))
+    dir.join(format!("{name}-{bucket:03}"))
 }
 
 /// Read back one bucket's file, value by value.
