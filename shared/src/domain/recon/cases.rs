@@ -26,6 +26,8 @@ use super::matcher::{Class, Theirs};
 
 /// Cases returned per page.
 pub const MAX_PAGE: usize = 500;
+/// Store pages read per PSP for one listing (a status filter skips items).
+const MAX_SCAN_PAGES: usize = 100;
 /// The longest resolution note kept.
 pub const MAX_NOTE: usize = 2000;
 
@@ -178,7 +180,7 @@ pub async fn list(ctx: &Ctx, f: &CaseFilter) -> Result<Value, Error> {
     let mut more = false;
     'psps: for psp in &f.psps {
         let mut q = Query::new(partition(f.day, psp), SkRange::All, limit);
-        loop {
+        for _ in 0..MAX_SCAN_PAGES {
             let page = ctx.store.query(&q).await?;
             for it in &page.items {
                 if f.status
@@ -195,9 +197,11 @@ pub async fn list(ctx: &Ctx, f: &CaseFilter) -> Result<Value, Error> {
             }
             match page.next {
                 Some(next) => q.after = Some(next),
-                None => break,
+                None => continue 'psps,
             }
         }
+        // Scanned the bound without reaching the end: say the list is partial.
+        more = true;
     }
     Ok(json!({"date": f.day.to_string(), "cases": out, "truncated": more}))
 }

@@ -270,11 +270,14 @@ fn io(e: std::io::Error) -> Error {
     Error::Internal(format!("reconciliation spill: {e}"))
 }
 
+/// Pages of one bucket read at most: 1000 × 10 000 = 10 M records, 320 M a day.
+const MAX_BUCKET_PAGES: usize = 10_000;
+
 /// Our records of one bucket (a bounded slice of the day), page by page.
 pub async fn load_bucket(ctx: &Ctx, psp: &PspId, day: Day, b: u32) -> Result<Vec<Record>, Error> {
     let mut q = Query::new(index::partition(psp, day, b), SkRange::All, 1000);
     let mut out = Vec::new();
-    loop {
+    for _ in 0..MAX_BUCKET_PAGES {
         let page = ctx.store.query(&q).await?;
         out.extend(page.items.iter().filter_map(Record::from_item));
         match page.next {
@@ -282,6 +285,9 @@ pub async fn load_bucket(ctx: &Ctx, psp: &PspId, day: Day, b: u32) -> Result<Vec
             None => return Ok(out),
         }
     }
+    Err(Error::Internal(format!(
+        "bucket {b} of {psp} {day} holds more than {MAX_BUCKET_PAGES} pages: raise the bound"
+    )))
 }
 
 fn finding(class: Class, ours: Option<Record>) -> Finding<'static> {
