@@ -376,6 +376,23 @@ impl TestStack {
         self.wait_status(payment_id, "captured").await
     }
 
+    /// The bank takes a captured deposit back: the `sandbox` PSP's admin
+    /// chargeback; waits until the payment is charged back.
+    pub async fn charge_back(&self, payment_id: &str) {
+        let p = self.payment(payment_id).await;
+        let s = self.stack.sandbox("sandbox").unwrap();
+        let r = self
+            .http
+            .post(format!("{}/admin/chargebacks", s.base_url))
+            .bearer_auth(&self.stack.secrets.psp_api_key)
+            .json(&json!({"reference": p["psp_reference"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        self.wait_status(payment_id, "charged_back").await;
+    }
+
     /// Set a sandbox PSP's chaos knobs (`POST /admin/chaos`).
     pub async fn chaos(&self, psp: &str, knobs: Value) -> Resp {
         let sandbox = self.stack.sandbox(psp).unwrap();

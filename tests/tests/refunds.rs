@@ -123,7 +123,7 @@ async fn a_refund_after_the_money_was_spent_goes_negative_and_is_flagged() {
 async fn a_chargeback_after_a_withdrawal_debits_once_flags_and_opens_a_case() {
     let t = TestStack::start_with(|o| o.sweep_every = Duration::from_millis(100)).await;
     let id = t.deposit("cat", "100.00").await;
-    let p = t.approve(&id).await;
+    t.approve(&id).await;
     for (path, txn) in [("/v1/wallet/debit", "b"), ("/v1/wallet/credit", "w")] {
         let body = json!({"player_id": "cat", "round_id": "cr", "txn_id": txn, "amount": "100.00", "currency": "EUR", "idempotency_key": txn});
         assert_eq!(
@@ -147,17 +147,7 @@ async fn a_chargeback_after_a_withdrawal_debits_once_flags_and_opens_a_case() {
     wait_available(&t, "cat", "0.00").await;
     // The bank takes the deposit back, and the PSP says so twice.
     t.chaos("sandbox", json!({"duplicate_pct": 100})).await;
-    let s = t.stack.sandbox("sandbox").unwrap();
-    let cb = t
-        .http
-        .post(format!("{}/admin/chargebacks", s.base_url))
-        .bearer_auth(&t.stack.secrets.psp_api_key)
-        .json(&json!({"reference": p["psp_reference"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cb.status().as_u16(), 202);
-    t.wait_status(&id, "charged_back").await;
+    t.charge_back(&id).await;
     wait_available(&t, "cat", "-100.00").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(available(&t, "cat").await, "-100.00", "debited once");

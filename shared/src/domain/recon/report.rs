@@ -284,6 +284,18 @@ pub fn to_json(psp: &str, date: &str, t: &Totals) -> Value {
     })
 }
 
+/// One CSV row of sums.
+fn sums_row(section: &str, name: &str, c: Currency, kind: &str, s: &Sums, margin: &str) -> String {
+    format!(
+        "{section},{name},{},{kind},{},{},{},{},{margin}\n",
+        c.code(),
+        s.count,
+        money(s.gross, c),
+        money(s.fee, c),
+        money(s.net, c)
+    )
+}
+
 pub const CSV_HEADER: &str = "section,name,currency,kind,count,gross,fee,net,margin_bps";
 
 /// The same report as CSV: one row per class, per method × kind, and per
@@ -296,25 +308,11 @@ pub fn to_csv(t: &Totals) -> String {
     for ((method, c), row) in rows(&t.settled) {
         let all = margin_sums(&row);
         for (kind, s) in &row.kinds {
-            out.push_str(&format!(
-                "settled,{method},{},{kind},{},{},{},{},\n",
-                c.code(),
-                s.count,
-                money(s.gross, c),
-                money(s.fee, c),
-                money(s.net, c)
-            ));
+            out.push_str(&sums_row("settled", &method, c, kind, s, ""));
         }
         let deposits = row.kinds.get("payment").map_or(0, |s| s.gross);
         let margin = ratio_bps(all.net, deposits).map_or(String::new(), |b| b.to_string());
-        out.push_str(&format!(
-            "method,{method},{},,{},{},{},{},{margin}\n",
-            c.code(),
-            all.count,
-            money(all.gross, c),
-            money(all.fee, c),
-            money(all.net, c)
-        ));
+        out.push_str(&sums_row("method", &method, c, "", &all, &margin));
     }
     for (k, s) in &t.unsettled {
         if let Some((m, c, kind)) = split(k) {
