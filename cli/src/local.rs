@@ -343,6 +343,7 @@ pub async fn start(
         queue,
         config: Arc::clone(&config),
         psps: Arc::new(psps),
+        clock: Arc::new(payloop::clock::SystemClock),
     };
     let app = payloop::edge::with_edge(
         intent_api::router(ctx.clone())

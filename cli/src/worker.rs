@@ -20,7 +20,7 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(200);
 pub struct WorkerOptions {
     pub pollers: usize,
     pub visibility: Duration,
-    /// How often the payout sweep runs (the scheduled Lambda in AWS).
+    /// How often the sweep runs (the scheduled Lambda in AWS).
     pub sweep_every: Duration,
 }
 
@@ -46,16 +46,16 @@ pub fn spawn(
     tasks
 }
 
-/// The payout sweep on a timer, like its EventBridge schedule in AWS.
+/// The sweep (payouts, refunds) on a timer, like its EventBridge schedule in AWS.
 async fn sweep_loop(ctx: Ctx, every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let now = payloop::clock::now_ms();
-        if let Err(e) = payloop::domain::payout::sweep(&ctx, now).await {
-            tracing::warn!(error = %e, "payout sweep failed; next run retries");
+        let now = ctx.now_ms();
+        if let Err(e) = payloop::domain::sweep::run(&ctx, now).await {
+            tracing::warn!(error = %e, "sweep failed; next run retries");
         }
     }
 }

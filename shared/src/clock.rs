@@ -1,8 +1,70 @@
 //! Time: UTC, milliseconds since the Unix epoch.
+//!
+//! The domain reads time only through the [`Clock`] in its `Ctx`, so tests
+//! and the simulator run leases, timeouts, retries and sweeps on a virtual
+//! clock ([`ManualClock`]). `now_ms()` is the wall clock, for the edges
+//! (start-up, schedules) only.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Where the domain gets the time.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+    fn now_s(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+    fn today(&self) -> Day {
+        Day::of_ms(self.now_ms())
+    }
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
+/// A virtual clock that moves only when told (simulation, tests).
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    ms: AtomicI64,
+}
+
+impl ManualClock {
+    pub fn at(ms: i64) -> ManualClock {
+        ManualClock {
+            ms: AtomicI64::new(ms),
+        }
+    }
+    pub fn advance_ms(&self, by: i64) {
+        self.ms.fetch_add(by.max(0), Ordering::SeqCst);
+    }
+    /// Move to `ms` if that is later (time never runs backwards).
+    pub fn advance_to(&self, ms: i64) {
+        self.ms.fetch_max(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.ms.load(Ordering::SeqCst)
+    }
+}
 
 pub fn now_ms() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     since.map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// An RFC 3339 date-time (`2025-10-17T09:41:00Z`, `…+02:00`, fractions
+/// allowed) as epoch milliseconds.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 pub fn now_s() -> i64 {
@@ -121,6 +183,27 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_times_parse_to_epoch_ms() {
+        assert_eq!(
+            parse_rfc3339_ms("2025-10-17T09:41:00Z"),
+            Some(1_760_694_060_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2025-10-17T11:41:00.250+02:00"),
+            Some(1_760_694_060_250)
+        );
+        for bad in [
+            "2025-10-17",
+            "2025-10-17 09:41:00",
+            "yesterday",
+            "",
+            "2025-13-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn days_round_trip_and_reject_bad_dates() {

@@ -62,8 +62,19 @@ pub enum Error {
     RateLimited,
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// The PSP answered that it cannot take this request (not a refusal of
+    /// the payment, not an outage). Its own text stays in our logs.
+    #[error("the payment service provider could not take this request")]
+    PspRejected,
     #[error("internal error")]
     Internal(String),
+}
+
+/// Conflicts a later retry of the same request may get past: the payment is
+/// still moving (not final yet, not captured yet). Everything else
+/// (`txn_id_reused`, `round_conflict`, `case_resolved`, …) never changes.
+fn conflict_resolves_in_time(code: &str) -> bool {
+    matches!(code, "payment_not_final" | "payment_not_refundable")
 }
 
 /// A row of the error table.
@@ -91,7 +102,8 @@ impl Error {
             Error::NoRoute => (422, "no_route", false),
             Error::IdempotencyKeyReused => (409, "idempotency_key_reused", false),
             Error::RequestInProgress => (409, "request_in_progress", true),
-            Error::Conflict { code, .. } => (409, *code, true),
+            // Only a conflict that time can resolve is worth retrying.
+            Error::Conflict { code, .. } => (409, *code, conflict_resolves_in_time(code)),
             Error::Unauthorized => (401, "unauthorized", false),
             Error::Forbidden => (403, "forbidden", false),
             Error::BadSignature => (401, "bad_signature", false),
@@ -105,6 +117,7 @@ impl Error {
             Error::RateLimited => (429, "rate_limited", true),
             Error::Unavailable(_) => (503, "service_unavailable", true),
             Error::MethodUnavailable { .. } => (503, "method_unavailable", true),
+            Error::PspRejected => (502, "psp_rejected", false),
             Error::Internal(_) => (500, "internal_error", true),
         };
         ErrorRow {
@@ -114,7 +127,8 @@ impl Error {
         }
     }
 
-    /// The human message shown to clients: never internals.
+    /// The human message shown to clients: never internals, never a PSP's
+    /// own text.
     pub fn public_message(&self) -> String {
         match self {
             Error::Unavailable(_) => "temporarily unavailable, retry with backoff".to_owned(),
@@ -189,5 +203,21 @@ mod tests {
         assert_eq!(Error::RequestInProgress.row().status, 409);
         assert!(Error::RequestInProgress.row().retryable);
         assert_eq!(Error::StaleEvent.row().code, "stale_event");
+    }
+
+    #[test]
+    fn only_conflicts_that_time_resolves_are_retryable() {
+        let c = |code| Error::Conflict {
+            code,
+            reason: "r".into(),
+        };
+        for never in ["txn_id_reused", "round_conflict", "case_resolved"] {
+            assert!(!c(never).row().retryable, "{never}");
+            assert_eq!(c(never).details()["retryable"], false);
+        }
+        assert!(c("payment_not_final").row().retryable);
+        let psp = Error::PspRejected;
+        assert_eq!((psp.row().status, psp.row().code), (502, "psp_rejected"));
+        assert!(!psp.row().retryable);
     }
 }

@@ -122,7 +122,7 @@ impl fmt::Debug for IdempotencyKey {
 
 impl PaymentId {
     pub fn generate() -> Self {
-        Self(format!("pay_{}", ulid::Ulid::new()))
+        Self(format!("pay_{}", fresh_ulid()))
     }
     /// The payment id for a ULID reserved by the idempotency engine.
     pub fn from_reserved(ulid_text: &str) -> Result<Self, crate::Error> {
@@ -140,7 +140,46 @@ impl PaymentId {
 
 /// A fresh time-sortable unique id with a prefix (`dlv_…`, `own_…`).
 pub fn new_ulid(prefix: &str) -> String {
-    format!("{prefix}_{}", ulid::Ulid::new())
+    format!("{prefix}_{}", fresh_ulid())
+}
+
+/// Deterministic ids for the simulator: on a thread that set one, ULIDs take
+/// their time from the (virtual) clock and their "random" part from a
+/// counter, so a seeded scenario produces the same ids, in the same order,
+/// every run.
+struct SeededIds {
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    next: u128,
+}
+
+thread_local! {
+    static SEEDED_IDS: std::cell::RefCell<Option<SeededIds>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Make this thread's ids deterministic (until [`unseed_ids`]).
+pub fn seed_ids(clock: std::sync::Arc<dyn crate::clock::Clock>, seed: u64) {
+    SEEDED_IDS.with(|s| {
+        *s.borrow_mut() = Some(SeededIds {
+            clock,
+            next: u128::from(seed) << 32,
+        })
+    });
+}
+
+pub fn unseed_ids() {
+    SEEDED_IDS.with(|s| *s.borrow_mut() = None);
+}
+
+/// A new ULID: random, or from this thread's seeded source.
+pub fn fresh_ulid() -> ulid::Ulid {
+    SEEDED_IDS.with(|s| match s.borrow_mut().as_mut() {
+        Some(g) => {
+            g.next = g.next.wrapping_add(1);
+            let ms = u64::try_from(g.clock.now_ms()).unwrap_or(0);
+            ulid::Ulid::from_parts(ms, g.next)
+        }
+        None => ulid::Ulid::new(),
+    })
 }
 
 #[cfg(test)]

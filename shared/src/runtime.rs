@@ -78,5 +78,6 @@ pub async fn lambda_ctx() -> Result<Ctx, ConfigError> {
         queue,
         config: Arc::new(config),
         psps: Arc::new(psps),
+        clock: Arc::new(crate::clock::SystemClock),
     })
 }

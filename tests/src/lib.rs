@@ -473,6 +473,7 @@ pub fn fixture_ctx(
             )
             .unwrap(),
         ),
+        clock: Arc::new(payloop::clock::SystemClock),
     }
 }
 

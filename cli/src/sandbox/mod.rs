@@ -714,7 +714,7 @@ fn payment_event(c: &Charge, status: &str) -> serde_json::Value {
         status: status.to_owned(),
         amount: c.amount.to_decimal(),
         currency: c.amount.currency().code().to_owned(),
-        timestamp: Some(now_s()),
+        timestamp: Some(now_s().into()),
     };
     serde_json::to_value(body).unwrap_or_default()
 }

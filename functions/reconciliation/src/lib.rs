@@ -186,7 +186,7 @@ pub async fn handle(ctx: &Ctx, payload: Value, fan_out: bool) -> Value {
         return json!({"batchItemFailures": failures});
     }
     let req = serde_json::from_value::<RunRequest>(payload["detail"].clone()).unwrap_or_default();
-    match scheduled(ctx, &req, fan_out, Day::today()).await {
+    match scheduled(ctx, &req, fan_out, ctx.clock.today()).await {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "reconciliation run refused");
@@ -219,7 +219,7 @@ async fn run_now(
     if req.date.is_none() {
         return Err(Error::validation("date", "is required").into());
     }
-    let plan = plan(&ctx, &req, Day::today())?;
+    let plan = plan(&ctx, &req, ctx.clock.today())?;
     let mut reports = Vec::new();
     for psp in &plan.psps {
         let src = source_for(&plan.source, psp, plan.day);

@@ -186,7 +186,7 @@ async fn round_op(
     let key = idempotency_key(&headers, body_key(&raw).as_deref())?;
     let scope = format!("platform:{platform}");
     let work = |_reserved: String| async {
-        let req = RoundRequest::parse(&parse_json(&raw)?)?;
+        let req = RoundRequest::parse(op, &parse_json(&raw)?)?;
         let (body, _fresh) = rounds::apply(&ctx, op, &req).await?;
         Ok((StatusCode::OK, body))
     };
@@ -230,7 +230,7 @@ async fn report(
         .filter(|k| *k != ReportKind::Deposits)
         .ok_or_else(|| Error::validation("kind", "must be refunds or chargebacks"))?;
     let day = match p.date.as_deref() {
-        None => payloop::clock::Day::today(),
+        None => ctx.clock.today(),
         Some(d) => payloop::clock::Day::parse(d)
             .ok_or_else(|| Error::validation("date", "must be YYYY-MM-DD"))?,
     };

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::clock::now_ms;
 use crate::error::Error;
 use crate::ids::{new_ulid, PaymentId, PspId};
 use crate::psp::health::Circuit;
@@ -87,7 +86,7 @@ async fn sticky_psp(ctx: &Ctx, req: &InitRequest) -> Result<Option<PspId>, Error
     let found = ctx.store.get(&key).await?;
     let live = found
         .as_ref()
-        .filter(|it| it.int_attr(TTL).is_none_or(|t| t > now_ms() / 1000));
+        .filter(|it| it.int_attr(TTL).is_none_or(|t| t > ctx.now_ms() / 1000));
     Ok(live
         .and_then(|it| it.str_attr("psp"))
         .and_then(|p| PspId::parse(p).ok()))
@@ -101,7 +100,7 @@ async fn remember_sticky(ctx: &Ctx, req: &InitRequest, psp: &PspId) {
         &key,
         [
             ("psp", Attr::from(psp.as_str())),
-            (TTL, Attr::N(now_ms() / 1000 + STICKY_TTL_S)),
+            (TTL, Attr::N(ctx.now_ms() / 1000 + STICKY_TTL_S)),
         ],
     );
     // Losing this costs stickiness, never money: log and go on.
@@ -166,7 +165,7 @@ async fn gate(ctx: &Ctx, psp: &PspId, now: i64) -> Gate {
 /// session. An unavailable PSP cascades to the next; a refusal stops. Routes
 /// whose circuit is open are skipped, unless every candidate is.
 pub async fn route_and_open(ctx: &Ctx, req: &InitRequest, id: &PaymentId) -> Result<Routed, Error> {
-    let now = now_ms();
+    let now = ctx.now_ms();
     let modes = ctx.psps.modes.current(ctx.store.as_ref(), now).await?;
     if modes.degraded && !ctx.psps.router.is_fast_method(&req.method) {
         return Err(Error::MethodUnavailable {
@@ -280,7 +279,12 @@ impl Cascade<'_> {
         health.record(&c.psp, available, latency_ms);
         if probe {
             health
-                .probe_result(self.ctx.store.as_ref(), &c.psp, available, now_ms())
+                .probe_result(
+                    self.ctx.store.as_ref(),
+                    &c.psp,
+                    available,
+                    self.ctx.now_ms(),
+                )
                 .await;
         }
         let reason = if probe {
@@ -304,12 +308,9 @@ impl Cascade<'_> {
                 self.note(&c.psp, "unavailable", why);
                 Ok(None)
             }
-            Err(PspError::Refused(why)) => {
-                tracing::info!(payment_id = %self.id, psp = %c.psp, "PSP refused the payment");
-                Err(Error::PaymentRequired {
-                    code: "psp_refused",
-                    reason: why,
-                })
+            Err(e @ PspError::Refused(_)) => {
+                tracing::info!(payment_id = %self.id, psp = %c.psp, error = %e, "PSP refused the payment");
+                Err(e.into())
             }
             Err(e @ (PspError::Rejected(_) | PspError::NotFound(_))) => {
                 tracing::error!(payment_id = %self.id, psp = %c.psp, error = %e, "PSP rejected our session request");

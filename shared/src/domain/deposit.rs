@@ -3,7 +3,6 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::clock::now_ms;
 use crate::error::Error;
 use crate::ids::{PaymentId, PlayerId};
 use crate::money::{Currency, Money};
@@ -228,7 +227,7 @@ pub async fn create_intent(ctx: &Ctx, req: InitRequest, id: PaymentId) -> Result
         return_url: req.return_url.clone(),
         country: req.country.clone(),
         device: req.device.clone(),
-        created_ms: now_ms(),
+        created_ms: ctx.now_ms(),
         credited_txn: None,
         history: Vec::new(),
     };

@@ -31,6 +31,31 @@ impl PspEvent {
     }
 }
 
+/// The final outcome of a payout or refund at the PSP, parsed once at the
+/// edge: nothing else can reach the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationOutcome {
+    Succeeded,
+    Failed,
+}
+
+impl OperationOutcome {
+    pub fn parse(s: &str) -> Option<OperationOutcome> {
+        match s {
+            "succeeded" => Some(OperationOutcome::Succeeded),
+            "failed" => Some(OperationOutcome::Failed),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OperationOutcome::Succeeded => "succeeded",
+            OperationOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// A verified, normalised payout outcome from a PSP (queue message too).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,8 +63,7 @@ pub struct PayoutEvent {
     pub psp: PspId,
     pub event_id: EventId,
     pub payout_id: String,
-    /// `succeeded` or `failed`.
-    pub status: String,
+    pub status: OperationOutcome,
     pub amount_minor: i64,
     pub currency: Currency,
     pub reason: Option<String>,
@@ -60,8 +84,7 @@ pub struct RefundEvent {
     pub event_id: EventId,
     pub refund_id: String,
     pub payment_id: PaymentId,
-    /// `succeeded` or `failed`.
-    pub status: String,
+    pub status: OperationOutcome,
     pub amount_minor: i64,
     pub currency: Currency,
     pub occurred_ms: i64,

@@ -18,7 +18,6 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::clock::{now_ms, now_s};
 use crate::config::Config;
 use crate::error::Error;
 use crate::ids::IdempotencyKey;
@@ -35,6 +34,8 @@ pub struct IdemRequest<'a> {
     pub scope: &'a str,
     pub key: &'a IdempotencyKey,
     pub fingerprint: String,
+    /// The time of this request (from the `Ctx` clock).
+    pub now_ms: i64,
 }
 
 /// The response remembered for a key.
@@ -85,9 +86,9 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 /// Claim the key, or learn what the earlier request with it became.
 pub async fn begin(store: &dyn Store, cfg: &Config, req: &IdemRequest<'_>) -> Result<Begin, Error> {
     let key = keys::idempotency(req.scope, req.key);
-    let owner = ulid::Ulid::new().to_string();
-    let resource = ulid::Ulid::new().to_string();
-    let (ms, s) = (now_ms(), now_s());
+    let owner = crate::ids::fresh_ulid().to_string();
+    let resource = crate::ids::fresh_ulid().to_string();
+    let (ms, s) = (req.now_ms, req.now_ms.div_euclid(1000));
     let record = item(
         &key,
         [
@@ -152,7 +153,7 @@ async fn judge_existing(
         Some(COMPLETED) if same_request => replay(old),
         Some(RELEASED) => take_over(store, cfg, req, mine, old).await,
         Some(IN_FLIGHT)
-            if same_request && old.int_attr("lease_until_ms").unwrap_or(0) < now_ms() =>
+            if same_request && old.int_attr("lease_until_ms").unwrap_or(0) < req.now_ms =>
         {
             take_over(store, cfg, req, mine, old).await
         }
@@ -196,7 +197,7 @@ async fn take_over(
         UpdateOp::set("state", IN_FLIGHT),
         UpdateOp::set("fp", req.fingerprint.as_str()),
         UpdateOp::set("owner", mine.owner.as_str()),
-        UpdateOp::set("lease_until_ms", now_ms() + cfg.idempotency_lease_ms),
+        UpdateOp::set("lease_until_ms", req.now_ms + cfg.idempotency_lease_ms),
     ];
     let cond = Cond::And(vec![
         Cond::eq("owner", old_owner),
@@ -290,6 +291,7 @@ mod tests {
             scope: "client:t",
             key,
             fingerprint: fingerprint("POST", "/x", body.as_bytes()),
+            now_ms: crate::clock::now_ms(),
         }
     }
 

@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::clock::now_ms;
 use crate::error::Error;
 use crate::ids::{PlayerId, TxnId};
 use crate::money::{format_minor, Currency};
@@ -74,6 +73,10 @@ pub struct Movement {
     pub related: Vec<(&'static str, String)>,
     /// Refunds and chargebacks may take available below zero (then flagged).
     pub may_go_negative: bool,
+    /// Refused unless the balance it is written over has nothing left to
+    /// wager (withdrawals): checked under the same optimistic condition as
+    /// the balance itself, so no bet or deposit can slip in between.
+    pub requires_wagering_done: bool,
 }
 
 impl Movement {
@@ -90,6 +93,7 @@ impl Movement {
             reason: kind.as_str().to_owned(),
             related: Vec::new(),
             may_go_negative: false,
+            requires_wagering_done: false,
         }
     }
 }
@@ -147,6 +151,8 @@ pub enum Refusal {
     InsufficientFunds { available: i64 },
     /// Held would go below zero: a settle/release without its hold.
     NoHold,
+    /// Deposits still to wager before money may leave.
+    WageringIncomplete { to_wager: i64 },
     /// A condition of the caller's extra writes failed (index among them).
     Extra { index: usize, old: Option<Item> },
 }
@@ -187,12 +193,17 @@ pub async fn apply(ctx: &Ctx, m: &Movement, extra: &[Write]) -> Result<Outcome, 
         if after.held < 0 {
             return Ok(Outcome::Refused(Refusal::NoHold));
         }
+        if m.requires_wagering_done && before.to_wager() > 0 {
+            return Ok(Outcome::Refused(Refusal::WageringIncomplete {
+                to_wager: before.to_wager(),
+            }));
+        }
         if after.available < 0 && m.available_delta < 0 && !m.may_go_negative {
             return Ok(Outcome::Refused(Refusal::InsufficientFunds {
                 available: before.available,
             }));
         }
-        let entry = entry_item(m, &after);
+        let entry = entry_item(m, &after, ctx.now_ms());
         let mut writes = vec![
             balance_write(m, &before, &after),
             Write::Put {
@@ -252,7 +263,7 @@ fn balance_write(m: &Movement, before: &Balance, after: &Balance) -> Write {
     }
 }
 
-fn entry_item(m: &Movement, after: &Balance) -> Item {
+fn entry_item(m: &Movement, after: &Balance, at_ms: i64) -> Item {
     let mut it: Item = BTreeMap::new();
     let key = keys::ledger(&m.player, &m.txn);
     it.insert("pk".into(), Attr::S(key.pk));
@@ -271,7 +282,7 @@ fn entry_item(m: &Movement, after: &Balance) -> Item {
         ("available_after", Attr::N(after.available)),
         ("held_after", Attr::N(after.held)),
         ("currency", Attr::from(m.currency.code())),
-        ("at_ms", Attr::N(now_ms())),
+        ("at_ms", Attr::N(at_ms)),
         ("flagged", Attr::B(after.available < 0)),
         ("version", Attr::N(after.version)),
     ];

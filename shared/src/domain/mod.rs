@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::psp::Psps;
 use crate::queue::Queue;
@@ -24,6 +25,7 @@ pub mod reports;
 pub mod rounds;
 pub mod settlement;
 pub mod signature;
+pub mod sweep;
 pub mod wallet;
 pub mod webhook;
 
@@ -34,4 +36,12 @@ pub struct Ctx {
     pub queue: Arc<dyn Queue>,
     pub config: Arc<Config>,
     pub psps: Arc<Psps>,
+    /// The only source of time for the domain (virtual in the simulator).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Ctx {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
 }

@@ -3,7 +3,6 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::clock::now_ms;
 use crate::error::Error;
 use crate::ids::PlayerId;
 use crate::psp::routing::RiskLevel;
@@ -15,7 +14,7 @@ use super::Ctx;
 
 /// `GET /v1/admin/routing`: every PSP's circuit and window, and the mode.
 pub async fn routing_view(ctx: &Ctx) -> Result<Value, Error> {
-    let now = now_ms();
+    let now = ctx.now_ms();
     ctx.psps
         .health
         .sync(ctx.store.as_ref(), ctx.psps.ids(), now)
@@ -80,7 +79,7 @@ pub async fn set_degradation(ctx: &Ctx, body: &Value) -> Result<Value, Error> {
     let view = ctx
         .psps
         .modes
-        .set_degraded(ctx.store.as_ref(), on, note, now_ms())
+        .set_degraded(ctx.store.as_ref(), on, note, ctx.now_ms())
         .await?;
     tracing::warn!(
         degraded = on,
@@ -132,7 +131,7 @@ async fn set_profile(ctx: &Ctx, player: &PlayerId, name: &str, value: &str) -> R
         key: keys::player_profile(player),
         ops: vec![
             UpdateOp::set(name, value),
-            UpdateOp::set("changed_ms", Attr::N(now_ms())),
+            UpdateOp::set("changed_ms", Attr::N(ctx.now_ms())),
         ],
         cond: None,
     };

@@ -29,7 +29,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::clock::{now_ms, Day};
+use crate::clock::Day;
 use crate::error::Error;
 use crate::ids::{PlayerId, PspId, TxnId};
 use crate::money::{Currency, Money};
@@ -39,7 +39,7 @@ use crate::psp::{PayoutRequest as PspPayout, PspError};
 use crate::queue::QueueName;
 use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Query, SkRange, UpdateOp, Write};
 
-use super::event::PayoutEvent;
+use super::event::{OperationOutcome, PayoutEvent};
 use super::keys;
 use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
 use super::payment::attr_to_json;
@@ -342,11 +342,7 @@ async fn check(ctx: &Ctx, r: &PayoutRequest) -> Result<(), Error> {
             .as_ref(),
     );
     if balance.to_wager() > 0 {
-        return Err(Error::PaymentRequiredWith {
-            code: "wagering_incomplete",
-            reason: "deposits must be wagered before a withdrawal".into(),
-            details: json!({"to_wager": crate::money::format_minor(balance.to_wager(), r.amount.currency())}),
-        });
+        return Err(wagering_incomplete(balance.to_wager(), r.amount.currency()));
     }
     let (kyc, risk) = profile(ctx, &r.player).await?;
     let needed = required_kyc(policy, r.amount.minor(), risk);
@@ -358,6 +354,14 @@ async fn check(ctx: &Ctx, r: &PayoutRequest) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+fn wagering_incomplete(to_wager: i64, currency: Currency) -> Error {
+    Error::PaymentRequiredWith {
+        code: "wagering_incomplete",
+        reason: "deposits must be wagered before a withdrawal".into(),
+        details: json!({"to_wager": crate::money::format_minor(to_wager, currency)}),
+    }
 }
 
 /// Where the payout goes, and why: the PSP of the player's last captured
@@ -419,7 +423,7 @@ pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<Value, Erro
     check(ctx, &r).await?;
     let (psp, deposit_token, reason) = route(ctx, &r).await?;
     let token = r.destination_token.clone().or(deposit_token);
-    let now = now_ms();
+    let now = ctx.now_ms();
     let currency = r.amount.currency();
     let mut record = item(
         &payout_key(&id),
@@ -442,6 +446,11 @@ pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<Value, Erro
     if let Some(t) = &token {
         record.insert("destination_token".into(), Attr::from(t.as_str()));
     }
+    // On the sweep's schedule from the start, in the same transaction as the
+    // hold: a crash before the PSP is asked leaves a payout the sweep sends,
+    // never held money that nothing touches.
+    let (due, due_at) = due_item(now + ctx.config.payouts.retry_after_ms, &id);
+    record.insert("due_sk".into(), Attr::from(due_at.as_str()));
     let limit = ctx.config.payouts.max_per_day_minor;
     let day = day_total_key(&r.player, currency, Day::of_ms(now));
     let extra = [
@@ -457,14 +466,23 @@ pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<Value, Erro
                 Cond::Lt("total".into(), Attr::N(limit - r.amount.minor() + 1)),
             ])),
         },
+        Write::Put {
+            item: due,
+            cond: None,
+        },
     ];
     let mut m = Movement::new(&r.player, currency, txn(&id, "h")?, EntryKind::Hold);
     m.available_delta = -r.amount.minor();
     m.held_delta = r.amount.minor();
     m.reason = "payout".into();
     m.related = vec![("payout_id", id.clone())];
+    // Checked again against the balance the hold is written over.
+    m.requires_wagering_done = true;
     match ledger::apply(ctx, &m, &extra).await? {
         Outcome::Moved(_) => {}
+        Outcome::Refused(Refusal::WageringIncomplete { to_wager }) => {
+            return Err(wagering_incomplete(to_wager, currency))
+        }
         Outcome::Refused(Refusal::InsufficientFunds { available }) => {
             return Err(Error::PaymentRequiredWith {
                 code: "insufficient_funds",
@@ -525,7 +543,7 @@ async fn reschedule(
     note: &str,
     reference: Option<&str>,
 ) -> Result<bool, Error> {
-    let now = now_ms();
+    let now = ctx.now_ms();
     let mut writes = Vec::new();
     let mut ops = vec![
         UpdateOp::set("status", to.as_str()),
@@ -574,7 +592,7 @@ async fn reschedule(
 
 /// Send a held payout to its PSP, or defer it (PSP down, degradation mode).
 async fn send_or_defer(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
-    let now = now_ms();
+    let now = ctx.now_ms();
     let policy = &ctx.config.payouts;
     let modes = ctx.psps.modes.current(ctx.store.as_ref(), now).await?;
     if modes.degraded {
@@ -658,7 +676,7 @@ pub async fn finish(
     m.held_delta = -p.amount.minor();
     m.reason = reason.chars().take(200).collect();
     m.related = vec![("payout_id", p.id.clone())];
-    let now = now_ms();
+    let now = ctx.now_ms();
     let mut ops = vec![
         UpdateOp::set("status", outcome.as_str()),
         UpdateOp::set("final_reason", m.reason.as_str()),
@@ -775,8 +793,8 @@ async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
         (Some(c), Some(reference)) => c.payout_status(reference).await.ok(),
         _ => None,
     };
-    match answer.as_ref().map(|op| op.status.as_str()) {
-        Some("succeeded") => finish(
+    match answer.and_then(|op| OperationOutcome::parse(&op.status)) {
+        Some(OperationOutcome::Succeeded) => finish(
             ctx,
             p,
             PayoutStatus::Succeeded,
@@ -785,7 +803,7 @@ async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
         )
         .await
         .map(|_| ()),
-        Some("failed") => finish(
+        Some(OperationOutcome::Failed) => finish(
             ctx,
             p,
             PayoutStatus::Failed,
@@ -873,7 +891,7 @@ async fn open_case(ctx: &Ctx, kind: &str, ev: &PayoutEvent, p: &Payout) -> Resul
             ("event_currency", Attr::from(ev.currency.code())),
             ("event_psp", Attr::from(ev.psp.as_str())),
             ("payout_amount", Attr::N(p.amount.minor())),
-            ("opened_ms", Attr::N(now_ms())),
+            ("opened_ms", Attr::N(ctx.now_ms())),
         ],
     );
     match ctx
@@ -911,7 +929,14 @@ pub async fn intake_event(ctx: &Ctx, ev: PayoutEvent) -> Result<Intake, Error> {
         return Ok(answer(WebhookOutcome::Mismatch));
     }
     let message = ev.to_message()?;
-    super::webhook::enqueue_once(ctx, event_key(&ev), message, &ev.event_id, &ev.status).await
+    super::webhook::enqueue_once(
+        ctx,
+        event_key(&ev),
+        message,
+        &ev.event_id,
+        ev.status.as_str(),
+    )
+    .await
 }
 
 /// The consumer's side: apply a payout outcome. `Err(true)`: retry.
@@ -924,15 +949,14 @@ pub async fn apply_event(ctx: &Ctx, ev: &PayoutEvent) -> Result<(), bool> {
     if !matches(&p, ev) {
         return Ok(()); // a case was opened at intake; no money moves
     }
-    let outcome = if ev.status == "succeeded" {
-        PayoutStatus::Succeeded
-    } else {
-        PayoutStatus::Failed
+    let outcome = match ev.status {
+        OperationOutcome::Succeeded => PayoutStatus::Succeeded,
+        OperationOutcome::Failed => PayoutStatus::Failed,
     };
     let reason = ev
         .reason
         .clone()
-        .unwrap_or_else(|| format!("PSP webhook: {}", ev.status));
+        .unwrap_or_else(|| format!("PSP webhook: {}", ev.status.as_str()));
     match finish(ctx, &p, outcome, &reason, Some(ev.event_id.as_str())).await {
         Ok(true) => Ok(()),
         Ok(false) => {

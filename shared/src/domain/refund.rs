@@ -4,29 +4,36 @@
 //! 1. The request reserves the amount on the payment (`refund_requested`,
 //!    conditional: captured, and requested + amount ≤ captured; else 422
 //!    `refund_exceeds_captured`) in the same transaction that stores the
-//!    refund; then the PSP is asked. If it cannot take it, the reservation is
-//!    given back and the request fails (nothing half-written remains).
+//!    refund AND puts it on the sweep's schedule; then the PSP is asked.
+//!    Only a definitive answer of the PSP (a refusal, a rejection) fails the
+//!    refund and gives the reservation back. A PSP that is down, times out or
+//!    answers 5xx leaves the refund `requested` and scheduled: the client's
+//!    retry (same key) and the sweep both ask again (the PSP is idempotent
+//!    per refund id), so a crash or an outage never strands or fails it.
 //! 2. The PSP's `succeeded` webhook debits the wallet (a `refund` entry, once
 //!    per refund id). If the player's available balance is short the wallet
 //!    still records it, goes negative by that amount, and is flagged.
 //!    `failed` gives the reservation back. Both are counted in the day's
 //!    refund report in the same transaction.
 //!
-//! | item    | pk                  | sk               |
-//! |---------|---------------------|------------------|
-//! | refund  | `PAY#<payment_id>`  | `REF#<refund_id>`|
+//! | item      | pk                  | sk                                  |
+//! |-----------|---------------------|-------------------------------------|
+//! | refund    | `PAY#<payment_id>`  | `REF#<refund_id>`                   |
+//! | due work  | `REFUNDQ`           | `<due ms, 15 digits>#<payment>#<refund>` |
 
 use serde_json::{json, Value};
 
-use crate::clock::{now_ms, Day};
+use crate::clock::Day;
 use crate::error::Error;
 use crate::ids::{PaymentId, TxnId};
 use crate::money::Money;
 use crate::psp::{PspError, RefundRequest as PspRefund};
-use crate::store::{item, Attr, Cond, ItemExt, Key, StoreError, UpdateOp, Write};
+use crate::store::{
+    item, Attr, Cond, Item, ItemExt, Key, Query, SkRange, StoreError, UpdateOp, Write,
+};
 
 use super::deposit::load_payment;
-use super::event::RefundEvent;
+use super::event::{OperationOutcome, RefundEvent};
 use super::keys;
 use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
 use super::payment::{Payment, PaymentStatus};
@@ -36,6 +43,64 @@ use super::webhook::Intake;
 use super::Ctx;
 
 const MAX_REASON: usize = 200;
+const DUE_PK: &str = "REFUNDQ";
+/// Refunds handled per sweep run.
+pub const SWEEP_BATCH: usize = 100;
+
+/// Where a refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStatus {
+    /// Reserved on the payment; at the PSP (`psp_reference` set) or on its
+    /// way there (scheduled).
+    Requested,
+    Succeeded,
+    Failed,
+}
+
+impl RefundStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RefundStatus::Requested => "requested",
+            RefundStatus::Succeeded => "succeeded",
+            RefundStatus::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RefundStatus> {
+        [
+            RefundStatus::Requested,
+            RefundStatus::Succeeded,
+            RefundStatus::Failed,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+fn due_sk(due_ms: i64, payment: &PaymentId, refund_id: &str) -> String {
+    format!("{:015}#{payment}#{refund_id}", due_ms.max(0))
+}
+
+/// The due-work item that keeps a refund not yet taken by the PSP on the
+/// sweep's schedule.
+fn due_put(sk: &str, payment: &PaymentId, refund_id: &str) -> Write {
+    Write::Put {
+        item: item(
+            &Key::new(DUE_PK, sk),
+            [
+                ("payment_id", Attr::from(payment.as_str())),
+                ("refund_id", Attr::from(refund_id)),
+            ],
+        ),
+        cond: None,
+    }
+}
+
+fn due_delete(sk: &str) -> Write {
+    Write::Delete {
+        key: Key::new(DUE_PK, sk),
+        cond: None,
+    }
+}
 
 fn refund_key(payment: &PaymentId, refund_id: &str) -> Key {
     Key::new(
@@ -75,7 +140,8 @@ fn parse(body: &Value, p: &Payment) -> Result<(Money, String), Error> {
 }
 
 /// `POST /v1/payments/{payment_id}/refund`. `refund_id` is the id the
-/// idempotency engine reserved.
+/// idempotency engine reserved, so a retry of the same request finds the
+/// refund its first attempt stored and carries it on.
 pub async fn request(
     ctx: &Ctx,
     payment_id: &PaymentId,
@@ -85,7 +151,7 @@ pub async fn request(
     let p = load_payment(ctx, payment_id).await?;
     let key = refund_key(payment_id, &refund_id);
     if let Some(old) = ctx.store.get(&key).await? {
-        return Ok(view(&p, &old));
+        return deliver(ctx, &p, &key, &old).await?.answer(&p);
     }
     let (amount, reason) = parse(body, &p)?;
     if p.status != PaymentStatus::Captured {
@@ -98,7 +164,47 @@ pub async fn request(
         });
     }
     reserve(ctx, &p, &key, &refund_id, amount, &reason).await?;
-    let reference = p_reference(ctx, &p).await?;
+    let stored = ctx
+        .store
+        .get(&key)
+        .await?
+        .ok_or(Error::NotFound { what: "refund" })?;
+    deliver(ctx, &p, &key, &stored).await?.answer(&p)
+}
+
+/// What asking the PSP for a refund came to.
+enum Delivery {
+    /// The PSP has it (now or before); the refund as stored.
+    AtPsp(Item),
+    /// The PSP said no, definitively: the refund is failed, its reservation
+    /// given back.
+    Refused(Error),
+    /// The PSP could not be reached: still requested and scheduled.
+    Deferred(String),
+}
+
+impl Delivery {
+    fn answer(self, p: &Payment) -> Result<Value, Error> {
+        match self {
+            Delivery::AtPsp(it) => Ok(view(p, &it)),
+            Delivery::Refused(e) => Err(e),
+            Delivery::Deferred(why) => Err(Error::Unavailable(why)),
+        }
+    }
+}
+
+/// Hand a requested refund to its PSP unless the PSP already has it.
+async fn deliver(ctx: &Ctx, p: &Payment, key: &Key, r: &Item) -> Result<Delivery, Error> {
+    let status = r.str_attr("status").and_then(RefundStatus::parse);
+    if status != Some(RefundStatus::Requested) || r.str_attr("psp_reference").is_some() {
+        return Ok(Delivery::AtPsp(r.clone()));
+    }
+    let refund_id = r.str_attr("refund_id").unwrap_or_default().to_owned();
+    let amount = r
+        .int_attr("amount")
+        .and_then(|a| Money::from_minor(a, p.amount.currency()).ok())
+        .ok_or_else(|| Error::Internal("stored refund lacks its amount".into()))?;
+    let reference = p_reference(ctx, p).await?;
     let asked = match ctx.psps.get(&p.psp) {
         Some(c) => {
             c.start_refund(&PspRefund {
@@ -110,34 +216,130 @@ pub async fn request(
         }
         None => Err(PspError::Unavailable(format!("no connector for {}", p.psp))),
     };
+    let due = r.str_attr("due_sk");
     match asked {
         Ok(op) => {
-            let set = Write::Update {
-                key: key.clone(),
-                ops: vec![UpdateOp::set("psp_reference", op.reference.as_str())],
-                cond: None,
-            };
-            ctx.store.write(set).await?;
+            mark_at_psp(ctx, key, due, &op.reference).await?;
             tracing::info!(payment_id = %p.id, refund_id, "refund requested at the PSP");
-            let stored = ctx
-                .store
-                .get(&key)
-                .await?
-                .ok_or(Error::NotFound { what: "refund" })?;
-            Ok(view(&p, &stored))
+            let stored = ctx.store.get(key).await?;
+            Ok(Delivery::AtPsp(
+                stored.ok_or(Error::NotFound { what: "refund" })?,
+            ))
+        }
+        Err(PspError::Unavailable(why)) => {
+            tracing::warn!(payment_id = %p.id, refund_id, why = %why, "refund kept for a retry: PSP unavailable");
+            reschedule(ctx, p, key, &refund_id, due).await?;
+            Ok(Delivery::Deferred(why))
         }
         Err(e) => {
-            release(ctx, &p, &key, amount, &e.to_string()).await?;
-            Err(match e {
-                PspError::Unavailable(why) => Error::Unavailable(why),
-                PspError::Refused(why) => Error::PaymentRequired {
-                    code: "psp_refused",
-                    reason: why,
-                },
-                other => Error::validation("amount", other.to_string()),
-            })
+            tracing::warn!(payment_id = %p.id, refund_id, error = %e, "the PSP refused the refund");
+            release(ctx, p, key, amount, "the PSP refused the refund", due).await?;
+            Ok(Delivery::Refused(e.into()))
         }
     }
+}
+
+/// The PSP took the refund: remember its reference, off the schedule.
+async fn mark_at_psp(
+    ctx: &Ctx,
+    key: &Key,
+    due: Option<&str>,
+    reference: &str,
+) -> Result<(), Error> {
+    let mut writes = vec![Write::Update {
+        key: key.clone(),
+        ops: vec![
+            UpdateOp::set("psp_reference", reference),
+            UpdateOp::Remove("due_sk".into()),
+        ],
+        cond: Some(Cond::Exists),
+    }];
+    if let Some(sk) = due {
+        writes.push(due_delete(sk));
+    }
+    ctx.store.transact(writes).await.map_err(Error::from)
+}
+
+/// Keep a refund the PSP could not take on the schedule, a retry later.
+async fn reschedule(
+    ctx: &Ctx,
+    p: &Payment,
+    key: &Key,
+    refund_id: &str,
+    due: Option<&str>,
+) -> Result<(), Error> {
+    let next = due_sk(
+        ctx.now_ms() + ctx.config.payouts.retry_after_ms,
+        &p.id,
+        refund_id,
+    );
+    let still_waiting = Cond::And(vec![
+        Cond::eq("status", RefundStatus::Requested.as_str()),
+        Cond::AttrNotExists("psp_reference".into()),
+    ]);
+    let mut writes = vec![
+        Write::Update {
+            key: key.clone(),
+            ops: vec![UpdateOp::set("due_sk", next.as_str())],
+            cond: Some(still_waiting),
+        },
+        due_put(&next, &p.id, refund_id),
+    ];
+    if let Some(old) = due.filter(|old| *old != next) {
+        writes.push(due_delete(old));
+    }
+    match ctx.store.transact(writes).await {
+        // Taken or finished meanwhile: nothing to keep scheduled.
+        Ok(()) | Err(StoreError::ConditionFailed { index: 0, .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The sweep's share for refunds: every refund the PSP has not taken yet
+/// (its first attempt crashed, or the PSP was down) is asked again.
+/// Returns how many due refunds it handled.
+pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
+    let q = Query::new(
+        DUE_PK,
+        SkRange::Between(String::new(), format!("{:015}#~", now.max(0))),
+        SWEEP_BATCH,
+    );
+    let due = ctx.store.query(&q).await?.items;
+    for d in &due {
+        let sk = d.str_attr("sk").unwrap_or_default().to_owned();
+        let found = match (d.str_attr("payment_id"), d.str_attr("refund_id")) {
+            (Some(pid), Some(rid)) => match PaymentId::parse(pid) {
+                Ok(pid) => Some((pid, rid.to_owned())),
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        let Some((payment_id, refund_id)) = found else {
+            ctx.store.write(due_delete(&sk)).await?;
+            continue;
+        };
+        let key = refund_key(&payment_id, &refund_id);
+        let (p, r) = match (
+            load_payment(ctx, &payment_id).await,
+            ctx.store.get(&key).await?,
+        ) {
+            (Ok(p), Some(r)) => (p, r),
+            (Err(Error::UnknownPayment | Error::NotFound { .. }), _) | (Ok(_), None) => {
+                ctx.store.write(due_delete(&sk)).await?;
+                continue;
+            }
+            (Err(e), _) => return Err(e),
+        };
+        let waiting = r.str_attr("status") == Some(RefundStatus::Requested.as_str())
+            && r.str_attr("psp_reference").is_none();
+        if !waiting || r.str_attr("due_sk") != Some(sk.as_str()) {
+            // A stale schedule entry: the refund moved on (or was rescheduled).
+            ctx.store.write(due_delete(&sk)).await?;
+            continue;
+        }
+        deliver(ctx, &p, &key, &r).await?;
+    }
+    Ok(due.len())
 }
 
 async fn p_reference(ctx: &Ctx, p: &Payment) -> Result<String, Error> {
@@ -171,15 +373,19 @@ async fn reserve(
             ),
         ]),
     ]);
+    let now = ctx.now_ms();
+    // Due after the retry interval: the request itself asks the PSP first.
+    let due = due_sk(now + ctx.config.payouts.retry_after_ms, &p.id, refund_id);
     let record = item(
         key,
         [
             ("refund_id", Attr::from(refund_id)),
             ("amount", Attr::N(amount.minor())),
             ("currency", Attr::from(amount.currency().code())),
-            ("status", Attr::from("requested")),
+            ("status", Attr::from(RefundStatus::Requested.as_str())),
             ("reason", Attr::from(reason)),
-            ("requested_ms", Attr::N(now_ms())),
+            ("requested_ms", Attr::N(now)),
+            ("due_sk", Attr::from(due.as_str())),
         ],
     );
     let writes = vec![
@@ -192,6 +398,7 @@ async fn reserve(
             item: record,
             cond: Some(Cond::NotExists),
         },
+        due_put(&due, &p.id, refund_id),
     ];
     match ctx.store.transact(writes).await {
         Ok(()) => Ok(()),
@@ -205,25 +412,27 @@ async fn reserve(
     }
 }
 
-/// Give a reservation back (the PSP did not take the refund, or failed it).
+/// Give a reservation back (the PSP refused the refund, or failed it), once.
 async fn release(
     ctx: &Ctx,
     p: &Payment,
     key: &Key,
     amount: Money,
     why: &str,
+    due: Option<&str>,
 ) -> Result<bool, Error> {
-    let writes = vec![
+    let mut writes = vec![
         Write::Update {
             key: key.clone(),
             ops: vec![
-                UpdateOp::set("status", "failed"),
+                UpdateOp::set("status", RefundStatus::Failed.as_str()),
                 UpdateOp::set(
                     "failure",
                     why.chars().take(MAX_REASON).collect::<String>().as_str(),
                 ),
+                UpdateOp::Remove("due_sk".into()),
             ],
-            cond: Some(Cond::eq("status", "requested")),
+            cond: Some(Cond::eq("status", RefundStatus::Requested.as_str())),
         },
         Write::Update {
             key: keys::payment(&p.id),
@@ -231,6 +440,9 @@ async fn release(
             cond: None,
         },
     ];
+    if let Some(sk) = due {
+        writes.push(due_delete(sk));
+    }
     match ctx.store.transact(writes).await {
         Ok(()) => Ok(true),
         Err(StoreError::ConditionFailed { .. }) => Ok(false),
@@ -254,7 +466,7 @@ fn view(p: &Payment, it: &crate::store::Item) -> Value {
 /// Webhook intake of a refund outcome: dedupe by event id, enqueue, record.
 pub async fn intake_event(ctx: &Ctx, ev: RefundEvent) -> Result<Intake, Error> {
     let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
-    super::webhook::enqueue_once(ctx, key, ev.to_message()?, &ev.event_id, &ev.status).await
+    super::webhook::enqueue_once(ctx, key, ev.to_message()?, &ev.event_id, ev.status.as_str()).await
 }
 
 /// The consumer's side: apply a refund outcome once. `Err(true)`: retry.
@@ -278,11 +490,18 @@ pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
     let Ok(money) = Money::from_minor(amount, p.amount.currency()) else {
         return Err(false);
     };
-    if ev.status == "failed" {
-        return release(ctx, &p, &key, money, "the PSP failed the refund")
-            .await
-            .map(|_| ())
-            .map_err(|e| e.row().retryable);
+    if ev.status == OperationOutcome::Failed {
+        return release(
+            ctx,
+            &p,
+            &key,
+            money,
+            "the PSP failed the refund",
+            r.str_attr("due_sk"),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.row().retryable);
     }
     let tail = ev.refund_id.trim_start_matches("rf_");
     let txn = TxnId::parse(&format!("rf_{tail}")).map_err(|_| false)?;
@@ -298,10 +517,10 @@ pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
         Write::Update {
             key: key.clone(),
             ops: vec![
-                UpdateOp::set("status", "succeeded"),
+                UpdateOp::set("status", RefundStatus::Succeeded.as_str()),
                 UpdateOp::set("event_id", ev.event_id.as_str()),
             ],
-            cond: Some(Cond::eq("status", "requested")),
+            cond: Some(Cond::eq("status", RefundStatus::Requested.as_str())),
         },
         Write::Update {
             key: keys::payment(&p.id),
@@ -310,7 +529,7 @@ pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
         },
         reports::count(
             ReportKind::Refunds,
-            Day::of_ms(now_ms()),
+            Day::of_ms(ctx.now_ms()),
             &p.method,
             p.amount.currency(),
             amount,
@@ -374,7 +593,7 @@ async fn refund_case(
             ("event_amount", Attr::N(ev.amount_minor)),
             ("event_currency", Attr::from(ev.currency.code())),
             ("payment_status", Attr::from(p.status.as_str())),
-            ("opened_ms", Attr::N(now_ms())),
+            ("opened_ms", Attr::N(ctx.now_ms())),
         ],
     );
     match ctx

@@ -58,20 +58,33 @@ struct RoundBody {
     player_id: String,
     round_id: String,
     txn_id: String,
-    amount: String,
-    currency: String,
+    /// Required for bets and wins; a rollback may leave both out (it names
+    /// the bet it cancels) and, when it sends them, they must match the bet.
+    amount: Option<String>,
+    currency: Option<String>,
     /// Accepted in the body; the edge reads it as the Idempotency-Key.
     #[serde(default, rename = "idempotency_key")]
     _idempotency_key: Option<String>,
 }
 
+/// A round request as parsed at the edge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoundRequest {
     pub player: PlayerId,
     pub round_id: String,
     /// For a rollback: the bet's txn id.
     pub txn: TxnId,
-    pub amount: Money,
+    pub currency: Option<Currency>,
+    pub amount: Option<Money>,
+}
+
+/// A round movement with its amount known (for a rollback: the bet's).
+#[derive(Debug, Clone, PartialEq)]
+struct Round {
+    player: PlayerId,
+    round_id: String,
+    txn: TxnId,
+    amount: Money,
 }
 
 fn parse_round_id(s: &str) -> Result<String, Error> {
@@ -84,20 +97,74 @@ fn parse_round_id(s: &str) -> Result<String, Error> {
 }
 
 impl RoundRequest {
-    pub fn parse(body: &Value) -> Result<RoundRequest, Error> {
+    pub fn parse(op: RoundOp, body: &Value) -> Result<RoundRequest, Error> {
         let b: RoundBody = serde_json::from_value(body.clone())
             .map_err(|e| Error::validation("body", e.to_string()))?;
-        let currency = Currency::parse(&b.currency)
+        let currency = b
+            .currency
+            .as_deref()
+            .map(Currency::parse)
+            .transpose()
             .map_err(|e| Error::validation("currency", e.to_string()))?;
+        let amount = match (&b.amount, currency) {
+            (Some(a), Some(c)) => Some(
+                Money::parse_decimal(a, c)
+                    .map_err(|e| Error::validation("amount", e.to_string()))?,
+            ),
+            (Some(_), None) => return Err(Error::validation("currency", "is required")),
+            (None, _) => None,
+        };
+        if op != RoundOp::Rollback {
+            currency.ok_or_else(|| Error::validation("currency", "is required"))?;
+            amount.ok_or_else(|| Error::validation("amount", "is required"))?;
+        }
         Ok(RoundRequest {
             player: PlayerId::parse(&b.player_id)
                 .map_err(|e| Error::validation("player_id", e.to_string()))?,
             round_id: parse_round_id(&b.round_id)?,
             txn: TxnId::parse(&b.txn_id).map_err(|e| Error::validation("txn_id", e.to_string()))?,
-            amount: Money::parse_decimal(&b.amount, currency)
-                .map_err(|e| Error::validation("amount", e.to_string()))?,
+            currency,
+            amount,
         })
     }
+}
+
+/// The amount a request moves: its own, or for a rollback the bet's (what
+/// the rollback sends must match it).
+async fn resolve(ctx: &Ctx, op: RoundOp, r: &RoundRequest) -> Result<Round, Error> {
+    let round = |amount| Round {
+        player: r.player.clone(),
+        round_id: r.round_id.clone(),
+        txn: r.txn.clone(),
+        amount,
+    };
+    if let (RoundOp::Bet | RoundOp::Win, Some(amount)) = (op, r.amount) {
+        return Ok(round(amount));
+    }
+    let no_bet = || {
+        Error::validation(
+            "txn_id",
+            "no bet of this player with this txn_id in this round",
+        )
+    };
+    let bet = ctx
+        .store
+        .get(&round_txn_key(&r.round_id, &r.txn))
+        .await?
+        .filter(|b| b.str_attr("kind") == Some("debit"))
+        .ok_or_else(no_bet)?;
+    let bet_amount = bet
+        .str_attr("currency")
+        .and_then(|c| Currency::parse(c).ok())
+        .and_then(|c| Money::from_minor(bet.int_attr("amount")?, c).ok())
+        .ok_or_else(|| Error::Internal("stored bet lacks amount or currency".into()))?;
+    if r.currency.is_some_and(|c| c != bet_amount.currency()) {
+        return Err(Error::validation("currency", "does not match the bet"));
+    }
+    if r.amount.is_some_and(|a| a != bet_amount) {
+        return Err(Error::validation("amount", "does not match the bet"));
+    }
+    Ok(round(bet_amount))
 }
 
 fn round_key(round: &str) -> Key {
@@ -109,7 +176,7 @@ fn round_txn_key(round: &str, txn: &TxnId) -> Key {
 }
 
 /// The round is this player's, in this currency.
-fn round_is_theirs(r: &RoundRequest) -> Cond {
+fn round_is_theirs(r: &Round) -> Cond {
     Cond::And(vec![
         Cond::eq("player", r.player.as_str()),
         Cond::eq("currency", r.amount.currency().code()),
@@ -118,7 +185,9 @@ fn round_is_theirs(r: &RoundRequest) -> Cond {
 
 /// Apply a bet, win or rollback. `(body, fresh)`: fresh is false for a
 /// repeat of an applied txn id (same body).
-pub async fn apply(ctx: &Ctx, op: RoundOp, r: &RoundRequest) -> Result<(Value, bool), Error> {
+pub async fn apply(ctx: &Ctx, op: RoundOp, req: &RoundRequest) -> Result<(Value, bool), Error> {
+    let round = resolve(ctx, op, req).await?;
+    let r = &round;
     let (m, extra) = plan(ctx, op, r).await?;
     match ledger::apply(ctx, &m, &extra).await? {
         Outcome::Moved(entry) => {
@@ -155,14 +224,14 @@ pub async fn apply(ctx: &Ctx, op: RoundOp, r: &RoundRequest) -> Result<(Value, b
                 Error::validation("txn_id", "this bet was already rolled back")
             }
         }),
-        Outcome::Refused(Refusal::NoHold) => {
-            Err(Error::Internal("round movement touched held".into()))
-        }
+        Outcome::Refused(Refusal::NoHold | Refusal::WageringIncomplete { .. }) => Err(
+            Error::Internal("round movement refused for held or wagering".into()),
+        ),
     }
 }
 
 /// The ledger movement and the round writes that go with it.
-async fn plan(ctx: &Ctx, op: RoundOp, r: &RoundRequest) -> Result<(Movement, Vec<Write>), Error> {
+async fn plan(ctx: &Ctx, op: RoundOp, r: &Round) -> Result<(Movement, Vec<Write>), Error> {
     let currency = r.amount.currency();
     let minor = r.amount.minor();
     let txn = op.ledger_txn(&r.txn)?;
@@ -256,7 +325,7 @@ async fn plan(ctx: &Ctx, op: RoundOp, r: &RoundRequest) -> Result<(Movement, Vec
 }
 
 /// A repeat must be the same request: same round, amount, currency, kind.
-fn same_request(entry: &Entry, op: RoundOp, r: &RoundRequest) -> Result<(), Error> {
+fn same_request(entry: &Entry, op: RoundOp, r: &Round) -> Result<(), Error> {
     let it = &entry.item;
     let expected_kind = match op {
         RoundOp::Bet => "debit",
@@ -277,7 +346,7 @@ fn same_request(entry: &Entry, op: RoundOp, r: &RoundRequest) -> Result<(), Erro
     }
 }
 
-fn answer(op: RoundOp, r: &RoundRequest, entry: &Entry) -> Value {
+fn answer(op: RoundOp, r: &Round, entry: &Entry) -> Value {
     let c = r.amount.currency();
     let after = |name: &str| entry.item.int_attr(name).map(|v| format_minor(v, c));
     json!({

@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use crate::clock::{now_ms, Day};
+use crate::clock::Day;
 use crate::error::Error;
 use crate::ids::{PaymentId, PlayerId, TxnId};
 use crate::money::{format_minor, Money};
@@ -120,7 +120,7 @@ async fn move_status(
     p: &Payment,
     ev: &PspEvent,
 ) -> Result<Option<Option<PaymentStatus>>, ApplyError> {
-    match ctx.store.write(payment_move(p, ev)).await {
+    match ctx.store.write(payment_move(p, ev, ctx.now_ms())).await {
         Ok(()) => Ok(None),
         Err(StoreError::ConditionFailed { old, .. }) => Ok(Some(seen_status(old.as_ref()))),
         Err(e) => Err(Error::from(e).into()),
@@ -147,13 +147,19 @@ async fn credit_deposit(
     m.related = vec![("payment_id", p.id.to_string())];
     let counted = reports::count(
         ReportKind::Deposits,
-        Day::of_ms(now_ms()),
+        Day::of_ms(ctx.now_ms()),
         &p.method,
         p.amount.currency(),
         p.amount.minor(),
     );
     let indexed = settle_index(p, ev, Kind::Payment, p.amount.minor());
-    match ledger::apply(ctx, &m, &[payment_move(p, ev), counted, indexed]).await? {
+    match ledger::apply(
+        ctx,
+        &m,
+        &[payment_move(p, ev, ctx.now_ms()), counted, indexed],
+    )
+    .await?
+    {
         Outcome::Moved(e) if e.fresh => Ok(None),
         // The credit entry exists: this capture was applied before.
         Outcome::Moved(_) => Ok(Some(Some(PaymentStatus::Captured))),
@@ -204,13 +210,19 @@ async fn charge_back(
     m.related = vec![("payment_id", p.id.to_string())];
     let counted = reports::count(
         ReportKind::Chargebacks,
-        Day::of_ms(now_ms()),
+        Day::of_ms(ctx.now_ms()),
         &p.method,
         p.amount.currency(),
         p.amount.minor(),
     );
     let indexed = settle_index(p, ev, Kind::Chargeback, -p.amount.minor());
-    match ledger::apply(ctx, &m, &[payment_move(p, ev), counted, indexed]).await? {
+    match ledger::apply(
+        ctx,
+        &m,
+        &[payment_move(p, ev, ctx.now_ms()), counted, indexed],
+    )
+    .await?
+    {
         Outcome::Moved(e) if e.fresh => {
             open_case(ctx, CaseKind::Chargeback, ev, p).await?;
             Ok(None)
@@ -241,7 +253,7 @@ fn settle_index(p: &Payment, ev: &PspEvent, kind: Kind, gross_minor: i64) -> Wri
 
 /// The payment's move to `ev.status`, conditional on its current status
 /// being a predecessor and on the amount/currency/player as stored.
-fn payment_move(p: &Payment, ev: &PspEvent) -> Write {
+fn payment_move(p: &Payment, ev: &PspEvent, now_ms: i64) -> Write {
     let preds: Vec<Attr> = PaymentStatus::predecessors(ev.status)
         .into_iter()
         .map(|s| Attr::from(s.as_str()))
@@ -256,11 +268,7 @@ fn payment_move(p: &Payment, ev: &PspEvent) -> Write {
         UpdateOp::set("status", ev.status.as_str()),
         UpdateOp::Append(
             "history".into(),
-            vec![history_entry(
-                ev.status,
-                now_ms(),
-                Some(ev.event_id.as_str()),
-            )],
+            vec![history_entry(ev.status, now_ms, Some(ev.event_id.as_str()))],
         ),
     ];
     if ev.status == PaymentStatus::Captured {

@@ -3,7 +3,6 @@
 
 use http::HeaderMap;
 
-use crate::clock::{now_ms, now_s};
 use crate::error::Error;
 use crate::ids::{new_ulid, EventId, PaymentId, PspId};
 use crate::queue::QueueName;
@@ -124,7 +123,7 @@ fn verified_event(ctx: &Ctx, d: &Delivery<'_>) -> Result<Inbound, Rejected> {
         .get(d.psp)
         .ok_or(Rejected::Signature(Error::NotFound { what: "psp" }))?;
     let window = Window {
-        now_s: now_s(),
+        now_s: ctx.clock.now_s(),
         tolerance_s: ctx.config.webhook_tolerance_s,
     };
     let (signed_at, stale) = match connector.verify_webhook(d.headers, d.raw, window) {
@@ -143,7 +142,7 @@ fn verified_event(ctx: &Ctx, d: &Delivery<'_>) -> Result<Inbound, Rejected> {
     // A signed header timestamp is the freshness of THIS attempt (PSP retries
     // re-sign it); only the seed scheme, which signs none, falls back to the
     // body's event time.
-    let body_stale = signed_at.is_none() && now_ms().abs_diff(ev.occurred_ms()) > tolerance_ms;
+    let body_stale = signed_at.is_none() && ctx.now_ms().abs_diff(ev.occurred_ms()) > tolerance_ms;
     if stale || body_stale {
         return Err(Rejected::Stale(Box::new(ev)));
     }
@@ -191,7 +190,7 @@ async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
         tracing::error!(event_id = %ev.event_id, payment_id = %ev.payment_id, error = %e, "enqueue failed");
         return Err(Error::Unavailable("event queue".into()));
     }
-    let record = item(&key, delivery_attrs(&ev, Outcome::Accepted));
+    let record = item(&key, delivery_attrs(&ev, Outcome::Accepted, ctx.now_ms()));
     match ctx
         .store
         .write(Write::Put {
@@ -238,7 +237,7 @@ pub async fn enqueue_once(
             ("outcome", Attr::from(Outcome::Accepted.as_str())),
             ("event_id", Attr::from(event_id.as_str())),
             ("status", Attr::from(status)),
-            ("at_ms", Attr::N(now_ms())),
+            ("at_ms", Attr::N(ctx.now_ms())),
         ],
     );
     match ctx
@@ -273,7 +272,7 @@ pub fn event_matches(p: &Payment, ev: &PspEvent) -> bool {
         && p.psp == ev.psp
 }
 
-fn delivery_attrs(ev: &PspEvent, outcome: Outcome) -> Vec<(&'static str, Attr)> {
+fn delivery_attrs(ev: &PspEvent, outcome: Outcome, at_ms: i64) -> Vec<(&'static str, Attr)> {
     vec![
         ("outcome", Attr::from(outcome.as_str())),
         ("psp", Attr::from(ev.psp.as_str())),
@@ -281,7 +280,7 @@ fn delivery_attrs(ev: &PspEvent, outcome: Outcome) -> Vec<(&'static str, Attr)> 
         ("status", Attr::from(ev.status.as_str())),
         ("amount", Attr::N(ev.amount_minor)),
         ("currency", Attr::from(ev.currency.code())),
-        ("at_ms", Attr::N(now_ms())),
+        ("at_ms", Attr::N(at_ms)),
     ]
 }
 
@@ -291,7 +290,7 @@ async fn log_delivery(ctx: &Ctx, ev: &PspEvent, outcome: Outcome) {
     tracing::info!(event_id = %ev.event_id, payment_id = %ev.payment_id, psp = %ev.psp, outcome = outcome.as_str(), "webhook delivery");
     let key = keys::delivery(ev.payment_id.as_str(), &new_ulid("dlv"));
     let put = Write::Put {
-        item: item(&key, delivery_attrs(ev, outcome)),
+        item: item(&key, delivery_attrs(ev, outcome, ctx.now_ms())),
         cond: None,
     };
     if let Err(e) = ctx.store.write(put).await {
@@ -306,7 +305,7 @@ async fn log_rejected(ctx: &Ctx, d: &Delivery<'_>, outcome: Outcome) {
     let attrs = [
         ("outcome", Attr::from(outcome.as_str())),
         ("psp", Attr::from(d.psp.as_str())),
-        ("at_ms", Attr::N(now_ms())),
+        ("at_ms", Attr::N(ctx.now_ms())),
         ("verified", Attr::B(false)),
     ];
     if let Err(e) = ctx
@@ -362,7 +361,7 @@ pub async fn open_case(ctx: &Ctx, kind: CaseKind, ev: &PspEvent, p: &Payment) ->
         ("payment_amount", Attr::N(p.amount.minor())),
         ("payment_currency", Attr::from(p.amount.currency().code())),
         ("payment_psp", Attr::from(p.psp.as_str())),
-        ("opened_ms", Attr::N(now_ms())),
+        ("opened_ms", Attr::N(ctx.now_ms())),
     ];
     match ctx
         .store

@@ -164,6 +164,7 @@ where
         scope,
         key,
         fingerprint: idempotency::fingerprint(method, path, raw),
+        now_ms: ctx.now_ms(),
     };
     let claim = match idempotency::begin(ctx.store.as_ref(), &ctx.config, &req).await {
         Ok(Begin::Fresh(claim)) => claim,

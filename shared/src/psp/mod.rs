@@ -92,6 +92,21 @@ pub enum PspError {
     Rejected(String),
 }
 
+/// The one mapping of a PSP's answer to our error table. The PSP's own text
+/// (its name, status line, body) is for our logs, never for API clients.
+impl From<PspError> for Error {
+    fn from(e: PspError) -> Error {
+        match e {
+            PspError::Unavailable(why) => Error::Unavailable(why),
+            PspError::Refused(_) => Error::PaymentRequired {
+                code: "psp_refused",
+                reason: "the payment service provider refused this request".into(),
+            },
+            PspError::Rejected(_) | PspError::NotFound(_) => Error::PspRejected,
+        }
+    }
+}
+
 /// A settlement report read chunk by chunk: never whole in memory.
 #[async_trait]
 pub trait ReportChunks: Send {

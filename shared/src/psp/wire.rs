@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::event::{Inbound, PayoutEvent, PspEvent, RefundEvent};
+use crate::domain::event::{Inbound, OperationOutcome, PayoutEvent, PspEvent, RefundEvent};
 use crate::domain::payment::PaymentStatus;
 use crate::error::Error;
 use crate::ids::{EventId, PaymentId, PspId};
@@ -84,10 +84,11 @@ pub struct WebhookBody {
     pub status: String,
     pub amount: String,
     pub currency: String,
-    /// Unix epoch seconds. Required by the seed scheme, whose signature
-    /// covers no header timestamp; optional where the scheme signs one.
+    /// When it happened: Unix epoch seconds (a number) or an RFC 3339
+    /// string. Required by the seed scheme, whose signature covers no header
+    /// timestamp; optional where the scheme signs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<i64>,
+    pub timestamp: Option<serde_json::Value>,
 }
 
 /// A payout webhook's body (`"type": "payout"`).
@@ -104,14 +105,33 @@ pub struct PayoutWebhookBody {
     #[serde(default)]
     pub reason: Option<String>,
     #[serde(default)]
-    pub timestamp: Option<i64>,
+    pub timestamp: Option<serde_json::Value>,
 }
 
-fn event_time_ms(body_ts: Option<i64>, signed_at_s: Option<i64>) -> Result<i64, Error> {
-    body_ts
-        .or(signed_at_s)
+/// The event time of a webhook body: its `timestamp` (Unix seconds, or an
+/// RFC 3339 string), else the time the scheme signed.
+fn event_time_ms(
+    body_ts: Option<&serde_json::Value>,
+    signed_at_s: Option<i64>,
+) -> Result<i64, Error> {
+    const WHAT: &str = "must be Unix seconds or an RFC 3339 date-time";
+    let seconds = match body_ts {
+        None | Some(serde_json::Value::Null) => signed_at_s,
+        Some(serde_json::Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or_else(|| Error::validation("timestamp", WHAT))?,
+        ),
+        Some(serde_json::Value::String(s)) => {
+            return crate::clock::parse_rfc3339_ms(s)
+                .filter(|ms| *ms >= 0)
+                .ok_or_else(|| Error::validation("timestamp", WHAT))
+        }
+        Some(_) => return Err(Error::validation("timestamp", WHAT)),
+    };
+    seconds
         .ok_or_else(|| Error::validation("timestamp", "is required"))?
         .checked_mul(1000)
+        .filter(|ms| *ms >= 0)
         .ok_or_else(|| Error::validation("timestamp", "out of range"))
 }
 
@@ -138,6 +158,7 @@ pub fn parse_inbound(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Resul
 struct Operation {
     event_id: EventId,
     amount: Money,
+    outcome: OperationOutcome,
 }
 
 impl Operation {
@@ -151,10 +172,10 @@ impl Operation {
             Currency::parse(currency).map_err(|e| Error::validation("currency", e.to_string()))?;
         let amount = Money::parse_decimal(amount, currency)
             .map_err(|e| Error::validation("amount", e.to_string()))?;
-        if !matches!(status, "succeeded" | "failed") {
-            return Err(Error::validation("status", "must be succeeded or failed"));
-        }
+        let outcome = OperationOutcome::parse(status)
+            .ok_or_else(|| Error::validation("status", "must be succeeded or failed"))?;
         Ok(Operation {
+            outcome,
             event_id: EventId::parse(event_id)
                 .map_err(|e| Error::validation("event_id", e.to_string()))?,
             amount,
@@ -183,7 +204,7 @@ pub struct RefundWebhookBody {
     pub amount: String,
     pub currency: String,
     #[serde(default)]
-    pub timestamp: Option<i64>,
+    pub timestamp: Option<serde_json::Value>,
 }
 
 fn parse_refund_webhook(
@@ -201,10 +222,10 @@ fn parse_refund_webhook(
         refund_id: body.refund_id,
         payment_id: PaymentId::parse(&body.payment_id)
             .map_err(|e| Error::validation("payment_id", e.to_string()))?,
-        status: body.status,
+        status: o.outcome,
         amount_minor: o.amount.minor(),
         currency: o.amount.currency(),
-        occurred_ms: event_time_ms(body.timestamp, signed_at_s)?,
+        occurred_ms: event_time_ms(body.timestamp.as_ref(), signed_at_s)?,
     })
 }
 
@@ -221,11 +242,11 @@ fn parse_payout_webhook(
         psp: psp.clone(),
         event_id: o.event_id,
         payout_id: body.payout_id,
-        status: body.status,
+        status: o.outcome,
         amount_minor: o.amount.minor(),
         currency: o.amount.currency(),
         reason: body.reason.map(|r| r.chars().take(200).collect()),
-        occurred_ms: event_time_ms(body.timestamp, signed_at_s)?,
+        occurred_ms: event_time_ms(body.timestamp.as_ref(), signed_at_s)?,
     })
 }
 
@@ -237,7 +258,7 @@ pub fn parse_webhook(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Resul
         .map_err(|e| Error::validation("currency", e.to_string()))?;
     let amount = Money::parse_decimal(&body.amount, currency)
         .map_err(|e| Error::validation("amount", e.to_string()))?;
-    let ts_ms = event_time_ms(body.timestamp, signed_at_s)?;
+    let ts_ms = event_time_ms(body.timestamp.as_ref(), signed_at_s)?;
     Ok(PspEvent {
         psp: psp.clone(),
         event_id: EventId::parse(&body.event_id)
@@ -334,5 +355,32 @@ mod tests {
             parse_webhook(&psp, no_ts, Some(7)).unwrap().occurred_ms,
             7000
         );
+    }
+
+    #[test]
+    fn webhook_timestamps_are_unix_seconds_or_rfc3339() {
+        let psp = PspId::parse("sandbox").unwrap();
+        let with = |ts: &str| {
+            format!(
+                r#"{{"event_id":"e1","payment_id":"pay_01JD0000000000000000000000","status":"captured","amount":"1.00","currency":"EUR","timestamp":{ts}}}"#
+            )
+        };
+        // The seed's own example.
+        let seed = parse_webhook(&psp, with(r#""2025-10-17T09:41:00Z""#).as_bytes(), None);
+        assert_eq!(seed.unwrap().occurred_ms, 1_760_694_060_000);
+        let secs = parse_webhook(&psp, with("1760694060").as_bytes(), None);
+        assert_eq!(secs.unwrap().occurred_ms, 1_760_694_060_000);
+        for bad in [r#""yesterday""#, "1.5", "-5", "true", r#""2025-10-17""#] {
+            let r = parse_webhook(&psp, with(bad).as_bytes(), None);
+            assert!(
+                matches!(&r, Err(Error::Validation { field, .. }) if field == "timestamp"),
+                "{bad}: {r:?}"
+            );
+        }
+        let payout = br#"{"event_id":"e2","type":"payout","payout_id":"po_1","status":"succeeded","amount":"1.00","currency":"EUR","timestamp":"2025-10-17T09:41:00+00:00"}"#;
+        match parse_inbound(&psp, payout, None).unwrap() {
+            Inbound::Payout(p) => assert_eq!(p.occurred_ms, 1_760_694_060_000),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{Message, Queue, QueueError, QueueName, MAX_MESSAGE_BYTES, MAX_RECEIVE_BATCH};
-use crate::clock::now_ms;
+use crate::clock::{Clock, SystemClock};
 use crate::store::{item, Attr, Cond, ItemExt, Key, Query, SkRange, Store, StoreError, Write};
 
 /// How often a long poll re-checks for messages whose visibility expired.
@@ -18,6 +18,8 @@ const POLL_STEP: Duration = Duration::from_millis(50);
 pub struct EmbeddedQueue {
     store: Arc<dyn Store>,
     arrived: Notify,
+    /// Visibility timeouts run on this clock (virtual in the simulator).
+    clock: Arc<dyn Clock>,
 }
 
 fn pk(queue: QueueName) -> String {
@@ -35,9 +37,14 @@ fn store_err(e: StoreError) -> QueueError {
 
 impl EmbeddedQueue {
     pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_clock(store, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             arrived: Notify::new(),
+            clock,
         }
     }
 
@@ -86,14 +93,14 @@ impl EmbeddedQueue {
             .dead_letter()
             .filter(|(_, max)| count > i64::from(*max));
         if let Some((dlq, _)) = dead_letter {
-            let add = self.put(dlq, id, body, 0, now_ms()).await?;
+            let add = self.put(dlq, id, body, 0, self.clock.now_ms()).await?;
             return Ok(Take {
                 writes: [remove, add],
                 message: None,
                 id: id.to_owned(),
             });
         }
-        let visible_at = now_ms() + visibility.as_millis() as i64;
+        let visible_at = self.clock.now_ms() + visibility.as_millis() as i64;
         let message = Message {
             id: id.to_owned(),
             receipt: sk(visible_at, id),
@@ -128,7 +135,7 @@ impl EmbeddedQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<Message>, QueueError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let range = SkRange::Between(String::new(), format!("{now:015}~"));
         let page = self
             .store
@@ -185,7 +192,7 @@ impl Queue for EmbeddedQueue {
             return Err(QueueError::Invalid("message larger than 256 KB".into()));
         }
         let id = crate::ids::new_ulid("msg");
-        let w = self.put(queue, &id, body, 0, now_ms()).await?;
+        let w = self.put(queue, &id, body, 0, self.clock.now_ms()).await?;
         self.store.write(w).await.map_err(store_err)?;
         self.arrived.notify_waiters();
         Ok(id)
@@ -236,7 +243,7 @@ impl Queue for EmbeddedQueue {
         let (Some(id), Some(body)) = (found.str_attr("id"), found.str_attr("body")) else {
             return Err(QueueError::Invalid("corrupt queue item".into()));
         };
-        let visible_at = now_ms() + visibility.as_millis() as i64;
+        let visible_at = self.clock.now_ms() + visibility.as_millis() as i64;
         let count = found.int_attr("count").unwrap_or(0);
         let add = self.put(queue, id, body, count, visible_at).await?;
         let remove = Write::Delete {

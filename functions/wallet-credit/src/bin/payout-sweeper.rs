@@ -13,10 +13,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let ctx = ctx.clone();
         async move {
             // A failed run is reported to Lambda (and retried by the next minute's run).
-            let handled = payloop::domain::payout::sweep(&ctx, payloop::clock::now_ms())
+            let handled = payloop::domain::sweep::run(&ctx, ctx.now_ms())
                 .await
                 .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
-            tracing::info!(handled, "payout sweep");
+            tracing::info!(handled, "sweep (payouts, refunds)");
             Ok::<_, lambda_runtime::Error>(json!({ "handled": handled }))
         }
     }))

@@ -12,7 +12,7 @@
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::clock::{now_ms, Day};
+use crate::clock::Day;
 use crate::error::Error;
 use crate::ids::PspId;
 use crate::money::format_minor;
@@ -125,7 +125,7 @@ pub async fn open(ctx: &Ctx, c: &NewCase<'_>) -> Result<bool, Error> {
             "status",
             Attr::from(if c.healed { "healed" } else { "open" }),
         ),
-        ("opened_ms", Attr::N(now_ms())),
+        ("opened_ms", Attr::N(ctx.now_ms())),
     ];
     if let Some(t) = c.theirs {
         attrs.push(("line", Attr::N(i64::try_from(t.line).unwrap_or(i64::MAX))));
@@ -233,7 +233,7 @@ pub async fn resolve(ctx: &Ctx, id: &str, note: &str, by: &str) -> Result<Value,
             UpdateOp::set("status", "resolved"),
             UpdateOp::set("note", note),
             UpdateOp::set("resolved_by", by),
-            UpdateOp::set("resolved_ms", now_ms()),
+            UpdateOp::set("resolved_ms", ctx.now_ms()),
         ],
         cond: Some(Cond::And(vec![
             Cond::Exists,

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::clock::{now_ms, Day};
+use crate::clock::Day;
 use crate::error::Error;
 use crate::ids::{EventId, PaymentId, PspId};
 use crate::psp::{PspError, ReportChunks};
@@ -489,7 +489,7 @@ async fn save_shard(ctx: &Ctx, run: &DayRun, outcome: &ShardOutcome) -> Result<(
             &key,
             [
                 ("doc", Attr::from(doc.to_string())),
-                ("at_ms", Attr::N(now_ms())),
+                ("at_ms", Attr::N(ctx.now_ms())),
             ],
         ),
         cond: None,
@@ -537,7 +537,7 @@ pub async fn merge(ctx: &Ctx, psp: &PspId, day: Day, shards: u32) -> Result<Opti
             &key,
             [
                 ("doc", Attr::from(report.to_string())),
-                ("at_ms", Attr::N(now_ms())),
+                ("at_ms", Attr::N(ctx.now_ms())),
             ],
         ),
         cond: None,
