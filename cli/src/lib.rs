@@ -7,4 +7,5 @@ pub mod bench_recon;
 pub mod local;
 pub mod recon;
 pub mod sandbox;
+pub mod sim;
 pub mod worker;

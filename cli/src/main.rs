@@ -87,10 +87,13 @@ enum Command {
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let cli = Cli::parse();
     // Per-request logs for the server; only problems for one-shot commands.
-    let default_level = if matches!(cli.command, Command::Serve { .. }) {
-        "info"
-    } else {
-        "warn"
+    let default_level = match &cli.command {
+        Command::Serve { .. } => "info",
+        // The simulation injects faults on purpose: their logs are noise.
+        Command::Bench {
+            what: payloop_cli::bench::BenchWhat::Simulate { .. },
+        } => "off",
+        _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_level.into());

@@ -71,10 +71,10 @@ pub enum Error {
 }
 
 /// Conflicts a later retry of the same request may get past: the payment is
-/// still moving (not final yet, not captured yet). Everything else
-/// (`txn_id_reused`, `round_conflict`, `case_resolved`, …) never changes.
+/// not final yet. Everything else (`txn_id_reused`, `round_conflict`,
+/// `case_resolved`, `payment_not_refundable`, …) a retry never changes.
 fn conflict_resolves_in_time(code: &str) -> bool {
-    matches!(code, "payment_not_final" | "payment_not_refundable")
+    code == "payment_not_final"
 }
 
 /// A row of the error table.

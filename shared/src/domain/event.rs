@@ -88,6 +88,9 @@ pub struct RefundEvent {
     pub amount_minor: i64,
     pub currency: Currency,
     pub occurred_ms: i64,
+    /// The PSP's reference of the refund (what its settlement line carries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psp_reference: Option<String>,
 }
 
 impl RefundEvent {

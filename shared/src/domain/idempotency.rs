@@ -220,11 +220,12 @@ async fn take_over(
     }
 }
 
-/// Responses a key remembers: successes, and 402 refusals (decided on the
-/// state at the time: funds, wagering, KYC). Validation errors, conflicts and
-/// 5xx release the key so the request can be corrected or retried.
+/// Responses a key remembers: successes only. Every other answer (a 402 on
+/// the funds or KYC of the moment, a validation error, a conflict, a 5xx)
+/// releases the key, so a retry of the same request is evaluated afresh and
+/// a non-2xx is never replayed.
 pub fn remembers(status: u16) -> bool {
-    (200..300).contains(&status) || status == 402
+    (200..300).contains(&status)
 }
 
 /// Finish a claim: remember the response (see [`remembers`]), release the

@@ -51,6 +51,9 @@ use super::Ctx;
 pub const SWEEP_BATCH: usize = 100;
 const MAX_TOKEN: usize = 128;
 const DUE_PK: &str = "PAYOUTQ";
+/// Times the PSP's status API is asked about a payout still pending there
+/// (one outcome timeout apart) before it is held for an operator.
+const MAX_STATUS_ASKS: i64 = 4;
 
 /// The payout rules of a deployment (minor units of the payout's currency).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +240,8 @@ pub struct Payout {
     pub status: PayoutStatus,
     pub psp_reference: Option<String>,
     pub due_sk: Option<String>,
+    /// How often the status API said "still pending".
+    pub status_asks: i64,
 }
 
 fn payout_key(id: &str) -> Key {
@@ -294,6 +299,7 @@ impl Payout {
                 .ok_or_else(|| bad("status"))?,
             psp_reference: it.str_attr("psp_reference").map(str::to_owned),
             due_sk: it.str_attr("due_sk").map(str::to_owned),
+            status_asks: it.int_attr("status_asks").unwrap_or(0),
         })
     }
 }
@@ -556,6 +562,9 @@ async fn reschedule(
         // Held for an operator: flagged in the same write as the status.
         ops.push(UpdateOp::set("flagged", true));
     }
+    if to == PayoutStatus::Pending && p.status == PayoutStatus::Pending {
+        ops.push(UpdateOp::Add("status_asks".into(), 1));
+    }
     match due_ms {
         Some(due) => {
             let (it, sk) = due_item(due, &p.id);
@@ -790,9 +799,28 @@ pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
 /// else leaves the money held and the payout flagged for review.
 async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
     let answer = match (ctx.psps.get(&p.psp), &p.psp_reference) {
-        (Some(c), Some(reference)) => c.payout_status(reference).await.ok(),
+        (Some(c), Some(reference)) => match c.payout_status(reference).await {
+            Ok(op) => Some(op),
+            // The PSP could not answer now: ask again later, still held.
+            Err(PspError::Unavailable(why)) => {
+                tracing::warn!(payout_id = %p.id, psp = %p.psp, why = %why, "payout status API unavailable; asking again later");
+                let retry = ctx.now_ms() + ctx.config.payouts.retry_after_ms;
+                let note = "status API unavailable; asking again";
+                reschedule(ctx, p, PayoutStatus::Pending, Some(retry), note, None).await?;
+                return Ok(());
+            }
+            Err(_) => None,
+        },
         _ => None,
     };
+    let still_pending = answer.as_ref().is_some_and(|op| op.status == "pending");
+    if still_pending && p.status_asks + 1 < MAX_STATUS_ASKS {
+        // The PSP is still working on it: ask again after another timeout.
+        let again = ctx.now_ms() + ctx.config.payouts.outcome_timeout_ms;
+        let note = "still pending at the PSP; asking again";
+        reschedule(ctx, p, PayoutStatus::Pending, Some(again), note, None).await?;
+        return Ok(());
+    }
     match answer.and_then(|op| OperationOutcome::parse(&op.status)) {
         Some(OperationOutcome::Succeeded) => finish(
             ctx,

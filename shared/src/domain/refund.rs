@@ -516,10 +516,7 @@ pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
     let extra = [
         Write::Update {
             key: key.clone(),
-            ops: vec![
-                UpdateOp::set("status", RefundStatus::Succeeded.as_str()),
-                UpdateOp::set("event_id", ev.event_id.as_str()),
-            ],
+            ops: succeeded_ops(&r, ev),
             cond: Some(Cond::eq("status", RefundStatus::Requested.as_str())),
         },
         Write::Update {
@@ -553,11 +550,27 @@ pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
     }
 }
 
+/// The refund's move to succeeded; the PSP's reference from the webhook
+/// when its reply to our request never reached us.
+fn succeeded_ops(r: &Item, ev: &RefundEvent) -> Vec<UpdateOp> {
+    let mut ops = vec![
+        UpdateOp::set("status", RefundStatus::Succeeded.as_str()),
+        UpdateOp::set("event_id", ev.event_id.as_str()),
+        UpdateOp::Remove("due_sk".into()),
+    ];
+    if let (None, Some(reference)) = (r.str_attr("psp_reference"), &ev.psp_reference) {
+        ops.push(UpdateOp::set("psp_reference", reference.as_str()));
+    }
+    ops
+}
+
 /// The reconciliation index entry of a succeeded refund, keyed by the PSP's
 /// refund reference (what its settlement line carries); our refund id when
 /// the PSP's reply never reached us.
 fn settle_index(p: &Payment, ev: &RefundEvent, psp_reference: Option<&str>, amount: i64) -> Write {
-    let reference = psp_reference.unwrap_or(ev.refund_id.as_str());
+    let reference = psp_reference
+        .or(ev.psp_reference.as_deref())
+        .unwrap_or(ev.refund_id.as_str());
     Record {
         key: match_key(Kind::Refund, p.id.as_str(), reference),
         kind: Kind::Refund,

@@ -181,9 +181,8 @@ where
         Ok((status, value)) => (status, value.to_string()),
         Err(e) => {
             let status = e.row().status;
-            // A 402 is a decision on the state at that moment (funds, KYC…):
-            // remembered, so a retry of the same request gets the same answer.
-            // Anything else releases the key for a retry.
+            // Never remembered (see `remembers`): the key is released, and a
+            // retry of the same request is evaluated afresh.
             let body = if idempotency::remembers(status) {
                 e.body(&trace_id()).to_string()
             } else {
@@ -196,8 +195,15 @@ where
         }
     };
     if let Err(e) = idempotency::finish(ctx.store.as_ref(), claim, status.as_u16(), &body).await {
-        // The work is done; the key stays in flight until its lease lapses.
-        tracing::warn!(error = %e, "could not store idempotent response");
+        // The work is done but its answer is not remembered: answering it
+        // anyway would let the retry (after the lease lapses) compute and
+        // store another one. Retryable instead: every 2xx a client ever
+        // sees is the stored one, replayed byte for byte.
+        tracing::warn!(error = %e, "could not store idempotent response; answering retryable");
+        return ApiError(Error::Unavailable(
+            "the response could not be stored".into(),
+        ))
+        .into_response();
     }
     json_response(status, &body)
 }

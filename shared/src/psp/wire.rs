@@ -226,6 +226,7 @@ fn parse_refund_webhook(
         amount_minor: o.amount.minor(),
         currency: o.amount.currency(),
         occurred_ms: event_time_ms(body.timestamp.as_ref(), signed_at_s)?,
+        psp_reference: body.reference.filter(|r| !r.is_empty() && r.len() <= 128),
     })
 }
 

@@ -1,0 +1,143 @@
+//! `payloop bench simulate`: deterministic simulation of every money flow.
+//!
+//! Each seed builds a fresh world (embedded store and queue on a tmpfs, the
+//! simulated PSP, a virtual clock, seeded ids), runs a scenario of the real
+//! handlers with faults injected at port calls, lets it settle, reconciles
+//! the day and checks the invariants (see [`check`]). The same seed gives
+//! the same scenario, so a violation prints its seed and
+//! `payloop bench simulate --seed S` replays it.
+
+pub mod check;
+pub mod faults;
+pub mod psp;
+pub mod scenario;
+pub mod world;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use faults::{FaultKind, Layer};
+use scenario::{Options, Scenario};
+
+type Boxed = Box<dyn std::error::Error + Send + Sync>;
+
+/// What one seed came to.
+#[derive(Debug, Clone, Default)]
+pub struct SeedOutcome {
+    pub seed: u64,
+    pub steps: u64,
+    pub invocations: u64,
+    pub faults: BTreeMap<(Layer, FaultKind), u64>,
+    pub violations: Vec<String>,
+    /// The most attempts any client request needed to get its answer.
+    pub max_attempts: u32,
+    pub requests: usize,
+}
+
+/// Run one seed to its checks (on the current thread: ids are seeded per
+/// thread).
+pub async fn run_seed(seed: u64, opts: Options) -> Result<SeedOutcome, Boxed> {
+    let scenario = Scenario::new(seed, opts).await?;
+    payloop::ids::seed_ids(scenario.world.clock.clone(), seed);
+    let done = scenario.run().await;
+    payloop::ids::unseed_ids();
+    let s = done?;
+    Ok(SeedOutcome {
+        seed,
+        steps: s.tally.steps,
+        invocations: s.tally.invocations,
+        faults: s.world.faults.injected(),
+        violations: s.violations.clone(),
+        max_attempts: s
+            .reqs
+            .iter()
+            .filter(|r| r.done.is_some())
+            .map(|r| r.attempts)
+            .max()
+            .unwrap_or(0),
+        requests: s.reqs.len(),
+    })
+}
+
+/// Totals over many seeds.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub scenarios: u64,
+    pub steps: u64,
+    pub invocations: u64,
+    pub requests: u64,
+    pub faults: BTreeMap<(Layer, FaultKind), u64>,
+    pub failed: Vec<SeedOutcome>,
+    pub max_attempts: u32,
+    pub seconds: f64,
+}
+
+impl Summary {
+    fn add(&mut self, o: SeedOutcome) {
+        self.scenarios += 1;
+        self.steps += o.steps;
+        self.invocations += o.invocations;
+        self.requests += o.requests as u64;
+        self.max_attempts = self.max_attempts.max(o.max_attempts);
+        for (k, n) in &o.faults {
+            *self.faults.entry(*k).or_default() += n;
+        }
+        if !o.violations.is_empty() {
+            self.failed.push(o);
+        }
+    }
+
+    pub fn print(&self) {
+        let per_s = self.scenarios as f64 / self.seconds.max(1e-9);
+        println!(
+            "simulate: {} scenarios in {:.1} s ({per_s:.1} scenarios/s), {} steps, {} invocations, {} client requests",
+            self.scenarios, self.seconds, self.steps, self.invocations, self.requests
+        );
+        let total: u64 = self.faults.values().sum();
+        println!("faults injected: {total}");
+        for ((layer, kind), n) in &self.faults {
+            println!("  {:<6} {:<12} {n}", layer.as_str(), kind.as_str());
+        }
+        println!(
+            "most attempts a request needed to settle: {}",
+            self.max_attempts
+        );
+        let violations: usize = self.failed.iter().map(|o| o.violations.len()).sum();
+        println!("violations: {violations} (in {} seeds)", self.failed.len());
+        for o in self.failed.iter().take(20) {
+            println!(
+                "  seed {} — replay: payloop bench simulate --seed {}",
+                o.seed, o.seed
+            );
+            for v in o.violations.iter().take(10) {
+                println!("    {v}");
+            }
+        }
+    }
+}
+
+/// Run `seeds` on one thread with a current-thread runtime, seed after seed.
+pub fn run_many(seeds: Vec<u64>, opts: Options) -> Result<Summary, Boxed> {
+    let worker = std::thread::Builder::new().name("simulate".into()).spawn(
+        move || -> Result<Summary, String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let started = Instant::now();
+            let mut summary = Summary::default();
+            for seed in seeds {
+                let outcome = rt
+                    .block_on(run_seed(seed, opts.clone()))
+                    .map_err(|e| format!("seed {seed}: {e}"))?;
+                summary.add(outcome);
+            }
+            summary.seconds = started.elapsed().as_secs_f64();
+            Ok(summary)
+        },
+    )?;
+    match worker.join() {
+        Ok(r) => r.map_err(Boxed::from),
+        Err(_) => Err("the simulation thread panicked".into()),
+    }
+}

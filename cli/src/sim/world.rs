@@ -1,0 +1,223 @@
+//! One scenario's world: the real handlers (the routers the Lambdas serve,
+//! the queue consumer, the sweep, reconciliation) over the embedded store
+//! and queue and the simulated PSP, every port behind the fault layer, on a
+//! virtual clock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::Router;
+use http::{HeaderMap, Method, Request};
+use payloop::clock::{Clock, Day, ManualClock};
+use payloop::config::{Config, KeyRing, WebhookSecrets};
+use payloop::domain::payout::PayoutPolicy;
+use payloop::domain::Ctx;
+use payloop::ids::PspId;
+use payloop::psp::routing::Router as Routes;
+use payloop::psp::{PspConnector, Psps};
+use payloop::queue::embedded::EmbeddedQueue;
+use payloop::queue::Queue;
+use payloop::store::embedded::EmbeddedStore;
+use payloop::store::Store;
+use tower::ServiceExt;
+
+use super::faults::{FaultPsp, FaultQueue, FaultStore, Faults, Plan};
+use super::psp::{SimPsp, SIM_PSP, WEBHOOK_SECRET};
+
+pub const CLIENT_KEY: &str = "sim-client-key-0123456789";
+pub const PLATFORM_KEY: &str = "sim-platform-key-0123456789";
+/// 2026-11-20T01:00:00Z: scenarios stay within this settlement day.
+pub const START_MS: i64 = 1_795_136_400_000;
+/// Largest response body read back.
+const MAX_BODY: usize = 1 << 20;
+
+/// What the caller of one invocation heard.
+#[derive(Debug, Clone)]
+pub enum Heard {
+    Answer {
+        status: u16,
+        headers: HeaderMap,
+        body: String,
+    },
+    /// The invocation died: no answer reached the caller.
+    Lost,
+}
+
+impl Heard {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Heard::Answer { status, .. } => Some(*status),
+            Heard::Lost => None,
+        }
+    }
+}
+
+pub struct World {
+    pub clock: Arc<ManualClock>,
+    pub faults: Arc<Faults>,
+    pub psp: Arc<SimPsp>,
+    /// Every port behind the fault layer: what the handlers run on.
+    pub ctx: Ctx,
+    /// The same store, queue and PSP without faults: the infrastructure's
+    /// own view (event source mapping, operators, the checks).
+    pub raw: Ctx,
+    pub queue_store: Arc<dyn Store>,
+    pub app: Router,
+    pub day: Day,
+    _dir: tempfile::TempDir,
+}
+
+fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
+    // tmpfs when there is one: the store's fsyncs cost nothing there.
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::Builder::new()
+            .prefix("payloop-sim")
+            .tempdir_in(shm)
+        {
+            return Ok(d);
+        }
+    }
+    tempfile::Builder::new().prefix("payloop-sim").tempdir()
+}
+
+type Boxed = Box<dyn std::error::Error + Send + Sync>;
+
+fn config() -> Result<Config, Boxed> {
+    Ok(Config {
+        client_keys: KeyRing::parse(&format!("sim:{CLIENT_KEY}"))?,
+        platform_keys: KeyRing::parse(&format!("ops:{PLATFORM_KEY}"))?,
+        webhook_secrets: WebhookSecrets::parse(&format!("{SIM_PSP}@timestamped:{WEBHOOK_SECRET}"))?,
+        public_url: "https://pay.sim".into(),
+        default_psp: PspId::parse(SIM_PSP)?,
+        idempotency_ttl_s: 86_400,
+        idempotency_lease_ms: 30_000,
+        webhook_tolerance_s: 300,
+        wagering_multiple: 1,
+        payouts: PayoutPolicy::default(),
+        recon: Default::default(),
+    })
+}
+
+fn psps(connector: Arc<dyn PspConnector>) -> Result<Psps, Boxed> {
+    let id = PspId::parse(SIM_PSP)?;
+    Ok(Psps::new(vec![connector], Routes::in_order(&[id]))?)
+}
+
+impl World {
+    pub fn new(seed: u64, wagering_multiple: i64) -> Result<World, Boxed> {
+        let dir = scratch_dir()?;
+        let clock = Arc::new(ManualClock::at(START_MS));
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("store.wal"))?);
+        let queue_store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("queue.wal"))?);
+        let queue: Arc<dyn Queue> = Arc::new(EmbeddedQueue::with_clock(
+            Arc::clone(&queue_store),
+            clock.clone(),
+        ));
+        let faults = Arc::new(Faults::new(seed));
+        let psp = Arc::new(SimPsp::new(clock.clone())?);
+        let config = Arc::new(Config {
+            wagering_multiple,
+            ..config()?
+        });
+        let raw = Ctx {
+            store: Arc::clone(&store),
+            queue: Arc::clone(&queue),
+            config: Arc::clone(&config),
+            psps: Arc::new(psps(psp.clone())?),
+            clock: clock.clone(),
+        };
+        let ctx = Ctx {
+            store: Arc::new(FaultStore {
+                inner: store,
+                faults: faults.clone(),
+            }),
+            queue: Arc::new(FaultQueue {
+                inner: queue,
+                faults: faults.clone(),
+            }),
+            config,
+            psps: Arc::new(psps(Arc::new(FaultPsp {
+                inner: psp.clone(),
+                faults: faults.clone(),
+            }))?),
+            clock: clock.clone(),
+        };
+        let app = payloop::edge::with_edge(
+            intent_api::router(ctx.clone())
+                .merge(webhook_intake::router(ctx.clone()))
+                .merge(wallet_credit::router(ctx.clone()))
+                .fallback(payloop::edge::not_found),
+        );
+        Ok(World {
+            day: Day::of_ms(START_MS),
+            clock,
+            faults,
+            psp,
+            ctx,
+            raw,
+            queue_store,
+            app,
+            _dir: dir,
+        })
+    }
+
+    /// One HTTP invocation of the real routers, with `plan` as its fault.
+    pub async fn http(
+        &self,
+        plan: Option<Plan>,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> Heard {
+        let mut req = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let Ok(req) = req.body(Body::from(body.to_owned())) else {
+            return Heard::Lost;
+        };
+        self.faults.begin(plan);
+        let resp = self.app.clone().oneshot(req).await;
+        let dead = self.faults.end();
+        let Ok(resp) = resp;
+        if dead {
+            return Heard::Lost;
+        }
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), MAX_BODY)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Heard::Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A platform-key call that must work (scenario set-up, no fault).
+    pub async fn setup_put(&self, path: &str, body: &str) -> Result<(), Boxed> {
+        let auth = vec![("authorization", format!("Bearer {PLATFORM_KEY}"))];
+        match self.http(None, Method::PUT, path, &auth, body).await {
+            Heard::Answer { status: 200, .. } => Ok(()),
+            other => Err(format!("set-up {path}: {other:?}").into()),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+/// Counters of one scenario.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub steps: u64,
+    pub invocations: u64,
+    pub by_action: BTreeMap<&'static str, u64>,
+}
