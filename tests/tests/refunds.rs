@@ -187,3 +187,66 @@ async fn a_chargeback_after_a_withdrawal_debits_once_flags_and_opens_a_case() {
     assert_wallet_audits(&t.stack.ctx, "cat").await;
     t.shutdown().await;
 }
+
+/// The refund the PSP could not take (503) is kept, not failed: the client's
+/// retry with the same key, as the 503 told it, asks the PSP again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_the_psp_could_not_take_is_asked_again_on_the_retry() {
+    let t = TestStack::start().await;
+    let id = t.deposit("dan", "50.00").await;
+    t.approve(&id).await;
+    wait_available(&t, "dan", "50.00").await;
+    t.chaos("sandbox", json!({"api_error_pct": 100})).await;
+    let first = refund(&t, &id, "dan-rf", "10.00").await;
+    assert_eq!(
+        (first.status, first.json()["details"]["retryable"].as_bool()),
+        (503, Some(true)),
+        "{}",
+        first.text
+    );
+    assert!(
+        !first.text.contains("sandbox"),
+        "no PSP text: {}",
+        first.text
+    );
+    t.chaos("sandbox", json!({"api_error_pct": 0})).await;
+    let retry = refund(&t, &id, "dan-rf", "10.00").await;
+    assert_eq!(
+        (retry.status, &retry.json()["status"]),
+        (201, &json!("requested")),
+        "{}",
+        retry.text
+    );
+    assert!(retry.json()["psp_reference"].is_string(), "{}", retry.text);
+    wait_available(&t, "dan", "40.00").await;
+    assert_wallet_audits(&t.stack.ctx, "dan").await;
+    t.shutdown().await;
+}
+
+/// A PSP's rejection is its own error code, without the PSP's words, and
+/// not a validation error on the client's amount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_the_psp_rejects_is_failed_without_its_text() {
+    let t = TestStack::start().await;
+    let id = t.deposit("eve", "50.00").await;
+    t.approve(&id).await;
+    wait_available(&t, "eve", "50.00").await;
+    // The sandbox forgets its books: it no longer knows the payment.
+    t.stack.sandbox("sandbox").unwrap().forget_charges();
+    let r = refund(&t, &id, "eve-rf", "10.00").await;
+    let body = r.json();
+    assert_eq!(
+        (
+            r.status,
+            body["error"].as_str(),
+            body["details"]["retryable"].as_bool()
+        ),
+        (502, Some("psp_rejected"), Some(false)),
+        "{}",
+        r.text
+    );
+    assert!(body["details"].get("field").is_none(), "{}", r.text);
+    assert!(!r.text.to_lowercase().contains("sandbox"), "{}", r.text);
+    assert_eq!(available(&t, "eve").await, "50.00");
+    t.shutdown().await;
+}

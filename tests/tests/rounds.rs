@@ -232,3 +232,48 @@ async fn concurrent_bets_never_spend_more_than_the_balance() {
     assert_wallet_audits(&t.stack.ctx, "ivy").await;
     Arc::try_unwrap(t).ok().unwrap().shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_names_its_bet_and_needs_no_amount() {
+    let t = TestStack::start().await;
+    funded(&t, "jan", "50.00").await;
+    let bet = call(
+        &t,
+        "/v1/wallet/debit",
+        &op("jan", "jr", "jt", "20.00", "jk"),
+    )
+    .await;
+    assert_eq!(bet.status, 200, "{}", bet.text);
+    // An amount that is sent must be the bet's.
+    let wrong = call(
+        &t,
+        "/v1/wallet/rollback",
+        &op("jan", "jr", "jt", "19.99", "jrb-wrong"),
+    )
+    .await;
+    assert_eq!(
+        (wrong.status, wrong.json()["details"]["field"].as_str()),
+        (422, Some("amount")),
+        "{}",
+        wrong.text
+    );
+    let bare =
+        json!({"player_id": "jan", "round_id": "jr", "txn_id": "jt", "idempotency_key": "jrb"});
+    let rb = call(&t, "/v1/wallet/rollback", &bare).await;
+    assert_eq!(rb.status, 200, "{}", rb.text);
+    assert_eq!(rb.json()["amount"], "20.00", "the bet's amount");
+    assert_eq!(rb.json()["balance"]["available"], "50.00");
+    // A bet and a win still need their amount.
+    let no_amount =
+        json!({"player_id": "jan", "round_id": "jr2", "txn_id": "jt2", "currency": "EUR"});
+    let refused = call(&t, "/v1/wallet/debit", &no_amount).await;
+    assert_eq!(
+        (refused.status, refused.json()["details"]["field"].as_str()),
+        (422, Some("amount"))
+    );
+    let unknown = json!({"player_id": "jan", "round_id": "jr", "txn_id": "nope"});
+    assert_eq!(call(&t, "/v1/wallet/rollback", &unknown).await.status, 422);
+    assert_eq!(t.balance_minor("jan").await, 5_000);
+    assert_wallet_audits(&t.stack.ctx, "jan").await;
+    t.shutdown().await;
+}

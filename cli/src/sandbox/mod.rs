@@ -135,6 +135,12 @@ impl SandboxHandle {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
+
+    /// Forget every payment, as a reset test account does (tests of what a
+    /// PSP that no longer knows a payment answers).
+    pub fn forget_charges(&self) {
+        let _ = self.state.with_book(|b| b.charges.clear());
+    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -28,6 +28,12 @@ use super::faults::OneChunk;
 
 pub const SIM_PSP: &str = "sandbox";
 pub const WEBHOOK_SECRET: &str = "sim-webhook-secret-0123456789";
+/// Every text this PSP puts in its refusals: none may reach an API client.
+pub const REPLY_TEXTS: [&str; 4] = [REFUSED_TEXT, REJECTED_TEXT, POISONED_TEXT, FAILED_TEXT];
+const FAILED_TEXT: &str = "sim-psp: beneficiary account closed";
+const REFUSED_TEXT: &str = "sim-psp: destination refused";
+const REJECTED_TEXT: &str = "sim-psp: not refundable";
+const POISONED_TEXT: &str = "sim-psp: book poisoned";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChargeStatus {
@@ -120,7 +126,7 @@ pub struct SimPsp {
 }
 
 fn gone(_: impl std::fmt::Debug) -> PspError {
-    PspError::Unavailable("sim book poisoned".into())
+    PspError::Unavailable(POISONED_TEXT.into())
 }
 
 impl SimPsp {
@@ -282,12 +288,16 @@ impl SimPsp {
                         settled_date: self.day(),
                     });
                 }
-                json!({
+                let mut body = json!({
                     "event_id": event_id, "type": "payout", "payout_id": op.client_id,
                     "reference": op.reference, "status": status.as_str(),
                     "amount": op.amount.to_decimal(), "currency": op.amount.currency().code(),
                     "timestamp": self.clock.now_s(),
-                })
+                });
+                if !succeed {
+                    body["reason"] = json!(FAILED_TEXT);
+                }
+                body
             }
             OpKind::Refund => {
                 let charge = op.charge.clone().unwrap_or_default();
@@ -390,7 +400,7 @@ impl PspConnector for SimPsp {
         }
         if req.destination_token == Some("tok_refuse") {
             b.refused.push(req.payout_id.to_owned());
-            return Err(PspError::Refused("destination refused".into()));
+            return Err(PspError::Refused(REFUSED_TEXT.into()));
         }
         let reference = format!("simo_{}", b.next());
         b.by_client
@@ -422,7 +432,7 @@ impl PspConnector for SimPsp {
         });
         if room != Some(true) {
             b.refused.push(req.refund_id.to_owned());
-            return Err(PspError::Rejected("not refundable".into()));
+            return Err(PspError::Rejected(REJECTED_TEXT.into()));
         }
         if let Some(c) = b.charges.get_mut(req.payment_reference) {
             c.refunded_minor += req.amount.minor();

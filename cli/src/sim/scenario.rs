@@ -210,7 +210,8 @@ impl Scenario {
     /// One step of an actor other than a new client flow.
     async fn act(&mut self, faulty: bool) {
         let action = match self.rng.random_range(0..100) {
-            0..=17 => "client_retry",
+            0..=2 => "client_read",
+            3..=17 => "client_retry",
             18..=21 => "client_duplicate",
             22..=31 => "checkout",
             32..=39 => "psp_settles",
@@ -223,6 +224,7 @@ impl Scenario {
         };
         *self.tally.by_action.entry(action).or_default() += 1;
         match action {
+            "client_read" => self.client_read(faulty).await,
             "client_retry" => self.client_retry(faulty).await,
             "client_duplicate" => self.client_duplicate(faulty).await,
             "checkout" => self.checkout(),
@@ -393,6 +395,43 @@ impl Scenario {
         Some(self.push(Flow::Refund { payment_id }, path, body, true))
     }
 
+    /// A client looks at a payout or a payment it created.
+    async fn client_read(&mut self, faulty: bool) {
+        let seen: Vec<String> = self
+            .reqs
+            .iter()
+            .filter_map(|r| r.first_ok.as_ref())
+            .filter_map(|(_, b)| serde_json::from_str::<Value>(b).ok())
+            .filter_map(|v| {
+                let payout = v["payout_id"]
+                    .as_str()
+                    .map(|id| format!("/v1/payouts/{id}"));
+                payout.or_else(|| {
+                    v["payment_id"]
+                        .as_str()
+                        .map(|id| format!("/v1/payments/{id}"))
+                })
+            })
+            .collect();
+        let Some(path) = self.pick(&seen) else {
+            return;
+        };
+        let plan = self.plan(faulty);
+        let auth = vec![("authorization", format!("Bearer {CLIENT_KEY}"))];
+        self.tally.invocations += 1;
+        let heard = self.world.http(plan, Method::GET, &path, &auth, "").await;
+        if let Heard::Answer { status, body, .. } = heard {
+            if let Some(text) = super::psp::REPLY_TEXTS.iter().find(|t| body.contains(*t)) {
+                self.violation(format!(
+                    "GET {path}: the PSP's own text {text:?} reached the client"
+                ));
+            }
+            if status != 200 && status < 500 {
+                self.violation(format!("GET {path}: {status} {body}"));
+            }
+        }
+    }
+
     async fn client_retry(&mut self, faulty: bool) {
         let open: Vec<usize> = (0..self.reqs.len())
             .filter(|i| self.reqs[*i].done.is_none() && self.reqs[*i].attempts < MAX_ATTEMPTS)
@@ -455,6 +494,11 @@ impl Scenario {
     fn judge(&mut self, i: usize, status: u16, headers: &http::HeaderMap, body: String) {
         let replayed = headers.get("idempotent-replayed").is_some();
         let key = self.reqs[i].key.clone();
+        if let Some(text) = super::psp::REPLY_TEXTS.iter().find(|t| body.contains(*t)) {
+            self.violation(format!(
+                "key {key}: the PSP's own text {text:?} reached the client: {body}"
+            ));
+        }
         if replayed && !(200..300).contains(&status) {
             self.violation(format!("key {key}: a {status} was replayed"));
         }

@@ -127,3 +127,32 @@ pub fn parse_message(body: &str) -> Result<Inbound, serde_json::Error> {
             .map_err(|_| payment_err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A payout or refund outcome is succeeded or failed, or it is no
+    /// message at all: nothing else can reach the consumer and be taken for
+    /// a failure (which would release a hold).
+    #[test]
+    fn operation_outcomes_are_typed_on_the_queue() {
+        let payout = |status: &str| {
+            format!(
+                r#"{{"psp":"sandbox","event_id":"e1","payout_id":"po_1","status":"{status}","amount_minor":100,"currency":"EUR","reason":null,"occurred_ms":1}}"#
+            )
+        };
+        match parse_message(&payout("failed")) {
+            Ok(Inbound::Payout(p)) => assert_eq!(p.status, OperationOutcome::Failed),
+            other => panic!("{other:?}"),
+        }
+        for bad in ["pending", "processing", "", "FAILED"] {
+            assert!(parse_message(&payout(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(
+            OperationOutcome::parse("succeeded"),
+            Some(OperationOutcome::Succeeded)
+        );
+        assert_eq!(OperationOutcome::parse("pending"), None);
+    }
+}

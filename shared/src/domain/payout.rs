@@ -51,8 +51,9 @@ use super::Ctx;
 pub const SWEEP_BATCH: usize = 100;
 const MAX_TOKEN: usize = 128;
 const DUE_PK: &str = "PAYOUTQ";
-/// Times the PSP's status API is asked about a payout still pending there
-/// (one outcome timeout apart) before it is held for an operator.
+/// Times the PSP's status API is asked about a payout it says is still
+/// pending (an outcome timeout apart) or cannot answer for (a retry
+/// interval apart) before the payout is held for an operator.
 const MAX_STATUS_ASKS: i64 = 4;
 
 /// The payout rules of a deployment (minor units of the payout's currency).
@@ -659,7 +660,15 @@ async fn send_or_defer(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
         }
         Err(e) => {
             tracing::error!(payout_id = %p.id, psp = %p.psp, error = %e, "PSP refused the payout");
-            finish(ctx, p, PayoutStatus::Failed, &e.to_string(), None).await?;
+            // The PSP's own words stay in the log line above.
+            finish(
+                ctx,
+                p,
+                PayoutStatus::Failed,
+                "the PSP refused the payout",
+                None,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -798,11 +807,12 @@ pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
 /// Timeout: ask the PSP; a final answer goes the webhook's way, anything
 /// else leaves the money held and the payout flagged for review.
 async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
+    let asks_left = p.status_asks + 1 < MAX_STATUS_ASKS;
     let answer = match (ctx.psps.get(&p.psp), &p.psp_reference) {
         (Some(c), Some(reference)) => match c.payout_status(reference).await {
             Ok(op) => Some(op),
-            // The PSP could not answer now: ask again later, still held.
-            Err(PspError::Unavailable(why)) => {
+            // The PSP could not answer now: ask again later (bounded), held.
+            Err(PspError::Unavailable(why)) if asks_left => {
                 tracing::warn!(payout_id = %p.id, psp = %p.psp, why = %why, "payout status API unavailable; asking again later");
                 let retry = ctx.now_ms() + ctx.config.payouts.retry_after_ms;
                 let note = "status API unavailable; asking again";
@@ -814,7 +824,7 @@ async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
         _ => None,
     };
     let still_pending = answer.as_ref().is_some_and(|op| op.status == "pending");
-    if still_pending && p.status_asks + 1 < MAX_STATUS_ASKS {
+    if still_pending && asks_left {
         // The PSP is still working on it: ask again after another timeout.
         let again = ctx.now_ms() + ctx.config.payouts.outcome_timeout_ms;
         let note = "still pending at the PSP; asking again";
@@ -981,10 +991,11 @@ pub async fn apply_event(ctx: &Ctx, ev: &PayoutEvent) -> Result<(), bool> {
         OperationOutcome::Succeeded => PayoutStatus::Succeeded,
         OperationOutcome::Failed => PayoutStatus::Failed,
     };
-    let reason = ev
-        .reason
-        .clone()
-        .unwrap_or_else(|| format!("PSP webhook: {}", ev.status.as_str()));
+    if let Some(theirs) = &ev.reason {
+        // Their words are for our logs; the payout and the player get ours.
+        tracing::info!(payout_id = %p.id, psp_reason = %theirs, "payout outcome reason from the PSP");
+    }
+    let reason = format!("PSP webhook: {}", ev.status.as_str());
     match finish(ctx, &p, outcome, &reason, Some(ev.event_id.as_str())).await {
         Ok(true) => Ok(()),
         Ok(false) => {
