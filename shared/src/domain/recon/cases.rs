@@ -54,11 +54,18 @@ fn key_of(id: &str) -> Result<Key, Error> {
     let rest = id.strip_prefix("rc_").ok_or_else(bad)?;
     let (date, rest) = rest.split_once('_').ok_or_else(bad)?;
     let (hash, psp) = rest.split_once('_').ok_or_else(bad)?;
-    if date.len() != 8 || hash.len() != 16 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // All ASCII digits first: the id comes from the URL, and slicing a
+    // multi-byte character in two would panic.
+    if date.len() != 8
+        || !date.bytes().all(|b| b.is_ascii_digit())
+        || hash.len() != 16
+        || !hash.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(bad());
     }
-    let day =
-        Day::parse(&format!("{}-{}-{}", &date[..4], &date[4..6], &date[6..])).ok_or_else(bad)?;
+    let (y, md) = date.split_at_checked(4).ok_or_else(bad)?;
+    let (m, d) = md.split_at_checked(2).ok_or_else(bad)?;
+    let day = Day::parse(&format!("{y}-{m}-{d}")).ok_or_else(bad)?;
     let psp = PspId::parse(psp).map_err(|_| bad())?;
     Ok(Key::new(partition(day, &psp), id))
 }
