@@ -420,6 +420,34 @@ impl TestStack {
     }
 }
 
+/// Where the AWS-wire server (moto) of the DynamoDB/SQS suites listens.
+pub const AWS_ENDPOINT_ENV: &str = "PAYLOOP_TEST_AWS_ENDPOINT";
+/// Set by the test command: a missing AWS endpoint fails instead of skipping.
+pub const REQUIRE_AWS_ENV: &str = "PAYLOOP_REQUIRE_AWS";
+
+/// The AWS test endpoint, or `None` after printing why `test` is skipped.
+/// Under the test command (`PAYLOOP_REQUIRE_AWS` set) a missing endpoint
+/// fails the test: the adapter suites must never pass by not running.
+pub fn aws_endpoint(test: &str) -> Option<String> {
+    use std::io::Write as _;
+    if let Ok(endpoint) = std::env::var(AWS_ENDPOINT_ENV) {
+        return Some(endpoint);
+    }
+    assert!(
+        std::env::var_os(REQUIRE_AWS_ENV).is_none(),
+        "{test}: {AWS_ENDPOINT_ENV} is not set but {REQUIRE_AWS_ENV} requires the DynamoDB/SQS \
+         suites to run (scripts/test.sh starts moto and sets it)"
+    );
+    // Straight to stderr: the harness hides eprintln! output of a passing
+    // test, and a skip must never be silent.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {AWS_ENDPOINT_ENV} is not set; run `scripts/moto.sh start` and set \
+         {AWS_ENDPOINT_ENV}=http://127.0.0.1:5005 to test the DynamoDB/SQS adapters"
+    );
+    None
+}
+
 /// The whole ledger of `player` read back: balance = sum of entries, the
 /// balances-after chain unbroken, held ≥ 0.
 pub async fn assert_wallet_audits(ctx: &payloop::domain::Ctx, player: &str) {
