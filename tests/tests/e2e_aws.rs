@@ -85,7 +85,7 @@ async fn deposits_are_credited_exactly_once_on_dynamodb_and_sqs() {
         (replay.status, replay.text.as_str())
     );
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    t.wait_idle().await;
     assert_eq!(t.payment(&id).await["status"], "captured");
     assert_eq!(t.balance_minor("aws-player").await, 5000);
     t.assert_ledger_invariant().await;

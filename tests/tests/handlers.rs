@@ -107,9 +107,22 @@ async fn a_lost_response_is_recovered_without_a_second_intent() {
         (status, busy["error"].as_str()),
         (409, Some("request_in_progress"))
     );
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let (status, _, again) = call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
-    assert_eq!(status, 201, "{again}");
+    // Retry until the lease lapses (in flight until then), as a client would.
+    let deadline = tokio::time::Instant::now() + payloop_tests::WAIT;
+    let again = loop {
+        let (status, _, body) =
+            call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
+        if status != 409 {
+            assert_eq!(status, 201, "{body}");
+            break body;
+        }
+        assert_eq!(body["error"], "request_in_progress", "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease never lapsed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(again["payment_id"], first["payment_id"]);
     assert_eq!(
         faulty
