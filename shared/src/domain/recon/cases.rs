@@ -288,5 +288,23 @@ mod tests {
         assert_eq!(key_of(&a).unwrap().pk, "RCASES#2026-11-20#sandbox-b");
         assert!(key_of("rc_2026_00_x").is_err());
         assert!(key_of("pay_1").is_err());
+        // 8 bytes, but a character straddles the year/month cut: refused.
+        assert!(key_of("rc_202é011_0123456789abcdef_sandbox").is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2048))]
+
+        /// A case id comes from the URL: any text is refused or keyed, never a panic.
+        #[test]
+        fn any_id_text_is_refused_or_keyed(
+            date in proptest::prop_oneof!["[0-9]{8}", ".{0,9}", "[0-9é€]{3,8}"],
+            hash in proptest::prop_oneof!["[0-9a-f]{16}", ".{0,17}"],
+            psp in ".{0,12}",
+            raw in ".{0,40}",
+        ) {
+            let _ = key_of(&raw);
+            let _ = key_of(&format!("rc_{date}_{hash}_{psp}"));
+        }
     }
 }
