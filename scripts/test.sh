@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): formatting, lints, the infra check, then
+# schemathesis over the OpenAPI document against a local `payloop serve`, then
 # every test of the workspace — the DynamoDB/SQS adapter suites against a
 # moto server this script installs (PyPI) and starts on 127.0.0.1, the
 # checkout test in headless Chromium installed from Debian (apt-get).
@@ -24,10 +25,15 @@ step "moto (DynamoDB + SQS on 127.0.0.1)"
 scripts/moto.sh start
 trap 'scripts/moto.sh stop' EXIT
 export PAYLOOP_TEST_AWS_ENDPOINT="http://127.0.0.1:${MOTO_PORT:-5005}"
+# The DynamoDB/SQS suites fail (never skip) without that endpoint.
+export PAYLOOP_REQUIRE_AWS=1
 
 step "chromium + chromedriver (headless checkout test)"
 scripts/browser.sh
 export PAYLOOP_REQUIRE_BROWSER=1
+
+step "schemathesis (infra/openapi.yaml against payloop serve)"
+scripts/schemathesis.sh
 
 step "cargo test --workspace"
 mkdir -p target

@@ -161,6 +161,9 @@ pub struct LocalStack {
     pub ctx: Ctx,
     pub secrets: DevSecrets,
     pub applied: broadcast::Sender<Arc<str>>,
+    /// What the queue consumer is doing: `activity.drained(limit)` waits
+    /// until the events queue is drained and the consumer idle.
+    pub activity: Arc<worker::Activity>,
     /// The sandbox PSPs, each its own HTTP server.
     pub sandboxes: Vec<SandboxHandle>,
     stop: watch::Sender<bool>,
@@ -354,7 +357,7 @@ pub async fn start(
     );
     let (stop, stop_rx) = watch::channel(false);
     let (applied, _) = broadcast::channel(APPLIED_CHANNEL_CAPACITY);
-    let mut tasks = worker::spawn(
+    let (mut tasks, activity) = worker::spawn(
         ctx.clone(),
         WorkerOptions {
             pollers: opts.pollers,
@@ -383,6 +386,7 @@ pub async fn start(
         ctx,
         secrets,
         applied,
+        activity,
         sandboxes: handles,
         stop,
         tasks,

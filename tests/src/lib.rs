@@ -226,6 +226,53 @@ impl TestStack {
         }
     }
 
+    /// The barrier for "and nothing else happens": wait until the sandbox
+    /// PSPs have no webhook delivery in flight (retries and chaos duplicates
+    /// included), every event queued has been applied (or dead-lettered), no
+    /// failed message waits for redelivery and the consumer is idle. Use it
+    /// instead of sleeping before asserting that a duplicate, late or
+    /// mismatching message changed nothing.
+    pub async fn wait_idle(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the loop did not go quiet within {WAIT:?}"
+            );
+            let scheduled = self.sandbox_deliveries_settled(deadline).await;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                self.stack.activity.drained(left).await,
+                "the events queue did not drain within {WAIT:?}"
+            );
+            // Quiet only if applying those events scheduled no new webhook.
+            if self.sandbox_deliveries_settled(deadline).await == scheduled {
+                return;
+            }
+        }
+    }
+
+    /// Wait (polling, until `deadline`) for no sandbox delivery in flight;
+    /// returns how many were ever scheduled.
+    async fn sandbox_deliveries_settled(&self, deadline: tokio::time::Instant) -> u64 {
+        loop {
+            let (scheduled, in_flight) = self
+                .stack
+                .sandboxes
+                .iter()
+                .map(|s| s.state.deliveries.in_flight())
+                .fold((0, 0), |(a, b), (s, f)| (a + s, b + f));
+            if in_flight == 0 {
+                return scheduled;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{in_flight} sandbox webhook deliveries still in flight after {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Available balance (minor units) of a player's EUR wallet.
     pub async fn balance_minor(&self, player: &str) -> i64 {
         let w = self.get(&format!("/v1/wallet/{player}"), true).await;
@@ -418,6 +465,34 @@ impl TestStack {
             .json(&body);
         self.send(req).await
     }
+}
+
+/// Where the AWS-wire server (moto) of the DynamoDB/SQS suites listens.
+pub const AWS_ENDPOINT_ENV: &str = "PAYLOOP_TEST_AWS_ENDPOINT";
+/// Set by the test command: a missing AWS endpoint fails instead of skipping.
+pub const REQUIRE_AWS_ENV: &str = "PAYLOOP_REQUIRE_AWS";
+
+/// The AWS test endpoint, or `None` after printing why `test` is skipped.
+/// Under the test command (`PAYLOOP_REQUIRE_AWS` set) a missing endpoint
+/// fails the test: the adapter suites must never pass by not running.
+pub fn aws_endpoint(test: &str) -> Option<String> {
+    use std::io::Write as _;
+    if let Ok(endpoint) = std::env::var(AWS_ENDPOINT_ENV) {
+        return Some(endpoint);
+    }
+    assert!(
+        std::env::var_os(REQUIRE_AWS_ENV).is_none(),
+        "{test}: {AWS_ENDPOINT_ENV} is not set but {REQUIRE_AWS_ENV} requires the DynamoDB/SQS \
+         suites to run (scripts/test.sh starts moto and sets it)"
+    );
+    // Straight to stderr: the harness hides eprintln! output of a passing
+    // test, and a skip must never be silent.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {AWS_ENDPOINT_ENV} is not set; run `scripts/moto.sh start` and set \
+         {AWS_ENDPOINT_ENV}=http://127.0.0.1:5005 to test the DynamoDB/SQS adapters"
+    );
+    None
 }
 
 /// The whole ledger of `player` read back: balance = sum of entries, the

@@ -3,9 +3,10 @@
 //! `PAYLOOP_TEST_AWS_ENDPOINT` points at an AWS-wire server (moto:
 //! `scripts/moto.sh start`, then `PAYLOOP_TEST_AWS_ENDPOINT=http://127.0.0.1:5005`).
 //! The AWS tests use one fresh table and one pair of queues per test run.
+//! Under the test command (`PAYLOOP_REQUIRE_AWS=1`) a missing endpoint fails
+//! them; elsewhere they skip with the reason printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -15,8 +16,6 @@ use payloop::queue::embedded::EmbeddedQueue;
 use payloop::queue::sqs::{ensure_queues, SqsQueue};
 use payloop::store::dynamodb::DynamoStore;
 use payloop::store::embedded::EmbeddedStore;
-
-const AWS_ENDPOINT_ENV: &str = "PAYLOOP_TEST_AWS_ENDPOINT";
 
 fn open_embedded(path: &Path) -> EmbeddedStore {
     EmbeddedStore::open(path).unwrap_or_else(|e| panic!("open embedded store {path:?}: {e}"))
@@ -29,18 +28,10 @@ fn run_name() -> &'static str {
 }
 
 /// SDK config for the test endpoint, or `None` (with the reason printed)
-/// when no endpoint is configured.
+/// when no endpoint is configured; a failure when the test command
+/// requires it (`payloop_tests::aws_endpoint`).
 async fn aws_sdk_config(test: &str) -> Option<aws_config::SdkConfig> {
-    let Ok(endpoint) = std::env::var(AWS_ENDPOINT_ENV) else {
-        // Straight to stderr: the test harness would swallow eprintln! output
-        // of a passing test, and a skip must never be silent.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: {AWS_ENDPOINT_ENV} is not set; run `scripts/moto.sh start` and set \
-             {AWS_ENDPOINT_ENV}=http://127.0.0.1:5005 to test the DynamoDB/SQS adapters"
-        );
-        return None;
-    };
+    let endpoint = payloop_tests::aws_endpoint(test)?;
     let conf = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))

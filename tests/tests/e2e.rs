@@ -110,8 +110,8 @@ async fn the_same_webhook_twenty_times_concurrently_credits_once() {
     );
     assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 19);
     t.wait_status(&id, "captured").await;
-    // Give any stray duplicate time to (not) land.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every stray duplicate applied (as nothing) before looking.
+    t.wait_idle().await;
     assert_eq!(t.balance_minor("bob").await, 2000);
     let log = t
         .get(&format!("/v1/payments/{id}/deliveries"), true)
@@ -162,7 +162,7 @@ async fn forged_and_stale_webhooks_are_refused_and_logged() {
     // Well past the window: seconds elapse between signing and checking.
     let future = t.event("evt-future", &id, "captured", "30.00", now_s() + 330);
     assert_eq!(t.webhook_signed(&future, None).await.status, 401);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.wait_idle().await;
     assert_eq!(t.payment(&id).await["status"], "pending");
     assert_eq!(t.balance_minor("carol").await, 0);
     let log = t
@@ -224,7 +224,7 @@ async fn an_amount_mismatch_moves_no_money_and_opens_a_case() {
         (r.status, r.json()["outcome"].as_str()),
         (200, Some("mismatch"))
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.wait_idle().await;
     assert_eq!(t.payment(&id).await["status"], "pending");
     assert_eq!(t.balance_minor("dave").await, 0);
     let q = payloop::store::Query::new(
@@ -268,7 +268,7 @@ async fn authorized_after_captured_does_not_move_back() {
         t.webhook("evt-fail", &id, "failed", "15.00").await.json()["outcome"],
         "accepted"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    t.wait_idle().await;
     let p = t.payment(&id).await;
     assert_eq!(p["status"], "captured");
     assert_eq!(p["history"].as_array().unwrap().len(), 2, "{p}");
@@ -489,7 +489,7 @@ async fn the_sandbox_and_intake_speak_every_signature_scheme() {
             "{scheme:?}: {}",
             fresh.text
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        t.wait_idle().await;
         assert_eq!(t.payment(&id).await["status"], "captured");
         assert_eq!(t.balance_minor("lee").await, 800);
         t.assert_ledger_invariant().await;
@@ -585,4 +585,48 @@ async fn routing_rules_choose_the_psp_and_refuse_what_no_route_takes() {
         .err()
         .expect("must refuse");
     assert!(err.to_string().contains("routes[0].psp"), "{err}");
+}
+
+/// The barrier itself: `wait_idle` returns only once what was queued (a
+/// webhook) and what the sandbox still had to send (the checkout's
+/// `authorized` + `captured`, a failing first delivery retried) is applied,
+/// with no polling for the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_idle_returns_only_once_queue_and_sandbox_deliveries_are_done() {
+    let t = TestStack::start_with(|o| {
+        o.sandbox_retry_schedule = Some(vec![Duration::from_millis(100); 3]);
+    })
+    .await;
+    let queued = t.deposit("idle-a", "12.00").await;
+    assert_eq!(
+        t.webhook("evt-idle", &queued, "captured", "12.00")
+            .await
+            .status,
+        200
+    );
+    t.wait_idle().await;
+    assert_eq!(t.payment(&queued).await["status"], "captured");
+    assert_eq!(t.balance_minor("idle-a").await, 1200);
+
+    let checkout = t.deposit("idle-b", "7.00").await;
+    let r = t
+        .chaos(
+            "sandbox",
+            serde_json::json!({"duplicate_pct": 100, "delay_ms": 50}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let page = t.checkout(&checkout, "approve").await;
+    assert!(page.contains("Payment captured"), "{page}");
+    t.wait_idle().await;
+    assert_eq!(t.payment(&checkout).await["status"], "captured");
+    assert_eq!(t.balance_minor("idle-b").await, 700);
+    let log = t
+        .get(&format!("/v1/payments/{checkout}/deliveries"), true)
+        .await
+        .json();
+    // authorized + captured, each sent twice.
+    assert_eq!(log["deliveries"].as_array().unwrap().len(), 4, "{log}");
+    t.assert_ledger_invariant().await;
+    t.shutdown().await;
 }

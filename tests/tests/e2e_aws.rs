@@ -3,7 +3,6 @@
 //! handlers, same worker, same scenarios as a Lambda deployment would run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
@@ -13,13 +12,9 @@ use payloop::queue::sqs::ensure_queues;
 use payloop::store::dynamodb::DynamoStore;
 use payloop_tests::TestStack;
 
-const AWS_ENDPOINT_ENV: &str = "PAYLOOP_TEST_AWS_ENDPOINT";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deposits_are_credited_exactly_once_on_dynamodb_and_sqs() {
-    let Ok(endpoint) = std::env::var(AWS_ENDPOINT_ENV) else {
-        // Written straight to stderr: the harness hides eprintln! of passing tests.
-        let _ = writeln!(std::io::stderr(), "SKIPPED e2e on DynamoDB/SQS: {AWS_ENDPOINT_ENV} is not set (scripts/test.sh starts moto and sets it)");
+    let Some(endpoint) = payloop_tests::aws_endpoint("e2e on DynamoDB/SQS") else {
         return;
     };
     let conf = aws_config::defaults(BehaviorVersion::latest())
@@ -90,7 +85,7 @@ async fn deposits_are_credited_exactly_once_on_dynamodb_and_sqs() {
         (replay.status, replay.text.as_str())
     );
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    t.wait_idle().await;
     assert_eq!(t.payment(&id).await["status"], "captured");
     assert_eq!(t.balance_minor("aws-player").await, 5000);
     t.assert_ledger_invariant().await;

@@ -107,9 +107,22 @@ async fn a_lost_response_is_recovered_without_a_second_intent() {
         (status, busy["error"].as_str()),
         (409, Some("request_in_progress"))
     );
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let (status, _, again) = call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
-    assert_eq!(status, 201, "{again}");
+    // Retry until the lease lapses (in flight until then), as a client would.
+    let deadline = tokio::time::Instant::now() + payloop_tests::WAIT;
+    let again = loop {
+        let (status, _, body) =
+            call(intent_api::app(ctx.clone()), &fixture("apigw-init.json")).await;
+        if status != 409 {
+            assert_eq!(status, 201, "{body}");
+            break body;
+        }
+        assert_eq!(body["error"], "request_in_progress", "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease never lapsed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(again["payment_id"], first["payment_id"]);
     assert_eq!(
         faulty
@@ -121,4 +134,87 @@ async fn a_lost_response_is_recovered_without_a_second_intent() {
     let (_, headers, replay) = call(intent_api::app(ctx), &fixture("apigw-init.json")).await;
     assert_eq!(headers.get("idempotent-replayed").unwrap(), "true");
     assert_eq!(replay, again);
+}
+
+/// GET `uri` on `app` with the fixture platform key; status and JSON body.
+async fn get_platform(app: axum::Router, uri: &str) -> (u16, serde_json::Value) {
+    let req = axum::http::Request::get(uri)
+        .header("authorization", "Bearer fixture-platform-key-0123456789")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("{uri}: not JSON: {}", String::from_utf8_lossy(&bytes)));
+    (status, body)
+}
+
+fn assert_error_body(uri: &str, body: &serde_json::Value, field: &str) {
+    assert_eq!(body["error"], "validation_failed", "{uri}: {body}");
+    assert_eq!(body["details"]["field"], field, "{uri}: {body}");
+    assert!(
+        body["message"].is_string() && body["trace_id"].is_string(),
+        "{uri}: {body}"
+    );
+}
+
+/// A case id whose date holds a multi-byte character where the id is cut
+/// into year, month and day (`202é011`, 8 bytes) used to panic inside the
+/// handler; now it is a 422 naming `case_id`.
+#[tokio::test]
+async fn a_multibyte_case_id_is_a_422_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path());
+    for uri in [
+        "/v1/recon/cases/rc_202%C3%A9011_0123456789abcdef_sandbox",
+        "/v1/recon/cases/rc_20240%C3%A91_0123456789abcdef_sandbox",
+        "/v1/recon/cases/rc_%E2%82%AC%E2%82%AC11_0123456789abcdef_sandbox",
+    ] {
+        let (status, body) = get_platform(wallet_credit::app(ctx.clone()), uri).await;
+        assert_eq!(status, 422, "{uri}: {body}");
+        assert_error_body(uri, &body, "case_id");
+    }
+    let uri = "/v1/recon/cases/rc_20240501_0123456789abcdef_sandbox";
+    let (status, body) = get_platform(wallet_credit::app(ctx), uri).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+}
+
+/// Query strings and path parameters axum refused with a plain-text 400
+/// are 422s with the one error body, naming the parameter.
+#[tokio::test]
+async fn malformed_query_and_path_parameters_are_422s_with_the_error_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path());
+    for (uri, field) in [
+        (
+            "/v1/recon/cases?date=2024-05-01&status=a&status=b",
+            "status",
+        ),
+        ("/v1/recon/cases?date=%FF", "date"),
+        ("/v1/reports/refunds?date=null&date=null", "date"),
+        ("/v1/reports/refunds?date=nope", "date"),
+        (
+            "/v1/recon/reports/sandbox/2024-05-01?format=a&format=b",
+            "format",
+        ),
+        ("/v1/wallet/%FF", "player_id"),
+        ("/v1/recon/cases/%FF%FE", "case_id"),
+    ] {
+        let (status, body) = get_platform(wallet_credit::app(ctx.clone()), uri).await;
+        assert_eq!(status, 422, "{uri}: {body}");
+        assert_error_body(uri, &body, field);
+    }
+    let req = axum::http::Request::post("/v1/ops/dlq/replay?max=null&max=null")
+        .header("authorization", "Bearer fixture-platform-key-0123456789")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = wallet_credit::app(ctx.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_error_body("replay", &body, "max");
+    let (status, body) = get_platform(intent_api::app(ctx), "/v1/payments/%C3").await;
+    assert_eq!(status, 422, "{body}");
+    assert_error_body("payments", &body, "payment_id");
 }

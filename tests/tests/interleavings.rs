@@ -271,7 +271,8 @@ async fn a_thousand_random_interleavings_keep_every_wallet_exact() {
         }
         assert_wallet_audits(&t.stack.ctx, name).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Late duplicates and retries delivered and applied: then nothing moves.
+    t.wait_idle().await;
     for (name, pl) in &players {
         assert_eq!(
             wallet(&t, name).await,

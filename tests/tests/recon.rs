@@ -296,7 +296,7 @@ async fn every_planted_mismatch_is_classified_at_its_line_and_reruns_change_noth
         );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.wait_idle().await;
     assert_eq!(t.balance_minor("rc-pending").await, 2500);
     assert_eq!(credits(&t, "rc-pending").await, 1);
     for i in 0..8 {

@@ -3,6 +3,7 @@
 //! duplicate, reorder, delay, drop and mis-sign deliveries.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,10 +43,27 @@ pub struct DeliveryRecord {
 #[derive(Default)]
 pub struct DeliveryLog {
     records: Mutex<VecDeque<DeliveryRecord>>,
+    /// Deliveries scheduled, and those over (delivered or given up): a
+    /// delivery is in flight between the two (tests wait for none).
+    scheduled: AtomicU64,
+    finished: AtomicU64,
 }
 
 impl DeliveryLog {
+    fn scheduled(&self, n: usize) {
+        self.scheduled
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// (deliveries scheduled so far, of which still in flight).
+    pub fn in_flight(&self) -> (u64, u64) {
+        let finished = self.finished.load(Ordering::SeqCst);
+        let scheduled = self.scheduled.load(Ordering::SeqCst);
+        (scheduled, scheduled.saturating_sub(finished))
+    }
+
     fn push(&self, r: DeliveryRecord) {
+        self.finished.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut q) = self.records.lock() {
             if q.len() >= MAX_LOG {
                 q.pop_front();
@@ -77,6 +95,7 @@ pub fn spawn_batch(state: Arc<SandboxState>, mut events: Vec<Event>) {
     if events.len() > 1 && roll(chaos.reorder_pct) {
         events.reverse();
     }
+    state.deliveries.scheduled(events.len());
     tokio::spawn(async move {
         let wait = chaos.delay_ms
             + if chaos.reorder_pct > 0 {
@@ -87,6 +106,7 @@ pub fn spawn_batch(state: Arc<SandboxState>, mut events: Vec<Event>) {
         tokio::time::sleep(Duration::from_millis(wait)).await;
         for ev in events {
             if roll(chaos.duplicate_pct) {
+                state.deliveries.scheduled(1);
                 let (st, dup) = (Arc::clone(&state), ev.clone());
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(jitter_ms(chaos.delay_ms.max(5))))

@@ -2,7 +2,7 @@
 //! `GET /v1/payments/{id}/deliveries`, and the routing admin endpoints
 //! (`/v1/admin/...`, platform key). Thin: decode, one domain call, encode.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post, put};
@@ -12,7 +12,9 @@ use payloop::domain::operator;
 use payloop::domain::payout::{self, PayoutRequest};
 use payloop::domain::refund;
 use payloop::domain::Ctx;
-use payloop::edge::{authenticate, idempotency_key, idempotent, parse_json, ApiError, RawBody};
+use payloop::edge::{
+    authenticate, idempotency_key, idempotent, parse_json, ApiError, Path, RawBody,
+};
 use payloop::ids::PaymentId;
 use payloop::Error;
 use serde_json::Value;

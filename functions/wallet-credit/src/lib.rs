@@ -1,7 +1,7 @@
 //! wallet-credit: the SQS consumer that applies verified PSP outcomes (with
 //! partial batch failures), and the platform's wallet API.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -15,7 +15,9 @@ use payloop::domain::reports::{self, ReportKind};
 use payloop::domain::rounds::{self, RoundOp, RoundRequest};
 use payloop::domain::wallet::{self, apply_event};
 use payloop::domain::Ctx;
-use payloop::edge::{authenticate, idempotency_key, idempotent, parse_json, ApiError, RawBody};
+use payloop::edge::{
+    authenticate, idempotency_key, idempotent, parse_json, ApiError, Path, QueryParams, RawBody,
+};
 use payloop::ids::{PaymentId, PlayerId, PspId, TxnId};
 use payloop::queue::{redrive, QueueName};
 use payloop::Error;
@@ -213,36 +215,21 @@ async fn show(
     Ok(Json(wallet::wallet_view(&ctx, &player).await?))
 }
 
-#[derive(Deserialize)]
-struct ReportParams {
-    date: Option<String>,
-}
-
 /// `GET /v1/reports/{refunds|chargebacks}?date=YYYY-MM-DD` (platform key).
 async fn report(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     Path(kind): Path<String>,
-    Query(p): Query<ReportParams>,
+    q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
     let kind = ReportKind::parse(&kind)
         .filter(|k| *k != ReportKind::Deposits)
         .ok_or_else(|| Error::validation("kind", "must be refunds or chargebacks"))?;
-    let day = match p.date.as_deref() {
-        None => ctx.clock.today(),
-        Some(d) => payloop::clock::Day::parse(d)
-            .ok_or_else(|| Error::validation("date", "must be YYYY-MM-DD"))?,
-    };
+    let day = q
+        .parse_with("date", "must be YYYY-MM-DD", Day::parse)?
+        .unwrap_or_else(|| ctx.clock.today());
     Ok(Json(reports::report(&ctx, kind, day).await?))
-}
-
-#[derive(Deserialize)]
-struct CaseParams {
-    date: Option<String>,
-    psp: Option<String>,
-    status: Option<String>,
-    limit: Option<String>,
 }
 
 fn day_param(d: Option<&str>) -> Result<Day, Error> {
@@ -261,15 +248,15 @@ fn psp_param(ctx: &Ctx, p: &str) -> Result<PspId, Error> {
 async fn recon_cases(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
-    Query(p): Query<CaseParams>,
+    q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
-    let day = day_param(p.date.as_deref())?;
-    let psps = match p.psp.as_deref() {
+    let day = day_param(q.get("date"))?;
+    let psps = match q.get("psp") {
         Some(psp) => vec![psp_param(&ctx, psp)?],
         None => ctx.psps.ids().cloned().collect(),
     };
-    let limit = match p.limit.as_deref() {
+    let limit = match q.get("limit") {
         None => 100,
         Some(l) => l
             .parse()
@@ -282,7 +269,7 @@ async fn recon_cases(
     let filter = cases::CaseFilter {
         day,
         psps,
-        status: p.status,
+        status: q.get("status").map(str::to_owned),
         limit,
     };
     Ok(Json(cases::list(&ctx, &filter).await?))
@@ -318,24 +305,19 @@ async fn recon_resolve(
     Ok(Json(case))
 }
 
-#[derive(Deserialize)]
-struct FormatParams {
-    format: Option<String>,
-}
-
 /// `GET /v1/recon/reports/{psp}/{date}?format=json|csv` (platform key).
 async fn recon_report(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     Path((psp, date)): Path<(String, String)>,
-    Query(p): Query<FormatParams>,
+    q: QueryParams,
 ) -> Result<Response, ApiError> {
     use axum::response::IntoResponse;
     authenticate(&headers, &ctx.config.platform_keys)?;
     let psp = psp_param(&ctx, &psp)?;
     let day = day_param(Some(&date))?;
     let mut report = recon_run::stored_report(&ctx, &psp, day).await?;
-    match p.format.as_deref() {
+    match q.get("format") {
         None | Some("json") => {
             if let Some(o) = report.as_object_mut() {
                 o.remove("csv");
@@ -350,21 +332,20 @@ async fn recon_report(
     }
 }
 
-#[derive(Deserialize)]
-struct ReplayParams {
-    max: Option<usize>,
-}
-
 async fn replay(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
-    Query(p): Query<ReplayParams>,
+    q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
     let operator = authenticate(&headers, &ctx.config.platform_keys)?;
-    let max = p.max.unwrap_or(100);
-    if max == 0 || max > MAX_REPLAY {
-        return Err(Error::validation("max", format!("must be 1..={MAX_REPLAY}")).into());
-    }
+    let bound = format!("must be 1..={MAX_REPLAY}");
+    let max = q
+        .parse_with("max", &bound, |v| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_REPLAY).contains(n))
+        })?
+        .unwrap_or(100);
     let moved = redrive(
         ctx.queue.as_ref(),
         QueueName::EventsDlq,

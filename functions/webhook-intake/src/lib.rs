@@ -1,13 +1,13 @@
 //! webhook-intake: `POST /v1/payments/webhook[/{psp}]`. Verify, dedupe, log,
 //! enqueue; 200 only once the event is durably queued.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use payloop::domain::webhook::{intake, Delivery};
 use payloop::domain::Ctx;
-use payloop::edge::{ApiError, RawBody};
+use payloop::edge::{ApiError, Path, RawBody};
 use payloop::ids::PspId;
 use payloop::Error;
 use serde_json::{json, Value};

@@ -21,6 +21,11 @@ use crate::domain::Ctx;
 use crate::error::Error;
 use crate::ids::{new_ulid, IdempotencyKey};
 
+mod path;
+mod query;
+pub use path::Path;
+pub use query::{QueryParams, MAX_QUERY_BYTES, MAX_QUERY_PARAMS};
+
 /// Largest request body any endpoint accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const TRACE_HEADER: &str = "x-trace-id";

@@ -54,11 +54,18 @@ fn key_of(id: &str) -> Result<Key, Error> {
     let rest = id.strip_prefix("rc_").ok_or_else(bad)?;
     let (date, rest) = rest.split_once('_').ok_or_else(bad)?;
     let (hash, psp) = rest.split_once('_').ok_or_else(bad)?;
-    if date.len() != 8 || hash.len() != 16 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // All ASCII digits first: the id comes from the URL, and slicing a
+    // multi-byte character in two would panic.
+    if date.len() != 8
+        || !date.bytes().all(|b| b.is_ascii_digit())
+        || hash.len() != 16
+        || !hash.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(bad());
     }
-    let day =
-        Day::parse(&format!("{}-{}-{}", &date[..4], &date[4..6], &date[6..])).ok_or_else(bad)?;
+    let (y, md) = date.split_at_checked(4).ok_or_else(bad)?;
+    let (m, d) = md.split_at_checked(2).ok_or_else(bad)?;
+    let day = Day::parse(&format!("{y}-{m}-{d}")).ok_or_else(bad)?;
     let psp = PspId::parse(psp).map_err(|_| bad())?;
     Ok(Key::new(partition(day, &psp), id))
 }
@@ -281,5 +288,23 @@ mod tests {
         assert_eq!(key_of(&a).unwrap().pk, "RCASES#2026-11-20#sandbox-b");
         assert!(key_of("rc_2026_00_x").is_err());
         assert!(key_of("pay_1").is_err());
+        // 8 bytes, but a character straddles the year/month cut: refused.
+        assert!(key_of("rc_202é011_0123456789abcdef_sandbox").is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2048))]
+
+        /// A case id comes from the URL: any text is refused or keyed, never a panic.
+        #[test]
+        fn any_id_text_is_refused_or_keyed(
+            date in proptest::prop_oneof!["[0-9]{8}", ".{0,9}", "[0-9é€]{3,8}"],
+            hash in proptest::prop_oneof!["[0-9a-f]{16}", ".{0,17}"],
+            psp in ".{0,12}",
+            raw in ".{0,40}",
+        ) {
+            let _ = key_of(&raw);
+            let _ = key_of(&format!("rc_{date}_{hash}_{psp}"));
+        }
     }
 }
