@@ -41,6 +41,10 @@ log=target/test-output.log
 status=0
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 
+step "simulation: ${PAYLOOP_SIM_SEEDS:=500} seeded scenarios with faults (payloop bench simulate)"
+# Bounded: the scenarios are fixed-size and the whole step is under a minute.
+timeout 900 cargo run -q -p payloop-cli -- bench simulate --seeds "$PAYLOOP_SIM_SEEDS" || status=$?
+
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "\ntotal: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -32,6 +32,22 @@ pub struct SeedOutcome {
     /// The most attempts any client request needed to get its answer.
     pub max_attempts: u32,
     pub requests: usize,
+    /// A digest of every answer every client got: equal for equal runs.
+    pub digest: u64,
+}
+
+/// FNV-1a over the answers (status and body) of every request.
+fn digest(s: &Scenario) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for r in &s.reqs {
+        let status = r.done.unwrap_or(0).to_le_bytes();
+        let body = r.first_ok.as_ref().map(|(_, b)| b.as_bytes()).unwrap_or_default();
+        for byte in status.iter().chain(body) {
+            h ^= u64::from(*byte);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// Run one seed to its checks (on the current thread: ids are seeded per
@@ -56,6 +72,7 @@ pub async fn run_seed(seed: u64, opts: Options) -> Result<SeedOutcome, Boxed> {
             .max()
             .unwrap_or(0),
         requests: s.reqs.len(),
+        digest: digest(&s),
     })
 }
 
@@ -70,6 +87,8 @@ pub struct Summary {
     pub failed: Vec<SeedOutcome>,
     pub max_attempts: u32,
     pub seconds: f64,
+    /// Digests of the seeds, in order.
+    pub digests: Vec<u64>,
 }
 
 impl Summary {
@@ -79,6 +98,7 @@ impl Summary {
         self.invocations += o.invocations;
         self.requests += o.requests as u64;
         self.max_attempts = self.max_attempts.max(o.max_attempts);
+        self.digests.push(o.digest);
         for (k, n) in &o.faults {
             *self.faults.entry(*k).or_default() += n;
         }
