@@ -41,7 +41,11 @@ fn digest(s: &Scenario) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for r in &s.reqs {
         let status = r.done.unwrap_or(0).to_le_bytes();
-        let body = r.first_ok.as_ref().map(|(_, b)| b.as_bytes()).unwrap_or_default();
+        let body = r
+            .first_ok
+            .as_ref()
+            .map(|(_, b)| b.as_bytes())
+            .unwrap_or_default();
         for byte in status.iter().chain(body) {
             h ^= u64::from(*byte);
             h = h.wrapping_mul(0x0100_0000_01b3);
