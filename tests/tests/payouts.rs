@@ -293,7 +293,7 @@ async fn duplicated_reordered_and_contradicting_payout_webhooks_change_nothing()
     let r = payout(&t, "d-1", "tim", "30.00", None).await;
     let id = r.json()["payout_id"].as_str().unwrap().to_owned();
     wait_payout(&t, &id, "succeeded").await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    t.wait_idle().await;
     assert_eq!(balances(&t, "tim").await, ("50.00".into(), "0.00".into()));
     // A late "failed" for a payout that succeeded: a case, no money.
     let body =
@@ -302,7 +302,7 @@ async fn duplicated_reordered_and_contradicting_payout_webhooks_change_nothing()
         .to_string();
     let r = t.webhook_signed(&body, None).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    t.wait_idle().await;
     assert_eq!(payout_view(&t, &id).await["status"], "succeeded");
     assert_eq!(balances(&t, "tim").await, ("50.00".into(), "0.00".into()));
     assert_wallet_audits(&t.stack.ctx, "tim").await;
@@ -327,12 +327,21 @@ async fn payouts_wait_out_an_outage_or_a_degradation_instead_of_failing() {
         ("60.00".into(), "30.00".into()),
         "held while deferred"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        payout_view(&t, &id).await["status"],
-        "deferred",
-        "retried, still down"
-    );
+    // The sweep tries again (a second deferral in the history), still down.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let p = payout_view(&t, &id).await;
+        let deferrals = p["history"]
+            .to_string()
+            .matches("deferred: PSP unavailable")
+            .count();
+        if deferrals >= 2 {
+            assert_eq!(p["status"], "deferred", "retried, still down: {p}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never retried: {p}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
     t.set_outage("sandbox", false).await;
     wait_payout(&t, &id, "succeeded").await;
     // Degradation mode defers too, until it is switched off.

@@ -149,7 +149,7 @@ async fn a_chargeback_after_a_withdrawal_debits_once_flags_and_opens_a_case() {
     t.chaos("sandbox", json!({"duplicate_pct": 100})).await;
     t.charge_back(&id).await;
     wait_available(&t, "cat", "-100.00").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.wait_idle().await;
     assert_eq!(available(&t, "cat").await, "-100.00", "debited once");
     let w = t.get("/v1/wallet/cat", true).await.json();
     let cbs = entries(&w, "chargeback");

@@ -9,8 +9,9 @@
 //!    only where the PSP refused or failed it; none is left requested;
 //! 4. every capture is credited exactly once (the PSP's captures = our
 //!    credits); idempotent answers are checked live by the clients;
-//! 5. no status moved backwards;
-//! plus: the queues are drained and the day reconciles with no mismatch but
+//! 5. no status moved backwards.
+//!
+//! And: the queues are drained and the day reconciles with no mismatch but
 //! the healed ones.
 
 use std::collections::{BTreeMap, BTreeSet};
