@@ -264,14 +264,14 @@ async fn a_rollback_names_its_bet_and_needs_no_amount() {
     assert_eq!(rb.json()["amount"], "20.00", "the bet's amount");
     assert_eq!(rb.json()["balance"]["available"], "50.00");
     // A bet and a win still need their amount.
-    let no_amount =
-        json!({"player_id": "jan", "round_id": "jr2", "txn_id": "jt2", "currency": "EUR"});
+    let no_amount = json!({"player_id": "jan", "round_id": "jr2", "txn_id": "jt2", "currency": "EUR", "idempotency_key": "jk2"});
     let refused = call(&t, "/v1/wallet/debit", &no_amount).await;
     assert_eq!(
         (refused.status, refused.json()["details"]["field"].as_str()),
         (422, Some("amount"))
     );
-    let unknown = json!({"player_id": "jan", "round_id": "jr", "txn_id": "nope"});
+    let unknown =
+        json!({"player_id": "jan", "round_id": "jr", "txn_id": "nope", "idempotency_key": "jk3"});
     assert_eq!(call(&t, "/v1/wallet/rollback", &unknown).await.status, 422);
     assert_eq!(t.balance_minor("jan").await, 5_000);
     assert_wallet_audits(&t.stack.ctx, "jan").await;

@@ -220,6 +220,7 @@ impl Scenario {
             62..=77 => "consumer",
             78..=84 => "sweep",
             85..=86 => "redrive",
+            87 => "degradation",
             _ => "clock",
         };
         *self.tally.by_action.entry(action).or_default() += 1;
@@ -234,6 +235,10 @@ impl Scenario {
             "consumer" => self.consume(faulty).await,
             "sweep" => self.sweep(faulty).await,
             "redrive" => self.redrive().await,
+            "degradation" => {
+                let on = self.rng.random_bool(0.5);
+                self.degrade(on).await
+            }
             _ => self.advance_clock(),
         }
     }
@@ -765,6 +770,15 @@ impl Scenario {
         }
     }
 
+    /// An operator switches degradation mode (payouts wait, card deposits
+    /// are refused retryable).
+    async fn degrade(&mut self, on: bool) {
+        let body = json!({"degraded": on, "note": "sim"}).to_string();
+        if let Err(e) = self.world.setup_put("/v1/admin/degradation", &body).await {
+            self.violation(format!("degradation switch: {e}"));
+        }
+    }
+
     fn advance_clock(&mut self) {
         let ms = match self.rng.random_range(0..100) {
             0..=79 => self.rng.random_range(100..3_000),
@@ -778,6 +792,7 @@ impl Scenario {
 
     /// Faults stop; every actor keeps going until nothing is left to do.
     async fn settle(&mut self, rounds: usize) {
+        self.degrade(false).await;
         for round in 0..rounds {
             let open: Vec<usize> = (0..self.reqs.len())
                 .filter(|i| self.reqs[*i].done.is_none() && self.reqs[*i].attempts < MAX_ATTEMPTS)
