@@ -173,6 +173,32 @@ impl SimPsp {
         })
     }
 
+    /// The references of the charges that `keep` picks.
+    pub fn charges_where(&self, keep: impl Fn(&Charge) -> bool) -> Vec<String> {
+        self.book()
+            .map(|b| {
+                b.charges
+                    .values()
+                    .filter(|c| keep(c))
+                    .map(|c| c.reference.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The references of the payouts and refunds still pending.
+    pub fn pending_ops(&self) -> Vec<String> {
+        self.book()
+            .map(|b| {
+                b.ops
+                    .values()
+                    .filter(|o| o.status == OpStatus::Pending)
+                    .map(|o| o.reference.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The player finishes the checkout of an open charge. `lose_capture`:
     /// the capture's webhooks never leave the PSP (reconciliation heals).
     pub fn checkout(&self, reference: &str, outcome: ChargeStatus, lose_capture: bool) {

@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use super::faults::Plan;
-use super::psp::{ChargeStatus, OpStatus, SIM_PSP};
+use super::psp::{ChargeStatus, SIM_PSP};
 use super::world::{Heard, Tally, World, CLIENT_KEY, PLATFORM_KEY};
 
 type Boxed = Box<dyn std::error::Error + Send + Sync>;
@@ -578,18 +578,10 @@ impl Scenario {
     /// pays, is declined or gives up.
     fn checkout(&mut self) {
         let known = &self.payments;
-        let open: Vec<String> = self
+        let open = self
             .world
             .psp
-            .book()
-            .map(|b| {
-                b.charges
-                    .values()
-                    .filter(|c| c.status == ChargeStatus::Open && known.contains_key(&c.payment_id))
-                    .map(|c| c.reference.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+            .charges_where(|c| c.status == ChargeStatus::Open && known.contains_key(&c.payment_id));
         let Some(reference) = self.pick(&open) else {
             return;
         };
@@ -603,18 +595,7 @@ impl Scenario {
     }
 
     fn psp_settles(&mut self) {
-        let pending: Vec<String> = self
-            .world
-            .psp
-            .book()
-            .map(|b| {
-                b.ops
-                    .values()
-                    .filter(|o| o.status == OpStatus::Pending)
-                    .map(|o| o.reference.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let pending = self.world.psp.pending_ops();
         let Some(reference) = self.pick(&pending) else {
             return;
         };
@@ -625,18 +606,10 @@ impl Scenario {
     }
 
     fn chargeback(&mut self) {
-        let captured: Vec<String> = self
+        let captured = self
             .world
             .psp
-            .book()
-            .map(|b| {
-                b.charges
-                    .values()
-                    .filter(|c| c.status == ChargeStatus::Captured && !c.charged_back)
-                    .map(|c| c.reference.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+            .charges_where(|c| c.status == ChargeStatus::Captured && !c.charged_back);
         if let Some(reference) = self.pick(&captured) {
             self.world.psp.charge_back(&reference);
         }
