@@ -5,6 +5,58 @@ use serde_json::{json, Value};
 use crate::queue::QueueError;
 use crate::store::StoreError;
 
+/// The stable codes a domain decision answers with (the fixed-meaning
+/// variants of [`Error`] carry their own). One place for each code's text and
+/// whether a retry of the same request can ever succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    PspRefused,
+    InsufficientFunds,
+    WageringIncomplete,
+    KycRequired,
+    DailyLimitReached,
+    PayoutLimit,
+    RefundExceedsCaptured,
+    PaymentNotRefundable,
+    PaymentNotFinal,
+    TxnIdReused,
+    RoundConflict,
+    CaseResolved,
+}
+
+impl ErrorCode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorCode::PspRefused => "psp_refused",
+            ErrorCode::InsufficientFunds => "insufficient_funds",
+            ErrorCode::WageringIncomplete => "wagering_incomplete",
+            ErrorCode::KycRequired => "kyc_required",
+            ErrorCode::DailyLimitReached => "daily_limit_reached",
+            ErrorCode::PayoutLimit => "payout_limit",
+            ErrorCode::RefundExceedsCaptured => "refund_exceeds_captured",
+            ErrorCode::PaymentNotRefundable => "payment_not_refundable",
+            ErrorCode::PaymentNotFinal => "payment_not_final",
+            ErrorCode::TxnIdReused => "txn_id_reused",
+            ErrorCode::RoundConflict => "round_conflict",
+            ErrorCode::CaseResolved => "case_resolved",
+        }
+    }
+
+    /// Whether the same request, retried later unchanged, may succeed: only
+    /// while the payment is still moving. Funds, KYC or limits change only
+    /// through another request (and a 402 is evaluated afresh on a retry
+    /// anyway), and a reused id or a resolved case never changes.
+    pub fn retryable(&self) -> bool {
+        matches!(self, ErrorCode::PaymentNotFinal)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
     #[error("{field}: {reason}")]
@@ -39,20 +91,20 @@ pub enum Error {
     #[error("unknown payment")]
     UnknownPayment,
     #[error("{reason}")]
-    PaymentRequired { code: &'static str, reason: String },
+    PaymentRequired { code: ErrorCode, reason: String },
     #[error("{reason}")]
-    Conflict { code: &'static str, reason: String },
+    Conflict { code: ErrorCode, reason: String },
     /// A 402 whose details say what is missing (amount to wager, KYC level…).
     #[error("{reason}")]
     PaymentRequiredWith {
-        code: &'static str,
+        code: ErrorCode,
         reason: String,
         details: Value,
     },
     /// A limit (per payout, refundable amount…) the request is above.
     #[error("{field}: {reason}")]
     Limit {
-        code: &'static str,
+        code: ErrorCode,
         field: String,
         reason: String,
     },
@@ -68,13 +120,6 @@ pub enum Error {
     PspRejected,
     #[error("internal error")]
     Internal(String),
-}
-
-/// Conflicts a later retry of the same request may get past: the payment is
-/// not final yet. Everything else (`txn_id_reused`, `round_conflict`,
-/// `case_resolved`, `payment_not_refundable`, …) a retry never changes.
-fn conflict_resolves_in_time(code: &str) -> bool {
-    code == "payment_not_final"
 }
 
 /// A row of the error table.
@@ -102,17 +147,16 @@ impl Error {
             Error::NoRoute => (422, "no_route", false),
             Error::IdempotencyKeyReused => (409, "idempotency_key_reused", false),
             Error::RequestInProgress => (409, "request_in_progress", true),
-            // Only a conflict that time can resolve is worth retrying.
-            Error::Conflict { code, .. } => (409, *code, conflict_resolves_in_time(code)),
+            Error::Conflict { code, .. } => (409, code.as_str(), code.retryable()),
             Error::Unauthorized => (401, "unauthorized", false),
             Error::Forbidden => (403, "forbidden", false),
             Error::BadSignature => (401, "bad_signature", false),
             Error::StaleEvent => (401, "stale_event", false),
             Error::NotFound { .. } => (404, "not_found", false),
             Error::UnknownPayment => (404, "unknown_payment", false),
-            Error::PaymentRequired { code, .. } => (402, *code, false),
-            Error::PaymentRequiredWith { code, .. } => (402, *code, false),
-            Error::Limit { code, .. } => (422, *code, false),
+            Error::PaymentRequired { code, .. } => (402, code.as_str(), code.retryable()),
+            Error::PaymentRequiredWith { code, .. } => (402, code.as_str(), code.retryable()),
+            Error::Limit { code, .. } => (422, code.as_str(), code.retryable()),
             Error::PayloadTooLarge { .. } => (413, "payload_too_large", false),
             Error::RateLimited => (429, "rate_limited", true),
             Error::Unavailable(_) => (503, "service_unavailable", true),
@@ -211,11 +255,17 @@ mod tests {
             code,
             reason: "r".into(),
         };
-        for never in ["txn_id_reused", "round_conflict", "case_resolved"] {
+        for never in [
+            ErrorCode::TxnIdReused,
+            ErrorCode::RoundConflict,
+            ErrorCode::CaseResolved,
+            ErrorCode::PaymentNotRefundable,
+        ] {
             assert!(!c(never).row().retryable, "{never}");
             assert_eq!(c(never).details()["retryable"], false);
         }
-        assert!(c("payment_not_final").row().retryable);
+        assert!(c(ErrorCode::PaymentNotFinal).row().retryable);
+        assert_eq!(c(ErrorCode::TxnIdReused).row().code, "txn_id_reused");
         let psp = Error::PspRejected;
         assert_eq!((psp.row().status, psp.row().code), (502, "psp_rejected"));
         assert!(!psp.row().retryable);

@@ -3,7 +3,6 @@
 
 pub mod clock;
 pub mod config;
-pub mod conformance;
 pub mod domain;
 pub mod edge;
 pub mod error;

@@ -3,6 +3,7 @@
 //! ledger invariant check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod conformance;
 pub mod faults;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Runs the one conformance suite (`payloop::conformance`) against every
+//! Runs the one conformance suite (`payloop_tests::conformance`) against every
 //! adapter: the embedded store and queue always; DynamoDB and SQS when
 //! `PAYLOOP_TEST_AWS_ENDPOINT` points at an AWS-wire server (moto:
 //! `scripts/moto.sh start`, then `PAYLOOP_TEST_AWS_ENDPOINT=http://127.0.0.1:5005`).
@@ -71,7 +71,7 @@ macro_rules! store_tests {
                 async fn $name() {
                     let dir = tempfile::tempdir().expect("tempdir");
                     let store = super::open_embedded(&dir.path().join("store.log"));
-                    payloop::conformance::$name(&store).await;
+                    payloop_tests::conformance::$name(&store).await;
                 }
             )*
         }
@@ -82,7 +82,7 @@ macro_rules! store_tests {
                 async fn $name() {
                     let test = concat!("dynamodb_store::", stringify!($name));
                     let Some(store) = super::dynamo_store(test).await else { return };
-                    payloop::conformance::$name(&store).await;
+                    payloop_tests::conformance::$name(&store).await;
                 }
             )*
         }
@@ -111,7 +111,7 @@ async fn embedded_queue_suite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(open_embedded(&dir.path().join("queue.log")));
     let queue = EmbeddedQueue::new(store);
-    payloop::conformance::run_queue_suite(&queue).await;
+    payloop_tests::conformance::run_queue_suite(&queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +119,7 @@ async fn sqs_queue_suite() {
     let Some(queue) = sqs_queue("sqs_queue_suite").await else {
         return;
     };
-    payloop::conformance::run_queue_suite(&queue).await;
+    payloop_tests::conformance::run_queue_suite(&queue).await;
 }
 
 /// The whole store suite in one embedded store, as the AWS tests share one
@@ -128,5 +128,5 @@ async fn sqs_queue_suite() {
 async fn embedded_store_suite_in_one_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open_embedded(&dir.path().join("shared.log"));
-    payloop::conformance::run_store_suite(&store).await;
+    payloop_tests::conformance::run_store_suite(&store).await;
 }

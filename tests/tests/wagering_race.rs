@@ -104,7 +104,7 @@ async fn a_deposit_credited_during_the_payout_check_blocks_the_hold() {
     );
     match refused {
         Err(payloop::Error::PaymentRequiredWith { code, details, .. }) => {
-            assert_eq!(code, "wagering_incomplete");
+            assert_eq!(code.as_str(), "wagering_incomplete");
             assert_eq!(details["to_wager"], "50.00");
         }
         other => panic!("the payout must wait for the wagering: {other:?}"),

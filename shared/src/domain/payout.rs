@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::clock::Day;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::ids::{PlayerId, PspId, TxnId};
 use crate::money::{Currency, Money};
 use crate::psp::health::Circuit;
@@ -334,7 +334,7 @@ async fn check(ctx: &Ctx, r: &PayoutRequest) -> Result<(), Error> {
     let policy = &ctx.config.payouts;
     if r.amount.minor() > policy.max_per_payout_minor {
         return Err(Error::Limit {
-            code: "payout_limit",
+            code: ErrorCode::PayoutLimit,
             field: "amount".into(),
             reason: format!(
                 "above the per-payout limit of {}",
@@ -355,7 +355,7 @@ async fn check(ctx: &Ctx, r: &PayoutRequest) -> Result<(), Error> {
     let needed = required_kyc(policy, r.amount.minor(), risk);
     if kyc < needed {
         return Err(Error::PaymentRequiredWith {
-            code: "kyc_required",
+            code: ErrorCode::KycRequired,
             reason: format!("this payout needs {} KYC (step-up)", needed.as_str()),
             details: json!({"kyc_level": kyc.as_str(), "required_level": needed.as_str(), "risk_level": risk.as_str()}),
         });
@@ -365,7 +365,7 @@ async fn check(ctx: &Ctx, r: &PayoutRequest) -> Result<(), Error> {
 
 fn wagering_incomplete(to_wager: i64, currency: Currency) -> Error {
     Error::PaymentRequiredWith {
-        code: "wagering_incomplete",
+        code: ErrorCode::WageringIncomplete,
         reason: "deposits must be wagered before a withdrawal".into(),
         details: json!({"to_wager": crate::money::format_minor(to_wager, currency)}),
     }
@@ -492,14 +492,14 @@ pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<Value, Erro
         }
         Outcome::Refused(Refusal::InsufficientFunds { available }) => {
             return Err(Error::PaymentRequiredWith {
-                code: "insufficient_funds",
+                code: ErrorCode::InsufficientFunds,
                 reason: format!("the payout is {} but less is available", r.amount),
                 details: json!({"available": crate::money::format_minor(available, currency)}),
             })
         }
         Outcome::Refused(Refusal::Extra { index: 1, .. }) => {
             return Err(Error::PaymentRequiredWith {
-                code: "daily_limit_reached",
+                code: ErrorCode::DailyLimitReached,
                 reason: "this payout would pass the daily payout limit".into(),
                 details: json!({"daily_limit": crate::money::format_minor(limit, currency)}),
             })

@@ -24,7 +24,7 @@
 use serde_json::{json, Value};
 
 use crate::clock::Day;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::ids::{PaymentId, TxnId};
 use crate::money::Money;
 use crate::psp::{PspError, RefundRequest as PspRefund};
@@ -156,7 +156,7 @@ pub async fn request(
     let (amount, reason) = parse(body, &p)?;
     if p.status != PaymentStatus::Captured {
         return Err(Error::Conflict {
-            code: "payment_not_refundable",
+            code: ErrorCode::PaymentNotRefundable,
             reason: format!(
                 "the payment is {}; only captured payments are refunded",
                 p.status.as_str()
@@ -403,7 +403,7 @@ async fn reserve(
     match ctx.store.transact(writes).await {
         Ok(()) => Ok(()),
         Err(StoreError::ConditionFailed { index: 0, .. }) => Err(Error::Limit {
-            code: "refund_exceeds_captured",
+            code: ErrorCode::RefundExceedsCaptured,
             field: "amount".into(),
             reason: "the refunds would exceed the captured amount (or the payment is no longer captured)".into(),
         }),

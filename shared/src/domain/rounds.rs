@@ -13,7 +13,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::ids::{PlayerId, TxnId};
 use crate::money::{format_minor, Currency, Money};
 use crate::store::{item, Attr, Cond, ItemExt, Key, Query, SkRange, UpdateOp, Write};
@@ -195,7 +195,7 @@ pub async fn apply(ctx: &Ctx, op: RoundOp, req: &RoundRequest) -> Result<(Value,
             Ok((answer(op, r, &entry), entry.fresh))
         }
         Outcome::Refused(Refusal::InsufficientFunds { available }) => Err(Error::PaymentRequired {
-            code: "insufficient_funds",
+            code: ErrorCode::InsufficientFunds,
             reason: format!(
                 "the bet is {} but only {} is available",
                 r.amount,
@@ -204,7 +204,7 @@ pub async fn apply(ctx: &Ctx, op: RoundOp, req: &RoundRequest) -> Result<(Value,
         }),
         Outcome::Refused(Refusal::Extra { index, .. }) => Err(match (op, index) {
             (RoundOp::Bet, _) => Error::Conflict {
-                code: "round_conflict",
+                code: ErrorCode::RoundConflict,
                 reason: "this round belongs to another player or currency, or has this txn_id"
                     .into(),
             },
@@ -213,7 +213,7 @@ pub async fn apply(ctx: &Ctx, op: RoundOp, req: &RoundRequest) -> Result<(Value,
                 "no bet of this player and currency in this round",
             ),
             (RoundOp::Win, _) => Error::Conflict {
-                code: "txn_id_reused",
+                code: ErrorCode::TxnIdReused,
                 reason: "this round already has this txn_id".into(),
             },
             (RoundOp::Rollback, 0) => Error::validation(
@@ -340,7 +340,7 @@ fn same_request(entry: &Entry, op: RoundOp, r: &Round) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::Conflict {
-            code: "txn_id_reused",
+            code: ErrorCode::TxnIdReused,
             reason: "this txn_id was already used for another wallet operation".into(),
         })
     }

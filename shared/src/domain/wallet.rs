@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 
 use crate::clock::Day;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::ids::{PaymentId, PlayerId, TxnId};
 use crate::money::{format_minor, Money};
 use crate::store::{Attr, Cond, Item, ItemExt, Query, SkRange, StoreError, UpdateOp, Write};
@@ -305,7 +305,7 @@ pub async fn confirm_credit(
     }
     let (PaymentStatus::Captured, Some(txn)) = (p.status, p.credited_txn.as_ref()) else {
         return Err(Error::Conflict {
-            code: "payment_not_final",
+            code: ErrorCode::PaymentNotFinal,
             reason: format!(
                 "payment is {}; it is credited only when the PSP reports it captured",
                 p.status.as_str()

@@ -13,7 +13,7 @@ use crate::clock::Day;
 use crate::config::Secret;
 use crate::domain::event::Inbound;
 use crate::domain::signature::{Rejection, Scheme, Verified, Window};
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::ids::{PaymentId, PspId};
 use crate::money::Money;
 
@@ -99,7 +99,7 @@ impl From<PspError> for Error {
         match e {
             PspError::Unavailable(why) => Error::Unavailable(why),
             PspError::Refused(_) => Error::PaymentRequired {
-                code: "psp_refused",
+                code: ErrorCode::PspRefused,
                 reason: "the payment service provider refused this request".into(),
             },
             PspError::Rejected(_) | PspError::NotFound(_) => Error::PspRejected,

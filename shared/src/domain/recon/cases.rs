@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Day;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::ids::PspId;
 use crate::money::format_minor;
 use crate::store::{
@@ -258,7 +258,7 @@ pub async fn resolve(ctx: &Ctx, id: &str, note: &str, by: &str) -> Result<Value,
                 Ok(view(&old))
             } else {
                 Err(Error::Conflict {
-                    code: "case_resolved",
+                    code: ErrorCode::CaseResolved,
                     reason: "this case was already resolved with another note".into(),
                 })
             }

@@ -447,6 +447,29 @@ fn shard_sk(shards: u32, shard: u32) -> String {
     format!("SHARD#{shards:02}#{shard:02}")
 }
 
+/// A shard's private scratch directory (its bucket spill files), removed
+/// with everything in it when the shard is done, however it ends.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> std::io::Result<ScratchDir> {
+        let dir = std::env::temp_dir().join(crate::ids::new_ulid("payloop-recon"));
+        std::fs::create_dir(&dir)?;
+        Ok(ScratchDir(dir))
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(error = %e, "could not remove a reconciliation scratch directory");
+        }
+    }
+}
+
 /// Run one shard: check and spill, then (only for a clean report) match.
 pub async fn run_shard(
     ctx: &Ctx,
@@ -454,7 +477,7 @@ pub async fn run_shard(
     src: &Source,
     obs: &mut dyn Observer,
 ) -> Result<ShardOutcome, Error> {
-    let dir = tempfile::tempdir().map_err(io)?;
+    let dir = ScratchDir::new().map_err(io)?;
     let bad = spill_report(ctx, run, src, dir.path()).await?;
     let outcome = if bad.errors.is_empty() {
         let mut totals = Totals::default();

@@ -14,8 +14,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::queue::{redrive, Message, Queue, QueueName, DEFAULT_MAX_RECEIVES, MAX_RECEIVE_BATCH};
-use crate::store::{
+use payloop::queue::{redrive, Message, Queue, QueueName, DEFAULT_MAX_RECEIVES, MAX_RECEIVE_BATCH};
+use payloop::store::{
     item, Attr, Cond, Item, Key, Page, Query, SkRange, Store, StoreError, UpdateOp, Write,
     MAX_TRANSACT_WRITES,
 };
@@ -26,7 +26,7 @@ const CONCURRENT_WRITERS: usize = 20;
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn unique(name: &str) -> String {
-    crate::ids::new_ulid(&format!("conf-{name}"))
+    payloop::ids::new_ulid(&format!("conf-{name}"))
 }
 
 fn put(it: &Item, cond: Option<Cond>) -> Write {
@@ -139,7 +139,7 @@ pub async fn store_round_trip_all_types(s: &dyn Store) {
                 ]),
             ),
             ("empty_l", Attr::L(Vec::new())),
-            ("ttl", Attr::N(crate::clock::now_s() + 86_400)),
+            ("ttl", Attr::N(payloop::clock::now_s() + 86_400)),
         ],
     );
     must_write(s, put(&it, None)).await;
@@ -934,10 +934,10 @@ pub async fn queue_send_receive_delete(q: &dyn Queue) {
     )
     .await;
     assert!(again.is_empty(), "a deleted message came back: {again:?}");
-    let big = "x".repeat(crate::queue::MAX_MESSAGE_BYTES + 1);
+    let big = "x".repeat(payloop::queue::MAX_MESSAGE_BYTES + 1);
     let res = q.send(QueueName::Events, &big).await;
     assert!(
-        matches!(res, Err(crate::queue::QueueError::Invalid(_))),
+        matches!(res, Err(payloop::queue::QueueError::Invalid(_))),
         "oversized message: {res:?}"
     );
 }
@@ -1013,7 +1013,8 @@ pub async fn queue_stale_receipt(q: &dyn Queue) {
         first.receipt, second.receipt,
         "each receive has its own receipt"
     );
-    let ok = |what: &str, r: Result<(), crate::queue::QueueError>| assert_eq!(r, Ok(()), "{what}");
+    let ok =
+        |what: &str, r: Result<(), payloop::queue::QueueError>| assert_eq!(r, Ok(()), "{what}");
     ok(
         "stale delete",
         q.delete(QueueName::Events, &first.receipt).await,
