@@ -15,8 +15,8 @@ use payloop::domain::signature::Scheme;
 use payloop::domain::Ctx;
 use payloop::ids::PspId;
 use payloop::psp::health::HealthPolicy;
+use payloop::psp::http_connector::{HttpPsp, DEFAULT_TIMEOUT};
 use payloop::psp::routing::Router;
-use payloop::psp::sandbox::{HttpSandbox, DEFAULT_TIMEOUT};
 use payloop::psp::{PspConnector, Psps, WebhookKeys};
 use payloop::queue::embedded::EmbeddedQueue;
 use payloop::queue::Queue;
@@ -290,7 +290,7 @@ fn psps(
             secrets: keys.to_vec(),
         };
         let api_key = Secret::new(secrets.psp_api_key.clone());
-        let c = HttpSandbox::new(
+        let c = HttpPsp::new(
             h.name.clone(),
             &h.base_url,
             api_key,

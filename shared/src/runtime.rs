@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, Secret};
 use crate::domain::Ctx;
+use crate::psp::http_connector::{connectors_from_config, DEFAULT_TIMEOUT};
 use crate::psp::routing::Router;
-use crate::psp::sandbox::{connectors_from_config, DEFAULT_TIMEOUT};
 use crate::psp::Psps;
 use crate::queue::sqs::SqsQueue;
 use crate::queue::Queue;

@@ -18,9 +18,9 @@ use crate::ids::{PaymentId, PspId};
 use crate::money::Money;
 
 pub mod health;
+pub mod http_connector;
 pub mod modes;
 pub mod routing;
-pub mod sandbox;
 pub mod wire;
 
 /// What a PSP needs to open a hosted payment page.

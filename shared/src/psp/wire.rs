@@ -1,6 +1,6 @@
 //! The sandbox PSPs' wire format: API bodies, webhook body, settlement CSV.
 //! Both sides use these types: the sandbox servers (`payloop sandbox`) and
-//! the [`super::sandbox::HttpSandbox`] connector, so they cannot drift.
+//! the [`super::http_connector::HttpPsp`] connector, so they cannot drift.
 //! Amounts travel as decimal strings in the currency's precision.
 
 use serde::{Deserialize, Serialize};

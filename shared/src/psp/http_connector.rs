@@ -31,7 +31,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of an error body we read.
 const MAX_ERROR_BODY: usize = 4096;
 
-pub struct HttpSandbox {
+pub struct HttpPsp {
     id: PspId,
     base_url: String,
     api_key: Secret,
@@ -39,20 +39,20 @@ pub struct HttpSandbox {
     http: reqwest::Client,
 }
 
-impl HttpSandbox {
+impl HttpPsp {
     pub fn new(
         id: PspId,
         base_url: &str,
         api_key: Secret,
         webhook: WebhookKeys,
         timeout: Duration,
-    ) -> Result<HttpSandbox, PspError> {
+    ) -> Result<HttpPsp, PspError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
             .map_err(|e| PspError::Unavailable(format!("http client: {e}")))?;
-        Ok(HttpSandbox {
+        Ok(HttpPsp {
             id,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key,
@@ -130,7 +130,7 @@ fn parse_amount(psp: &PspId, amount: &str, currency: &str) -> Result<Money, PspE
 }
 
 #[async_trait]
-impl PspConnector for HttpSandbox {
+impl PspConnector for HttpPsp {
     fn id(&self) -> &PspId {
         &self.id
     }
@@ -251,7 +251,7 @@ impl ReportChunks for HttpChunks {
     }
 }
 
-/// One [`HttpSandbox`] per PSP that has webhook secrets, at the endpoint
+/// One [`HttpPsp`] per PSP that has webhook secrets, at the endpoint
 /// given for it (`psp=url` pairs, comma-separated).
 pub fn connectors_from_config(
     config: &crate::config::Config,
@@ -292,7 +292,7 @@ pub fn connectors_from_config(
                 scheme,
                 secrets: secrets.to_vec(),
             };
-            let c = HttpSandbox::new(psp.clone(), url, api_key.clone(), webhook, timeout)
+            let c = HttpPsp::new(psp.clone(), url, api_key.clone(), webhook, timeout)
                 .map_err(|e| ConfigError(e.to_string()))?;
             Ok(std::sync::Arc::new(c) as std::sync::Arc<dyn PspConnector>)
         })
