@@ -71,6 +71,9 @@ pub struct Plan {
 
 struct State {
     rng: StdRng,
+    /// Two invocations run at once: every port call first yields a seeded
+    /// number of times, so their steps interleave in a seeded order.
+    interleave: bool,
     plan: Option<Plan>,
     fired: bool,
     dead: bool,
@@ -96,6 +99,7 @@ impl Faults {
         Faults {
             state: Mutex::new(State {
                 rng: StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15),
+                interleave: false,
                 plan: None,
                 fired: false,
                 dead: false,
@@ -123,6 +127,20 @@ impl Faults {
                 dead
             }
             Err(_) => true,
+        }
+    }
+
+    pub fn interleave(&self, on: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            s.interleave = on;
+        }
+    }
+
+    /// How often the next port call yields before it runs.
+    fn yields(&self) -> u32 {
+        match self.state.lock() {
+            Ok(mut s) if s.interleave => s.rng.random_range(0..3),
+            _ => 0,
         }
     }
 
@@ -178,6 +196,9 @@ async fn faulted<T, E, F>(
 where
     F: std::future::Future<Output = Result<T, E>>,
 {
+    for _ in 0..faults.yields() {
+        tokio::task::yield_now().await;
+    }
     match faults.decide(layer) {
         Decision::Run => call.await,
         Decision::Fail => Err(err(INJECTED.into())),

@@ -74,6 +74,24 @@ pub enum Flow {
     },
 }
 
+/// Who sends an invocation: a client (its request's index) or the PSP (the
+/// outbox item's id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Client(usize),
+    Psp(u64),
+}
+
+/// One HTTP invocation, ready to send.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub who: Caller,
+    pub method: Method,
+    pub path: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
 /// One client request and everything its sender heard.
 #[derive(Debug, Clone)]
 pub struct Req {
@@ -221,6 +239,7 @@ impl Scenario {
             78..=84 => "sweep",
             85..=86 => "redrive",
             87 => "degradation",
+            88..=91 => "concurrent",
             _ => "clock",
         };
         *self.tally.by_action.entry(action).or_default() += 1;
@@ -235,6 +254,7 @@ impl Scenario {
             "consumer" => self.consume(faulty).await,
             "sweep" => self.sweep(faulty).await,
             "redrive" => self.redrive().await,
+            "concurrent" => self.concurrently().await,
             "degradation" => {
                 let on = self.rng.random_bool(0.5);
                 self.degrade(on).await
@@ -247,6 +267,14 @@ impl Scenario {
 
     async fn new_flow(&mut self) {
         let player = self.pick(&self.players.clone()).unwrap_or_default();
+        if let Some(i) = self.new_request(&player).await {
+            self.send(i, true).await;
+        }
+    }
+
+    /// A new client request of `player` (not sent yet).
+    async fn new_request(&mut self, player: &str) -> Option<usize> {
+        let player = player.to_owned();
         let flow = match self.rng.random_range(0..100) {
             0..=29 => Some(self.deposit(&player)),
             30..=49 => Some(self.bet(&player).await),
@@ -255,10 +283,10 @@ impl Scenario {
             68..=83 => Some(self.payout(&player).await),
             _ => self.refund().await,
         };
-        if let Some(i) = flow {
+        if flow.is_some() {
             *self.tally.by_action.entry("client_new").or_default() += 1;
-            self.send(i, true).await;
         }
+        flow
     }
 
     fn push(&mut self, flow: Flow, path: String, body: Value, platform: bool) -> usize {
@@ -457,42 +485,11 @@ impl Scenario {
 
     pub async fn send(&mut self, i: usize, faulty: bool) {
         let plan = self.plan(faulty);
-        let Some(r) = self.reqs.get(i).cloned() else {
+        let Some(call) = self.client_call(i) else {
             return;
         };
-        let auth = if r.platform { PLATFORM_KEY } else { CLIENT_KEY };
-        let headers = vec![
-            ("authorization", format!("Bearer {auth}")),
-            ("idempotency-key", r.key.clone()),
-            ("content-type", "application/json".to_owned()),
-        ];
-        self.tally.invocations += 1;
-        let heard = self
-            .world
-            .http(plan, Method::POST, &r.path, &headers, &r.body)
-            .await;
-        self.reqs[i].attempts += 1;
-        if trace() {
-            let heard_as = match &heard {
-                Heard::Answer { status, body, .. } => format!("{status} {body}"),
-                Heard::Lost => "lost".into(),
-            };
-            eprintln!(
-                "[{}] {} {} {} → {heard_as}",
-                self.world.now_ms(),
-                r.key,
-                r.path,
-                r.body
-            );
-        }
-        if let Heard::Answer {
-            status,
-            headers,
-            body,
-        } = heard
-        {
-            self.judge(i, status, &headers, body);
-        }
+        let heard = self.invoke(plan, &call).await;
+        self.heard(&call, heard);
     }
 
     /// What a client makes of an answer: the idempotency promises checked.
@@ -618,65 +615,199 @@ impl Scenario {
     /// The PSP delivers one webhook from its outbox: any of them (out of
     /// order), sometimes one already acknowledged (a duplicate).
     pub async fn deliver_webhook(&mut self, faulty: bool) {
-        let candidates: Vec<usize> = self
+        let Some(call) = self.webhook_call(faulty) else {
+            return;
+        };
+        let plan = self.plan(faulty);
+        let heard = self.invoke(plan, &call).await;
+        self.heard(&call, heard);
+    }
+
+    /// A delivery of the outbox item at `i`, signed now.
+    fn webhook_call(&mut self, faulty: bool) -> Option<Call> {
+        let candidates: Vec<u64> = self
             .world
             .psp
             .book()
             .map(|b| {
-                (0..b.outbox.len())
-                    .filter(|i| !b.outbox[*i].acknowledged || !faulty || *i % 7 == 0)
+                b.outbox
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, o)| !o.acknowledged || !faulty || *i % 7 == 0)
+                    .map(|(_, o)| o.id)
                     .collect()
             })
             .unwrap_or_default();
-        let Some(i) = self.pick(&candidates) else {
-            return;
-        };
-        let Some(out) = self.world.psp.book().and_then(|b| b.outbox.get(i).cloned()) else {
-            return;
-        };
-        let attempt = self.next + 1;
-        self.next = attempt;
-        let mut headers: Vec<(&str, String)> = self
+        let id = self.pick(&candidates)?;
+        let out = self
             .world
             .psp
-            .sign(&out.body, attempt)
+            .book()
+            .and_then(|b| b.outbox.iter().find(|o| o.id == id).cloned())?;
+        self.next += 1;
+        let mut headers: Vec<(&'static str, String)> = self
+            .world
+            .psp
+            .sign(&out.body, self.next)
             .into_iter()
             .collect();
         headers.push(("content-type", "application/json".to_owned()));
-        let plan = self.plan(faulty);
+        Some(Call {
+            who: Caller::Psp(id),
+            method: Method::POST,
+            path: format!("/v1/payments/webhook/{SIM_PSP}"),
+            headers,
+            body: out.body,
+        })
+    }
+
+    /// The request `reqs[i]` as its client sends it.
+    fn client_call(&self, i: usize) -> Option<Call> {
+        let r = self.reqs.get(i)?;
+        let auth = if r.platform { PLATFORM_KEY } else { CLIENT_KEY };
+        Some(Call {
+            who: Caller::Client(i),
+            method: Method::POST,
+            path: r.path.clone(),
+            headers: vec![
+                ("authorization", format!("Bearer {auth}")),
+                ("idempotency-key", r.key.clone()),
+                ("content-type", "application/json".to_owned()),
+            ],
+            body: r.body.clone(),
+        })
+    }
+
+    async fn invoke(&mut self, plan: Option<Plan>, c: &Call) -> Heard {
         self.tally.invocations += 1;
-        let path = format!("/v1/payments/webhook/{SIM_PSP}");
-        let heard = self
-            .world
-            .http(plan, Method::POST, &path, &headers, &out.body)
-            .await;
-        let ok = heard.status().is_some_and(|s| (200..300).contains(&s));
+        self.world
+            .http(plan, c.method.clone(), &c.path, &c.headers, &c.body)
+            .await
+    }
+
+    /// What the caller makes of what it heard.
+    fn heard(&mut self, c: &Call, heard: Heard) {
         if trace() {
+            let heard_as = match &heard {
+                Heard::Answer { status, body, .. } => format!("{status} {body}"),
+                Heard::Lost => "lost".into(),
+            };
             eprintln!(
-                "[{}] webhook {} → {:?}",
+                "[{}] {:?} {} {} → {heard_as}",
                 self.world.now_ms(),
-                out.body,
-                heard.status()
+                c.who,
+                c.path,
+                c.body
             );
         }
+        match c.who {
+            Caller::Client(i) => {
+                self.reqs[i].attempts += 1;
+                if let Heard::Answer {
+                    status,
+                    headers,
+                    body,
+                } = heard
+                {
+                    self.judge(i, status, &headers, body);
+                }
+            }
+            Caller::Psp(id) => self.webhook_heard(id, &c.body, heard.status()),
+        }
+    }
+
+    fn webhook_heard(&mut self, id: u64, body: &str, status: Option<u16>) {
+        let ok = status.is_some_and(|s| (200..300).contains(&s));
         // 404: the intent is not stored yet (its init is being retried); the
         // PSP retries. Any other 4xx means a delivery we wrongly refuse.
-        if let Some(s) = heard
-            .status()
-            .filter(|s| !matches!(s, 200 | 404) && *s < 500)
-        {
-            self.violation(format!("webhook {} answered {s}", out.body));
+        if let Some(s) = status.filter(|s| !matches!(s, 200 | 404) && *s < 500) {
+            self.violation(format!("webhook {body} answered {s}"));
         }
         if let Some(mut b) = self.world.psp.book() {
-            let was_acked = b.outbox.get(i).is_some_and(|o| o.acknowledged);
-            if let Some(o) = b.outbox.get_mut(i) {
-                o.attempts += 1;
-                o.acknowledged |= ok;
-            }
+            let Some(i) = b.outbox.iter().position(|o| o.id == id) else {
+                return;
+            };
+            let was_acked = b.outbox[i].acknowledged;
+            b.outbox[i].attempts += 1;
+            b.outbox[i].acknowledged |= ok;
             if ok && was_acked {
                 b.outbox.remove(i);
             }
         }
+    }
+
+    /// Two invocations at once (Lambda runs requests concurrently): two
+    /// clients, a client and its own retry, two deliveries of a webhook…
+    /// Every port call may yield, in a seeded order, so their steps
+    /// interleave differently per seed. No faults in these.
+    async fn concurrently(&mut self) {
+        if self.rng.random_range(0..100) < 45 {
+            // Two new requests of one player: they race for one wallet.
+            let player = self.pick(&self.players.clone()).unwrap_or_default();
+            let (Some(i), Some(j)) = (
+                self.new_request(&player).await,
+                self.new_request(&player).await,
+            ) else {
+                return;
+            };
+            if let (Some(a), Some(b)) = (self.client_call(i), self.client_call(j)) {
+                self.race(a, b).await;
+            }
+            return;
+        }
+        let Some(first) = self.any_call() else {
+            return;
+        };
+        let second = if self.rng.random_range(0..100) < 35 {
+            match first.who {
+                Caller::Client(i) => self.client_call(i),
+                Caller::Psp(_) => Some(first.clone()),
+            }
+        } else {
+            self.any_call()
+        };
+        if let Some(second) = second {
+            self.race(first, second).await;
+        }
+    }
+
+    async fn race(&mut self, first: Call, second: Call) {
+        self.tally.invocations += 2;
+        self.world.faults.interleave(true);
+        let w = &self.world;
+        let (a, b) = tokio::join!(
+            w.http(
+                None,
+                first.method.clone(),
+                &first.path,
+                &first.headers,
+                &first.body
+            ),
+            w.http(
+                None,
+                second.method.clone(),
+                &second.path,
+                &second.headers,
+                &second.body
+            ),
+        );
+        self.world.faults.interleave(false);
+        self.heard(&first, a);
+        self.heard(&second, b);
+    }
+
+    /// A client request still open (or finished, again), or a webhook.
+    fn any_call(&mut self) -> Option<Call> {
+        if self.rng.random_bool(0.5) {
+            if let Some(c) = self.webhook_call(false) {
+                return Some(c);
+            }
+        }
+        let candidates: Vec<usize> = (0..self.reqs.len())
+            .filter(|i| self.reqs[*i].attempts < MAX_ATTEMPTS)
+            .collect();
+        let i = self.pick(&candidates)?;
+        self.client_call(i)
     }
 
     // ---- infrastructure ----

@@ -65,21 +65,6 @@ pub struct World {
     pub queue_store: Arc<dyn Store>,
     pub app: Router,
     pub day: Day,
-    _dir: tempfile::TempDir,
-}
-
-fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
-    // tmpfs when there is one: the store's fsyncs cost nothing there.
-    let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(d) = tempfile::Builder::new()
-            .prefix("payloop-sim")
-            .tempdir_in(shm)
-        {
-            return Ok(d);
-        }
-    }
-    tempfile::Builder::new().prefix("payloop-sim").tempdir()
 }
 
 type Boxed = Box<dyn std::error::Error + Send + Sync>;
@@ -107,11 +92,12 @@ fn psps(connector: Arc<dyn PspConnector>) -> Result<Psps, Boxed> {
 
 impl World {
     pub fn new(seed: u64, wagering_multiple: i64) -> Result<World, Boxed> {
-        let dir = scratch_dir()?;
         let clock = Arc::new(ManualClock::at(START_MS));
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("store.wal"))?);
-        let queue_store: Arc<dyn Store> =
-            Arc::new(EmbeddedStore::open(&dir.path().join("queue.wal"))?);
+        // The embedded store's own code, in memory: the simulator's crashes
+        // are invocations abandoned, not processes lost, so nothing needs a
+        // disk (and one thread runs everything, deterministically).
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory());
+        let queue_store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory());
         let queue: Arc<dyn Queue> = Arc::new(EmbeddedQueue::with_clock(
             Arc::clone(&queue_store),
             clock.clone(),
@@ -160,7 +146,6 @@ impl World {
             raw,
             queue_store,
             app,
-            _dir: dir,
         })
     }
 

@@ -33,7 +33,7 @@ pub struct EmbeddedStore {
     wal: Wal,
     path: PathBuf,
     /// Held for the store's life: one process per log file.
-    _lock: std::fs::File,
+    _lock: Option<std::fs::File>,
 }
 
 impl EmbeddedStore {
@@ -65,8 +65,21 @@ impl EmbeddedStore {
             table: Mutex::new(table),
             wal,
             path: path.to_path_buf(),
-            _lock: lock,
+            _lock: Some(lock),
         })
+    }
+
+    /// The same store with nothing on disk: every acknowledged write is kept
+    /// only in memory. For the simulator, whose crashes are logical (an
+    /// invocation abandoned), never a lost process; everything else opens a
+    /// log.
+    pub fn in_memory() -> EmbeddedStore {
+        EmbeddedStore {
+            table: Mutex::new(BTreeMap::new()),
+            wal: Wal::volatile(),
+            path: PathBuf::new(),
+            _lock: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
