@@ -613,6 +613,12 @@ impl payloop::psp::PspConnector for FixturePsp {
     ) -> Result<payloop::psp::Operation, payloop::psp::PspError> {
         Err(unused())
     }
+    async fn refund_status(
+        &self,
+        _: &str,
+    ) -> Result<payloop::psp::Operation, payloop::psp::PspError> {
+        Err(unused())
+    }
     async fn settlement_report(
         &self,
         _: payloop::clock::Day,

@@ -250,3 +250,32 @@ async fn a_refund_the_psp_rejects_is_failed_without_its_text() {
     assert_eq!(available(&t, "eve").await, "50.00");
     t.shutdown().await;
 }
+
+/// The refund's outcome webhook never comes: after the outcome timeout the
+/// sweep asks the PSP's refund status API and applies the answer, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_whose_webhook_is_lost_is_settled_from_the_status_api() {
+    let t = TestStack::start_with(|o| {
+        o.payouts = payloop::domain::payout::PayoutPolicy {
+            outcome_timeout_ms: 1_000,
+            retry_after_ms: 200,
+            ..Default::default()
+        };
+        o.sweep_every = Duration::from_millis(100);
+    })
+    .await;
+    let id = t.deposit("fay", "50.00").await;
+    t.approve(&id).await;
+    wait_available(&t, "fay", "50.00").await;
+    t.chaos("sandbox", json!({"drop_pct": 100})).await;
+    let r = refund(&t, &id, "fay-rf", "20.00").await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    wait_available(&t, "fay", "30.00").await;
+    t.chaos("sandbox", json!({"drop_pct": 0})).await;
+    t.wait_idle().await;
+    assert_eq!(available(&t, "fay").await, "30.00", "debited once");
+    let w = t.get("/v1/wallet/fay", true).await.json();
+    assert_eq!(entries(&w, "refund").len(), 1);
+    assert_wallet_audits(&t.stack.ctx, "fay").await;
+    t.shutdown().await;
+}

@@ -321,6 +321,10 @@ impl PspConnector for FaultPsp {
         let call = self.inner.payout_status(reference);
         faulted(&self.faults, Layer::Psp, PspError::Unavailable, call).await
     }
+    async fn refund_status(&self, reference: &str) -> Result<Operation, PspError> {
+        let call = self.inner.refund_status(reference);
+        faulted(&self.faults, Layer::Psp, PspError::Unavailable, call).await
+    }
     async fn payment_status(&self, reference: &str) -> Result<RemoteStatus, PspError> {
         let call = self.inner.payment_status(reference);
         faulted(&self.faults, Layer::Psp, PspError::Unavailable, call).await

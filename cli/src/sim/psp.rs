@@ -485,6 +485,11 @@ impl PspConnector for SimPsp {
         op_reply(&b, reference)
     }
 
+    async fn refund_status(&self, reference: &str) -> Result<Operation, PspError> {
+        let b = self.book.lock().map_err(gone)?;
+        op_reply(&b, reference)
+    }
+
     async fn payment_status(&self, reference: &str) -> Result<RemoteStatus, PspError> {
         let b = self.book.lock().map_err(gone)?;
         let c = b

@@ -44,6 +44,9 @@ use super::Ctx;
 
 const MAX_REASON: usize = 200;
 const DUE_PK: &str = "REFUNDQ";
+/// Times the status API is asked about a refund at the PSP without an
+/// outcome (an outcome timeout apart) before it is flagged for an operator.
+const MAX_STATUS_ASKS: i64 = 4;
 /// Refunds handled per sweep run.
 pub const SWEEP_BATCH: usize = 100;
 
@@ -219,7 +222,7 @@ async fn deliver(ctx: &Ctx, p: &Payment, key: &Key, r: &Item) -> Result<Delivery
     let due = r.str_attr("due_sk");
     match asked {
         Ok(op) => {
-            mark_at_psp(ctx, key, due, &op.reference).await?;
+            mark_at_psp(ctx, p, key, r, &op.reference).await?;
             tracing::info!(payment_id = %p.id, refund_id, "refund requested at the PSP");
             let stored = ctx.store.get(key).await?;
             Ok(Delivery::AtPsp(
@@ -239,25 +242,114 @@ async fn deliver(ctx: &Ctx, p: &Payment, key: &Key, r: &Item) -> Result<Delivery
     }
 }
 
-/// The PSP took the refund: remember its reference, off the schedule.
+/// The PSP took the refund: remember its reference, and keep it on the
+/// schedule for the outcome's timeout (then the status API is asked).
 async fn mark_at_psp(
     ctx: &Ctx,
+    p: &Payment,
     key: &Key,
-    due: Option<&str>,
+    r: &Item,
     reference: &str,
 ) -> Result<(), Error> {
-    let mut writes = vec![Write::Update {
-        key: key.clone(),
-        ops: vec![
-            UpdateOp::set("psp_reference", reference),
-            UpdateOp::Remove("due_sk".into()),
-        ],
-        cond: Some(Cond::Exists),
-    }];
-    if let Some(sk) = due {
-        writes.push(due_delete(sk));
+    let refund_id = r.str_attr("refund_id").unwrap_or_default();
+    let next = due_sk(
+        ctx.now_ms() + ctx.config.payouts.outcome_timeout_ms,
+        &p.id,
+        refund_id,
+    );
+    let mut writes = vec![
+        Write::Update {
+            key: key.clone(),
+            ops: vec![
+                UpdateOp::set("psp_reference", reference),
+                UpdateOp::set("due_sk", next.as_str()),
+            ],
+            cond: Some(Cond::Exists),
+        },
+        due_put(&next, &p.id, refund_id),
+    ];
+    if let Some(old) = r.str_attr("due_sk").filter(|old| *old != next) {
+        writes.push(due_delete(old));
     }
     ctx.store.transact(writes).await.map_err(Error::from)
+}
+
+/// The PSP has the refund but no outcome came: ask its status API. A final
+/// answer goes the webhook's way; "still pending" or no answer asks again a
+/// timeout later, up to [`MAX_STATUS_ASKS`] times, then the refund is held
+/// (its reservation kept) and flagged for an operator.
+async fn ask_psp(
+    ctx: &Ctx,
+    p: &Payment,
+    key: &Key,
+    r: &Item,
+    reference: &str,
+) -> Result<(), Error> {
+    let refund_id = r.str_attr("refund_id").unwrap_or_default().to_owned();
+    let answer = match ctx.psps.get(&p.psp) {
+        Some(c) => c.refund_status(reference).await.ok(),
+        None => None,
+    };
+    if let Some(status) = answer.and_then(|op| OperationOutcome::parse(&op.status)) {
+        let ev = RefundEvent {
+            psp: p.psp.clone(),
+            event_id: crate::ids::EventId::parse(&format!("status-api:{refund_id}"))
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            refund_id,
+            payment_id: p.id.clone(),
+            status,
+            amount_minor: r.int_attr("amount").unwrap_or(0),
+            currency: p.amount.currency(),
+            occurred_ms: ctx.now_ms(),
+            psp_reference: Some(reference.to_owned()),
+        };
+        return apply_event(ctx, &ev)
+            .await
+            .map_err(|_| Error::Unavailable("the refund's outcome could not be applied".into()));
+    }
+    ask_again_later(ctx, p, key, r, &refund_id).await
+}
+
+/// No outcome from the status API: another timeout, or (after
+/// [`MAX_STATUS_ASKS`]) flagged for an operator, the reservation kept.
+async fn ask_again_later(
+    ctx: &Ctx,
+    p: &Payment,
+    key: &Key,
+    r: &Item,
+    refund_id: &str,
+) -> Result<(), Error> {
+    let asks = r.int_attr("status_asks").unwrap_or(0) + 1;
+    let mut writes = Vec::new();
+    let mut ops = vec![UpdateOp::set("status_asks", asks)];
+    if asks < MAX_STATUS_ASKS {
+        let next = due_sk(
+            ctx.now_ms() + ctx.config.payouts.outcome_timeout_ms,
+            &p.id,
+            refund_id,
+        );
+        ops.push(UpdateOp::set("due_sk", next.as_str()));
+        writes.push(due_put(&next, &p.id, refund_id));
+    } else {
+        tracing::warn!(payment_id = %p.id, refund_id, "refund without outcome: reservation kept, flagged for review");
+        ops.push(UpdateOp::set("flagged", true));
+        ops.push(UpdateOp::Remove("due_sk".into()));
+    }
+    if let Some(old) = r.str_attr("due_sk") {
+        writes.push(due_delete(old));
+    }
+    writes.insert(
+        0,
+        Write::Update {
+            key: key.clone(),
+            ops,
+            cond: Some(Cond::eq("status", RefundStatus::Requested.as_str())),
+        },
+    );
+    match ctx.store.transact(writes).await {
+        Ok(()) | Err(StoreError::ConditionFailed { index: 0, .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Keep a refund the PSP could not take on the schedule, a retry later.
@@ -296,7 +388,8 @@ async fn reschedule(
 }
 
 /// The sweep's share for refunds: every refund the PSP has not taken yet
-/// (its first attempt crashed, or the PSP was down) is asked again.
+/// (its first attempt crashed, or the PSP was down) is sent again; every
+/// refund the PSP has, without an outcome after the timeout, is asked about.
 /// Returns how many due refunds it handled.
 pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
     let q = Query::new(
@@ -330,14 +423,18 @@ pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
             }
             (Err(e), _) => return Err(e),
         };
-        let waiting = r.str_attr("status") == Some(RefundStatus::Requested.as_str())
-            && r.str_attr("psp_reference").is_none();
-        if !waiting || r.str_attr("due_sk") != Some(sk.as_str()) {
+        let open = r.str_attr("status") == Some(RefundStatus::Requested.as_str());
+        if !open || r.str_attr("due_sk") != Some(sk.as_str()) {
             // A stale schedule entry: the refund moved on (or was rescheduled).
             ctx.store.write(due_delete(&sk)).await?;
             continue;
         }
-        deliver(ctx, &p, &key, &r).await?;
+        match r.str_attr("psp_reference") {
+            None => {
+                deliver(ctx, &p, &key, &r).await?;
+            }
+            Some(reference) => ask_psp(ctx, &p, &key, &r, reference).await?,
+        }
     }
     Ok(due.len())
 }
@@ -460,6 +557,7 @@ fn view(p: &Payment, it: &crate::store::Item) -> Value {
         "status": it.str_attr("status"),
         "reason": it.str_attr("reason"),
         "psp_reference": it.str_attr("psp_reference"),
+        "flagged": it.get("flagged").and_then(crate::store::Attr::as_bool).unwrap_or(false),
     })
 }
 

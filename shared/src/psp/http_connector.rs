@@ -98,6 +98,21 @@ impl HttpPsp {
             PspError::Unavailable(format!("{} sent an unreadable answer: {e}", self.id))
         })
     }
+
+    /// `GET /v1/{kind}/{reference}`: where a payout or refund stands.
+    async fn operation_status(&self, kind: &str, reference: &str) -> Result<Operation, PspError> {
+        check_reference(reference)?;
+        let resp = self
+            .send(self.http.get(self.url(&format!("/v1/{kind}/{reference}"))))
+            .await?;
+        let reply: OperationReply = resp.json().await.map_err(|e| {
+            PspError::Unavailable(format!("{} sent an unreadable status: {e}", self.id))
+        })?;
+        Ok(Operation {
+            reference: reply.reference,
+            status: reply.status,
+        })
+    }
 }
 
 /// A transport failure, without the URL (it may carry a token one day).
@@ -179,17 +194,11 @@ impl PspConnector for HttpPsp {
     }
 
     async fn payout_status(&self, reference: &str) -> Result<Operation, PspError> {
-        check_reference(reference)?;
-        let resp = self
-            .send(self.http.get(self.url(&format!("/v1/payouts/{reference}"))))
-            .await?;
-        let reply: OperationReply = resp.json().await.map_err(|e| {
-            PspError::Unavailable(format!("{} sent an unreadable status: {e}", self.id))
-        })?;
-        Ok(Operation {
-            reference: reply.reference,
-            status: reply.status,
-        })
+        self.operation_status("payouts", reference).await
+    }
+
+    async fn refund_status(&self, reference: &str) -> Result<Operation, PspError> {
+        self.operation_status("refunds", reference).await
     }
 
     async fn payment_status(&self, reference: &str) -> Result<RemoteStatus, PspError> {

@@ -130,6 +130,9 @@ pub trait PspConnector: Send + Sync {
     /// Ask the PSP where one of its payouts stands.
     async fn payout_status(&self, reference: &str) -> Result<Operation, PspError>;
 
+    /// Ask the PSP where one of its refunds stands.
+    async fn refund_status(&self, reference: &str) -> Result<Operation, PspError>;
+
     /// Ask the PSP where one of its payments stands.
     async fn payment_status(&self, reference: &str) -> Result<RemoteStatus, PspError>;
 
