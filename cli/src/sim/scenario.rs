@@ -102,6 +102,8 @@ pub struct Req {
     pub platform: bool,
     /// The first 2xx heard (status, body); every later answer must equal it.
     pub first_ok: Option<(u16, String)>,
+    /// 2xx answers that were not replays: the work, done (at most one).
+    pub fresh_oks: u32,
     /// The definitive status heard (2xx, or a 4xx not worth retrying).
     pub done: Option<u16>,
     pub attempts: u32,
@@ -298,6 +300,7 @@ impl Scenario {
             key,
             platform,
             first_ok: None,
+            fresh_oks: 0,
             done: None,
             attempts: 0,
         });
@@ -506,6 +509,14 @@ impl Scenario {
         }
         let first = self.reqs[i].first_ok.clone();
         if (200..300).contains(&status) {
+            if !replayed {
+                // Work done for this key: once, ever (two concurrent sends
+                // are judged in either order, so count rather than order).
+                self.reqs[i].fresh_oks += 1;
+                if self.reqs[i].fresh_oks > 1 {
+                    self.violation(format!("key {key}: a second 2xx not served from the key"));
+                }
+            }
             match first {
                 // Every 2xx of a key is the stored one, byte for byte.
                 Some((s0, b0)) if (s0, b0.as_str()) != (status, body.as_str()) => {
@@ -513,9 +524,6 @@ impl Scenario {
                     self.violation(format!(
                         "key {key}: {how} {status} {body}, first 2xx was {s0} {b0}"
                     ))
-                }
-                Some(_) if !replayed => {
-                    self.violation(format!("key {key}: a repeated 2xx not marked replayed"))
                 }
                 Some(_) => {}
                 None => {
@@ -689,11 +697,28 @@ impl Scenario {
     fn heard(&mut self, c: &Call, heard: Heard) {
         if trace() {
             let heard_as = match &heard {
-                Heard::Answer { status, body, .. } => format!("{status} {body}"),
+                Heard::Answer {
+                    status,
+                    body,
+                    headers,
+                } => {
+                    let replayed = if headers.contains_key("idempotent-replayed") {
+                        " (replayed)"
+                    } else {
+                        ""
+                    };
+                    format!("{status}{replayed} {body}")
+                }
                 Heard::Lost => "lost".into(),
             };
+            let key = c
+                .headers
+                .iter()
+                .find(|(k, _)| *k == "idempotency-key")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("-");
             eprintln!(
-                "[{}] {:?} {} {} → {heard_as}",
+                "[{}] {:?} {key} {} {} → {heard_as}",
                 self.world.now_ms(),
                 c.who,
                 c.path,
