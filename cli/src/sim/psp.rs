@@ -302,60 +302,75 @@ impl SimPsp {
         let n = b.next();
         let event_id = format!("evt_{n}");
         let body = match op.kind {
-            OpKind::Payout => {
-                if succeed {
-                    b.lines.push(SettlementLine {
-                        reference: op.reference.clone(),
-                        payment_id: op.client_id.clone(),
-                        kind: "payout",
-                        gross_minor: -op.amount.minor(),
-                        fee_minor: 0,
-                        currency: op.amount.currency(),
-                        settled_date: self.day(),
-                    });
-                }
-                let mut body = json!({
-                    "event_id": event_id, "type": "payout", "payout_id": op.client_id,
-                    "reference": op.reference, "status": status.as_str(),
-                    "amount": op.amount.to_decimal(), "currency": op.amount.currency().code(),
-                    "timestamp": self.clock.now_s(),
-                });
-                if !succeed {
-                    body["reason"] = json!(FAILED_TEXT);
-                }
-                body
-            }
-            OpKind::Refund => {
-                let charge = op.charge.clone().unwrap_or_default();
-                let payment_id = b
-                    .charges
-                    .get(&charge)
-                    .map(|c| c.payment_id.clone())
-                    .unwrap_or_default();
-                if succeed {
-                    b.lines.push(SettlementLine {
-                        reference: op.reference.clone(),
-                        payment_id: payment_id.clone(),
-                        kind: "refund",
-                        gross_minor: -op.amount.minor(),
-                        fee_minor: 0,
-                        currency: op.amount.currency(),
-                        settled_date: self.day(),
-                    });
-                } else if let Some(c) = b.charges.get_mut(&charge) {
-                    c.refunded_minor -= op.amount.minor();
-                }
-                json!({
-                    "event_id": event_id, "type": "refund", "refund_id": op.client_id,
-                    "reference": op.reference, "payment_id": payment_id,
-                    "payment_reference": charge, "status": status.as_str(),
-                    "amount": op.amount.to_decimal(), "currency": op.amount.currency().code(),
-                    "timestamp": self.clock.now_s(),
-                })
-            }
+            OpKind::Payout => self.payout_settled(&mut b, &op, status, &event_id),
+            OpKind::Refund => self.refund_settled(&mut b, &op, status, &event_id),
         };
         if !lose_webhook {
             self.emit(&mut b, body);
+        }
+    }
+
+    /// A payout paid (on the day's report) or failed; its webhook's body.
+    fn payout_settled(
+        &self,
+        b: &mut Book,
+        op: &Op,
+        status: OpStatus,
+        event_id: &str,
+    ) -> serde_json::Value {
+        if status == OpStatus::Succeeded {
+            b.lines.push(self.op_line(op, &op.client_id, "payout"));
+        }
+        let mut body = json!({
+            "event_id": event_id, "type": "payout", "payout_id": op.client_id,
+            "reference": op.reference, "status": status.as_str(),
+            "amount": op.amount.to_decimal(), "currency": op.amount.currency().code(),
+            "timestamp": self.clock.now_s(),
+        });
+        if status == OpStatus::Failed {
+            body["reason"] = json!(FAILED_TEXT);
+        }
+        body
+    }
+
+    /// A refund paid back (on the day's report) or failed (the charge's
+    /// room given back); its webhook's body.
+    fn refund_settled(
+        &self,
+        b: &mut Book,
+        op: &Op,
+        status: OpStatus,
+        event_id: &str,
+    ) -> serde_json::Value {
+        let charge = op.charge.clone().unwrap_or_default();
+        let payment_id = b
+            .charges
+            .get(&charge)
+            .map(|c| c.payment_id.clone())
+            .unwrap_or_default();
+        if status == OpStatus::Succeeded {
+            b.lines.push(self.op_line(op, &payment_id, "refund"));
+        } else if let Some(c) = b.charges.get_mut(&charge) {
+            c.refunded_minor -= op.amount.minor();
+        }
+        json!({
+            "event_id": event_id, "type": "refund", "refund_id": op.client_id,
+            "reference": op.reference, "payment_id": payment_id,
+            "payment_reference": charge, "status": status.as_str(),
+            "amount": op.amount.to_decimal(), "currency": op.amount.currency().code(),
+            "timestamp": self.clock.now_s(),
+        })
+    }
+
+    fn op_line(&self, op: &Op, id: &str, kind: &'static str) -> SettlementLine {
+        SettlementLine {
+            reference: op.reference.clone(),
+            payment_id: id.to_owned(),
+            kind,
+            gross_minor: -op.amount.minor(),
+            fee_minor: 0,
+            currency: op.amount.currency(),
+            settled_date: self.day(),
         }
     }
 

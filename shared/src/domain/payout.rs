@@ -428,17 +428,35 @@ pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<Value, Erro
         return Ok(view_of(&old));
     }
     check(ctx, &r).await?;
-    let (psp, deposit_token, reason) = route(ctx, &r).await?;
-    let token = r.destination_token.clone().or(deposit_token);
-    let now = ctx.now_ms();
-    let currency = r.amount.currency();
+    let route = route(ctx, &r).await?;
+    hold(ctx, &r, &id, &route).await?;
+    tracing::info!(payout_id = %id, player_id = %r.player, psp = %route.0, reason = %route.2, "payout held");
+    let payout = load(ctx, &id).await?;
+    send_or_defer(ctx, &payout).await?;
+    Ok(view_of(
+        &ctx.store
+            .get(&payout_key(&id))
+            .await?
+            .ok_or(Error::NotFound { what: "payout" })?,
+    ))
+}
+
+/// The payout as first stored: deferred (not yet at the PSP), held, and on
+/// the sweep's schedule (`due_sk`).
+fn new_payout(
+    r: &PayoutRequest,
+    id: &str,
+    (psp, deposit_token, reason): &(PspId, Option<String>, String),
+    now: i64,
+    due_sk: &str,
+) -> Item {
     let mut record = item(
-        &payout_key(&id),
+        &payout_key(id),
         [
-            ("payout_id", Attr::from(id.as_str())),
+            ("payout_id", Attr::from(id)),
             ("player", Attr::from(r.player.as_str())),
             ("amount", Attr::N(r.amount.minor())),
-            ("currency", Attr::from(currency.code())),
+            ("currency", Attr::from(r.amount.currency().code())),
             ("method", Attr::from(r.method.as_str())),
             ("psp", Attr::from(psp.as_str())),
             ("route_reason", Attr::from(reason.as_str())),
@@ -448,25 +466,35 @@ pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<Value, Erro
                 "history",
                 Attr::L(vec![history(PayoutStatus::Deferred, now, "held")]),
             ),
+            ("due_sk", Attr::from(due_sk)),
         ],
     );
-    if let Some(t) = &token {
+    if let Some(t) = r.destination_token.as_ref().or(deposit_token.as_ref()) {
         record.insert("destination_token".into(), Attr::from(t.as_str()));
     }
-    // On the sweep's schedule from the start, in the same transaction as the
-    // hold: a crash before the PSP is asked leaves a payout the sweep sends,
-    // never held money that nothing touches.
-    let (due, due_at) = due_item(now + ctx.config.payouts.retry_after_ms, &id);
-    record.insert("due_sk".into(), Attr::from(due_at.as_str()));
+    record
+}
+
+/// ONE transaction: the payout, its hold, the day's total and its place on
+/// the sweep's schedule — so a crash before the PSP is asked leaves a
+/// payout the sweep sends, never held money that nothing touches.
+async fn hold(
+    ctx: &Ctx,
+    r: &PayoutRequest,
+    id: &str,
+    route: &(PspId, Option<String>, String),
+) -> Result<(), Error> {
+    let now = ctx.now_ms();
+    let currency = r.amount.currency();
+    let (due, due_at) = due_item(now + ctx.config.payouts.retry_after_ms, id);
     let limit = ctx.config.payouts.max_per_day_minor;
-    let day = day_total_key(&r.player, currency, Day::of_ms(now));
     let extra = [
         Write::Put {
-            item: record,
+            item: new_payout(r, id, route, now, &due_at),
             cond: Some(Cond::NotExists),
         },
         Write::Update {
-            key: day,
+            key: day_total_key(&r.player, currency, Day::of_ms(now)),
             ops: vec![UpdateOp::Add("total".into(), r.amount.minor())],
             cond: Some(Cond::Or(vec![
                 Cond::AttrNotExists("total".into()),
@@ -478,45 +506,39 @@ pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<Value, Erro
             cond: None,
         },
     ];
-    let mut m = Movement::new(&r.player, currency, txn(&id, "h")?, EntryKind::Hold);
+    let mut m = Movement::new(&r.player, currency, txn(id, "h")?, EntryKind::Hold);
     m.available_delta = -r.amount.minor();
     m.held_delta = r.amount.minor();
     m.reason = "payout".into();
-    m.related = vec![("payout_id", id.clone())];
+    m.related = vec![("payout_id", id.to_owned())];
     // Checked again against the balance the hold is written over.
     m.requires_wagering_done = true;
     match ledger::apply(ctx, &m, &extra).await? {
-        Outcome::Moved(_) => {}
-        Outcome::Refused(Refusal::WageringIncomplete { to_wager }) => {
-            return Err(wagering_incomplete(to_wager, currency))
-        }
-        Outcome::Refused(Refusal::InsufficientFunds { available }) => {
-            return Err(Error::PaymentRequiredWith {
-                code: ErrorCode::InsufficientFunds,
-                reason: format!("the payout is {} but less is available", r.amount),
-                details: json!({"available": crate::money::format_minor(available, currency)}),
-            })
-        }
-        Outcome::Refused(Refusal::Extra { index: 1, .. }) => {
-            return Err(Error::PaymentRequiredWith {
-                code: ErrorCode::DailyLimitReached,
-                reason: "this payout would pass the daily payout limit".into(),
-                details: json!({"daily_limit": crate::money::format_minor(limit, currency)}),
-            })
-        }
-        // The payout record exists: an earlier attempt of this request held.
-        Outcome::Refused(Refusal::Extra { .. }) => {}
-        Outcome::Refused(Refusal::NoHold) => return Err(Error::Internal("hold refused".into())),
+        // Moved, or the payout record exists: an earlier attempt held.
+        Outcome::Moved(_) | Outcome::Refused(Refusal::Extra { index: 0, .. }) => Ok(()),
+        Outcome::Refused(refusal) => Err(hold_refused(refusal, r, limit)),
     }
-    tracing::info!(payout_id = %id, player_id = %r.player, psp = %psp, reason = %reason, "payout held");
-    let payout = load(ctx, &id).await?;
-    send_or_defer(ctx, &payout).await?;
-    Ok(view_of(
-        &ctx.store
-            .get(&payout_key(&id))
-            .await?
-            .ok_or(Error::NotFound { what: "payout" })?,
-    ))
+}
+
+fn hold_refused(refusal: Refusal, r: &PayoutRequest, daily_limit: i64) -> Error {
+    let currency = r.amount.currency();
+    match refusal {
+        Refusal::WageringIncomplete { to_wager } => wagering_incomplete(to_wager, currency),
+        Refusal::InsufficientFunds { available } => Error::PaymentRequiredWith {
+            code: ErrorCode::InsufficientFunds,
+            reason: format!("the payout is {} but less is available", r.amount),
+            details: json!({"available": crate::money::format_minor(available, currency)}),
+        },
+        Refusal::Extra { index: 1, .. } => Error::PaymentRequiredWith {
+            code: ErrorCode::DailyLimitReached,
+            reason: "this payout would pass the daily payout limit".into(),
+            details: json!({"daily_limit": crate::money::format_minor(daily_limit, currency)}),
+        },
+        Refusal::Extra { index, .. } => {
+            Error::Internal(format!("payout hold refused by write {index}"))
+        }
+        Refusal::NoHold => Error::Internal("hold refused".into()),
+    }
 }
 
 fn txn(id: &str, step: &str) -> Result<TxnId, Error> {
