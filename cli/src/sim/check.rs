@@ -223,6 +223,7 @@ async fn payouts(s: &Scenario, v: &mut Vec<String>) {
         .filter(|o| o.kind == OpKind::Payout)
         .map(|o| (o.client_id.clone(), o.status))
         .collect();
+    let notified = notified_payouts(s).await;
     for id in ids {
         let Ok(p) = payloop::domain::payout::load(&s.world.raw, &id).await else {
             v.push(format!("payout {id}: accepted but not stored"));
@@ -250,7 +251,30 @@ async fn payouts(s: &Scenario, v: &mut Vec<String>) {
             v,
         )
         .await;
+        let told = notified.contains(&id);
+        if told != (p.status == PayoutStatus::Failed) {
+            v.push(format!(
+                "payout {id}: {:?}, player notified: {told}",
+                p.status
+            ));
+        }
     }
+}
+
+/// The payouts whose failure the player was told of (the notifications
+/// queue, which nobody consumes in the simulation).
+async fn notified_payouts(s: &Scenario) -> BTreeSet<String> {
+    let q = Query::new("Q#notifications", SkRange::All, 1_000);
+    let Ok(page) = s.world.queue_store.query(&q).await else {
+        return BTreeSet::new();
+    };
+    page.items
+        .iter()
+        .filter_map(|m| m.str_attr("body"))
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+        .filter(|n| n["type"] == "payout_failed")
+        .filter_map(|n| n["payout_id"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// A payout not final has a way forward: flagged review, or a due item.

@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod ledger;
 pub mod operator;
+pub mod outbox;
 pub mod pan;
 pub mod payment;
 pub mod payout;

@@ -42,6 +42,7 @@ use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Query, SkRange, UpdateO
 use super::event::{OperationOutcome, PayoutEvent};
 use super::keys;
 use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
+use super::outbox::Outgoing;
 use super::payment::attr_to_json;
 use super::recon::index::{match_key, Kind, Record};
 use super::webhook::{Intake, Outcome as WebhookOutcome};
@@ -717,13 +718,43 @@ pub async fn finish(
     m.reason = reason.chars().take(200).collect();
     m.related = vec![("payout_id", p.id.clone())];
     let now = ctx.now_ms();
+    let mut extra = outcome_writes(p, outcome, &m.reason, event_id.unwrap_or(reason), now);
+    // The player's notification of a failure, in the same transaction.
+    let notice = (outcome == PayoutStatus::Failed).then(|| failed_notice(ctx, p, now));
+    if let Some(n) = &notice {
+        extra.push(n.write());
+    }
+    let fresh = match ledger::apply(ctx, &m, &extra).await? {
+        Outcome::Moved(e) => e.fresh,
+        Outcome::Refused(Refusal::Extra { .. }) => false,
+        Outcome::Refused(r) => {
+            return Err(Error::Internal(format!("payout outcome refused: {r:?}")))
+        }
+    };
+    if fresh {
+        tracing::info!(payout_id = %p.id, status = outcome.as_str(), "payout final");
+        if let Some(n) = &notice {
+            if let Err(e) = n.send(ctx).await {
+                tracing::warn!(payout_id = %p.id, error = %e, "notification left to the sweep");
+            }
+        }
+    }
+    Ok(fresh)
+}
+
+/// The payout's move to its outcome (from any open status), off the
+/// schedule, and for a success the reconciliation index item.
+fn outcome_writes(
+    p: &Payout,
+    outcome: PayoutStatus,
+    reason: &str,
+    note: &str,
+    now: i64,
+) -> Vec<Write> {
     let mut ops = vec![
         UpdateOp::set("status", outcome.as_str()),
-        UpdateOp::set("final_reason", m.reason.as_str()),
-        UpdateOp::Append(
-            "history".into(),
-            vec![history(outcome, now, event_id.unwrap_or(reason))],
-        ),
+        UpdateOp::set("final_reason", reason),
+        UpdateOp::Append("history".into(), vec![history(outcome, now, note)]),
         UpdateOp::Remove("due_sk".into()),
     ];
     if outcome == PayoutStatus::Succeeded {
@@ -749,45 +780,28 @@ pub async fn finish(
             gross_minor: -p.amount.minor(),
             currency: p.amount.currency(),
             method: p.method.clone(),
-            event_id: event_id.unwrap_or(reason).to_owned(),
+            event_id: note.to_owned(),
         };
         extra.push(record.write(&p.psp, Day::of_ms(now)));
     }
-    let fresh = match ledger::apply(ctx, &m, &extra).await? {
-        Outcome::Moved(e) => e.fresh,
-        Outcome::Refused(Refusal::Extra { .. }) => false,
-        Outcome::Refused(r) => {
-            return Err(Error::Internal(format!("payout outcome refused: {r:?}")))
-        }
-    };
-    if fresh {
-        tracing::info!(payout_id = %p.id, status = outcome.as_str(), "payout final");
-    }
-    if outcome == PayoutStatus::Failed
-        && (fresh || load(ctx, &p.id).await?.status == PayoutStatus::Failed)
-    {
-        notify_failed(ctx, p, reason).await?;
-    }
-    Ok(fresh)
+    extra
 }
 
-/// The player notification of a failed payout (at least once; consumers
-/// dedupe on `notification_id`).
-async fn notify_failed(ctx: &Ctx, p: &Payout, reason: &str) -> Result<(), Error> {
+/// The player notification of a failed payout (at least once, through the
+/// outbox; consumers dedupe on `notification_id`).
+fn failed_notice(ctx: &Ctx, p: &Payout, now: i64) -> Outgoing {
+    let id = format!("payout_failed:{}", p.id);
     let body = json!({
-        "notification_id": format!("payout_failed:{}", p.id),
+        "notification_id": id,
         "type": "payout_failed",
         "player_id": p.player,
         "payout_id": p.id,
         "amount": p.amount.to_decimal(),
         "currency": p.amount.currency(),
-        "reason": reason,
+        "reason": "the payout failed; the amount is available again",
     });
-    ctx.queue
-        .send(QueueName::Notifications, &body.to_string())
-        .await
-        .map(|_| ())
-        .map_err(Error::from)
+    let due = now + ctx.config.payouts.retry_after_ms;
+    Outgoing::new(due, &id, QueueName::Notifications, body.to_string())
 }
 
 /// The sweep: deferred payouts are sent again; pending ones past their

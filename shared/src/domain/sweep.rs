@@ -1,16 +1,17 @@
 //! The sweep: the scheduled pass over every money flow waiting on a PSP —
 //! payouts deferred or past their outcome timeout, refunds the PSP has not
-//! taken yet. Each flow keeps its own due-work items, written in the same
+//! taken (or not answered) yet, and outbox messages never sent. Each flow keeps its own due-work items, written in the same
 //! transaction as the state that needs them, so nothing waits unseen.
 
 use crate::error::Error;
 
-use super::{payout, refund, Ctx};
+use super::{outbox, payout, refund, Ctx};
 
 /// One run at `now`: every flow is swept even if another fails; the first
 /// error is reported (the next run retries). Returns the due items handled.
 pub async fn run(ctx: &Ctx, now: i64) -> Result<usize, Error> {
     let payouts = payout::sweep(ctx, now).await;
     let refunds = refund::sweep(ctx, now).await;
-    Ok(payouts? + refunds?)
+    let messages = outbox::sweep(ctx, now).await;
+    Ok(payouts? + refunds? + messages?)
 }
