@@ -62,6 +62,15 @@ pub fn case(id: &PaymentId, psp: &PspId, event: &EventId) -> Key {
         format!("{CASE_PREFIX}{psp}#{event}"),
     )
 }
+/// The sort key of a due-work item (payouts, refunds, the outbox): the due
+/// time, fixed-width so string order is time order, then what is due.
+pub fn due_sk(due_ms: i64, what: &str) -> String {
+    format!("{:015}#{what}", due_ms.max(0))
+}
+/// The range of due-work items due at or before `now_ms`.
+pub fn due_until(now_ms: i64) -> crate::store::SkRange {
+    crate::store::SkRange::Between(String::new(), due_sk(now_ms, "~"))
+}
 pub fn idempotency(scope: &str, key: &IdempotencyKey) -> Key {
     Key::new(format!("IDEM#{scope}#{}", key.as_str()), MAIN_SK)
 }

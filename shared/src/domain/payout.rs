@@ -251,7 +251,7 @@ fn payout_key(id: &str) -> Key {
 }
 
 fn due_sk(due_ms: i64, id: &str) -> String {
-    format!("{:015}#{id}", due_ms.max(0))
+    keys::due_sk(due_ms, id)
 }
 
 fn due_item(due_ms: i64, id: &str) -> (Item, String) {
@@ -808,11 +808,7 @@ fn failed_notice(ctx: &Ctx, p: &Payout, now: i64) -> Outgoing {
 /// timeout are asked about at the PSP, then finished or flagged for review.
 /// Returns how many due payouts it handled.
 pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
-    let q = Query::new(
-        DUE_PK,
-        SkRange::Between(String::new(), due_sk(now, "~")),
-        SWEEP_BATCH,
-    );
+    let q = Query::new(DUE_PK, keys::due_until(now), SWEEP_BATCH);
     let due = ctx.store.query(&q).await?.items;
     for d in &due {
         let Some(id) = d.str_attr("payout_id") else {
@@ -1027,10 +1023,8 @@ pub async fn apply_event(ctx: &Ctx, ev: &PayoutEvent) -> Result<(), bool> {
         OperationOutcome::Succeeded => PayoutStatus::Succeeded,
         OperationOutcome::Failed => PayoutStatus::Failed,
     };
-    if let Some(theirs) = &ev.reason {
-        // Their words are for our logs; the payout and the player get ours.
-        tracing::info!(payout_id = %p.id, psp_reason = %theirs, "payout outcome reason from the PSP");
-    }
+    // The PSP's own reason (`ev.reason`) is free text that may name the
+    // player: it reaches neither a log line, the payout nor the player.
     let reason = format!("PSP webhook: {}", ev.status.as_str());
     match finish(ctx, &p, outcome, &reason, Some(ev.event_id.as_str())).await {
         Ok(true) => Ok(()),

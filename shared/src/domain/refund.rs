@@ -28,9 +28,7 @@ use crate::error::{Error, ErrorCode};
 use crate::ids::{PaymentId, TxnId};
 use crate::money::Money;
 use crate::psp::{PspError, RefundRequest as PspRefund};
-use crate::store::{
-    item, Attr, Cond, Item, ItemExt, Key, Query, SkRange, StoreError, UpdateOp, Write,
-};
+use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Query, StoreError, UpdateOp, Write};
 
 use super::deposit::load_payment;
 use super::event::{OperationOutcome, RefundEvent};
@@ -80,7 +78,7 @@ impl RefundStatus {
 }
 
 fn due_sk(due_ms: i64, payment: &PaymentId, refund_id: &str) -> String {
-    format!("{:015}#{payment}#{refund_id}", due_ms.max(0))
+    keys::due_sk(due_ms, &format!("{payment}#{refund_id}"))
 }
 
 /// The due-work item that keeps a refund not yet taken by the PSP on the
@@ -392,11 +390,7 @@ async fn reschedule(
 /// refund the PSP has, without an outcome after the timeout, is asked about.
 /// Returns how many due refunds it handled.
 pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
-    let q = Query::new(
-        DUE_PK,
-        SkRange::Between(String::new(), format!("{:015}#~", now.max(0))),
-        SWEEP_BATCH,
-    );
+    let q = Query::new(DUE_PK, keys::due_until(now), SWEEP_BATCH);
     let due = ctx.store.query(&q).await?.items;
     for d in &due {
         let sk = d.str_attr("sk").unwrap_or_default().to_owned();
