@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
-use payloop::domain::event::PspEvent;
-use payloop::domain::signature::{self, Scheme};
 use payloop::ids::PspId;
 use payloop::money::{Currency, Money};
+use payloop::psp::event::PspEvent;
 use payloop::psp::routing::{RiskLevel, RouteRequest, Router};
+use payloop::psp::signature::{self, Scheme};
 use payloop::queue::Queue;
 use payloop::store::metered::MeteredStore;
 use payloop::store::Store;

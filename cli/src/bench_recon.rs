@@ -76,7 +76,7 @@ pub fn generate(
         };
         let mut fee = FEES
             .expected(
-                payloop::domain::recon::index::Kind::parse(kind).ok_or("kind")?,
+                payloop::schema::recon_index::Kind::parse(kind).ok_or("kind")?,
                 gross,
             )
             .ok_or("fee")?;

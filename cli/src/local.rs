@@ -11,12 +11,12 @@ use payloop::config::{
     Config, KeyRing, Secret, WebhookSecrets, DEFAULT_IDEMPOTENCY_TTL_S, DEFAULT_LEASE_MS,
     DEFAULT_WAGERING_MULTIPLE, DEFAULT_WEBHOOK_TOLERANCE_S,
 };
-use payloop::domain::signature::Scheme;
 use payloop::domain::Ctx;
 use payloop::ids::PspId;
 use payloop::psp::health::HealthPolicy;
 use payloop::psp::http_connector::{HttpPsp, DEFAULT_TIMEOUT};
 use payloop::psp::routing::Router;
+use payloop::psp::signature::Scheme;
 use payloop::psp::{PspConnector, Psps, WebhookKeys};
 use payloop::queue::embedded::EmbeddedQueue;
 use payloop::queue::Queue;
@@ -122,7 +122,7 @@ pub struct LocalOptions {
     /// How often the payout sweep runs.
     pub sweep_every: Duration,
     /// Payout rules (limits, KYC, timeouts).
-    pub payouts: payloop::domain::payout::PayoutPolicy,
+    pub payouts: payloop::domain::policy::PayoutPolicy,
 }
 
 impl LocalOptions {
@@ -148,7 +148,7 @@ impl LocalOptions {
             sandbox_port: 0,
             psp_timeout: DEFAULT_TIMEOUT,
             sweep_every: Duration::from_secs(1),
-            payouts: payloop::domain::payout::PayoutPolicy::default(),
+            payouts: payloop::domain::policy::PayoutPolicy::default(),
         }
     }
 }
@@ -184,7 +184,6 @@ fn config(
     secrets: &DevSecrets,
     base_url: &str,
     sandboxes: &[(PspId, Scheme)],
-    payouts: &payloop::domain::payout::PayoutPolicy,
 ) -> Result<Config, payloop::config::ConfigError> {
     let webhook: Vec<String> = sandboxes
         .iter()
@@ -201,8 +200,6 @@ fn config(
         idempotency_lease_ms: DEFAULT_LEASE_MS,
         webhook_tolerance_s: DEFAULT_WEBHOOK_TOLERANCE_S,
         wagering_multiple: DEFAULT_WAGERING_MULTIPLE,
-        payouts: payouts.clone(),
-        recon: sandbox_fees(sandboxes),
     })
 }
 
@@ -338,13 +335,18 @@ pub async fn start(
         Some(wrap) => wrap(queue),
         None => queue,
     };
-    let config = Arc::new(config(&secrets, &base_url, &sandboxes, &opts.payouts)?);
+    let config = Arc::new(config(&secrets, &base_url, &sandboxes)?);
+    let policies = Arc::new(payloop::domain::policy::Policies {
+        payouts: opts.payouts.clone(),
+        recon: sandbox_fees(&sandboxes),
+    });
     let handles = start_sandboxes(&opts, &sandboxes, &secrets, &base_url).await?;
     let psps = psps(&handles, &config, &secrets, &opts)?;
     let ctx = Ctx {
         store,
         queue,
         config: Arc::clone(&config),
+        policies,
         psps: Arc::new(psps),
         clock: Arc::new(payloop::clock::SystemClock),
     };

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use payloop::domain::signature::Scheme;
+use payloop::psp::signature::Scheme;
 use payloop_cli::local::{self, LocalOptions};
 
 fn parse_scheme(s: &str) -> Result<Scheme, String> {

@@ -2,32 +2,14 @@
 //! startup error, never a default.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::domain::signature::Scheme;
 use crate::ids::PspId;
+use crate::psp::signature::Scheme;
 
-/// A secret value: `Debug`/`Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -169,8 +151,6 @@ pub struct Config {
     pub webhook_tolerance_s: i64,
     /// Deposits must be wagered this many times before a withdrawal.
     pub wagering_multiple: i64,
-    pub payouts: crate::domain::payout::PayoutPolicy,
-    pub recon: crate::domain::recon::ReconPolicy,
 }
 
 pub const DEFAULT_IDEMPOTENCY_TTL_S: i64 = 24 * 3600;
@@ -182,60 +162,13 @@ fn required(name: &str) -> Result<String, ConfigError> {
     std::env::var(name).map_err(|_| ConfigError(format!("{name} is not set")))
 }
 
-fn optional_int(name: &str, default: i64) -> Result<i64, ConfigError> {
+pub fn optional_int(name: &str, default: i64) -> Result<i64, ConfigError> {
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(v) => v
             .parse()
             .map_err(|_| ConfigError(format!("{name} must be an integer"))),
     }
-}
-
-/// `PAYLOOP_PAYOUT_MAX_MINOR`, `PAYLOOP_PAYOUT_DAILY_MAX_MINOR`,
-/// `PAYLOOP_PAYOUT_BASIC_KYC_MAX_MINOR`, `PAYLOOP_PAYOUT_TIMEOUT_SECS`,
-/// `PAYLOOP_PAYOUT_RETRY_SECS` over the defaults.
-fn payout_policy_from_env() -> Result<crate::domain::payout::PayoutPolicy, ConfigError> {
-    let d = crate::domain::payout::PayoutPolicy::default();
-    let positive = |name: &str, default: i64| -> Result<i64, ConfigError> {
-        match optional_int(name, default)? {
-            v if v > 0 => Ok(v),
-            _ => Err(ConfigError(format!("{name} must be positive"))),
-        }
-    };
-    Ok(crate::domain::payout::PayoutPolicy {
-        max_per_payout_minor: positive("PAYLOOP_PAYOUT_MAX_MINOR", d.max_per_payout_minor)?,
-        max_per_day_minor: positive("PAYLOOP_PAYOUT_DAILY_MAX_MINOR", d.max_per_day_minor)?,
-        basic_kyc_max_minor: positive("PAYLOOP_PAYOUT_BASIC_KYC_MAX_MINOR", d.basic_kyc_max_minor)?,
-        outcome_timeout_ms: positive("PAYLOOP_PAYOUT_TIMEOUT_SECS", d.outcome_timeout_ms / 1000)?
-            * 1000,
-        retry_after_ms: positive("PAYLOOP_PAYOUT_RETRY_SECS", d.retry_after_ms / 1000)? * 1000,
-    })
-}
-
-/// `PAYLOOP_FEE_SCHEDULE`, `PAYLOOP_FEE_TOLERANCE_MINOR`, `PAYLOOP_RECON_SHARDS`.
-fn recon_policy_from_env() -> Result<crate::domain::recon::ReconPolicy, ConfigError> {
-    let d = crate::domain::recon::ReconPolicy::default();
-    let fees = crate::domain::recon::parse_fee_schedule(
-        &std::env::var("PAYLOOP_FEE_SCHEDULE").unwrap_or_default(),
-    )
-    .map_err(|e| ConfigError(format!("PAYLOOP_FEE_SCHEDULE: {e}")))?;
-    let tolerance_minor = match optional_int("PAYLOOP_FEE_TOLERANCE_MINOR", d.tolerance_minor)? {
-        t @ 0..=1_000_000 => t,
-        _ => {
-            return Err(ConfigError(
-                "PAYLOOP_FEE_TOLERANCE_MINOR must be 0 to 1000000".into(),
-            ))
-        }
-    };
-    let shards = match optional_int("PAYLOOP_RECON_SHARDS", i64::from(d.shards))? {
-        s @ 1..=32 => s as u32,
-        _ => return Err(ConfigError("PAYLOOP_RECON_SHARDS must be 1 to 32".into())),
-    };
-    Ok(crate::domain::recon::ReconPolicy {
-        fees,
-        tolerance_minor,
-        shards,
-    })
 }
 
 impl Config {
@@ -269,8 +202,6 @@ impl Config {
                     ))
                 }
             },
-            payouts: payout_policy_from_env()?,
-            recon: recon_policy_from_env()?,
         })
     }
 }

@@ -11,6 +11,8 @@ pub mod money;
 pub mod psp;
 pub mod queue;
 pub mod runtime;
+pub mod schema;
+pub mod secret;
 pub mod store;
 
 pub use error::Error;

@@ -3,15 +3,20 @@
 
 use std::sync::Arc;
 
+use crate::config::optional_int;
 use crate::config::{Config, ConfigError, Secret};
+use crate::domain::policy::{parse_fee_schedule, PayoutPolicy, Policies, ReconPolicy};
 use crate::domain::Ctx;
-use crate::psp::http_connector::{connectors_from_config, DEFAULT_TIMEOUT};
+use crate::ids::PspId;
+use crate::psp::http_connector::{HttpPsp, DEFAULT_TIMEOUT};
 use crate::psp::routing::Router;
 use crate::psp::Psps;
+use crate::psp::{PspConnector, WebhookKeys};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::Queue;
 use crate::store::dynamodb::DynamoStore;
 use crate::store::Store;
+use std::time::Duration;
 
 /// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default info).
 pub fn init_tracing() {
@@ -68,6 +73,106 @@ pub fn psps_from_env(config: &Config) -> Result<Psps, ConfigError> {
         .map_err(|e| ConfigError(e.to_string()))
 }
 
+/// The deployment's policies, from the environment over the defaults.
+pub fn policies_from_env() -> Result<Policies, ConfigError> {
+    Ok(Policies {
+        payouts: payout_policy_from_env()?,
+        recon: recon_policy_from_env()?,
+    })
+}
+
+/// `PAYLOOP_PAYOUT_MAX_MINOR`, `PAYLOOP_PAYOUT_DAILY_MAX_MINOR`,
+/// `PAYLOOP_PAYOUT_BASIC_KYC_MAX_MINOR`, `PAYLOOP_PAYOUT_TIMEOUT_SECS`,
+/// `PAYLOOP_PAYOUT_RETRY_SECS` over the defaults.
+fn payout_policy_from_env() -> Result<PayoutPolicy, ConfigError> {
+    let d = PayoutPolicy::default();
+    let positive = |name: &str, default: i64| -> Result<i64, ConfigError> {
+        match optional_int(name, default)? {
+            v if v > 0 => Ok(v),
+            _ => Err(ConfigError(format!("{name} must be positive"))),
+        }
+    };
+    Ok(PayoutPolicy {
+        max_per_payout_minor: positive("PAYLOOP_PAYOUT_MAX_MINOR", d.max_per_payout_minor)?,
+        max_per_day_minor: positive("PAYLOOP_PAYOUT_DAILY_MAX_MINOR", d.max_per_day_minor)?,
+        basic_kyc_max_minor: positive("PAYLOOP_PAYOUT_BASIC_KYC_MAX_MINOR", d.basic_kyc_max_minor)?,
+        outcome_timeout_ms: positive("PAYLOOP_PAYOUT_TIMEOUT_SECS", d.outcome_timeout_ms / 1000)?
+            * 1000,
+        retry_after_ms: positive("PAYLOOP_PAYOUT_RETRY_SECS", d.retry_after_ms / 1000)? * 1000,
+    })
+}
+
+/// `PAYLOOP_FEE_SCHEDULE`, `PAYLOOP_FEE_TOLERANCE_MINOR`, `PAYLOOP_RECON_SHARDS`.
+fn recon_policy_from_env() -> Result<ReconPolicy, ConfigError> {
+    let d = ReconPolicy::default();
+    let fees = parse_fee_schedule(&std::env::var("PAYLOOP_FEE_SCHEDULE").unwrap_or_default())
+        .map_err(|e| ConfigError(format!("PAYLOOP_FEE_SCHEDULE: {e}")))?;
+    let tolerance_minor = match optional_int("PAYLOOP_FEE_TOLERANCE_MINOR", d.tolerance_minor)? {
+        t @ 0..=1_000_000 => t,
+        _ => {
+            return Err(ConfigError(
+                "PAYLOOP_FEE_TOLERANCE_MINOR must be 0 to 1000000".into(),
+            ))
+        }
+    };
+    let shards = match optional_int("PAYLOOP_RECON_SHARDS", i64::from(d.shards))? {
+        s @ 1..=32 => s as u32,
+        _ => return Err(ConfigError("PAYLOOP_RECON_SHARDS must be 1 to 32".into())),
+    };
+    Ok(ReconPolicy {
+        fees,
+        tolerance_minor,
+        shards,
+    })
+}
+
+/// One [`HttpPsp`] per PSP that has webhook secrets, at the endpoint
+/// given for it (`psp=url` pairs, comma-separated).
+pub fn connectors_from_config(
+    config: &Config,
+    endpoints: &str,
+    api_key: &Secret,
+    timeout: Duration,
+) -> Result<Vec<Arc<dyn PspConnector>>, ConfigError> {
+    let mut urls = std::collections::BTreeMap::new();
+    for pair in endpoints
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (name, url) = pair
+            .split_once('=')
+            .ok_or_else(|| ConfigError(format!("PSP endpoint {pair:?} is not psp=url")))?;
+        let psp = PspId::parse(name).map_err(|e| ConfigError(format!("PSP endpoint: {e}")))?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError(format!(
+                "PSP endpoint of {psp} must be an http(s) URL"
+            )));
+        }
+        urls.insert(psp, url.to_owned());
+    }
+    config
+        .webhook_secrets
+        .psps()
+        .map(|psp| {
+            let url = urls
+                .get(psp)
+                .ok_or_else(|| ConfigError(format!("no API endpoint for PSP {psp}")))?;
+            let (scheme, secrets) = config
+                .webhook_secrets
+                .for_psp(psp)
+                .ok_or_else(|| ConfigError(format!("no webhook secrets for PSP {psp}")))?;
+            let webhook = WebhookKeys {
+                scheme,
+                secrets: secrets.to_vec(),
+            };
+            let c = HttpPsp::new(psp.clone(), url, api_key.clone(), webhook, timeout)
+                .map_err(|e| ConfigError(e.to_string()))?;
+            Ok(std::sync::Arc::new(c) as Arc<dyn PspConnector>)
+        })
+        .collect()
+}
+
 /// Everything a Lambda handler needs.
 pub async fn lambda_ctx() -> Result<Ctx, ConfigError> {
     let config = Config::from_env()?;
@@ -77,6 +182,7 @@ pub async fn lambda_ctx() -> Result<Ctx, ConfigError> {
         store,
         queue,
         config: Arc::new(config),
+        policies: Arc::new(policies_from_env()?),
         psps: Arc::new(psps),
         clock: Arc::new(crate::clock::SystemClock),
     })

@@ -10,13 +10,13 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use payloop::clock::Day;
 use payloop::config::Secret;
-use payloop::domain::event::{parse_message, Inbound};
 use payloop::domain::recon::files::parse_ledger_line;
-use payloop::domain::settlement::ReportReader;
-use payloop::domain::signature::{self, Rejection, Scheme, Window};
 use payloop::edge::{parse_json, QueryParams};
 use payloop::ids::{CaseId, EventId, IdempotencyKey, PaymentId, PlayerId, PspId, TxnId};
 use payloop::money::{format_minor, Currency, Money};
+use payloop::psp::event::{parse_message, Inbound};
+use payloop::psp::settlement::ReportReader;
+use payloop::psp::signature::{self, Rejection, Scheme, Window};
 use payloop::psp::wire::parse_inbound;
 use proptest::prelude::*;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use payloop_cli::local::{self, LocalOptions, LocalStack};
 use serde_json::{json, Value};
 
-pub use payloop::domain::webhook::seed_signature;
+pub use payloop::psp::signature::seed_signature;
 
 /// How long tests wait for the asynchronous part of the loop.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -142,12 +142,12 @@ impl TestStack {
     /// POST a body signed under `scheme` with the sandbox secret, dated `ts_s`.
     pub async fn webhook_scheme(
         &self,
-        scheme: payloop::domain::signature::Scheme,
+        scheme: payloop::psp::signature::Scheme,
         body: &str,
         ts_s: i64,
     ) -> Resp {
         let msg_id = payloop::ids::new_ulid("msg");
-        let signed = payloop::domain::signature::sign(
+        let signed = payloop::psp::signature::sign(
             scheme,
             &self.stack.secrets.webhook_secret,
             body.as_bytes(),
@@ -500,7 +500,9 @@ pub fn aws_endpoint(test: &str) -> Option<String> {
 /// balances-after chain unbroken, held ≥ 0.
 pub async fn assert_wallet_audits(ctx: &payloop::domain::Ctx, player: &str) {
     let player = payloop::ids::PlayerId::parse(player).unwrap();
-    let audit = payloop::domain::ledger::audit(ctx, &player).await.unwrap();
+    let audit = payloop::domain::wallet::ledger::audit(ctx, &player)
+        .await
+        .unwrap();
     assert!(
         audit.holds(),
         "wallet of {player} does not audit: {audit:?}"
@@ -539,9 +541,8 @@ pub fn fixture_ctx(
             idempotency_lease_ms: lease_ms,
             webhook_tolerance_s: 300,
             wagering_multiple: 1,
-            payouts: Default::default(),
-            recon: Default::default(),
         }),
+        policies: Arc::default(),
         psps: Arc::new(
             payloop::psp::Psps::new(
                 vec![Arc::new(FixturePsp::new(sandbox.clone()))],
@@ -567,7 +568,7 @@ impl FixturePsp {
         FixturePsp {
             id,
             webhook: payloop::psp::WebhookKeys {
-                scheme: payloop::domain::signature::Scheme::Seed,
+                scheme: payloop::psp::signature::Scheme::Seed,
                 secrets: vec![payloop::config::Secret::new("fixture-webhook-secret-0123")],
             },
         }
@@ -629,15 +630,15 @@ impl payloop::psp::PspConnector for FixturePsp {
         &self,
         headers: &http::HeaderMap,
         raw: &[u8],
-        window: payloop::domain::signature::Window,
-    ) -> Result<payloop::domain::signature::Verified, payloop::domain::signature::Rejection> {
+        window: payloop::psp::signature::Window,
+    ) -> Result<payloop::psp::signature::Verified, payloop::psp::signature::Rejection> {
         self.webhook.verify(headers, raw, window)
     }
     fn normalise_webhook(
         &self,
         raw: &[u8],
         signed_at_s: Option<i64>,
-    ) -> Result<payloop::domain::event::Inbound, payloop::Error> {
+    ) -> Result<payloop::psp::event::Inbound, payloop::Error> {
         payloop::psp::wire::parse_inbound(&self.id, raw, signed_at_s)
     }
 }
@@ -652,15 +653,15 @@ pub async fn seed_pending_payment(
     id: payloop::ids::PaymentId,
     player: &str,
     minor: i64,
-) -> payloop::domain::payment::Payment {
+) -> payloop::domain::deposits::payment::Payment {
     use payloop::money::{Currency, Money};
-    let payment = payloop::domain::payment::Payment {
+    let payment = payloop::domain::deposits::payment::Payment {
         id,
         player: payloop::ids::PlayerId::parse(player).unwrap(),
         amount: Money::from_minor(minor, Currency::parse("EUR").unwrap()).unwrap(),
         method: "card".into(),
         psp: payloop::ids::PspId::parse("sandbox").unwrap(),
-        status: payloop::domain::payment::PaymentStatus::Pending,
+        status: payloop::domain::deposits::payment::PaymentStatus::Pending,
         return_url: "https://shop.example/return".into(),
         country: None,
         device: None,

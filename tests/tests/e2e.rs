@@ -457,7 +457,7 @@ async fn a_queue_outage_answers_503_and_the_psp_retry_is_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_and_intake_speak_every_signature_scheme() {
-    use payloop::domain::signature::Scheme;
+    use payloop::psp::signature::Scheme;
     for scheme in [Scheme::Timestamped, Scheme::StandardWebhooks] {
         let t = TestStack::start_with(|o| o.webhook_scheme = scheme).await;
         let id = t.deposit("lee", "8.00").await;

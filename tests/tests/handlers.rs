@@ -84,7 +84,14 @@ async fn sqs_batch_reports_only_the_poison_message_and_credits_once() {
     let balances = payloop::domain::wallet::balances(&ctx, &payment.player)
         .await
         .unwrap();
-    assert_eq!(balances, vec![(eur, 5000, 0)]);
+    assert_eq!(
+        balances,
+        vec![payloop::domain::wallet::CurrencyBalance {
+            currency: eur,
+            available: 5000,
+            held: 0
+        }]
+    );
 }
 
 /// The intent is stored but remembering the response fails (a crash or a

@@ -7,12 +7,13 @@
 
 use std::sync::Arc;
 
-use payloop::domain::event::PspEvent;
-use payloop::domain::payment::PaymentStatus;
-use payloop::domain::wallet::{apply_event, balances};
+use payloop::domain::deposits::apply_event;
+use payloop::domain::deposits::payment::PaymentStatus;
+use payloop::domain::wallet::{balances, CurrencyBalance};
 use payloop::domain::Ctx;
 use payloop::ids::{EventId, PaymentId, PlayerId};
 use payloop::money::Currency;
+use payloop::psp::event::PspEvent;
 use payloop::store::{Query, SkRange};
 
 fn ctx(dir: &std::path::Path) -> Ctx {
@@ -80,7 +81,7 @@ async fn every_order_of_every_event_twice_ends_exactly_right() {
             .map(|&i| events[i])
             .find(|s| s.is_final())
             .unwrap();
-        let stored = payloop::domain::deposit::load_payment(&ctx, &payment.id)
+        let stored = payloop::domain::deposits::load_payment(&ctx, &payment.id)
             .await
             .unwrap();
         assert_eq!(stored.status, first_final, "order {order:?}");
@@ -88,7 +89,7 @@ async fn every_order_of_every_event_twice_ends_exactly_right() {
             .await
             .unwrap()
             .iter()
-            .map(|(_, a, _)| a)
+            .map(|b| b.available)
             .sum();
         let expected = if first_final == Captured { 1234 } else { 0 };
         assert_eq!(credited, expected, "order {order:?}");
@@ -154,9 +155,17 @@ async fn racing_captures_past_the_read_credit_once() {
     let mut moved = 0;
     for t in tasks {
         moved += usize::from(
-            t.await.unwrap() == payloop::domain::wallet::Applied::Moved(PaymentStatus::Captured),
+            t.await.unwrap()
+                == payloop::domain::deposits::apply::Applied::Moved(PaymentStatus::Captured),
         );
     }
     assert_eq!(moved, 1);
-    assert_eq!(balances(&ctx, &player).await.unwrap(), vec![(eur, 500, 0)]);
+    assert_eq!(
+        balances(&ctx, &player).await.unwrap(),
+        vec![CurrencyBalance {
+            currency: eur,
+            available: 500,
+            held: 0
+        }]
+    );
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use payloop::domain::payout::PayoutPolicy;
+use payloop::domain::policy::PayoutPolicy;
 use payloop::queue::QueueName;
 use payloop_tests::{assert_wallet_audits, TestStack, WAIT};
 use serde_json::{json, Value};

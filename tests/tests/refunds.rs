@@ -256,7 +256,7 @@ async fn a_refund_the_psp_rejects_is_failed_without_its_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_whose_webhook_is_lost_is_settled_from_the_status_api() {
     let t = TestStack::start_with(|o| {
-        o.payouts = payloop::domain::payout::PayoutPolicy {
+        o.payouts = payloop::domain::policy::PayoutPolicy {
             outcome_timeout_ms: 1_000,
             retry_after_ms: 200,
             ..Default::default()

@@ -7,16 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use payloop::domain::keys;
-use payloop::domain::ledger::{self, EntryKind, Movement};
-use payloop::domain::payout::{self, PayoutRequest};
+use payloop::domain::payouts::{self, PayoutRequest};
+use payloop::domain::wallet::ledger::{self, EntryKind, Movement};
 use payloop::domain::Ctx;
 use payloop::ids::{PlayerId, TxnId};
 use payloop::money::Currency;
+use payloop::schema::keys;
 use payloop::store::embedded::EmbeddedStore;
 use payloop::store::{item, Attr, Item, Key, Page, Query, Store, StoreError, Write};
 use payloop_tests::fixture_ctx;
-use serde_json::json;
 
 /// Credits a deposit (which adds to the wagering requirement) right after
 /// the first read of the balance once armed: the interleaving of a payout
@@ -94,10 +93,13 @@ async fn a_deposit_credited_during_the_payout_check_blocks_the_hold() {
         .unwrap();
     racing.armed.store(true, Ordering::SeqCst);
     let req = PayoutRequest::parse(
-        &json!({"player_id": "wren", "amount": "60.00", "currency": "EUR", "method": "card"}),
+        &payloop::domain::request::Body::from_json(
+            br#"{"player_id": "wren", "amount": "60.00", "currency": "EUR", "method": "card"}"#,
+        )
+        .unwrap(),
     )
     .unwrap();
-    let refused = payout::init(&ctx, req, "po_race1".into()).await;
+    let refused = payouts::init(&ctx, req, "po_race1".into()).await;
     assert!(
         !racing.armed.load(Ordering::SeqCst),
         "the deposit was credited mid-check"

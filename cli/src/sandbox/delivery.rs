@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use payloop::clock::now_s;
-use payloop::domain::signature;
 use payloop::ids::new_ulid;
+use payloop::psp::signature;
 use serde::Serialize;
 
 use super::chaos::{jitter_ms, roll, Chaos};

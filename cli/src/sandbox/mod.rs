@@ -21,9 +21,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use payloop::clock::{now_s, Day};
 use payloop::config::{KeyRing, Secret};
-use payloop::domain::signature::Scheme;
 use payloop::ids::{new_ulid, PaymentId, PspId};
 use payloop::money::{Currency, Money};
+use payloop::psp::signature::Scheme;
 use payloop::psp::wire::{
     ErrorReply, OperationReply, PayoutBody, RefundBody, SessionBody, SessionReply, SettlementLine,
     StatusReply, WebhookBody, SETTLEMENT_HEADER,

@@ -16,10 +16,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use payloop::domain::keys;
-use payloop::domain::payment::PaymentStatus;
-use payloop::domain::payout::{Payout, PayoutStatus};
+use payloop::domain::deposits::payment::PaymentStatus;
+use payloop::domain::payouts::{Payout, PayoutStatus};
 use payloop::ids::{PaymentId, PlayerId};
+use payloop::schema::keys;
 use payloop::store::{Attr, Item, ItemExt, Key, Query, SkRange};
 use serde_json::Value;
 
@@ -77,7 +77,7 @@ async fn wallets(s: &Scenario, v: &mut Vec<String>) {
         };
         let want = expected.get(player).copied().unwrap_or_default();
         let want = payout_truth(s, &id, want, v).await;
-        match payloop::domain::ledger::audit(&s.world.raw, &id).await {
+        match payloop::domain::wallet::ledger::audit(&s.world.raw, &id).await {
             Ok(a) if !a.holds() => v.push(format!("{player}: ledger audit fails: {a:?}")),
             Ok(_) => {}
             Err(e) => v.push(format!("{player}: audit failed: {e}")),
@@ -195,7 +195,7 @@ async fn payout_truth(
         .filter_map(|it| it.str_attr("payout_id").map(str::to_owned))
         .collect();
     for id in ids {
-        match payloop::domain::payout::load(&s.world.raw, &id).await {
+        match payloop::domain::payouts::load(&s.world.raw, &id).await {
             Ok(p) if p.status == PayoutStatus::Succeeded => e.total -= p.amount.minor(),
             Ok(p) if !p.status.is_final() => e.held += p.amount.minor(),
             Ok(_) => {}
@@ -225,7 +225,7 @@ async fn payouts(s: &Scenario, v: &mut Vec<String>) {
         .collect();
     let notified = notified_payouts(s).await;
     for id in ids {
-        let Ok(p) = payloop::domain::payout::load(&s.world.raw, &id).await else {
+        let Ok(p) = payloop::domain::payouts::load(&s.world.raw, &id).await else {
             v.push(format!("payout {id}: accepted but not stored"));
             continue;
         };

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::HeaderMap;
 use payloop::clock::Day;
-use payloop::domain::event::Inbound;
-use payloop::domain::signature::{Rejection, Verified, Window};
 use payloop::ids::PspId;
+use payloop::psp::event::Inbound;
+use payloop::psp::signature::{Rejection, Verified, Window};
 use payloop::psp::{
     Operation, PayoutRequest, PspConnector, PspError, RefundRequest, RemoteStatus, ReportChunks,
     Session, SessionRequest,

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use http::HeaderMap;
 use payloop::clock::{Clock, Day, ManualClock};
 use payloop::config::Secret;
-use payloop::domain::event::Inbound;
-use payloop::domain::signature::{Rejection, Scheme, Verified, Window};
 use payloop::ids::PspId;
 use payloop::money::Money;
+use payloop::psp::event::Inbound;
+use payloop::psp::signature::{Rejection, Scheme, Verified, Window};
 use payloop::psp::wire::{SettlementLine, SETTLEMENT_HEADER};
 use payloop::psp::{
     Operation, PayoutRequest, PspConnector, PspError, RefundRequest, RemoteStatus, ReportChunks,
@@ -376,7 +376,7 @@ impl SimPsp {
 
     /// The headers of one delivery attempt, signed now.
     pub fn sign(&self, body: &str, attempt_id: u64) -> Vec<(&'static str, String)> {
-        payloop::domain::signature::sign(
+        payloop::psp::signature::sign(
             Scheme::Timestamped,
             WEBHOOK_SECRET,
             body.as_bytes(),

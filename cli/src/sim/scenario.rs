@@ -384,7 +384,7 @@ impl Scenario {
         let Ok(id) = payloop::ids::PlayerId::parse(player) else {
             return 0;
         };
-        let key = payloop::domain::keys::balance(&id, eur());
+        let key = payloop::schema::keys::balance(&id, eur());
         match self.world.raw.store.get(&key).await {
             Ok(Some(b)) => b.int_attr("available").unwrap_or(0),
             _ => 0,
@@ -416,7 +416,7 @@ impl Scenario {
                 .world
                 .raw
                 .store
-                .get(&payloop::domain::keys::payment(&pid))
+                .get(&payloop::schema::keys::payment(&pid))
                 .await;
             if let Ok(Some(p)) = it {
                 if p.str_attr("status") == Some("captured") {

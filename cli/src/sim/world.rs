@@ -11,7 +11,7 @@ use axum::Router;
 use http::{HeaderMap, Method, Request};
 use payloop::clock::{Clock, Day, ManualClock};
 use payloop::config::{Config, KeyRing, WebhookSecrets};
-use payloop::domain::payout::PayoutPolicy;
+use payloop::domain::policy::Policies;
 use payloop::domain::Ctx;
 use payloop::ids::PspId;
 use payloop::psp::routing::Router as Routes;
@@ -80,8 +80,6 @@ fn config() -> Result<Config, Boxed> {
         idempotency_lease_ms: 30_000,
         webhook_tolerance_s: 300,
         wagering_multiple: 1,
-        payouts: PayoutPolicy::default(),
-        recon: Default::default(),
     })
 }
 
@@ -108,10 +106,12 @@ impl World {
             wagering_multiple,
             ..config()?
         });
+        let policies = Arc::new(Policies::default());
         let raw = Ctx {
             store: Arc::clone(&store),
             queue: Arc::clone(&queue),
             config: Arc::clone(&config),
+            policies: Arc::clone(&policies),
             psps: Arc::new(psps(psp.clone())?),
             clock: clock.clone(),
         };
@@ -125,6 +125,7 @@ impl World {
                 faults: faults.clone(),
             }),
             config,
+            policies,
             psps: Arc::new(psps(Arc::new(FaultPsp {
                 inner: psp.clone(),
                 faults: faults.clone(),

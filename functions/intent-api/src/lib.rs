@@ -4,20 +4,20 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use payloop::domain::deposit::{self, InitRequest};
-use payloop::domain::operator;
-use payloop::domain::payout::{self, PayoutRequest};
-use payloop::domain::refund;
+use payloop::domain::deposits::{self, InitRequest};
+use payloop::domain::operator::{self, DegradationRequest};
+use payloop::domain::payouts::{self, PayoutRequest};
+use payloop::domain::players::{self, LevelChange};
+use payloop::domain::refunds::{self, RefundRequest};
 use payloop::domain::Ctx;
 use payloop::edge::{
-    authenticate, idempotency_key, idempotent, parse_json, ApiError, Path, RawBody,
+    authenticate, idempotency_key, idempotent, parse_body, ApiError, Path, RawBody,
 };
-use payloop::ids::PaymentId;
+use payloop::ids::{PaymentId, PlayerId};
 use payloop::Error;
-use serde_json::Value;
 
 pub const INIT_PATH: &str = "/v1/payments/init";
 pub const PAYOUT_INIT_PATH: &str = "/v1/payouts/init";
@@ -53,14 +53,18 @@ async fn init(
     let scope = format!("client:{client}");
     let (ctx_ref, raw_ref) = (&ctx, &raw);
     let work = |reserved: String| async move {
-        let req = InitRequest::parse(&parse_json(raw_ref)?)?;
+        let req = InitRequest::parse(&parse_body(raw_ref)?)?;
         let id = PaymentId::from_reserved(&reserved)?;
         Ok((
             StatusCode::CREATED,
-            deposit::create_intent(ctx_ref, req, id).await?,
+            deposits::create_intent(ctx_ref, req, id).await?,
         ))
     };
     Ok(idempotent(&ctx, &scope, &key, "POST", INIT_PATH, &raw, work).await)
+}
+
+fn player_id(raw: &str) -> Result<PlayerId, Error> {
+    PlayerId::parse(raw).map_err(|e| Error::validation("player_id", e.to_string()))
 }
 
 fn payment_id(raw: &str) -> Result<PaymentId, Error> {
@@ -71,21 +75,24 @@ async fn show(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.client_keys)?;
-    Ok(Json(deposit::payment_view(&ctx, &payment_id(&id)?).await?))
+    Ok(Json(deposits::payment_view(&ctx, &payment_id(&id)?).await?))
 }
 
 async fn deliveries(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
-    Ok(Json(deposit::deliveries(&ctx, &payment_id(&id)?).await?))
+    Ok(Json(deposits::deliveries(&ctx, &payment_id(&id)?).await?))
 }
 
-async fn routing_view(State(ctx): State<Ctx>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn routing_view(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
     Ok(Json(operator::routing_view(&ctx).await?))
 }
@@ -94,11 +101,10 @@ async fn set_degradation(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     RawBody(raw): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
-    Ok(Json(
-        operator::set_degradation(&ctx, &parse_json(&raw)?).await?,
-    ))
+    let req = DegradationRequest::parse(&parse_body(&raw)?)?;
+    Ok(Json(operator::set_degradation(&ctx, &req).await?))
 }
 
 async fn set_player_risk(
@@ -106,10 +112,11 @@ async fn set_player_risk(
     headers: HeaderMap,
     Path(player): Path<String>,
     RawBody(raw): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
+    let change = LevelChange::parse_risk(&parse_body(&raw)?)?;
     Ok(Json(
-        operator::set_player_risk(&ctx, &player, &parse_json(&raw)?).await?,
+        players::set_level(&ctx, &player_id(&player)?, change).await?,
     ))
 }
 
@@ -124,9 +131,9 @@ async fn payout_init(
     let scope = format!("client:{client}");
     let (ctx_ref, raw_ref) = (&ctx, &raw);
     let work = |reserved: String| async move {
-        let req = PayoutRequest::parse(&parse_json(raw_ref)?)?;
+        let req = PayoutRequest::parse(&parse_body(raw_ref)?)?;
         let id = format!("po_{reserved}");
-        Ok((StatusCode::CREATED, payout::init(ctx_ref, req, id).await?))
+        Ok((StatusCode::CREATED, payouts::init(ctx_ref, req, id).await?))
     };
     Ok(idempotent(&ctx, &scope, &key, "POST", PAYOUT_INIT_PATH, &raw, work).await)
 }
@@ -135,7 +142,7 @@ async fn payout_show(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.client_keys)?;
     let ok = id.starts_with("po_")
         && id.len() <= 64
@@ -143,7 +150,7 @@ async fn payout_show(
     if !ok {
         return Err(Error::validation("payout_id", "must be a payout id (po_…)").into());
     }
-    Ok(Json(payout::view(&ctx, &id).await?))
+    Ok(Json(payouts::view(&ctx, &id).await?))
 }
 
 async fn set_player_kyc(
@@ -151,10 +158,11 @@ async fn set_player_kyc(
     headers: HeaderMap,
     Path(player): Path<String>,
     RawBody(raw): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
+    let change = LevelChange::parse_kyc(&parse_body(&raw)?)?;
     Ok(Json(
-        operator::set_player_kyc(&ctx, &player, &parse_json(&raw)?).await?,
+        players::set_level(&ctx, &player_id(&player)?, change).await?,
     ))
 }
 
@@ -172,11 +180,11 @@ async fn refund(
     let path = format!("/v1/payments/{payment}/refund");
     let (ctx_ref, raw_ref, payment_ref) = (&ctx, &raw, &payment);
     let work = |reserved: String| async move {
-        let body = parse_json(raw_ref)?;
+        let body = RefundRequest::parse(&parse_body(raw_ref)?)?;
         let refund_id = format!("rf_{reserved}");
         Ok((
             StatusCode::CREATED,
-            refund::request(ctx_ref, payment_ref, &body, refund_id).await?,
+            refunds::request(ctx_ref, payment_ref, &body, refund_id).await?,
         ))
     };
     Ok(idempotent(&ctx, &scope, &key, "POST", &path, &raw, work).await)

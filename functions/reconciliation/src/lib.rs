@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use payloop::clock::Day;
-use payloop::domain::recon::index::BUCKETS;
 use payloop::domain::recon::run::{self, DayRun, Quiet, ShardOutcome, Source};
 use payloop::domain::Ctx;
 use payloop::error::Error;
 use payloop::ids::PspId;
 use payloop::queue::QueueName;
+use payloop::schema::recon_index::BUCKETS;
 
 /// The schedule's detail (all optional).
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -73,7 +73,7 @@ pub fn plan(ctx: &Ctx, req: &RunRequest, today: Day) -> Result<Plan, Error> {
             vec![id]
         }
     };
-    let shards = req.shards.unwrap_or(ctx.config.recon.shards);
+    let shards = req.shards.unwrap_or(ctx.policies.recon.shards);
     if !(1..=BUCKETS).contains(&shards) {
         return Err(Error::validation(
             "shards",

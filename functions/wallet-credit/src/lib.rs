@@ -3,25 +3,25 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use payloop::clock::Day;
-use payloop::domain::event::{parse_message, Inbound};
-use payloop::domain::payout;
+use payloop::domain::deposits::{self, apply_event};
+use payloop::domain::payouts;
 use payloop::domain::recon::{cases, run as recon_run};
-use payloop::domain::refund;
+use payloop::domain::refunds;
 use payloop::domain::reports::{self, ReportKind};
 use payloop::domain::rounds::{self, RoundOp, RoundRequest};
-use payloop::domain::wallet::{self, apply_event};
+use payloop::domain::wallet;
 use payloop::domain::Ctx;
 use payloop::edge::{
-    authenticate, idempotency_key, idempotent, parse_json, ApiError, Path, QueryParams, RawBody,
+    authenticate, idempotency_key, idempotent, parse_body, ApiError, Path, QueryParams, RawBody,
 };
 use payloop::ids::{PaymentId, PlayerId, PspId, TxnId};
+use payloop::psp::event::{parse_message, Inbound};
 use payloop::queue::{redrive, QueueName};
 use payloop::Error;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub const CREDIT_PATH: &str = "/v1/wallet/credit";
@@ -58,8 +58,8 @@ pub fn app(ctx: Ctx) -> Router {
 pub async fn process_message(ctx: &Ctx, message_id: &str, body: &str) -> Result<(), bool> {
     let ev = match parse_message(body) {
         Ok(Inbound::Payment(ev)) => ev,
-        Ok(Inbound::Payout(ev)) => return payout::apply_event(ctx, &ev).await,
-        Ok(Inbound::Refund(ev)) => return refund::apply_event(ctx, &ev).await,
+        Ok(Inbound::Payout(ev)) => return payouts::apply_event(ctx, &ev).await,
+        Ok(Inbound::Refund(ev)) => return refunds::apply_event(ctx, &ev).await,
         Err(e) => {
             tracing::error!(message_id, error = %e, retryable = false, "unparseable event message");
             return Err(false);
@@ -108,19 +108,26 @@ pub async fn process_batch(ctx: &Ctx, messages: &[(String, String)]) -> Vec<Stri
         .collect()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreditBody {
-    payment_id: String,
-    txn_id: String,
+/// `POST /v1/wallet/credit` for a deposit: `{payment_id, txn_id, amount}`
+/// (and `idempotency_key`, which the edge reads as the Idempotency-Key).
+struct CreditRequest {
+    payment: PaymentId,
+    txn: TxnId,
     amount: String,
-    /// Accepted in the body; the edge reads it as the Idempotency-Key.
-    #[serde(default, rename = "idempotency_key")]
-    _idempotency_key: Option<String>,
 }
 
-fn parse_credit(raw: &[u8]) -> Result<CreditBody, Error> {
-    serde_json::from_value(parse_json(raw)?).map_err(|e| Error::validation("body", e.to_string()))
+fn parse_credit(raw: &[u8]) -> Result<CreditRequest, Error> {
+    let b = parse_body(raw)?;
+    b.only(&["payment_id", "txn_id", "amount", "idempotency_key"])?;
+    let payment = PaymentId::parse(b.str("payment_id")?)
+        .map_err(|e| Error::validation("payment_id", e.to_string()))?;
+    let txn =
+        TxnId::parse(b.str("txn_id")?).map_err(|e| Error::validation("txn_id", e.to_string()))?;
+    Ok(CreditRequest {
+        payment,
+        txn,
+        amount: b.str("amount")?.to_owned(),
+    })
 }
 
 /// The Idempotency-Key: the header, or the body's `idempotency_key`.
@@ -147,13 +154,9 @@ async fn credit(
     let scope = format!("platform:{platform}");
     let work = |_reserved: String| async {
         let b = parse_credit(&raw)?;
-        let payment = PaymentId::parse(&b.payment_id)
-            .map_err(|e| Error::validation("payment_id", e.to_string()))?;
-        let txn =
-            TxnId::parse(&b.txn_id).map_err(|e| Error::validation("txn_id", e.to_string()))?;
         Ok((
             StatusCode::OK,
-            wallet::confirm_credit(&ctx, &payment, &txn, &b.amount).await?,
+            deposits::confirm_credit(&ctx, &b.payment, &b.txn, &b.amount).await?,
         ))
     };
     Ok(idempotent(&ctx, &scope, &key, "POST", CREDIT_PATH, &raw, work).await)
@@ -188,7 +191,7 @@ async fn round_op(
     let key = idempotency_key(&headers, body_key(&raw).as_deref())?;
     let scope = format!("platform:{platform}");
     let work = |_reserved: String| async {
-        let req = RoundRequest::parse(op, &parse_json(&raw)?)?;
+        let req = RoundRequest::parse(op, &parse_body(&raw)?)?;
         let (body, _fresh) = rounds::apply(&ctx, op, &req).await?;
         Ok((StatusCode::OK, body))
     };
@@ -199,7 +202,7 @@ async fn round(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     Path(round_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
     Ok(Json(rounds::round_view(&ctx, &round_id).await?))
 }
@@ -208,7 +211,7 @@ async fn show(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     Path(player): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
     let player =
         PlayerId::parse(&player).map_err(|e| Error::validation("player_id", e.to_string()))?;
@@ -221,7 +224,7 @@ async fn report(
     headers: HeaderMap,
     Path(kind): Path<String>,
     q: QueryParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
     let kind = ReportKind::parse(&kind)
         .filter(|k| *k != ReportKind::Deposits)
@@ -249,7 +252,7 @@ async fn recon_cases(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     q: QueryParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
     let day = day_param(q.get("date"))?;
     let psps = match q.get("psp") {
@@ -279,15 +282,9 @@ async fn recon_case(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.platform_keys)?;
     Ok(Json(cases::get(&ctx, &id).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResolveBody {
-    note: String,
 }
 
 /// `POST /v1/recon/cases/{case_id}/resolve` `{"note": "..."}` (platform key).
@@ -296,11 +293,11 @@ async fn recon_resolve(
     headers: HeaderMap,
     Path(id): Path<String>,
     RawBody(raw): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let operator = authenticate(&headers, &ctx.config.platform_keys)?;
-    let body: ResolveBody = serde_json::from_value(parse_json(&raw)?)
-        .map_err(|e| Error::validation("note", e.to_string()))?;
-    let case = cases::resolve(&ctx, &id, &body.note, operator).await?;
+    let body = parse_body(&raw)?;
+    body.only(&["note"])?;
+    let case = cases::resolve(&ctx, &id, body.str("note")?, operator).await?;
     tracing::info!(operator, case_id = %id, "reconciliation case resolved");
     Ok(Json(case))
 }
@@ -336,7 +333,7 @@ async fn replay(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     q: QueryParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let operator = authenticate(&headers, &ctx.config.platform_keys)?;
     let bound = format!("must be 1..={MAX_REPLAY}");
     let max = q

@@ -3,14 +3,15 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
-use payloop::domain::webhook::{intake, Delivery};
+use payloop::domain::events::{intake, Delivery};
 use payloop::domain::Ctx;
 use payloop::edge::{ApiError, Path, RawBody};
 use payloop::ids::PspId;
 use payloop::Error;
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub fn router(ctx: Ctx) -> Router {
     Router::new()
@@ -27,7 +28,7 @@ async fn default_psp(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     RawBody(raw): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let psp = ctx.config.default_psp.clone();
     take(&ctx, &psp, &headers, &raw).await
 }
@@ -37,7 +38,7 @@ async fn named_psp(
     Path(psp): Path<String>,
     headers: HeaderMap,
     RawBody(raw): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let psp = PspId::parse(&psp).map_err(|_| Error::NotFound { what: "psp" })?;
     take(&ctx, &psp, &headers, &raw).await
 }
@@ -47,7 +48,7 @@ async fn take(
     psp: &PspId,
     headers: &HeaderMap,
     raw: &[u8],
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let got = intake(ctx, &Delivery { psp, headers, raw }).await?;
     Ok(Json(
         json!({"event_id": got.event_id, "outcome": got.outcome.as_str()}),

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::ids::IdempotencyKey;
 use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Store, StoreError, UpdateOp, Write, TTL};
 
-use super::keys;
+use crate::schema::keys;
 
 const IN_FLIGHT: &str = "in_flight";
 const COMPLETED: &str = "completed";
@@ -282,8 +282,6 @@ mod tests {
             idempotency_lease_ms: lease_ms,
             webhook_tolerance_s: 300,
             wagering_multiple: 1,
-            payouts: Default::default(),
-            recon: Default::default(),
         }
     }
 

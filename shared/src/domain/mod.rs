@@ -5,30 +5,28 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::policy::Policies;
 use crate::psp::Psps;
 use crate::queue::Queue;
 use crate::store::Store;
 
-pub mod cascade;
-pub mod deposit;
-pub mod event;
+pub mod cases;
+pub mod deposits;
+pub mod events;
 pub mod idempotency;
-pub mod keys;
-pub mod ledger;
 pub mod operator;
 pub mod outbox;
 pub mod pan;
-pub mod payment;
-pub mod payout;
+pub mod payouts;
+pub mod players;
+pub mod policy;
 pub mod recon;
-pub mod refund;
+pub mod refunds;
 pub mod reports;
+pub mod request;
 pub mod rounds;
-pub mod settlement;
-pub mod signature;
 pub mod sweep;
 pub mod wallet;
-pub mod webhook;
 
 /// What every handler needs: built once per process (or Lambda instance).
 #[derive(Clone)]
@@ -36,6 +34,8 @@ pub struct Ctx {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub config: Arc<Config>,
+    /// The deployment's rules, built at start-up.
+    pub policies: Arc<Policies>,
     pub psps: Arc<Psps>,
     /// The only source of time for the domain (virtual in the simulator).
     pub clock: Arc<dyn Clock>,

@@ -1,81 +1,113 @@
-//! Operator controls of routing: the health picture, the degradation
-//! switch, a player's risk level. Platform key only (checked at the edge).
+//! Operator controls of routing: the health picture and the degradation
+//! switch. Platform key only (checked at the edge). A player's levels are
+//! set in [`crate::domain::players`].
 
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 
 use crate::error::Error;
-use crate::ids::PlayerId;
-use crate::psp::routing::RiskLevel;
-use crate::store::{Attr, UpdateOp, Write};
 
-use super::keys;
-use super::payout::KycLevel;
-use super::Ctx;
+use crate::domain::request::Body;
+use crate::domain::Ctx;
+
+/// One PSP's circuit and window.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteView {
+    pub circuit: &'static str,
+    pub since_ms: i64,
+    pub reason: String,
+    pub samples: u64,
+    pub error_pct: u64,
+    pub p95_ms: u64,
+}
+
+/// `GET /v1/admin/routing`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoutingView {
+    pub routes: BTreeMap<String, RouteView>,
+    pub degraded: bool,
+    pub degraded_forced: bool,
+    pub degradation_note: String,
+    pub fast_methods: Vec<String>,
+}
 
 /// `GET /v1/admin/routing`: every PSP's circuit and window, and the mode.
-pub async fn routing_view(ctx: &Ctx) -> Result<Value, Error> {
+pub async fn routing_view(ctx: &Ctx) -> Result<RoutingView, Error> {
     let now = ctx.now_ms();
     ctx.psps
         .health
         .sync(ctx.store.as_ref(), ctx.psps.ids(), now)
         .await?;
     let modes = ctx.psps.modes.current(ctx.store.as_ref(), now).await?;
-    let routes: Map<String, Value> = ctx
+    let routes = ctx
         .psps
         .health
         .snapshot()
         .into_iter()
         .map(|(psp, h)| {
-            let v = json!({
-                "circuit": h.circuit.as_str(),
-                "since_ms": h.changed_ms,
-                "reason": h.reason,
-                "samples": h.samples,
-                "error_pct": h.error_pct,
-                "p95_ms": h.p95_ms,
-            });
+            let v = RouteView {
+                circuit: h.circuit.as_str(),
+                since_ms: h.changed_ms,
+                reason: h.reason,
+                samples: h.samples,
+                error_pct: h.error_pct,
+                p95_ms: h.p95_ms,
+            };
             (psp.to_string(), v)
         })
         .collect();
-    Ok(json!({
-        "routes": routes,
-        "degraded": modes.degraded,
-        "degraded_forced": modes.forced,
-        "degradation_note": modes.note,
-        "fast_methods": ctx.psps.router.fast_methods().collect::<Vec<_>>(),
-    }))
-}
-
-fn object(body: &Value) -> Result<&Map<String, Value>, Error> {
-    body.as_object()
-        .ok_or_else(|| Error::validation("body", "must be a JSON object"))
-}
-
-fn only_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), Error> {
-    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(Error::validation(k, "unknown field")),
-        None => Ok(()),
-    }
+    Ok(RoutingView {
+        routes,
+        degraded: modes.degraded,
+        degraded_forced: modes.forced,
+        degradation_note: modes.note,
+        fast_methods: ctx.psps.router.fast_methods().map(str::to_owned).collect(),
+    })
 }
 
 /// `PUT /v1/admin/degradation` `{"degraded": bool, "note": "..."}`.
-pub async fn set_degradation(ctx: &Ctx, body: &Value) -> Result<Value, Error> {
-    let obj = object(body)?;
-    only_fields(obj, &["degraded", "note"])?;
-    let on = obj
-        .get("degraded")
-        .and_then(Value::as_bool)
-        .ok_or_else(|| Error::validation("degraded", "must be true or false"))?;
-    let note = match obj.get("note") {
-        None => "",
-        Some(Value::String(n)) if n.len() <= 500 => n,
-        Some(_) => {
-            return Err(Error::validation(
-                "note",
-                "must be a string of at most 500 bytes",
-            ))
-        }
-    };
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DegradationRequest {
+    pub on: bool,
+    pub note: String,
+}
+
+/// The longest degradation note kept.
+pub const MAX_NOTE: usize = 500;
+
+impl DegradationRequest {
+    pub fn parse(body: &Body) -> Result<DegradationRequest, Error> {
+        body.only(&["degraded", "note"])?;
+        let on = body
+            .opt_bool("degraded")?
+            .ok_or_else(|| Error::validation("degraded", "must be true or false"))?;
+        let note = match body.opt_str("note") {
+            Ok(n) if n.is_none_or(|n| n.len() <= MAX_NOTE) => n.unwrap_or_default(),
+            _ => {
+                return Err(Error::validation(
+                    "note",
+                    "must be a string of at most 500 bytes",
+                ))
+            }
+        };
+        Ok(DegradationRequest {
+            on,
+            note: note.to_owned(),
+        })
+    }
+}
+
+/// The mode after a switch.
+#[derive(Debug, Clone, Serialize)]
+pub struct DegradationView {
+    pub degraded: bool,
+    pub degraded_forced: bool,
+    pub note: String,
+}
+
+pub async fn set_degradation(ctx: &Ctx, r: &DegradationRequest) -> Result<DegradationView, Error> {
+    let (on, note) = (r.on, r.note.as_str());
     let view = ctx
         .psps
         .modes
@@ -86,69 +118,9 @@ pub async fn set_degradation(ctx: &Ctx, body: &Value) -> Result<Value, Error> {
         forced = view.forced,
         "degradation mode switched"
     );
-    Ok(json!({"degraded": view.degraded, "degraded_forced": view.forced, "note": view.note}))
-}
-
-/// `PUT /v1/admin/players/{player_id}/risk` `{"risk_level": "low|medium|high"}`.
-pub async fn set_player_risk(ctx: &Ctx, player: &str, body: &Value) -> Result<Value, Error> {
-    let parse = |v: &str| RiskLevel::parse(v).map(|l| l.as_str());
-    set_profile_field(
-        ctx,
-        player,
-        body,
-        "risk_level",
-        parse,
-        "must be low, medium or high",
-    )
-    .await
-}
-
-/// `{"<field>": "<level>"}` on a player's profile: the one field, checked.
-async fn set_profile_field(
-    ctx: &Ctx,
-    player: &str,
-    body: &Value,
-    field: &'static str,
-    parse: impl Fn(&str) -> Option<&'static str>,
-    expected: &str,
-) -> Result<Value, Error> {
-    let player =
-        PlayerId::parse(player).map_err(|e| Error::validation("player_id", e.to_string()))?;
-    let obj = object(body)?;
-    only_fields(obj, &[field])?;
-    let level = obj
-        .get(field)
-        .and_then(Value::as_str)
-        .and_then(parse)
-        .ok_or_else(|| Error::validation(field, expected))?;
-    set_profile(ctx, &player, field, level).await?;
-    Ok(json!({"player_id": player, field: level}))
-}
-
-/// Set one attribute of a player's profile (creating the profile).
-async fn set_profile(ctx: &Ctx, player: &PlayerId, name: &str, value: &str) -> Result<(), Error> {
-    let write = Write::Update {
-        key: keys::player_profile(player),
-        ops: vec![
-            UpdateOp::set(name, value),
-            UpdateOp::set("changed_ms", Attr::N(ctx.now_ms())),
-        ],
-        cond: None,
-    };
-    ctx.store.write(write).await?;
-    Ok(())
-}
-
-/// `PUT /v1/admin/players/{player_id}/kyc` `{"kyc_level": "none|basic|full"}`.
-pub async fn set_player_kyc(ctx: &Ctx, player: &str, body: &Value) -> Result<Value, Error> {
-    let parse = |v: &str| KycLevel::parse(v).map(|l| l.as_str());
-    set_profile_field(
-        ctx,
-        player,
-        body,
-        "kyc_level",
-        parse,
-        "must be none, basic or full",
-    )
-    .await
+    Ok(DegradationView {
+        degraded: view.degraded,
+        degraded_forced: view.forced,
+        note: view.note,
+    })
 }

@@ -12,9 +12,9 @@ use crate::error::Error;
 use crate::queue::QueueName;
 use crate::store::{item, Attr, ItemExt, Key, Query, Write};
 
-use super::{keys, Ctx};
+use crate::domain::Ctx;
+use crate::schema::keys;
 
-const PK: &str = "OUTBOX";
 /// Messages sent per sweep run.
 pub const SWEEP_BATCH: usize = 100;
 
@@ -30,7 +30,7 @@ pub struct Outgoing {
 impl Outgoing {
     pub fn new(due_ms: i64, id: &str, queue: QueueName, body: String) -> Outgoing {
         Outgoing {
-            key: Key::new(PK, keys::due_sk(due_ms, id)),
+            key: keys::outbox(due_ms, id),
             queue,
             body,
         }
@@ -65,7 +65,7 @@ impl Outgoing {
 
 /// The sweep's share: every message whose sender did not get to send it.
 pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
-    let q = Query::new(PK, keys::due_until(now), SWEEP_BATCH);
+    let q = Query::new(keys::OUTBOX_PK, keys::due_until(now), SWEEP_BATCH);
     let due = ctx.store.query(&q).await?.items;
     for it in &due {
         let (Some(key), Some(queue), Some(body)) = (

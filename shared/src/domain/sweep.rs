@@ -5,13 +5,13 @@
 
 use crate::error::Error;
 
-use super::{outbox, payout, refund, Ctx};
+use crate::domain::{outbox, payouts, refunds, Ctx};
 
 /// One run at `now`: every flow is swept even if another fails; the first
 /// error is reported (the next run retries). Returns the due items handled.
 pub async fn run(ctx: &Ctx, now: i64) -> Result<usize, Error> {
-    let payouts = payout::sweep(ctx, now).await;
-    let refunds = refund::sweep(ctx, now).await;
+    let payouts = payouts::sweep(ctx, now).await;
+    let refunds = refunds::sweep(ctx, now).await;
     let messages = outbox::sweep(ctx, now).await;
     Ok(payouts? + refunds? + messages?)
 }

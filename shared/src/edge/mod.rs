@@ -14,9 +14,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::Value;
 
+use serde::Serialize;
+
 use crate::config::KeyRing;
 use crate::domain::idempotency::{self, Begin, IdemRequest};
 use crate::domain::pan::find_pan;
+use crate::domain::request::Body as JsonBody;
 use crate::domain::Ctx;
 use crate::error::Error;
 use crate::ids::{new_ulid, IdempotencyKey};
@@ -135,6 +138,11 @@ pub fn parse_json(raw: &[u8]) -> Result<Value, Error> {
     Ok(v)
 }
 
+/// The request body as the domain reads it: a JSON object, no card number.
+pub fn parse_body(raw: &[u8]) -> Result<JsonBody, Error> {
+    JsonBody::from_json(raw)
+}
+
 /// The `Idempotency-Key` header, or `fallback` (a body field) when absent.
 pub fn idempotency_key(
     headers: &HeaderMap,
@@ -152,7 +160,7 @@ pub fn idempotency_key(
 /// Run `work` at most once per (scope, key): replay a stored 2xx, refuse a
 /// reused or in-flight key, remember only 2xx responses. `work` gets the id
 /// reserved for what it creates (a ULID), the same on every attempt.
-pub async fn idempotent<F, Fut>(
+pub async fn idempotent<F, Fut, T>(
     ctx: &Ctx,
     scope: &str,
     key: &IdempotencyKey,
@@ -163,7 +171,8 @@ pub async fn idempotent<F, Fut>(
 ) -> Response
 where
     F: FnOnce(String) -> Fut,
-    Fut: Future<Output = Result<(StatusCode, Value), Error>>,
+    Fut: Future<Output = Result<(StatusCode, T), Error>>,
+    T: Serialize,
 {
     let req = IdemRequest {
         scope,
@@ -182,8 +191,14 @@ where
         }
         Err(e) => return ApiError(e).into_response(),
     };
-    let (status, body) = match work(claim.resource().to_owned()).await {
-        Ok((status, value)) => (status, value.to_string()),
+    let done = work(claim.resource().to_owned())
+        .await
+        .and_then(|(status, view)| match serde_json::to_string(&view) {
+            Ok(body) => Ok((status, body)),
+            Err(e) => Err(Error::Internal(format!("response encoding: {e}"))),
+        });
+    let (status, body) = match done {
+        Ok(answer) => answer,
         Err(e) => {
             let status = e.row().status;
             // Never remembered (see `remembers`): the key is released, and a

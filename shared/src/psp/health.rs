@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::ids::PspId;
+use crate::schema::keys;
 use crate::store::{
-    item, Attr, Cond, ItemExt, Key, Query, SkRange, Store, StoreError, UpdateOp, Write, TTL,
+    item, Attr, Cond, ItemExt, Query, SkRange, Store, StoreError, UpdateOp, Write, TTL,
 };
 
 /// Latency histogram upper bounds (ms); the last bucket is "slower".
@@ -35,7 +36,6 @@ pub const LATENCY_BOUNDS_MS: [u64; 11] = [5, 10, 25, 50, 100, 250, 500, 1000, 25
 const LAT_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 /// p95 reported for calls slower than the last bound.
 const SLOWER_MS: u64 = 60_000;
-const CIRCUIT_SK: &str = "CIRCUIT";
 /// Buckets read per sync, at most (window / bucket is validated below this).
 pub const MAX_BUCKETS: i64 = 360;
 
@@ -216,18 +216,6 @@ pub struct Health {
     syncing: tokio::sync::Mutex<()>,
 }
 
-fn pk(psp: &PspId) -> String {
-    format!("HEALTH#{psp}")
-}
-
-fn circuit_key(psp: &PspId) -> Key {
-    Key::new(pk(psp), CIRCUIT_SK)
-}
-
-fn bucket_sk(start_ms: i64) -> String {
-    format!("B#{start_ms:015}")
-}
-
 impl Health {
     pub fn new(policy: HealthPolicy) -> Health {
         Health {
@@ -327,7 +315,7 @@ impl Health {
         }
         store
             .write(Write::Update {
-                key: Key::new(pk(psp), bucket_sk(start)),
+                key: keys::health_bucket(psp, start),
                 ops,
                 cond: None,
             })
@@ -340,7 +328,7 @@ impl Health {
         psp: &PspId,
         now_ms: i64,
     ) -> Result<RouteHealth, StoreError> {
-        let circuit = store.get(&circuit_key(psp)).await?;
+        let circuit = store.get(&keys::health_circuit(psp)).await?;
         let mut h = RouteHealth::default();
         if let Some(c) = &circuit {
             h.circuit = Circuit::parse(c.str_attr("state").unwrap_or("closed"));
@@ -358,8 +346,11 @@ impl Health {
             first
         };
         let q = Query::new(
-            pk(psp),
-            SkRange::Between(bucket_sk(first), bucket_sk(now_ms)),
+            keys::health_pk(psp),
+            SkRange::Between(
+                keys::health_bucket_sk(first),
+                keys::health_bucket_sk(now_ms),
+            ),
             MAX_BUCKETS as usize,
         );
         let mut tally = Tally::default();
@@ -430,7 +421,7 @@ impl Health {
         cond: Option<Cond>,
     ) -> Result<(), StoreError> {
         let it = item(
-            &circuit_key(psp),
+            &keys::health_circuit(psp),
             [
                 ("state", Attr::from(state.as_str())),
                 ("changed_ms", Attr::N(now_ms)),
@@ -457,7 +448,7 @@ impl Health {
             ]),
         ]);
         let write = Write::Update {
-            key: circuit_key(psp),
+            key: keys::health_circuit(psp),
             ops: vec![
                 UpdateOp::set("state", "half_open"),
                 UpdateOp::set(

@@ -19,12 +19,12 @@ use super::{
     Session, SessionRequest, WebhookKeys,
 };
 use crate::clock::Day;
-use crate::config::Secret;
-use crate::domain::event::Inbound;
-use crate::domain::signature::{Rejection, Verified, Window};
 use crate::error::Error;
 use crate::ids::PspId;
 use crate::money::{Currency, Money};
+use crate::psp::event::Inbound;
+use crate::psp::signature::{Rejection, Verified, Window};
+use crate::secret::Secret;
 
 /// A PSP call that takes longer than this counts as unavailable.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -258,52 +258,4 @@ impl ReportChunks for HttpChunks {
             .await
             .map_err(|e| PspError::Unavailable(transport_error(&self.psp, &e)))
     }
-}
-
-/// One [`HttpPsp`] per PSP that has webhook secrets, at the endpoint
-/// given for it (`psp=url` pairs, comma-separated).
-pub fn connectors_from_config(
-    config: &crate::config::Config,
-    endpoints: &str,
-    api_key: &Secret,
-    timeout: Duration,
-) -> Result<Vec<std::sync::Arc<dyn PspConnector>>, crate::config::ConfigError> {
-    use crate::config::ConfigError;
-    let mut urls = std::collections::BTreeMap::new();
-    for pair in endpoints
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        let (name, url) = pair
-            .split_once('=')
-            .ok_or_else(|| ConfigError(format!("PSP endpoint {pair:?} is not psp=url")))?;
-        let psp = PspId::parse(name).map_err(|e| ConfigError(format!("PSP endpoint: {e}")))?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError(format!(
-                "PSP endpoint of {psp} must be an http(s) URL"
-            )));
-        }
-        urls.insert(psp, url.to_owned());
-    }
-    config
-        .webhook_secrets
-        .psps()
-        .map(|psp| {
-            let url = urls
-                .get(psp)
-                .ok_or_else(|| ConfigError(format!("no API endpoint for PSP {psp}")))?;
-            let (scheme, secrets) = config
-                .webhook_secrets
-                .for_psp(psp)
-                .ok_or_else(|| ConfigError(format!("no webhook secrets for PSP {psp}")))?;
-            let webhook = WebhookKeys {
-                scheme,
-                secrets: secrets.to_vec(),
-            };
-            let c = HttpPsp::new(psp.clone(), url, api_key.clone(), webhook, timeout)
-                .map_err(|e| ConfigError(e.to_string()))?;
-            Ok(std::sync::Arc::new(c) as std::sync::Arc<dyn PspConnector>)
-        })
-        .collect()
 }

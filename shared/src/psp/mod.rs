@@ -10,17 +10,20 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::clock::Day;
-use crate::config::Secret;
-use crate::domain::event::Inbound;
-use crate::domain::signature::{Rejection, Scheme, Verified, Window};
 use crate::error::{Error, ErrorCode};
 use crate::ids::{PaymentId, PspId};
 use crate::money::Money;
+use crate::psp::event::Inbound;
+use crate::psp::signature::{Rejection, Scheme, Verified, Window};
+use crate::secret::Secret;
 
+pub mod event;
 pub mod health;
 pub mod http_connector;
 pub mod modes;
 pub mod routing;
+pub mod settlement;
+pub mod signature;
 pub mod wire;
 
 /// What a PSP needs to open a hosted payment page.
@@ -166,7 +169,7 @@ impl WebhookKeys {
         raw: &[u8],
         window: Window,
     ) -> Result<Verified, Rejection> {
-        crate::domain::signature::verify(self.scheme, &self.secrets, headers, raw, window)
+        crate::psp::signature::verify(self.scheme, &self.secrets, headers, raw, window)
     }
 }
 

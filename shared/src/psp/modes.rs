@@ -5,7 +5,7 @@
 
 use std::sync::RwLock;
 
-use crate::domain::keys;
+use crate::schema::keys;
 use crate::store::{item, Attr, Store, StoreError, Write};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -22,9 +22,9 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 
 use super::health::{HealthPolicy, MAX_BUCKETS};
-use crate::domain::payment::METHODS;
 use crate::ids::PspId;
 use crate::money::{Currency, Money};
+use crate::schema::status::METHODS;
 
 /// Most PSPs one payment is offered to before giving up (cascade bound).
 pub const MAX_CASCADE: usize = 3;

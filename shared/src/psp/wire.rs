@@ -5,11 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::event::{Inbound, OperationOutcome, PayoutEvent, PspEvent, RefundEvent};
-use crate::domain::payment::PaymentStatus;
 use crate::error::Error;
 use crate::ids::{EventId, PaymentId, PspId};
 use crate::money::{format_minor, Currency, Money};
+use crate::psp::event::{Inbound, OperationOutcome, PayoutEvent, PspEvent, RefundEvent};
+use crate::schema::status::PaymentStatus;
 
 /// The settlement report's header line, in this order.
 pub const SETTLEMENT_HEADER: &str = "reference,payment_id,type,gross,fee,net,currency,settled_date";

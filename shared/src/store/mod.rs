@@ -119,6 +119,32 @@ impl Attr {
     }
 }
 
+/// A stored attribute shown as the plain JSON it holds (strings, integers,
+/// booleans, lists, maps), so views can carry stored documents as they are.
+/// (`Attr`'s own serde form is the tagged one the write-ahead log keeps.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc(pub Attr);
+
+struct PlainRef<'a>(&'a Attr);
+
+impl serde::Serialize for PlainRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Attr::S(v) => s.serialize_str(v),
+            Attr::N(n) => s.serialize_i64(*n),
+            Attr::B(b) => s.serialize_bool(*b),
+            Attr::L(l) => s.collect_seq(l.iter().map(PlainRef)),
+            Attr::M(m) => s.collect_map(m.iter().map(|(k, v)| (k, PlainRef(v)))),
+        }
+    }
+}
+
+impl serde::Serialize for Doc {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PlainRef(&self.0).serialize(s)
+    }
+}
+
 /// An item as a JSON object.
 pub fn to_json(it: &Item) -> serde_json::Value {
     it.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()

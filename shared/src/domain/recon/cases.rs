@@ -20,9 +20,9 @@ use crate::store::{
     item, Attr, Cond, Item, ItemExt, Key, Query, SkRange, StoreError, UpdateOp, Write,
 };
 
-use super::super::Ctx;
-use super::index::Record;
-use super::matcher::{Class, Theirs};
+use crate::domain::recon::matcher::{Class, Theirs};
+use crate::domain::Ctx;
+use crate::schema::recon_index::Record;
 
 /// Cases returned per page.
 pub const MAX_PAGE: usize = 500;
@@ -45,7 +45,7 @@ pub fn case_id(psp: &PspId, day: Day, key: &str, class: Class) -> String {
 }
 
 fn partition(day: Day, psp: &PspId) -> String {
-    format!("RCASES#{day}#{psp}")
+    crate::schema::keys::recon_cases_pk(day, psp)
 }
 
 /// The key of a case, from its id alone.

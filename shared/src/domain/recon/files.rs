@@ -10,11 +10,12 @@ use std::path::Path;
 
 use crate::money::Currency;
 
-use super::super::settlement::ReportReader;
-use super::index::{bucket_in, bucket_parts_in, key_id, Kind, Record};
-use super::matcher::{BucketMatcher, Class, FeeRule, Theirs};
-use super::report::Totals;
-use super::spill::{encode_line, encode_record, RecordRef, Spill, SpillReader};
+use crate::domain::policy::FeeRule;
+use crate::domain::recon::matcher::{BucketMatcher, Class, Theirs};
+use crate::domain::recon::report::Totals;
+use crate::domain::recon::spill::{encode_line, encode_record, RecordRef, Spill, SpillReader};
+use crate::psp::settlement::ReportReader;
+use crate::schema::recon_index::{bucket_in, bucket_parts_in, key_id, Kind, Record};
 
 pub const LEDGER_HEADER: &str = "key,kind,payment_id,gross_minor,currency,method,event_id";
 const CHUNK: usize = 1 << 20;

@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::money::Currency;
 
-use super::index::{Kind, Record};
+use crate::domain::policy::FeeRule;
+use crate::schema::recon_index::{Kind, Record};
 
 /// The event-id prefix of a capture applied by reconciliation.
 pub const HEAL_PREFIX: &str = "recon:";
@@ -98,15 +99,6 @@ impl Theirs {
     pub fn net_minor(&self) -> i64 {
         self.gross_minor.saturating_sub(self.fee_minor)
     }
-}
-
-/// A PSP's fee schedule: payments pay `bps` of the gross (half up) plus
-/// `fixed_minor`; chargebacks and payouts pay `fixed_minor`; refunds pay
-/// nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FeeRule {
-    pub bps: u32,
-    pub fixed_minor: i64,
 }
 
 impl FeeRule {
@@ -219,7 +211,7 @@ impl BucketMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::recon::index::match_key;
+    use crate::schema::recon_index::match_key;
 
     fn eur() -> Currency {
         Currency::parse("EUR").unwrap()

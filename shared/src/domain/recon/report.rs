@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use crate::error::Error;
 use crate::money::{format_minor, Currency};
 
-use super::index::{Kind, Record};
-use super::matcher::{Class, Theirs};
+use crate::domain::recon::matcher::{Class, Theirs};
+use crate::schema::recon_index::{Kind, Record};
 
 /// Count and sums of a group of lines (minor units).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

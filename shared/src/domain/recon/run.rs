@@ -22,16 +22,17 @@ use crate::ids::{EventId, PaymentId, PspId};
 use crate::psp::{PspError, ReportChunks};
 use crate::store::{item, Attr, ItemExt, Key, Query, SkRange, Write};
 
-use super::super::event::PspEvent;
-use super::super::payment::{Payment, PaymentStatus};
-use super::super::settlement::{ReportReader, SettledLine};
-use super::super::wallet::{self, Applied};
-use super::super::{keys, Ctx};
-use super::cases::{self, NewCase};
-use super::index::{self, bucket_parts, key_id, match_key, Kind, Record, BUCKETS};
-use super::matcher::{BucketMatcher, Class, Finding, Theirs, HEAL_PREFIX};
-use super::report::{self, Totals};
-use super::spill::{encode_line, Spill, SpillReader};
+use crate::domain::deposits::payment::{Payment, PaymentStatus};
+use crate::domain::deposits::{self, Applied};
+use crate::domain::recon::cases::{self, NewCase};
+use crate::domain::recon::matcher::{BucketMatcher, Class, Finding, Theirs, HEAL_PREFIX};
+use crate::domain::recon::report::{self, Totals};
+use crate::domain::recon::spill::{encode_line, Spill, SpillReader};
+use crate::domain::Ctx;
+use crate::psp::event::PspEvent;
+use crate::psp::settlement::{ReportReader, SettledLine};
+use crate::schema::keys;
+use crate::schema::recon_index::{self, bucket_parts, key_id, match_key, Kind, Record, BUCKETS};
 
 /// Malformed-line messages kept per run (the count of the rest is kept).
 const MAX_ERRORS: usize = 50;
@@ -275,7 +276,7 @@ const MAX_BUCKET_PAGES: usize = 10_000;
 
 /// Our records of one bucket (a bounded slice of the day), page by page.
 pub async fn load_bucket(ctx: &Ctx, psp: &PspId, day: Day, b: u32) -> Result<Vec<Record>, Error> {
-    let mut q = Query::new(index::partition(psp, day, b), SkRange::All, 1000);
+    let mut q = Query::new(recon_index::partition(psp, day, b), SkRange::All, 1000);
     let mut out = Vec::new();
     for _ in 0..MAX_BUCKET_PAGES {
         let page = ctx.store.query(&q).await?;
@@ -351,7 +352,7 @@ async fn look_closer(
         currency: t.currency,
         occurred_ms: run.day.start_ms(),
     };
-    match wallet::apply_event(ctx, &ev).await {
+    match deposits::apply_event(ctx, &ev).await {
         Ok(Applied::Moved(_)) => {
             tracing::info!(payment_id = %p.id, psp = %run.psp, day = %run.day, "reconciliation applied a capture the webhook never brought");
             let mut f = finding(Class::MissingInWallet, Some(ours));
@@ -382,7 +383,7 @@ async fn match_bucket(
 ) -> Result<u64, Error> {
     let records = load_bucket(ctx, &run.psp, run.day, b).await?;
     totals.records += records.len() as u64;
-    let policy = &ctx.config.recon;
+    let policy = &ctx.policies.recon;
     let mut m = BucketMatcher::new(
         records,
         policy.fees.get(&run.psp).copied(),

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::money::Currency;
 
-use super::super::settlement::LineRef;
-use super::index::{key_id, Kind, Record, BUCKETS};
-use super::matcher::Theirs;
+use crate::domain::recon::matcher::Theirs;
+use crate::psp::settlement::LineRef;
+use crate::schema::recon_index::{key_id, Kind, Record, BUCKETS};
 
 /// A string longer than this in a spill file means a corrupt file.
 const MAX_FIELD: usize = 64 * 1024;
@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn a_report_line_spills_as_its_theirs_and_decodes_over_a_used_one() {
         use crate::domain::recon::run::theirs;
-        use crate::domain::settlement::ReportReader;
+        use crate::psp::settlement::ReportReader;
         let dir = tempfile::tempdir().unwrap();
         let text = "reference,payment_id,type,gross,fee,net,currency,settled_date\n\
                     rf_9,pay_1,refund,-2.50,0.00,-2.50,EUR,2026-11-20\n\

@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 use crate::clock::Day;
 use crate::error::Error;
 use crate::money::{format_minor, Currency};
-use crate::store::{ItemExt, Key, Query, SkRange, UpdateOp, Write};
+use crate::store::{ItemExt, Query, SkRange, UpdateOp, Write};
 
-use super::Ctx;
+use crate::domain::Ctx;
+use crate::schema::keys;
 
 /// Method × currency rows read per report.
 const MAX_ROWS: usize = 500;
@@ -46,7 +47,7 @@ impl ReportKind {
 }
 
 fn pk(kind: ReportKind, day: Day) -> String {
-    format!("REPORT#{}#{day}", kind.as_str())
+    keys::report_pk(kind.as_str(), day)
 }
 
 /// The counter update to put in a movement's transaction.
@@ -58,7 +59,7 @@ pub fn count(
     amount_minor: i64,
 ) -> Write {
     Write::Update {
-        key: Key::new(pk(kind, day), format!("{method}#{}", currency.code())),
+        key: keys::report_counter(kind.as_str(), day, method, currency),
         ops: vec![
             UpdateOp::Add("count".into(), 1),
             UpdateOp::Add("amount".into(), amount_minor),

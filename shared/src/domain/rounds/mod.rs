@@ -10,16 +10,17 @@
 //! | round              | `ROUND#<round_id>`  | `A`           |
 //! | round transaction  | `ROUND#<round_id>`  | `TXN#<txn_id>`|
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{Error, ErrorCode};
 use crate::ids::{PlayerId, TxnId};
 use crate::money::{format_minor, Currency, Money};
-use crate::store::{item, Attr, Cond, ItemExt, Key, Query, SkRange, UpdateOp, Write};
+use crate::store::{item, Attr, Cond, ItemExt, Query, SkRange, UpdateOp, Write};
 
-use super::ledger::{self, Entry, EntryKind, Movement, Outcome, Refusal};
-use super::Ctx;
+use crate::domain::request::Body;
+use crate::domain::wallet::ledger::{self, Entry, EntryKind, Movement, Outcome, Refusal};
+use crate::domain::Ctx;
+use crate::schema::keys;
 
 const MAX_ROUND_ID: usize = 64;
 /// Transactions shown per round.
@@ -52,20 +53,18 @@ impl RoundOp {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RoundBody {
-    player_id: String,
-    round_id: String,
-    txn_id: String,
-    /// Required for bets and wins; a rollback may leave both out (it names
-    /// the bet it cancels) and, when it sends them, they must match the bet.
-    amount: Option<String>,
-    currency: Option<String>,
-    /// Accepted in the body; the edge reads it as the Idempotency-Key.
-    #[serde(default, rename = "idempotency_key")]
-    _idempotency_key: Option<String>,
-}
+/// The fields a bet, win or rollback body may carry (`amount` and
+/// `currency` are required for bets and wins; a rollback may leave both out,
+/// it names the bet it cancels, and when it sends them they must match the
+/// bet); `idempotency_key` is read by the edge as the Idempotency-Key.
+const ROUND_FIELDS: [&str; 6] = [
+    "player_id",
+    "round_id",
+    "txn_id",
+    "amount",
+    "currency",
+    "idempotency_key",
+];
 
 /// A round request as parsed at the edge.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,16 +96,14 @@ fn parse_round_id(s: &str) -> Result<String, Error> {
 }
 
 impl RoundRequest {
-    pub fn parse(op: RoundOp, body: &Value) -> Result<RoundRequest, Error> {
-        let b: RoundBody = serde_json::from_value(body.clone())
-            .map_err(|e| Error::validation("body", e.to_string()))?;
+    pub fn parse(op: RoundOp, b: &Body) -> Result<RoundRequest, Error> {
+        b.only(&ROUND_FIELDS)?;
         let currency = b
-            .currency
-            .as_deref()
+            .opt_str("currency")?
             .map(Currency::parse)
             .transpose()
             .map_err(|e| Error::validation("currency", e.to_string()))?;
-        let amount = match (&b.amount, currency) {
+        let amount = match (b.opt_str("amount")?, currency) {
             (Some(a), Some(c)) => Some(
                 Money::parse_decimal(a, c)
                     .map_err(|e| Error::validation("amount", e.to_string()))?,
@@ -119,10 +116,11 @@ impl RoundRequest {
             amount.ok_or_else(|| Error::validation("amount", "is required"))?;
         }
         Ok(RoundRequest {
-            player: PlayerId::parse(&b.player_id)
+            player: PlayerId::parse(b.str("player_id")?)
                 .map_err(|e| Error::validation("player_id", e.to_string()))?,
-            round_id: parse_round_id(&b.round_id)?,
-            txn: TxnId::parse(&b.txn_id).map_err(|e| Error::validation("txn_id", e.to_string()))?,
+            round_id: parse_round_id(b.str("round_id")?)?,
+            txn: TxnId::parse(b.str("txn_id")?)
+                .map_err(|e| Error::validation("txn_id", e.to_string()))?,
             currency,
             amount,
         })
@@ -149,7 +147,7 @@ async fn resolve(ctx: &Ctx, op: RoundOp, r: &RoundRequest) -> Result<Round, Erro
     };
     let bet = ctx
         .store
-        .get(&round_txn_key(&r.round_id, &r.txn))
+        .get(&keys::round_txn(&r.round_id, &r.txn))
         .await?
         .filter(|b| b.str_attr("kind") == Some("debit"))
         .ok_or_else(no_bet)?;
@@ -165,14 +163,6 @@ async fn resolve(ctx: &Ctx, op: RoundOp, r: &RoundRequest) -> Result<Round, Erro
         return Err(Error::validation("amount", "does not match the bet"));
     }
     Ok(round(bet_amount))
-}
-
-fn round_key(round: &str) -> Key {
-    Key::new(format!("ROUND#{round}"), "A")
-}
-
-fn round_txn_key(round: &str, txn: &TxnId) -> Key {
-    Key::new(format!("ROUND#{round}"), format!("TXN#{txn}"))
 }
 
 /// The round is this player's, in this currency.
@@ -247,7 +237,7 @@ async fn plan(ctx: &Ctx, op: RoundOp, r: &Round) -> Result<(Movement, Vec<Write>
     m.related = related;
     let record = |kind: &str| {
         item(
-            &round_txn_key(&r.round_id, &r.txn),
+            &keys::round_txn(&r.round_id, &r.txn),
             [
                 ("kind", Attr::from(kind)),
                 ("amount", Attr::N(minor)),
@@ -262,7 +252,7 @@ async fn plan(ctx: &Ctx, op: RoundOp, r: &Round) -> Result<(Movement, Vec<Write>
             m.reason = "bet".into();
             vec![
                 Write::Update {
-                    key: round_key(&r.round_id),
+                    key: keys::round(&r.round_id),
                     ops: vec![
                         UpdateOp::set("player", r.player.as_str()),
                         UpdateOp::set("currency", currency.code()),
@@ -280,7 +270,7 @@ async fn plan(ctx: &Ctx, op: RoundOp, r: &Round) -> Result<(Movement, Vec<Write>
             m.reason = "win".into();
             vec![
                 Write::Check {
-                    key: round_key(&r.round_id),
+                    key: keys::round(&r.round_id),
                     cond: round_is_theirs(r),
                 },
                 Write::Put {
@@ -290,13 +280,13 @@ async fn plan(ctx: &Ctx, op: RoundOp, r: &Round) -> Result<(Movement, Vec<Write>
             ]
         }
         RoundOp::Rollback => {
-            let bet = ctx.store.get(&round_txn_key(&r.round_id, &r.txn)).await?;
+            let bet = ctx.store.get(&keys::round_txn(&r.round_id, &r.txn)).await?;
             let is_bet = bet.as_ref().is_some_and(|b| {
                 b.str_attr("kind") == Some("debit")
                     && b.int_attr("amount") == Some(minor)
                     && b.str_attr("currency") == Some(currency.code())
             });
-            if !is_bet || ctx.store.get(&round_key(&r.round_id)).await?.is_none() {
+            if !is_bet || ctx.store.get(&keys::round(&r.round_id)).await?.is_none() {
                 return Err(Error::validation(
                     "txn_id",
                     "no bet with this txn_id, amount and currency in this round",
@@ -307,11 +297,11 @@ async fn plan(ctx: &Ctx, op: RoundOp, r: &Round) -> Result<(Movement, Vec<Write>
             m.reason = "rollback".into();
             vec![
                 Write::Check {
-                    key: round_key(&r.round_id),
+                    key: keys::round(&r.round_id),
                     cond: round_is_theirs(r),
                 },
                 Write::Update {
-                    key: round_txn_key(&r.round_id, &r.txn),
+                    key: keys::round_txn(&r.round_id, &r.txn),
                     ops: vec![UpdateOp::set("rolled_back", true)],
                     cond: Some(Cond::And(vec![
                         Cond::eq("kind", "debit"),
@@ -366,7 +356,7 @@ pub async fn round_view(ctx: &Ctx, round: &str) -> Result<Value, Error> {
     let round = parse_round_id(round)?;
     let head = ctx
         .store
-        .get(&round_key(&round))
+        .get(&keys::round(&round))
         .await?
         .ok_or(Error::NotFound { what: "round" })?;
     let currency = head

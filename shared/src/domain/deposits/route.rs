@@ -13,9 +13,9 @@ use crate::psp::routing::{Candidate, RiskLevel, RouteRequest};
 use crate::psp::{PspError, Session, SessionRequest};
 use crate::store::{item, Attr, ItemExt, Write, TTL};
 
-use super::deposit::InitRequest;
-use super::keys;
-use super::Ctx;
+use crate::domain::deposits::InitRequest;
+use crate::domain::Ctx;
+use crate::schema::keys;
 
 /// How long a session or bank stays on its route.
 pub const STICKY_TTL_S: i64 = 3600;
@@ -66,16 +66,6 @@ fn sticky_key(req: &InitRequest) -> Option<crate::store::Key> {
         (None, Some(b)) => Some(keys::sticky("bank", b)),
         (None, None) => None,
     }
-}
-
-/// The player's risk level (profile item; low when none is recorded).
-async fn risk_level(ctx: &Ctx, req: &InitRequest) -> Result<RiskLevel, Error> {
-    let profile = ctx.store.get(&keys::player_profile(&req.player)).await?;
-    Ok(profile
-        .as_ref()
-        .and_then(|p| p.str_attr("risk_level"))
-        .and_then(RiskLevel::parse)
-        .unwrap_or_default())
 }
 
 /// The PSP this session/bank started on, if still remembered.
@@ -177,7 +167,9 @@ pub async fn route_and_open(ctx: &Ctx, req: &InitRequest, id: &PaymentId) -> Res
         .health
         .maybe_sync(ctx.store.as_ref(), ctx.psps.ids(), now)
         .await;
-    let risk = risk_level(ctx, req).await?;
+    let risk = crate::domain::players::profile(ctx, &req.player)
+        .await?
+        .risk;
     let sticky = sticky_psp(ctx, req).await?;
     let mut candidates = ctx.psps.router.candidates(&RouteRequest {
         country: req.country.as_deref(),

@@ -1,88 +1,15 @@
 //! The payment (deposit intent) and its forward-only state machine:
 //! pending → authorized → captured | failed | canceled.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-
 use crate::error::Error;
 use crate::ids::{PaymentId, PlayerId, PspId};
 use crate::money::{Currency, Money};
 use crate::store::{item, Attr, Item, ItemExt};
 
-use super::keys;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentStatus {
-    Pending,
-    Authorized,
-    Captured,
-    Failed,
-    Canceled,
-    /// A captured payment the player's bank took back.
-    ChargedBack,
-}
-
-impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 6] = [
-        PaymentStatus::Pending,
-        PaymentStatus::Authorized,
-        PaymentStatus::Captured,
-        PaymentStatus::Failed,
-        PaymentStatus::Canceled,
-        PaymentStatus::ChargedBack,
-    ];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PaymentStatus::Pending => "pending",
-            PaymentStatus::Authorized => "authorized",
-            PaymentStatus::Captured => "captured",
-            PaymentStatus::Failed => "failed",
-            PaymentStatus::Canceled => "canceled",
-            PaymentStatus::ChargedBack => "charged_back",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    fn rank(&self) -> u8 {
-        match self {
-            PaymentStatus::Pending => 0,
-            PaymentStatus::Authorized => 1,
-            PaymentStatus::Captured | PaymentStatus::Failed | PaymentStatus::Canceled => 2,
-            PaymentStatus::ChargedBack => 3,
-        }
-    }
-
-    /// The PSP's outcome is known (a chargeback may still follow a capture).
-    pub fn is_final(&self) -> bool {
-        self.rank() >= 2
-    }
-
-    /// May a payment in `self` move to `next`? Only strictly forward, and a
-    /// chargeback only from captured.
-    pub fn can_move_to(&self, next: PaymentStatus) -> bool {
-        match next {
-            PaymentStatus::ChargedBack => *self == PaymentStatus::Captured,
-            _ => next.rank() > self.rank(),
-        }
-    }
-
-    /// Every status from which `next` is reachable: the condition of the
-    /// conditional write that moves a payment.
-    pub fn predecessors(next: PaymentStatus) -> Vec<PaymentStatus> {
-        Self::ALL
-            .into_iter()
-            .filter(|s| s.can_move_to(next))
-            .collect()
-    }
-}
-
-/// Payment methods a deposit can use.
-pub const METHODS: [&str; 5] = ["card", "bank_transfer", "ewallet", "pay_by_bank", "p2p"];
+use crate::domain::cases::{CaseKind, CaseStatus, Evidence, NewCase, Side};
+use crate::psp::event::PspEvent;
+use crate::schema::keys;
+pub use crate::schema::status::{PaymentStatus, METHODS};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Payment {
@@ -97,7 +24,8 @@ pub struct Payment {
     pub device: Option<String>,
     pub created_ms: i64,
     pub credited_txn: Option<String>,
-    pub history: Vec<Value>,
+    /// Every status the payment went through, as stored.
+    pub history: Vec<Attr>,
 }
 
 pub fn history_entry(status: PaymentStatus, at_ms: i64, event_id: Option<&str>) -> Attr {
@@ -170,40 +98,46 @@ impl Payment {
             device: it.str_attr("device").map(str::to_owned),
             created_ms: it.int_attr("created_ms").unwrap_or(0),
             credited_txn: it.str_attr("credited_txn").map(str::to_owned),
-            history: history.iter().map(attr_to_json).collect(),
-        })
-    }
-
-    /// The public view (`GET /v1/payments/{id}`).
-    pub fn to_json(&self) -> Value {
-        json!({
-            "payment_id": self.id,
-            "player_id": self.player,
-            "amount": self.amount.to_decimal(),
-            "amount_micros": self.amount.micros().ok(),
-            "currency": self.amount.currency(),
-            "method": self.method,
-            "psp": self.psp,
-            "status": self.status.as_str(),
-            "credited_txn_id": self.credited_txn,
-            "created_at_ms": self.created_ms,
-            "history": self.history,
+            history: history.to_vec(),
         })
     }
 }
 
-/// Render a stored attribute as JSON (for views).
-pub fn attr_to_json(a: &Attr) -> Value {
-    match a {
-        Attr::S(s) => Value::String(s.clone()),
-        Attr::N(n) => json!(n),
-        Attr::B(b) => Value::Bool(*b),
-        Attr::L(l) => Value::Array(l.iter().map(attr_to_json).collect()),
-        Attr::M(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), attr_to_json(v)))
-                .collect(),
-        ),
+impl Payment {
+    /// Does a PSP event describe this payment (id, amount, currency, PSP)?
+    pub fn matches(&self, ev: &PspEvent) -> bool {
+        self.id == ev.payment_id
+            && self.amount.minor() == ev.amount_minor
+            && self.amount.currency() == ev.currency
+            && self.psp == ev.psp
+    }
+
+    /// The case an event that must not move this payment's money opens
+    /// (once per event: the key is the event's).
+    pub fn case(&self, kind: CaseKind, ev: &PspEvent) -> NewCase {
+        NewCase {
+            key: keys::case(&ev.payment_id, &ev.psp, &ev.event_id),
+            kind,
+            status: CaseStatus::Open,
+            evidence: Evidence::Event {
+                event_id: ev.event_id.clone(),
+                reference: None,
+                ours: Side {
+                    label: "payment",
+                    status: self.status.as_str(),
+                    amount_minor: self.amount.minor(),
+                    currency: self.amount.currency(),
+                    psp: self.psp.clone(),
+                },
+                theirs: Side {
+                    label: "event",
+                    status: ev.status.as_str(),
+                    amount_minor: ev.amount_minor,
+                    currency: ev.currency,
+                    psp: ev.psp.clone(),
+                },
+            },
+        }
     }
 }
 

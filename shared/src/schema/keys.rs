@@ -101,3 +101,100 @@ pub fn sticky(kind: &str, value: &str) -> Key {
 pub fn modes() -> Key {
     Key::new("MODES", MAIN_SK)
 }
+
+// ---- payouts ----------------------------------------------------------
+
+/// The partition of payouts' due work (send, ask the status, expire).
+pub const PAYOUT_DUE_PK: &str = "PAYOUTQ";
+
+pub fn payout(id: &str) -> Key {
+    Key::new(format!("PAYOUT#{id}"), MAIN_SK)
+}
+pub fn payout_due(sk: impl Into<String>) -> Key {
+    Key::new(PAYOUT_DUE_PK, sk)
+}
+/// A player's payouts of one currency and day (the daily limit's counter).
+pub fn payout_day_total(player: &PlayerId, c: Currency, day: crate::clock::Day) -> Key {
+    Key::new(wallet_pk(player), format!("PODAY#{}#{day}", c.code()))
+}
+pub fn payout_event(payout_id: &str, psp: &PspId, event: &EventId) -> Key {
+    Key::new(
+        format!("PAYOUT#{payout_id}"),
+        format!("{EVENT_PREFIX}{psp}#{event}"),
+    )
+}
+pub fn payout_case(payout_id: &str, psp: &PspId, event: &EventId) -> Key {
+    Key::new(
+        format!("PAYOUT#{payout_id}"),
+        format!("{CASE_PREFIX}{psp}#{event}"),
+    )
+}
+
+// ---- refunds ----------------------------------------------------------
+
+/// The partition of refunds' due work (re-send, ask the status).
+pub const REFUND_DUE_PK: &str = "REFUNDQ";
+
+pub fn refund(payment: &PaymentId, refund_id: &str) -> Key {
+    Key::new(payment_pk(payment.as_str()), format!("REF#{refund_id}"))
+}
+pub fn refund_due(sk: impl Into<String>) -> Key {
+    Key::new(REFUND_DUE_PK, sk)
+}
+
+// ---- game rounds ------------------------------------------------------
+
+pub fn round(round: &str) -> Key {
+    Key::new(format!("ROUND#{round}"), MAIN_SK)
+}
+pub fn round_txn(round: &str, txn: &TxnId) -> Key {
+    Key::new(format!("ROUND#{round}"), format!("{LEDGER_PREFIX}{txn}"))
+}
+
+// ---- notifications outbox ----------------------------------------------
+
+pub const OUTBOX_PK: &str = "OUTBOX";
+
+pub fn outbox(due_ms: i64, id: &str) -> Key {
+    Key::new(OUTBOX_PK, due_sk(due_ms, id))
+}
+
+// ---- daily report counters --------------------------------------------
+
+/// The day's counters of one report kind (`deposit`, `refund`, …).
+pub fn report_pk(kind: &str, day: crate::clock::Day) -> String {
+    format!("REPORT#{kind}#{day}")
+}
+pub fn report_counter(kind: &str, day: crate::clock::Day, method: &str, c: Currency) -> Key {
+    Key::new(report_pk(kind, day), format!("{method}#{}", c.code()))
+}
+
+// ---- reconciliation ---------------------------------------------------
+
+/// One bucket of a PSP's day in the reconciliation index.
+pub fn recon_index_pk(psp: &PspId, day: crate::clock::Day, bucket: u32) -> String {
+    format!("RECON#{psp}#{day}#{bucket:02}")
+}
+/// The reconciliation cases of a PSP's day.
+pub fn recon_cases_pk(day: crate::clock::Day, psp: &PspId) -> String {
+    format!("RCASES#{day}#{psp}")
+}
+pub fn recon_case(day: crate::clock::Day, psp: &PspId, id: &str) -> Key {
+    Key::new(recon_cases_pk(day, psp), id)
+}
+
+// ---- route health (psp::health) ----------------------------------------
+
+pub fn health_pk(psp: &PspId) -> String {
+    format!("HEALTH#{psp}")
+}
+pub fn health_circuit(psp: &PspId) -> Key {
+    Key::new(health_pk(psp), "CIRCUIT")
+}
+/// The call tallies of one time bucket.
+pub fn health_bucket(psp: &PspId, start_ms: i64) -> Key {
+    Key::new(health_pk(psp), health_bucket_sk(start_ms))
+}
+pub fn health_bucket_sk(start_ms: i64) -> String {
+    format!("B#{start_ms:015}")
+}

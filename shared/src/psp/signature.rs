@@ -18,8 +18,8 @@ use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
 
-use crate::config::Secret;
 use crate::error::Error;
+use crate::secret::Secret;
 
 pub const SEED_HEADER: &str = "x-signature";
 pub const TIMESTAMPED_HEADER: &str = "x-psp-signature";
@@ -253,6 +253,16 @@ pub fn sign(
             ]
         }
     }
+}
+
+/// Sign a body the seed way (`X-Signature` value; sandbox PSP and tests).
+pub fn seed_signature(secret: &str, raw: &[u8]) -> String {
+    let headers = sign(Scheme::Seed, secret, raw, 0, "");
+    headers
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -555,5 +565,79 @@ mod tests {
             );
         }
         assert_eq!(Scheme::parse("hmac"), None);
+    }
+}
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+    use crate::secret::Secret;
+    use proptest::prelude::*;
+
+    fn seed_headers(sig: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(SEED_HEADER, sig.parse().unwrap());
+        h
+    }
+
+    fn verify_seed(secrets: &[Secret], raw: &[u8], sig: &str) -> Result<(), Error> {
+        let window = Window {
+            now_s: 0,
+            tolerance_s: 300,
+        };
+        verify(Scheme::Seed, secrets, &seed_headers(sig), raw, window)
+            .map(|_| ())
+            .map_err(Error::from)
+    }
+
+    fn secrets() -> Vec<Secret> {
+        vec![
+            Secret::new("old-secret-0123456789"),
+            Secret::new("new-secret-0123456789"),
+        ]
+    }
+
+    #[test]
+    fn seed_signature_verifies_with_either_rotated_secret() {
+        let body = br#"{"event_id":"e1"}"#;
+        for s in ["old-secret-0123456789", "new-secret-0123456789"] {
+            assert!(verify_seed(&secrets(), body, &seed_signature(s, body)).is_ok());
+        }
+        let wrong = seed_signature("another-secret-999999", body);
+        assert_eq!(
+            verify_seed(&secrets(), body, &wrong),
+            Err(Error::BadSignature)
+        );
+        let sig = seed_signature("old-secret-0123456789", body);
+        assert!(verify_seed(&secrets(), br#"{"event_id":"e2"}"#, &sig).is_err());
+        assert!(verify_seed(&secrets(), body, "sha256=zz").is_err());
+        assert!(verify_seed(&secrets(), body, sig.trim_start_matches("sha256=")).is_err());
+        let window = Window {
+            now_s: 0,
+            tolerance_s: 300,
+        };
+        assert!(verify(Scheme::Seed, &secrets(), &HeaderMap::new(), body, window).is_err());
+    }
+
+    #[test]
+    fn known_hmac_vector() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        let sig = seed_signature("Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            sig,
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_tampered_byte_fails(body in prop::collection::vec(any::<u8>(), 1..256), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+            let sig = seed_signature("old-secret-0123456789", &body);
+            let mut tampered = body.clone();
+            let i = at.index(tampered.len());
+            tampered[i] ^= flip;
+            prop_assert!(verify_seed(&secrets(), &tampered, &sig).is_err());
+            prop_assert!(verify_seed(&secrets(), &body, &sig).is_ok());
+        }
     }
 }

@@ -26,8 +26,7 @@
 //! | day's payout total   | `WAL#<player>`      | `PODAY#<currency>#<day>`    |
 //! | due work (sweep)     | `PAYOUTQ`           | `<due ms, 15 digits>#<id>`  |
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::clock::Day;
 use crate::error::{Error, ErrorCode};
@@ -37,77 +36,27 @@ use crate::psp::health::Circuit;
 use crate::psp::routing::{RiskLevel, RouteRequest};
 use crate::psp::{PayoutRequest as PspPayout, PspError};
 use crate::queue::QueueName;
-use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Query, SkRange, UpdateOp, Write};
+use crate::store::{item, Attr, Cond, Item, ItemExt, Query, SkRange, UpdateOp, Write};
 
-use super::event::{OperationOutcome, PayoutEvent};
-use super::keys;
-use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
-use super::outbox::Outgoing;
-use super::payment::attr_to_json;
-use super::recon::index::{match_key, Kind, Record};
-use super::webhook::{Intake, Outcome as WebhookOutcome};
-use super::Ctx;
+use crate::domain::cases::{self, CaseKind, CaseStatus, Evidence, NewCase, Side};
+use crate::domain::outbox::Outgoing;
+use crate::domain::players::{self, KycLevel};
+use crate::domain::policy::PayoutPolicy;
+use crate::domain::request::Body;
+use crate::domain::wallet::ledger::{self, EntryKind, Movement, Outcome, Refusal};
+use crate::domain::Ctx;
+use crate::psp::event::{OperationOutcome, PayoutEvent};
+use crate::schema::keys;
+use crate::schema::recon_index::{match_key, Kind, Record};
+use crate::schema::status::METHODS;
 
 /// Payouts handled per sweep run.
 pub const SWEEP_BATCH: usize = 100;
 const MAX_TOKEN: usize = 128;
-const DUE_PK: &str = "PAYOUTQ";
 /// Times the PSP's status API is asked about a payout it says is still
 /// pending (an outcome timeout apart) or cannot answer for (a retry
 /// interval apart) before the payout is held for an operator.
 const MAX_STATUS_ASKS: i64 = 4;
-
-/// The payout rules of a deployment (minor units of the payout's currency).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PayoutPolicy {
-    pub max_per_payout_minor: i64,
-    pub max_per_day_minor: i64,
-    /// Payouts above this need full KYC; at or below, basic KYC (medium and
-    /// high risk players always need full KYC).
-    pub basic_kyc_max_minor: i64,
-    /// How long a payout may wait for its webhook before the PSP is asked.
-    pub outcome_timeout_ms: i64,
-    /// Wait before a deferred payout is tried again.
-    pub retry_after_ms: i64,
-}
-
-impl Default for PayoutPolicy {
-    fn default() -> Self {
-        PayoutPolicy {
-            max_per_payout_minor: 500_000,
-            max_per_day_minor: 1_000_000,
-            basic_kyc_max_minor: 200_000,
-            outcome_timeout_ms: 15 * 60_000,
-            retry_after_ms: 60_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KycLevel {
-    None,
-    Basic,
-    Full,
-}
-
-impl KycLevel {
-    pub fn parse(s: &str) -> Option<KycLevel> {
-        match s {
-            "none" => Some(KycLevel::None),
-            "basic" => Some(KycLevel::Basic),
-            "full" => Some(KycLevel::Full),
-            _ => None,
-        }
-    }
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            KycLevel::None => "none",
-            KycLevel::Basic => "basic",
-            KycLevel::Full => "full",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayoutStatus {
@@ -176,44 +125,32 @@ const INIT_FIELDS: [&str; 6] = [
     "idempotency_key",
 ];
 
-fn str_field<'a>(o: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
-    match o.get(name) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(Error::validation(name, "must be a string")),
-        None => Err(Error::validation(name, "is required")),
-    }
+fn is_token(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= MAX_TOKEN
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl PayoutRequest {
-    pub fn parse(body: &Value) -> Result<PayoutRequest, Error> {
-        let o = body
-            .as_object()
-            .ok_or_else(|| Error::validation("body", "must be a JSON object"))?;
-        if let Some(unknown) = o.keys().find(|k| !INIT_FIELDS.contains(&k.as_str())) {
-            return Err(Error::validation(unknown, "unknown field"));
-        }
-        let currency = Currency::parse(str_field(o, "currency")?)
+    /// Parse the payout body; every error names its field.
+    pub fn parse(body: &Body) -> Result<PayoutRequest, Error> {
+        body.only(&INIT_FIELDS)?;
+        let currency = Currency::parse(body.str("currency")?)
             .map_err(|e| Error::validation("currency", e.to_string()))?;
-        let amount = Money::parse_decimal(str_field(o, "amount")?, currency)
+        let amount = Money::parse_decimal(body.str("amount")?, currency)
             .map_err(|e| Error::validation("amount", e.to_string()))?;
-        let method = str_field(o, "method")?;
-        if !super::payment::METHODS.contains(&method) {
+        let method = body.str("method")?;
+        if !METHODS.contains(&method) {
             return Err(Error::validation(
                 "method",
-                format!("must be one of {}", super::payment::METHODS.join(", ")),
+                format!("must be one of {}", METHODS.join(", ")),
             ));
         }
-        let destination_token = match o.get("destination_token") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(t))
-                if !t.is_empty()
-                    && t.len() <= MAX_TOKEN
-                    && t.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
-            {
-                Some(t.clone())
-            }
-            Some(_) => {
+        let destination_token = match body.opt_str("destination_token") {
+            Ok(None) => None,
+            Ok(Some(t)) if is_token(t) => Some(t.to_owned()),
+            _ => {
                 return Err(Error::validation(
                     "destination_token",
                     "must be a PSP token of 1-128 characters [A-Za-z0-9_-]",
@@ -221,7 +158,7 @@ impl PayoutRequest {
             }
         };
         Ok(PayoutRequest {
-            player: PlayerId::parse(str_field(o, "player_id")?)
+            player: PlayerId::parse(body.str("player_id")?)
                 .map_err(|e| Error::validation("player_id", e.to_string()))?,
             amount,
             method: method.to_owned(),
@@ -246,10 +183,6 @@ pub struct Payout {
     pub status_asks: i64,
 }
 
-fn payout_key(id: &str) -> Key {
-    Key::new(format!("PAYOUT#{id}"), keys::MAIN_SK)
-}
-
 fn due_sk(due_ms: i64, id: &str) -> String {
     keys::due_sk(due_ms, id)
 }
@@ -258,15 +191,11 @@ fn due_item(due_ms: i64, id: &str) -> (Item, String) {
     let sk = due_sk(due_ms, id);
     (
         item(
-            &Key::new(DUE_PK, sk.clone()),
+            &keys::payout_due(sk.clone()),
             [("payout_id", Attr::from(id))],
         ),
         sk,
     )
-}
-
-fn day_total_key(player: &PlayerId, c: Currency, day: Day) -> Key {
-    Key::new(keys::wallet_pk(player), format!("PODAY#{}#{day}", c.code()))
 }
 
 impl Payout {
@@ -306,22 +235,6 @@ impl Payout {
     }
 }
 
-/// The player's KYC level and risk level (profile item).
-async fn profile(ctx: &Ctx, player: &PlayerId) -> Result<(KycLevel, RiskLevel), Error> {
-    let p = ctx.store.get(&keys::player_profile(player)).await?;
-    let kyc = p
-        .as_ref()
-        .and_then(|p| p.str_attr("kyc_level"))
-        .and_then(KycLevel::parse)
-        .unwrap_or(KycLevel::None);
-    let risk = p
-        .as_ref()
-        .and_then(|p| p.str_attr("risk_level"))
-        .and_then(RiskLevel::parse)
-        .unwrap_or_default();
-    Ok((kyc, risk))
-}
-
 fn required_kyc(policy: &PayoutPolicy, amount: i64, risk: RiskLevel) -> KycLevel {
     if amount > policy.basic_kyc_max_minor || risk >= RiskLevel::Medium {
         KycLevel::Full
@@ -332,7 +245,7 @@ fn required_kyc(policy: &PayoutPolicy, amount: i64, risk: RiskLevel) -> KycLevel
 
 /// The checks before any money is held, each with its own error.
 async fn check(ctx: &Ctx, r: &PayoutRequest) -> Result<(), Error> {
-    let policy = &ctx.config.payouts;
+    let policy = &ctx.policies.payouts;
     if r.amount.minor() > policy.max_per_payout_minor {
         return Err(Error::Limit {
             code: ErrorCode::PayoutLimit,
@@ -352,7 +265,7 @@ async fn check(ctx: &Ctx, r: &PayoutRequest) -> Result<(), Error> {
     if balance.to_wager() > 0 {
         return Err(wagering_incomplete(balance.to_wager(), r.amount.currency()));
     }
-    let (kyc, risk) = profile(ctx, &r.player).await?;
+    let players::Profile { kyc, risk } = players::profile(ctx, &r.player).await?;
     let needed = required_kyc(policy, r.amount.minor(), risk);
     if kyc < needed {
         return Err(Error::PaymentRequiredWith {
@@ -415,7 +328,7 @@ async fn route(ctx: &Ctx, r: &PayoutRequest) -> Result<(PspId, Option<String>, S
         country: None,
         amount: r.amount,
         method: &r.method,
-        risk: profile(ctx, &r.player).await?.1,
+        risk: players::profile(ctx, &r.player).await?.risk,
         seed: 0,
     });
     let c = candidates.into_iter().next().ok_or(Error::NoRoute)?;
@@ -425,7 +338,7 @@ async fn route(ctx: &Ctx, r: &PayoutRequest) -> Result<(PspId, Option<String>, S
 /// `POST /v1/payouts/init`: check, hold, start (or defer). `id` is the
 /// payout id the idempotency engine reserved.
 pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<Value, Error> {
-    if let Some(old) = ctx.store.get(&payout_key(&id)).await? {
+    if let Some(old) = ctx.store.get(&keys::payout(&id)).await? {
         return Ok(view_of(&old));
     }
     check(ctx, &r).await?;
@@ -436,7 +349,7 @@ pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<Value, Erro
     send_or_defer(ctx, &payout).await?;
     Ok(view_of(
         &ctx.store
-            .get(&payout_key(&id))
+            .get(&keys::payout(&id))
             .await?
             .ok_or(Error::NotFound { what: "payout" })?,
     ))
@@ -452,7 +365,7 @@ fn new_payout(
     due_sk: &str,
 ) -> Item {
     let mut record = item(
-        &payout_key(id),
+        &keys::payout(id),
         [
             ("payout_id", Attr::from(id)),
             ("player", Attr::from(r.player.as_str())),
@@ -487,15 +400,15 @@ async fn hold(
 ) -> Result<(), Error> {
     let now = ctx.now_ms();
     let currency = r.amount.currency();
-    let (due, due_at) = due_item(now + ctx.config.payouts.retry_after_ms, id);
-    let limit = ctx.config.payouts.max_per_day_minor;
+    let (due, due_at) = due_item(now + ctx.policies.payouts.retry_after_ms, id);
+    let limit = ctx.policies.payouts.max_per_day_minor;
     let extra = [
         Write::Put {
             item: new_payout(r, id, route, now, &due_at),
             cond: Some(Cond::NotExists),
         },
         Write::Update {
-            key: day_total_key(&r.player, currency, Day::of_ms(now)),
+            key: keys::payout_day_total(&r.player, currency, Day::of_ms(now)),
             ops: vec![UpdateOp::Add("total".into(), r.amount.minor())],
             cond: Some(Cond::Or(vec![
                 Cond::AttrNotExists("total".into()),
@@ -558,7 +471,7 @@ fn history(status: PayoutStatus, at_ms: i64, note: &str) -> Attr {
 pub async fn load(ctx: &Ctx, id: &str) -> Result<Payout, Error> {
     let it = ctx
         .store
-        .get(&payout_key(id))
+        .get(&keys::payout(id))
         .await?
         .ok_or(Error::NotFound { what: "payout" })?;
     Payout::from_item(&it)
@@ -603,7 +516,7 @@ async fn reschedule(
     if let Some(old) = &p.due_sk {
         if due_ms.is_none_or(|d| &due_sk(d, &p.id) != old) {
             writes.push(Write::Delete {
-                key: Key::new(DUE_PK, old.clone()),
+                key: keys::payout_due(old.clone()),
                 cond: None,
             });
         }
@@ -611,7 +524,7 @@ async fn reschedule(
     writes.insert(
         0,
         Write::Update {
-            key: payout_key(&p.id),
+            key: keys::payout(&p.id),
             ops,
             cond: Some(Cond::eq("status", p.status.as_str())),
         },
@@ -626,7 +539,7 @@ async fn reschedule(
 /// Send a held payout to its PSP, or defer it (PSP down, degradation mode).
 async fn send_or_defer(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
     let now = ctx.now_ms();
-    let policy = &ctx.config.payouts;
+    let policy = &ctx.policies.payouts;
     let modes = ctx.psps.modes.current(ctx.store.as_ref(), now).await?;
     if modes.degraded {
         reschedule(
@@ -761,13 +674,13 @@ fn outcome_writes(
         ops.push(UpdateOp::Remove("flagged".into()));
     }
     let mut extra = vec![Write::Update {
-        key: payout_key(&p.id),
+        key: keys::payout(&p.id),
         ops,
         cond: Some(Cond::In("status".into(), open_statuses())),
     }];
     if let Some(sk) = &p.due_sk {
         extra.push(Write::Delete {
-            key: Key::new(DUE_PK, sk.clone()),
+            key: keys::payout_due(sk.clone()),
             cond: None,
         });
     }
@@ -800,7 +713,7 @@ fn failed_notice(ctx: &Ctx, p: &Payout, now: i64) -> Outgoing {
         "currency": p.amount.currency(),
         "reason": "the payout failed; the amount is available again",
     });
-    let due = now + ctx.config.payouts.retry_after_ms;
+    let due = now + ctx.policies.payouts.retry_after_ms;
     Outgoing::new(due, &id, QueueName::Notifications, body.to_string())
 }
 
@@ -808,7 +721,7 @@ fn failed_notice(ctx: &Ctx, p: &Payout, now: i64) -> Outgoing {
 /// timeout are asked about at the PSP, then finished or flagged for review.
 /// Returns how many due payouts it handled.
 pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
-    let q = Query::new(DUE_PK, keys::due_until(now), SWEEP_BATCH);
+    let q = Query::new(keys::PAYOUT_DUE_PK, keys::due_until(now), SWEEP_BATCH);
     let due = ctx.store.query(&q).await?.items;
     for d in &due {
         let Some(id) = d.str_attr("payout_id") else {
@@ -826,7 +739,7 @@ pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
                 let sk = d.str_attr("sk").unwrap_or_default().to_owned();
                 ctx.store
                     .write(Write::Delete {
-                        key: Key::new(DUE_PK, sk),
+                        key: keys::payout_due(sk),
                         cond: None,
                     })
                     .await?;
@@ -846,7 +759,7 @@ async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
             // The PSP could not answer now: ask again later (bounded), held.
             Err(PspError::Unavailable(why)) if asks_left => {
                 tracing::warn!(payout_id = %p.id, psp = %p.psp, why = %why, "payout status API unavailable; asking again later");
-                let retry = ctx.now_ms() + ctx.config.payouts.retry_after_ms;
+                let retry = ctx.now_ms() + ctx.policies.payouts.retry_after_ms;
                 let note = "status API unavailable; asking again";
                 reschedule(ctx, p, PayoutStatus::Pending, Some(retry), note, None).await?;
                 return Ok(());
@@ -858,7 +771,7 @@ async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
     let still_pending = answer.as_ref().is_some_and(|op| op.status == "pending");
     if still_pending && asks_left {
         // The PSP is still working on it: ask again after another timeout.
-        let again = ctx.now_ms() + ctx.config.payouts.outcome_timeout_ms;
+        let again = ctx.now_ms() + ctx.policies.payouts.outcome_timeout_ms;
         let note = "still pending at the PSP; asking again";
         reschedule(ctx, p, PayoutStatus::Pending, Some(again), note, None).await?;
         return Ok(());
@@ -902,7 +815,7 @@ async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
 pub async fn view(ctx: &Ctx, id: &str) -> Result<Value, Error> {
     let it = ctx
         .store
-        .get(&payout_key(id))
+        .get(&keys::payout(id))
         .await?
         .ok_or(Error::NotFound { what: "payout" })?;
     Ok(view_of(&it))
@@ -929,15 +842,8 @@ fn view_of(it: &Item) -> Value {
         "final_reason": it.str_attr("final_reason"),
         "flagged": it.get("flagged").and_then(Attr::as_bool).unwrap_or(false),
         "created_at_ms": it.int_attr("created_ms"),
-        "history": it.get("history").map(attr_to_json).unwrap_or(Value::Null),
+        "history": it.get("history").map(Attr::to_json).unwrap_or(Value::Null),
     })
-}
-
-fn event_key(ev: &PayoutEvent) -> Key {
-    Key::new(
-        format!("PAYOUT#{}", ev.payout_id),
-        format!("{}{}#{}", keys::EVENT_PREFIX, ev.psp, ev.event_id),
-    )
 }
 
 fn matches(p: &Payout, ev: &PayoutEvent) -> bool {
@@ -945,68 +851,47 @@ fn matches(p: &Payout, ev: &PayoutEvent) -> bool {
 }
 
 /// A payout case (mismatch, contradicting outcome), once per event.
-async fn open_case(ctx: &Ctx, kind: &str, ev: &PayoutEvent, p: &Payout) -> Result<(), Error> {
-    let key = Key::new(
-        format!("PAYOUT#{}", ev.payout_id),
-        format!("{}{}#{}", keys::CASE_PREFIX, ev.psp, ev.event_id),
-    );
-    let it = item(
-        &key,
-        [
-            ("kind", Attr::from(kind)),
-            ("case_status", Attr::from("open")),
-            ("payout_status", Attr::from(p.status.as_str())),
-            ("event_status", Attr::from(ev.status.as_str())),
-            ("event_amount", Attr::N(ev.amount_minor)),
-            ("event_currency", Attr::from(ev.currency.code())),
-            ("event_psp", Attr::from(ev.psp.as_str())),
-            ("payout_amount", Attr::N(p.amount.minor())),
-            ("opened_ms", Attr::N(ctx.now_ms())),
-        ],
-    );
-    match ctx
-        .store
-        .write(Write::Put {
-            item: it,
-            cond: Some(Cond::NotExists),
-        })
-        .await
-    {
-        Ok(()) => {
-            tracing::warn!(payout_id = %p.id, event_id = %ev.event_id, kind, "payout case opened");
-            Ok(())
-        }
-        Err(crate::store::StoreError::ConditionFailed { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+async fn open_case(ctx: &Ctx, kind: CaseKind, ev: &PayoutEvent, p: &Payout) -> Result<(), Error> {
+    let case = NewCase {
+        key: keys::payout_case(&ev.payout_id, &ev.psp, &ev.event_id),
+        kind,
+        status: CaseStatus::Open,
+        evidence: Evidence::Event {
+            event_id: ev.event_id.clone(),
+            reference: None,
+            ours: Side {
+                label: "payout",
+                status: p.status.as_str(),
+                amount_minor: p.amount.minor(),
+                currency: p.amount.currency(),
+                psp: p.psp.clone(),
+            },
+            theirs: Side {
+                label: "event",
+                status: ev.status.as_str(),
+                amount_minor: ev.amount_minor,
+                currency: ev.currency,
+                psp: ev.psp.clone(),
+            },
+        },
+    };
+    cases::open(ctx, case).await.map(drop)
 }
 
-/// Webhook intake of a payout outcome: match, dedupe by event id, enqueue
-/// (then record the event id, as for payments).
-pub async fn intake_event(ctx: &Ctx, ev: PayoutEvent) -> Result<Intake, Error> {
+/// Webhook intake of a payout outcome, before it is queued: does it match
+/// the payout it names? A mismatch opens a case and is not queued.
+pub async fn check_event(ctx: &Ctx, ev: &PayoutEvent) -> Result<bool, Error> {
     let found = ctx
         .store
-        .get(&payout_key(&ev.payout_id))
+        .get(&keys::payout(&ev.payout_id))
         .await?
         .ok_or(Error::NotFound { what: "payout" })?;
     let p = Payout::from_item(&found)?;
-    let answer = |outcome| Intake {
-        event_id: ev.event_id.clone(),
-        outcome,
-    };
-    if !matches(&p, &ev) {
-        open_case(ctx, "webhook_mismatch", &ev, &p).await?;
-        return Ok(answer(WebhookOutcome::Mismatch));
+    if matches(&p, ev) {
+        return Ok(true);
     }
-    let message = ev.to_message()?;
-    super::webhook::enqueue_once(
-        ctx,
-        event_key(&ev),
-        message,
-        &ev.event_id,
-        ev.status.as_str(),
-    )
-    .await
+    open_case(ctx, CaseKind::WebhookMismatch, ev, &p).await?;
+    Ok(false)
 }
 
 /// The consumer's side: apply a payout outcome. `Err(true)`: retry.
@@ -1031,7 +916,7 @@ pub async fn apply_event(ctx: &Ctx, ev: &PayoutEvent) -> Result<(), bool> {
         Ok(false) => {
             let now = load(ctx, &p.id).await.map_err(|e| e.row().retryable)?;
             if now.status.is_final() && now.status != outcome {
-                open_case(ctx, "conflicting_final_status", ev, &now)
+                open_case(ctx, CaseKind::ConflictingFinalStatus, ev, &now)
                     .await
                     .map_err(|e| e.row().retryable)?;
             }

@@ -30,18 +30,18 @@ use crate::money::Money;
 use crate::psp::{PspError, RefundRequest as PspRefund};
 use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Query, StoreError, UpdateOp, Write};
 
-use super::deposit::load_payment;
-use super::event::{OperationOutcome, RefundEvent};
-use super::keys;
-use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
-use super::payment::{Payment, PaymentStatus};
-use super::recon::index::{match_key, Kind, Record};
-use super::reports::{self, ReportKind};
-use super::webhook::Intake;
-use super::Ctx;
+use crate::domain::cases::{self, CaseKind, CaseStatus, Evidence, NewCase, Side};
+use crate::domain::deposits::load_payment;
+use crate::domain::deposits::payment::{Payment, PaymentStatus};
+use crate::domain::reports::{self, ReportKind};
+use crate::domain::request::Body;
+use crate::domain::wallet::ledger::{self, EntryKind, Movement, Outcome, Refusal};
+use crate::domain::Ctx;
+use crate::psp::event::{OperationOutcome, RefundEvent};
+use crate::schema::keys;
+use crate::schema::recon_index::{match_key, Kind, Record};
 
 const MAX_REASON: usize = 200;
-const DUE_PK: &str = "REFUNDQ";
 /// Times the status API is asked about a refund at the PSP without an
 /// outcome (an outcome timeout apart) before it is flagged for an operator.
 const MAX_STATUS_ASKS: i64 = 4;
@@ -86,7 +86,7 @@ fn due_sk(due_ms: i64, payment: &PaymentId, refund_id: &str) -> String {
 fn due_put(sk: &str, payment: &PaymentId, refund_id: &str) -> Write {
     Write::Put {
         item: item(
-            &Key::new(DUE_PK, sk),
+            &keys::refund_due(sk),
             [
                 ("payment_id", Attr::from(payment.as_str())),
                 ("refund_id", Attr::from(refund_id)),
@@ -98,46 +98,48 @@ fn due_put(sk: &str, payment: &PaymentId, refund_id: &str) -> Write {
 
 fn due_delete(sk: &str) -> Write {
     Write::Delete {
-        key: Key::new(DUE_PK, sk),
+        key: keys::refund_due(sk),
         cond: None,
     }
 }
 
-fn refund_key(payment: &PaymentId, refund_id: &str) -> Key {
-    Key::new(
-        keys::payment_pk(payment.as_str()),
-        format!("REF#{refund_id}"),
-    )
+/// The body of `POST /v1/payments/{id}/refund`: `{amount, reason?}`.
+/// The body of `POST /v1/payments/{id}/refund`: `{amount, reason?}`; the
+/// amount is read in the payment's currency once the payment is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub amount: String,
+    pub reason: String,
 }
 
-/// The body of `POST /v1/payments/{id}/refund`: `{amount, reason?}`.
-fn parse(body: &Value, p: &Payment) -> Result<(Money, String), Error> {
-    let o = body
-        .as_object()
-        .ok_or_else(|| Error::validation("body", "must be a JSON object"))?;
-    if let Some(k) = o
-        .keys()
-        .find(|k| !["amount", "reason"].contains(&k.as_str()))
-    {
-        return Err(Error::validation(k, "unknown field"));
+impl RefundRequest {
+    pub fn parse(body: &Body) -> Result<RefundRequest, Error> {
+        body.only(&["amount", "reason"])?;
+        let amount = match body.opt_str("amount") {
+            Ok(Some(a)) => a.to_owned(),
+            _ => {
+                return Err(Error::validation(
+                    "amount",
+                    "is required (a decimal string)",
+                ))
+            }
+        };
+        let reason = match body.opt_str("reason") {
+            Ok(r) if r.is_none_or(|r| r.len() <= MAX_REASON) => r.unwrap_or_default().to_owned(),
+            _ => {
+                return Err(Error::validation(
+                    "reason",
+                    "must be a string of at most 200 bytes",
+                ))
+            }
+        };
+        Ok(RefundRequest { amount, reason })
     }
-    let amount = o
-        .get("amount")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::validation("amount", "is required (a decimal string)"))?;
-    let amount = Money::parse_decimal(amount, p.amount.currency())
-        .map_err(|e| Error::validation("amount", e.to_string()))?;
-    let reason = match o.get("reason") {
-        None => String::new(),
-        Some(Value::String(r)) if r.len() <= MAX_REASON => r.clone(),
-        Some(_) => {
-            return Err(Error::validation(
-                "reason",
-                "must be a string of at most 200 bytes",
-            ))
-        }
-    };
-    Ok((amount, reason))
+
+    fn amount_in(&self, p: &Payment) -> Result<Money, Error> {
+        Money::parse_decimal(&self.amount, p.amount.currency())
+            .map_err(|e| Error::validation("amount", e.to_string()))
+    }
 }
 
 /// `POST /v1/payments/{payment_id}/refund`. `refund_id` is the id the
@@ -146,15 +148,15 @@ fn parse(body: &Value, p: &Payment) -> Result<(Money, String), Error> {
 pub async fn request(
     ctx: &Ctx,
     payment_id: &PaymentId,
-    body: &Value,
+    r: &RefundRequest,
     refund_id: String,
 ) -> Result<Value, Error> {
     let p = load_payment(ctx, payment_id).await?;
-    let key = refund_key(payment_id, &refund_id);
+    let key = keys::refund(payment_id, &refund_id);
     if let Some(old) = ctx.store.get(&key).await? {
         return deliver(ctx, &p, &key, &old).await?.answer(&p);
     }
-    let (amount, reason) = parse(body, &p)?;
+    let (amount, reason) = (r.amount_in(&p)?, r.reason.as_str());
     if p.status != PaymentStatus::Captured {
         return Err(Error::Conflict {
             code: ErrorCode::PaymentNotRefundable,
@@ -164,7 +166,7 @@ pub async fn request(
             ),
         });
     }
-    reserve(ctx, &p, &key, &refund_id, amount, &reason).await?;
+    reserve(ctx, &p, &key, &refund_id, amount, reason).await?;
     let stored = ctx
         .store
         .get(&key)
@@ -251,7 +253,7 @@ async fn mark_at_psp(
 ) -> Result<(), Error> {
     let refund_id = r.str_attr("refund_id").unwrap_or_default();
     let next = due_sk(
-        ctx.now_ms() + ctx.config.payouts.outcome_timeout_ms,
+        ctx.now_ms() + ctx.policies.payouts.outcome_timeout_ms,
         &p.id,
         refund_id,
     );
@@ -322,7 +324,7 @@ async fn ask_again_later(
     let mut ops = vec![UpdateOp::set("status_asks", asks)];
     if asks < MAX_STATUS_ASKS {
         let next = due_sk(
-            ctx.now_ms() + ctx.config.payouts.outcome_timeout_ms,
+            ctx.now_ms() + ctx.policies.payouts.outcome_timeout_ms,
             &p.id,
             refund_id,
         );
@@ -359,7 +361,7 @@ async fn reschedule(
     due: Option<&str>,
 ) -> Result<(), Error> {
     let next = due_sk(
-        ctx.now_ms() + ctx.config.payouts.retry_after_ms,
+        ctx.now_ms() + ctx.policies.payouts.retry_after_ms,
         &p.id,
         refund_id,
     );
@@ -390,7 +392,7 @@ async fn reschedule(
 /// refund the PSP has, without an outcome after the timeout, is asked about.
 /// Returns how many due refunds it handled.
 pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
-    let q = Query::new(DUE_PK, keys::due_until(now), SWEEP_BATCH);
+    let q = Query::new(keys::REFUND_DUE_PK, keys::due_until(now), SWEEP_BATCH);
     let due = ctx.store.query(&q).await?.items;
     for d in &due {
         let sk = d.str_attr("sk").unwrap_or_default().to_owned();
@@ -405,7 +407,7 @@ pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
             ctx.store.write(due_delete(&sk)).await?;
             continue;
         };
-        let key = refund_key(&payment_id, &refund_id);
+        let key = keys::refund(&payment_id, &refund_id);
         let (p, r) = match (
             load_payment(ctx, &payment_id).await,
             ctx.store.get(&key).await?,
@@ -466,7 +468,7 @@ async fn reserve(
     ]);
     let now = ctx.now_ms();
     // Due after the retry interval: the request itself asks the PSP first.
-    let due = due_sk(now + ctx.config.payouts.retry_after_ms, &p.id, refund_id);
+    let due = due_sk(now + ctx.policies.payouts.retry_after_ms, &p.id, refund_id);
     let record = item(
         key,
         [
@@ -555,27 +557,21 @@ fn view(p: &Payment, it: &crate::store::Item) -> Value {
     })
 }
 
-/// Webhook intake of a refund outcome: dedupe by event id, enqueue, record.
-pub async fn intake_event(ctx: &Ctx, ev: RefundEvent) -> Result<Intake, Error> {
-    let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
-    super::webhook::enqueue_once(ctx, key, ev.to_message()?, &ev.event_id, ev.status.as_str()).await
-}
-
 /// The consumer's side: apply a refund outcome once. `Err(true)`: retry.
 pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
     let p = load_payment(ctx, &ev.payment_id)
         .await
         .map_err(|e| e.row().retryable)?;
-    let key = refund_key(&ev.payment_id, &ev.refund_id);
+    let key = keys::refund(&ev.payment_id, &ev.refund_id);
     let Some(r) = ctx.store.get(&key).await.map_err(|_| true)? else {
         // Money left at the PSP without our request: an operator looks.
-        return refund_case(ctx, &p, ev, "unknown_refund")
+        return refund_case(ctx, &p, ev, CaseKind::UnknownRefund)
             .await
             .map_err(|e| e.row().retryable);
     };
     let amount = r.int_attr("amount").unwrap_or(0);
     if amount != ev.amount_minor || ev.currency != p.amount.currency() {
-        return refund_case(ctx, &p, ev, "refund_mismatch")
+        return refund_case(ctx, &p, ev, CaseKind::RefundMismatch)
             .await
             .map_err(|e| e.row().retryable);
     }
@@ -681,35 +677,31 @@ async fn refund_case(
     ctx: &Ctx,
     p: &Payment,
     ev: &RefundEvent,
-    kind: &'static str,
+    kind: CaseKind,
 ) -> Result<(), Error> {
-    tracing::error!(payment_id = %ev.payment_id, refund_id = %ev.refund_id, kind, "refund webhook opens a case");
-    let key = Key::new(
-        keys::payment_pk(p.id.as_str()),
-        format!("{}{}#{}", keys::CASE_PREFIX, ev.psp, ev.event_id),
-    );
-    let case = item(
-        &key,
-        [
-            ("kind", Attr::from(kind)),
-            ("case_status", Attr::from("open")),
-            ("refund_id", Attr::from(ev.refund_id.as_str())),
-            ("event_status", Attr::from(ev.status.as_str())),
-            ("event_amount", Attr::N(ev.amount_minor)),
-            ("event_currency", Attr::from(ev.currency.code())),
-            ("payment_status", Attr::from(p.status.as_str())),
-            ("opened_ms", Attr::N(ctx.now_ms())),
-        ],
-    );
-    match ctx
-        .store
-        .write(Write::Put {
-            item: case,
-            cond: Some(Cond::NotExists),
-        })
-        .await
-    {
-        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    tracing::error!(payment_id = %ev.payment_id, refund_id = %ev.refund_id, kind = kind.as_str(), "refund webhook opens a case");
+    let case = NewCase {
+        key: keys::case(&ev.payment_id, &ev.psp, &ev.event_id),
+        kind,
+        status: CaseStatus::Open,
+        evidence: Evidence::Event {
+            event_id: ev.event_id.clone(),
+            reference: Some(("refund_id", ev.refund_id.clone())),
+            ours: Side {
+                label: "payment",
+                status: p.status.as_str(),
+                amount_minor: p.amount.minor(),
+                currency: p.amount.currency(),
+                psp: p.psp.clone(),
+            },
+            theirs: Side {
+                label: "event",
+                status: ev.status.as_str(),
+                amount_minor: ev.amount_minor,
+                currency: ev.currency,
+                psp: ev.psp.clone(),
+            },
+        },
+    };
+    cases::open(ctx, case).await.map(drop)
 }

@@ -8,11 +8,13 @@ use crate::ids::{new_ulid, EventId, PaymentId, PspId};
 use crate::queue::QueueName;
 use crate::store::{item, Attr, Cond, Key, StoreError, Write};
 
-use super::event::{Inbound, PspEvent};
-use super::keys;
-use super::payment::Payment;
-use super::signature::{self, Rejection, Scheme, Window};
-use super::Ctx;
+use crate::domain::cases::{self, CaseKind};
+use crate::domain::deposits::payment::Payment;
+use crate::domain::payouts;
+use crate::domain::Ctx;
+use crate::psp::event::{Inbound, PayoutEvent, PspEvent, RefundEvent};
+use crate::psp::signature::{Rejection, Window};
+use crate::schema::keys;
 
 /// What happened to one delivery (the delivery log's `outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,16 +42,6 @@ impl Outcome {
     }
 }
 
-/// Sign a body the seed way (`X-Signature` value; sandbox PSP and tests).
-pub fn seed_signature(secret: &str, raw: &[u8]) -> String {
-    let headers = signature::sign(Scheme::Seed, secret, raw, 0, "");
-    headers
-        .into_iter()
-        .next()
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
 /// The payment id a delivery claims, for logging deliveries we reject.
 fn claimed_payment_id(raw: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(raw).ok()?;
@@ -74,8 +66,8 @@ pub struct Intake {
 pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
     let ev = match verified_event(ctx, d) {
         Ok(Inbound::Payment(ev)) => ev,
-        Ok(Inbound::Payout(ev)) => return super::payout::intake_event(ctx, ev).await,
-        Ok(Inbound::Refund(ev)) => return super::refund::intake_event(ctx, ev).await,
+        Ok(Inbound::Payout(ev)) => return payout_intake(ctx, ev).await,
+        Ok(Inbound::Refund(ev)) => return refund_intake(ctx, ev).await,
         Err(Rejected::Signature(e)) => {
             log_rejected(ctx, d, Outcome::BadSignature).await;
             return Err(e);
@@ -97,8 +89,8 @@ pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
         return Err(Error::UnknownPayment);
     };
     let payment = Payment::from_item(&found)?;
-    if !event_matches(&payment, &ev) {
-        open_case(ctx, CaseKind::WebhookMismatch, &ev, &payment).await?;
+    if !payment.matches(&ev) {
+        cases::open(ctx, payment.case(CaseKind::WebhookMismatch, &ev)).await?;
         log_delivery(ctx, &ev, Outcome::Mismatch).await;
         return Ok(Intake {
             event_id: ev.event_id,
@@ -167,7 +159,7 @@ async fn flag_stale_final(ctx: &Ctx, ev: &PspEvent) {
         return;
     };
     if payment.status != ev.status {
-        if let Err(e) = open_case(ctx, CaseKind::StaleFinalEvent, ev, &payment).await {
+        if let Err(e) = cases::open(ctx, payment.case(CaseKind::StaleFinalEvent, ev)).await {
             tracing::warn!(error = %e, "could not open a case for a stale final event");
         }
     }
@@ -211,9 +203,28 @@ async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
     })
 }
 
-/// Payouts' and refunds' intake: enqueue an event once per event id (the
-/// id is recorded only after its message is queued, as for payments).
-pub async fn enqueue_once(
+/// A payout outcome: matched against its payout (a mismatch is a case,
+/// not queued), then queued once per event id.
+async fn payout_intake(ctx: &Ctx, ev: PayoutEvent) -> Result<Intake, Error> {
+    if !payouts::check_event(ctx, &ev).await? {
+        return Ok(Intake {
+            event_id: ev.event_id,
+            outcome: Outcome::Mismatch,
+        });
+    }
+    let key = keys::payout_event(&ev.payout_id, &ev.psp, &ev.event_id);
+    enqueue_once(ctx, key, ev.to_message()?, &ev.event_id, ev.status.as_str()).await
+}
+
+/// A refund outcome: queued once per event id (the consumer matches it).
+async fn refund_intake(ctx: &Ctx, ev: RefundEvent) -> Result<Intake, Error> {
+    let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
+    enqueue_once(ctx, key, ev.to_message()?, &ev.event_id, ev.status.as_str()).await
+}
+
+/// Enqueue an event once per event id (the id is recorded only after its
+/// message is queued, as for payments).
+async fn enqueue_once(
     ctx: &Ctx,
     key: Key,
     message: String,
@@ -265,13 +276,6 @@ async fn duplicate(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
     })
 }
 
-pub fn event_matches(p: &Payment, ev: &PspEvent) -> bool {
-    p.id == ev.payment_id
-        && p.amount.minor() == ev.amount_minor
-        && p.amount.currency() == ev.currency
-        && p.psp == ev.psp
-}
-
 fn delivery_attrs(ev: &PspEvent, outcome: Outcome, at_ms: i64) -> Vec<(&'static str, Attr)> {
     vec![
         ("outcome", Attr::from(outcome.as_str())),
@@ -317,141 +321,5 @@ async fn log_rejected(ctx: &Ctx, d: &Delivery<'_>, outcome: Outcome) {
         .await
     {
         tracing::warn!(error = %e, "could not log webhook delivery");
-    }
-}
-
-/// Why an event became a case instead of moving money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaseKind {
-    /// Amount, currency or PSP differ from the intent.
-    WebhookMismatch,
-    /// A signed final status refused as stale while the payment says otherwise.
-    StaleFinalEvent,
-    /// A final status contradicting the payment's final status (e.g.
-    /// `captured` after `failed`): money may sit at the PSP, not in the wallet.
-    ConflictingFinalStatus,
-    /// The player's bank took a captured payment back: the wallet was
-    /// debited (maybe below zero); an operator follows up.
-    Chargeback,
-}
-
-impl CaseKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CaseKind::WebhookMismatch => "webhook_mismatch",
-            CaseKind::ConflictingFinalStatus => "conflicting_final_status",
-            CaseKind::StaleFinalEvent => "stale_final_event",
-            CaseKind::Chargeback => "chargeback",
-        }
-    }
-}
-
-/// An event that must not move money becomes a case, once per event, with
-/// the evidence of both sides.
-pub async fn open_case(ctx: &Ctx, kind: CaseKind, ev: &PspEvent, p: &Payment) -> Result<(), Error> {
-    let key = keys::case(&ev.payment_id, &ev.psp, &ev.event_id);
-    let attrs = [
-        ("kind", Attr::from(kind.as_str())),
-        ("payment_status", Attr::from(p.status.as_str())),
-        ("case_status", Attr::from("open")),
-        ("event_amount", Attr::N(ev.amount_minor)),
-        ("event_currency", Attr::from(ev.currency.code())),
-        ("event_status", Attr::from(ev.status.as_str())),
-        ("event_psp", Attr::from(ev.psp.as_str())),
-        ("payment_amount", Attr::N(p.amount.minor())),
-        ("payment_currency", Attr::from(p.amount.currency().code())),
-        ("payment_psp", Attr::from(p.psp.as_str())),
-        ("opened_ms", Attr::N(ctx.now_ms())),
-    ];
-    match ctx
-        .store
-        .write(Write::Put {
-            item: item(&key, attrs),
-            cond: Some(Cond::NotExists),
-        })
-        .await
-    {
-        Ok(()) => {
-            tracing::warn!(payment_id = %ev.payment_id, event_id = %ev.event_id, kind = kind.as_str(), "case opened");
-            Ok(())
-        }
-        Err(StoreError::ConditionFailed { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Secret;
-    use proptest::prelude::*;
-
-    fn seed_headers(sig: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(signature::SEED_HEADER, sig.parse().unwrap());
-        h
-    }
-
-    fn verify_seed(secrets: &[Secret], raw: &[u8], sig: &str) -> Result<(), Error> {
-        let window = Window {
-            now_s: 0,
-            tolerance_s: 300,
-        };
-        signature::verify(Scheme::Seed, secrets, &seed_headers(sig), raw, window)
-            .map(|_| ())
-            .map_err(Error::from)
-    }
-
-    fn secrets() -> Vec<Secret> {
-        vec![
-            Secret::new("old-secret-0123456789"),
-            Secret::new("new-secret-0123456789"),
-        ]
-    }
-
-    #[test]
-    fn seed_signature_verifies_with_either_rotated_secret() {
-        let body = br#"{"event_id":"e1"}"#;
-        for s in ["old-secret-0123456789", "new-secret-0123456789"] {
-            assert!(verify_seed(&secrets(), body, &seed_signature(s, body)).is_ok());
-        }
-        let wrong = seed_signature("another-secret-999999", body);
-        assert_eq!(
-            verify_seed(&secrets(), body, &wrong),
-            Err(Error::BadSignature)
-        );
-        let sig = seed_signature("old-secret-0123456789", body);
-        assert!(verify_seed(&secrets(), br#"{"event_id":"e2"}"#, &sig).is_err());
-        assert!(verify_seed(&secrets(), body, "sha256=zz").is_err());
-        assert!(verify_seed(&secrets(), body, sig.trim_start_matches("sha256=")).is_err());
-        let window = Window {
-            now_s: 0,
-            tolerance_s: 300,
-        };
-        assert!(
-            signature::verify(Scheme::Seed, &secrets(), &HeaderMap::new(), body, window).is_err()
-        );
-    }
-
-    #[test]
-    fn known_hmac_vector() {
-        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
-        let sig = seed_signature("Jefe", b"what do ya want for nothing?");
-        assert_eq!(
-            sig,
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn any_tampered_byte_fails(body in prop::collection::vec(any::<u8>(), 1..256), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
-            let sig = seed_signature("old-secret-0123456789", &body);
-            let mut tampered = body.clone();
-            let i = at.index(tampered.len());
-            tampered[i] ^= flip;
-            prop_assert!(verify_seed(&secrets(), &tampered, &sig).is_err());
-            prop_assert!(verify_seed(&secrets(), &body, &sig).is_ok());
-        }
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{EventId, PaymentId, PspId};
 use crate::money::Currency;
 
-use super::payment::PaymentStatus;
+use crate::schema::status::PaymentStatus;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,34 +1,24 @@
-//! The wallet: balances per player and currency, an append-only ledger, and
-//! the one place where a PSP outcome moves money.
-//!
-//! A balance item holds `available` and `held` (minor units) so two-phase
-//! holds (payouts) fit: a hold moves available → held, a settle removes held,
-//! a release moves held → available, each as one transaction with its ledger
-//! entry.
+//! Applying a payment's PSP outcome: the one place where a deposit's
+//! verified final status moves money (credit on capture, debit on a
+//! chargeback), exactly once, in one transaction with the payment's status
+//! move, the day's report counter and the reconciliation index record.
 
 use serde_json::{json, Value};
 
 use crate::clock::Day;
 use crate::error::{Error, ErrorCode};
-use crate::ids::{PaymentId, PlayerId, TxnId};
-use crate::money::{format_minor, Money};
-use crate::store::{Attr, Cond, Item, ItemExt, Query, SkRange, StoreError, UpdateOp, Write};
+use crate::ids::{PaymentId, TxnId};
+use crate::money::Money;
+use crate::store::{Attr, Cond, Item, ItemExt, StoreError, UpdateOp, Write};
 
-use super::event::PspEvent;
-use super::keys;
-use super::ledger::{self, EntryKind, Movement, Outcome, Refusal};
-use super::payment::{history_entry, Payment, PaymentStatus};
-use super::recon::index::{match_key, Kind, Record};
-use super::reports::{self, ReportKind};
-use super::webhook::{event_matches, open_case, CaseKind};
-use super::Ctx;
-
-/// Ledger entries shown by `GET /v1/wallet/{player}`.
-pub const RECENT_ENTRIES: usize = 50;
-/// Related ids a ledger entry may carry.
-const RELATED_IDS: [&str; 4] = ["payment_id", "payout_id", "round_id", "refund_id"];
-/// Balance currencies read per wallet.
-const MAX_CURRENCIES: usize = 200;
+use crate::domain::cases::{self, CaseKind};
+use crate::domain::deposits::payment::{history_entry, Payment, PaymentStatus};
+use crate::domain::reports::{self, ReportKind};
+use crate::domain::wallet::ledger::{self, EntryKind, Movement, Outcome, Refusal};
+use crate::domain::Ctx;
+use crate::psp::event::PspEvent;
+use crate::schema::keys;
+use crate::schema::recon_index::{match_key, Kind, Record};
 
 /// What applying an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +65,8 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
         });
     };
     let payment = Payment::from_item(&found)?;
-    if !event_matches(&payment, ev) {
-        open_case(ctx, CaseKind::WebhookMismatch, ev, &payment).await?;
+    if !payment.matches(ev) {
+        cases::open(ctx, payment.case(CaseKind::WebhookMismatch, ev)).await?;
         return Ok(Applied::Mismatch);
     }
     if ev.status == PaymentStatus::ChargedBack && !payment.status.is_final() {
@@ -187,7 +177,7 @@ async fn not_applied(
             status: current,
             ..p.clone()
         };
-        open_case(ctx, CaseKind::ConflictingFinalStatus, ev, &seen).await?;
+        cases::open(ctx, seen.case(CaseKind::ConflictingFinalStatus, ev)).await?;
         return Ok(Applied::Conflict);
     }
     Ok(Applied::NoOp)
@@ -224,7 +214,7 @@ async fn charge_back(
     .await?
     {
         Outcome::Moved(e) if e.fresh => {
-            open_case(ctx, CaseKind::Chargeback, ev, p).await?;
+            cases::open(ctx, p.case(CaseKind::Chargeback, ev)).await?;
             Ok(None)
         }
         Outcome::Moved(_) => Ok(Some(Some(PaymentStatus::ChargedBack))),
@@ -294,7 +284,7 @@ pub async fn confirm_credit(
     client_txn: &TxnId,
     amount_text: &str,
 ) -> Result<Value, Error> {
-    let p = super::deposit::load_payment(ctx, payment_id).await?;
+    let p = crate::domain::deposits::load_payment(ctx, payment_id).await?;
     let amount = Money::parse_decimal(amount_text, p.amount.currency())
         .map_err(|e| Error::validation("amount", e.to_string()))?;
     if amount != p.amount {
@@ -321,75 +311,4 @@ pub async fn confirm_credit(
         "currency": p.amount.currency(),
         "status": "credited",
     }))
-}
-
-/// A player's balances (minor units) per currency.
-pub async fn balances(
-    ctx: &Ctx,
-    player: &PlayerId,
-) -> Result<Vec<(crate::money::Currency, i64, i64)>, Error> {
-    let q = Query::new(
-        keys::wallet_pk(player),
-        SkRange::Prefix(keys::BALANCE_PREFIX.into()),
-        MAX_CURRENCIES,
-    );
-    let page = ctx.store.query(&q).await?;
-    let mut out = Vec::new();
-    for it in &page.items {
-        let Some(currency) = it.str_attr("sk").and_then(keys::balance_currency) else {
-            continue;
-        };
-        let available = it.int_attr("available").unwrap_or(0);
-        let held = it.int_attr("held").unwrap_or(0);
-        if available < 0 || held < 0 {
-            // Never expected without a chargeback: shout, do not hide it.
-            tracing::error!(player_id = %player, currency = currency.code(), "negative wallet balance");
-        }
-        out.push((currency, available, held));
-    }
-    Ok(out)
-}
-
-/// `GET /v1/wallet/{player}`: balances and the most recent ledger entries.
-pub async fn wallet_view(ctx: &Ctx, player: &PlayerId) -> Result<Value, Error> {
-    let bal = balances(ctx, player).await?;
-    let mut q = Query::new(
-        keys::wallet_pk(player),
-        SkRange::Prefix(keys::LEDGER_PREFIX.into()),
-        RECENT_ENTRIES,
-    );
-    q.descending = true;
-    let page = ctx.store.query(&q).await?;
-    let entries: Vec<Value> = page
-        .items
-        .iter()
-        .filter_map(|it| {
-            let currency = crate::money::Currency::parse(it.str_attr("currency")?).ok()?;
-            let minor = |name: &str| it.int_attr(name).map(|v| format_minor(v, currency));
-            let mut v = json!({
-                "txn_id": it.str_attr("txn_id"),
-                "kind": it.str_attr("kind"),
-                "reason": it.str_attr("reason"),
-                "amount": minor("amount")?,
-                "available_delta": minor("available_delta"),
-                "held_delta": minor("held_delta"),
-                "available_after": minor("available_after"),
-                "held_after": minor("held_after"),
-                "currency": currency,
-                "flagged": it.get("flagged").and_then(Attr::as_bool).unwrap_or(false),
-                "at_ms": it.int_attr("at_ms"),
-            });
-            for related in RELATED_IDS {
-                if let Some(id) = it.str_attr(related) {
-                    v[related] = json!(id);
-                }
-            }
-            Some(v)
-        })
-        .collect();
-    let balances: Vec<Value> = bal
-        .iter()
-        .map(|(c, a, h)| json!({"currency": c, "available": format_minor(*a, *c), "held": format_minor(*h, *c)}))
-        .collect();
-    Ok(json!({"player_id": player, "balances": balances, "entries": entries}))
 }

@@ -1,17 +1,18 @@
-//! Deposit intents: parse the init request, store the intent, open the PSP
-//! session (the built-in sandbox for now), answer with the redirect.
-
-use serde_json::{json, Map, Value};
+//! Deposit intents: parse the init request, route it and open the PSP
+//! session, store the intent, answer with the redirect.
 
 use crate::error::Error;
-use crate::ids::{PaymentId, PlayerId};
-use crate::money::{Currency, Money};
-use crate::store::{Attr, Cond, ItemExt, Query, SkRange, StoreError, Write};
+use serde::Serialize;
 
-use super::cascade::route_and_open;
-use super::keys;
-use super::payment::{attr_to_json, Payment, PaymentStatus, METHODS};
-use super::Ctx;
+use crate::ids::{PaymentId, PlayerId, PspId};
+use crate::money::{Currency, Money};
+use crate::store::{Attr, Cond, ItemExt, StoreError, Write};
+
+use crate::domain::deposits::payment::{Payment, PaymentStatus, METHODS};
+use crate::domain::deposits::route::route_and_open;
+use crate::domain::request::Body;
+use crate::domain::Ctx;
+use crate::schema::keys;
 
 pub const MAX_RETURN_URL: usize = 2048;
 const MAX_DEVICE: usize = 32;
@@ -24,10 +25,6 @@ const INIT_FIELDS: [&str; 7] = [
     "player_id",
     "meta",
 ];
-/// Deliveries shown per payment.
-pub const MAX_DELIVERIES_SHOWN: usize = 200;
-/// Deliveries that failed verification shown per payment (they are claims).
-pub const MAX_UNVERIFIED_SHOWN: usize = 50;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitRequest {
@@ -47,30 +44,22 @@ pub struct InitRequest {
 const META_FIELDS: [&str; 4] = ["country", "device", "session_id", "bank"];
 const MAX_STICKY_ID: usize = 64;
 
-fn field_str<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
-    match obj.get(name) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(Error::validation(name, "must be a string")),
-        None => Err(Error::validation(name, "is required")),
-    }
-}
-
-fn parse_amount(obj: &Map<String, Value>, currency: Currency) -> Result<Money, Error> {
-    match (obj.get("amount"), obj.get("amount_micros")) {
-        (Some(_), Some(_)) => Err(Error::validation(
+fn parse_amount(body: &Body, currency: Currency) -> Result<Money, Error> {
+    match (body.has("amount"), body.has("amount_micros")) {
+        (true, true) => Err(Error::validation(
             "amount",
             "send amount or amount_micros, not both",
         )),
-        (Some(_), None) => Money::parse_decimal(field_str(obj, "amount")?, currency)
+        (true, false) => Money::parse_decimal(body.str("amount")?, currency)
             .map_err(|e| Error::validation("amount", e.to_string())),
-        (None, Some(v)) => {
-            let micros = v
-                .as_i64()
+        (false, true) => {
+            let micros = body
+                .opt_i64("amount_micros")?
                 .ok_or_else(|| Error::validation("amount_micros", "must be an integer"))?;
             Money::from_micros(micros, currency)
                 .map_err(|e| Error::validation("amount_micros", e.to_string()))
         }
-        (None, None) => Err(Error::validation("amount", "is required")),
+        (false, false) => Err(Error::validation("amount", "is required")),
     }
 }
 
@@ -102,97 +91,82 @@ struct Meta {
     bank: Option<String>,
 }
 
-fn sticky_id(meta: &Map<String, Value>, name: &str) -> Result<Option<String>, Error> {
-    match meta.get(name) {
-        None => Ok(None),
-        Some(Value::String(v))
-            if !v.is_empty()
-                && v.len() <= MAX_STICKY_ID
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) =>
-        {
-            Ok(Some(v.clone()))
-        }
-        Some(_) => Err(Error::validation(
-            &format!("meta.{name}"),
-            "must be 1-64 characters [A-Za-z0-9_.-]",
-        )),
+/// One `meta` field that must be a string matching `ok`, named `meta.<name>`.
+fn meta_field(
+    meta: &Body,
+    name: &str,
+    ok: impl Fn(&str) -> bool,
+    expected: &str,
+) -> Result<Option<String>, Error> {
+    let bad = || Error::validation(&format!("meta.{name}"), expected);
+    match meta.opt_str(name) {
+        Ok(None) => Ok(None),
+        Ok(Some(v)) if ok(v) => Ok(Some(v.to_owned())),
+        _ => Err(bad()),
     }
 }
 
-fn parse_meta(obj: &Map<String, Value>) -> Result<Meta, Error> {
-    let Some(meta) = obj.get("meta") else {
+fn is_sticky_id(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= MAX_STICKY_ID
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn parse_meta(body: &Body) -> Result<Meta, Error> {
+    let Some(meta) = body.opt_object("meta")? else {
         return Ok(Meta::default());
     };
-    let meta = meta
-        .as_object()
-        .ok_or_else(|| Error::validation("meta", "must be an object"))?;
-    if let Some(unknown) = meta.keys().find(|k| !META_FIELDS.contains(&k.as_str())) {
+    if let Some(unknown) = meta.keys().find(|k| !META_FIELDS.contains(k)) {
         return Err(Error::validation(
             &format!("meta.{unknown}"),
             "unknown field",
         ));
     }
-    let country = match meta.get("country") {
-        None => None,
-        Some(Value::String(c)) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => {
-            Some(c.clone())
-        }
-        Some(_) => {
-            return Err(Error::validation(
-                "meta.country",
-                "must be an ISO 3166 alpha-2 code like \"FI\"",
-            ))
-        }
+    let country = |c: &str| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase());
+    let device = |d: &str| {
+        !d.is_empty()
+            && d.len() <= MAX_DEVICE
+            && d.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     };
-    let device = match meta.get("device") {
-        None => None,
-        Some(Value::String(d))
-            if !d.is_empty()
-                && d.len() <= MAX_DEVICE
-                && d.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
-        {
-            Some(d.clone())
-        }
-        Some(_) => {
-            return Err(Error::validation(
-                "meta.device",
-                "must be 1-32 characters [A-Za-z0-9_-]",
-            ))
-        }
-    };
+    let sticky = "must be 1-64 characters [A-Za-z0-9_.-]";
     Ok(Meta {
-        country,
-        device,
-        session_id: sticky_id(meta, "session_id")?,
-        bank: sticky_id(meta, "bank")?,
+        country: meta_field(
+            &meta,
+            "country",
+            country,
+            "must be an ISO 3166 alpha-2 code like \"FI\"",
+        )?,
+        device: meta_field(
+            &meta,
+            "device",
+            device,
+            "must be 1-32 characters [A-Za-z0-9_-]",
+        )?,
+        session_id: meta_field(&meta, "session_id", is_sticky_id, sticky)?,
+        bank: meta_field(&meta, "bank", is_sticky_id, sticky)?,
     })
 }
 
 impl InitRequest {
     /// Parse the init body; every error names its field.
-    pub fn parse(body: &Value) -> Result<InitRequest, Error> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| Error::validation("body", "must be a JSON object"))?;
-        if let Some(unknown) = obj.keys().find(|k| !INIT_FIELDS.contains(&k.as_str())) {
-            return Err(Error::validation(unknown, "unknown field"));
-        }
-        let currency = Currency::parse(field_str(obj, "currency")?)
+    pub fn parse(body: &Body) -> Result<InitRequest, Error> {
+        body.only(&INIT_FIELDS)?;
+        let currency = Currency::parse(body.str("currency")?)
             .map_err(|e| Error::validation("currency", e.to_string()))?;
-        let amount = parse_amount(obj, currency)?;
-        let method = field_str(obj, "method")?;
+        let amount = parse_amount(body, currency)?;
+        let method = body.str("method")?;
         if !METHODS.contains(&method) {
             return Err(Error::validation(
                 "method",
                 format!("must be one of {}", METHODS.join(", ")),
             ));
         }
-        let return_url = parse_return_url(field_str(obj, "return_url")?)?;
-        let player = PlayerId::parse(field_str(obj, "player_id")?)
+        let return_url = parse_return_url(body.str("return_url")?)?;
+        let player = PlayerId::parse(body.str("player_id")?)
             .map_err(|e| Error::validation("player_id", e.to_string()))?;
-        let meta = parse_meta(obj)?;
+        let meta = parse_meta(body)?;
         Ok(InitRequest {
             amount,
             method: method.to_owned(),
@@ -211,7 +185,11 @@ impl InitRequest {
 /// the id the idempotency engine reserved, and return the 201 body. If that
 /// id already holds an intent, an earlier attempt of this same request
 /// committed it (then crashed or timed out): answer from it instead.
-pub async fn create_intent(ctx: &Ctx, req: InitRequest, id: PaymentId) -> Result<Value, Error> {
+pub async fn create_intent(
+    ctx: &Ctx,
+    req: InitRequest,
+    id: PaymentId,
+) -> Result<IntentView, Error> {
     // A re-run under the same reserved id must not open a second PSP session.
     if let Some(old) = ctx.store.get(&keys::payment(&id)).await? {
         return from_earlier_attempt(&old, &req);
@@ -260,7 +238,7 @@ pub async fn create_intent(ctx: &Ctx, req: InitRequest, id: PaymentId) -> Result
 
 /// Answer a re-run from the intent an earlier attempt of the same request
 /// stored; a different request under the same key is a conflict.
-fn from_earlier_attempt(old: &crate::store::Item, req: &InitRequest) -> Result<Value, Error> {
+fn from_earlier_attempt(old: &crate::store::Item, req: &InitRequest) -> Result<IntentView, Error> {
     let earlier = Payment::from_item(old)?;
     if !matches_request(&earlier, req) {
         return Err(Error::IdempotencyKeyReused);
@@ -290,16 +268,28 @@ fn matches_request(p: &Payment, r: &InitRequest) -> bool {
     )
 }
 
-fn intent_response(p: &Payment, redirect_url: &str) -> Value {
-    json!({
-        "payment_id": p.id,
-        "status": p.status.as_str(),
-        "redirect_url": redirect_url,
-        "psp": p.psp,
-        "amount": p.amount.to_decimal(),
-        "amount_micros": p.amount.micros().ok(),
-        "currency": p.amount.currency(),
-    })
+/// The 201 answer to `POST /v1/payments/init`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntentView {
+    pub payment_id: PaymentId,
+    pub status: PaymentStatus,
+    pub redirect_url: String,
+    pub psp: PspId,
+    pub amount: String,
+    pub amount_micros: Option<i64>,
+    pub currency: Currency,
+}
+
+fn intent_response(p: &Payment, redirect_url: &str) -> IntentView {
+    IntentView {
+        payment_id: p.id.clone(),
+        status: p.status,
+        redirect_url: redirect_url.to_owned(),
+        psp: p.psp.clone(),
+        amount: p.amount.to_decimal(),
+        amount_micros: p.amount.micros().ok(),
+        currency: p.amount.currency(),
+    }
 }
 
 pub async fn load_payment(ctx: &Ctx, id: &PaymentId) -> Result<Payment, Error> {
@@ -311,91 +301,14 @@ pub async fn load_payment(ctx: &Ctx, id: &PaymentId) -> Result<Payment, Error> {
     Payment::from_item(&found)
 }
 
-/// The public view of a payment (`GET /v1/payments/{id}`), with its PSP
-/// reference and routing decision.
-pub async fn payment_view(ctx: &Ctx, id: &PaymentId) -> Result<Value, Error> {
-    let found = ctx
-        .store
-        .get(&keys::payment(id))
-        .await?
-        .ok_or(Error::NotFound { what: "payment" })?;
-    let mut view = Payment::from_item(&found)?.to_json();
-    view["psp_reference"] = found
-        .get("psp_reference")
-        .map(attr_to_json)
-        .unwrap_or(Value::Null);
-    view["redirect_url"] = found
-        .get("redirect_url")
-        .map(attr_to_json)
-        .unwrap_or(Value::Null);
-    view["routing"] = found
-        .get("routing")
-        .map(attr_to_json)
-        .unwrap_or(Value::Null);
-    Ok(view)
-}
-
-/// The webhook delivery log of one payment, oldest first.
-pub async fn deliveries(ctx: &Ctx, id: &PaymentId) -> Result<Value, Error> {
-    load_payment(ctx, id).await?;
-    let pk = keys::payment_pk(id.as_str());
-    let unverified_pk = keys::unverified_pk(id.as_str());
-    let sources = [
-        (pk.as_str(), keys::EVENT_PREFIX, MAX_DELIVERIES_SHOWN, true),
-        (
-            pk.as_str(),
-            keys::DELIVERY_PREFIX,
-            MAX_DELIVERIES_SHOWN,
-            true,
-        ),
-        (
-            unverified_pk.as_str(),
-            keys::DELIVERY_PREFIX,
-            MAX_UNVERIFIED_SHOWN,
-            false,
-        ),
-    ];
-    let mut out = Vec::new();
-    for (partition, prefix, limit, verified) in sources {
-        let q = Query::new(partition, SkRange::Prefix(prefix.into()), limit);
-        let page = ctx.store.query(&q).await?;
-        out.extend(page.items.iter().map(|it| delivery_view(it, verified)));
-    }
-    out.sort_by_key(|v| v.get("at_ms").and_then(Value::as_i64).unwrap_or(0));
-    Ok(json!({"payment_id": id, "deliveries": out}))
-}
-
-fn delivery_view(it: &crate::store::Item, verified: bool) -> Value {
-    let mut o: Map<String, Value> = it
-        .iter()
-        .map(|(k, a)| (k.clone(), attr_to_json(a)))
-        .collect();
-    o.remove("pk");
-    if let Some(sk) = o.remove("sk") {
-        o.insert("delivery_id".into(), sk);
-    }
-    o.insert("verified".into(), Value::Bool(verified));
-    render_amount(&mut o);
-    Value::Object(o)
-}
-
-/// Stored minor units → the API's decimal string.
-fn render_amount(o: &mut Map<String, Value>) {
-    let currency = o
-        .get("currency")
-        .and_then(Value::as_str)
-        .and_then(|c| Currency::parse(c).ok());
-    if let (Some(c), Some(minor)) = (currency, o.get("amount").and_then(Value::as_i64)) {
-        o.insert(
-            "amount".into(),
-            Value::String(crate::money::format_minor(minor, c)),
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    fn parse(v: &Value) -> Result<InitRequest, Error> {
+        InitRequest::parse(&Body::from_json(v.to_string().as_bytes())?)
+    }
 
     fn body() -> Value {
         json!({"amount":"50.00","currency":"EUR","method":"card","return_url":"https://shop.example/return",
@@ -404,7 +317,7 @@ mod tests {
 
     #[test]
     fn parses_the_seed_body() {
-        let r = InitRequest::parse(&body()).unwrap();
+        let r = parse(&body()).unwrap();
         assert_eq!(r.amount.minor(), 5000);
         assert_eq!(r.country.as_deref(), Some("FI"));
     }
@@ -427,15 +340,15 @@ mod tests {
         for (field, value, named) in cases {
             let mut b = body();
             b[field] = value;
-            match InitRequest::parse(&b) {
+            match parse(&b) {
                 Err(Error::Validation { field, .. }) => assert_eq!(field, named),
                 other => panic!("{named}: {other:?}"),
             }
         }
         let mut b = body();
         b["amount_micros"] = json!(50_000_000);
-        assert!(InitRequest::parse(&b).is_err(), "both amount forms");
+        assert!(parse(&b).is_err(), "both amount forms");
         b.as_object_mut().unwrap().remove("amount");
-        assert_eq!(InitRequest::parse(&b).unwrap().amount.minor(), 5000);
+        assert_eq!(parse(&b).unwrap().amount.minor(), 5000);
     }
 }

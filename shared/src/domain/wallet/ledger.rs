@@ -17,8 +17,8 @@ use crate::ids::{PlayerId, TxnId};
 use crate::money::{format_minor, Currency};
 use crate::store::{Attr, Cond, Item, ItemExt, Query, SkRange, StoreError, UpdateOp, Write};
 
-use super::keys;
-use super::Ctx;
+use crate::domain::Ctx;
+use crate::schema::keys;
 
 /// Lost optimistic races retried before answering 503 (retry-safe).
 const MAX_RACES: usize = 64;

@@ -97,7 +97,7 @@ fn bucket_of(parts: u32, bytes: impl Iterator<Item = u8>) -> u32 {
 }
 
 pub fn partition(psp: &PspId, day: Day, bucket: u32) -> String {
-    format!("RECON#{psp}#{day}#{bucket:02}")
+    crate::schema::keys::recon_index_pk(psp, day, bucket)
 }
 
 /// One of our records, as the index holds it.

@@ -1,0 +1,152 @@
+//! How a deposit is shown: the payment (`GET /v1/payments/{id}`) and its
+//! webhook delivery log (`GET /v1/payments/{id}/deliveries`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::ids::{PaymentId, PlayerId, PspId};
+use crate::money::{format_minor, Currency};
+use crate::schema::keys;
+use crate::store::{Attr, Doc, Item, ItemExt, Query, SkRange};
+
+use crate::domain::deposits::intent::load_payment;
+use crate::domain::deposits::payment::{Payment, PaymentStatus};
+use crate::domain::Ctx;
+
+/// Deliveries shown per payment.
+pub const MAX_DELIVERIES_SHOWN: usize = 200;
+/// Deliveries that failed verification shown per payment (they are claims).
+pub const MAX_UNVERIFIED_SHOWN: usize = 50;
+
+/// The public view of a payment, with its PSP reference and routing decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PaymentView {
+    pub payment_id: PaymentId,
+    pub player_id: PlayerId,
+    pub amount: String,
+    pub amount_micros: Option<i64>,
+    pub currency: Currency,
+    pub method: String,
+    pub psp: PspId,
+    pub status: PaymentStatus,
+    pub credited_txn_id: Option<String>,
+    pub created_at_ms: i64,
+    pub history: Vec<Doc>,
+    pub psp_reference: Option<Doc>,
+    pub redirect_url: Option<Doc>,
+    pub routing: Option<Doc>,
+}
+
+impl PaymentView {
+    fn new(p: Payment, stored: &Item) -> PaymentView {
+        PaymentView {
+            amount: p.amount.to_decimal(),
+            amount_micros: p.amount.micros().ok(),
+            currency: p.amount.currency(),
+            payment_id: p.id,
+            player_id: p.player,
+            method: p.method,
+            psp: p.psp,
+            status: p.status,
+            credited_txn_id: p.credited_txn,
+            created_at_ms: p.created_ms,
+            history: p.history.into_iter().map(Doc).collect(),
+            psp_reference: stored.get("psp_reference").cloned().map(Doc),
+            redirect_url: stored.get("redirect_url").cloned().map(Doc),
+            routing: stored.get("routing").cloned().map(Doc),
+        }
+    }
+}
+
+pub async fn payment_view(ctx: &Ctx, id: &PaymentId) -> Result<PaymentView, Error> {
+    let found = ctx
+        .store
+        .get(&keys::payment(id))
+        .await?
+        .ok_or(Error::NotFound { what: "payment" })?;
+    Ok(PaymentView::new(Payment::from_item(&found)?, &found))
+}
+
+/// One webhook delivery as logged: its attributes (amount as a decimal),
+/// its id and whether its signature verified.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryView {
+    pub delivery_id: String,
+    pub verified: bool,
+    #[serde(flatten)]
+    pub logged: BTreeMap<String, Doc>,
+}
+
+impl DeliveryView {
+    fn from_item(it: &Item, verified: bool) -> DeliveryView {
+        let mut logged = it.clone();
+        logged.remove("pk");
+        let delivery_id = logged
+            .remove("sk")
+            .and_then(|sk| sk.as_str().map(str::to_owned));
+        let currency = it
+            .str_attr("currency")
+            .and_then(|c| Currency::parse(c).ok());
+        if let (Some(c), Some(minor)) = (currency, it.int_attr("amount")) {
+            logged.insert("amount".into(), Attr::from(format_minor(minor, c)));
+        }
+        logged.remove("verified");
+        DeliveryView {
+            delivery_id: delivery_id.unwrap_or_default(),
+            verified,
+            logged: logged.into_iter().map(|(k, v)| (k, Doc(v))).collect(),
+        }
+    }
+
+    fn at_ms(&self) -> i64 {
+        self.logged
+            .get("at_ms")
+            .and_then(|d| d.0.as_i64())
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveriesView {
+    pub payment_id: PaymentId,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// The webhook delivery log of one payment, oldest first.
+pub async fn deliveries(ctx: &Ctx, id: &PaymentId) -> Result<DeliveriesView, Error> {
+    load_payment(ctx, id).await?;
+    let pk = keys::payment_pk(id.as_str());
+    let unverified_pk = keys::unverified_pk(id.as_str());
+    let sources = [
+        (pk.as_str(), keys::EVENT_PREFIX, MAX_DELIVERIES_SHOWN, true),
+        (
+            pk.as_str(),
+            keys::DELIVERY_PREFIX,
+            MAX_DELIVERIES_SHOWN,
+            true,
+        ),
+        (
+            unverified_pk.as_str(),
+            keys::DELIVERY_PREFIX,
+            MAX_UNVERIFIED_SHOWN,
+            false,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (partition, prefix, limit, verified) in sources {
+        let q = Query::new(partition, SkRange::Prefix(prefix.into()), limit);
+        let page = ctx.store.query(&q).await?;
+        out.extend(
+            page.items
+                .iter()
+                .map(|it| DeliveryView::from_item(it, verified)),
+        );
+    }
+    out.sort_by_key(DeliveryView::at_ms);
+    Ok(DeliveriesView {
+        payment_id: id.clone(),
+        deliveries: out,
+    })
+}

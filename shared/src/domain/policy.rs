@@ -1,0 +1,124 @@
+//! The deployment's rules, built once at start-up (`runtime`, or the local
+//! process) and handed to the domain through [`crate::domain::Ctx`]: payout
+//! limits and timings, and how reconciliation judges fees and splits a day.
+
+use std::collections::BTreeMap;
+
+use crate::ids::PspId;
+
+/// Every policy of a deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policies {
+    pub payouts: PayoutPolicy,
+    pub recon: ReconPolicy,
+}
+
+/// The payout rules of a deployment (minor units of the payout's currency).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutPolicy {
+    pub max_per_payout_minor: i64,
+    pub max_per_day_minor: i64,
+    /// Payouts above this need full KYC; at or below, basic KYC (medium and
+    /// high risk players always need full KYC).
+    pub basic_kyc_max_minor: i64,
+    /// How long a payout may wait for its webhook before the PSP is asked.
+    pub outcome_timeout_ms: i64,
+    /// Wait before a deferred payout is tried again.
+    pub retry_after_ms: i64,
+}
+
+impl Default for PayoutPolicy {
+    fn default() -> Self {
+        PayoutPolicy {
+            max_per_payout_minor: 500_000,
+            max_per_day_minor: 1_000_000,
+            basic_kyc_max_minor: 200_000,
+            outcome_timeout_ms: 15 * 60_000,
+            retry_after_ms: 60_000,
+        }
+    }
+}
+
+/// A PSP's fee schedule: payments pay `bps` of the gross (half up) plus
+/// `fixed_minor`; chargebacks and payouts pay `fixed_minor`; refunds pay
+/// nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeeRule {
+    pub bps: u32,
+    pub fixed_minor: i64,
+}
+
+/// How reconciliation judges fees and splits a day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconPolicy {
+    /// Each PSP's fee schedule; a PSP without one has its fees unchecked.
+    pub fees: BTreeMap<PspId, FeeRule>,
+    /// A fee this far (minor units) from the schedule still matches.
+    pub tolerance_minor: i64,
+    /// Shards a day is split into (1..=32).
+    pub shards: u32,
+}
+
+impl Default for ReconPolicy {
+    fn default() -> Self {
+        ReconPolicy {
+            fees: BTreeMap::new(),
+            tolerance_minor: 1,
+            shards: 1,
+        }
+    }
+}
+
+/// `psp=bps[+fixed_minor],...`, e.g. `sandbox=150,sandbox-b=120+25`.
+pub fn parse_fee_schedule(text: &str) -> Result<BTreeMap<PspId, FeeRule>, String> {
+    let mut out = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (psp, rule) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("`{entry}`: expected psp=bps[+fixed_minor]"))?;
+        let psp = PspId::parse(psp.trim()).map_err(|e| format!("`{entry}`: psp: {e}"))?;
+        let (bps, fixed) = rule.split_once('+').unwrap_or((rule, "0"));
+        let bps: u32 = bps
+            .trim()
+            .parse()
+            .ok()
+            .filter(|b| *b <= 10_000)
+            .ok_or_else(|| format!("`{entry}`: bps must be 0 to 10000"))?;
+        let fixed_minor: i64 = fixed
+            .trim()
+            .parse()
+            .ok()
+            .filter(|f| (0..=1_000_000_000).contains(f))
+            .ok_or_else(|| format!("`{entry}`: fixed fee must be 0 to 1e9 minor units"))?;
+        if out.insert(psp, FeeRule { bps, fixed_minor }).is_some() {
+            return Err(format!("`{entry}`: PSP listed twice"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fee_schedules_parse_or_name_the_bad_entry() {
+        let s = parse_fee_schedule("sandbox=150, sandbox-b=120+25").unwrap();
+        let b = PspId::parse("sandbox-b").unwrap();
+        assert_eq!(
+            s[&b],
+            FeeRule {
+                bps: 120,
+                fixed_minor: 25
+            }
+        );
+        assert_eq!(s.len(), 2);
+        assert!(parse_fee_schedule("sandbox")
+            .unwrap_err()
+            .contains("sandbox"));
+        assert!(parse_fee_schedule("sandbox=20000").is_err());
+        assert!(parse_fee_schedule("sandbox=1+-5").is_err());
+        assert!(parse_fee_schedule("a=1,a=2").unwrap_err().contains("twice"));
+        assert!(parse_fee_schedule("").unwrap().is_empty());
+    }
+}
