@@ -11,19 +11,19 @@ use http::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::wire::{
-    ErrorReply, OperationReply, PayoutBody, RefundBody, SessionBody, SessionReply, StatusReply,
-};
-use super::{
-    Operation, PayoutRequest, PspConnector, PspError, RefundRequest, RemoteStatus, ReportChunks,
-    Session, SessionRequest, WebhookKeys,
-};
 use crate::clock::Day;
 use crate::error::Error;
 use crate::ids::PspId;
 use crate::money::{Currency, Money};
 use crate::psp::event::Inbound;
 use crate::psp::signature::{Rejection, Verified, Window};
+use crate::psp::wire::{
+    ErrorReply, OperationReply, PayoutBody, RefundBody, SessionBody, SessionReply, StatusReply,
+};
+use crate::psp::{
+    Operation, PayoutRequest, PspConnector, PspError, RefundRequest, RemoteStatus, ReportChunks,
+    Session, SessionRequest, WebhookKeys,
+};
 use crate::secret::Secret;
 
 /// A PSP call that takes longer than this counts as unavailable.
@@ -240,7 +240,7 @@ impl PspConnector for HttpPsp {
     }
 
     fn normalise_webhook(&self, raw: &[u8], signed_at_s: Option<i64>) -> Result<Inbound, Error> {
-        super::wire::parse_inbound(&self.id, raw, signed_at_s)
+        crate::psp::wire::parse_inbound(&self.id, raw, signed_at_s)
     }
 }
 

@@ -21,9 +21,9 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use super::health::{HealthPolicy, MAX_BUCKETS};
 use crate::ids::PspId;
 use crate::money::{Currency, Money};
+use crate::psp::health::{HealthPolicy, MAX_BUCKETS};
 use crate::schema::status::METHODS;
 
 /// Most PSPs one payment is offered to before giving up (cascade bound).

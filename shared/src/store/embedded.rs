@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::wal::{self, Wal};
-use super::{
+use crate::store::wal::{self, Wal};
+use crate::store::{
     apply_update, check_transaction, item_size, sk_matches, Item, Key, Page, Query, SkRange, Store,
     StoreError, Write, MAX_ITEM_BYTES,
 };
@@ -215,7 +215,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
-        let limit = q.limit.clamp(1, super::MAX_QUERY_LIMIT);
+        let limit = q.limit.clamp(1, crate::store::MAX_QUERY_LIMIT);
         // BTreeMap::range panics on an inverted range.
         if matches!(&q.range, SkRange::Between(a, b) if a > b) {
             return Ok(Page::default());
