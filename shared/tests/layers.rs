@@ -3,6 +3,9 @@
 //! and no lower layer naming a higher one. Read from the `crate::` paths of
 //! the sources themselves (tests excluded), so a new upward `use` fails here.
 
+// Helpers outside `#[test]` fns read the sources; a read error is a test failure.
+#![allow(clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
