@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use payloop::clock::Day;
 use payloop::config::Secret;
 use payloop::domain::recon::files::parse_ledger_line;
-use payloop::edge::{parse_json, QueryParams};
+use payloop::edge::{parse_body, QueryParams};
 use payloop::ids::{CaseId, EventId, IdempotencyKey, PaymentId, PlayerId, PspId, TxnId};
 use payloop::money::{format_minor, Currency, Money};
 use payloop::psp::event::{parse_message, Inbound};
@@ -199,7 +199,7 @@ proptest! {
         for body in [&raw, &shaped] {
             let _ = parse_inbound(&psp, body, signed_at);
             let _ = parse_inbound(&psp, body, Some(NOW_S));
-            let _ = parse_json(body);
+            let _ = parse_body(body);
             if let Ok(text) = std::str::from_utf8(body) {
                 let _ = parse_message(text);
             }

@@ -113,6 +113,11 @@ async fn credits(t: &TestStack, player: &str) -> usize {
         .count()
 }
 
+/// A report as the JSON the API serves.
+fn json(r: payloop::domain::recon::report::DayReport) -> serde_json::Value {
+    serde_json::to_value(r).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_planted_mismatch_is_classified_at_its_line_and_reruns_change_nothing() {
     let t = TestStack::start().await;
@@ -207,6 +212,7 @@ async fn every_planted_mismatch_is_classified_at_its_line_and_reruns_change_noth
     let mut seen = Seen::default();
     let first = run::reconcile_day(ctx, &sandbox(), day, 1, &src, &mut seen)
         .await
+        .map(json)
         .unwrap();
     seen.lines.sort();
     assert_eq!(seen.lines, expected, "every line's class");
@@ -259,6 +265,7 @@ async fn every_planted_mismatch_is_classified_at_its_line_and_reruns_change_noth
     let mut again = Seen::default();
     let second = run::reconcile_day(ctx, &sandbox(), day, 4, &src, &mut again)
         .await
+        .map(json)
         .unwrap();
     again.lines.sort();
     assert_eq!(again.lines, expected);
@@ -521,7 +528,7 @@ async fn the_sandbox_report_reconciles_clean_inline_and_over_the_shard_queue() {
             handled += 1;
         }
     }
-    let merged = run::stored_report(ctx, &sandbox(), day).await.unwrap();
+    let merged = json(run::stored_report(ctx, &sandbox(), day).await.unwrap());
     assert_eq!(merged["shards"], 3);
     for field in ["lines", "classes", "methods", "refunds", "chargebacks"] {
         assert_eq!(merged[field], report[field], "{field}");
@@ -596,6 +603,7 @@ async fn a_malformed_report_is_refused_with_line_numbers_and_applies_nothing() {
             &mut Seen::default(),
         )
         .await
+        .map(json)
         .unwrap();
         assert_eq!(report["status"], "malformed", "{name}: {report:#}");
         let errors = report["errors"].to_string();
@@ -622,6 +630,7 @@ async fn a_malformed_report_is_refused_with_line_numbers_and_applies_nothing() {
         &mut Seen::default(),
     )
     .await
+    .map(json)
     .unwrap();
     assert_eq!(
         (report["status"].as_str(), report["healed"].as_i64()),

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use payloop::domain::deposits::payment::PaymentStatus;
 use payloop::domain::payouts::{Payout, PayoutStatus};
+use payloop::domain::recon::report::DayReport;
 use payloop::ids::{PaymentId, PlayerId};
 use payloop::schema::keys;
 use payloop::store::{Attr, Item, ItemExt, Key, Query, SkRange};
@@ -454,16 +455,18 @@ async fn drained(s: &Scenario, v: &mut Vec<String>) {
 }
 
 /// The day's reconciliation: nothing to look at but the captures it healed.
-pub fn recon_report(s: &mut Scenario, report: &Value) {
-    let mismatches = report["mismatches"].as_u64().unwrap_or(u64::MAX);
-    let healed = report["healed"].as_u64().unwrap_or(0);
+pub fn recon_report(s: &mut Scenario, report: &DayReport) {
     if super::scenario::trace() {
-        eprintln!("reconciliation report: {report}");
+        eprintln!("reconciliation report: {report:?}");
     }
-    if report["status"] != "complete" || mismatches != healed {
-        s.violations.push(format!(
-            "reconciliation: {mismatches} mismatch(es), {healed} healed: {}",
-            report["classes"]
-        ));
+    match report {
+        DayReport::Complete(r) if r.mismatches == r.healed => {}
+        DayReport::Complete(r) => s.violations.push(format!(
+            "reconciliation: {} mismatch(es), {} healed: {:?}",
+            r.mismatches, r.healed, r.classes
+        )),
+        DayReport::Malformed(r) => s
+            .violations
+            .push(format!("reconciliation: report refused: {:?}", r.errors)),
     }
 }

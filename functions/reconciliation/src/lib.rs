@@ -34,6 +34,31 @@ pub struct RunRequest {
     pub source: Option<String>,
 }
 
+impl RunRequest {
+    /// `POST /v1/recon/runs` (serve only): `psp` and `date` required,
+    /// `shards` and `source` optional; every error names its field.
+    pub fn parse_run(b: &payloop::edge::JsonBody) -> Result<RunRequest, Error> {
+        b.only(&["psp", "date", "shards", "source"])?;
+        let shards = match b.opt_i64("shards")? {
+            None => None,
+            Some(n) => {
+                Some(u32::try_from(n).map_err(|_| Error::validation("shards", "must be 1 to 32"))?)
+            }
+        };
+        Ok(RunRequest {
+            psp: Some(b.str("psp")?.to_owned()),
+            date: Some(b.str("date")?.to_owned()),
+            shards,
+            source: b.opt_str("source")?.map(str::to_owned),
+        })
+    }
+}
+
+/// A report as the JSON the schedule's and the operator's answers carry.
+fn as_json(r: &payloop::domain::recon::report::DayReport) -> Result<Value, Error> {
+    serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))
+}
+
 /// One shard of one PSP-day, as queued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,8 +147,9 @@ pub async fn scheduled(
             runs.push(json!({"psp": psp, "date": plan.day.to_string(), "shards": plan.shards, "status": "queued"}));
         } else {
             let src = source_for(&plan.source, psp, plan.day);
-            let report =
-                run::reconcile_day(ctx, psp, plan.day, plan.shards, &src, &mut Quiet).await?;
+            let report = as_json(
+                &run::reconcile_day(ctx, psp, plan.day, plan.shards, &src, &mut Quiet).await?,
+            )?;
             runs.push(
                 json!({"psp": psp, "date": plan.day.to_string(), "status": report["status"],
                              "lines": report["lines"], "mismatches": report["mismatches"]}),
@@ -148,7 +174,7 @@ pub async fn shard(ctx: &Ctx, msg: &ShardMessage) -> Result<Value, Error> {
     };
     Ok(
         json!({"psp": psp, "date": msg.date, "shard": msg.shard, "status": status,
-              "report": merged.map(|r| r["status"].clone())}),
+              "report": merged.map(|r| r.status())}),
     )
 }
 
@@ -211,20 +237,14 @@ async fn run_now(
     payloop::edge::RawBody(raw): payloop::edge::RawBody,
 ) -> Result<axum::Json<Value>, payloop::edge::ApiError> {
     let operator = payloop::edge::authenticate(&headers, &ctx.config.platform_keys)?;
-    let req: RunRequest = serde_json::from_value(payloop::edge::parse_json(&raw)?)
-        .map_err(|e| Error::validation("body", e.to_string()))?;
-    if req.psp.is_none() {
-        return Err(Error::validation("psp", "is required").into());
-    }
-    if req.date.is_none() {
-        return Err(Error::validation("date", "is required").into());
-    }
+    let req = RunRequest::parse_run(&payloop::edge::parse_body(&raw)?)?;
     let plan = plan(&ctx, &req, ctx.clock.today())?;
     let mut reports = Vec::new();
     for psp in &plan.psps {
         let src = source_for(&plan.source, psp, plan.day);
         tracing::info!(operator, psp = %psp, date = %plan.day, "reconciliation run requested");
-        reports.push(run::reconcile_day(&ctx, psp, plan.day, plan.shards, &src, &mut Quiet).await?);
+        let report = run::reconcile_day(&ctx, psp, plan.day, plan.shards, &src, &mut Quiet).await?;
+        reports.push(as_json(&report)?);
     }
     Ok(axum::Json(reports.pop().unwrap_or(Value::Null)))
 }

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use payloop::clock::Day;
 use payloop::domain::deposits::{self, apply_event};
 use payloop::domain::payouts;
+use payloop::domain::recon::report::DayReport;
 use payloop::domain::recon::{cases, run as recon_run};
 use payloop::domain::refunds;
 use payloop::domain::reports::{self, ReportKind};
@@ -314,17 +315,13 @@ async fn recon_report(
     let psp = psp_param(&ctx, &psp)?;
     let day = day_param(Some(&date))?;
     let mut report = recon_run::stored_report(&ctx, &psp, day).await?;
+    let csv = match &mut report {
+        DayReport::Complete(r) => r.csv.take().unwrap_or_default(),
+        DayReport::Malformed(_) => String::new(),
+    };
     match q.get("format") {
-        None | Some("json") => {
-            if let Some(o) = report.as_object_mut() {
-                o.remove("csv");
-            }
-            Ok(Json(report).into_response())
-        }
-        Some("csv") => {
-            let csv = report["csv"].as_str().unwrap_or_default().to_owned();
-            Ok(([(axum::http::header::CONTENT_TYPE, "text/csv")], csv).into_response())
-        }
+        None | Some("json") => Ok(Json(report).into_response()),
+        Some("csv") => Ok(([(axum::http::header::CONTENT_TYPE, "text/csv")], csv).into_response()),
         Some(_) => Err(Error::validation("format", "must be json or csv").into()),
     }
 }

@@ -12,7 +12,7 @@ const NUMERIC_AMOUNT_FIELDS: [&str; 2] = ["amount_micros", "timestamp"];
 const MAX_DEPTH: usize = 32;
 
 /// The JSON path of the first PAN-looking value, if any.
-pub fn find_pan(v: &Value) -> Option<String> {
+pub(crate) fn find_pan(v: &Value) -> Option<String> {
     walk(v, "$", 0)
 }
 

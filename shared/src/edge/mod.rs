@@ -12,14 +12,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::Value;
 
 use serde::Serialize;
 
 use crate::config::KeyRing;
 use crate::domain::idempotency::{self, Begin, IdemRequest};
-use crate::domain::pan::find_pan;
-use crate::domain::request::Body as JsonBody;
+pub use crate::domain::request::Body as JsonBody;
 use crate::domain::Ctx;
 use crate::error::Error;
 use crate::ids::{new_ulid, IdempotencyKey};
@@ -126,16 +124,6 @@ pub fn authenticate<'a>(headers: &HeaderMap, ring: &'a KeyRing) -> Result<&'a st
         .ok_or(Error::Unauthorized)?;
     ring.authenticate(presented.trim())
         .ok_or(Error::Unauthorized)
-}
-
-/// Parse a JSON body and refuse anything that looks like a card number.
-pub fn parse_json(raw: &[u8]) -> Result<Value, Error> {
-    let v: Value = serde_json::from_slice(raw)
-        .map_err(|e| Error::validation("body", format!("invalid JSON: {e}")))?;
-    if let Some(field) = find_pan(&v) {
-        return Err(Error::PanDetected { field });
-    }
-    Ok(v)
 }
 
 /// The request body as the domain reads it: a JSON object, no card number.

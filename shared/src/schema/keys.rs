@@ -144,11 +144,14 @@ pub fn refund_due(sk: impl Into<String>) -> Key {
 
 // ---- game rounds ------------------------------------------------------
 
+pub fn round_pk(round: &str) -> String {
+    format!("ROUND#{round}")
+}
 pub fn round(round: &str) -> Key {
-    Key::new(format!("ROUND#{round}"), MAIN_SK)
+    Key::new(round_pk(round), MAIN_SK)
 }
 pub fn round_txn(round: &str, txn: &TxnId) -> Key {
-    Key::new(format!("ROUND#{round}"), format!("{LEDGER_PREFIX}{txn}"))
+    Key::new(round_pk(round), format!("{LEDGER_PREFIX}{txn}"))
 }
 
 // ---- notifications outbox ----------------------------------------------

@@ -8,7 +8,7 @@
 
 use crate::error::Error;
 use crate::ids::{EventId, PspId};
-use crate::money::{format_minor, Currency};
+use crate::money::{format_minor, Currency, Money};
 use crate::store::{item, Attr, Cond, Key, StoreError, Write};
 
 use crate::domain::Ctx;
@@ -85,6 +85,28 @@ pub struct Side {
 }
 
 impl Side {
+    /// Our record's side (`payment`, `payout`): its status, amount and PSP.
+    pub fn record(label: &'static str, status: &'static str, amount: Money, psp: &PspId) -> Side {
+        Side {
+            label,
+            status,
+            amount_minor: amount.minor(),
+            currency: amount.currency(),
+            psp: psp.clone(),
+        }
+    }
+
+    /// The PSP event's side.
+    pub fn event(status: &'static str, amount_minor: i64, currency: Currency, psp: &PspId) -> Side {
+        Side {
+            label: "event",
+            status,
+            amount_minor,
+            currency,
+            psp: psp.clone(),
+        }
+    }
+
     fn attrs(&self, out: &mut Vec<(String, Attr)>) {
         let l = self.label;
         out.push((format!("{l}_status"), Attr::from(self.status)));
@@ -239,6 +261,30 @@ pub struct NewCase {
     pub kind: CaseKind,
     pub status: CaseStatus,
     pub evidence: Evidence,
+}
+
+impl NewCase {
+    /// An open case of a PSP event against our record, keyed by the event.
+    pub fn of_event(
+        key: Key,
+        kind: CaseKind,
+        event_id: &EventId,
+        reference: Option<(&'static str, String)>,
+        ours: Side,
+        theirs: Side,
+    ) -> NewCase {
+        NewCase {
+            key,
+            kind,
+            status: CaseStatus::Open,
+            evidence: Evidence::Event {
+                event_id: event_id.clone(),
+                reference,
+                ours,
+                theirs,
+            },
+        }
+    }
 }
 
 fn map<const N: usize>(fields: [(&str, Attr); N]) -> Attr {

@@ -3,8 +3,6 @@
 //! chargeback), exactly once, in one transaction with the payment's status
 //! move, the day's report counter and the reconciliation index record.
 
-use serde_json::{json, Value};
-
 use crate::clock::Day;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{PaymentId, TxnId};
@@ -274,6 +272,19 @@ fn payment_move(p: &Payment, ev: &PspEvent, now_ms: i64) -> Write {
     }
 }
 
+/// The answer to a deposit's credit confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CreditView {
+    pub payment_id: PaymentId,
+    pub player_id: crate::ids::PlayerId,
+    /// The ledger entry the PSP's capture made.
+    pub txn_id: String,
+    pub client_txn_id: TxnId,
+    pub amount: String,
+    pub currency: crate::money::Currency,
+    pub status: &'static str,
+}
+
 /// `POST /v1/wallet/credit`: the platform confirms a deposit's credit. Money
 /// moves only on the PSP's verified final outcome (applied exactly once by
 /// [`apply_event`]); this call never moves money by itself. It answers with
@@ -283,7 +294,7 @@ pub async fn confirm_credit(
     payment_id: &PaymentId,
     client_txn: &TxnId,
     amount_text: &str,
-) -> Result<Value, Error> {
+) -> Result<CreditView, Error> {
     let p = crate::domain::deposits::load_payment(ctx, payment_id).await?;
     let amount = Money::parse_decimal(amount_text, p.amount.currency())
         .map_err(|e| Error::validation("amount", e.to_string()))?;
@@ -302,13 +313,13 @@ pub async fn confirm_credit(
             ),
         });
     };
-    Ok(json!({
-        "payment_id": p.id,
-        "player_id": p.player,
-        "txn_id": txn,
-        "client_txn_id": client_txn,
-        "amount": p.amount.to_decimal(),
-        "currency": p.amount.currency(),
-        "status": "credited",
-    }))
+    Ok(CreditView {
+        payment_id: p.id.clone(),
+        player_id: p.player.clone(),
+        txn_id: txn.clone(),
+        client_txn_id: client_txn.clone(),
+        amount: p.amount.to_decimal(),
+        currency: p.amount.currency(),
+        status: "credited",
+    })
 }

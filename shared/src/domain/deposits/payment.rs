@@ -6,7 +6,7 @@ use crate::ids::{PaymentId, PlayerId, PspId};
 use crate::money::{Currency, Money};
 use crate::store::{item, Attr, Item, ItemExt};
 
-use crate::domain::cases::{CaseKind, CaseStatus, Evidence, NewCase, Side};
+use crate::domain::cases::{CaseKind, NewCase, Side};
 use crate::psp::event::PspEvent;
 use crate::schema::keys;
 pub use crate::schema::status::{PaymentStatus, METHODS};
@@ -115,29 +115,14 @@ impl Payment {
     /// The case an event that must not move this payment's money opens
     /// (once per event: the key is the event's).
     pub fn case(&self, kind: CaseKind, ev: &PspEvent) -> NewCase {
-        NewCase {
-            key: keys::case(&ev.payment_id, &ev.psp, &ev.event_id),
+        NewCase::of_event(
+            keys::case(&ev.payment_id, &ev.psp, &ev.event_id),
             kind,
-            status: CaseStatus::Open,
-            evidence: Evidence::Event {
-                event_id: ev.event_id.clone(),
-                reference: None,
-                ours: Side {
-                    label: "payment",
-                    status: self.status.as_str(),
-                    amount_minor: self.amount.minor(),
-                    currency: self.amount.currency(),
-                    psp: self.psp.clone(),
-                },
-                theirs: Side {
-                    label: "event",
-                    status: ev.status.as_str(),
-                    amount_minor: ev.amount_minor,
-                    currency: ev.currency,
-                    psp: ev.psp.clone(),
-                },
-            },
-        }
+            &ev.event_id,
+            None,
+            Side::record("payment", self.status.as_str(), self.amount, &self.psp),
+            Side::event(ev.status.as_str(), ev.amount_minor, ev.currency, &ev.psp),
+        )
     }
 }
 

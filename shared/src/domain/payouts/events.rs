@@ -121,29 +121,14 @@ pub(super) async fn open_case(
     ev: &PayoutEvent,
     p: &Payout,
 ) -> Result<(), Error> {
-    let case = NewCase {
-        key: keys::payout_case(&ev.payout_id, &ev.psp, &ev.event_id),
+    let case = NewCase::of_event(
+        keys::payout_case(&ev.payout_id, &ev.psp, &ev.event_id),
         kind,
-        status: CaseStatus::Open,
-        evidence: Evidence::Event {
-            event_id: ev.event_id.clone(),
-            reference: None,
-            ours: Side {
-                label: "payout",
-                status: p.status.as_str(),
-                amount_minor: p.amount.minor(),
-                currency: p.amount.currency(),
-                psp: p.psp.clone(),
-            },
-            theirs: Side {
-                label: "event",
-                status: ev.status.as_str(),
-                amount_minor: ev.amount_minor,
-                currency: ev.currency,
-                psp: ev.psp.clone(),
-            },
-        },
-    };
+        &ev.event_id,
+        None,
+        Side::record("payout", p.status.as_str(), p.amount, &p.psp),
+        Side::event(ev.status.as_str(), ev.amount_minor, ev.currency, &ev.psp),
+    );
     cases::open(ctx, case).await.map(drop)
 }
 

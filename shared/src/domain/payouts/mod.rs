@@ -38,7 +38,7 @@ use crate::psp::{PayoutRequest as PspPayout, PspError};
 use crate::queue::QueueName;
 use crate::store::{item, Attr, Cond, Item, ItemExt, Query, SkRange, UpdateOp, Write};
 
-use crate::domain::cases::{self, CaseKind, CaseStatus, Evidence, NewCase, Side};
+use crate::domain::cases::{self, CaseKind, NewCase, Side};
 use crate::domain::outbox::Outgoing;
 use crate::domain::players::{self, KycLevel};
 use crate::domain::policy::PayoutPolicy;
@@ -67,7 +67,8 @@ pub use view::{view, PayoutView};
 use policy::*;
 use schedule::*;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PayoutStatus {
     /// Waiting to be sent to a PSP (PSP down or degradation mode).
     Deferred,

@@ -9,17 +9,19 @@
 //!
 //! Ids read `rc_<yyyymmdd>_<16 hex>_<psp>`, so a case is found from its id.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+
+use crate::store::Doc;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Day;
 use crate::error::{Error, ErrorCode};
 use crate::ids::PspId;
-use crate::money::format_minor;
-use crate::store::{
-    item, Attr, Cond, Item, ItemExt, Key, Query, SkRange, StoreError, UpdateOp, Write,
-};
+use crate::store::{Attr, Cond, Item, ItemExt, Key, Query, SkRange, StoreError, UpdateOp, Write};
 
+use crate::domain::cases::{
+    self, BookedEvidence, CaseKind, CaseStatus, Evidence, LineEvidence, NewCase,
+};
 use crate::domain::recon::matcher::{Class, Theirs};
 use crate::domain::Ctx;
 use crate::schema::recon_index::Record;
@@ -30,9 +32,6 @@ pub const MAX_PAGE: usize = 500;
 const MAX_SCAN_PAGES: usize = 100;
 /// The longest resolution note kept.
 pub const MAX_NOTE: usize = 2000;
-
-/// Open, healed by reconciliation itself, or resolved by an operator.
-pub const STATUSES: [&str; 3] = ["open", "healed", "resolved"];
 
 pub fn case_id(psp: &PspId, day: Day, key: &str, class: Class) -> String {
     let digest = Sha256::digest(format!("{psp}|{day}|{key}|{}", class.as_str()).as_bytes());
@@ -70,43 +69,31 @@ fn key_of(id: &str) -> Result<Key, Error> {
     Ok(Key::new(partition(day, &psp), id))
 }
 
-fn theirs_evidence(t: &Theirs) -> Attr {
-    let c = t.currency;
-    Attr::M(
-        [
-            ("line", Attr::N(i64::try_from(t.line).unwrap_or(i64::MAX))),
-            ("type", Attr::from(t.kind.as_str())),
-            ("reference", Attr::from(t.reference.as_str())),
-            ("payment_id", Attr::from(t.payment_id.as_str())),
-            ("gross", Attr::from(format_minor(t.gross_minor, c))),
-            ("fee", Attr::from(format_minor(t.fee_minor, c))),
-            ("net", Attr::from(format_minor(t.net_minor(), c))),
-            ("currency", Attr::from(c.code())),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect(),
-    )
+fn line_evidence(t: &Theirs) -> LineEvidence {
+    LineEvidence {
+        line: t.line,
+        kind: t.kind.as_str(),
+        reference: t.reference.clone(),
+        payment_id: t.payment_id.clone(),
+        gross_minor: t.gross_minor,
+        fee_minor: t.fee_minor,
+        currency: t.currency,
+    }
 }
 
-fn ours_evidence(r: &Record) -> Attr {
-    Attr::M(
-        [
-            ("type", Attr::from(r.kind.as_str())),
-            ("payment_id", Attr::from(r.payment_id.as_str())),
-            ("gross", Attr::from(format_minor(r.gross_minor, r.currency))),
-            ("currency", Attr::from(r.currency.code())),
-            ("method", Attr::from(r.method.as_str())),
-            ("event_id", Attr::from(r.event_id.as_str())),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect(),
-    )
+fn booked_evidence(r: &Record) -> BookedEvidence {
+    BookedEvidence {
+        kind: r.kind.as_str(),
+        payment_id: r.payment_id.clone(),
+        gross_minor: r.gross_minor,
+        currency: r.currency,
+        method: r.method.clone(),
+        event_id: r.event_id.clone(),
+    }
 }
 
-/// A case to open.
-pub struct NewCase<'a> {
+/// A reconciliation case to open: one line or record of a PSP's day.
+pub struct LineCase<'a> {
     pub psp: &'a PspId,
     pub day: Day,
     pub class: Class,
@@ -118,50 +105,86 @@ pub struct NewCase<'a> {
     pub healed: bool,
 }
 
-/// Open the case unless it exists; `true` when it is new.
-pub async fn open(ctx: &Ctx, c: &NewCase<'_>) -> Result<bool, Error> {
+/// Open the case unless it exists (through [`cases::open`]); `true` when new.
+pub async fn open(ctx: &Ctx, c: &LineCase<'_>) -> Result<bool, Error> {
     let id = case_id(c.psp, c.day, c.key, c.class);
-    let key = Key::new(partition(c.day, c.psp), id.as_str());
-    let mut attrs = vec![
-        ("case_id", Attr::from(id.as_str())),
-        ("psp", Attr::from(c.psp.as_str())),
-        ("date", Attr::from(c.day.to_string())),
-        ("class", Attr::from(c.class.as_str())),
-        ("key", Attr::from(c.key)),
-        (
-            "status",
-            Attr::from(if c.healed { "healed" } else { "open" }),
-        ),
-        ("opened_ms", Attr::N(ctx.now_ms())),
-    ];
-    if let Some(t) = c.theirs {
-        attrs.push(("line", Attr::N(i64::try_from(t.line).unwrap_or(i64::MAX))));
-        attrs.push(("psp_side", theirs_evidence(t)));
-    }
-    if let Some(r) = c.ours {
-        attrs.push(("our_side", ours_evidence(r)));
-    }
-    if let Some(d) = &c.detail {
-        attrs.push(("detail", Attr::from(d.as_str())));
-    }
-    let put = Write::Put {
-        item: item(&key, attrs),
-        cond: Some(Cond::NotExists),
+    let case = NewCase {
+        key: crate::schema::keys::recon_case(c.day, c.psp, &id),
+        kind: CaseKind::Reconciliation,
+        status: if c.healed {
+            CaseStatus::Healed
+        } else {
+            CaseStatus::Open
+        },
+        evidence: Evidence::Settlement {
+            case_id: id,
+            psp: c.psp.clone(),
+            date: c.day.to_string(),
+            class: c.class.as_str(),
+            match_key: c.key.to_owned(),
+            theirs: c.theirs.map(line_evidence),
+            ours: c.ours.map(booked_evidence),
+            detail: c.detail.clone(),
+        },
     };
-    match ctx.store.write(put).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::ConditionFailed { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
+    cases::open(ctx, case).await
+}
+
+/// A reconciliation case as operators see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseView {
+    pub case_id: Option<String>,
+    pub kind: Option<String>,
+    pub psp: Option<String>,
+    pub date: Option<String>,
+    pub class: Option<String>,
+    pub key: Option<String>,
+    pub status: Option<String>,
+    pub opened_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psp_side: Option<Doc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub our_side: Option<Doc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_ms: Option<i64>,
+}
+
+fn view(it: &Item) -> CaseView {
+    let text = |name: &str| it.str_attr(name).map(str::to_owned);
+    let doc = |name: &str| it.get(name).cloned().map(Doc);
+    CaseView {
+        case_id: text("case_id"),
+        kind: text("kind"),
+        psp: text("psp"),
+        date: text("date"),
+        class: text("class"),
+        key: text("key"),
+        status: text("status"),
+        opened_ms: it.int_attr("opened_ms"),
+        line: it.int_attr("line"),
+        psp_side: doc("psp_side"),
+        our_side: doc("our_side"),
+        detail: text("detail"),
+        note: text("note"),
+        resolved_by: text("resolved_by"),
+        resolved_ms: it.int_attr("resolved_ms"),
     }
 }
 
-fn view(it: &Item) -> Value {
-    let mut v = crate::store::to_json(it);
-    if let Some(o) = v.as_object_mut() {
-        o.remove("pk");
-        o.remove("sk");
-    }
-    v
+/// One page of a day's cases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseList {
+    pub date: String,
+    pub cases: Vec<CaseView>,
+    pub truncated: bool,
 }
 
 /// One page of a day's cases, optionally of one PSP and one status.
@@ -173,9 +196,9 @@ pub struct CaseFilter {
 }
 
 /// `GET /v1/recon/cases`: the cases of a day, PSP by PSP, in id order.
-pub async fn list(ctx: &Ctx, f: &CaseFilter) -> Result<Value, Error> {
+pub async fn list(ctx: &Ctx, f: &CaseFilter) -> Result<CaseList, Error> {
     if let Some(s) = &f.status {
-        if !STATUSES.contains(&s.as_str()) {
+        if CaseStatus::parse(s).is_none() {
             return Err(Error::validation(
                 "status",
                 "must be open, healed or resolved",
@@ -210,10 +233,14 @@ pub async fn list(ctx: &Ctx, f: &CaseFilter) -> Result<Value, Error> {
         // Scanned the bound without reaching the end: say the list is partial.
         more = true;
     }
-    Ok(json!({"date": f.day.to_string(), "cases": out, "truncated": more}))
+    Ok(CaseList {
+        date: f.day.to_string(),
+        cases: out,
+        truncated: more,
+    })
 }
 
-pub async fn get(ctx: &Ctx, id: &str) -> Result<Value, Error> {
+pub async fn get(ctx: &Ctx, id: &str) -> Result<CaseView, Error> {
     let key = key_of(id)?;
     let it = ctx
         .store
@@ -225,7 +252,7 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<Value, Error> {
 
 /// `POST /v1/recon/cases/{id}/resolve`: close a case with a note. Resolving
 /// it again with the same note answers the same; another note is a conflict.
-pub async fn resolve(ctx: &Ctx, id: &str, note: &str, by: &str) -> Result<Value, Error> {
+pub async fn resolve(ctx: &Ctx, id: &str, note: &str, by: &str) -> Result<CaseView, Error> {
     let note = note.trim();
     if note.is_empty() || note.len() > MAX_NOTE {
         return Err(Error::validation(
@@ -237,7 +264,7 @@ pub async fn resolve(ctx: &Ctx, id: &str, note: &str, by: &str) -> Result<Value,
     let update = Write::Update {
         key: key.clone(),
         ops: vec![
-            UpdateOp::set("status", "resolved"),
+            UpdateOp::set("status", CaseStatus::Resolved.as_str()),
             UpdateOp::set("note", note),
             UpdateOp::set("resolved_by", by),
             UpdateOp::set("resolved_ms", ctx.now_ms()),
@@ -246,7 +273,10 @@ pub async fn resolve(ctx: &Ctx, id: &str, note: &str, by: &str) -> Result<Value,
             Cond::Exists,
             Cond::In(
                 "status".into(),
-                vec![Attr::from("open"), Attr::from("healed")],
+                vec![
+                    Attr::from(CaseStatus::Open.as_str()),
+                    Attr::from(CaseStatus::Healed.as_str()),
+                ],
             ),
         ])),
     };

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::error::Error;
 use crate::money::{format_minor, Currency};
@@ -211,8 +210,22 @@ fn money(minor: i64, c: Currency) -> String {
     format_minor(minor, c)
 }
 
-fn sums_json(s: &Sums, c: Currency) -> Value {
-    json!({"count": s.count, "gross": money(s.gross, c), "fee": money(s.fee, c), "net": money(s.net, c)})
+/// Count and money of a group, as decimals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SumsView {
+    pub count: u64,
+    pub gross: String,
+    pub fee: String,
+    pub net: String,
+}
+
+fn sums_view(s: &Sums, c: Currency) -> SumsView {
+    SumsView {
+        count: s.count,
+        gross: money(s.gross, c),
+        fee: money(s.fee, c),
+        net: money(s.net, c),
+    }
 }
 
 fn ratio_bps(part: i64, whole: i64) -> Option<i64> {
@@ -232,56 +245,154 @@ fn rows(groups: &BTreeMap<String, Sums>) -> BTreeMap<(String, Currency), MethodR
     out
 }
 
-/// The report document (JSON).
-pub fn to_json(psp: &str, date: &str, t: &Totals) -> Value {
-    let classes: serde_json::Map<String, Value> = Class::ALL
-        .iter()
-        .map(|c| (c.as_str().to_owned(), json!(t.count(*c))))
-        .collect();
+/// One method × currency of the day: net, fees, margin and each kind's sums
+/// (`payments`, `refunds`, `chargebacks`, `payouts`, `fees`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodView {
+    pub method: String,
+    pub currency: Currency,
+    pub net: String,
+    pub fees: String,
+    pub margin_bps: Option<i64>,
+    pub effective_fee_bps: Option<i64>,
+    #[serde(flatten)]
+    pub kinds: BTreeMap<String, SumsView>,
+}
+
+/// A refund or chargeback section's line, with its rate against deposits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionLine {
+    pub method: String,
+    pub currency: Currency,
+    pub rate_bps: Option<i64>,
+    #[serde(flatten)]
+    pub sums: SumsView,
+}
+
+/// Our records the PSP did not settle, by method, currency and kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsettledLine {
+    pub method: String,
+    pub currency: Currency,
+    pub kind: String,
+    #[serde(flatten)]
+    pub sums: SumsView,
+}
+
+/// A reconciled day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteReport {
+    pub psp: String,
+    pub date: String,
+    pub lines: u64,
+    pub records: u64,
+    pub classes: BTreeMap<String, u64>,
+    pub mismatches: u64,
+    pub healed: u64,
+    pub methods: Vec<MethodView>,
+    pub refunds: Vec<SectionLine>,
+    pub chargebacks: Vec<SectionLine>,
+    pub unsettled: Vec<UnsettledLine>,
+    /// The same report as CSV (stored; the JSON route leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+}
+
+/// A day whose report was refused: nothing was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MalformedReport {
+    pub psp: String,
+    pub date: String,
+    pub errors: Vec<String>,
+    pub more_errors: u64,
+}
+
+/// The day's reconciliation report, as stored and served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DayReport {
+    Complete(CompleteReport),
+    Malformed(MalformedReport),
+}
+
+impl DayReport {
+    pub fn status(&self) -> &'static str {
+        match self {
+            DayReport::Complete(_) => "complete",
+            DayReport::Malformed(_) => "malformed",
+        }
+    }
+}
+
+fn method_view(method: &str, c: Currency, row: &MethodRow) -> MethodView {
+    let all = margin_sums(row);
+    let deposits = row.kinds.get("payment").map_or(0, |s| s.gross);
+    MethodView {
+        method: method.to_owned(),
+        currency: c,
+        net: money(all.net, c),
+        fees: money(all.fee, c),
+        margin_bps: ratio_bps(all.net, deposits),
+        effective_fee_bps: ratio_bps(all.fee, deposits),
+        kinds: row
+            .kinds
+            .iter()
+            .map(|(kind, s)| (format!("{kind}s"), sums_view(s, c)))
+            .collect(),
+    }
+}
+
+/// The report of a day's totals.
+pub fn day_report(psp: &str, date: &str, t: &Totals) -> CompleteReport {
     let mut methods = Vec::new();
-    let mut sections: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let mut sections: BTreeMap<&str, Vec<SectionLine>> = BTreeMap::new();
     for ((method, c), row) in rows(&t.settled) {
-        let all = margin_sums(&row);
         let deposits = row.kinds.get("payment").map_or(0, |s| s.gross);
-        let mut m = json!({
-            "method": method, "currency": c,
-            "net": money(all.net, c), "fees": money(all.fee, c),
-            "margin_bps": ratio_bps(all.net, deposits),
-            "effective_fee_bps": ratio_bps(all.fee, deposits),
-        });
         for (kind, s) in &row.kinds {
-            m[format!("{kind}s")] = sums_json(s, c);
             if matches!(*kind, "refund" | "chargeback") {
-                let mut line = sums_json(s, c);
-                line["method"] = json!(method);
-                line["currency"] = json!(c);
-                line["rate_bps"] = json!(ratio_bps(s.gross.abs(), deposits));
-                sections.entry(kind).or_default().push(line);
+                sections.entry(kind).or_default().push(SectionLine {
+                    method: method.clone(),
+                    currency: c,
+                    rate_bps: ratio_bps(s.gross.abs(), deposits),
+                    sums: sums_view(s, c),
+                });
             }
         }
-        methods.push(m);
+        methods.push(method_view(&method, c, &row));
     }
-    let unsettled: Vec<Value> = t
+    let unsettled = t
         .unsettled
         .iter()
         .filter_map(|(k, s)| {
             let (m, c, kind) = split(k)?;
-            let mut v = sums_json(s, c);
-            v["method"] = json!(m);
-            v["currency"] = json!(c);
-            v["kind"] = json!(kind.as_str());
-            Some(v)
+            Some(UnsettledLine {
+                method: m.to_owned(),
+                currency: c,
+                kind: kind.as_str().to_owned(),
+                sums: sums_view(s, c),
+            })
         })
         .collect();
-    json!({
-        "psp": psp, "date": date, "status": "complete",
-        "lines": t.lines, "records": t.records,
-        "classes": classes, "mismatches": t.mismatches(), "healed": t.healed,
-        "methods": methods,
-        "refunds": sections.remove("refund").unwrap_or_default(),
-        "chargebacks": sections.remove("chargeback").unwrap_or_default(),
-        "unsettled": unsettled,
-    })
+    CompleteReport {
+        psp: psp.to_owned(),
+        date: date.to_owned(),
+        lines: t.lines,
+        records: t.records,
+        classes: Class::ALL
+            .iter()
+            .map(|c| (c.as_str().to_owned(), t.count(*c)))
+            .collect(),
+        mismatches: t.mismatches(),
+        healed: t.healed,
+        methods,
+        refunds: sections.remove("refund").unwrap_or_default(),
+        chargebacks: sections.remove("chargeback").unwrap_or_default(),
+        unsettled,
+        csv: None,
+        shards: None,
+    }
 }
 
 /// One CSV row of sums.
@@ -379,7 +490,7 @@ mod tests {
         b.line(&t(Kind::Fee, 0, 500), Class::Fee, "unknown", false)
             .unwrap();
         a.merge(&b).unwrap();
-        let j = to_json("sandbox", "2026-11-20", &a);
+        let j = serde_json::to_value(day_report("sandbox", "2026-11-20", &a)).unwrap();
         assert_eq!(j["lines"], 5);
         assert_eq!(j["classes"]["matched"], 4);
         assert_eq!(j["classes"]["fee"], 1);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Day;
 use crate::error::Error;
@@ -24,9 +24,10 @@ use crate::store::{item, Attr, ItemExt, Key, Query, SkRange, Write};
 
 use crate::domain::deposits::payment::{Payment, PaymentStatus};
 use crate::domain::deposits::{self, Applied};
-use crate::domain::recon::cases::{self, NewCase};
+use crate::domain::recon::cases::{self, LineCase};
 use crate::domain::recon::matcher::{BucketMatcher, Class, Finding, Theirs, HEAL_PREFIX};
 use crate::domain::recon::report::{self, Totals};
+use crate::domain::recon::report::{DayReport, MalformedReport};
 use crate::domain::recon::spill::{encode_line, Spill, SpillReader};
 use crate::domain::Ctx;
 use crate::psp::event::PspEvent;
@@ -409,7 +410,7 @@ async fn match_bucket(
         totals.line(&t, f.class, method, f.healed)?;
         obs.line(t.line, &t.key, f.class);
         if f.class.opens_case() {
-            let case = NewCase {
+            let case = LineCase {
                 psp: &run.psp,
                 day: run.day,
                 class: f.class,
@@ -425,7 +426,7 @@ async fn match_bucket(
     for r in m.unsettled() {
         totals.unsettled(&r)?;
         obs.record(&r.key, Class::MissingAtPsp);
-        let case = NewCase {
+        let case = LineCase {
             psp: &run.psp,
             day: run.day,
             class: Class::MissingAtPsp,
@@ -502,28 +503,70 @@ pub async fn run_shard(
 
 async fn save_shard(ctx: &Ctx, run: &DayRun, outcome: &ShardOutcome) -> Result<(), Error> {
     let doc = match outcome {
-        ShardOutcome::Malformed { errors, more } => {
-            json!({"status": "malformed", "errors": errors, "more": more})
-        }
-        ShardOutcome::Done { totals, .. } => json!({"status": "done", "totals": totals}),
+        ShardOutcome::Malformed { errors, more } => ShardDoc::Malformed {
+            errors: errors.clone(),
+            more: *more,
+        },
+        ShardOutcome::Done { totals, .. } => ShardDoc::Done {
+            totals: totals.clone(),
+        },
     };
+    let doc = serde_json::to_string(&doc).map_err(|e| Error::Internal(e.to_string()))?;
     let key = Key::new(run_pk(&run.psp, run.day), shard_sk(run.shards, run.shard));
     let put = Write::Put {
         item: item(
             &key,
-            [
-                ("doc", Attr::from(doc.to_string())),
-                ("at_ms", Attr::N(ctx.now_ms())),
-            ],
+            [("doc", Attr::from(doc)), ("at_ms", Attr::N(ctx.now_ms()))],
         ),
         cond: None,
     };
     Ok(ctx.store.write(put).await?)
 }
 
+/// A shard's stored result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum ShardDoc {
+    Malformed { errors: Vec<String>, more: u64 },
+    Done { totals: Totals },
+}
+
+/// The day's report from its shards' results: the first malformed shard
+/// refuses the day, else the shards' totals add up.
+fn merged_report(
+    psp: &str,
+    date: &str,
+    shards: u32,
+    docs: &[ShardDoc],
+) -> Result<DayReport, Error> {
+    let mut all = Totals::default();
+    for d in docs {
+        match d {
+            ShardDoc::Malformed { errors, more } => {
+                return Ok(DayReport::Malformed(MalformedReport {
+                    psp: psp.to_owned(),
+                    date: date.to_owned(),
+                    errors: errors.clone(),
+                    more_errors: *more,
+                }))
+            }
+            ShardDoc::Done { totals } => all.merge(totals)?,
+        }
+    }
+    let mut r = report::day_report(psp, date, &all);
+    r.csv = Some(report::to_csv(&all));
+    r.shards = Some(shards);
+    Ok(DayReport::Complete(r))
+}
+
 /// When every shard of the day is in, merge them into the day's report
 /// (stored, and returned); `None` while shards are outstanding.
-pub async fn merge(ctx: &Ctx, psp: &PspId, day: Day, shards: u32) -> Result<Option<Value>, Error> {
+pub async fn merge(
+    ctx: &Ctx,
+    psp: &PspId,
+    day: Day,
+    shards: u32,
+) -> Result<Option<DayReport>, Error> {
     let q = Query::new(
         run_pk(psp, day),
         SkRange::Prefix(format!("SHARD#{shards:02}#")),
@@ -533,56 +576,48 @@ pub async fn merge(ctx: &Ctx, psp: &PspId, day: Day, shards: u32) -> Result<Opti
     if page.items.len() < shards as usize {
         return Ok(None);
     }
-    let docs: Vec<Value> = page
+    let docs: Vec<ShardDoc> = page
         .items
         .iter()
-        .filter_map(|it| serde_json::from_str(it.str_attr("doc")?).ok())
-        .collect();
-    let (psp_s, day_s) = (psp.to_string(), day.to_string());
-    let report = match docs.iter().find(|d| d["status"] == "malformed") {
-        Some(bad) => json!({"psp": psp_s, "date": day_s, "status": "malformed",
-                            "errors": bad["errors"], "more_errors": bad["more"]}),
-        None => {
-            let mut all = Totals::default();
-            for d in &docs {
-                let t: Totals = serde_json::from_value(d["totals"].clone())
-                    .map_err(|e| Error::Internal(format!("shard totals: {e}")))?;
-                all.merge(&t)?;
-            }
-            let mut r = report::to_json(&psp_s, &day_s, &all);
-            r["csv"] = json!(report::to_csv(&all));
-            r["shards"] = json!(shards);
-            r
-        }
-    };
+        .map(|it| {
+            serde_json::from_str(it.str_attr("doc").unwrap_or_default())
+                .map_err(|e| Error::Internal(format!("shard result: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let report = merged_report(psp.as_str(), &day.to_string(), shards, &docs)?;
+    let doc = serde_json::to_string(&report).map_err(|e| Error::Internal(e.to_string()))?;
     let key = Key::new(run_pk(psp, day), "REPORT");
     let put = Write::Put {
         item: item(
             &key,
-            [
-                ("doc", Attr::from(report.to_string())),
-                ("at_ms", Attr::N(ctx.now_ms())),
-            ],
+            [("doc", Attr::from(doc)), ("at_ms", Attr::N(ctx.now_ms()))],
         ),
         cond: None,
     };
     ctx.store.write(put).await?;
-    summary(&report);
+    summary(psp, day, &report);
     Ok(Some(report))
 }
 
 /// The one log line per reconciled day (no PII: counts and amounts only).
-fn summary(r: &Value) {
-    tracing::info!(
-        psp = %r["psp"], date = %r["date"], status = %r["status"],
-        lines = %r["lines"], records = %r["records"], matched = %r["classes"]["matched"],
-        mismatches = %r["mismatches"], healed = %r["healed"],
-        "reconciliation summary"
-    );
+fn summary(psp: &PspId, day: Day, r: &DayReport) {
+    match r {
+        DayReport::Complete(r) => tracing::info!(
+            psp = %psp, date = %day, status = "complete",
+            lines = r.lines, records = r.records,
+            matched = r.classes.get("matched").copied().unwrap_or(0),
+            mismatches = r.mismatches, healed = r.healed,
+            "reconciliation summary"
+        ),
+        DayReport::Malformed(r) => tracing::info!(
+            psp = %psp, date = %day, status = "malformed", errors = r.errors.len(),
+            "reconciliation summary"
+        ),
+    }
 }
 
 /// The stored report of a day.
-pub async fn stored_report(ctx: &Ctx, psp: &PspId, day: Day) -> Result<Value, Error> {
+pub async fn stored_report(ctx: &Ctx, psp: &PspId, day: Day) -> Result<DayReport, Error> {
     let it = ctx
         .store
         .get(&Key::new(run_pk(psp, day), "REPORT"))
@@ -604,7 +639,7 @@ pub async fn reconcile_day(
     shards: u32,
     src: &Source,
     obs: &mut dyn Observer,
-) -> Result<Value, Error> {
+) -> Result<DayReport, Error> {
     for shard in 0..shards {
         let run = DayRun::new(psp.clone(), day, shards, shard)?;
         run_shard(ctx, &run, src, obs).await?;

@@ -21,16 +21,16 @@
 //! | refund    | `PAY#<payment_id>`  | `REF#<refund_id>`                   |
 //! | due work  | `REFUNDQ`           | `<due ms, 15 digits>#<payment>#<refund>` |
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::clock::Day;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{PaymentId, TxnId};
-use crate::money::Money;
+use crate::money::{Currency, Money};
 use crate::psp::{PspError, RefundRequest as PspRefund};
 use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Query, StoreError, UpdateOp, Write};
 
-use crate::domain::cases::{self, CaseKind, CaseStatus, Evidence, NewCase, Side};
+use crate::domain::cases::{self, CaseKind, NewCase, Side};
 use crate::domain::deposits::load_payment;
 use crate::domain::deposits::payment::{Payment, PaymentStatus};
 use crate::domain::reports::{self, ReportKind};
@@ -49,7 +49,8 @@ const MAX_STATUS_ASKS: i64 = 4;
 pub const SWEEP_BATCH: usize = 100;
 
 /// Where a refund stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RefundStatus {
     /// Reserved on the payment; at the PSP (`psp_reference` set) or on its
     /// way there (scheduled).
@@ -150,7 +151,7 @@ pub async fn request(
     payment_id: &PaymentId,
     r: &RefundRequest,
     refund_id: String,
-) -> Result<Value, Error> {
+) -> Result<RefundView, Error> {
     let p = load_payment(ctx, payment_id).await?;
     let key = keys::refund(payment_id, &refund_id);
     if let Some(old) = ctx.store.get(&key).await? {
@@ -187,7 +188,7 @@ enum Delivery {
 }
 
 impl Delivery {
-    fn answer(self, p: &Payment) -> Result<Value, Error> {
+    fn answer(self, p: &Payment) -> Result<RefundView, Error> {
         match self {
             Delivery::AtPsp(it) => Ok(view(p, &it)),
             Delivery::Refused(e) => Err(e),
@@ -543,18 +544,37 @@ async fn release(
     }
 }
 
-fn view(p: &Payment, it: &crate::store::Item) -> Value {
+/// A refund as the operator who asked for it sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefundView {
+    pub refund_id: Option<String>,
+    pub payment_id: PaymentId,
+    pub amount: Option<String>,
+    pub currency: Currency,
+    pub status: Option<RefundStatus>,
+    pub reason: Option<String>,
+    pub psp_reference: Option<String>,
+    pub flagged: bool,
+}
+
+fn view(p: &Payment, it: &crate::store::Item) -> RefundView {
     let c = p.amount.currency();
-    json!({
-        "refund_id": it.str_attr("refund_id"),
-        "payment_id": p.id,
-        "amount": it.int_attr("amount").map(|a| crate::money::format_minor(a, c)),
-        "currency": c,
-        "status": it.str_attr("status"),
-        "reason": it.str_attr("reason"),
-        "psp_reference": it.str_attr("psp_reference"),
-        "flagged": it.get("flagged").and_then(crate::store::Attr::as_bool).unwrap_or(false),
-    })
+    let text = |name: &str| it.str_attr(name).map(str::to_owned);
+    RefundView {
+        refund_id: text("refund_id"),
+        payment_id: p.id.clone(),
+        amount: it
+            .int_attr("amount")
+            .map(|a| crate::money::format_minor(a, c)),
+        currency: c,
+        status: it.str_attr("status").and_then(RefundStatus::parse),
+        reason: text("reason"),
+        psp_reference: text("psp_reference"),
+        flagged: it
+            .get("flagged")
+            .and_then(crate::store::Attr::as_bool)
+            .unwrap_or(false),
+    }
 }
 
 /// The consumer's side: apply a refund outcome once. `Err(true)`: retry.
@@ -680,28 +700,13 @@ async fn refund_case(
     kind: CaseKind,
 ) -> Result<(), Error> {
     tracing::error!(payment_id = %ev.payment_id, refund_id = %ev.refund_id, kind = kind.as_str(), "refund webhook opens a case");
-    let case = NewCase {
-        key: keys::case(&ev.payment_id, &ev.psp, &ev.event_id),
+    let case = NewCase::of_event(
+        keys::case(&ev.payment_id, &ev.psp, &ev.event_id),
         kind,
-        status: CaseStatus::Open,
-        evidence: Evidence::Event {
-            event_id: ev.event_id.clone(),
-            reference: Some(("refund_id", ev.refund_id.clone())),
-            ours: Side {
-                label: "payment",
-                status: p.status.as_str(),
-                amount_minor: p.amount.minor(),
-                currency: p.amount.currency(),
-                psp: p.psp.clone(),
-            },
-            theirs: Side {
-                label: "event",
-                status: ev.status.as_str(),
-                amount_minor: ev.amount_minor,
-                currency: ev.currency,
-                psp: ev.psp.clone(),
-            },
-        },
-    };
+        &ev.event_id,
+        Some(("refund_id", ev.refund_id.clone())),
+        Side::record("payment", p.status.as_str(), p.amount, &p.psp),
+        Side::event(ev.status.as_str(), ev.amount_minor, ev.currency, &ev.psp),
+    );
     cases::open(ctx, case).await.map(drop)
 }

@@ -7,7 +7,7 @@
 //! |---------------|----------------------------|------------------------|
 //! | day counter   | `REPORT#<kind>#<day>`      | `<method>#<currency>`  |
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::clock::Day;
 use crate::error::Error;
@@ -86,10 +86,30 @@ async fn rows(ctx: &Ctx, kind: ReportKind, day: Day) -> Result<Vec<(String, i64,
         .collect())
 }
 
+/// One method × currency row of a refund or chargeback report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportRow {
+    pub method: String,
+    pub currency: Currency,
+    pub count: i64,
+    pub amount: String,
+    /// Captured deposits of the same method and currency that day.
+    pub deposits: i64,
+    pub rate_bps: Option<i64>,
+    pub rate: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub kind: &'static str,
+    pub date: String,
+    pub rows: Vec<ReportRow>,
+}
+
 /// `GET /v1/reports/{refunds|chargebacks}?date=`: per method and currency,
 /// count, amount, and rate = count / captured deposits of that day, in
 /// basis points and as a percentage string.
-pub async fn report(ctx: &Ctx, kind: ReportKind, day: Day) -> Result<Value, Error> {
+pub async fn report(ctx: &Ctx, kind: ReportKind, day: Day) -> Result<Report, Error> {
     if kind == ReportKind::Deposits {
         return Err(Error::validation("kind", "must be refunds or chargebacks"));
     }
@@ -107,15 +127,19 @@ pub async fn report(ctx: &Ctx, kind: ReportKind, day: Day) -> Result<Value, Erro
             .find(|(d, _, _)| *d == sk)
             .map_or(0, |(_, c, _)| *c);
         let rate_bps = (n * 10_000).checked_div(base);
-        out.push(json!({
-            "method": method,
-            "currency": currency,
-            "count": n,
-            "amount": format_minor(amount, currency),
-            "deposits": base,
-            "rate_bps": rate_bps,
-            "rate": rate_bps.map(|b| format!("{}.{:02}%", b / 100, b % 100)),
-        }));
+        out.push(ReportRow {
+            method: method.to_owned(),
+            currency,
+            count: n,
+            amount: format_minor(amount, currency),
+            deposits: base,
+            rate_bps,
+            rate: rate_bps.map(|b| format!("{}.{:02}%", b / 100, b % 100)),
+        });
     }
-    Ok(json!({"kind": kind.as_str(), "date": day.to_string(), "rows": out}))
+    Ok(Report {
+        kind: kind.as_str(),
+        date: day.to_string(),
+        rows: out,
+    })
 }

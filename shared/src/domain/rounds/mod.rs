@@ -10,7 +10,7 @@
 //! | round              | `ROUND#<round_id>`  | `A`           |
 //! | round transaction  | `ROUND#<round_id>`  | `TXN#<txn_id>`|
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::error::{Error, ErrorCode};
 use crate::ids::{PlayerId, TxnId};
@@ -175,7 +175,11 @@ fn round_is_theirs(r: &Round) -> Cond {
 
 /// Apply a bet, win or rollback. `(body, fresh)`: fresh is false for a
 /// repeat of an applied txn id (same body).
-pub async fn apply(ctx: &Ctx, op: RoundOp, req: &RoundRequest) -> Result<(Value, bool), Error> {
+pub async fn apply(
+    ctx: &Ctx,
+    op: RoundOp,
+    req: &RoundRequest,
+) -> Result<(RoundAnswer, bool), Error> {
     let round = resolve(ctx, op, req).await?;
     let r = &round;
     let (m, extra) = plan(ctx, op, r).await?;
@@ -336,23 +340,64 @@ fn same_request(entry: &Entry, op: RoundOp, r: &Round) -> Result<(), Error> {
     }
 }
 
-fn answer(op: RoundOp, r: &Round, entry: &Entry) -> Value {
+/// Balances after a round operation, as decimals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BalanceAfter {
+    pub available: Option<String>,
+    pub held: Option<String>,
+}
+
+/// The answer to a bet, win or rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoundAnswer {
+    pub player_id: PlayerId,
+    pub round_id: String,
+    pub txn_id: TxnId,
+    pub operation: &'static str,
+    pub ledger_txn_id: Option<String>,
+    pub amount: String,
+    pub currency: Currency,
+    pub balance: BalanceAfter,
+}
+
+fn answer(op: RoundOp, r: &Round, entry: &Entry) -> RoundAnswer {
     let c = r.amount.currency();
     let after = |name: &str| entry.item.int_attr(name).map(|v| format_minor(v, c));
-    json!({
-        "player_id": r.player,
-        "round_id": r.round_id,
-        "txn_id": r.txn,
-        "operation": op.as_str(),
-        "ledger_txn_id": entry.item.str_attr("txn_id"),
-        "amount": r.amount.to_decimal(),
-        "currency": c,
-        "balance": {"available": after("available_after"), "held": after("held_after")},
-    })
+    RoundAnswer {
+        player_id: r.player.clone(),
+        round_id: r.round_id.clone(),
+        txn_id: r.txn.clone(),
+        operation: op.as_str(),
+        ledger_txn_id: entry.item.str_attr("txn_id").map(str::to_owned),
+        amount: r.amount.to_decimal(),
+        currency: c,
+        balance: BalanceAfter {
+            available: after("available_after"),
+            held: after("held_after"),
+        },
+    }
+}
+
+/// One debit or credit of a round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoundTxn {
+    pub txn_id: String,
+    pub amount: Option<String>,
+    pub rolled_back: bool,
+}
+
+/// `GET /v1/wallet/rounds/{round_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoundView {
+    pub round_id: String,
+    pub player_id: Option<String>,
+    pub currency: Currency,
+    pub debits: Vec<RoundTxn>,
+    pub credits: Vec<RoundTxn>,
 }
 
 /// `GET /v1/wallet/rounds/{round_id}`: the round and its debit and credit txn ids.
-pub async fn round_view(ctx: &Ctx, round: &str) -> Result<Value, Error> {
+pub async fn round_view(ctx: &Ctx, round: &str) -> Result<RoundView, Error> {
     let round = parse_round_id(round)?;
     let head = ctx
         .store
@@ -364,8 +409,8 @@ pub async fn round_view(ctx: &Ctx, round: &str) -> Result<Value, Error> {
         .and_then(|c| Currency::parse(c).ok())
         .ok_or_else(|| Error::Internal("round without currency".into()))?;
     let q = Query::new(
-        format!("ROUND#{round}"),
-        SkRange::Prefix("TXN#".into()),
+        keys::round_pk(&round),
+        SkRange::Prefix(keys::LEDGER_PREFIX.into()),
         MAX_ROUND_TXNS,
     );
     let mut debits = Vec::new();
@@ -373,23 +418,26 @@ pub async fn round_view(ctx: &Ctx, round: &str) -> Result<Value, Error> {
     for it in ctx.store.query(&q).await?.items {
         let txn = it
             .str_attr("sk")
-            .and_then(|sk| sk.strip_prefix("TXN#"))
+            .and_then(|sk| sk.strip_prefix(keys::LEDGER_PREFIX))
             .unwrap_or_default();
-        let v = json!({
-            "txn_id": txn,
-            "amount": it.int_attr("amount").map(|a| format_minor(a, currency)),
-            "rolled_back": it.get("rolled_back").and_then(Attr::as_bool).unwrap_or(false),
-        });
+        let v = RoundTxn {
+            txn_id: txn.to_owned(),
+            amount: it.int_attr("amount").map(|a| format_minor(a, currency)),
+            rolled_back: it
+                .get("rolled_back")
+                .and_then(Attr::as_bool)
+                .unwrap_or(false),
+        };
         match it.str_attr("kind") {
             Some("debit") => debits.push(v),
             _ => credits.push(v),
         }
     }
-    Ok(json!({
-        "round_id": round,
-        "player_id": head.str_attr("player"),
-        "currency": currency,
-        "debits": debits,
-        "credits": credits,
-    }))
+    Ok(RoundView {
+        round_id: round,
+        player_id: head.str_attr("player").map(str::to_owned),
+        currency,
+        debits,
+        credits,
+    })
 }
