@@ -246,7 +246,7 @@ fn rows(groups: &BTreeMap<String, Sums>) -> BTreeMap<(String, Currency), MethodR
 }
 
 /// One method × currency of the day: net, fees, margin and each kind's sums
-/// (`payments`, `refunds`, `chargebacks`, `payouts`, `fees`).
+/// (`payments`, `refunds`, `chargebacks`, `payouts`, `account_fees`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MethodView {
     pub method: String,
@@ -326,6 +326,15 @@ impl DayReport {
     }
 }
 
+/// A kind's entry in a method row: `payments`, `refunds`, `chargebacks`,
+/// `payouts`, and `account_fees` (not `fees`, the row's fee total).
+fn kind_key(kind: &str) -> String {
+    match kind {
+        "fee" => "account_fees".to_owned(),
+        _ => format!("{kind}s"),
+    }
+}
+
 fn method_view(method: &str, c: Currency, row: &MethodRow) -> MethodView {
     let all = margin_sums(row);
     let deposits = row.kinds.get("payment").map_or(0, |s| s.gross);
@@ -339,7 +348,7 @@ fn method_view(method: &str, c: Currency, row: &MethodRow) -> MethodView {
         kinds: row
             .kinds
             .iter()
-            .map(|(kind, s)| (format!("{kind}s"), sums_view(s, c)))
+            .map(|(kind, s)| (kind_key(kind), sums_view(s, c)))
             .collect(),
     }
 }
@@ -490,7 +499,14 @@ mod tests {
         b.line(&t(Kind::Fee, 0, 500), Class::Fee, "unknown", false)
             .unwrap();
         a.merge(&b).unwrap();
-        let j = serde_json::to_value(day_report("sandbox", "2026-11-20", &a)).unwrap();
+        let mut report = day_report("sandbox", "2026-11-20", &a);
+        report.csv = Some(to_csv(&a));
+        report.shards = Some(2);
+        // Stored as text and read back: the same report.
+        let stored = serde_json::to_string(&DayReport::Complete(report.clone())).unwrap();
+        let back: DayReport = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back, DayReport::Complete(report.clone()));
+        let j = serde_json::to_value(report).unwrap();
         assert_eq!(j["lines"], 5);
         assert_eq!(j["classes"]["matched"], 4);
         assert_eq!(j["classes"]["fee"], 1);
