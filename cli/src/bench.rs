@@ -300,31 +300,7 @@ async fn bench_deposits(
         next: AtomicUsize::new(0),
         n,
     });
-    let mut applied = stack.applied.subscribe();
-    let collector_shared = Arc::clone(&shared);
-    let collector = tokio::spawn(async move {
-        loop {
-            let body = match applied.recv().await {
-                Ok(body) => body,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    eprintln!("bench collector lagged by {n} events");
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            };
-            let now = Instant::now();
-            if let Ok(ev) = PspEvent::from_message(&body) {
-                let tx = collector_shared
-                    .waiting
-                    .lock()
-                    .ok()
-                    .and_then(|mut w| w.remove(ev.payment_id.as_str()));
-                if let Some(tx) = tx {
-                    let _ = tx.send(now);
-                }
-            }
-        }
-    });
+    let collector = spawn_collector(stack.applied.subscribe(), Arc::clone(&shared));
     let started = Instant::now();
     if outage_at_half {
         let sandbox = stack
@@ -337,9 +313,64 @@ async fn bench_deposits(
             stack.secrets.psp_api_key.clone(),
         );
     }
+    let run = run_deposits(&shared, concurrency).await?;
+    let wall = started.elapsed();
+    collector.abort();
+    let units = meter
+        .get()
+        .map(|m| (m.write_units(), m.write_requests()))
+        .unwrap_or((0, 0));
+    print_deposits(&shared, &run, concurrency, wall, units, outage_at_half);
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if run.errors > 0 {
+        return Err(format!("{} deposits failed", run.errors).into());
+    }
+    Ok(())
+}
+
+/// Marks each deposit's credit time as the wallet applies its event.
+fn spawn_collector(
+    mut applied: tokio::sync::broadcast::Receiver<Arc<str>>,
+    shared: Arc<Shared>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let body = match applied.recv().await {
+                Ok(body) => body,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!("bench collector lagged by {n} events");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            let now = Instant::now();
+            if let Ok(ev) = PspEvent::from_message(&body) {
+                let tx = shared
+                    .waiting
+                    .lock()
+                    .ok()
+                    .and_then(|mut w| w.remove(ev.payment_id.as_str()));
+                if let Some(tx) = tx {
+                    let _ = tx.send(now);
+                }
+            }
+        }
+    })
+}
+
+/// What the deposits of one bench run measured (latencies sorted).
+struct DepositRun {
+    inits: Vec<Duration>,
+    credits: Vec<Duration>,
+    errors: usize,
+}
+
+/// `concurrency` workers take deposits until `n` are done.
+async fn run_deposits(shared: &Arc<Shared>, concurrency: usize) -> Result<DepositRun, BoxError> {
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let s = Arc::clone(&shared);
+        let s = Arc::clone(shared);
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             loop {
@@ -351,52 +382,61 @@ async fn bench_deposits(
             }
         }));
     }
-    let mut inits = Vec::with_capacity(n);
-    let mut credits = Vec::with_capacity(n);
-    let mut errors = 0usize;
+    let mut run = DepositRun {
+        inits: Vec::with_capacity(shared.n),
+        credits: Vec::with_capacity(shared.n),
+        errors: 0,
+    };
     for t in tasks {
         for r in t.await? {
             match r {
                 Ok((a, b)) => {
-                    inits.push(a);
-                    credits.push(b);
+                    run.inits.push(a);
+                    run.credits.push(b);
                 }
                 Err(e) => {
-                    errors += 1;
-                    if errors <= 3 {
+                    run.errors += 1;
+                    if run.errors <= 3 {
                         eprintln!("deposit failed: {e}");
                     }
                 }
             }
         }
     }
-    let wall = started.elapsed();
-    collector.abort();
-    inits.sort();
-    credits.sort();
-    let units = meter
-        .get()
-        .map(|m| (m.write_units(), m.write_requests()))
-        .unwrap_or((0, 0));
-    let done = inits.len().max(1) as f64;
+    run.inits.sort();
+    run.credits.sort();
+    Ok(run)
+}
+
+/// The bench's figures: throughput, latencies, write units, routing.
+fn print_deposits(
+    shared: &Shared,
+    run: &DepositRun,
+    concurrency: usize,
+    wall: Duration,
+    units: (u64, u64),
+    outage_at_half: bool,
+) {
+    let (n, ok) = (shared.n, run.inits.len());
+    let done = ok.max(1) as f64;
     println!(
-        "bench deposits: n={n} concurrency={concurrency} completed={} errors={errors}",
-        inits.len()
+        "bench deposits: n={n} concurrency={concurrency} completed={ok} errors={}",
+        run.errors
     );
     println!(
         "  throughput:            {:.0} deposits/s (wall {:.2} s)",
-        inits.len() as f64 / wall.as_secs_f64(),
+        ok as f64 / wall.as_secs_f64(),
         wall.as_secs_f64()
     );
     println!(
         "  init latency:          p50 {:?}  p99 {:?}",
-        percentile(&inits, 0.50),
-        percentile(&inits, 0.99)
+        percentile(&run.inits, 0.50),
+        percentile(&run.inits, 0.99)
     );
     println!(
         "  webhook→credit:        p50 {:?}  p99 {:?}",
-        percentile(&credits, 0.50),
-        percentile(&credits, 0.99)
+        percentile(&run.credits, 0.50),
+        percentile(&run.credits, 0.99)
     );
     println!(
         "  store write units:     {:.2} per deposit ({} write requests, {:.2} per deposit)",
@@ -408,18 +448,11 @@ async fn bench_deposits(
     println!("  routed to:             {routed:?}");
     if outage_at_half {
         println!(
-            "  during a `sandbox` outage from deposit {}: {} of {n} deposits completed ({:.2}%)",
+            "  during a `sandbox` outage from deposit {}: {ok} of {n} deposits completed ({:.2}%)",
             n / 2,
-            inits.len(),
-            100.0 * inits.len() as f64 / n.max(1) as f64
+            100.0 * ok as f64 / n.max(1) as f64
         );
     }
-    stack.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    if errors > 0 {
-        return Err(format!("{errors} deposits failed").into());
-    }
-    Ok(())
 }
 
 /// Take `sandbox` down once half the deposits have started.

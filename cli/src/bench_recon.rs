@@ -38,6 +38,78 @@ fn mix(i: u64) -> u64 {
 }
 
 /// What the generator planted: the class counts a correct matcher finds.
+/// One generated movement, and the class the bench plants on it.
+struct Planted {
+    pid: String,
+    kind: &'static str,
+    reference: String,
+    key: String,
+    gross: i64,
+    theirs_gross: i64,
+    fee: i64,
+    ours_currency: &'static str,
+    method: &'static str,
+    in_report: bool,
+    in_ledger: bool,
+    twice: bool,
+    class: &'static str,
+}
+
+/// Movement `i`: 2 % refunds and chargebacks, the rest payments; one in a
+/// thousand of each planted class at a fixed position.
+fn plant(i: u64) -> Result<Planted, BoxError> {
+    let h = mix(i);
+    let pid = format!("pay_{:026}", i);
+    let (kind, reference, gross) = match i % 50 {
+        0 => ("refund", format!("rf_{i:020}"), -((h % 5_000) as i64 + 100)),
+        1 => (
+            "chargeback",
+            format!("cb_{i:020}"),
+            -((h % 20_000) as i64 + 100),
+        ),
+        _ => (
+            "payment",
+            format!("ref_{i:020}"),
+            (h % 100_000) as i64 + 100,
+        ),
+    };
+    let key = match kind {
+        "refund" => format!("refund:{reference}"),
+        _ => format!("{kind}:{pid}"),
+    };
+    let fee = FEES
+        .expected(
+            payloop::schema::recon_index::Kind::parse(kind).ok_or("kind")?,
+            gross,
+        )
+        .ok_or("fee")?;
+    let mut p = Planted {
+        pid,
+        kind,
+        reference,
+        key,
+        gross,
+        theirs_gross: gross,
+        fee,
+        ours_currency: "EUR",
+        method: METHODS[(h >> 40) as usize % METHODS.len()],
+        in_report: true,
+        in_ledger: true,
+        twice: false,
+        class: "matched",
+    };
+    match (i % 1000, kind) {
+        (101, _) => (p.theirs_gross, p.class) = (gross + 1, "amount_mismatch"),
+        (202, _) => (p.in_ledger, p.class) = (false, "missing_in_wallet"),
+        (303, _) => (p.in_report, p.class) = (false, "missing_at_psp"),
+        (404, _) => p.twice = true,
+        (505, "payment") => (p.fee, p.class) = (fee + 50, "fee_mismatch"),
+        (606, _) => (p.ours_currency, p.class) = ("USD", "currency_mismatch"),
+        _ => {}
+    }
+    Ok(p)
+}
+
 pub fn generate(
     dir: &Path,
     n: u64,
@@ -55,83 +127,31 @@ pub fn generate(
     let mut lines = 0u64;
     let mut i = 0u64;
     while lines < n {
-        let h = mix(i);
-        let pid = format!("pay_{:026}", i);
-        let (kind, reference, gross) = match i % 50 {
-            0 => ("refund", format!("rf_{i:020}"), -((h % 5_000) as i64 + 100)),
-            1 => (
-                "chargeback",
-                format!("cb_{i:020}"),
-                -((h % 20_000) as i64 + 100),
-            ),
-            _ => (
-                "payment",
-                format!("ref_{i:020}"),
-                (h % 100_000) as i64 + 100,
-            ),
-        };
-        let key = match kind {
-            "refund" => format!("refund:{reference}"),
-            _ => format!("{kind}:{pid}"),
-        };
-        let mut fee = FEES
-            .expected(
-                payloop::schema::recon_index::Kind::parse(kind).ok_or("kind")?,
-                gross,
-            )
-            .ok_or("fee")?;
-        let (mut theirs_gross, mut ours_currency) = (gross, "EUR");
-        let (mut in_report, mut in_ledger, mut twice) = (true, true, false);
-        let class = match (i % 1000, kind) {
-            (101, _) => {
-                theirs_gross += 1;
-                "amount_mismatch"
-            }
-            (202, _) => {
-                in_ledger = false;
-                "missing_in_wallet"
-            }
-            (303, _) => {
-                in_report = false;
-                "missing_at_psp"
-            }
-            (404, _) => {
-                twice = true;
-                "matched"
-            }
-            (505, "payment") => {
-                fee += 50;
-                "fee_mismatch"
-            }
-            (606, _) => {
-                ours_currency = "USD";
-                "currency_mismatch"
-            }
-            _ => "matched",
-        };
-        *want.entry(class).or_default() += 1;
-        if in_report {
-            let net = theirs_gross - fee;
+        let p = plant(i)?;
+        *want.entry(p.class).or_default() += 1;
+        if p.in_report {
             let line = format!(
-                "{reference},{pid},{kind},{},{},{},EUR,{day}\n",
-                format_minor(theirs_gross, eur),
-                format_minor(fee, eur),
-                format_minor(net, eur)
+                "{},{},{},{},{},{},EUR,{day}\n",
+                p.reference,
+                p.pid,
+                p.kind,
+                format_minor(p.theirs_gross, eur),
+                format_minor(p.fee, eur),
+                format_minor(p.theirs_gross - p.fee, eur)
             );
-            r.write_all(line.as_bytes())?;
-            lines += 1;
-            if twice {
+            let copies = if p.twice { 2 } else { 1 };
+            for _ in 0..copies {
                 r.write_all(line.as_bytes())?;
-                lines += 1;
+            }
+            lines += copies;
+            if p.twice {
                 *want.entry("duplicate").or_default() += 1;
             }
         }
-        if in_ledger {
-            let method = METHODS[(h >> 40) as usize % METHODS.len()];
-            writeln!(
-                l,
-                "{key},{kind},{pid},{gross},{ours_currency},{method},evt_{i}"
-            )?;
+        if p.in_ledger {
+            let (key, kind, pid, gross) = (&p.key, p.kind, &p.pid, p.gross);
+            let (currency, method) = (p.ours_currency, p.method);
+            writeln!(l, "{key},{kind},{pid},{gross},{currency},{method},evt_{i}")?;
         }
         if i % 100_000 == 99_999 {
             writeln!(r, "fee_{i},,fee,0.00,25.00,-25.00,EUR,{day}")?;

@@ -90,6 +90,8 @@ impl DevSecrets {
 
 pub type StoreWrap = Box<dyn FnOnce(Arc<dyn Store>) -> Arc<dyn Store> + Send>;
 pub type QueueWrap = Box<dyn FnOnce(Arc<dyn Queue>) -> Arc<dyn Queue> + Send>;
+/// A store and a queue, the two ports everything runs on.
+pub type Backends = (Arc<dyn Store>, Arc<dyn Queue>);
 
 pub struct LocalOptions {
     pub data_dir: PathBuf,
@@ -102,7 +104,7 @@ pub struct LocalOptions {
     pub wrap_store: Option<StoreWrap>,
     pub wrap_queue: Option<QueueWrap>,
     /// Use these instead of the embedded adapters (`--aws`).
-    pub backends: Option<(Arc<dyn Store>, Arc<dyn Queue>)>,
+    pub backends: Option<Backends>,
     /// The webhook signature scheme the `sandbox` PSP speaks.
     pub webhook_scheme: Scheme,
     /// More sandbox PSPs (name, scheme) beside `sandbox`.
@@ -307,22 +309,15 @@ fn psps(
     Ok(Psps::new(connectors, router)?.force_degraded(opts.degraded))
 }
 
-fn embedded_backends(dir: &Path) -> std::io::Result<(Arc<dyn Store>, Arc<dyn Queue>)> {
+fn embedded_backends(dir: &Path) -> std::io::Result<Backends> {
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("store.wal"))?);
     let queue_store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("queue.wal"))?);
     Ok((store, Arc::new(EmbeddedQueue::new(queue_store))))
 }
 
-/// Start everything; returns once the server is listening.
-pub async fn start(
-    mut opts: LocalOptions,
-) -> Result<LocalStack, Box<dyn std::error::Error + Send + Sync>> {
-    std::fs::create_dir_all(&opts.data_dir)?;
-    let secrets = DevSecrets::load_or_create(&opts.data_dir)?;
-    let sandboxes = sandbox_list(&opts)?;
-    let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port)).await?;
-    let addr = listener.local_addr()?;
-    let base_url = format!("http://{addr}");
+/// The store and queue: given, else embedded in the data dir; each wrapped
+/// when the options say so (benches meter the store, tests inject faults).
+fn backends(opts: &mut LocalOptions) -> Result<Backends, BoxError> {
     let (store, queue) = match opts.backends.take() {
         Some(b) => b,
         None => embedded_backends(&opts.data_dir)?,
@@ -335,6 +330,50 @@ pub async fn start(
         Some(wrap) => wrap(queue),
         None => queue,
     };
+    Ok((store, queue))
+}
+
+/// Every function's routes in one router, behind the shared edge.
+fn app(ctx: &Ctx) -> axum::Router {
+    payloop::edge::with_edge(
+        intent_api::router(ctx.clone())
+            .merge(webhook_intake::router(ctx.clone()))
+            .merge(wallet_credit::router(ctx.clone()))
+            .merge(reconciliation::local_router(ctx.clone()))
+            .fallback(payloop::edge::not_found),
+    )
+}
+
+/// Serve HTTP until `stop` turns true.
+fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    })
+}
+
+/// Start everything; returns once the server is listening.
+pub async fn start(
+    mut opts: LocalOptions,
+) -> Result<LocalStack, Box<dyn std::error::Error + Send + Sync>> {
+    std::fs::create_dir_all(&opts.data_dir)?;
+    let secrets = DevSecrets::load_or_create(&opts.data_dir)?;
+    let sandboxes = sandbox_list(&opts)?;
+    let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port)).await?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
+    let (store, queue) = backends(&mut opts)?;
     let config = Arc::new(config(&secrets, &base_url, &sandboxes)?);
     let policies = Arc::new(payloop::domain::policy::Policies {
         payouts: opts.payouts.clone(),
@@ -350,13 +389,6 @@ pub async fn start(
         psps: Arc::new(psps),
         clock: Arc::new(payloop::clock::SystemClock),
     };
-    let app = payloop::edge::with_edge(
-        intent_api::router(ctx.clone())
-            .merge(webhook_intake::router(ctx.clone()))
-            .merge(wallet_credit::router(ctx.clone()))
-            .merge(reconciliation::local_router(ctx.clone()))
-            .fallback(payloop::edge::not_found),
-    );
     let (stop, stop_rx) = watch::channel(false);
     let (applied, _) = broadcast::channel(APPLIED_CHANNEL_CAPACITY);
     let (mut tasks, activity) = worker::spawn(
@@ -369,18 +401,7 @@ pub async fn start(
         stop_rx.clone(),
         applied.clone(),
     );
-    let mut server_stop = stop_rx;
-    tasks.push(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "http server stopped");
-        }
-    }));
+    tasks.push(serve_http(listener, app(&ctx), stop_rx));
     Ok(LocalStack {
         scheme: opts.webhook_scheme,
         addr,

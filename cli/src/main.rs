@@ -84,20 +84,9 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> Result<(), BoxError> {
     let cli = Cli::parse();
-    // Per-request logs for the server; only problems for one-shot commands.
-    let default_level = match &cli.command {
-        Command::Serve { .. } => "info",
-        // The simulation injects faults on purpose: their logs are noise.
-        Command::Bench {
-            what: payloop_cli::bench::BenchWhat::Simulate { .. },
-        } => "off",
-        _ => "warn",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| default_level.into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    init_logging(&cli.command);
     match cli.command {
         Command::Serve {
             data_dir,
@@ -110,25 +99,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             sandbox_port,
             degraded,
         } => {
-            let routing = routing.map(std::fs::read_to_string).transpose()?;
-            let mut opts = LocalOptions {
+            let opts = LocalOptions {
                 host,
                 port,
                 visibility: Duration::from_secs(visibility_secs),
                 webhook_scheme,
-                routing,
+                routing: routing.map(std::fs::read_to_string).transpose()?,
                 sandbox_port,
                 degraded,
                 ..LocalOptions::new(data_dir)
             };
-            if aws {
-                opts.backends = Some(payloop_cli::bench::aws_backends().await?);
-            }
-            let stack = local::start(opts).await?;
-            print_banner(&stack);
-            tokio::signal::ctrl_c().await?;
-            stack.shutdown().await;
-            Ok(())
+            serve(opts, aws).await
         }
         Command::Reconcile(args) => payloop_cli::recon::reconcile(args).await,
         Command::Recon { action } => payloop_cli::recon::recon(action).await,
@@ -145,28 +126,62 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 webhook_scheme,
                 ..LocalOptions::new(data_dir)
             };
-            let handles = local::run_sandboxes(&opts, &webhook_base).await?;
-            for h in &handles {
-                println!(
-                    "sandbox PSP {} at {} ({} webhooks)",
-                    h.name,
-                    h.base_url,
-                    h.state.opts.scheme.as_str()
-                );
-            }
-            println!(
-                "API and admin key: in {}/dev-secrets.json (psp_api_key)",
-                opts.data_dir.display()
-            );
-            tokio::signal::ctrl_c().await?;
-            for h in handles {
-                h.shutdown().await;
-            }
-            Ok(())
+            sandboxes(opts, &webhook_base).await
         }
         Command::Dlq { action } => payloop_cli::bench::dlq(action).await,
         Command::Bench { what } => payloop_cli::bench::run(what).await,
     }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Per-request logs for the server; only problems for one-shot commands.
+fn init_logging(command: &Command) {
+    let default_level = match command {
+        Command::Serve { .. } => "info",
+        // The simulation injects faults on purpose: their logs are noise.
+        Command::Bench {
+            what: payloop_cli::bench::BenchWhat::Simulate { .. },
+        } => "off",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_level.into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// `payloop serve`: the whole loop in this process until Ctrl-C.
+async fn serve(mut opts: LocalOptions, aws: bool) -> Result<(), BoxError> {
+    if aws {
+        opts.backends = Some(payloop_cli::bench::aws_backends().await?);
+    }
+    let stack = local::start(opts).await?;
+    print_banner(&stack);
+    tokio::signal::ctrl_c().await?;
+    stack.shutdown().await;
+    Ok(())
+}
+
+/// `payloop sandbox`: only the sandbox PSPs, webhooks to `webhook_base`.
+async fn sandboxes(opts: LocalOptions, webhook_base: &str) -> Result<(), BoxError> {
+    let handles = local::run_sandboxes(&opts, webhook_base).await?;
+    for h in &handles {
+        println!(
+            "sandbox PSP {} at {} ({} webhooks)",
+            h.name,
+            h.base_url,
+            h.state.opts.scheme.as_str()
+        );
+    }
+    println!(
+        "API and admin key: in {}/dev-secrets.json (psp_api_key)",
+        opts.data_dir.display()
+    );
+    tokio::signal::ctrl_c().await?;
+    for h in handles {
+        h.shutdown().await;
+    }
+    Ok(())
 }
 
 fn print_banner(stack: &local::LocalStack) {

@@ -82,7 +82,7 @@ async fn the_connector_drives_payouts_refunds_status_and_settlement() {
         }
     };
     let r1 = refund("rf-1", "15.00").await.unwrap();
-    assert_eq!(r1.status, "succeeded");
+    assert_eq!(r1.status, payloop::psp::OperationStatus::Succeeded);
     assert_eq!(
         refund("rf-1", "15.00").await.unwrap(),
         r1,
@@ -103,7 +103,7 @@ async fn the_connector_drives_payouts_refunds_status_and_settlement() {
         })
         .await
         .unwrap();
-    assert_eq!(payout.status, "pending");
+    assert_eq!(payout.status, payloop::psp::OperationStatus::Pending);
     let failing = connector
         .start_payout(&PayoutRequest {
             payout_id: "po-2",

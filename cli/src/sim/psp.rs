@@ -19,9 +19,10 @@ use payloop::psp::event::Inbound;
 use payloop::psp::signature::{Rejection, Scheme, Verified, Window};
 use payloop::psp::wire::{SettlementLine, SETTLEMENT_HEADER};
 use payloop::psp::{
-    Operation, PayoutRequest, PspConnector, PspError, RefundRequest, RemoteStatus, ReportChunks,
-    Session, SessionRequest, WebhookKeys,
+    Operation, OperationStatus, PayoutRequest, PspConnector, PspError, RefundRequest, RemoteStatus,
+    ReportChunks, Session, SessionRequest, WebhookKeys,
 };
+use payloop::schema::status::PaymentStatus;
 use serde_json::json;
 
 use super::faults::OneChunk;
@@ -512,16 +513,16 @@ impl PspConnector for SimPsp {
             .get(reference)
             .ok_or_else(|| PspError::NotFound(reference.to_owned()))?;
         let status = match c.status {
-            ChargeStatus::Open => "pending",
-            ChargeStatus::Captured if c.charged_back => "charged_back",
-            ChargeStatus::Captured => "captured",
-            ChargeStatus::Failed => "failed",
-            ChargeStatus::Canceled => "canceled",
+            ChargeStatus::Open => PaymentStatus::Pending,
+            ChargeStatus::Captured if c.charged_back => PaymentStatus::ChargedBack,
+            ChargeStatus::Captured => PaymentStatus::Captured,
+            ChargeStatus::Failed => PaymentStatus::Failed,
+            ChargeStatus::Canceled => PaymentStatus::Canceled,
         };
         Ok(RemoteStatus {
             reference: c.reference.clone(),
             payment_id: c.payment_id.clone(),
-            status: status.into(),
+            status,
             amount: c.amount,
         })
     }
@@ -555,6 +556,6 @@ fn op_reply(b: &Book, reference: &str) -> Result<Operation, PspError> {
         .ok_or_else(|| PspError::NotFound(reference.to_owned()))?;
     Ok(Operation {
         reference: op.reference.clone(),
-        status: op.status.as_str().into(),
+        status: OperationStatus::parse(op.status.as_str()),
     })
 }

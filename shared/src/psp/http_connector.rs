@@ -21,9 +21,10 @@ use crate::psp::wire::{
     ErrorReply, OperationReply, PayoutBody, RefundBody, SessionBody, SessionReply, StatusReply,
 };
 use crate::psp::{
-    Operation, PayoutRequest, PspConnector, PspError, RefundRequest, RemoteStatus, ReportChunks,
-    Session, SessionRequest, WebhookKeys,
+    Operation, OperationStatus, PayoutRequest, PspConnector, PspError, RefundRequest, RemoteStatus,
+    ReportChunks, Session, SessionRequest, WebhookKeys,
 };
+use crate::schema::status::PaymentStatus;
 use crate::secret::Secret;
 
 /// A PSP call that takes longer than this counts as unavailable.
@@ -110,7 +111,7 @@ impl HttpPsp {
         })?;
         Ok(Operation {
             reference: reply.reference,
-            status: reply.status,
+            status: OperationStatus::parse(&reply.status),
         })
     }
 }
@@ -175,7 +176,7 @@ impl PspConnector for HttpPsp {
         let reply: OperationReply = self.post("/v1/payouts", &body).await?;
         Ok(Operation {
             reference: reply.reference,
-            status: reply.status,
+            status: OperationStatus::parse(&reply.status),
         })
     }
 
@@ -189,7 +190,7 @@ impl PspConnector for HttpPsp {
         let reply: OperationReply = self.post("/v1/refunds", &body).await?;
         Ok(Operation {
             reference: reply.reference,
-            status: reply.status,
+            status: OperationStatus::parse(&reply.status),
         })
     }
 
@@ -216,7 +217,9 @@ impl PspConnector for HttpPsp {
             amount: parse_amount(&self.id, &reply.amount, &reply.currency)?,
             reference: reply.reference,
             payment_id: reply.payment_id,
-            status: reply.status,
+            status: PaymentStatus::parse(&reply.status).ok_or_else(|| {
+                PspError::Unavailable(format!("{} sent an unknown payment status", self.id))
+            })?,
         })
     }
 

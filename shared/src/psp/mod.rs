@@ -13,8 +13,9 @@ use crate::clock::Day;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{PaymentId, PspId};
 use crate::money::Money;
-use crate::psp::event::Inbound;
+use crate::psp::event::{Inbound, OperationOutcome};
 use crate::psp::signature::{Rejection, Scheme, Verified, Window};
+use crate::schema::status::PaymentStatus;
 use crate::secret::Secret;
 
 pub mod event;
@@ -67,7 +68,46 @@ pub struct RefundRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {
     pub reference: String,
-    pub status: String,
+    pub status: OperationStatus,
+}
+
+/// Where the PSP says a payout or refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationStatus {
+    Pending,
+    Succeeded,
+    Failed,
+    /// A word this connector does not know: neither pending nor final to us.
+    Unknown,
+}
+
+impl OperationStatus {
+    pub fn parse(s: &str) -> OperationStatus {
+        match s {
+            "pending" => OperationStatus::Pending,
+            "succeeded" => OperationStatus::Succeeded,
+            "failed" => OperationStatus::Failed,
+            _ => OperationStatus::Unknown,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OperationStatus::Pending => "pending",
+            OperationStatus::Succeeded => "succeeded",
+            OperationStatus::Failed => "failed",
+            OperationStatus::Unknown => "unknown",
+        }
+    }
+
+    /// The final outcome, once the PSP has one.
+    pub fn outcome(&self) -> Option<OperationOutcome> {
+        match self {
+            OperationStatus::Succeeded => Some(OperationOutcome::Succeeded),
+            OperationStatus::Failed => Some(OperationOutcome::Failed),
+            OperationStatus::Pending | OperationStatus::Unknown => None,
+        }
+    }
 }
 
 /// What the PSP says about one of its payments (the status API).
@@ -75,7 +115,7 @@ pub struct Operation {
 pub struct RemoteStatus {
     pub reference: String,
     pub payment_id: String,
-    pub status: String,
+    pub status: PaymentStatus,
     pub amount: Money,
 }
 

@@ -424,6 +424,63 @@ fn add_thresholds(
     Ok(())
 }
 
+/// A route's amount bounds, in minor units of its one currency.
+fn amount_bounds(
+    path: &str,
+    currencies: Option<&BTreeSet<Currency>>,
+    min: Option<String>,
+    max: Option<String>,
+) -> Result<(Option<i64>, Option<i64>), RoutingError> {
+    if min.is_none() && max.is_none() {
+        return Ok((None, None));
+    }
+    let c = match currencies {
+        Some(set) if set.len() == 1 => set.iter().next().copied(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        err(
+            format!("{path}.currencies"),
+            "amount bounds need exactly one currency",
+        )
+    })?;
+    let bound = |field: &str, text: Option<String>| -> Result<Option<i64>, RoutingError> {
+        text.map(|t| {
+            Money::parse_decimal(&t, c)
+                .map(|m| m.minor())
+                .map_err(|e| err(format!("{path}.{field}"), e.to_string()))
+        })
+        .transpose()
+    };
+    let (lo, hi) = (bound("min_amount", min)?, bound("max_amount", max)?);
+    if let (Some(lo), Some(hi)) = (lo, hi) {
+        if lo > hi {
+            return Err(err(format!("{path}.min_amount"), "is above max_amount"));
+        }
+    }
+    Ok((lo, hi))
+}
+
+fn check_weight_and_cost(
+    path: &str,
+    weight: Option<u32>,
+    cost_bps: u32,
+) -> Result<(), RoutingError> {
+    if weight.is_some_and(|w| w == 0 || w > MAX_WEIGHT) {
+        return Err(err(
+            format!("{path}.weight"),
+            format!("must be 1 to {MAX_WEIGHT}"),
+        ));
+    }
+    if cost_bps > MAX_COST_BPS {
+        return Err(err(
+            format!("{path}.cost_bps"),
+            format!("must be at most {MAX_COST_BPS}"),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_route(path: &str, r: RawRoute) -> Result<Route, RoutingError> {
     let psp = PspId::parse(&r.psp).map_err(|e| err(format!("{path}.psp"), e.to_string()))?;
     let countries = r
@@ -442,36 +499,8 @@ fn parse_route(path: &str, r: RawRoute) -> Result<Route, RoutingError> {
         .methods
         .map(|list| parse_set(&format!("{path}.methods"), list, parse_method))
         .transpose()?;
-    let bound_currency = match (
-        &currencies,
-        r.min_amount.is_some() || r.max_amount.is_some(),
-    ) {
-        (_, false) => None,
-        (Some(set), true) if set.len() == 1 => set.iter().next().copied(),
-        _ => {
-            return Err(err(
-                format!("{path}.currencies"),
-                "amount bounds need exactly one currency",
-            ))
-        }
-    };
-    let bound = |field: &str, text: Option<String>| -> Result<Option<i64>, RoutingError> {
-        match (text, bound_currency) {
-            (Some(t), Some(c)) => Money::parse_decimal(&t, c)
-                .map(|m| Some(m.minor()))
-                .map_err(|e| err(format!("{path}.{field}"), e.to_string())),
-            _ => Ok(None),
-        }
-    };
-    let (min_minor, max_minor) = (
-        bound("min_amount", r.min_amount)?,
-        bound("max_amount", r.max_amount)?,
-    );
-    if let (Some(lo), Some(hi)) = (min_minor, max_minor) {
-        if lo > hi {
-            return Err(err(format!("{path}.min_amount"), "is above max_amount"));
-        }
-    }
+    let (min_minor, max_minor) =
+        amount_bounds(path, currencies.as_ref(), r.min_amount, r.max_amount)?;
     let risk_levels = r
         .risk_levels
         .map(|list| {
@@ -480,18 +509,7 @@ fn parse_route(path: &str, r: RawRoute) -> Result<Route, RoutingError> {
             })
         })
         .transpose()?;
-    if r.weight.is_some_and(|w| w == 0 || w > MAX_WEIGHT) {
-        return Err(err(
-            format!("{path}.weight"),
-            format!("must be 1 to {MAX_WEIGHT}"),
-        ));
-    }
-    if r.cost_bps > MAX_COST_BPS {
-        return Err(err(
-            format!("{path}.cost_bps"),
-            format!("must be at most {MAX_COST_BPS}"),
-        ));
-    }
+    check_weight_and_cost(path, r.weight, r.cost_bps)?;
     Ok(Route {
         psp,
         countries,

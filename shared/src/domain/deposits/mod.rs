@@ -6,9 +6,11 @@
 pub mod apply;
 pub mod intent;
 pub mod payment;
+pub mod request;
 pub mod route;
 pub mod view;
 
 pub use apply::{apply_event, confirm_credit, Applied, ApplyError};
-pub use intent::{create_intent, load_payment, InitRequest, IntentView};
+pub use intent::{create_intent, load_payment, IntentView};
+pub use request::InitRequest;
 pub use view::{deliveries, payment_view, DeliveriesView, PaymentView};

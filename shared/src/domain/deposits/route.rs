@@ -156,13 +156,7 @@ async fn gate(ctx: &Ctx, psp: &PspId, now: i64) -> Gate {
 /// whose circuit is open are skipped, unless every candidate is.
 pub async fn route_and_open(ctx: &Ctx, req: &InitRequest, id: &PaymentId) -> Result<Routed, Error> {
     let now = ctx.now_ms();
-    let modes = ctx.psps.modes.current(ctx.store.as_ref(), now).await?;
-    if modes.degraded && !ctx.psps.router.is_fast_method(&req.method) {
-        return Err(Error::MethodUnavailable {
-            method: req.method.clone(),
-            available: ctx.psps.router.fast_methods().map(str::to_owned).collect(),
-        });
-    }
+    refuse_slow_method_if_degraded(ctx, req, now).await?;
     ctx.psps
         .health
         .maybe_sync(ctx.store.as_ref(), ctx.psps.ids(), now)
@@ -195,42 +189,30 @@ pub async fn route_and_open(ctx: &Ctx, req: &InitRequest, id: &PaymentId) -> Res
         attempts: Vec::new(),
         risk,
     };
-    let mut skipped = Vec::new();
-    for c in candidates {
-        match gate(ctx, &c.psp, now).await {
-            Gate::Skip(why) => {
-                cascade.note(&c.psp, "skipped", why);
-                skipped.push(c);
-            }
-            Gate::Try => {
-                if let Some(done) = cascade.attempt(c, false).await? {
-                    remember_if_new(ctx, req, sticky.as_ref(), &done.psp).await;
-                    return Ok(done);
-                }
-            }
-            Gate::Probe => {
-                if let Some(done) = cascade.attempt(c, true).await? {
-                    remember_if_new(ctx, req, sticky.as_ref(), &done.psp).await;
-                    return Ok(done);
-                }
-            }
-        }
+    let Some(done) = cascade.run(candidates, now).await? else {
+        return Err(Error::Unavailable(format!(
+            "{} payment route attempt(s) failed",
+            cascade.attempts.len()
+        )));
+    };
+    remember_if_new(ctx, req, sticky.as_ref(), &done.psp).await;
+    Ok(done)
+}
+
+/// In degradation mode only the fast methods are offered.
+async fn refuse_slow_method_if_degraded(
+    ctx: &Ctx,
+    req: &InitRequest,
+    now: i64,
+) -> Result<(), Error> {
+    let modes = ctx.psps.modes.current(ctx.store.as_ref(), now).await?;
+    if modes.degraded && !ctx.psps.router.is_fast_method(&req.method) {
+        return Err(Error::MethodUnavailable {
+            method: req.method.clone(),
+            available: ctx.psps.router.fast_methods().map(str::to_owned).collect(),
+        });
     }
-    // Every remaining route is open: better to try them than to refuse.
-    for mut c in skipped {
-        c.reason = format!(
-            "every healthy route failed; trying open circuit; {}",
-            c.reason
-        );
-        if let Some(done) = cascade.attempt(c, false).await? {
-            remember_if_new(ctx, req, sticky.as_ref(), &done.psp).await;
-            return Ok(done);
-        }
-    }
-    Err(Error::Unavailable(format!(
-        "{} payment route attempt(s) failed",
-        cascade.attempts.len()
-    )))
+    Ok(())
 }
 
 async fn remember_if_new(ctx: &Ctx, req: &InitRequest, sticky: Option<&PspId>, psp: &PspId) {
@@ -248,6 +230,37 @@ struct Cascade<'a> {
 }
 
 impl Cascade<'_> {
+    /// Offer the candidates in turn (probing a half-open circuit); when every
+    /// healthy one failed, also those skipped for an open circuit: better to
+    /// try them than to refuse.
+    async fn run(&mut self, candidates: Vec<Candidate>, now: i64) -> Result<Option<Routed>, Error> {
+        let mut skipped = Vec::new();
+        for c in candidates {
+            let probe = match gate(self.ctx, &c.psp, now).await {
+                Gate::Skip(why) => {
+                    self.note(&c.psp, "skipped", why);
+                    skipped.push(c);
+                    continue;
+                }
+                Gate::Try => false,
+                Gate::Probe => true,
+            };
+            if let Some(done) = self.attempt(c, probe).await? {
+                return Ok(Some(done));
+            }
+        }
+        for mut c in skipped {
+            c.reason = format!(
+                "every healthy route failed; trying open circuit; {}",
+                c.reason
+            );
+            if let Some(done) = self.attempt(c, false).await? {
+                return Ok(Some(done));
+            }
+        }
+        Ok(None)
+    }
+
     fn note(&mut self, psp: &PspId, outcome: &'static str, detail: String) {
         self.attempts.push(Attempt {
             id: new_ulid("att"),

@@ -2,6 +2,7 @@
 //! sweep of due work, asking the PSP's status API.
 
 use super::*;
+use crate::psp::OperationStatus;
 
 /// Payouts handled per sweep run.
 pub const SWEEP_BATCH: usize = 100;
@@ -74,74 +75,52 @@ pub(super) async fn reschedule(
 pub(super) async fn send_or_defer(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
     let now = ctx.now_ms();
     let policy = &ctx.policies.payouts;
+    let retry = Some(now + policy.retry_after_ms);
     let modes = ctx.psps.modes.current(ctx.store.as_ref(), now).await?;
     if modes.degraded {
-        reschedule(
-            ctx,
-            p,
-            PayoutStatus::Deferred,
-            Some(now + policy.retry_after_ms),
-            "deferred: degradation mode",
-            None,
-        )
-        .await?;
-        return Ok(());
+        let note = "deferred: degradation mode";
+        return reschedule(ctx, p, PayoutStatus::Deferred, retry, note, None)
+            .await
+            .map(drop);
     }
     let Some(connector) = ctx.psps.get(&p.psp) else {
-        reschedule(
-            ctx,
-            p,
-            PayoutStatus::Review,
-            None,
-            "no connector for the payout's PSP",
-            None,
-        )
-        .await?;
-        return Ok(());
+        let note = "no connector for the payout's PSP";
+        return reschedule(ctx, p, PayoutStatus::Review, None, note, None)
+            .await
+            .map(drop);
     };
     let req = PspPayout {
         payout_id: &p.id,
         amount: p.amount,
         destination_token: p.destination_token.as_deref(),
     };
-    match connector.start_payout(&req).await {
+    let done = match connector.start_payout(&req).await {
         Ok(op) => {
+            let due = Some(now + policy.outcome_timeout_ms);
+            let reference = Some(op.reference.as_str());
             reschedule(
                 ctx,
                 p,
                 PayoutStatus::Pending,
-                Some(now + policy.outcome_timeout_ms),
+                due,
                 "sent to the PSP",
-                Some(&op.reference),
+                reference,
             )
-            .await?;
+            .await
         }
         Err(PspError::Unavailable(why)) => {
             tracing::warn!(payout_id = %p.id, psp = %p.psp, why = %why, "payout deferred: PSP unavailable");
-            reschedule(
-                ctx,
-                p,
-                PayoutStatus::Deferred,
-                Some(now + policy.retry_after_ms),
-                "deferred: PSP unavailable",
-                None,
-            )
-            .await?;
+            let note = "deferred: PSP unavailable";
+            reschedule(ctx, p, PayoutStatus::Deferred, retry, note, None).await
         }
         Err(e) => {
             tracing::error!(payout_id = %p.id, psp = %p.psp, error = %e, "PSP refused the payout");
             // The PSP's own words stay in the log line above.
-            finish(
-                ctx,
-                p,
-                PayoutStatus::Failed,
-                "the PSP refused the payout",
-                None,
-            )
-            .await?;
+            let reason = "the PSP refused the payout";
+            finish(ctx, p, PayoutStatus::Failed, reason, None).await
         }
-    }
-    Ok(())
+    };
+    done.map(drop)
 }
 
 /// The sweep: deferred payouts are sent again; pending ones past their
@@ -195,7 +174,9 @@ pub(super) async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
         },
         _ => None,
     };
-    let still_pending = answer.as_ref().is_some_and(|op| op.status == "pending");
+    let still_pending = answer
+        .as_ref()
+        .is_some_and(|op| op.status == OperationStatus::Pending);
     if still_pending && asks_left {
         // The PSP is still working on it: ask again after another timeout.
         let again = ctx.now_ms() + ctx.policies.payouts.outcome_timeout_ms;
@@ -203,7 +184,7 @@ pub(super) async fn ask_psp(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
         reschedule(ctx, p, PayoutStatus::Pending, Some(again), note, None).await?;
         return Ok(());
     }
-    match answer.and_then(|op| OperationOutcome::parse(&op.status)) {
+    match answer.and_then(|op| op.status.outcome()) {
         Some(OperationOutcome::Succeeded) => finish(
             ctx,
             p,

@@ -296,6 +296,45 @@ fn finding(class: Class, ours: Option<Record>) -> Finding<'static> {
     Finding::of(class, ours.map(std::borrow::Cow::Owned))
 }
 
+/// A settled capture we still hold pending: apply it through the webhook's
+/// own path, so a late webhook finds it captured and credits nothing.
+async fn heal(
+    ctx: &Ctx,
+    run: &DayRun,
+    p: &Payment,
+    t: &Theirs,
+    ours: Record,
+) -> Result<(Finding<'static>, Option<String>), Error> {
+    let event_id = ours.event_id.clone();
+    let ev = PspEvent {
+        psp: run.psp.clone(),
+        event_id: EventId::parse(&event_id).map_err(|e| Error::Internal(e.to_string()))?,
+        payment_id: p.id.clone(),
+        status: PaymentStatus::Captured,
+        amount_minor: t.gross_minor,
+        currency: t.currency,
+        occurred_ms: run.day.start_ms(),
+    };
+    match deposits::apply_event(ctx, &ev).await {
+        Ok(Applied::Moved(_)) => {
+            tracing::info!(payment_id = %p.id, psp = %run.psp, day = %run.day, "reconciliation applied a capture the webhook never brought");
+            let mut f = finding(Class::MissingInWallet, Some(ours));
+            f.healed = true;
+            Ok((
+                f,
+                Some("healed: the capture was applied from the settlement line".into()),
+            ))
+        }
+        // The webhook won the race: the capture is in, once.
+        Ok(_) => Ok((finding(Class::Matched, Some(ours)), None)),
+        Err(e) => Err(if e.retryable {
+            Error::Unavailable(e.reason)
+        } else {
+            Error::Internal(e.reason)
+        }),
+    }
+}
+
 /// A settled payment with no record of ours: what does our payment say?
 /// A capture we never heard of is applied through the wallet's own event
 /// path (idempotent: a late webhook then finds it captured).
@@ -344,33 +383,7 @@ async fn look_closer(
             Some(format!("our status is {}", status.as_str())),
         ));
     }
-    let ev = PspEvent {
-        psp: run.psp.clone(),
-        event_id: EventId::parse(&event_id).map_err(|e| Error::Internal(e.to_string()))?,
-        payment_id: p.id.clone(),
-        status: PaymentStatus::Captured,
-        amount_minor: t.gross_minor,
-        currency: t.currency,
-        occurred_ms: run.day.start_ms(),
-    };
-    match deposits::apply_event(ctx, &ev).await {
-        Ok(Applied::Moved(_)) => {
-            tracing::info!(payment_id = %p.id, psp = %run.psp, day = %run.day, "reconciliation applied a capture the webhook never brought");
-            let mut f = finding(Class::MissingInWallet, Some(ours));
-            f.healed = true;
-            Ok((
-                f,
-                Some("healed: the capture was applied from the settlement line".into()),
-            ))
-        }
-        // The webhook won the race: the capture is in, once.
-        Ok(_) => Ok((finding(Class::Matched, Some(ours)), None)),
-        Err(e) => Err(if e.retryable {
-            Error::Unavailable(e.reason)
-        } else {
-            Error::Internal(e.reason)
-        }),
-    }
+    heal(ctx, run, &p, t, ours).await
 }
 
 /// Pass 2 for one bucket.

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{PlayerId, TxnId};
 use crate::money::{format_minor, Currency, Money};
-use crate::store::{item, Attr, Cond, ItemExt, Query, SkRange, UpdateOp, Write};
+use crate::store::{item, Attr, Cond, Item, ItemExt, Query, SkRange, UpdateOp, Write};
 
 use crate::domain::request::Body;
 use crate::domain::wallet::ledger::{self, Entry, EntryKind, Movement, Outcome, Refusal};
@@ -226,96 +226,107 @@ pub async fn apply(
 
 /// The ledger movement and the round writes that go with it.
 async fn plan(ctx: &Ctx, op: RoundOp, r: &Round) -> Result<(Movement, Vec<Write>), Error> {
-    let currency = r.amount.currency();
-    let minor = r.amount.minor();
-    let txn = op.ledger_txn(&r.txn)?;
-    let related = vec![
+    let kind = match op {
+        RoundOp::Bet => EntryKind::Debit,
+        RoundOp::Win => EntryKind::Credit,
+        RoundOp::Rollback => EntryKind::Adjustment,
+    };
+    let mut m = Movement::new(&r.player, r.amount.currency(), op.ledger_txn(&r.txn)?, kind);
+    m.related = vec![
         ("round_id", r.round_id.clone()),
         ("client_txn_id", r.txn.to_string()),
     ];
-    let mut m = match op {
-        RoundOp::Bet => Movement::new(&r.player, currency, txn, EntryKind::Debit),
-        RoundOp::Win => Movement::new(&r.player, currency, txn, EntryKind::Credit),
-        RoundOp::Rollback => Movement::new(&r.player, currency, txn, EntryKind::Adjustment),
-    };
-    m.related = related;
-    let record = |kind: &str| {
-        item(
-            &keys::round_txn(&r.round_id, &r.txn),
-            [
-                ("kind", Attr::from(kind)),
-                ("amount", Attr::N(minor)),
-                ("currency", Attr::from(currency.code())),
-            ],
-        )
-    };
     let writes = match op {
-        RoundOp::Bet => {
-            m.available_delta = -minor;
-            m.wagered_delta = minor;
-            m.reason = "bet".into();
-            vec![
-                Write::Update {
-                    key: keys::round(&r.round_id),
-                    ops: vec![
-                        UpdateOp::set("player", r.player.as_str()),
-                        UpdateOp::set("currency", currency.code()),
-                    ],
-                    cond: Some(Cond::Or(vec![Cond::NotExists, round_is_theirs(r)])),
-                },
-                Write::Put {
-                    item: record("debit"),
-                    cond: Some(Cond::NotExists),
-                },
-            ]
-        }
-        RoundOp::Win => {
-            m.available_delta = minor;
-            m.reason = "win".into();
-            vec![
-                Write::Check {
-                    key: keys::round(&r.round_id),
-                    cond: round_is_theirs(r),
-                },
-                Write::Put {
-                    item: record("credit"),
-                    cond: Some(Cond::NotExists),
-                },
-            ]
-        }
-        RoundOp::Rollback => {
-            let bet = ctx.store.get(&keys::round_txn(&r.round_id, &r.txn)).await?;
-            let is_bet = bet.as_ref().is_some_and(|b| {
-                b.str_attr("kind") == Some("debit")
-                    && b.int_attr("amount") == Some(minor)
-                    && b.str_attr("currency") == Some(currency.code())
-            });
-            if !is_bet || ctx.store.get(&keys::round(&r.round_id)).await?.is_none() {
-                return Err(Error::validation(
-                    "txn_id",
-                    "no bet with this txn_id, amount and currency in this round",
-                ));
-            }
-            m.available_delta = minor;
-            m.wagered_delta = -minor;
-            m.reason = "rollback".into();
-            vec![
-                Write::Check {
-                    key: keys::round(&r.round_id),
-                    cond: round_is_theirs(r),
-                },
-                Write::Update {
-                    key: keys::round_txn(&r.round_id, &r.txn),
-                    ops: vec![UpdateOp::set("rolled_back", true)],
-                    cond: Some(Cond::And(vec![
-                        Cond::eq("kind", "debit"),
-                        Cond::AttrNotExists("rolled_back".into()),
-                    ])),
-                },
-            ]
-        }
+        RoundOp::Bet => bet_writes(&mut m, r),
+        RoundOp::Win => win_writes(&mut m, r),
+        RoundOp::Rollback => rollback_writes(ctx, &mut m, r).await?,
     };
     Ok((m, writes))
+}
+
+/// The round's record of one bet (`debit`) or win (`credit`).
+fn txn_record(r: &Round, kind: &str) -> Item {
+    item(
+        &keys::round_txn(&r.round_id, &r.txn),
+        [
+            ("kind", Attr::from(kind)),
+            ("amount", Attr::N(r.amount.minor())),
+            ("currency", Attr::from(r.amount.currency().code())),
+        ],
+    )
+}
+
+/// A bet: debit and count it as wagered; the round is created or must be
+/// this player's in this currency; the bet's txn id is new.
+fn bet_writes(m: &mut Movement, r: &Round) -> Vec<Write> {
+    m.available_delta = -r.amount.minor();
+    m.wagered_delta = r.amount.minor();
+    m.reason = "bet".into();
+    vec![
+        Write::Update {
+            key: keys::round(&r.round_id),
+            ops: vec![
+                UpdateOp::set("player", r.player.as_str()),
+                UpdateOp::set("currency", r.amount.currency().code()),
+            ],
+            cond: Some(Cond::Or(vec![Cond::NotExists, round_is_theirs(r)])),
+        },
+        Write::Put {
+            item: txn_record(r, "debit"),
+            cond: Some(Cond::NotExists),
+        },
+    ]
+}
+
+/// A win: credit, in a round of this player's; the win's txn id is new.
+fn win_writes(m: &mut Movement, r: &Round) -> Vec<Write> {
+    m.available_delta = r.amount.minor();
+    m.reason = "win".into();
+    vec![
+        Write::Check {
+            key: keys::round(&r.round_id),
+            cond: round_is_theirs(r),
+        },
+        Write::Put {
+            item: txn_record(r, "credit"),
+            cond: Some(Cond::NotExists),
+        },
+    ]
+}
+
+/// A rollback: give back a bet of this round (same txn id, amount and
+/// currency), once: the bet is marked rolled back in the same transaction.
+async fn rollback_writes(ctx: &Ctx, m: &mut Movement, r: &Round) -> Result<Vec<Write>, Error> {
+    let (minor, currency) = (r.amount.minor(), r.amount.currency());
+    let bet = ctx.store.get(&keys::round_txn(&r.round_id, &r.txn)).await?;
+    let is_bet = bet.as_ref().is_some_and(|b| {
+        b.str_attr("kind") == Some("debit")
+            && b.int_attr("amount") == Some(minor)
+            && b.str_attr("currency") == Some(currency.code())
+    });
+    if !is_bet || ctx.store.get(&keys::round(&r.round_id)).await?.is_none() {
+        return Err(Error::validation(
+            "txn_id",
+            "no bet with this txn_id, amount and currency in this round",
+        ));
+    }
+    m.available_delta = minor;
+    m.wagered_delta = -minor;
+    m.reason = "rollback".into();
+    Ok(vec![
+        Write::Check {
+            key: keys::round(&r.round_id),
+            cond: round_is_theirs(r),
+        },
+        Write::Update {
+            key: keys::round_txn(&r.round_id, &r.txn),
+            ops: vec![UpdateOp::set("rolled_back", true)],
+            cond: Some(Cond::And(vec![
+                Cond::eq("kind", "debit"),
+                Cond::AttrNotExists("rolled_back".into()),
+            ])),
+        },
+    ])
 }
 
 /// A repeat must be the same request: same round, amount, currency, kind.
