@@ -1,4 +1,6 @@
-//! The single-table key layout, in one place.
+//! The single-table key layout, in one place: every key builder of the
+//! domain and the PSP layer is here (the embedded queue adapter keeps its
+//! own storage keys).
 //!
 //! | item                     | pk                     | sk                    |
 //! |--------------------------|------------------------|-----------------------|
@@ -14,6 +16,19 @@
 //! | sticky route             | `STICKY#<kind>#<value>`| `A`                   |
 //! | operating modes          | `MODES`                | `A`                   |
 //! | route health (psp::health)| `HEALTH#<psp>`        | `B#<ms>` / `CIRCUIT`  |
+//! | payout                   | `PAYOUT#<id>`          | `A`                   |
+//! | accepted payout event    | `PAYOUT#<id>`          | `EVT#<psp>#<event_id>`|
+//! | payout case              | `PAYOUT#<id>`          | `CASE#<psp>#<event_id>`|
+//! | day's payout total       | `WAL#<player_id>`      | `PODAY#<cur>#<day>`   |
+//! | payouts' due work        | `PAYOUTQ`              | `<due ms>#<id>`       |
+//! | refund                   | `PAY#<payment_id>`     | `REF#<refund_id>`     |
+//! | refunds' due work        | `REFUNDQ`              | `<due ms>#<pay>#<ref>`|
+//! | round / round txn        | `ROUND#<round_id>`     | `A` / `TXN#<txn_id>`  |
+//! | notification outbox      | `OUTBOX`               | `<due ms>#<id>`       |
+//! | day's report counter     | `REPORT#<kind>#<day>`  | `<method>#<currency>` |
+//! | reconciliation index     | `RECON#<psp>#<day>#<b>`| `<match key>`         |
+//! | reconciliation case      | `RCASES#<day>#<psp>`   | `<case id>`           |
+//! | reconciliation run       | `RECONRUN#<psp>#<day>` | `SHARD#<of>#<n>` / `REPORT` |
 
 use crate::ids::{EventId, IdempotencyKey, PaymentId, PlayerId, PspId, TxnId};
 use crate::money::Currency;
@@ -184,6 +199,23 @@ pub fn recon_cases_pk(day: crate::clock::Day, psp: &PspId) -> String {
 }
 pub fn recon_case(day: crate::clock::Day, psp: &PspId, id: &str) -> Key {
     Key::new(recon_cases_pk(day, psp), id)
+}
+/// A reconciliation run of a PSP's day: its shards' results and its report.
+pub fn recon_run_pk(psp: &PspId, day: crate::clock::Day) -> String {
+    format!("RECONRUN#{psp}#{day}")
+}
+/// The results of a day split into `shards` shards.
+pub fn recon_shard_prefix(shards: u32) -> String {
+    format!("SHARD#{shards:02}#")
+}
+pub fn recon_shard_result(psp: &PspId, day: crate::clock::Day, shards: u32, shard: u32) -> Key {
+    Key::new(
+        recon_run_pk(psp, day),
+        format!("{}{shard:02}", recon_shard_prefix(shards)),
+    )
+}
+pub fn recon_day_report(psp: &PspId, day: crate::clock::Day) -> Key {
+    Key::new(recon_run_pk(psp, day), "REPORT")
 }
 
 // ---- route health (psp::health) ----------------------------------------

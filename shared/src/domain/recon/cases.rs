@@ -66,7 +66,7 @@ fn key_of(id: &str) -> Result<Key, Error> {
     let (m, d) = md.split_at_checked(2).ok_or_else(bad)?;
     let day = Day::parse(&format!("{y}-{m}-{d}")).ok_or_else(bad)?;
     let psp = PspId::parse(psp).map_err(|_| bad())?;
-    Ok(Key::new(partition(day, &psp), id))
+    Ok(crate::schema::keys::recon_case(day, &psp, id))
 }
 
 fn line_evidence(t: &Theirs) -> LineEvidence {

@@ -5,9 +5,12 @@
 
 pub mod cases;
 pub mod files;
+pub mod heal;
 pub mod matcher;
+pub mod merge;
 pub mod report;
 pub mod run;
+pub mod source;
 pub mod spill;
 
 pub use crate::domain::policy::{parse_fee_schedule, FeeRule, ReconPolicy};

@@ -12,33 +12,28 @@
 
 use std::path::{Path, PathBuf};
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-
 use crate::clock::Day;
 use crate::error::Error;
-use crate::ids::{EventId, PaymentId, PspId};
-use crate::psp::{PspError, ReportChunks};
-use crate::store::{item, Attr, ItemExt, Key, Query, SkRange, Write};
+use crate::ids::PspId;
+use crate::store::{Query, SkRange};
 
-use crate::domain::deposits::payment::{Payment, PaymentStatus};
-use crate::domain::deposits::{self, Applied};
 use crate::domain::recon::cases::{self, LineCase};
-use crate::domain::recon::matcher::{BucketMatcher, Class, Finding, Theirs, HEAL_PREFIX};
-use crate::domain::recon::report::{self, Totals};
-use crate::domain::recon::report::{DayReport, MalformedReport};
+use crate::domain::recon::matcher::{BucketMatcher, Class, Finding, Theirs};
+use crate::domain::recon::report::DayReport;
+use crate::domain::recon::report::Totals;
 use crate::domain::recon::spill::{encode_line, Spill, SpillReader};
 use crate::domain::Ctx;
-use crate::psp::event::PspEvent;
 use crate::psp::settlement::{ReportReader, SettledLine};
-use crate::schema::keys;
 use crate::schema::recon_index::{self, bucket_parts, key_id, match_key, Kind, Record, BUCKETS};
+
+use crate::domain::recon::heal::look_closer;
+use crate::domain::recon::merge::save_shard;
+pub use crate::domain::recon::merge::{merge, stored_report};
+use crate::domain::recon::source::psp_error;
+pub use crate::domain::recon::source::{open_report, Source};
 
 /// Malformed-line messages kept per run (the count of the rest is kept).
 const MAX_ERRORS: usize = 50;
-/// Bytes read per chunk from a file.
-const FILE_CHUNK: usize = 256 * 1024;
 
 /// One shard of one PSP-day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,95 +68,6 @@ impl DayRun {
         (0..BUCKETS)
             .filter(|b| b % self.shards == self.shard)
             .collect()
-    }
-}
-
-/// Where the report comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// The PSP's settlement API, through its connector.
-    Psp,
-    /// A file (e.g. a report dropped in a bucket and mounted or downloaded).
-    Path(PathBuf),
-    /// An `http://` URL (a pre-signed object URL, say).
-    Url(String),
-}
-
-impl Source {
-    pub fn parse(s: &str) -> Source {
-        match s {
-            "psp" => Source::Psp,
-            u if u.starts_with("http://") || u.starts_with("https://") => Source::Url(u.to_owned()),
-            p => Source::Path(PathBuf::from(p.strip_prefix("file://").unwrap_or(p))),
-        }
-    }
-}
-
-fn psp_error(e: PspError) -> Error {
-    match e {
-        PspError::NotFound(_) => Error::NotFound {
-            what: "settlement report",
-        },
-        other => Error::Unavailable(other.to_string()),
-    }
-}
-
-struct FileChunks(tokio::fs::File);
-
-#[async_trait]
-impl ReportChunks for FileChunks {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, PspError> {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0; FILE_CHUNK];
-        let n = self
-            .0
-            .read(&mut buf)
-            .await
-            .map_err(|e| PspError::Unavailable(format!("reading the report: {e}")))?;
-        buf.truncate(n);
-        Ok((n > 0).then(|| Bytes::from(buf)))
-    }
-}
-
-struct UrlChunks(reqwest::Response);
-
-#[async_trait]
-impl ReportChunks for UrlChunks {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, PspError> {
-        self.0
-            .chunk()
-            .await
-            .map_err(|e| PspError::Unavailable(format!("reading the report: {e}")))
-    }
-}
-
-/// Open the day's report as a stream of chunks.
-pub async fn open_report(
-    ctx: &Ctx,
-    run: &DayRun,
-    src: &Source,
-) -> Result<Box<dyn ReportChunks>, Error> {
-    match src {
-        Source::Psp => {
-            let psp = ctx
-                .psps
-                .get(&run.psp)
-                .ok_or(Error::NotFound { what: "PSP" })?;
-            psp.settlement_report(run.day).await.map_err(psp_error)
-        }
-        Source::Path(p) => {
-            let f = tokio::fs::File::open(p)
-                .await
-                .map_err(|e| Error::validation("source", format!("{}: {e}", p.display())))?;
-            Ok(Box::new(FileChunks(f)))
-        }
-        Source::Url(u) => {
-            let resp = reqwest::get(u.as_str())
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| Error::Unavailable(format!("fetching the report: {e}")))?;
-            Ok(Box::new(UrlChunks(resp)))
-        }
     }
 }
 
@@ -292,98 +198,8 @@ pub async fn load_bucket(ctx: &Ctx, psp: &PspId, day: Day, b: u32) -> Result<Vec
     )))
 }
 
-fn finding(class: Class, ours: Option<Record>) -> Finding<'static> {
+pub(crate) fn finding(class: Class, ours: Option<Record>) -> Finding<'static> {
     Finding::of(class, ours.map(std::borrow::Cow::Owned))
-}
-
-/// A settled capture we still hold pending: apply it through the webhook's
-/// own path, so a late webhook finds it captured and credits nothing.
-async fn heal(
-    ctx: &Ctx,
-    run: &DayRun,
-    p: &Payment,
-    t: &Theirs,
-    ours: Record,
-) -> Result<(Finding<'static>, Option<String>), Error> {
-    let event_id = ours.event_id.clone();
-    let ev = PspEvent {
-        psp: run.psp.clone(),
-        event_id: EventId::parse(&event_id).map_err(|e| Error::Internal(e.to_string()))?,
-        payment_id: p.id.clone(),
-        status: PaymentStatus::Captured,
-        amount_minor: t.gross_minor,
-        currency: t.currency,
-        occurred_ms: run.day.start_ms(),
-    };
-    match deposits::apply_event(ctx, &ev).await {
-        Ok(Applied::Moved(_)) => {
-            tracing::info!(payment_id = %p.id, psp = %run.psp, day = %run.day, "reconciliation applied a capture the webhook never brought");
-            let mut f = finding(Class::MissingInWallet, Some(ours));
-            f.healed = true;
-            Ok((
-                f,
-                Some("healed: the capture was applied from the settlement line".into()),
-            ))
-        }
-        // The webhook won the race: the capture is in, once.
-        Ok(_) => Ok((finding(Class::Matched, Some(ours)), None)),
-        Err(e) => Err(if e.retryable {
-            Error::Unavailable(e.reason)
-        } else {
-            Error::Internal(e.reason)
-        }),
-    }
-}
-
-/// A settled payment with no record of ours: what does our payment say?
-/// A capture we never heard of is applied through the wallet's own event
-/// path (idempotent: a late webhook then finds it captured).
-async fn look_closer(
-    ctx: &Ctx,
-    run: &DayRun,
-    t: &Theirs,
-) -> Result<(Finding<'static>, Option<String>), Error> {
-    let missing = |why: &str| Ok((finding(Class::MissingInWallet, None), Some(why.to_owned())));
-    let Ok(pid) = PaymentId::parse(&t.payment_id) else {
-        return missing("no payment with this id");
-    };
-    let Some(it) = ctx.store.get(&keys::payment(&pid)).await? else {
-        return missing("no payment with this id");
-    };
-    let p = Payment::from_item(&it)?;
-    let event_id = format!("{HEAL_PREFIX}{}:{}", run.day, p.id);
-    let ours = Record {
-        key: t.key.clone(),
-        kind: Kind::Payment,
-        payment_id: p.id.to_string(),
-        gross_minor: p.amount.minor(),
-        currency: p.amount.currency(),
-        method: p.method.clone(),
-        event_id: event_id.clone(),
-    };
-    if p.psp != run.psp {
-        return missing(&format!("the payment went through {}", p.psp));
-    }
-    if p.amount.currency() != t.currency {
-        return Ok((finding(Class::CurrencyMismatch, Some(ours)), None));
-    }
-    if p.amount.minor() != t.gross_minor {
-        return Ok((finding(Class::AmountMismatch, Some(ours)), None));
-    }
-    let status = p.status;
-    if status.is_final() {
-        let credited = matches!(status, PaymentStatus::Captured | PaymentStatus::ChargedBack);
-        let class = if credited {
-            Class::Matched
-        } else {
-            Class::StatusMismatch
-        };
-        return Ok((
-            finding(class, Some(ours)),
-            Some(format!("our status is {}", status.as_str())),
-        ));
-    }
-    heal(ctx, run, &p, t, ours).await
 }
 
 /// Pass 2 for one bucket.
@@ -454,14 +270,6 @@ async fn match_bucket(
     Ok(opened)
 }
 
-fn run_pk(psp: &PspId, day: Day) -> String {
-    format!("RECONRUN#{psp}#{day}")
-}
-
-fn shard_sk(shards: u32, shard: u32) -> String {
-    format!("SHARD#{shards:02}#{shard:02}")
-}
-
 /// A shard's private scratch directory (its bucket spill files), removed
 /// with everything in it when the shard is done, however it ends.
 struct ScratchDir(PathBuf);
@@ -512,135 +320,6 @@ pub async fn run_shard(
     };
     save_shard(ctx, run, &outcome).await?;
     Ok(outcome)
-}
-
-async fn save_shard(ctx: &Ctx, run: &DayRun, outcome: &ShardOutcome) -> Result<(), Error> {
-    let doc = match outcome {
-        ShardOutcome::Malformed { errors, more } => ShardDoc::Malformed {
-            errors: errors.clone(),
-            more: *more,
-        },
-        ShardOutcome::Done { totals, .. } => ShardDoc::Done {
-            totals: totals.clone(),
-        },
-    };
-    let doc = serde_json::to_string(&doc).map_err(|e| Error::Internal(e.to_string()))?;
-    let key = Key::new(run_pk(&run.psp, run.day), shard_sk(run.shards, run.shard));
-    let put = Write::Put {
-        item: item(
-            &key,
-            [("doc", Attr::from(doc)), ("at_ms", Attr::N(ctx.now_ms()))],
-        ),
-        cond: None,
-    };
-    Ok(ctx.store.write(put).await?)
-}
-
-/// A shard's stored result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-enum ShardDoc {
-    Malformed { errors: Vec<String>, more: u64 },
-    Done { totals: Totals },
-}
-
-/// The day's report from its shards' results: the first malformed shard
-/// refuses the day, else the shards' totals add up.
-fn merged_report(
-    psp: &str,
-    date: &str,
-    shards: u32,
-    docs: &[ShardDoc],
-) -> Result<DayReport, Error> {
-    let mut all = Totals::default();
-    for d in docs {
-        match d {
-            ShardDoc::Malformed { errors, more } => {
-                return Ok(DayReport::Malformed(MalformedReport {
-                    psp: psp.to_owned(),
-                    date: date.to_owned(),
-                    errors: errors.clone(),
-                    more_errors: *more,
-                }))
-            }
-            ShardDoc::Done { totals } => all.merge(totals)?,
-        }
-    }
-    let mut r = report::day_report(psp, date, &all);
-    r.csv = Some(report::to_csv(&all));
-    r.shards = Some(shards);
-    Ok(DayReport::Complete(r))
-}
-
-/// When every shard of the day is in, merge them into the day's report
-/// (stored, and returned); `None` while shards are outstanding.
-pub async fn merge(
-    ctx: &Ctx,
-    psp: &PspId,
-    day: Day,
-    shards: u32,
-) -> Result<Option<DayReport>, Error> {
-    let q = Query::new(
-        run_pk(psp, day),
-        SkRange::Prefix(format!("SHARD#{shards:02}#")),
-        BUCKETS as usize,
-    );
-    let page = ctx.store.query(&q).await?;
-    if page.items.len() < shards as usize {
-        return Ok(None);
-    }
-    let docs: Vec<ShardDoc> = page
-        .items
-        .iter()
-        .map(|it| {
-            serde_json::from_str(it.str_attr("doc").unwrap_or_default())
-                .map_err(|e| Error::Internal(format!("shard result: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
-    let report = merged_report(psp.as_str(), &day.to_string(), shards, &docs)?;
-    let doc = serde_json::to_string(&report).map_err(|e| Error::Internal(e.to_string()))?;
-    let key = Key::new(run_pk(psp, day), "REPORT");
-    let put = Write::Put {
-        item: item(
-            &key,
-            [("doc", Attr::from(doc)), ("at_ms", Attr::N(ctx.now_ms()))],
-        ),
-        cond: None,
-    };
-    ctx.store.write(put).await?;
-    summary(psp, day, &report);
-    Ok(Some(report))
-}
-
-/// The one log line per reconciled day (no PII: counts and amounts only).
-fn summary(psp: &PspId, day: Day, r: &DayReport) {
-    match r {
-        DayReport::Complete(r) => tracing::info!(
-            psp = %psp, date = %day, status = "complete",
-            lines = r.lines, records = r.records,
-            matched = r.classes.get("matched").copied().unwrap_or(0),
-            mismatches = r.mismatches, healed = r.healed,
-            "reconciliation summary"
-        ),
-        DayReport::Malformed(r) => tracing::info!(
-            psp = %psp, date = %day, status = "malformed", errors = r.errors.len(),
-            "reconciliation summary"
-        ),
-    }
-}
-
-/// The stored report of a day.
-pub async fn stored_report(ctx: &Ctx, psp: &PspId, day: Day) -> Result<DayReport, Error> {
-    let it = ctx
-        .store
-        .get(&Key::new(run_pk(psp, day), "REPORT"))
-        .await?
-        .ok_or(Error::NotFound {
-            what: "reconciliation report",
-        })?;
-    it.str_attr("doc")
-        .and_then(|d| serde_json::from_str(d).ok())
-        .ok_or_else(|| Error::Internal("unreadable reconciliation report".into()))
 }
 
 /// The whole day in this process, shard after shard (local runs, tests and

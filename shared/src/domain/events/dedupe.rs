@@ -1,0 +1,116 @@
+//! Enqueue once: the event id is recorded only after its message is
+//! queued, so no event is ever marked seen but never queued; a duplicate is
+//! answered from a read.
+
+use super::*;
+
+/// Enqueue first, then record the event id (one conditional put that is also
+/// the delivery's log entry). An event id is recorded only once its message
+/// is durably queued, so no crash, timeout or retried write can leave an
+/// event marked "seen" but never queued. The price: a duplicate racing the
+/// first delivery may be queued too, which the consumer makes harmless. A
+/// duplicate arriving after the record exists is answered from a read,
+/// without queueing.
+pub(super) async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
+    let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
+    if ctx.store.get(&key).await?.is_some() {
+        return duplicate(ctx, ev).await;
+    }
+    let message = ev.to_message()?;
+    if let Err(e) = ctx.queue.send(QueueName::Events, &message).await {
+        tracing::error!(event_id = %ev.event_id, payment_id = %ev.payment_id, error = %e, "enqueue failed");
+        return Err(Error::Unavailable("event queue".into()));
+    }
+    let record = item(&key, delivery_attrs(&ev, Outcome::Accepted, ctx.now_ms()));
+    match ctx
+        .store
+        .write(Write::Put {
+            item: record,
+            cond: Some(Cond::NotExists),
+        })
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed { .. }) => return duplicate(ctx, ev).await,
+        // Queued but not recorded: the PSP's retry is queued again, harmlessly.
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(event_id = %ev.event_id, payment_id = %ev.payment_id, psp = %ev.psp, status = ev.status.as_str(), outcome = "accepted", "webhook delivery");
+    Ok(Intake {
+        event_id: ev.event_id,
+        outcome: Outcome::Accepted,
+    })
+}
+
+/// A payout outcome: matched against its payout (a mismatch is a case,
+/// not queued), then queued once per event id.
+pub(super) async fn payout_intake(ctx: &Ctx, ev: PayoutEvent) -> Result<Intake, Error> {
+    if !payouts::check_event(ctx, &ev).await? {
+        return Ok(Intake {
+            event_id: ev.event_id,
+            outcome: Outcome::Mismatch,
+        });
+    }
+    let key = keys::payout_event(&ev.payout_id, &ev.psp, &ev.event_id);
+    enqueue_once(ctx, key, ev.to_message()?, &ev.event_id, ev.status.as_str()).await
+}
+
+/// A refund outcome: queued once per event id (the consumer matches it).
+pub(super) async fn refund_intake(ctx: &Ctx, ev: RefundEvent) -> Result<Intake, Error> {
+    let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
+    enqueue_once(ctx, key, ev.to_message()?, &ev.event_id, ev.status.as_str()).await
+}
+
+/// Enqueue an event once per event id (the id is recorded only after its
+/// message is queued, as for payments).
+pub(super) async fn enqueue_once(
+    ctx: &Ctx,
+    key: Key,
+    message: String,
+    event_id: &EventId,
+    status: &str,
+) -> Result<Intake, Error> {
+    let answer = |outcome| Intake {
+        event_id: event_id.clone(),
+        outcome,
+    };
+    if ctx.store.get(&key).await?.is_some() {
+        return Ok(answer(Outcome::Duplicate));
+    }
+    if let Err(e) = ctx.queue.send(QueueName::Events, &message).await {
+        tracing::error!(event_id = %event_id, error = %e, "enqueue failed");
+        return Err(Error::Unavailable("event queue".into()));
+    }
+    let record = item(
+        &key,
+        [
+            ("outcome", Attr::from(Outcome::Accepted.as_str())),
+            ("event_id", Attr::from(event_id.as_str())),
+            ("status", Attr::from(status)),
+            ("at_ms", Attr::N(ctx.now_ms())),
+        ],
+    );
+    match ctx
+        .store
+        .write(Write::Put {
+            item: record,
+            cond: Some(Cond::NotExists),
+        })
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(event_id = %event_id, status, outcome = "accepted", "webhook delivery");
+            Ok(answer(Outcome::Accepted))
+        }
+        Err(StoreError::ConditionFailed { .. }) => Ok(answer(Outcome::Duplicate)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn duplicate(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
+    log_delivery(ctx, &ev, Outcome::Duplicate).await;
+    Ok(Intake {
+        event_id: ev.event_id,
+        outcome: Outcome::Duplicate,
+    })
+}
