@@ -32,8 +32,32 @@ pub struct Routed {
 pub struct Attempt {
     pub id: String,
     pub psp: PspId,
-    pub outcome: &'static str,
+    pub outcome: AttemptOutcome,
     pub detail: String,
+}
+
+/// What one route did with the deposit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Not tried: its circuit is open, or it has no connector.
+    Skipped,
+    /// The PSP opened the checkout session: the deposit goes here.
+    SessionOpened,
+    /// The PSP was down or timed out: the next route is tried.
+    Unavailable,
+    /// The PSP refused the request: the next route is tried.
+    Rejected,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AttemptOutcome::Skipped => "skipped",
+            AttemptOutcome::SessionOpened => "session_opened",
+            AttemptOutcome::Unavailable => "unavailable",
+            AttemptOutcome::Rejected => "rejected",
+        }
+    }
 }
 
 impl Routed {
@@ -46,7 +70,7 @@ impl Routed {
                 let mut m = BTreeMap::new();
                 m.insert("attempt_id".to_owned(), Attr::from(a.id.as_str()));
                 m.insert("psp".to_owned(), Attr::from(a.psp.as_str()));
-                m.insert("outcome".to_owned(), Attr::from(a.outcome));
+                m.insert("outcome".to_owned(), Attr::from(a.outcome.as_str()));
                 m.insert("detail".to_owned(), Attr::from(a.detail.as_str()));
                 Attr::M(m)
             })
@@ -238,7 +262,7 @@ impl Cascade<'_> {
         for c in candidates {
             let probe = match gate(self.ctx, &c.psp, now).await {
                 Gate::Skip(why) => {
-                    self.note(&c.psp, "skipped", why);
+                    self.note(&c.psp, AttemptOutcome::Skipped, why);
                     skipped.push(c);
                     continue;
                 }
@@ -261,7 +285,7 @@ impl Cascade<'_> {
         Ok(None)
     }
 
-    fn note(&mut self, psp: &PspId, outcome: &'static str, detail: String) {
+    fn note(&mut self, psp: &PspId, outcome: AttemptOutcome, detail: String) {
         self.attempts.push(Attempt {
             id: new_ulid("att"),
             psp: psp.clone(),
@@ -273,7 +297,7 @@ impl Cascade<'_> {
     /// One PSP call. `Ok(Some)`: session opened; `Ok(None)`: try the next.
     async fn attempt(&mut self, c: Candidate, probe: bool) -> Result<Option<Routed>, Error> {
         let Some(connector) = self.ctx.psps.get(&c.psp) else {
-            self.note(&c.psp, "skipped", "no connector".into());
+            self.note(&c.psp, AttemptOutcome::Skipped, "no connector".into());
             return Ok(None);
         };
         let started = Instant::now();
@@ -299,7 +323,7 @@ impl Cascade<'_> {
         };
         match result {
             Ok(session) => {
-                self.note(&c.psp, "session_opened", reason.clone());
+                self.note(&c.psp, AttemptOutcome::SessionOpened, reason.clone());
                 Ok(Some(Routed {
                     psp: c.psp,
                     session,
@@ -310,7 +334,7 @@ impl Cascade<'_> {
             }
             Err(PspError::Unavailable(why)) => {
                 tracing::warn!(payment_id = %self.id, psp = %c.psp, "PSP unavailable; trying the next route");
-                self.note(&c.psp, "unavailable", why);
+                self.note(&c.psp, AttemptOutcome::Unavailable, why);
                 Ok(None)
             }
             Err(e @ PspError::Refused(_)) => {
@@ -319,7 +343,7 @@ impl Cascade<'_> {
             }
             Err(e @ (PspError::Rejected(_) | PspError::NotFound(_))) => {
                 tracing::error!(payment_id = %self.id, psp = %c.psp, error = %e, "PSP rejected our session request");
-                self.note(&c.psp, "rejected", e.to_string());
+                self.note(&c.psp, AttemptOutcome::Rejected, e.to_string());
                 Ok(None)
             }
         }

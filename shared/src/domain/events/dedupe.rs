@@ -3,43 +3,60 @@
 //! answered from a read.
 
 use super::*;
+use crate::store::Item;
 
-/// Enqueue first, then record the event id (one conditional put that is also
-/// the delivery's log entry). An event id is recorded only once its message
-/// is durably queued, so no crash, timeout or retried write can leave an
-/// event marked "seen" but never queued. The price: a duplicate racing the
-/// first delivery may be queued too, which the consumer makes harmless. A
-/// duplicate arriving after the record exists is answered from a read,
-/// without queueing.
-pub(super) async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
-    let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
-    if ctx.store.get(&key).await?.is_some() {
-        return duplicate(ctx, ev).await;
+/// Whether an event was queued by this delivery or seen before.
+pub(super) enum Once {
+    Queued,
+    Seen,
+}
+
+/// THE rule of intake: enqueue first, then record the event id with one
+/// conditional put (`record` is also the delivery's log entry). An event id
+/// is recorded only once its message is durably queued, so no crash,
+/// timeout or retried write can leave an event marked "seen" but never
+/// queued. The price: a duplicate racing the first delivery may be queued
+/// too, which the consumer makes harmless. A duplicate arriving after the
+/// record exists is answered from a read, without queueing.
+pub(super) async fn send_then_record(
+    ctx: &Ctx,
+    key: &Key,
+    message: &str,
+    record: Item,
+) -> Result<Once, Error> {
+    if ctx.store.get(key).await?.is_some() {
+        return Ok(Once::Seen);
     }
-    let message = ev.to_message()?;
-    if let Err(e) = ctx.queue.send(QueueName::Events, &message).await {
-        tracing::error!(event_id = %ev.event_id, payment_id = %ev.payment_id, error = %e, "enqueue failed");
+    if let Err(e) = ctx.queue.send(QueueName::Events, message).await {
+        tracing::error!(pk = %key.pk, error = %e, "enqueue failed");
         return Err(Error::Unavailable("event queue".into()));
     }
-    let record = item(&key, delivery_attrs(&ev, Outcome::Accepted, ctx.now_ms()));
-    match ctx
-        .store
-        .write(Write::Put {
-            item: record,
-            cond: Some(Cond::NotExists),
-        })
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::ConditionFailed { .. }) => return duplicate(ctx, ev).await,
+    let put = Write::Put {
+        item: record,
+        cond: Some(Cond::NotExists),
+    };
+    match ctx.store.write(put).await {
+        Ok(()) => Ok(Once::Queued),
+        Err(StoreError::ConditionFailed { .. }) => Ok(Once::Seen),
         // Queued but not recorded: the PSP's retry is queued again, harmlessly.
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    tracing::info!(event_id = %ev.event_id, payment_id = %ev.payment_id, psp = %ev.psp, status = ev.status.as_str(), outcome = "accepted", "webhook delivery");
-    Ok(Intake {
-        event_id: ev.event_id,
-        outcome: Outcome::Accepted,
-    })
+}
+
+/// A payment outcome, once per event id.
+pub(super) async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
+    let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
+    let record = item(&key, delivery_attrs(&ev, Outcome::Accepted, ctx.now_ms()));
+    match send_then_record(ctx, &key, &ev.to_message()?, record).await? {
+        Once::Seen => duplicate(ctx, ev).await,
+        Once::Queued => {
+            tracing::info!(event_id = %ev.event_id, payment_id = %ev.payment_id, psp = %ev.psp, status = ev.status.as_str(), outcome = "accepted", "webhook delivery");
+            Ok(Intake {
+                event_id: ev.event_id,
+                outcome: Outcome::Accepted,
+            })
+        }
+    }
 }
 
 /// A payout outcome: matched against its payout (a mismatch is a case,
@@ -61,8 +78,7 @@ pub(super) async fn refund_intake(ctx: &Ctx, ev: RefundEvent) -> Result<Intake, 
     enqueue_once(ctx, key, ev.to_message()?, &ev.event_id, ev.status.as_str()).await
 }
 
-/// Enqueue an event once per event id (the id is recorded only after its
-/// message is queued, as for payments).
+/// A payout's or refund's event, once per event id.
 pub(super) async fn enqueue_once(
     ctx: &Ctx,
     key: Key,
@@ -70,17 +86,6 @@ pub(super) async fn enqueue_once(
     event_id: &EventId,
     status: &str,
 ) -> Result<Intake, Error> {
-    let answer = |outcome| Intake {
-        event_id: event_id.clone(),
-        outcome,
-    };
-    if ctx.store.get(&key).await?.is_some() {
-        return Ok(answer(Outcome::Duplicate));
-    }
-    if let Err(e) = ctx.queue.send(QueueName::Events, &message).await {
-        tracing::error!(event_id = %event_id, error = %e, "enqueue failed");
-        return Err(Error::Unavailable("event queue".into()));
-    }
     let record = item(
         &key,
         [
@@ -90,21 +95,17 @@ pub(super) async fn enqueue_once(
             ("at_ms", Attr::N(ctx.now_ms())),
         ],
     );
-    match ctx
-        .store
-        .write(Write::Put {
-            item: record,
-            cond: Some(Cond::NotExists),
-        })
-        .await
-    {
-        Ok(()) => {
+    let outcome = match send_then_record(ctx, &key, &message, record).await? {
+        Once::Seen => Outcome::Duplicate,
+        Once::Queued => {
             tracing::info!(event_id = %event_id, status, outcome = "accepted", "webhook delivery");
-            Ok(answer(Outcome::Accepted))
+            Outcome::Accepted
         }
-        Err(StoreError::ConditionFailed { .. }) => Ok(answer(Outcome::Duplicate)),
-        Err(e) => Err(e.into()),
-    }
+    };
+    Ok(Intake {
+        event_id: event_id.clone(),
+        outcome,
+    })
 }
 
 pub(super) async fn duplicate(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {

@@ -139,7 +139,7 @@ pub struct CaseView {
     pub date: Option<String>,
     pub class: Option<String>,
     pub key: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<CaseStatus>,
     pub opened_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<i64>,
@@ -167,7 +167,7 @@ fn view(it: &Item) -> CaseView {
         date: text("date"),
         class: text("class"),
         key: text("key"),
-        status: text("status"),
+        status: it.str_attr("status").and_then(CaseStatus::parse),
         opened_ms: it.int_attr("opened_ms"),
         line: it.int_attr("line"),
         psp_side: doc("psp_side"),

@@ -11,50 +11,13 @@ use crate::money::{format_minor, Currency};
 use crate::schema::keys;
 use crate::store::{Attr, Item, ItemExt, Query, SkRange};
 
+use crate::domain::wallet::balance::balances;
 use crate::domain::Ctx;
 
 /// Ledger entries shown by `GET /v1/wallet/{player}`.
 pub const RECENT_ENTRIES: usize = 50;
 /// Related ids a ledger entry may carry.
 const RELATED_IDS: [&str; 4] = ["payment_id", "payout_id", "round_id", "refund_id"];
-/// Balance currencies read per wallet.
-const MAX_CURRENCIES: usize = 200;
-
-/// One currency's balance, in minor units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CurrencyBalance {
-    pub currency: Currency,
-    pub available: i64,
-    pub held: i64,
-}
-
-/// A player's balances per currency.
-pub async fn balances(ctx: &Ctx, player: &PlayerId) -> Result<Vec<CurrencyBalance>, Error> {
-    let q = Query::new(
-        keys::wallet_pk(player),
-        SkRange::Prefix(keys::BALANCE_PREFIX.into()),
-        MAX_CURRENCIES,
-    );
-    let page = ctx.store.query(&q).await?;
-    let mut out = Vec::new();
-    for it in &page.items {
-        let Some(currency) = it.str_attr("sk").and_then(keys::balance_currency) else {
-            continue;
-        };
-        let available = it.int_attr("available").unwrap_or(0);
-        let held = it.int_attr("held").unwrap_or(0);
-        if available < 0 || held < 0 {
-            // Never expected without a chargeback: shout, do not hide it.
-            tracing::error!(player_id = %player, currency = currency.code(), "negative wallet balance");
-        }
-        out.push(CurrencyBalance {
-            currency,
-            available,
-            held,
-        });
-    }
-    Ok(out)
-}
 
 #[derive(Debug, Serialize)]
 pub struct WalletView {
