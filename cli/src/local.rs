@@ -15,6 +15,7 @@ use payloop::domain::Ctx;
 use payloop::ids::PspId;
 use payloop::psp::health::HealthPolicy;
 use payloop::psp::http_connector::{HttpPsp, DEFAULT_TIMEOUT};
+use payloop::psp::https::Transport;
 use payloop::psp::routing::Router;
 use payloop::psp::signature::Scheme;
 use payloop::psp::{PspConnector, Psps, WebhookKeys};
@@ -294,6 +295,7 @@ fn psps(
             &h.base_url,
             api_key,
             webhook,
+            &local_transport(),
             opts.psp_timeout,
         )?;
         connectors.push(Arc::new(c));
@@ -306,13 +308,21 @@ fn psps(
     if let Some(h) = &opts.health {
         router = router.with_health(h.clone());
     }
-    Ok(Psps::new(connectors, router)?.force_degraded(opts.degraded))
+    Ok(Psps::new(connectors, router)?
+        .force_degraded(opts.degraded)
+        .with_transport(local_transport()))
 }
 
 fn embedded_backends(dir: &Path) -> std::io::Result<Backends> {
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("store.wal"))?);
     let queue_store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("queue.wal"))?);
     Ok((store, Arc::new(EmbeddedQueue::new(queue_store))))
+}
+
+/// The local stack's sandboxes listen on plain http on this machine: the one
+/// place http is allowed (Lambdas refuse it unless told otherwise).
+fn local_transport() -> Transport {
+    Transport::https_only().allowing_http()
 }
 
 /// The store and queue: given, else embedded in the data dir; each wrapped

@@ -9,6 +9,7 @@ use crate::domain::policy::{parse_fee_schedule, PayoutPolicy, Policies, ReconPol
 use crate::domain::Ctx;
 use crate::ids::PspId;
 use crate::psp::http_connector::{HttpPsp, DEFAULT_TIMEOUT};
+use crate::psp::https::Transport;
 use crate::psp::routing::Router;
 use crate::psp::Psps;
 use crate::psp::{PspConnector, WebhookKeys};
@@ -61,15 +62,17 @@ pub fn psps_from_env(config: &Config) -> Result<Psps, ConfigError> {
         Err(_) => Router::in_order(std::slice::from_ref(&config.default_psp)),
     };
     let api_key = Secret::new(required("PAYLOOP_PSP_API_KEY")?);
+    let transport = transport_from_env()?;
     let connectors = connectors_from_config(
         config,
         &required("PAYLOOP_PSP_ENDPOINTS")?,
         &api_key,
+        &transport,
         DEFAULT_TIMEOUT,
     )?;
     let forced = std::env::var("PAYLOOP_DEGRADED").is_ok_and(|v| v == "true" || v == "1");
     Psps::new(connectors, router)
-        .map(|p| p.force_degraded(forced))
+        .map(|p| p.force_degraded(forced).with_transport(transport))
         .map_err(|e| ConfigError(e.to_string()))
 }
 
@@ -126,12 +129,31 @@ fn recon_policy_from_env() -> Result<ReconPolicy, ConfigError> {
     })
 }
 
+/// How PSPs are reached: HTTPS with the system's roots, plus the CA
+/// certificates in `PAYLOOP_PSP_CA_FILE` (PEM) if set; plain http only with
+/// `PAYLOOP_ALLOW_HTTP_PSP=true` (local development, never production).
+pub fn transport_from_env() -> Result<Transport, ConfigError> {
+    let mut transport = Transport::https_only();
+    if let Ok(path) = std::env::var("PAYLOOP_PSP_CA_FILE") {
+        let pem = std::fs::read(&path)
+            .map_err(|e| ConfigError(format!("PAYLOOP_PSP_CA_FILE {path}: {e}")))?;
+        transport = transport
+            .trusting_pem(&pem)
+            .map_err(|e| ConfigError(format!("PAYLOOP_PSP_CA_FILE: {e}")))?;
+    }
+    if std::env::var("PAYLOOP_ALLOW_HTTP_PSP").is_ok_and(|v| v == "true" || v == "1") {
+        transport = transport.allowing_http();
+    }
+    Ok(transport)
+}
+
 /// One [`HttpPsp`] per PSP that has webhook secrets, at the endpoint
 /// given for it (`psp=url` pairs, comma-separated).
 pub fn connectors_from_config(
     config: &Config,
     endpoints: &str,
     api_key: &Secret,
+    transport: &Transport,
     timeout: Duration,
 ) -> Result<Vec<Arc<dyn PspConnector>>, ConfigError> {
     let mut urls = std::collections::BTreeMap::new();
@@ -144,11 +166,9 @@ pub fn connectors_from_config(
             .split_once('=')
             .ok_or_else(|| ConfigError(format!("PSP endpoint {pair:?} is not psp=url")))?;
         let psp = PspId::parse(name).map_err(|e| ConfigError(format!("PSP endpoint: {e}")))?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError(format!(
-                "PSP endpoint of {psp} must be an http(s) URL"
-            )));
-        }
+        transport
+            .check_endpoint(url)
+            .map_err(|e| ConfigError(format!("PSP endpoint of {psp}: {e}")))?;
         urls.insert(psp, url.to_owned());
     }
     config
@@ -166,8 +186,15 @@ pub fn connectors_from_config(
                 scheme,
                 secrets: secrets.to_vec(),
             };
-            let c = HttpPsp::new(psp.clone(), url, api_key.clone(), webhook, timeout)
-                .map_err(|e| ConfigError(e.to_string()))?;
+            let c = HttpPsp::new(
+                psp.clone(),
+                url,
+                api_key.clone(),
+                webhook,
+                transport,
+                timeout,
+            )
+            .map_err(|e| ConfigError(format!("PSP {psp}: {e}")))?;
             Ok(std::sync::Arc::new(c) as Arc<dyn PspConnector>)
         })
         .collect()

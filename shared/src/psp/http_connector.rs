@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::ids::PspId;
 use crate::money::{Currency, Money};
 use crate::psp::event::Inbound;
+use crate::psp::https::{Transport, TransportError};
 use crate::psp::signature::{Rejection, Verified, Window};
 use crate::psp::wire::{
     ErrorReply, OperationReply, PayoutBody, RefundBody, SessionBody, SessionReply, StatusReply,
@@ -41,18 +42,18 @@ pub struct HttpPsp {
 }
 
 impl HttpPsp {
+    /// A connector at `base_url`, reached over `transport` (HTTPS with
+    /// verified certificates; `http://` only where the transport allows it).
     pub fn new(
         id: PspId,
         base_url: &str,
         api_key: Secret,
         webhook: WebhookKeys,
+        transport: &Transport,
         timeout: Duration,
-    ) -> Result<HttpPsp, PspError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| PspError::Unavailable(format!("http client: {e}")))?;
+    ) -> Result<HttpPsp, TransportError> {
+        transport.check_endpoint(base_url)?;
+        let http = transport.client(timeout)?;
         Ok(HttpPsp {
             id,
             base_url: base_url.trim_end_matches('/').to_owned(),

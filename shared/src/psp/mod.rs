@@ -21,6 +21,7 @@ use crate::secret::Secret;
 pub mod event;
 pub mod health;
 pub mod http_connector;
+pub mod https;
 pub mod modes;
 pub mod routing;
 pub mod settlement;
@@ -220,6 +221,8 @@ pub struct Psps {
     pub router: routing::Router,
     pub health: health::Health,
     pub modes: modes::Modes,
+    /// How PSP endpoints and report URLs are reached (HTTPS unless allowed).
+    pub transport: https::Transport,
 }
 
 impl Psps {
@@ -239,7 +242,14 @@ impl Psps {
             router,
             health,
             modes,
+            transport: https::Transport::https_only(),
         })
+    }
+
+    /// Reach report URLs over `transport` (the connectors carry their own).
+    pub fn with_transport(mut self, transport: https::Transport) -> Psps {
+        self.transport = transport;
+        self
     }
 
     /// Degradation mode forced on by configuration.

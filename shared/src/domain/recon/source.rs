@@ -16,6 +16,9 @@ use crate::domain::recon::run::*;
 /// Bytes read per chunk from a file.
 pub(crate) const FILE_CHUNK: usize = 256 * 1024;
 
+/// The longest a report download may take (a day's report is large).
+const REPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Where the report comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -96,7 +99,16 @@ pub async fn open_report(
             Ok(Box::new(FileChunks(f)))
         }
         Source::Url(u) => {
-            let resp = reqwest::get(u.as_str())
+            let transport = &ctx.psps.transport;
+            transport
+                .check_endpoint(u)
+                .map_err(|e| Error::validation("source", e.to_string()))?;
+            let client = transport
+                .client(REPORT_TIMEOUT)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let resp = client
+                .get(u.as_str())
+                .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)
                 .map_err(|e| Error::Unavailable(format!("fetching the report: {e}")))?;
