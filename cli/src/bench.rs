@@ -133,7 +133,7 @@ pub async fn dlq(action: DlqAction) -> Result<(), BoxError> {
         Some(k) => k,
         None => local::DevSecrets::load_or_create(&data_dir)?.platform_key,
     };
-    let resp = reqwest::Client::new()
+    let resp = payloop::psp::https::local_client()?
         .post(format!("{url}/v1/ops/dlq/replay?max={max}"))
         .bearer_auth(key)
         .send()
@@ -288,7 +288,7 @@ async fn bench_deposits(
     }));
     let stack = local::start(opts).await?;
     let shared = Arc::new(Shared {
-        client: reqwest::Client::builder()
+        client: payloop::psp::https::local_client_builder()?
             .pool_max_idle_per_host(concurrency)
             .build()?,
         base: stack.base_url.clone(),

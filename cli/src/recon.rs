@@ -96,7 +96,7 @@ fn done(status: reqwest::StatusCode, body: String) -> Result<(), BoxError> {
 }
 
 pub async fn reconcile(a: ReconcileArgs) -> Result<(), BoxError> {
-    let http = reqwest::Client::new();
+    let http = payloop::psp::https::local_client()?;
     let mut body = json!({"psp": a.psp, "date": a.date});
     if let Some(s) = a.shards {
         body["shards"] = json!(s);
@@ -120,7 +120,7 @@ pub async fn reconcile(a: ReconcileArgs) -> Result<(), BoxError> {
 }
 
 pub async fn recon(action: ReconAction) -> Result<(), BoxError> {
-    let http = reqwest::Client::new();
+    let http = payloop::psp::https::local_client()?;
     match action {
         ReconAction::Cases {
             date,

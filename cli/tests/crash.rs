@@ -50,7 +50,7 @@ async fn acknowledged_money_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = payloop::psp::https::local_client().unwrap();
     let mut child = serve(dir.path(), port);
     wait_up(&http, &base).await;
     let secrets: Value = serde_json::from_str(

@@ -61,7 +61,7 @@ impl TestStack {
         let stack = local::start(opts).await.unwrap();
         TestStack {
             stack,
-            http: reqwest::Client::new(),
+            http: payloop::psp::https::local_client().unwrap(),
             _dir: dir,
             payments: Default::default(),
         }

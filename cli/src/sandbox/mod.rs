@@ -161,7 +161,7 @@ pub async fn start(opts: SandboxOptions) -> Result<SandboxHandle, BoxError> {
         book: Mutex::new(Book::default()),
         chaos: RwLock::new(Chaos::default()),
         deliveries: DeliveryLog::default(),
-        http: reqwest::Client::new(),
+        http: payloop::psp::https::local_client()?,
     });
     let app = router(Arc::clone(&state));
     let (stop, mut stop_rx) = watch::channel(false);

@@ -80,13 +80,21 @@ impl Transport {
     /// HTTP only when allowed), `timeout` for connecting and for the whole
     /// call.
     pub fn client(&self, timeout: Duration) -> Result<reqwest::Client, TransportError> {
-        reqwest::Client::builder()
+        self.client_builder(timeout)?
+            .build()
+            .map_err(|e| TransportError::Setup(e.to_string()))
+    }
+
+    /// The same, for a caller that tunes the client further (pool sizes).
+    pub fn client_builder(
+        &self,
+        timeout: Duration,
+    ) -> Result<reqwest::ClientBuilder, TransportError> {
+        Ok(reqwest::Client::builder()
             .use_preconfigured_tls(self.tls_config()?)
             .https_only(!self.allow_http)
             .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| TransportError::Setup(e.to_string()))
+            .connect_timeout(timeout))
     }
 
     fn tls_config(&self) -> Result<rustls::ClientConfig, TransportError> {
@@ -108,6 +116,26 @@ impl Transport {
             .with_no_client_auth())
     }
 }
+
+/// A client for this machine's own services (the local stack and its
+/// sandbox PSPs, tests): plain http allowed, the same TLS stack otherwise.
+/// Every HTTP client in payloop is built on [`Transport`]: reqwest carries
+/// no TLS provider of its own in this build.
+pub fn local_client() -> Result<reqwest::Client, TransportError> {
+    local_client_builder()?
+        .build()
+        .map_err(|e| TransportError::Setup(e.to_string()))
+}
+
+/// The same, to tune further (the bench's connection pool).
+pub fn local_client_builder() -> Result<reqwest::ClientBuilder, TransportError> {
+    Transport::https_only()
+        .allowing_http()
+        .client_builder(LOCAL_TIMEOUT)
+}
+
+/// Calls to this machine's own services time out after this.
+const LOCAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {

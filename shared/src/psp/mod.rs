@@ -18,6 +18,7 @@ use crate::psp::signature::{Rejection, Scheme, Verified, Window};
 use crate::schema::status::PaymentStatus;
 use crate::secret::Secret;
 
+pub mod adyen;
 pub mod event;
 pub mod health;
 pub mod http_connector;
