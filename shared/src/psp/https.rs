@@ -14,10 +14,11 @@ use rustls::pki_types::CertificateDer;
 /// Why a PSP endpoint cannot be reached as configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
-    #[error("{0}: plain http is refused (PSP endpoints must be https://)")]
-    PlainHttp(String),
-    #[error("{0}: not an http(s) URL")]
-    NotAUrl(String),
+    /// (The URL itself is never repeated: a pre-signed one carries a token.)
+    #[error("plain http is refused (PSP endpoints and report URLs must be https://)")]
+    PlainHttp,
+    #[error("not an http(s) URL")]
+    NotAUrl,
     #[error("trusted CA certificates: {0}")]
     BadCa(String),
     #[error("TLS setup: {0}")]
@@ -70,10 +71,10 @@ impl Transport {
         if url.starts_with("http://") {
             return match self.allow_http {
                 true => Ok(()),
-                false => Err(TransportError::PlainHttp(url.to_owned())),
+                false => Err(TransportError::PlainHttp),
             };
         }
-        Err(TransportError::NotAUrl(url.to_owned()))
+        Err(TransportError::NotAUrl)
     }
 
     /// A client on this transport: HTTPS with verified certificates (plain
@@ -147,7 +148,7 @@ mod tests {
         assert!(strict.check_endpoint("https://psp.example").is_ok());
         assert_eq!(
             strict.check_endpoint("http://psp.example"),
-            Err(TransportError::PlainHttp("http://psp.example".into()))
+            Err(TransportError::PlainHttp)
         );
         assert!(strict.check_endpoint("ftp://psp.example").is_err());
         let dev = Transport::https_only().allowing_http();

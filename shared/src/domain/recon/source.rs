@@ -111,7 +111,9 @@ pub async fn open_report(
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| Error::Unavailable(format!("fetching the report: {e}")))?;
+                .map_err(|e| {
+                    Error::Unavailable(format!("fetching the report: {}", e.without_url()))
+                })?;
             Ok(Box::new(UrlChunks(resp)))
         }
     }
