@@ -62,6 +62,7 @@ async fn every_order_of_every_event_twice_ends_exactly_right() {
                     amount_minor: 1234,
                     currency: eur,
                     occurred_ms: 0,
+                    psp_reference: None,
                 };
                 if round == 0 {
                     apply_event(&ctx, &ev).await.unwrap();
@@ -146,6 +147,7 @@ async fn racing_captures_past_the_read_credit_once() {
             amount_minor: 500,
             currency: eur,
             occurred_ms: 0,
+            psp_reference: None,
         };
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;

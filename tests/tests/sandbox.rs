@@ -68,13 +68,16 @@ async fn the_connector_drives_payouts_refunds_status_and_settlement() {
         Err(PspError::NotFound(_))
     ));
     // Refunds: partial, idempotent per refund id, never above the capture.
+    let payment_id = payloop::ids::PaymentId::parse(&id).unwrap();
     let refund = |refund_id: &'static str, amount: &'static str| {
         let connector = connector.clone();
         let reference = reference.clone();
+        let payment_id = payment_id.clone();
         async move {
             connector
                 .start_refund(&RefundRequest {
                     refund_id,
+                    payment_id: &payment_id,
                     payment_reference: &reference,
                     amount: eur(amount),
                 })

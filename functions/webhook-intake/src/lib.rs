@@ -1,12 +1,15 @@
 //! webhook-intake: `POST /v1/payments/webhook[/{psp}]`. Verify, dedupe, log,
-//! enqueue; 200 only once the event is durably queued.
+//! enqueue; 200 only once the event is durably queued. A PSP that batches
+//! signed items (Adyen) is answered `[accepted]` once every genuine item is
+//! queued or recorded, 401 when any item's signature failed (see
+//! `domain::events::batch`).
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use payloop::domain::events::{intake, Delivery};
+use payloop::domain::events::{intake, intake_batch, Delivery, Outcome};
 use payloop::domain::Ctx;
 use payloop::edge::{ApiError, Path, RawBody};
 use payloop::ids::PspId;
@@ -48,9 +51,16 @@ async fn take(
     psp: &PspId,
     headers: &HeaderMap,
     raw: &[u8],
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
+    let batch = ctx.psps.get(psp).and_then(|c| c.read_batch(headers, raw));
+    if let Some(batch) = batch {
+        let got = intake_batch(ctx, psp, batch?).await?;
+        if got.count(Outcome::BadSignature) > 0 {
+            return Err(Error::BadSignature.into());
+        }
+        // Adyen's own acknowledgement, byte for byte.
+        return Ok(([(axum::http::header::CONTENT_TYPE, "text/plain")], "[accepted]").into_response());
+    }
     let got = intake(ctx, &Delivery { psp, headers, raw }).await?;
-    Ok(Json(
-        json!({"event_id": got.event_id, "outcome": got.outcome.as_str()}),
-    ))
+    Ok(Json(json!({"event_id": got.event_id, "outcome": got.outcome.as_str()})).into_response())
 }

@@ -20,6 +20,10 @@ pub struct PspEvent {
     pub currency: Currency,
     /// When the PSP says it happened (epoch ms).
     pub occurred_ms: i64,
+    /// The PSP's reference of the payment, when its events carry one (a
+    /// refund is asked for under it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psp_reference: Option<String>,
 }
 
 impl PspEvent {
@@ -115,6 +119,38 @@ impl Inbound {
             Inbound::Refund(e) => e.occurred_ms,
         }
     }
+}
+
+/// One item of a delivery that batches several events (Adyen), each
+/// verified on its own.
+#[derive(Debug)]
+pub struct BatchItem {
+    /// The PSP's reference of the item (for the delivery log).
+    pub reference: String,
+    /// The record the item names (payment, payout or refund), unverified.
+    pub claimed: Option<String>,
+    pub verdict: ItemVerdict,
+}
+
+/// What one item of a batch is.
+#[derive(Debug)]
+pub enum ItemVerdict {
+    /// Verified and normalised: taken like any single delivery.
+    Event(Inbound),
+    /// Its signature does not verify: logged, never applied.
+    BadSignature,
+    /// Verified, but its fields are wrong (named in the error).
+    Invalid(crate::Error),
+    /// Verified; nothing payloop applies by itself (kept for an operator).
+    Unhandled { event_code: String },
+    /// Verified: a settlement report is ready at this URL.
+    ReportAvailable { url: String },
+}
+
+/// A batched delivery, read.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub items: Vec<BatchItem>,
 }
 
 /// A queue message: a payment event or a payout event.

@@ -13,7 +13,7 @@ use crate::clock::Day;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{PaymentId, PspId};
 use crate::money::Money;
-use crate::psp::event::{Inbound, OperationOutcome};
+use crate::psp::event::{Batch, Inbound, OperationOutcome};
 use crate::psp::signature::{Rejection, Scheme, Verified, Window};
 use crate::schema::status::PaymentStatus;
 use crate::secret::Secret;
@@ -61,6 +61,8 @@ pub struct PayoutRequest<'a> {
 pub struct RefundRequest<'a> {
     /// Our id; the PSP's idempotency key for this refund.
     pub refund_id: &'a str,
+    /// Our payment the refund gives back (part of).
+    pub payment_id: &'a PaymentId,
     /// The PSP's reference of the captured payment.
     pub payment_reference: &'a str,
     pub amount: Money,
@@ -184,6 +186,12 @@ pub trait PspConnector: Send + Sync {
     /// The settlement report (CSV, [`wire::SETTLEMENT_HEADER`]) of one day.
     async fn settlement_report(&self, day: Day) -> Result<Box<dyn ReportChunks>, PspError>;
 
+    /// How this PSP's settlement reports read (payloop's own format unless
+    /// the PSP has its own).
+    fn report_format(&self) -> Box<dyn settlement::LineFormat> {
+        Box::new(settlement::PayloopFormat::default())
+    }
+
     /// Check a webhook delivery's signature under this PSP's scheme.
     fn verify_webhook(
         &self,
@@ -194,6 +202,13 @@ pub trait PspConnector: Send + Sync {
 
     /// Turn a verified delivery's body into our event type.
     fn normalise_webhook(&self, raw: &[u8], signed_at_s: Option<i64>) -> Result<Inbound, Error>;
+
+    /// A PSP whose deliveries batch several events, each signed on its own
+    /// (Adyen), reads them here; `None` for one signed event per delivery.
+    /// `Err` refuses the whole delivery (bad credentials, unreadable body).
+    fn read_batch(&self, _headers: &HeaderMap, _raw: &[u8]) -> Option<Result<Batch, Error>> {
+        None
+    }
 }
 
 /// A PSP's webhook signing: its scheme and current secrets (two during a

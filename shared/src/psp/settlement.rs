@@ -79,18 +79,76 @@ pub enum ReportError {
     Empty,
 }
 
-/// Feeds chunks in, yields complete lines. Holds at most one partial line.
+/// How one report's lines read: its header, then each line as one of
+/// payloop's settlement lines (borrowing the line's text), or `None` for a
+/// line that moves no player's money.
+pub trait LineFormat: Send {
+    /// Line 1.
+    fn header(&mut self, text: &str) -> Result<(), ReportError>;
+    /// Data line `line` (2-based).
+    fn line<'a>(&mut self, line: u64, text: &'a str) -> Option<Result<LineRef<'a>, ReportError>>;
+}
+
+/// payloop's own format ([`SETTLEMENT_HEADER`]): what the sandboxes send.
 #[derive(Debug, Default)]
-pub struct ReportReader {
-    partial: Vec<u8>,
-    line: u64,
+pub struct PayloopFormat {
     /// The last currency seen (reports are mostly one currency).
     last_currency: Option<Currency>,
+}
+
+impl LineFormat for PayloopFormat {
+    fn header(&mut self, text: &str) -> Result<(), ReportError> {
+        (text == SETTLEMENT_HEADER)
+            .then_some(())
+            .ok_or(ReportError::BadHeader)
+    }
+
+    fn line<'a>(&mut self, line: u64, text: &'a str) -> Option<Result<LineRef<'a>, ReportError>> {
+        Some(parse_line(line, text, &mut self.last_currency))
+    }
+}
+
+impl LineFormat for Box<dyn LineFormat> {
+    fn header(&mut self, text: &str) -> Result<(), ReportError> {
+        (**self).header(text)
+    }
+
+    fn line<'a>(&mut self, line: u64, text: &'a str) -> Option<Result<LineRef<'a>, ReportError>> {
+        (**self).line(line, text)
+    }
+}
+
+/// Feeds chunks in, yields complete lines. Holds at most one partial line.
+#[derive(Debug, Default)]
+pub struct ReportReader<F = PayloopFormat> {
+    partial: Vec<u8>,
+    line: u64,
+    /// Lines the format skipped (no player's money moved).
+    skipped: u64,
+    format: F,
 }
 
 impl ReportReader {
     pub fn new() -> ReportReader {
         ReportReader::default()
+    }
+}
+
+impl<F: LineFormat> ReportReader<F> {
+    /// A reader of a PSP's own report format.
+    pub fn with_format(format: F) -> ReportReader<F> {
+        ReportReader {
+            partial: Vec::new(),
+            line: 0,
+            skipped: 0,
+            format,
+        }
+    }
+
+    /// Lines read that move no player's money (e.g. the PSP's own payouts
+    /// to the merchant).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
 
     /// Take a chunk; returns the lines it completed, each parsed or refused.
@@ -160,9 +218,13 @@ impl ReportReader {
             return Some(Err(bad(line, "line", "is not UTF-8")));
         };
         if line == 1 {
-            return (text != SETTLEMENT_HEADER).then_some(Err(ReportError::BadHeader));
+            return self.format.header(text).err().map(Err);
         }
-        Some(parse_line(line, text, &mut self.last_currency))
+        let parsed = self.format.line(line, text);
+        if parsed.is_none() {
+            self.skipped += 1;
+        }
+        parsed
     }
 }
 

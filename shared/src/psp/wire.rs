@@ -271,6 +271,7 @@ pub fn parse_webhook(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Resul
         amount_minor: amount.minor(),
         currency,
         occurred_ms: ts_ms,
+        psp_reference: None,
     })
 }
 

@@ -264,6 +264,11 @@ fn payment_move(p: &Payment, ev: &PspEvent, now_ms: i64) -> Write {
             "credited_txn",
             p.id.deposit_txn_id().as_str(),
         ));
+        // A PSP that names the payment only once it is paid (Adyen's
+        // pspReference, not its session id): refunds are asked under it.
+        if let Some(reference) = &ev.psp_reference {
+            ops.push(UpdateOp::set("psp_reference", reference.as_str()));
+        }
     }
     Write::Update {
         key: keys::payment(&p.id),

@@ -42,14 +42,26 @@ pub(super) async fn log_delivery(ctx: &Ctx, ev: &PspEvent, outcome: Outcome) {
 }
 
 pub(super) async fn log_rejected(ctx: &Ctx, d: &Delivery<'_>, outcome: Outcome) {
-    let payment = claimed_payment_id(d.raw).unwrap_or_else(|| format!("unknown#{}", d.psp));
-    tracing::info!(payment_id = %payment, psp = %d.psp, outcome = outcome.as_str(), "webhook delivery");
+    log_by_claim(ctx, d.psp, claimed_payment_id(d.raw), outcome, false).await;
+}
+
+/// Record a delivery (or batch item) that reached no event under the
+/// payment it claims, or under `unknown#<psp>`.
+pub(super) async fn log_by_claim(
+    ctx: &Ctx,
+    psp: &PspId,
+    claimed: Option<String>,
+    outcome: Outcome,
+    verified: bool,
+) {
+    let payment = claimed.unwrap_or_else(|| format!("unknown#{psp}"));
+    tracing::info!(payment_id = %payment, psp = %psp, outcome = outcome.as_str(), "webhook delivery");
     let key = keys::unverified_delivery(&payment, &new_ulid("dlv"));
     let attrs = [
         ("outcome", Attr::from(outcome.as_str())),
-        ("psp", Attr::from(d.psp.as_str())),
+        ("psp", Attr::from(psp.as_str())),
         ("at_ms", Attr::N(ctx.now_ms())),
-        ("verified", Attr::B(false)),
+        ("verified", Attr::B(verified)),
     ];
     if let Err(e) = ctx
         .store

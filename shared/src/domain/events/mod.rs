@@ -16,8 +16,11 @@ use crate::psp::event::{Inbound, PayoutEvent, PspEvent, RefundEvent};
 use crate::psp::signature::{Rejection, Window};
 use crate::schema::keys;
 
+mod batch;
 mod dedupe;
 mod log;
+
+pub use batch::{intake_batch, BatchIntake};
 
 // The capability's files share their helpers through this module.
 use dedupe::*;
@@ -33,6 +36,10 @@ pub enum Outcome {
     UnknownPayment,
     Mismatch,
     Invalid,
+    /// Genuine, but nothing payloop applies by itself (kept for an operator).
+    Unhandled,
+    /// Genuine: the PSP announces a settlement report.
+    ReportAvailable,
 }
 
 impl Outcome {
@@ -45,6 +52,8 @@ impl Outcome {
             Outcome::UnknownPayment => "unknown_payment",
             Outcome::Mismatch => "mismatch",
             Outcome::Invalid => "invalid",
+            Outcome::Unhandled => "unhandled",
+            Outcome::ReportAvailable => "report_available",
         }
     }
 }
@@ -63,10 +72,8 @@ pub struct Intake {
 
 /// Take one delivery. `Ok` means: acknowledge (200). `Err` carries the 4xx/5xx.
 pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
-    let ev = match verified_event(ctx, d) {
-        Ok(Inbound::Payment(ev)) => ev,
-        Ok(Inbound::Payout(ev)) => return payout_intake(ctx, ev).await,
-        Ok(Inbound::Refund(ev)) => return refund_intake(ctx, ev).await,
+    let inbound = match verified_event(ctx, d) {
+        Ok(inbound) => inbound,
         Err(Rejected::Signature(e)) => {
             log_rejected(ctx, d, Outcome::BadSignature).await;
             return Err(e);
@@ -82,6 +89,16 @@ pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
             }
             return Err(Error::StaleEvent);
         }
+    };
+    take_verified(ctx, inbound).await
+}
+
+/// Take one verified event: match it to its record, dedupe, enqueue.
+async fn take_verified(ctx: &Ctx, inbound: Inbound) -> Result<Intake, Error> {
+    let ev = match inbound {
+        Inbound::Payment(ev) => ev,
+        Inbound::Payout(ev) => return payout_intake(ctx, ev).await,
+        Inbound::Refund(ev) => return refund_intake(ctx, ev).await,
     };
     let Some(found) = ctx.store.get(&keys::payment(&ev.payment_id)).await? else {
         log_delivery(ctx, &ev, Outcome::UnknownPayment).await;

@@ -33,6 +33,7 @@ pub(crate) async fn heal(
         amount_minor: t.gross_minor,
         currency: t.currency,
         occurred_ms: run.day.start_ms(),
+        psp_reference: None,
     };
     match deposits::apply_event(ctx, &ev).await {
         Ok(Applied::Moved(_)) => {

@@ -23,7 +23,7 @@ use crate::domain::recon::report::DayReport;
 use crate::domain::recon::report::Totals;
 use crate::domain::recon::spill::{encode_line, Spill, SpillReader};
 use crate::domain::Ctx;
-use crate::psp::settlement::{ReportReader, SettledLine};
+use crate::psp::settlement::{PayloopFormat, ReportReader, SettledLine};
 use crate::schema::recon_index::{self, bucket_parts, key_id, match_key, Kind, Record, BUCKETS};
 
 use crate::domain::recon::heal::look_closer;
@@ -139,7 +139,11 @@ async fn spill_report(
     dir: &Path,
 ) -> Result<Problems, Error> {
     let mut chunks = open_report(ctx, run, src).await?;
-    let mut reader = ReportReader::new();
+    let format = match ctx.psps.get(&run.psp) {
+        Some(c) => c.report_format(),
+        None => Box::new(PayloopFormat::default()),
+    };
+    let mut reader = ReportReader::with_format(format);
     let mut spill = Spill::create(dir, "theirs", &run.buckets()).map_err(io)?;
     let mut bad = Problems::default();
     let mut failed: Option<std::io::Error> = None;
@@ -166,6 +170,9 @@ async fn spill_report(
         if let Some(e) = failed.take() {
             return Err(io(e));
         }
+    }
+    if reader.skipped() > 0 {
+        tracing::info!(psp = %run.psp, day = %run.day, skipped = reader.skipped(), "report lines that move no player's money");
     }
     if let Err(e) = reader.finish() {
         bad.push(e.to_string());

@@ -45,6 +45,7 @@ pub(super) async fn deliver(
         Some(c) => {
             c.start_refund(&PspRefund {
                 refund_id: &refund_id,
+                payment_id: &p.id,
                 payment_reference: &reference,
                 amount,
             })

@@ -1,7 +1,11 @@
 //! Adyen, the first real PSP: what its published API contract says, in
-//! code. So far: its standard notifications (item HMAC and normalisation)
-//! and its settlement details report (translated into payloop's settlement
-//! lines); the Checkout and Transfers calls and the routes follow (issue 11).
+//! code: the Checkout and Transfers calls (`connector`, `api`), standard
+//! notifications and transfer webhooks (`notification`, `webhook`), and
+//! the settlement details report (`settlement`). docs/connectors.md walks
+//! through it as the worked example of adding a PSP.
 
+pub mod api;
+pub mod connector;
 pub mod notification;
 pub mod settlement;
+pub mod webhook;

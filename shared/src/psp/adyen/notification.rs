@@ -220,6 +220,13 @@ fn payment_event(psp: &PspId, item: &Item, status: PaymentStatus) -> Result<Item
         amount_minor: item.amount.value,
         currency: item.currency()?,
         occurred_ms: item.occurred_ms()?,
+        // A CAPTURE's own reference is the capture's; the payment's is the original.
+        psp_reference: Some(
+            item.original_reference
+                .clone()
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| item.psp_reference.clone()),
+        ),
     }))
 }
 

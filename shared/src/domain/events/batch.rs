@@ -1,0 +1,97 @@
+//! A delivery that batches several events, each signed on its own (Adyen's
+//! notifications): every item is taken like a single delivery; the batch
+//! is answered once every genuine item is durably queued or recorded.
+//!
+//! | item                              | what happens                       | batch answer |
+//! |-----------------------------------|------------------------------------|--------------|
+//! | verified event                    | matched, deduped, queued           | 200          |
+//! | verified, unknown record          | logged `unknown_payment`           | 200          |
+//! | verified, bad fields              | logged `invalid`                   | 200          |
+//! | verified, nothing to apply        | logged `unhandled` / `report_available` | 200     |
+//! | bad signature                     | logged `bad_signature`, never applied | 401       |
+//! | store or queue down               | —                                  | 503          |
+//!
+//! A 401 or 503 makes the PSP deliver the batch again: the items already
+//! queued are duplicates then (harmless), and an item signed with a key
+//! that was missing here goes through once the key is configured.
+
+use super::*;
+use crate::psp::event::{Batch, ItemVerdict};
+
+/// What a batch did, item by item (in the batch's order).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchIntake {
+    pub outcomes: Vec<Outcome>,
+}
+
+impl BatchIntake {
+    pub fn count(&self, o: Outcome) -> usize {
+        self.outcomes.iter().filter(|x| **x == o).count()
+    }
+}
+
+/// The payment a batch item names (its merchant reference may be a
+/// payment id, a payout id or `<payment id>.<refund id>`).
+fn claimed_payment(claimed: Option<&str>) -> Option<String> {
+    let first = claimed?.split('.').next()?;
+    PaymentId::parse(first).ok().map(|p| p.as_str().to_owned())
+}
+
+/// Take every item of a batch. `Err` only when the store or queue failed:
+/// then nothing about the answer is certain and the PSP must retry.
+pub async fn intake_batch(ctx: &Ctx, psp: &PspId, batch: Batch) -> Result<BatchIntake, Error> {
+    let mut out = BatchIntake::default();
+    for item in batch.items {
+        let claimed = claimed_payment(item.claimed.as_deref());
+        let outcome = match item.verdict {
+            ItemVerdict::Event(inbound) => match take_verified(ctx, inbound).await {
+                Ok(got) => got.outcome,
+                // Logged by intake; a PSP retrying it for days would not help.
+                Err(Error::UnknownPayment) => Outcome::UnknownPayment,
+                Err(e @ (Error::Validation { .. } | Error::NotFound { .. })) => {
+                    tracing::info!(psp = %psp, error = %e, "batch item refused");
+                    log_by_claim(ctx, psp, claimed, Outcome::Invalid, true).await;
+                    Outcome::Invalid
+                }
+                Err(e) => return Err(e),
+            },
+            ItemVerdict::BadSignature => {
+                log_by_claim(ctx, psp, claimed, Outcome::BadSignature, false).await;
+                Outcome::BadSignature
+            }
+            ItemVerdict::Invalid(e) => {
+                tracing::info!(psp = %psp, reference = %item.reference, error = %e, "batch item invalid");
+                log_by_claim(ctx, psp, claimed, Outcome::Invalid, true).await;
+                Outcome::Invalid
+            }
+            ItemVerdict::Unhandled { event_code } => {
+                tracing::info!(psp = %psp, reference = %item.reference, event_code = %event_code, "batch item kept for an operator");
+                log_by_claim(ctx, psp, claimed, Outcome::Unhandled, true).await;
+                Outcome::Unhandled
+            }
+            ItemVerdict::ReportAvailable { url } => {
+                let file = url.rsplit('/').next().unwrap_or_default().to_owned();
+                tracing::info!(psp = %psp, file = %file, "settlement report available");
+                log_by_claim(ctx, psp, None, Outcome::ReportAvailable, true).await;
+                Outcome::ReportAvailable
+            }
+        };
+        out.outcomes.push(outcome);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_item_is_logged_under_the_payment_it_names() {
+        let pay = "pay_01JD0000000000000000000000";
+        assert_eq!(claimed_payment(Some(pay)).as_deref(), Some(pay));
+        let refund = format!("{pay}.rf_01JD0000000000000000000001");
+        assert_eq!(claimed_payment(Some(&refund)).as_deref(), Some(pay));
+        assert_eq!(claimed_payment(Some("po_01JD0000000000000000000000")), None);
+        assert_eq!(claimed_payment(None), None);
+    }
+}
