@@ -19,6 +19,7 @@ use payloop::psp::https::Transport;
 use payloop::psp::routing::Router;
 use payloop::psp::signature::Scheme;
 use payloop::psp::{PspConnector, Psps, WebhookKeys};
+use payloop::runtime::{check_unique, listed_connectors};
 use payloop::queue::embedded::EmbeddedQueue;
 use payloop::queue::Queue;
 use payloop::store::embedded::EmbeddedStore;
@@ -126,6 +127,8 @@ pub struct LocalOptions {
     pub sweep_every: Duration,
     /// Payout rules (limits, KYC, timeouts).
     pub payouts: payloop::domain::policy::PayoutPolicy,
+    /// A PSP list (JSON, `psp::list`) added beside the sandboxes.
+    pub psp_list: Option<String>,
 }
 
 impl LocalOptions {
@@ -152,6 +155,7 @@ impl LocalOptions {
             psp_timeout: DEFAULT_TIMEOUT,
             sweep_every: Duration::from_secs(1),
             payouts: payloop::domain::policy::PayoutPolicy::default(),
+            psp_list: None,
         }
     }
 }
@@ -299,6 +303,11 @@ fn psps(
             opts.psp_timeout,
         )?;
         connectors.push(Arc::new(c));
+    }
+    if let Some(json) = &opts.psp_list {
+        let env = |name: &str| std::env::var(name).ok();
+        connectors.extend(listed_connectors(json, &local_transport(), &env)?);
+        check_unique(&connectors)?;
     }
     let names: Vec<PspId> = handles.iter().map(|h| h.name.clone()).collect();
     let mut router = match opts.routing.as_deref() {

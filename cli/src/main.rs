@@ -49,6 +49,10 @@ enum Command {
         /// Start in degradation mode (heavy methods off) until switched off.
         #[arg(long)]
         degraded: bool,
+        /// More PSPs (a PSP list, JSON: sandbox or adyen kind) beside the sandboxes;
+        /// routing rules (--routing) can send deposits to them.
+        #[arg(long, env = "PAYLOOP_PSPS_FILE")]
+        psps: Option<PathBuf>,
     },
     /// Run only the three sandbox PSPs (for a payloop running elsewhere).
     Sandbox {
@@ -98,8 +102,10 @@ async fn main() -> Result<(), BoxError> {
             webhook_scheme,
             sandbox_port,
             degraded,
+            psps,
         } => {
             let opts = LocalOptions {
+                psp_list: psps.map(std::fs::read_to_string).transpose()?,
                 host,
                 port,
                 visibility: Duration::from_secs(visibility_secs),
@@ -204,6 +210,10 @@ fn print_banner(stack: &local::LocalStack) {
             h.state.opts.scheme.as_str(),
             h.base_url
         );
+    }
+    let sandboxes: Vec<&str> = stack.sandboxes.iter().map(|h| h.name.as_str()).collect();
+    for psp in stack.ctx.psps.ids().filter(|p| !sandboxes.contains(&p.as_str())) {
+        println!("listed PSP  {:<10} webhooks at {base}/v1/payments/webhook/{psp}", psp.as_str());
     }
     println!("Ctrl-C stops it; data stays in the data directory.");
 }

@@ -178,7 +178,13 @@ impl Config {
         Ok(Config {
             client_keys: KeyRing::parse(&required("PAYLOOP_CLIENT_KEYS")?)?,
             platform_keys: KeyRing::parse(&required("PAYLOOP_PLATFORM_KEYS")?)?,
-            webhook_secrets: WebhookSecrets::parse(&required("PAYLOOP_WEBHOOK_SECRETS")?)?,
+            // With a PSP list (`PAYLOOP_PSPS`) the legacy per-PSP variables
+            // are optional: the list carries each PSP's secrets.
+            webhook_secrets: match std::env::var("PAYLOOP_WEBHOOK_SECRETS") {
+                Ok(list) => WebhookSecrets::parse(&list)?,
+                Err(_) if std::env::var_os("PAYLOOP_PSPS").is_some() => WebhookSecrets::default(),
+                Err(_) => return Err(ConfigError("PAYLOOP_WEBHOOK_SECRETS is not set".into())),
+            },
             public_url: required("PAYLOOP_PUBLIC_URL")?,
             default_psp: PspId::parse(&default_psp)
                 .map_err(|e| ConfigError(format!("PAYLOOP_DEFAULT_PSP: {e}")))?,

@@ -53,23 +53,31 @@ pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>),
     Ok((Arc::new(store), Arc::new(queue)))
 }
 
-/// The PSP connectors (one per PSP with webhook secrets, at its
-/// `PAYLOOP_PSP_ENDPOINTS` URL, with `PAYLOOP_PSP_API_KEY`) and the routing
+/// The PSP connectors: every entry of the PSP list `PAYLOOP_PSPS` (see
+/// `psp::list`), plus one per PSP with legacy webhook secrets (at its
+/// `PAYLOOP_PSP_ENDPOINTS` URL, with `PAYLOOP_PSP_API_KEY`), and the routing
 /// rules (`PAYLOOP_ROUTING`, a JSON document; default: the default PSP only).
 pub fn psps_from_env(config: &Config) -> Result<Psps, ConfigError> {
     let router = match std::env::var("PAYLOOP_ROUTING") {
         Ok(json) => Router::from_json(&json).map_err(|e| ConfigError(e.to_string()))?,
         Err(_) => Router::in_order(std::slice::from_ref(&config.default_psp)),
     };
-    let api_key = Secret::new(required("PAYLOOP_PSP_API_KEY")?);
     let transport = transport_from_env()?;
-    let connectors = connectors_from_config(
-        config,
-        &required("PAYLOOP_PSP_ENDPOINTS")?,
-        &api_key,
-        &transport,
-        DEFAULT_TIMEOUT,
-    )?;
+    let mut connectors = match std::env::var("PAYLOOP_PSPS") {
+        Ok(json) => listed_connectors(&json, &transport, &|name| std::env::var(name).ok())?,
+        Err(_) => Vec::new(),
+    };
+    if config.webhook_secrets.psps().next().is_some() {
+        let api_key = Secret::new(required("PAYLOOP_PSP_API_KEY")?);
+        connectors.extend(connectors_from_config(
+            config,
+            &required("PAYLOOP_PSP_ENDPOINTS")?,
+            &api_key,
+            &transport,
+            DEFAULT_TIMEOUT,
+        )?);
+    }
+    check_unique(&connectors)?;
     let forced = std::env::var("PAYLOOP_DEGRADED").is_ok_and(|v| v == "true" || v == "1");
     Psps::new(connectors, router)
         .map(|p| p.force_degraded(forced).with_transport(transport))
@@ -145,6 +153,32 @@ pub fn transport_from_env() -> Result<Transport, ConfigError> {
         transport = transport.allowing_http();
     }
     Ok(transport)
+}
+
+/// The connectors of a PSP list (JSON), secrets by reference read through `env`.
+pub fn listed_connectors(
+    json: &str,
+    transport: &Transport,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Arc<dyn PspConnector>>, ConfigError> {
+    let list = crate::psp::list::parse(json).map_err(|e| ConfigError(e.to_string()))?;
+    let build = crate::psp::list::Build {
+        transport,
+        timeout: DEFAULT_TIMEOUT,
+        env,
+    };
+    crate::psp::list::connectors(&list, &build).map_err(|e| ConfigError(e.to_string()))
+}
+
+/// A PSP named twice (in the list and by the legacy variables) is refused.
+pub fn check_unique(connectors: &[Arc<dyn PspConnector>]) -> Result<(), ConfigError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for c in connectors {
+        if !seen.insert(c.id().clone()) {
+            return Err(ConfigError(format!("PSP {} is configured twice", c.id())));
+        }
+    }
+    Ok(())
 }
 
 /// One [`HttpPsp`] per PSP that has webhook secrets, at the endpoint

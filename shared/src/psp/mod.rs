@@ -23,6 +23,7 @@ pub mod event;
 pub mod health;
 pub mod http_connector;
 pub mod https;
+pub mod list;
 pub mod modes;
 pub mod routing;
 pub mod settlement;

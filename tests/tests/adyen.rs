@@ -1,0 +1,303 @@
+//! The Adyen connector against Adyen's own contract: Stoplight Prism serves
+//! Adyen's published OpenAPI files (Checkout v71, Transfers v4) with request
+//! validation (`scripts/prism.sh`), so every request the connector sends
+//! must pass Adyen's schema or the call fails with Prism's 422. End to end
+//! through the local stack (what `payloop serve --psps FILE` runs): a
+//! deposit opens a hosted session at "Adyen", a signed AUTHORISATION
+//! credits it once, a refund and its REFUND debit once, a payout and its
+//! transfer webhook settle once; duplicated and reordered notifications are
+//! harmless; a wrong HMAC or missing basic auth never moves money.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use payloop::domain::policy::PayoutPolicy;
+use payloop_tests::{assert_wallet_audits, deposit_body, Resp, TestStack, WAIT};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+/// The notification HMAC key of the test merchant (hex).
+pub const HMAC_KEY: &str = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056";
+pub const MERCHANT: &str = "PayloopCasinoEU";
+const HOOK_USER: &str = "adyen-notifications";
+const HOOK_PASSWORD: &str = "hook-password-0123";
+/// What Prism answers for a session (scripts/prism.sh adds the `url`).
+const PRISM_SESSION_URL: &str =
+    "https://checkoutshopper-test.adyen.com/checkoutshopper/pay/session?id=CS451F2AB1ED897A94";
+/// Prism's example refund reference.
+const PRISM_REFUND_REFERENCE: &str = "993617894906488A";
+
+/// The Prism endpoints, or `None` after printing why the test is skipped.
+/// Under the test command (`PAYLOOP_REQUIRE_PRISM` set) they must be there.
+pub fn prism(test: &str) -> Option<(String, String)> {
+    use std::io::Write as _;
+    match (
+        std::env::var("PAYLOOP_TEST_PRISM_CHECKOUT"),
+        std::env::var("PAYLOOP_TEST_PRISM_TRANSFERS"),
+    ) {
+        (Ok(c), Ok(t)) => Some((c, t)),
+        _ => {
+            assert!(
+                std::env::var_os("PAYLOOP_REQUIRE_PRISM").is_none(),
+                "{test}: PAYLOOP_TEST_PRISM_CHECKOUT/TRANSFERS are not set but PAYLOOP_REQUIRE_PRISM \
+                 requires the Adyen contract tests (scripts/test.sh starts Prism)"
+            );
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: run `scripts/prism.sh start` and set PAYLOOP_TEST_PRISM_CHECKOUT=\
+                 http://127.0.0.1:4010 PAYLOOP_TEST_PRISM_TRANSFERS=http://127.0.0.1:4011"
+            );
+            None
+        }
+    }
+}
+
+/// The PSP list `payloop serve --psps` reads: one Adyen entry at Prism.
+pub fn psp_list(checkout: &str, transfers: &str) -> String {
+    json!([{
+        "id": "adyen", "kind": "adyen",
+        "api_base_url": checkout, "transfers_base_url": transfers,
+        "merchant_account": MERCHANT, "balance_account_id": "BA3227C223222B5B9SCR82TMV",
+        "secrets": {"api_key": "AQEyhmfxK4-test-api-key", "hmac_keys": [HMAC_KEY],
+                    "basic_auth": {"username": HOOK_USER, "password": HOOK_PASSWORD}}
+    }])
+    .to_string()
+}
+
+pub async fn start(checkout: &str, transfers: &str) -> TestStack {
+    let list = psp_list(checkout, transfers);
+    TestStack::start_with(move |o| {
+        o.psp_list = Some(list);
+        o.routing = Some(r#"{"routes": [{"psp": "adyen", "cost_bps": 20, "weight": 1}]}"#.into());
+        o.payouts = PayoutPolicy {
+            outcome_timeout_ms: 60_000,
+            retry_after_ms: 200,
+            ..PayoutPolicy::default()
+        };
+        o.sweep_every = Duration::from_millis(100);
+    })
+    .await
+}
+
+/// One notification item, signed with `key` as Adyen signs it.
+pub fn item(
+    code: &str,
+    success: bool,
+    psp_reference: &str,
+    original: Option<&str>,
+    merchant_reference: &str,
+    value: i64,
+    key: &str,
+) -> Value {
+    let success = if success { "true" } else { "false" };
+    let signed = [
+        psp_reference,
+        original.unwrap_or(""),
+        MERCHANT,
+        merchant_reference,
+        &value.to_string(),
+        "EUR",
+        code,
+        success,
+    ]
+    .join(":");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&hex::decode(key).unwrap()).unwrap();
+    mac.update(signed.as_bytes());
+    let sig = B64.encode(mac.finalize().into_bytes());
+    let mut it = json!({
+        "pspReference": psp_reference, "merchantAccountCode": MERCHANT,
+        "merchantReference": merchant_reference, "eventCode": code, "success": success,
+        "eventDate": "2026-11-20T10:00:00+01:00",
+        "amount": {"value": value, "currency": "EUR"},
+        "additionalData": {"hmacSignature": sig}
+    });
+    if let Some(o) = original {
+        it["originalReference"] = o.into();
+    }
+    json!({"NotificationRequestItem": it})
+}
+
+pub async fn notify(t: &TestStack, items: &[Value], auth: bool) -> Resp {
+    let body = json!({"live": "false", "notificationItems": items});
+    let mut req = t
+        .http
+        .post(t.url("/v1/payments/webhook/adyen"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if auth {
+        req = req.basic_auth(HOOK_USER, Some(HOOK_PASSWORD));
+    }
+    t.send(req).await
+}
+
+pub async fn accepted(t: &TestStack, items: &[Value]) {
+    let r = notify(t, items, true).await;
+    assert_eq!((r.status, r.text.as_str()), (200, "[accepted]"));
+}
+
+async fn transfer_webhook(t: &TestStack, payout_id: &str, status: &str, key: &str) -> Resp {
+    let body = json!({
+        "data": {"id": "48TYZO5ZVURJ2FCW", "reference": payout_id, "status": status,
+                 "amount": {"currency": "EUR", "value": -1000}, "category": "bank",
+                 "direction": "outgoing", "creationDate": "2026-11-20T10:00:00+01:00"},
+        "environment": "test", "timestamp": "2026-11-20T10:05:00+01:00",
+        "type": "balancePlatform.transfer.updated"
+    })
+    .to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&hex::decode(key).unwrap()).unwrap();
+    mac.update(body.as_bytes());
+    let req = t
+        .http
+        .post(t.url("/v1/payments/webhook/adyen"))
+        .basic_auth(HOOK_USER, Some(HOOK_PASSWORD))
+        .header("HmacSignature", B64.encode(mac.finalize().into_bytes()))
+        .header("content-type", "application/json")
+        .body(body);
+    t.send(req).await
+}
+
+async fn wait_available(t: &TestStack, player: &str, minor: i64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while t.balance_minor(player).await != minor {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{player}: balance {} not {minor}",
+            t.balance_minor(player).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn payout_status(t: &TestStack, id: &str) -> Value {
+    let r = t.get(&format!("/v1/payouts/{id}"), false).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+/// Wager the deposits (rounds of a bet and its win) and give basic KYC, so
+/// a payout is allowed.
+async fn ready_for_payout(t: &TestStack, player: &str, rounds: &[&str]) {
+    for (i, amount) in rounds.iter().enumerate() {
+        for (path, txn) in [("/v1/wallet/debit", "bet"), ("/v1/wallet/credit", "win")] {
+            let body = json!({"player_id": player, "round_id": format!("{player}-r{i}"), "txn_id": format!("{player}-{txn}-{i}"),
+                              "amount": amount, "currency": "EUR", "idempotency_key": format!("{player}-{txn}-{i}")});
+            let r = t.post_platform(path, None, &body.to_string()).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    }
+    let r = t
+        .put_platform(
+            &format!("/v1/admin/players/{player}/kyc"),
+            json!({"kyc_level": "basic"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deposit_refund_and_payout_through_adyens_contract() {
+    let Some((checkout, transfers)) = prism("deposit_refund_and_payout_through_adyens_contract")
+    else {
+        return;
+    };
+    let t = start(&checkout, &transfers).await;
+
+    // Deposit: a hosted session at Adyen (Prism validated the request).
+    let r = t
+        .init(Some("ada-1"), &deposit_body("ada", "50.00").to_string())
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["payment_id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["psp"], "adyen");
+    assert_eq!(r.json()["redirect_url"], PRISM_SESSION_URL);
+
+    // Forged or unauthenticated notifications move nothing.
+    let auth = item("AUTHORISATION", true, "8816000000000001", None, &id, 5000, HMAC_KEY);
+    let forged = item("AUTHORISATION", true, "8816000000000001", None, &id, 5000, &"0".repeat(64));
+    assert_eq!(notify(&t, &[forged], true).await.status, 401);
+    assert_eq!(notify(&t, &[auth.clone()], false).await.status, 401);
+    t.wait_idle().await;
+    assert_eq!(t.payment(&id).await["status"], "pending");
+    assert_eq!(t.balance_minor("ada").await, 0);
+
+    // The signed AUTHORISATION credits once; again, and in a batch after
+    // its own CAPTURE (reordered), it changes nothing.
+    accepted(&t, &[auth.clone()]).await;
+    let p = t.wait_status(&id, "captured").await;
+    assert_eq!(p["psp_reference"], "8816000000000001");
+    wait_available(&t, "ada", 5000).await;
+    let capture = item("CAPTURE", true, "8816000000000002", Some("8816000000000001"), &id, 5000, HMAC_KEY);
+    accepted(&t, &[capture, auth.clone(), auth]).await;
+    t.wait_idle().await;
+    assert_eq!(t.balance_minor("ada").await, 5000);
+
+    // Refund: asked at Adyen under the payment's pspReference; the REFUND
+    // notification settles it once.
+    let req = t
+        .http
+        .post(t.url(&format!("/v1/payments/{id}/refund")))
+        .bearer_auth(&t.stack.secrets.platform_key)
+        .header("idempotency-key", "ada-rf-1")
+        .json(&json!({"amount": "20.00", "reason": "player request"}));
+    let rf = t.send(req).await;
+    assert_eq!(rf.status, 201, "{}", rf.text);
+    let refund_id = rf.json()["refund_id"].as_str().unwrap().to_owned();
+    assert_eq!(rf.json()["psp_reference"], PRISM_REFUND_REFERENCE);
+    let reference = format!("{id}.{refund_id}");
+    let refund = item("REFUND", true, PRISM_REFUND_REFERENCE, Some("8816000000000001"), &reference, 2000, HMAC_KEY);
+    let forged_refund = item("REFUND", false, PRISM_REFUND_REFERENCE, Some("8816000000000001"), &reference, 2000, &"1".repeat(64));
+    assert_eq!(notify(&t, &[forged_refund], true).await.status, 401);
+    accepted(&t, &[refund.clone()]).await;
+    accepted(&t, &[refund]).await;
+    t.wait_idle().await;
+    let w = t.get("/v1/wallet/ada", true).await.json();
+    let refunds = w["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "refund")
+        .count();
+    assert_eq!(refunds, 1, "one refund entry: {w:#}");
+    assert_eq!(t.balance_minor("ada").await, 3000);
+
+    // Payout through the Transfers API; the transfer webhook settles it once.
+    ready_for_payout(&t, "ada", &["30.00", "20.00"]).await;
+    let req = t
+        .http
+        .post(t.url("/v1/payouts/init"))
+        .bearer_auth(&t.stack.secrets.client_key)
+        .header("idempotency-key", "ada-po-1")
+        .json(&json!({"player_id": "ada", "amount": "10.00", "currency": "EUR", "method": "bank_transfer",
+                      "destination_token": "SE322JV223222F5GKQZL7GSCB"}));
+    let po = t.send(req).await;
+    assert_eq!(po.status, 201, "{}", po.text);
+    let payout_id = po.json()["payout_id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while payout_status(&t, &payout_id).await["status"] != "pending" {
+        assert!(tokio::time::Instant::now() < deadline, "payout never reached Adyen");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        transfer_webhook(&t, &payout_id, "booked", &"2".repeat(64)).await.status,
+        401,
+        "a transfer webhook under another key"
+    );
+    for _ in 0..2 {
+        let r = transfer_webhook(&t, &payout_id, "booked", HMAC_KEY).await;
+        assert_eq!((r.status, r.text.as_str()), (200, "[accepted]"));
+    }
+    t.wait_idle().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while payout_status(&t, &payout_id).await["status"] != "succeeded" {
+        assert!(tokio::time::Instant::now() < deadline, "payout never settled");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let w = t.get("/v1/wallet/ada", true).await.json();
+    assert_eq!(w["balances"][0]["held"], "0.00", "{w:#}");
+    assert_eq!(w["balances"][0]["available"], "20.00", "{w:#}");
+    assert_wallet_audits(&t.stack.ctx, "ada").await;
+    t.shutdown().await;
+}
