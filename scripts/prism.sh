@@ -109,7 +109,7 @@ stop_one() {
   rm -f "$pid_file"
   local ok bad
   ok="$(grep -c 'passed the validation rules' "$STATE/$name.log" || true)"
-  bad="$(grep -c 'Request terminated with error\|Invalid request' "$STATE/$name.log" || true)"
+  bad="$(grep -c 'did not pass the validation rules' "$STATE/$name.log" || true)"
   log "$name stopped (pid $pid): $ok requests passed Adyen's schema, $bad refused"
 }
 

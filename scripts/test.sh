@@ -2,8 +2,10 @@
 # The one test command (README, CI): formatting, lints, the infra check, then
 # schemathesis over the OpenAPI document against a local `payloop serve`, then
 # every test of the workspace — the DynamoDB/SQS adapter suites against a
-# moto server this script installs (PyPI) and starts on 127.0.0.1, the
-# checkout test in headless Chromium installed from Debian (apt-get).
+# moto server this script installs (PyPI) and starts on 127.0.0.1, the Adyen
+# connector against Prism (npm) serving Adyen's own OpenAPI files from
+# ../shared/specs/adyen, the checkout test in headless Chromium installed
+# from Debian (apt-get).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,6 +29,14 @@ trap 'scripts/moto.sh stop' EXIT
 export PAYLOOP_TEST_AWS_ENDPOINT="http://127.0.0.1:${MOTO_PORT:-5005}"
 # The DynamoDB/SQS suites fail (never skip) without that endpoint.
 export PAYLOOP_REQUIRE_AWS=1
+
+step "Prism (Adyen's own OpenAPI files, request validation, on 127.0.0.1)"
+prism_urls="$(scripts/prism.sh start)"
+trap 'scripts/prism.sh stop; scripts/moto.sh stop' EXIT
+export PAYLOOP_TEST_PRISM_CHECKOUT="${prism_urls%% *}"
+export PAYLOOP_TEST_PRISM_TRANSFERS="${prism_urls##* }"
+# The Adyen contract tests fail (never skip) without Prism.
+export PAYLOOP_REQUIRE_PRISM=1
 
 step "chromium + chromedriver (headless checkout test)"
 scripts/browser.sh

@@ -9,12 +9,18 @@
 //! harmless; a wrong HMAC or missing basic auth never moves money.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use payloop::domain::policy::PayoutPolicy;
+use payloop::ids::PaymentId;
+use payloop::money::{Currency, Money};
+use payloop::psp::{
+    OperationStatus, PayoutRequest, PspConnector, PspError, RefundRequest, SessionRequest,
+};
 use payloop_tests::{assert_wallet_audits, deposit_body, Resp, TestStack, WAIT};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -300,4 +306,161 @@ async fn deposit_refund_and_payout_through_adyens_contract() {
     assert_eq!(w["balances"][0]["available"], "20.00", "{w:#}");
     assert_wallet_audits(&t.stack.ctx, "ada").await;
     t.shutdown().await;
+}
+
+fn connector(checkout: &str, transfers: Option<&str>) -> std::sync::Arc<dyn PspConnector> {
+    let mut list: Value = serde_json::from_str(&psp_list(checkout, transfers.unwrap_or(""))).unwrap();
+    if transfers.is_none() {
+        list[0].as_object_mut().unwrap().remove("transfers_base_url");
+    }
+    let transport = payloop::psp::https::Transport::https_only().allowing_http();
+    let mut c = payloop::runtime::listed_connectors(&list.to_string(), &transport, &|_| None).unwrap();
+    c.pop().unwrap()
+}
+
+fn eur(minor: i64) -> Money {
+    Money::from_minor(minor, Currency::parse("EUR").unwrap()).unwrap()
+}
+
+/// Every call the connector makes, sent to Prism serving Adyen's files:
+/// each must pass Adyen's request schema (Prism answers 422 otherwise,
+/// which the connector reports as a rejection).
+#[tokio::test]
+async fn every_connector_call_passes_adyens_schema() {
+    let Some((checkout, transfers)) = prism("every_connector_call_passes_adyens_schema") else {
+        return;
+    };
+    let c = connector(&checkout, Some(&transfers));
+    let pay = PaymentId::parse("pay_01JD0000000000000000000000").unwrap();
+    for method in ["card", "pay_by_bank", "ewallet"] {
+        let s = c
+            .create_session(&SessionRequest {
+                payment_id: &pay,
+                amount: eur(1234),
+                method,
+                return_url: "https://casino.example/back",
+            })
+            .await
+            .unwrap();
+        assert_eq!(s.redirect_url, PRISM_SESSION_URL);
+    }
+    let refund = c
+        .start_refund(&RefundRequest {
+            refund_id: "rf_01JD0000000000000000000001",
+            payment_id: &pay,
+            payment_reference: "8816000000000001",
+            amount: eur(500),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (refund.reference.as_str(), refund.status),
+        (PRISM_REFUND_REFERENCE, OperationStatus::Pending)
+    );
+    let payout = c
+        .start_payout(&PayoutRequest {
+            payout_id: "po_01JD0000000000000000000002",
+            amount: eur(1000),
+            destination_token: Some("SE322JV223222F5GKQZL7GSCB"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(payout.status, OperationStatus::Pending);
+    // Prism's example transfer (GET /transfers/{id}) is an internal one, booked.
+    let status = c.payout_status("1W1UG35QQEBJLHZ8").await.unwrap();
+    assert_eq!(status.status, OperationStatus::Succeeded);
+    // Prism does validate: a field Adyen does not know is a 422.
+    let raw = payloop::psp::https::local_client()
+        .unwrap()
+        .post(format!("{checkout}/sessions"))
+        .header("X-API-Key", "k")
+        .json(&json!({"amount": {"currency": "EUR", "value": 1}, "merchantAccount": MERCHANT,
+                      "reference": "r", "returnUrl": "https://x.example", "playerId": "ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 422);
+    // What Adyen has no API for is refused in words, never guessed.
+    assert!(matches!(c.refund_status("993617894906488A").await, Err(PspError::NotFound(_))));
+    let no_transfers = connector(&checkout, None);
+    let refused = no_transfers
+        .start_payout(&PayoutRequest {
+            payout_id: "po_01JD0000000000000000000003",
+            amount: eur(1000),
+            destination_token: Some("SE322JV223222F5GKQZL7GSCB"),
+        })
+        .await;
+    assert!(matches!(refused, Err(PspError::Rejected(_))), "{refused:?}");
+}
+
+/// The `Idempotency-Key` of every POST comes from payloop's own ids: a
+/// retried call sends the same key (Adyen answers it once), another
+/// payment or refund another. Seen by a local server standing in for Adyen.
+#[tokio::test]
+async fn retried_calls_carry_the_same_idempotency_key() {
+    use axum::routing::post;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let keep = |seen: Arc<Mutex<Vec<String>>>, reply: Value| {
+        move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            let reply = reply.clone();
+            async move {
+                let key = headers.get("Idempotency-Key").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                seen.lock().unwrap().push(key.to_owned());
+                (axum::http::StatusCode::CREATED, axum::Json(reply))
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/sessions",
+            post(keep(seen.clone(), json!({"id": "CS1", "url": PRISM_SESSION_URL}))),
+        )
+        .route(
+            "/payments/{reference}/refunds",
+            post(keep(seen.clone(), json!({"pspReference": "RF1", "status": "received"}))),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let c = connector(&base, None);
+    let session = |id: &'static str| {
+        let c = c.clone();
+        async move {
+            let pay = PaymentId::parse(id).unwrap();
+            c.create_session(&SessionRequest {
+                payment_id: &pay,
+                amount: eur(100),
+                method: "card",
+                return_url: "https://casino.example/back",
+            })
+            .await
+            .unwrap();
+        }
+    };
+    session("pay_01JD0000000000000000000000").await;
+    session("pay_01JD0000000000000000000000").await;
+    session("pay_01JD0000000000000000000009").await;
+    let pay = PaymentId::parse("pay_01JD0000000000000000000000").unwrap();
+    for refund_id in ["rf_01JD0000000000000000000001", "rf_01JD0000000000000000000001"] {
+        c.start_refund(&RefundRequest {
+            refund_id,
+            payment_id: &pay,
+            payment_reference: "8816000000000001",
+            amount: eur(50),
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            "adyen:session:pay_01JD0000000000000000000000",
+            "adyen:session:pay_01JD0000000000000000000000",
+            "adyen:session:pay_01JD0000000000000000000009",
+            "adyen:refund:rf_01JD0000000000000000000001",
+            "adyen:refund:rf_01JD0000000000000000000001",
+        ]
+    );
+    server.abort();
 }
