@@ -212,8 +212,16 @@ fn print_banner(stack: &local::LocalStack) {
         );
     }
     let sandboxes: Vec<&str> = stack.sandboxes.iter().map(|h| h.name.as_str()).collect();
-    for psp in stack.ctx.psps.ids().filter(|p| !sandboxes.contains(&p.as_str())) {
-        println!("listed PSP  {:<10} webhooks at {base}/v1/payments/webhook/{psp}", psp.as_str());
+    for psp in stack
+        .ctx
+        .psps
+        .ids()
+        .filter(|p| !sandboxes.contains(&p.as_str()))
+    {
+        println!(
+            "listed PSP  {:<10} webhooks at {base}/v1/payments/webhook/{psp}",
+            psp.as_str()
+        );
     }
     println!("Ctrl-C stops it; data stays in the data directory.");
 }

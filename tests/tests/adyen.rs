@@ -15,8 +15,12 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use payloop::domain::policy::PayoutPolicy;
+use payloop::clock::Day;
+use payloop::domain::policy::{PayoutPolicy, ReconPolicy};
+use payloop::domain::recon::run::{self, Observer, Source};
+use payloop::domain::recon::{Class, FeeRule};
 use payloop::ids::PaymentId;
+use payloop::ids::PspId;
 use payloop::money::{Currency, Money};
 use payloop::psp::{
     OperationStatus, PayoutRequest, PspConnector, PspError, RefundRequest, SessionRequest,
@@ -221,21 +225,48 @@ async fn deposit_refund_and_payout_through_adyens_contract() {
     assert_eq!(r.json()["redirect_url"], PRISM_SESSION_URL);
 
     // Forged or unauthenticated notifications move nothing.
-    let auth = item("AUTHORISATION", true, "8816000000000001", None, &id, 5000, HMAC_KEY);
-    let forged = item("AUTHORISATION", true, "8816000000000001", None, &id, 5000, &"0".repeat(64));
+    let auth = item(
+        "AUTHORISATION",
+        true,
+        "8816000000000001",
+        None,
+        &id,
+        5000,
+        HMAC_KEY,
+    );
+    let forged = item(
+        "AUTHORISATION",
+        true,
+        "8816000000000001",
+        None,
+        &id,
+        5000,
+        &"0".repeat(64),
+    );
     assert_eq!(notify(&t, &[forged], true).await.status, 401);
-    assert_eq!(notify(&t, &[auth.clone()], false).await.status, 401);
+    assert_eq!(
+        notify(&t, std::slice::from_ref(&auth), false).await.status,
+        401
+    );
     t.wait_idle().await;
     assert_eq!(t.payment(&id).await["status"], "pending");
     assert_eq!(t.balance_minor("ada").await, 0);
 
     // The signed AUTHORISATION credits once; again, and in a batch after
     // its own CAPTURE (reordered), it changes nothing.
-    accepted(&t, &[auth.clone()]).await;
+    accepted(&t, std::slice::from_ref(&auth)).await;
     let p = t.wait_status(&id, "captured").await;
     assert_eq!(p["psp_reference"], "8816000000000001");
     wait_available(&t, "ada", 5000).await;
-    let capture = item("CAPTURE", true, "8816000000000002", Some("8816000000000001"), &id, 5000, HMAC_KEY);
+    let capture = item(
+        "CAPTURE",
+        true,
+        "8816000000000002",
+        Some("8816000000000001"),
+        &id,
+        5000,
+        HMAC_KEY,
+    );
     accepted(&t, &[capture, auth.clone(), auth]).await;
     t.wait_idle().await;
     assert_eq!(t.balance_minor("ada").await, 5000);
@@ -253,10 +284,26 @@ async fn deposit_refund_and_payout_through_adyens_contract() {
     let refund_id = rf.json()["refund_id"].as_str().unwrap().to_owned();
     assert_eq!(rf.json()["psp_reference"], PRISM_REFUND_REFERENCE);
     let reference = format!("{id}.{refund_id}");
-    let refund = item("REFUND", true, PRISM_REFUND_REFERENCE, Some("8816000000000001"), &reference, 2000, HMAC_KEY);
-    let forged_refund = item("REFUND", false, PRISM_REFUND_REFERENCE, Some("8816000000000001"), &reference, 2000, &"1".repeat(64));
+    let refund = item(
+        "REFUND",
+        true,
+        PRISM_REFUND_REFERENCE,
+        Some("8816000000000001"),
+        &reference,
+        2000,
+        HMAC_KEY,
+    );
+    let forged_refund = item(
+        "REFUND",
+        false,
+        PRISM_REFUND_REFERENCE,
+        Some("8816000000000001"),
+        &reference,
+        2000,
+        &"1".repeat(64),
+    );
     assert_eq!(notify(&t, &[forged_refund], true).await.status, 401);
-    accepted(&t, &[refund.clone()]).await;
+    accepted(&t, std::slice::from_ref(&refund)).await;
     accepted(&t, &[refund]).await;
     t.wait_idle().await;
     let w = t.get("/v1/wallet/ada", true).await.json();
@@ -283,11 +330,16 @@ async fn deposit_refund_and_payout_through_adyens_contract() {
     let payout_id = po.json()["payout_id"].as_str().unwrap().to_owned();
     let deadline = tokio::time::Instant::now() + WAIT;
     while payout_status(&t, &payout_id).await["status"] != "pending" {
-        assert!(tokio::time::Instant::now() < deadline, "payout never reached Adyen");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "payout never reached Adyen"
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     assert_eq!(
-        transfer_webhook(&t, &payout_id, "booked", &"2".repeat(64)).await.status,
+        transfer_webhook(&t, &payout_id, "booked", &"2".repeat(64))
+            .await
+            .status,
         401,
         "a transfer webhook under another key"
     );
@@ -298,7 +350,10 @@ async fn deposit_refund_and_payout_through_adyens_contract() {
     t.wait_idle().await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while payout_status(&t, &payout_id).await["status"] != "succeeded" {
-        assert!(tokio::time::Instant::now() < deadline, "payout never settled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "payout never settled"
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     let w = t.get("/v1/wallet/ada", true).await.json();
@@ -309,12 +364,17 @@ async fn deposit_refund_and_payout_through_adyens_contract() {
 }
 
 fn connector(checkout: &str, transfers: Option<&str>) -> std::sync::Arc<dyn PspConnector> {
-    let mut list: Value = serde_json::from_str(&psp_list(checkout, transfers.unwrap_or(""))).unwrap();
+    let mut list: Value =
+        serde_json::from_str(&psp_list(checkout, transfers.unwrap_or(""))).unwrap();
     if transfers.is_none() {
-        list[0].as_object_mut().unwrap().remove("transfers_base_url");
+        list[0]
+            .as_object_mut()
+            .unwrap()
+            .remove("transfers_base_url");
     }
     let transport = payloop::psp::https::Transport::https_only().allowing_http();
-    let mut c = payloop::runtime::listed_connectors(&list.to_string(), &transport, &|_| None).unwrap();
+    let mut c =
+        payloop::runtime::listed_connectors(&list.to_string(), &transport, &|_| None).unwrap();
     c.pop().unwrap()
 }
 
@@ -374,14 +434,19 @@ async fn every_connector_call_passes_adyens_schema() {
         .unwrap()
         .post(format!("{checkout}/sessions"))
         .header("X-API-Key", "k")
-        .json(&json!({"amount": {"currency": "EUR", "value": 1}, "merchantAccount": MERCHANT,
-                      "reference": "r", "returnUrl": "https://x.example", "playerId": "ada"}))
+        .json(
+            &json!({"amount": {"currency": "EUR", "value": 1}, "merchantAccount": MERCHANT,
+                      "reference": "r", "returnUrl": "https://x.example", "playerId": "ada"}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(raw.status().as_u16(), 422);
     // What Adyen has no API for is refused in words, never guessed.
-    assert!(matches!(c.refund_status("993617894906488A").await, Err(PspError::NotFound(_))));
+    assert!(matches!(
+        c.refund_status("993617894906488A").await,
+        Err(PspError::NotFound(_))
+    ));
     let no_transfers = connector(&checkout, None);
     let refused = no_transfers
         .start_payout(&PayoutRequest {
@@ -405,7 +470,10 @@ async fn retried_calls_carry_the_same_idempotency_key() {
             let seen = seen.clone();
             let reply = reply.clone();
             async move {
-                let key = headers.get("Idempotency-Key").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                let key = headers
+                    .get("Idempotency-Key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
                 seen.lock().unwrap().push(key.to_owned());
                 (axum::http::StatusCode::CREATED, axum::Json(reply))
             }
@@ -414,11 +482,17 @@ async fn retried_calls_carry_the_same_idempotency_key() {
     let app = axum::Router::new()
         .route(
             "/sessions",
-            post(keep(seen.clone(), json!({"id": "CS1", "url": PRISM_SESSION_URL}))),
+            post(keep(
+                seen.clone(),
+                json!({"id": "CS1", "url": PRISM_SESSION_URL}),
+            )),
         )
         .route(
             "/payments/{reference}/refunds",
-            post(keep(seen.clone(), json!({"pspReference": "RF1", "status": "received"}))),
+            post(keep(
+                seen.clone(),
+                json!({"pspReference": "RF1", "status": "received"}),
+            )),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -442,7 +516,10 @@ async fn retried_calls_carry_the_same_idempotency_key() {
     session("pay_01JD0000000000000000000000").await;
     session("pay_01JD0000000000000000000009").await;
     let pay = PaymentId::parse("pay_01JD0000000000000000000000").unwrap();
-    for refund_id in ["rf_01JD0000000000000000000001", "rf_01JD0000000000000000000001"] {
+    for refund_id in [
+        "rf_01JD0000000000000000000001",
+        "rf_01JD0000000000000000000001",
+    ] {
         c.start_refund(&RefundRequest {
             refund_id,
             payment_id: &pay,
@@ -463,4 +540,509 @@ async fn retried_calls_carry_the_same_idempotency_key() {
         ]
     );
     server.abort();
+}
+
+const REPORT_HEADER: &str = "Company Account,Merchant Account,Psp Reference,Merchant Reference,Payment Method,Creation Date,TimeZone,Type,Modification Reference,Gross Currency,Gross Debit (GC),Gross Credit (GC),Exchange Rate,Net Currency,Net Debit (NC),Net Credit (NC),Commission (NC),Markup (NC),Scheme Fees (NC),Interchange (NC),Payment Method Variant,Modification Merchant Reference,Batch Number,Reserved4,Reserved5,Reserved6,Reserved7,Reserved8,Reserved9,Reserved10";
+
+/// One settlement details line: `debit` / `credit` are (gross, net) in
+/// major units; `fees` are commission, markup, scheme fees, interchange.
+#[allow(clippy::too_many_arguments)]
+fn report_line(
+    psp_reference: &str,
+    merchant_reference: &str,
+    kind: &str,
+    modification: &str,
+    currency: &str,
+    debit: (&str, &str),
+    credit: (&str, &str),
+    fees: [&str; 4],
+    date: &str,
+) -> String {
+    format!(
+        "PayloopGroup,{MERCHANT},{psp_reference},{merchant_reference},visa,{date} 14:02:11,CET,{kind},{modification},{currency},{},{},1,{currency},{},{},{},{},{},{},visa,,7,,,,,,,",
+        debit.0, credit.0, debit.1, credit.1, fees[0], fees[1], fees[2], fees[3]
+    )
+}
+
+fn settled(
+    psp_reference: &str,
+    payment: &str,
+    ccy: &str,
+    gross: &str,
+    net: &str,
+    fees: [&str; 4],
+) -> String {
+    report_line(
+        psp_reference,
+        payment,
+        "Settled",
+        psp_reference,
+        ccy,
+        ("", ""),
+        (gross, net),
+        fees,
+        "2026-11-20",
+    )
+}
+
+#[derive(Default)]
+struct Seen {
+    lines: Vec<(u64, Class)>,
+    records: Vec<(String, Class)>,
+}
+
+impl Observer for Seen {
+    fn line(&mut self, line: u64, _key: &str, class: Class) {
+        self.lines.push((line, class));
+    }
+    fn record(&mut self, key: &str, class: Class) {
+        self.records.push((key.to_owned(), class));
+    }
+}
+
+async fn paid(t: &TestStack, player: &str, key: &str, amount: &str, currency: &str) -> String {
+    let mut body = deposit_body(player, amount);
+    body["currency"] = currency.into();
+    let r = t.init(Some(key), &body.to_string()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.json()["payment_id"].as_str().unwrap().to_owned()
+}
+
+fn signed_in(mut it: Value, currency: &str) -> Value {
+    // Re-sign the item for another currency.
+    let n = &it["NotificationRequestItem"];
+    let fields = [
+        n["pspReference"].as_str().unwrap_or(""),
+        n["originalReference"].as_str().unwrap_or(""),
+        MERCHANT,
+        n["merchantReference"].as_str().unwrap_or(""),
+        &n["amount"]["value"].to_string(),
+        currency,
+        n["eventCode"].as_str().unwrap_or(""),
+        n["success"].as_str().unwrap_or(""),
+    ]
+    .join(":");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&hex::decode(HMAC_KEY).unwrap()).unwrap();
+    mac.update(fields.as_bytes());
+    let n = &mut it["NotificationRequestItem"];
+    n["amount"]["currency"] = currency.into();
+    n["additionalData"]["hmacSignature"] = B64.encode(mac.finalize().into_bytes()).into();
+    it
+}
+
+/// Adyen's settlement details report (columns by header name, decimal
+/// major units, four fee columns, the docs' sample row among them) read by
+/// the same streaming matcher: every line classified, fees checked against
+/// the schedule, a proven capture healed once, player-neutral rows skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adyen_settlement_report_reconciles_with_every_class() {
+    let Some((checkout, transfers)) =
+        prism("an_adyen_settlement_report_reconciles_with_every_class")
+    else {
+        return;
+    };
+    let t = start(&checkout, &transfers).await;
+    // Deposits, each captured by its AUTHORISATION unless noted.
+    let specs: [(&str, &str, &str, bool); 12] = [
+        ("a", "50.00", "EUR", true),  // 0 matched
+        ("b", "5.00", "GBP", true),   // 1 the docs' sample row, matched
+        ("c", "20.00", "EUR", true),  // 2 matched, and refunded 5.00
+        ("d", "30.00", "EUR", true),  // 3 settled as 31.00
+        ("e", "10.00", "EUR", true),  // 4 settled in USD
+        ("f", "15.00", "EUR", true),  // 5 never settled
+        ("h", "12.00", "EUR", true),  // 6 settled twice
+        ("i", "8.00", "EUR", false),  // 7 refused, yet settled
+        ("k", "40.00", "EUR", true),  // 8 fees beyond the schedule
+        ("l", "25.00", "EUR", false), // 9 AUTHORISATION lost: healed
+        ("m", "60.00", "EUR", true),  // 10 charged back
+        ("n", "7.00", "EUR", true),   // 11 matched
+    ];
+    let mut ids = Vec::new();
+    for (i, (player, amount, ccy, _)) in specs.iter().enumerate() {
+        ids.push(paid(&t, player, &format!("rc-{i}"), amount, ccy).await);
+    }
+    let psp_ref = |i: usize| format!("88160000000002{i:02}");
+    for (i, (_, amount, ccy, captured)) in specs.iter().enumerate() {
+        if i == 9 {
+            continue;
+        }
+        let minor = payloop_tests::minor(amount);
+        let it = item(
+            "AUTHORISATION",
+            *captured,
+            &psp_ref(i),
+            None,
+            &ids[i],
+            minor,
+            HMAC_KEY,
+        );
+        accepted(&t, &[signed_in(it, ccy)]).await;
+    }
+    t.wait_idle().await;
+    // A 5.00 refund of c, and the chargeback of m.
+    let req = t
+        .http
+        .post(t.url(&format!("/v1/payments/{}/refund", ids[2])))
+        .bearer_auth(&t.stack.secrets.platform_key)
+        .header("idempotency-key", "rc-rf")
+        .json(&json!({"amount": "5.00", "reason": "player request"}));
+    let rf = t.send(req).await;
+    assert_eq!(rf.status, 201, "{}", rf.text);
+    let refund_ref = format!("{}.{}", ids[2], rf.json()["refund_id"].as_str().unwrap());
+    accepted(
+        &t,
+        &[item(
+            "REFUND",
+            true,
+            PRISM_REFUND_REFERENCE,
+            Some(&psp_ref(2)),
+            &refund_ref,
+            500,
+            HMAC_KEY,
+        )],
+    )
+    .await;
+    accepted(
+        &t,
+        &[item(
+            "CHARGEBACK",
+            true,
+            "8816000000000399",
+            Some(&psp_ref(10)),
+            &ids[10],
+            6000,
+            HMAC_KEY,
+        )],
+    )
+    .await;
+    t.wait_idle().await;
+    let before_heal = t.balance_minor("l").await;
+    assert_eq!(before_heal, 0);
+
+    let unknown = "pay_01JD0000000000000000000077";
+    let d = "2026-11-20";
+    let planted: Vec<(String, Option<Class>)> = vec![
+        (
+            settled(
+                &psp_ref(0),
+                &ids[0],
+                "EUR",
+                "50.00",
+                "48.98",
+                ["0.60", "0.22", "0.10", "0.10"],
+            ),
+            Some(Class::Matched),
+        ),
+        // The docs' sample: GBP 5.00 settled as 4.88 after 0.04 + 0.01 + 0.07.
+        (
+            settled(
+                &psp_ref(1),
+                &ids[1],
+                "GBP",
+                "5.00",
+                "4.88",
+                ["0.04", "0.01", "0.07", ""],
+            ),
+            Some(Class::Matched),
+        ),
+        (
+            settled(
+                &psp_ref(2),
+                &ids[2],
+                "EUR",
+                "20.00",
+                "19.58",
+                ["0.30", "0.05", "0.05", "0.02"],
+            ),
+            Some(Class::Matched),
+        ),
+        (
+            report_line(
+                &psp_ref(2),
+                &ids[2],
+                "Refunded",
+                PRISM_REFUND_REFERENCE,
+                "EUR",
+                ("5.00", "5.00"),
+                ("", ""),
+                ["", "", "", ""],
+                d,
+            ),
+            Some(Class::Matched),
+        ),
+        (
+            settled(
+                &psp_ref(3),
+                &ids[3],
+                "EUR",
+                "31.00",
+                "30.36",
+                ["0.64", "", "", ""],
+            ),
+            Some(Class::AmountMismatch),
+        ),
+        (
+            settled(
+                &psp_ref(4),
+                &ids[4],
+                "USD",
+                "10.00",
+                "9.78",
+                ["0.22", "", "", ""],
+            ),
+            Some(Class::CurrencyMismatch),
+        ),
+        (
+            settled(
+                "8816000000000377",
+                unknown,
+                "EUR",
+                "9.00",
+                "8.80",
+                ["0.20", "", "", ""],
+            ),
+            Some(Class::MissingInWallet),
+        ),
+        (
+            settled(
+                &psp_ref(6),
+                &ids[6],
+                "EUR",
+                "12.00",
+                "11.74",
+                ["0.26", "", "", ""],
+            ),
+            Some(Class::Matched),
+        ),
+        (
+            settled(
+                &psp_ref(6),
+                &ids[6],
+                "EUR",
+                "12.00",
+                "11.74",
+                ["0.26", "", "", ""],
+            ),
+            Some(Class::Duplicate),
+        ),
+        (
+            settled(
+                &psp_ref(7),
+                &ids[7],
+                "EUR",
+                "8.00",
+                "7.82",
+                ["0.18", "", "", ""],
+            ),
+            Some(Class::StatusMismatch),
+        ),
+        (
+            settled(
+                &psp_ref(8),
+                &ids[8],
+                "EUR",
+                "40.00",
+                "38.00",
+                ["1.00", "0.50", "0.30", "0.20"],
+            ),
+            Some(Class::FeeMismatch),
+        ),
+        (
+            settled(
+                &psp_ref(9),
+                &ids[9],
+                "EUR",
+                "25.00",
+                "24.48",
+                ["0.52", "", "", ""],
+            ),
+            Some(Class::MissingInWallet),
+        ),
+        (
+            settled(
+                &psp_ref(10),
+                &ids[10],
+                "EUR",
+                "60.00",
+                "58.78",
+                ["1.00", "0.22", "", ""],
+            ),
+            Some(Class::Matched),
+        ),
+        (
+            report_line(
+                &psp_ref(10),
+                &ids[10],
+                "Chargeback",
+                "8816000000000399",
+                "EUR",
+                ("60.00", "60.02"),
+                ("", ""),
+                ["0.02", "", "", ""],
+                d,
+            ),
+            Some(Class::Matched),
+        ),
+        (
+            settled(
+                &psp_ref(11),
+                &ids[11],
+                "EUR",
+                "7.00",
+                "6.84",
+                ["0.16", "", "", ""],
+            ),
+            Some(Class::Matched),
+        ),
+        (
+            report_line(
+                "",
+                "",
+                "Fee",
+                "",
+                "EUR",
+                ("", "0.25"),
+                ("", ""),
+                ["", "", "", ""],
+                d,
+            ),
+            Some(Class::Fee),
+        ),
+        // Player-neutral: the merchant's own payout and a balance transfer.
+        (
+            report_line(
+                "",
+                "",
+                "MerchantPayout",
+                "",
+                "EUR",
+                ("", "150.00"),
+                ("", ""),
+                ["", "", "", ""],
+                d,
+            ),
+            None,
+        ),
+        (
+            report_line(
+                "",
+                "",
+                "Balancetransfer",
+                "",
+                "EUR",
+                ("", "1.00"),
+                ("", ""),
+                ["", "", "", ""],
+                d,
+            ),
+            None,
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settlement_detail_report_batch_7.csv");
+    let mut text = format!("{REPORT_HEADER}\r\n");
+    for (l, _) in &planted {
+        text.push_str(l);
+        text.push_str("\r\n");
+    }
+    std::fs::write(&path, text).unwrap();
+    let expected: Vec<(u64, Class)> = planted
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, c))| c.map(|c| (i as u64 + 2, c)))
+        .collect();
+
+    // Adyen's fees: 2 % + 0.02 per payment (0.02 per chargeback), within a cent.
+    let mut ctx = t.stack.ctx.clone();
+    let mut policies = (*ctx.policies).clone();
+    policies.recon = ReconPolicy {
+        fees: [(
+            PspId::parse("adyen").unwrap(),
+            FeeRule {
+                bps: 200,
+                fixed_minor: 2,
+            },
+        )]
+        .into_iter()
+        .collect(),
+        tolerance_minor: 1,
+        ..ReconPolicy::default()
+    };
+    ctx.policies = Arc::new(policies);
+    let day = Day::parse(d).unwrap();
+    let adyen = PspId::parse("adyen").unwrap();
+    let src = Source::Path(path);
+    let mut seen = Seen::default();
+    let report = run::reconcile_day(&ctx, &adyen, day, 1, &src, &mut seen)
+        .await
+        .unwrap();
+    let report = serde_json::to_value(report).unwrap();
+    seen.lines.sort();
+    assert_eq!(seen.lines, expected, "every line's class: {report:#}");
+    assert_eq!(
+        seen.records,
+        vec![(format!("payment:{}", ids[5]), Class::MissingAtPsp)],
+        "the capture Adyen never settled"
+    );
+    assert_eq!(report["status"], "complete", "{report:#}");
+    // The lost AUTHORISATION was healed from its settled line: credited once,
+    // and the late notification credits nothing more.
+    t.wait_status(&ids[9], "captured").await;
+    assert_eq!(t.balance_minor("l").await, 2500);
+    accepted(
+        &t,
+        &[item(
+            "AUTHORISATION",
+            true,
+            &psp_ref(9),
+            None,
+            &ids[9],
+            2500,
+            HMAC_KEY,
+        )],
+    )
+    .await;
+    t.wait_idle().await;
+    assert_eq!(t.balance_minor("l").await, 2500);
+    // Run again in four shards: the same classes, nothing healed twice.
+    let mut again = Seen::default();
+    run::reconcile_day(&ctx, &adyen, day, 4, &src, &mut again)
+        .await
+        .unwrap();
+    again.lines.sort();
+    assert_eq!(again.lines, expected);
+    assert_eq!(t.balance_minor("l").await, 2500);
+
+    // A chargeback reversal weeks later: no record of ours (payloop never
+    // re-credits a won dispute by itself), so it is a case for an operator.
+    let later = "2026-12-11";
+    let reversal = report_line(
+        &psp_ref(10),
+        &ids[10],
+        "ChargebackReversed",
+        "8816000000000401",
+        "EUR",
+        ("", ""),
+        ("60.00", "60.00"),
+        ["", "", "", ""],
+        later,
+    );
+    let path = dir.path().join("settlement_detail_report_batch_8.csv");
+    std::fs::write(&path, format!("{REPORT_HEADER}\n{reversal}\n")).unwrap();
+    let mut seen = Seen::default();
+    run::reconcile_day(
+        &ctx,
+        &adyen,
+        Day::parse(later).unwrap(),
+        1,
+        &Source::Path(path),
+        &mut seen,
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen.lines, vec![(2, Class::MissingInWallet)]);
+    for player in ["a", "c", "l", "m"] {
+        assert_wallet_audits(&t.stack.ctx, player).await;
+    }
+    t.shutdown().await;
 }

@@ -59,7 +59,11 @@ async fn take(
             return Err(Error::BadSignature.into());
         }
         // Adyen's own acknowledgement, byte for byte.
-        return Ok(([(axum::http::header::CONTENT_TYPE, "text/plain")], "[accepted]").into_response());
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/plain")],
+            "[accepted]",
+        )
+            .into_response());
     }
     let got = intake(ctx, &Delivery { psp, headers, raw }).await?;
     Ok(Json(json!({"event_id": got.event_id, "outcome": got.outcome.as_str()})).into_response())

@@ -128,10 +128,7 @@ pub struct Build<'a> {
 }
 
 /// One connector per entry.
-pub fn connectors(
-    list: &[Entry],
-    b: &Build<'_>,
-) -> Result<Vec<Arc<dyn PspConnector>>, ListError> {
+pub fn connectors(list: &[Entry], b: &Build<'_>) -> Result<Vec<Arc<dyn PspConnector>>, ListError> {
     list.iter()
         .enumerate()
         .map(|(i, e)| connector(i, e, b))
@@ -142,17 +139,32 @@ fn connector(i: usize, e: &Entry, b: &Build<'_>) -> Result<Arc<dyn PspConnector>
     let at = |field: &str| format!("psps[{i}].{field}");
     let id = PspId::parse(&e.id).map_err(|err| ListError(format!("{}: {err}", at("id"))))?;
     let api_key = e.secrets.api_key.resolve(b.env, &at("secrets.api_key"))?;
-    let transport_err = |field: &str, err: &dyn std::fmt::Display| ListError(format!("{}: {err}", at(field)));
+    let transport_err =
+        |field: &str, err: &dyn std::fmt::Display| ListError(format!("{}: {err}", at(field)));
     match e.kind {
         Kind::Sandbox => {
             let scheme_name = e.secrets.webhook_scheme.as_deref().unwrap_or("seed");
             let scheme = Scheme::parse(scheme_name).ok_or_else(|| {
-                ListError(format!("{}: unknown scheme {scheme_name}", at("secrets.webhook_scheme")))
+                ListError(format!(
+                    "{}: unknown scheme {scheme_name}",
+                    at("secrets.webhook_scheme")
+                ))
             })?;
-            let secrets = resolve_all(&e.secrets.webhook_secrets, b, &at("secrets.webhook_secrets"))?;
+            let secrets = resolve_all(
+                &e.secrets.webhook_secrets,
+                b,
+                &at("secrets.webhook_secrets"),
+            )?;
             let webhook = WebhookKeys { scheme, secrets };
-            let c = HttpPsp::new(id, &e.api_base_url, api_key, webhook, b.transport, b.timeout)
-                .map_err(|err| transport_err("api_base_url", &err))?;
+            let c = HttpPsp::new(
+                id,
+                &e.api_base_url,
+                api_key,
+                webhook,
+                b.transport,
+                b.timeout,
+            )
+            .map_err(|err| transport_err("api_base_url", &err))?;
             Ok(Arc::new(c))
         }
         Kind::Adyen => {
@@ -160,9 +172,14 @@ fn connector(i: usize, e: &Entry, b: &Build<'_>) -> Result<Arc<dyn PspConnector>
                 .merchant_account
                 .clone()
                 .filter(|m| !m.is_empty())
-                .ok_or_else(|| ListError(format!("{}: is required for adyen", at("merchant_account"))))?;
+                .ok_or_else(|| {
+                    ListError(format!("{}: is required for adyen", at("merchant_account")))
+                })?;
             let hmac_keys = resolve_all(&e.secrets.hmac_keys, b, &at("secrets.hmac_keys"))?;
-            if hmac_keys.iter().any(|k| hex::decode(k.expose()).map_or(true, |k| k.len() < 16)) {
+            if hmac_keys
+                .iter()
+                .any(|k| hex::decode(k.expose()).map_or(true, |k| k.len() < 16))
+            {
                 return Err(ListError(format!(
                     "{}: Adyen HMAC keys are hex (at least 32 digits)",
                     at("secrets.hmac_keys")
@@ -172,7 +189,9 @@ fn connector(i: usize, e: &Entry, b: &Build<'_>) -> Result<Arc<dyn PspConnector>
                 None => None,
                 Some(a) => Some(BasicAuth {
                     username: a.username.clone(),
-                    password: a.password.resolve(b.env, &at("secrets.basic_auth.password"))?,
+                    password: a
+                        .password
+                        .resolve(b.env, &at("secrets.basic_auth.password"))?,
                 }),
             };
             let cfg = AdyenConfig {
@@ -234,24 +253,38 @@ mod tests {
             r#"{{"api_key": {{"env": "NOT_SET"}}, "hmac_keys": ["{HMAC}"]}}"#
         ));
         let e = build(&missing, &env).unwrap_err().0;
-        assert!(e.contains("psps[0].secrets.api_key") && e.contains("NOT_SET"), "{e}");
+        assert!(
+            e.contains("psps[0].secrets.api_key") && e.contains("NOT_SET"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_entries_name_their_field_and_never_print_a_secret() {
         let none = |_: &str| None;
-        let e = build(&adyen(r#"{"api_key": "topsecret-value", "hmac_keys": ["zz"]}"#), &none)
-            .unwrap_err()
-            .0;
+        let e = build(
+            &adyen(r#"{"api_key": "topsecret-value", "hmac_keys": ["zz"]}"#),
+            &none,
+        )
+        .unwrap_err()
+        .0;
         assert!(e.contains("psps[0].secrets.hmac_keys"), "{e}");
         assert!(!e.contains("topsecret"), "{e}");
         let http = adyen(&format!(r#"{{"api_key": "k", "hmac_keys": ["{HMAC}"]}}"#))
             .replace("https://checkout-test", "http://checkout-test");
-        assert!(build(&http, &none).unwrap_err().0.contains("psps[0].api_base_url"));
+        assert!(build(&http, &none)
+            .unwrap_err()
+            .0
+            .contains("psps[0].api_base_url"));
         let no_account = adyen(&format!(r#"{{"api_key": "k", "hmac_keys": ["{HMAC}"]}}"#))
             .replace(r#""merchant_account": "CasinoEU","#, "");
-        assert!(build(&no_account, &none).unwrap_err().0.contains("merchant_account"));
-        let unknown = adyen(&format!(r#"{{"api_key": "k", "hmac_keys": ["{HMAC}"], "pin": 1}}"#));
+        assert!(build(&no_account, &none)
+            .unwrap_err()
+            .0
+            .contains("merchant_account"));
+        let unknown = adyen(&format!(
+            r#"{{"api_key": "k", "hmac_keys": ["{HMAC}"], "pin": 1}}"#
+        ));
         assert!(build(&unknown, &none).unwrap_err().0.contains("pin"));
         let twice = r#"[{"id": "a", "kind": "sandbox", "api_base_url": "https://a", "secrets": {"api_key": "k", "webhook_secrets": ["0123456789abcdef"]}},
                         {"id": "a", "kind": "sandbox", "api_base_url": "https://a", "secrets": {"api_key": "k", "webhook_secrets": ["0123456789abcdef"]}}]"#;

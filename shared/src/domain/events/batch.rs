@@ -30,8 +30,8 @@ impl BatchIntake {
     }
 }
 
-/// The payment a batch item names (its merchant reference may be a
-/// payment id, a payout id or `<payment id>.<refund id>`).
+/// The record a batch item is logged under: its merchant reference (a
+/// payment id, a payout id, or the payment of `<payment id>.<refund id>`).
 fn claimed_payment(claimed: Option<&str>) -> Option<String> {
     let first = claimed?.split('.').next()?;
     PaymentId::parse(first).ok().map(|p| p.as_str().to_owned())
@@ -91,7 +91,10 @@ mod tests {
         assert_eq!(claimed_payment(Some(pay)).as_deref(), Some(pay));
         let refund = format!("{pay}.rf_01JD0000000000000000000001");
         assert_eq!(claimed_payment(Some(&refund)).as_deref(), Some(pay));
-        assert_eq!(claimed_payment(Some("po_01JD0000000000000000000000")), None);
+        // A payout's items are kept under the payout id.
+        let payout = "po_01JD0000000000000000000000";
+        assert_eq!(claimed_payment(Some(payout)).as_deref(), Some(payout));
+        assert_eq!(claimed_payment(Some("bad id with spaces")), None);
         assert_eq!(claimed_payment(None), None);
     }
 }

@@ -131,7 +131,11 @@ impl AdyenPsp {
         key: String,
         body: &B,
     ) -> Result<R, PspError> {
-        let req = self.http.post(url).header("Idempotency-Key", key).json(body);
+        let req = self
+            .http
+            .post(url)
+            .header("Idempotency-Key", key)
+            .json(body);
         read(&self.cfg.id, self.send(req).await?).await
     }
 

@@ -14,7 +14,8 @@
 //! | MerchantPayout, Balancetransfer, … | skipped: no player's money moved | | |
 //!
 //! The reference is the Modification Reference (the capture, refund or
-//! chargeback reference; the Psp Reference when blank), the payment id the
+//! chargeback reference; the Psp Reference when blank; for a fee row with
+//! neither, the row's own text), the payment id the
 //! Merchant Reference; the day is the Creation Date's (in Adyen's zone). A
 //! line settled in another currency than it was charged in (an exchange
 //! rate) is refused for now, naming the line. A chargeback reversal has no
@@ -160,7 +161,11 @@ impl<'a> Row<'_, 'a> {
 }
 
 /// Translate data line `line` (2-based: the header is line 1).
-pub fn translate<'a>(cols: &Columns, line: u64, text: &'a str) -> Result<Translated<'a>, ReportError> {
+pub fn translate<'a>(
+    cols: &Columns,
+    line: u64,
+    text: &'a str,
+) -> Result<Translated<'a>, ReportError> {
     let text = text.trim_end_matches(['\r', '\n']);
     if text.contains('"') {
         return Err(err(line, "line", "quoted fields are not supported"));
@@ -212,9 +217,11 @@ pub fn translate<'a>(cols: &Columns, line: u64, text: &'a str) -> Result<Transla
     };
     // A fee line carries its amount as the debit, not as itemised fees.
     let fee = if kind == "fee" { -net } else { fee };
-    let reference = match row.get("Modification Reference") {
-        "" => row.get("Psp Reference"),
-        r => r,
+    // A fee row may carry no reference at all: the row itself is its key
+    // (two identical rows are then a true duplicate).
+    let reference = match (row.get("Modification Reference"), row.get("Psp Reference")) {
+        ("", "") if kind == "fee" => text,
+        ("", r) | (r, _) => r,
     };
     if gross.checked_sub(fee) != Some(net) {
         return Err(err(line, "Net Credit (NC)", "is not gross − fees"));
@@ -353,13 +360,36 @@ mod tests {
             (fee.kind, fee.gross_minor, fee.fee_minor, fee.net_minor),
             ("fee", 0, 25, -25)
         );
-        let payout = translate(
-            &cols,
-            6,
-            &row("MerchantPayout", "", "", "100.00", "", ["", "", "", ""]),
-        )
-        .unwrap();
+        let payout_row = row("MerchantPayout", "", "", "100.00", "", ["", "", "", ""]);
+        let payout = translate(&cols, 6, &payout_row).unwrap();
         assert_eq!(payout, Translated::Skipped("MerchantPayout"));
+        // A reversed chargeback comes back as a credit.
+        let reversal_row = row(
+            "ChargebackReversed",
+            "",
+            "5.00",
+            "",
+            "5.00",
+            ["", "", "", ""],
+        );
+        let reversal = line(translate(&cols, 7, &reversal_row).unwrap());
+        assert_eq!((reversal.kind, reversal.gross_minor), ("chargeback", 500));
+        // Fees that do not add up to the net are refused, naming the column.
+        let off = row(
+            "Settled",
+            "",
+            "5.00",
+            "",
+            "4.90",
+            ["0.04", "0.01", "0.07", ""],
+        );
+        assert!(matches!(
+            translate(&cols, 8, &off),
+            Err(ReportError::BadField {
+                field: "Net Credit (NC)",
+                ..
+            })
+        ));
     }
 
     #[test]
