@@ -5,7 +5,8 @@
 # false, so any field Adyen does not know is a 422.
 #
 #   scripts/prism.sh start   # checkout on 127.0.0.1:${PRISM_CHECKOUT_PORT:-4010},
-#                            # transfers on 127.0.0.1:${PRISM_TRANSFERS_PORT:-4011}
+#                            # transfers on 127.0.0.1:${PRISM_TRANSFERS_PORT:-4011},
+#                            # payout on 127.0.0.1:${PRISM_PAYOUT_PORT:-4012}
 #   scripts/prism.sh stop    # prints how many requests Prism validated
 #
 # The specs are read from ../shared/specs/adyen (beside the repository) or
@@ -20,6 +21,7 @@ STATE="$ROOT/.prism"
 SPECS="${ADYEN_SPECS:-$ROOT/../shared/specs/adyen}"
 CHECKOUT_PORT="${PRISM_CHECKOUT_PORT:-4010}"
 TRANSFERS_PORT="${PRISM_TRANSFERS_PORT:-4011}"
+PAYOUT_PORT="${PRISM_PAYOUT_PORT:-4012}"
 PRISM_VERSION='@stoplight/prism-cli@5'
 START_TIMEOUT_S=60
 STOP_TIMEOUT_S=10
@@ -35,7 +37,7 @@ ensure_prism() {
 }
 
 derive_specs() {
-  for f in CheckoutService-v71.json TransferService-v4.json; do
+  for f in CheckoutService-v71.json TransferService-v4.json PayoutService-v68.json; do
     [[ -f "$SPECS/$f" ]] || { log "missing $SPECS/$f (set ADYEN_SPECS)"; exit 1; }
   done
   python3 - "$SPECS/CheckoutService-v71.json" "$STATE/CheckoutService-v71.hosted.json" <<'PY'
@@ -46,7 +48,7 @@ example["mode"] = "hosted"
 example["url"] = "https://checkoutshopper-test.adyen.com/checkoutshopper/pay/session?id=CS451F2AB1ED897A94"
 json.dump(spec, open(sys.argv[2], "w"))
 PY
-  cp "$SPECS/TransferService-v4.json" "$STATE/TransferService-v4.json"
+  cp "$SPECS/TransferService-v4.json" "$SPECS/PayoutService-v68.json" "$STATE/"
 }
 
 answers() {
@@ -119,11 +121,13 @@ case "${1:-}" in
     derive_specs
     start_one checkout "$STATE/CheckoutService-v71.hosted.json" "$CHECKOUT_PORT"
     start_one transfers "$STATE/TransferService-v4.json" "$TRANSFERS_PORT"
-    echo "http://127.0.0.1:$CHECKOUT_PORT http://127.0.0.1:$TRANSFERS_PORT"
+    start_one payout "$STATE/PayoutService-v68.json" "$PAYOUT_PORT"
+    echo "http://127.0.0.1:$CHECKOUT_PORT http://127.0.0.1:$TRANSFERS_PORT http://127.0.0.1:$PAYOUT_PORT"
     ;;
   stop)
     stop_one checkout
     stop_one transfers
+    stop_one payout
     ;;
   *)
     echo "usage: $0 start|stop" >&2

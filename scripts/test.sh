@@ -33,8 +33,8 @@ export PAYLOOP_REQUIRE_AWS=1
 step "Prism (Adyen's own OpenAPI files, request validation, on 127.0.0.1)"
 prism_urls="$(scripts/prism.sh start)"
 trap 'scripts/prism.sh stop; scripts/moto.sh stop' EXIT
-export PAYLOOP_TEST_PRISM_CHECKOUT="${prism_urls%% *}"
-export PAYLOOP_TEST_PRISM_TRANSFERS="${prism_urls##* }"
+read -r PAYLOOP_TEST_PRISM_CHECKOUT PAYLOOP_TEST_PRISM_TRANSFERS PAYLOOP_TEST_PRISM_PAYOUT <<<"$prism_urls"
+export PAYLOOP_TEST_PRISM_CHECKOUT PAYLOOP_TEST_PRISM_TRANSFERS PAYLOOP_TEST_PRISM_PAYOUT
 # The Adyen contract tests fail (never skip) without Prism.
 export PAYLOOP_REQUIRE_PRISM=1
 

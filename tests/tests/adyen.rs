@@ -40,25 +40,28 @@ const PRISM_SESSION_URL: &str =
 /// Prism's example refund reference.
 const PRISM_REFUND_REFERENCE: &str = "993617894906488A";
 
-/// The Prism endpoints, or `None` after printing why the test is skipped.
-/// Under the test command (`PAYLOOP_REQUIRE_PRISM` set) they must be there.
-pub fn prism(test: &str) -> Option<(String, String)> {
+/// The Prism endpoints (Checkout, Transfers, Payout), or `None` after
+/// printing why the test is skipped. Under the test command
+/// (`PAYLOOP_REQUIRE_PRISM` set) they must be there.
+pub fn prism(test: &str) -> Option<(String, String, String)> {
     use std::io::Write as _;
     match (
         std::env::var("PAYLOOP_TEST_PRISM_CHECKOUT"),
         std::env::var("PAYLOOP_TEST_PRISM_TRANSFERS"),
+        std::env::var("PAYLOOP_TEST_PRISM_PAYOUT"),
     ) {
-        (Ok(c), Ok(t)) => Some((c, t)),
+        (Ok(c), Ok(t), Ok(p)) => Some((c, t, p)),
         _ => {
             assert!(
                 std::env::var_os("PAYLOOP_REQUIRE_PRISM").is_none(),
-                "{test}: PAYLOOP_TEST_PRISM_CHECKOUT/TRANSFERS are not set but PAYLOOP_REQUIRE_PRISM \
+                "{test}: PAYLOOP_TEST_PRISM_CHECKOUT/TRANSFERS/PAYOUT are not set but PAYLOOP_REQUIRE_PRISM \
                  requires the Adyen contract tests (scripts/test.sh starts Prism)"
             );
             let _ = writeln!(
                 std::io::stderr(),
                 "SKIPPED {test}: run `scripts/prism.sh start` and set PAYLOOP_TEST_PRISM_CHECKOUT=\
-                 http://127.0.0.1:4010 PAYLOOP_TEST_PRISM_TRANSFERS=http://127.0.0.1:4011"
+                 http://127.0.0.1:4010 PAYLOOP_TEST_PRISM_TRANSFERS=http://127.0.0.1:4011 \
+                 PAYLOOP_TEST_PRISM_PAYOUT=http://127.0.0.1:4012"
             );
             None
         }
@@ -209,7 +212,7 @@ async fn ready_for_payout(t: &TestStack, player: &str, rounds: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deposit_refund_and_payout_through_adyens_contract() {
-    let Some((checkout, transfers)) = prism("deposit_refund_and_payout_through_adyens_contract")
+    let Some((checkout, transfers, _)) = prism("deposit_refund_and_payout_through_adyens_contract")
     else {
         return;
     };
@@ -316,6 +319,37 @@ async fn deposit_refund_and_payout_through_adyens_contract() {
     assert_eq!(refunds, 1, "one refund entry: {w:#}");
     assert_eq!(t.balance_minor("ada").await, 3000);
 
+    // A reversed chargeback is Adyen's news, not a balance change: a case.
+    let reversed = item(
+        "CHARGEBACK_REVERSED",
+        true,
+        "8816000000000005",
+        Some("8816000000000001"),
+        &id,
+        5000,
+        HMAC_KEY,
+    );
+    accepted(&t, &[reversed]).await;
+    t.wait_idle().await;
+    assert_eq!(t.balance_minor("ada").await, 3000);
+    let case_key = payloop::schema::keys::case(
+        &PaymentId::parse(&id).unwrap(),
+        &PspId::parse("adyen").unwrap(),
+        &payloop::ids::EventId::parse("CHARGEBACK_REVERSED:8816000000000005:true").unwrap(),
+    );
+    let case = t
+        .stack
+        .ctx
+        .store
+        .get(&case_key)
+        .await
+        .unwrap()
+        .expect("a case");
+    assert_eq!(
+        case.get("kind"),
+        Some(&payloop::store::Attr::from("psp_adjustment"))
+    );
+
     // Payout through the Transfers API; the transfer webhook settles it once.
     ready_for_payout(&t, "ada", &["30.00", "20.00"]).await;
     let req = t
@@ -364,6 +398,14 @@ async fn deposit_refund_and_payout_through_adyens_contract() {
 }
 
 fn connector(checkout: &str, transfers: Option<&str>) -> std::sync::Arc<dyn PspConnector> {
+    connector_with(checkout, transfers, None)
+}
+
+fn connector_with(
+    checkout: &str,
+    transfers: Option<&str>,
+    payout_api: Option<&str>,
+) -> std::sync::Arc<dyn PspConnector> {
     let mut list: Value =
         serde_json::from_str(&psp_list(checkout, transfers.unwrap_or(""))).unwrap();
     if transfers.is_none() {
@@ -371,6 +413,9 @@ fn connector(checkout: &str, transfers: Option<&str>) -> std::sync::Arc<dyn PspC
             .as_object_mut()
             .unwrap()
             .remove("transfers_base_url");
+    }
+    if let Some(url) = payout_api {
+        list[0]["payout_base_url"] = url.into();
     }
     let transport = payloop::psp::https::Transport::https_only().allowing_http();
     let mut c =
@@ -387,7 +432,9 @@ fn eur(minor: i64) -> Money {
 /// which the connector reports as a rejection).
 #[tokio::test]
 async fn every_connector_call_passes_adyens_schema() {
-    let Some((checkout, transfers)) = prism("every_connector_call_passes_adyens_schema") else {
+    let Some((checkout, transfers, payout_api)) =
+        prism("every_connector_call_passes_adyens_schema")
+    else {
         return;
     };
     let c = connector(&checkout, Some(&transfers));
@@ -420,6 +467,7 @@ async fn every_connector_call_passes_adyens_schema() {
     let payout = c
         .start_payout(&PayoutRequest {
             payout_id: "po_01JD0000000000000000000002",
+            player_id: &payloop::ids::PlayerId::parse("pia").unwrap(),
             amount: eur(1000),
             destination_token: Some("SE322JV223222F5GKQZL7GSCB"),
         })
@@ -447,10 +495,30 @@ async fn every_connector_call_passes_adyens_schema() {
         c.refund_status("993617894906488A").await,
         Err(PspError::NotFound(_))
     ));
+    // Where the Payout API is configured, payouts go there (to the player's
+    // stored payout details); it has no lookup.
+    let via_payout_api = connector_with(&checkout, None, Some(&payout_api));
+    let paid = via_payout_api
+        .start_payout(&PayoutRequest {
+            payout_id: "po_01JD0000000000000000000004",
+            player_id: &payloop::ids::PlayerId::parse("ada").unwrap(),
+            amount: eur(1000),
+            destination_token: Some("8415718415172200"),
+        })
+        .await;
+    assert!(
+        matches!(&paid, Ok(op) if op.status == OperationStatus::Pending),
+        "{paid:?}"
+    );
+    assert!(matches!(
+        via_payout_api.payout_status("8415718415172200").await,
+        Err(PspError::NotFound(_))
+    ));
     let no_transfers = connector(&checkout, None);
     let refused = no_transfers
         .start_payout(&PayoutRequest {
             payout_id: "po_01JD0000000000000000000003",
+            player_id: &payloop::ids::PlayerId::parse("pia").unwrap(),
             amount: eur(1000),
             destination_token: Some("SE322JV223222F5GKQZL7GSCB"),
         })
@@ -636,7 +704,7 @@ fn signed_in(mut it: Value, currency: &str) -> Value {
 /// the schedule, a proven capture healed once, player-neutral rows skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adyen_settlement_report_reconciles_with_every_class() {
-    let Some((checkout, transfers)) =
+    let Some((checkout, transfers, _)) =
         prism("an_adyen_settlement_report_reconciles_with_every_class")
     else {
         return;
@@ -1044,5 +1112,58 @@ async fn an_adyen_settlement_report_reconciles_with_every_class() {
     for player in ["a", "c", "l", "m"] {
         assert_wallet_audits(&t.stack.ctx, player).await;
     }
+    t.shutdown().await;
+}
+
+/// Adyen's largest batch we take (100 items) credits each payment once,
+/// and the same batch again changes nothing; prints how long intake took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_batch_credits_each_payment_once() {
+    let Some((checkout, transfers, _)) = prism("a_full_batch_credits_each_payment_once") else {
+        return;
+    };
+    let t = start(&checkout, &transfers).await;
+    let max = payloop::psp::adyen::notification::MAX_ITEMS;
+    let mut items = Vec::new();
+    for i in 0..max {
+        let r = t
+            .init(
+                Some(&format!("fb-{i}")),
+                &deposit_body("fay", "1.00").to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.json()["payment_id"].as_str().unwrap().to_owned();
+        items.push(item(
+            "AUTHORISATION",
+            true,
+            &format!("88170000000{i:05}"),
+            None,
+            &id,
+            100,
+            HMAC_KEY,
+        ));
+    }
+    let started = std::time::Instant::now();
+    accepted(&t, &items).await;
+    let first = started.elapsed();
+    t.wait_idle().await;
+    assert_eq!(t.balance_minor("fay").await, 100 * max as i64);
+    let started = std::time::Instant::now();
+    accepted(&t, &items).await;
+    let again = started.elapsed();
+    t.wait_idle().await;
+    assert_eq!(t.balance_minor("fay").await, 100 * max as i64);
+    // One item too many is refused whole, naming the field.
+    items.push(items[0].clone());
+    let r = notify(&t, &items, true).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("notificationItems"), "{}", r.text);
+    t.assert_ledger_invariant().await;
+    println!(
+        "adyen batch of {max} items: intake {} ms, the same batch again {} ms",
+        first.as_millis(),
+        again.as_millis()
+    );
     t.shutdown().await;
 }

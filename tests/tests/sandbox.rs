@@ -101,6 +101,7 @@ async fn the_connector_drives_payouts_refunds_status_and_settlement() {
     let payout = connector
         .start_payout(&PayoutRequest {
             payout_id: "po-1",
+            player_id: &payloop::ids::PlayerId::parse("pia").unwrap(),
             amount: eur("12.00"),
             destination_token: None,
         })
@@ -110,6 +111,7 @@ async fn the_connector_drives_payouts_refunds_status_and_settlement() {
     let failing = connector
         .start_payout(&PayoutRequest {
             payout_id: "po-2",
+            player_id: &payloop::ids::PlayerId::parse("pia").unwrap(),
             amount: eur("1.00"),
             destination_token: Some("tok_fail"),
         })

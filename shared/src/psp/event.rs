@@ -121,6 +121,20 @@ impl Inbound {
     }
 }
 
+/// A change at the PSP that payloop does not apply by itself (a reversed
+/// chargeback, a second chargeback, a failed capture, a reversed refund):
+/// it becomes a case for an operator, never a balance change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdjustmentEvent {
+    pub psp: PspId,
+    pub event_id: EventId,
+    pub payment_id: PaymentId,
+    /// What happened, e.g. `chargeback_reversed`.
+    pub what: &'static str,
+    pub amount_minor: i64,
+    pub currency: Currency,
+}
+
 /// One item of a delivery that batches several events (Adyen), each
 /// verified on its own.
 #[derive(Debug)]
@@ -141,6 +155,8 @@ pub enum ItemVerdict {
     BadSignature,
     /// Verified, but its fields are wrong (named in the error).
     Invalid(crate::Error),
+    /// Verified: a PSP-side change for an operator to review (a case).
+    Adjustment(AdjustmentEvent),
     /// Verified; nothing payloop applies by itself (kept for an operator).
     Unhandled { event_code: String },
     /// Verified: a settlement report is ready at this URL.

@@ -74,6 +74,9 @@ pub struct Entry {
     pub api_base_url: String,
     #[serde(default)]
     pub transfers_base_url: Option<String>,
+    /// Adyen: the Payout API base; when set, payouts go there.
+    #[serde(default)]
+    pub payout_base_url: Option<String>,
     #[serde(default)]
     pub merchant_account: Option<String>,
     #[serde(default)]
@@ -198,6 +201,7 @@ fn connector(i: usize, e: &Entry, b: &Build<'_>) -> Result<Arc<dyn PspConnector>
                 id,
                 checkout_url: e.api_base_url.clone(),
                 transfers_url: e.transfers_base_url.clone(),
+                payout_url: e.payout_base_url.clone(),
                 merchant_account,
                 balance_account_id: e.balance_account_id.clone(),
                 api_key,

@@ -11,7 +11,7 @@ use http::HeaderMap;
 
 use crate::clock::Day;
 use crate::error::{Error, ErrorCode};
-use crate::ids::{PaymentId, PspId};
+use crate::ids::{PaymentId, PlayerId, PspId};
 use crate::money::Money;
 use crate::psp::event::{Batch, Inbound, OperationOutcome};
 use crate::psp::signature::{Rejection, Scheme, Verified, Window};
@@ -52,6 +52,8 @@ pub struct Session {
 pub struct PayoutRequest<'a> {
     /// Our id; the PSP's idempotency key for this payout.
     pub payout_id: &'a str,
+    /// Whose withdrawal it is (the PSP's shopper reference where it needs one).
+    pub player_id: &'a PlayerId,
     pub amount: Money,
     /// The player's instrument at this PSP (closed loop), if known.
     pub destination_token: Option<&'a str>,

@@ -32,6 +32,9 @@ pub enum CaseKind {
     RefundMismatch,
     /// A settlement line and our books disagree (the class says how).
     Reconciliation,
+    /// The PSP reports a change payloop does not apply by itself (a
+    /// reversed or second chargeback, a failed capture, a reversed refund).
+    PspAdjustment,
 }
 
 impl CaseKind {
@@ -44,6 +47,7 @@ impl CaseKind {
             CaseKind::UnknownRefund => "unknown_refund",
             CaseKind::RefundMismatch => "refund_mismatch",
             CaseKind::Reconciliation => "reconciliation",
+            CaseKind::PspAdjustment => "psp_adjustment",
         }
     }
 }

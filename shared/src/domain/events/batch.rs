@@ -16,7 +16,8 @@
 //! that was missing here goes through once the key is configured.
 
 use super::*;
-use crate::psp::event::{Batch, ItemVerdict};
+use crate::domain::cases::{NewCase, Side};
+use crate::psp::event::{AdjustmentEvent, Batch, ItemVerdict};
 
 /// What a batch did, item by item (in the batch's order).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -64,6 +65,7 @@ pub async fn intake_batch(ctx: &Ctx, psp: &PspId, batch: Batch) -> Result<BatchI
                 log_by_claim(ctx, psp, claimed, Outcome::Invalid, true).await;
                 Outcome::Invalid
             }
+            ItemVerdict::Adjustment(ev) => adjustment_case(ctx, &ev).await?,
             ItemVerdict::Unhandled { event_code } => {
                 tracing::info!(psp = %psp, reference = %item.reference, event_code = %event_code, "batch item kept for an operator");
                 log_by_claim(ctx, psp, claimed, Outcome::Unhandled, true).await;
@@ -79,6 +81,35 @@ pub async fn intake_batch(ctx: &Ctx, psp: &PspId, batch: Batch) -> Result<BatchI
         out.outcomes.push(outcome);
     }
     Ok(out)
+}
+
+/// A PSP-side change for an operator: a case on its payment (once per
+/// event id), logged `unhandled`; no balance moves.
+async fn adjustment_case(ctx: &Ctx, ev: &AdjustmentEvent) -> Result<Outcome, Error> {
+    let Some(found) = ctx.store.get(&keys::payment(&ev.payment_id)).await? else {
+        log_by_claim(ctx, &ev.psp, None, Outcome::UnknownPayment, true).await;
+        return Ok(Outcome::UnknownPayment);
+    };
+    let p = Payment::from_item(&found)?;
+    let case = NewCase::of_event(
+        keys::case(&ev.payment_id, &ev.psp, &ev.event_id),
+        CaseKind::PspAdjustment,
+        &ev.event_id,
+        None,
+        Side::record("payment", p.status.as_str(), p.amount, &p.psp),
+        Side::event(ev.what, ev.amount_minor, ev.currency, &ev.psp),
+    );
+    cases::open(ctx, case).await?;
+    tracing::info!(payment_id = %ev.payment_id, psp = %ev.psp, what = ev.what, "PSP adjustment kept for an operator");
+    log_by_claim(
+        ctx,
+        &ev.psp,
+        Some(ev.payment_id.to_string()),
+        Outcome::Unhandled,
+        true,
+    )
+    .await;
+    Ok(Outcome::Unhandled)
 }
 
 #[cfg(test)]

@@ -91,6 +91,7 @@ pub(super) async fn send_or_defer(ctx: &Ctx, p: &Payout) -> Result<(), Error> {
     };
     let req = PspPayout {
         payout_id: &p.id,
+        player_id: &p.player,
         amount: p.amount,
         destination_token: p.destination_token.as_deref(),
     };

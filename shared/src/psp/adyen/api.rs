@@ -98,6 +98,37 @@ pub struct TransferReply {
     pub status: String,
 }
 
+/// `PayoutRequest` (Payout API v68, `POST /payout`): a payout to the
+/// player's stored payout details (a recurring detail of contract PAYOUT).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayoutBody {
+    pub amount: Amount,
+    pub merchant_account: String,
+    /// The payloop payout id: PAYOUT_THIRDPARTY names it back.
+    pub reference: String,
+    pub recurring: Recurring,
+    pub selected_recurring_detail_reference: String,
+    /// The payloop player id.
+    pub shopper_reference: String,
+    pub shopper_interaction: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recurring {
+    pub contract: &'static str,
+}
+
+/// `PayoutResponse`: what we read of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayoutReply {
+    #[serde(default)]
+    pub psp_reference: Option<String>,
+    #[serde(default)]
+    pub result_code: Option<String>,
+}
+
 /// `ServiceError` (Checkout) and the Transfers problem body share these.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

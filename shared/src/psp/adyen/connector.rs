@@ -1,7 +1,9 @@
 //! The Adyen connector: deposits as Hosted Checkout sessions (Checkout
 //! v71 `POST /sessions`, `mode: hosted`, 3-D Secure on Adyen's page),
 //! refunds (`POST /payments/{pspReference}/refunds`), payouts through the
-//! Transfers API v4 (`POST /transfers`, `GET /transfers/{id}`), standard
+//! Transfers API v4 (`POST /transfers`, `GET /transfers/{id}`) or, where a
+//! Payout API base is configured, the Payout API v68 (`POST /payout` to the
+//! player's stored payout details; outcome by PAYOUT_THIRDPARTY), standard
 //! notifications in batches (each item's HMAC verified) and transfer
 //! webhooks, and the settlement details report.
 //!
@@ -21,8 +23,8 @@ use crate::clock::Day;
 use crate::error::Error;
 use crate::ids::PspId;
 use crate::psp::adyen::api::{
-    Amount, Counterparty, RefundBody, RefundReply, ServiceError, SessionBody, SessionReply,
-    TransferBody, TransferReply,
+    Amount, Counterparty, PayoutBody, PayoutReply, Recurring, RefundBody, RefundReply,
+    ServiceError, SessionBody, SessionReply, TransferBody, TransferReply,
 };
 use crate::psp::adyen::notification::refund_reference;
 use crate::psp::adyen::settlement::AdyenFormat;
@@ -52,6 +54,9 @@ pub struct AdyenConfig {
     /// Transfers API base, e.g. `https://balanceplatform-api-test.adyen.com/btl/v4`;
     /// without it (or a balance account) payouts are refused.
     pub transfers_url: Option<String>,
+    /// Payout API base, e.g. `https://pal-test.adyen.com/pal/servlet/Payout/v68`:
+    /// when set, payouts go there instead of the Transfers API.
+    pub payout_url: Option<String>,
     pub merchant_account: String,
     /// The balance account payouts are paid from.
     pub balance_account_id: Option<String>,
@@ -74,7 +79,7 @@ impl AdyenPsp {
         timeout: Duration,
     ) -> Result<AdyenPsp, TransportError> {
         transport.check_endpoint(&cfg.checkout_url)?;
-        if let Some(url) = &cfg.transfers_url {
+        for url in [&cfg.transfers_url, &cfg.payout_url].into_iter().flatten() {
             transport.check_endpoint(url)?;
         }
         let http = transport.client(timeout)?;
@@ -83,6 +88,7 @@ impl AdyenPsp {
             transfers_url: cfg
                 .transfers_url
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            payout_url: cfg.payout_url.map(|u| u.trim_end_matches('/').to_owned()),
             ..cfg
         };
         Ok(AdyenPsp { cfg, http })
@@ -137,6 +143,37 @@ impl AdyenPsp {
             .header("Idempotency-Key", key)
             .json(body);
         read(&self.cfg.id, self.send(req).await?).await
+    }
+
+    /// A payout through the Payout API: to the player's stored payout
+    /// details; Adyen answers at once, PAYOUT_THIRDPARTY brings the outcome.
+    async fn payout_api(
+        &self,
+        base: &str,
+        req: &PayoutRequest<'_>,
+        detail: &str,
+    ) -> Result<Operation, PspError> {
+        let body = PayoutBody {
+            amount: Amount::from(req.amount),
+            merchant_account: self.cfg.merchant_account.clone(),
+            reference: req.payout_id.to_owned(),
+            recurring: Recurring { contract: "PAYOUT" },
+            selected_recurring_detail_reference: detail.to_owned(),
+            shopper_reference: req.player_id.to_string(),
+            shopper_interaction: "ContAuth",
+        };
+        let key = self.idempotency_key("payout", req.payout_id)?;
+        let reply: PayoutReply = self.post(format!("{base}/payout"), key, &body).await?;
+        if reply.result_code.as_deref() == Some("Refused") {
+            return Err(PspError::Refused(format!(
+                "{} refused the payout",
+                self.cfg.id
+            )));
+        }
+        Ok(Operation {
+            reference: reply.psp_reference.unwrap_or_default(),
+            status: OperationStatus::Pending,
+        })
     }
 
     fn transfers(&self) -> Result<(&str, &str), PspError> {
@@ -230,10 +267,13 @@ impl PspConnector for AdyenPsp {
     }
 
     async fn start_payout(&self, req: &PayoutRequest<'_>) -> Result<Operation, PspError> {
-        let (base, account) = self.transfers()?;
         let instrument = req.destination_token.ok_or_else(|| {
-            PspError::Rejected("an Adyen payout needs the player's transfer instrument".into())
+            PspError::Rejected("an Adyen payout needs the player's payout instrument".into())
         })?;
+        if let Some(base) = &self.cfg.payout_url {
+            return self.payout_api(base, req, instrument).await;
+        }
+        let (base, account) = self.transfers()?;
         let body = TransferBody {
             amount: Amount::from(req.amount),
             balance_account_id: account.to_owned(),
@@ -274,6 +314,11 @@ impl PspConnector for AdyenPsp {
     }
 
     async fn payout_status(&self, reference: &str) -> Result<Operation, PspError> {
+        if self.cfg.payout_url.is_some() {
+            return Err(PspError::NotFound(
+                "the Payout API has no lookup: PAYOUT_THIRDPARTY brings the outcome".into(),
+            ));
+        }
         let (base, _) = self.transfers()?;
         let id = path_segment(reference)?;
         let resp = self

@@ -15,7 +15,8 @@
 //! | PAYOUT_THIRDPARTY                 | true    | payout `succeeded`              |
 //! | PAYOUT_THIRDPARTY (false), PAYOUT_DECLINE, PAYOUT_EXPIRE | | payout `failed` |
 //! | REPORT_AVAILABLE                  |         | a settlement report to fetch (`reason` is its URL) |
-//! | anything else (CAPTURE_FAILED, CHARGEBACK_REVERSED, SECOND_CHARGEBACK, …) | | held for an operator, never applied |
+//! | CHARGEBACK_REVERSED, SECOND_CHARGEBACK, CAPTURE_FAILED, REFUNDED_REVERSED | | an adjustment: a case for an operator, never applied |
+//! | anything else                     |         | logged, never applied           |
 //!
 //! `merchantReference` names our record: the payment id, the payout id, or
 //! for a refund `<payment id>.<refund id>` (the reference the connector sends
@@ -34,7 +35,7 @@ use crate::clock::parse_rfc3339_ms;
 use crate::error::Error;
 use crate::ids::{EventId, PaymentId, PspId};
 use crate::money::Currency;
-use crate::psp::event::{OperationOutcome, PayoutEvent, PspEvent, RefundEvent};
+use crate::psp::event::{AdjustmentEvent, OperationOutcome, PayoutEvent, PspEvent, RefundEvent};
 use crate::schema::status::PaymentStatus;
 use crate::secret::Secret;
 
@@ -173,6 +174,8 @@ pub enum ItemEvent {
     Payment(PspEvent),
     Refund(RefundEvent),
     Payout(PayoutEvent),
+    /// A PSP-side change for an operator.
+    Adjustment(AdjustmentEvent),
     /// A settlement report is ready at this URL.
     ReportAvailable {
         url: String,
@@ -200,6 +203,10 @@ pub fn normalise(psp: &PspId, item: &Item) -> Result<ItemEvent, Error> {
         ("PAYOUT_THIRDPARTY", false) | ("PAYOUT_DECLINE" | "PAYOUT_EXPIRE", _) => {
             payout_event(psp, item, OperationOutcome::Failed)
         }
+        ("CHARGEBACK_REVERSED", _) => adjustment(psp, item, "chargeback_reversed"),
+        ("SECOND_CHARGEBACK", _) => adjustment(psp, item, "second_chargeback"),
+        ("CAPTURE_FAILED", _) => adjustment(psp, item, "capture_failed"),
+        ("REFUNDED_REVERSED", _) => adjustment(psp, item, "refunded_reversed"),
         ("REPORT_AVAILABLE", _) => Ok(ItemEvent::ReportAvailable {
             url: item.reason.clone().unwrap_or_default(),
         }),
@@ -227,6 +234,21 @@ fn payment_event(psp: &PspId, item: &Item, status: PaymentStatus) -> Result<Item
                 .filter(|r| !r.is_empty())
                 .unwrap_or_else(|| item.psp_reference.clone()),
         ),
+    }))
+}
+
+fn adjustment(psp: &PspId, item: &Item, what: &'static str) -> Result<ItemEvent, Error> {
+    // A reversed refund names the refund (`<payment id>.<refund id>`).
+    let reference = item.reference()?;
+    let payment = reference.split('.').next().unwrap_or(reference);
+    Ok(ItemEvent::Adjustment(AdjustmentEvent {
+        psp: psp.clone(),
+        event_id: item.event_id()?,
+        payment_id: PaymentId::parse(payment)
+            .map_err(|e| Error::validation("merchantReference", e.to_string()))?,
+        what,
+        amount_minor: item.amount.value,
+        currency: item.currency()?,
     }))
 }
 
@@ -391,10 +413,15 @@ mod tests {
         let payout = normalise(&psp, &item("PAYOUT_DECLINE", "true", "po_1")).unwrap();
         assert!(matches!(payout, ItemEvent::Payout(ev) if ev.status == OperationOutcome::Failed));
         let held = normalise(&psp, &item("CHARGEBACK_REVERSED", "true", pay)).unwrap();
+        assert!(
+            matches!(&held, ItemEvent::Adjustment(a) if a.what == "chargeback_reversed" && a.payment_id.as_str() == pay),
+            "{held:?}"
+        );
+        let other = normalise(&psp, &item("AUTHORISATION_ADJUSTMENT", "true", pay)).unwrap();
         assert_eq!(
-            held,
+            other,
             ItemEvent::Unhandled {
-                event_code: "CHARGEBACK_REVERSED".into()
+                event_code: "AUTHORISATION_ADJUSTMENT".into()
             }
         );
     }

@@ -90,6 +90,7 @@ fn notification_item(keys: &Keys<'_>, item: &Item) -> BatchItem {
             Ok(ItemEvent::Payment(ev)) => ItemVerdict::Event(Inbound::Payment(ev)),
             Ok(ItemEvent::Refund(ev)) => ItemVerdict::Event(Inbound::Refund(ev)),
             Ok(ItemEvent::Payout(ev)) => ItemVerdict::Event(Inbound::Payout(ev)),
+            Ok(ItemEvent::Adjustment(ev)) => ItemVerdict::Adjustment(ev),
             Ok(ItemEvent::ReportAvailable { url }) => ItemVerdict::ReportAvailable { url },
             Ok(ItemEvent::Unhandled { event_code }) => ItemVerdict::Unhandled { event_code },
             Err(e) => ItemVerdict::Invalid(e),
