@@ -676,3 +676,20 @@ pub async fn seed_pending_payment(
     ctx.store.write(put).await.unwrap();
     payment
 }
+
+/// Every classification a reconciliation run reports, line by line and
+/// record by record.
+#[derive(Default)]
+pub struct Seen {
+    pub lines: Vec<(u64, payloop::domain::recon::Class)>,
+    pub records: Vec<(String, payloop::domain::recon::Class)>,
+}
+
+impl payloop::domain::recon::run::Observer for Seen {
+    fn line(&mut self, line: u64, _key: &str, class: payloop::domain::recon::Class) {
+        self.lines.push((line, class));
+    }
+    fn record(&mut self, key: &str, class: payloop::domain::recon::Class) {
+        self.records.push((key.to_owned(), class));
+    }
+}

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use payloop::clock::Day;
 use payloop::domain::policy::{PayoutPolicy, ReconPolicy};
-use payloop::domain::recon::run::{self, Observer, Source};
+use payloop::domain::recon::run::{self, Source};
 use payloop::domain::recon::{Class, FeeRule};
 use payloop::ids::PaymentId;
 use payloop::ids::PspId;
@@ -25,7 +25,7 @@ use payloop::money::{Currency, Money};
 use payloop::psp::{
     OperationStatus, PayoutRequest, PspConnector, PspError, RefundRequest, SessionRequest,
 };
-use payloop_tests::{assert_wallet_audits, deposit_body, Resp, TestStack, WAIT};
+use payloop_tests::{assert_wallet_audits, deposit_body, Resp, Seen, TestStack, WAIT};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -651,21 +651,6 @@ fn settled(
         fees,
         "2026-11-20",
     )
-}
-
-#[derive(Default)]
-struct Seen {
-    lines: Vec<(u64, Class)>,
-    records: Vec<(String, Class)>,
-}
-
-impl Observer for Seen {
-    fn line(&mut self, line: u64, _key: &str, class: Class) {
-        self.lines.push((line, class));
-    }
-    fn record(&mut self, key: &str, class: Class) {
-        self.records.push((key.to_owned(), class));
-    }
 }
 
 async fn paid(t: &TestStack, player: &str, key: &str, amount: &str, currency: &str) -> String {

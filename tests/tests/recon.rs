@@ -11,30 +11,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use payloop::clock::Day;
-use payloop::domain::recon::run::{self, Observer, Source};
+use payloop::domain::recon::run::{self, Source};
 use payloop::domain::recon::Class;
 use payloop::ids::PspId;
 use payloop::queue::QueueName;
-use payloop_tests::{assert_wallet_audits, TestStack, WAIT};
+use payloop_tests::{assert_wallet_audits, Seen, TestStack, WAIT};
 use serde_json::{json, Value};
 
 const HEADER: &str = "reference,payment_id,type,gross,fee,net,currency,settled_date";
-
-/// Every classification, as the run reports it.
-#[derive(Default)]
-struct Seen {
-    lines: Vec<(u64, Class)>,
-    records: Vec<(String, Class)>,
-}
-
-impl Observer for Seen {
-    fn line(&mut self, line: u64, _key: &str, class: Class) {
-        self.lines.push((line, class));
-    }
-    fn record(&mut self, key: &str, class: Class) {
-        self.records.push((key.to_owned(), class));
-    }
-}
 
 fn sandbox() -> PspId {
     PspId::parse("sandbox").unwrap()

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::ids::PspId;
 use crate::money::{Currency, Money};
 use crate::psp::event::Inbound;
-use crate::psp::https::{Transport, TransportError};
+use crate::psp::https::{transport_error, Transport, TransportError};
 use crate::psp::signature::{Rejection, Verified, Window};
 use crate::psp::wire::{
     ErrorReply, OperationReply, PayoutBody, RefundBody, SessionBody, SessionReply, StatusReply,
@@ -115,18 +115,6 @@ impl HttpPsp {
             status: OperationStatus::parse(&reply.status),
         })
     }
-}
-
-/// A transport failure, without the URL (it may carry a token one day).
-fn transport_error(psp: &PspId, e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    format!("{psp}: {kind}")
 }
 
 /// A reference goes into a URL path: only the characters PSPs use.

@@ -138,6 +138,19 @@ pub fn local_client_builder() -> Result<reqwest::ClientBuilder, TransportError> 
 /// Calls to this machine's own services time out after this.
 const LOCAL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A failed PSP call in words for the log, without the URL (a pre-signed
+/// URL carries a token).
+pub fn transport_error(psp: &crate::ids::PspId, e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    format!("{psp}: {kind}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

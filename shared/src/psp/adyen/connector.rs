@@ -31,7 +31,7 @@ use crate::psp::adyen::settlement::AdyenFormat;
 use crate::psp::adyen::webhook::{self, BasicAuth};
 use crate::psp::event::Batch;
 use crate::psp::event::Inbound;
-use crate::psp::https::{Transport, TransportError};
+use crate::psp::https::{transport_error, Transport, TransportError};
 use crate::psp::settlement::LineFormat;
 use crate::psp::signature::{Rejection, Verified, Window};
 use crate::psp::{
@@ -191,18 +191,6 @@ async fn read<R: DeserializeOwned>(psp: &PspId, resp: reqwest::Response) -> Resu
     resp.json()
         .await
         .map_err(|e| PspError::Unavailable(format!("{psp} sent an unreadable answer: {e}")))
-}
-
-/// A transport failure, without the URL.
-fn transport_error(psp: &PspId, e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    format!("{psp}: {kind}")
 }
 
 /// A PSP reference goes into a URL path: Adyen's are alphanumeric.

@@ -119,21 +119,9 @@ impl Item {
     }
 
     /// Is the item signed with one of `hex_keys` (rotation: old and new)?
-    /// Compared in constant time.
     pub fn verify(&self, hex_keys: &[Secret]) -> bool {
-        let Some(sig) = self.signature().and_then(|s| B64.decode(s).ok()) else {
-            return false;
-        };
-        let message = self.signing_string();
-        hex_keys.iter().any(|k| {
-            hex::decode(k.expose())
-                .ok()
-                .and_then(|key| Hmac::<Sha256>::new_from_slice(&key).ok())
-                .is_some_and(|mut mac| {
-                    mac.update(message.as_bytes());
-                    mac.verify_slice(&sig).is_ok()
-                })
-        })
+        self.signature()
+            .is_some_and(|sig| signed_with(hex_keys, self.signing_string().as_bytes(), sig))
     }
 
     fn succeeded(&self) -> bool {
@@ -166,6 +154,24 @@ impl Item {
             .filter(|r| !r.is_empty())
             .ok_or_else(|| Error::validation("merchantReference", "is required"))
     }
+}
+
+/// Adyen's HMAC rule, for notification items and webhook bodies alike: is
+/// `signature` (base64) the HMAC-SHA256 of `message` under one of the
+/// hex-decoded keys? Compared in constant time.
+pub fn signed_with(hex_keys: &[Secret], message: &[u8], signature: &str) -> bool {
+    let Ok(sig) = B64.decode(signature.trim()) else {
+        return false;
+    };
+    hex_keys.iter().any(|k| {
+        hex::decode(k.expose())
+            .ok()
+            .and_then(|key| Hmac::<Sha256>::new_from_slice(&key).ok())
+            .is_some_and(|mut mac| {
+                mac.update(message);
+                mac.verify_slice(&sig).is_ok()
+            })
+    })
 }
 
 /// What one item means for payloop.

@@ -11,10 +11,8 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use serde::Deserialize;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::clock::parse_rfc3339_ms;
@@ -22,7 +20,7 @@ use crate::error::Error;
 use crate::ids::{EventId, PspId};
 use crate::money::Currency;
 use crate::psp::adyen::connector::transfer_status;
-use crate::psp::adyen::notification::{normalise, Item, ItemEvent, Notification};
+use crate::psp::adyen::notification::{normalise, signed_with, Item, ItemEvent, Notification};
 use crate::psp::event::{Batch, BatchItem, Inbound, ItemVerdict, OperationOutcome, PayoutEvent};
 use crate::secret::Secret;
 
@@ -142,22 +140,10 @@ struct TransferAmount {
 
 /// Is the raw body signed with one of the keys (`HmacSignature` header)?
 fn body_signed(hex_keys: &[Secret], headers: &HeaderMap, raw: &[u8]) -> bool {
-    let Some(sig) = headers
+    headers
         .get("HmacSignature")
         .and_then(|v| v.to_str().ok())
-        .and_then(|s| B64.decode(s.trim()).ok())
-    else {
-        return false;
-    };
-    hex_keys.iter().any(|k| {
-        hex::decode(k.expose())
-            .ok()
-            .and_then(|key| Hmac::<Sha256>::new_from_slice(&key).ok())
-            .is_some_and(|mut mac| {
-                mac.update(raw);
-                mac.verify_slice(&sig).is_ok()
-            })
-    })
+        .is_some_and(|sig| signed_with(hex_keys, raw, sig))
 }
 
 fn transfer_item(keys: &Keys<'_>, headers: &HeaderMap, raw: &[u8]) -> BatchItem {
@@ -224,6 +210,8 @@ fn transfer_verdict(psp: &PspId, n: &TransferNotification) -> Result<ItemVerdict
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     const KEY: &str = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056";
 
