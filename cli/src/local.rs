@@ -129,6 +129,8 @@ pub struct LocalOptions {
     pub payouts: payloop::domain::policy::PayoutPolicy,
     /// A PSP list (JSON, `psp::list`) added beside the sandboxes.
     pub psp_list: Option<String>,
+    /// Responsible-gambling preset (deposit limits, cooling-off).
+    pub rg: payloop::domain::policy::RgPolicy,
 }
 
 impl LocalOptions {
@@ -156,6 +158,7 @@ impl LocalOptions {
             sweep_every: Duration::from_secs(1),
             payouts: payloop::domain::policy::PayoutPolicy::default(),
             psp_list: None,
+            rg: payloop::domain::policy::RgPolicy::default(),
         }
     }
 }
@@ -397,6 +400,7 @@ pub async fn start(
     let policies = Arc::new(payloop::domain::policy::Policies {
         payouts: opts.payouts.clone(),
         recon: sandbox_fees(&sandboxes),
+        rg: opts.rg.clone(),
     });
     let handles = start_sandboxes(&opts, &sandboxes, &secrets, &base_url).await?;
     let psps = psps(&handles, &config, &secrets, &opts)?;

@@ -11,6 +11,10 @@ fn parse_scheme(s: &str) -> Result<Scheme, String> {
     Scheme::parse(s).ok_or_else(|| "one of: seed, timestamped, standard-webhooks".to_owned())
 }
 
+fn parse_rg_preset(s: &str) -> Result<payloop::domain::policy::RgPolicy, String> {
+    payloop::domain::policy::RgPolicy::preset(s).ok_or_else(|| "one of: uk, se, de".to_owned())
+}
+
 #[derive(Parser)]
 #[command(
     name = "payloop",
@@ -53,6 +57,10 @@ enum Command {
         /// routing rules (--routing) can send deposits to them.
         #[arg(long, env = "PAYLOOP_PSPS_FILE")]
         psps: Option<PathBuf>,
+        /// Responsible-gambling preset: uk (24 h cooling-off), se (72 h, limits
+        /// required), de (EUR 1 000 a month by default).
+        #[arg(long, env = "PAYLOOP_RG_PRESET", default_value = "uk", value_parser = parse_rg_preset)]
+        rg_preset: payloop::domain::policy::RgPolicy,
     },
     /// Run only the three sandbox PSPs (for a payloop running elsewhere).
     Sandbox {
@@ -103,8 +111,10 @@ async fn main() -> Result<(), BoxError> {
             sandbox_port,
             degraded,
             psps,
+            rg_preset,
         } => {
             let opts = LocalOptions {
+                rg: rg_preset,
                 psp_list: psps.map(std::fs::read_to_string).transpose()?,
                 host,
                 port,

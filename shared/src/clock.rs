@@ -127,6 +127,37 @@ impl Day {
             days: self.days - 1,
         }
     }
+
+    /// The Monday of this day's ISO week (1970-01-01 was a Thursday).
+    pub fn week_start(&self) -> Day {
+        Day {
+            days: self.days - (self.days + 3).rem_euclid(7),
+        }
+    }
+
+    /// The first day of this day's calendar month.
+    pub fn month_start(&self) -> Day {
+        let (y, m, _) = civil_from_days(self.days);
+        Day {
+            days: days_from_civil(y, m, 1),
+        }
+    }
+
+    /// The first day of the next calendar month.
+    pub fn next_month_start(&self) -> Day {
+        let (y, m, _) = civil_from_days(self.days);
+        let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        Day {
+            days: days_from_civil(y, m, 1),
+        }
+    }
+
+    /// This day plus `n` days.
+    pub fn plus_days(&self, n: i64) -> Day {
+        Day {
+            days: self.days + n,
+        }
+    }
 }
 
 impl std::fmt::Display for Day {
@@ -183,6 +214,26 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calendar_periods_start_where_the_calendar_says() {
+        let d = Day::parse("2026-12-02").unwrap(); // a Wednesday
+        assert_eq!(d.week_start().to_string(), "2026-11-30");
+        assert_eq!(d.month_start().to_string(), "2026-12-01");
+        assert_eq!(d.next_month_start().to_string(), "2027-01-01");
+        let monday = Day::parse("2026-11-30").unwrap();
+        assert_eq!(monday.week_start(), monday);
+        let sunday = Day::parse("2026-12-06").unwrap();
+        assert_eq!(sunday.week_start(), monday);
+        assert_eq!(
+            Day::parse("2024-02-29")
+                .unwrap()
+                .next_month_start()
+                .to_string(),
+            "2024-03-01"
+        );
+        assert_eq!(d.plus_days(7).to_string(), "2026-12-09");
+    }
 
     #[test]
     fn rfc3339_times_parse_to_epoch_ms() {

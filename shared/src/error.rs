@@ -22,6 +22,9 @@ pub enum ErrorCode {
     TxnIdReused,
     RoundConflict,
     CaseResolved,
+    DepositLimitReached,
+    DepositLimitRequired,
+    SelfExclusionActive,
 }
 
 impl ErrorCode {
@@ -39,6 +42,9 @@ impl ErrorCode {
             ErrorCode::TxnIdReused => "txn_id_reused",
             ErrorCode::RoundConflict => "round_conflict",
             ErrorCode::CaseResolved => "case_resolved",
+            ErrorCode::DepositLimitReached => "deposit_limit_reached",
+            ErrorCode::DepositLimitRequired => "deposit_limit_required",
+            ErrorCode::SelfExclusionActive => "self_exclusion_active",
         }
     }
 
@@ -75,6 +81,9 @@ pub enum Error {
     Unauthorized,
     #[error("this API key may not call this endpoint")]
     Forbidden,
+    /// The player excluded themselves from deposits and play.
+    #[error("the player is self-excluded")]
+    SelfExcluded { until_ms: Option<i64> },
     #[error("webhook signature missing or invalid")]
     BadSignature,
     #[error("webhook timestamp outside the tolerance window")]
@@ -150,6 +159,7 @@ impl Error {
             Error::Conflict { code, .. } => (409, code.as_str(), code.retryable()),
             Error::Unauthorized => (401, "unauthorized", false),
             Error::Forbidden => (403, "forbidden", false),
+            Error::SelfExcluded { .. } => (403, "self_excluded", false),
             Error::BadSignature => (401, "bad_signature", false),
             Error::StaleEvent => (401, "stale_event", false),
             Error::NotFound { .. } => (404, "not_found", false),
@@ -187,6 +197,10 @@ impl Error {
             Error::Validation { field, reason } => json!({"field": field, "reason": reason}),
             Error::PanDetected { field } => json!({"field": field}),
             Error::PayloadTooLarge { limit } => json!({"limit_bytes": limit}),
+            Error::SelfExcluded { until_ms } => match until_ms {
+                Some(u) => json!({"until_ms": u}),
+                None => json!({"indefinite": true}),
+            },
             Error::PaymentRequiredWith { details, .. } => details.clone(),
             Error::Limit { field, .. } => json!({"field": field}),
             Error::MethodUnavailable { available, .. } => {

@@ -89,6 +89,18 @@ pub fn policies_from_env() -> Result<Policies, ConfigError> {
     Ok(Policies {
         payouts: payout_policy_from_env()?,
         recon: recon_policy_from_env()?,
+        rg: rg_policy_from_env()?,
+    })
+}
+
+/// `PAYLOOP_RG_PRESET`: `uk` (default), `se` or `de`.
+fn rg_policy_from_env() -> Result<crate::domain::policy::RgPolicy, ConfigError> {
+    let name = std::env::var("PAYLOOP_RG_PRESET").unwrap_or_else(|_| "uk".into());
+    crate::domain::policy::RgPolicy::preset(&name).ok_or_else(|| {
+        ConfigError(format!(
+            "PAYLOOP_RG_PRESET must be one of {}",
+            crate::domain::policy::RgPolicy::PRESETS.join(", ")
+        ))
     })
 }
 

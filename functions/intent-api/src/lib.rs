@@ -8,15 +8,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use payloop::domain::deposits::{self, InitRequest};
+use payloop::domain::limits::{self, exclusion, LimitsChange};
 use payloop::domain::operator::{self, DegradationRequest};
 use payloop::domain::payouts::{self, PayoutRequest};
 use payloop::domain::players::{self, LevelChange};
 use payloop::domain::refunds::{self, RefundRequest};
 use payloop::domain::Ctx;
 use payloop::edge::{
-    authenticate, idempotency_key, idempotent, parse_body, ApiError, Path, RawBody,
+    authenticate, idempotency_key, idempotent, parse_body, ApiError, Path, QueryParams, RawBody,
 };
 use payloop::ids::{PaymentId, PlayerId};
+use payloop::money::Currency;
 use payloop::Error;
 
 pub const INIT_PATH: &str = "/v1/payments/init";
@@ -35,6 +37,14 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/admin/players/{player_id}/kyc", put(set_player_kyc))
         .route("/v1/admin/degradation", put(set_degradation))
         .route("/v1/admin/players/{player_id}/risk", put(set_player_risk))
+        .route(
+            "/v1/players/{player_id}/limits",
+            put(set_limits).get(show_limits),
+        )
+        .route(
+            "/v1/players/{player_id}/self-exclusion",
+            post(set_exclusion).get(show_exclusion),
+        )
         .with_state(ctx)
 }
 
@@ -164,6 +174,61 @@ async fn set_player_kyc(
     Ok(Json(
         players::set_level(&ctx, &player_id(&player)?, change).await?,
     ))
+}
+
+/// `PUT /v1/players/{id}/limits` (platform key): decreases at once,
+/// increases and removals after the preset's cooling-off.
+async fn set_limits(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(player): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<impl IntoResponse, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let change = LimitsChange::parse(&parse_body(&raw)?)?;
+    Ok(Json(
+        limits::set(&ctx, &player_id(&player)?, &change).await?,
+    ))
+}
+
+/// `GET /v1/players/{id}/limits?currency=EUR` (platform key).
+async fn show_limits(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(player): Path<String>,
+    q: QueryParams,
+) -> Result<impl IntoResponse, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let currency = q
+        .parse_with("currency", "must be an ISO 4217 code", |c| {
+            Currency::parse(c).ok()
+        })?
+        .ok_or_else(|| Error::validation("currency", "is required"))?;
+    Ok(Json(
+        limits::view(&ctx, &player_id(&player)?, currency).await?,
+    ))
+}
+
+/// `POST /v1/players/{id}/self-exclusion` (platform key).
+async fn set_exclusion(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(player): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<impl IntoResponse, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let e = exclusion::Exclusion::parse(&parse_body(&raw)?, ctx.now_ms())?;
+    Ok(Json(exclusion::set(&ctx, &player_id(&player)?, e).await?))
+}
+
+/// `GET /v1/players/{id}/self-exclusion` (platform key).
+async fn show_exclusion(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(player): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    Ok(Json(exclusion::get(&ctx, &player_id(&player)?).await?))
 }
 
 /// `POST /v1/payments/{payment_id}/refund` (operator: platform key).

@@ -14,6 +14,7 @@ pub mod cases;
 pub mod deposits;
 pub mod events;
 pub mod idempotency;
+pub mod limits;
 pub mod operator;
 pub mod outbox;
 pub mod pan;

@@ -11,6 +11,72 @@ use crate::ids::PspId;
 pub struct Policies {
     pub payouts: PayoutPolicy,
     pub recon: ReconPolicy,
+    /// Deposit limits and cooling-off: the jurisdiction's preset.
+    pub rg: RgPolicy,
+}
+
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+
+/// The jurisdiction rules a deployment applies (`PAYLOOP_RG_PRESET`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgPolicy {
+    pub preset: &'static str,
+    /// How long an increase or removal waits.
+    pub cooling_off_ms: i64,
+    /// An increase also waits for the current period to end (Sweden).
+    pub wait_period_end: bool,
+    /// Day, week and month limits must be set before a deposit (Sweden).
+    pub limits_required: bool,
+    /// The monthly limit in force when the player set none (Germany).
+    pub default_month_cap: Option<crate::money::Money>,
+}
+
+impl RgPolicy {
+    pub const PRESETS: [&'static str; 3] = ["uk", "se", "de"];
+
+    /// `uk`: 24 h cooling-off. `se`: 72 h and not before the period ends,
+    /// limits required. `de`: EUR 1 000 a calendar month unless set lower,
+    /// 7 days' cooling-off (an operator's published rule, unconfirmed).
+    pub fn preset(name: &str) -> Option<RgPolicy> {
+        let eur = crate::money::Currency::parse("EUR").ok()?;
+        Some(match name {
+            "uk" => RgPolicy {
+                preset: "uk",
+                cooling_off_ms: 24 * HOUR_MS,
+                wait_period_end: false,
+                limits_required: false,
+                default_month_cap: None,
+            },
+            "se" => RgPolicy {
+                preset: "se",
+                cooling_off_ms: 72 * HOUR_MS,
+                wait_period_end: true,
+                limits_required: true,
+                default_month_cap: None,
+            },
+            "de" => RgPolicy {
+                preset: "de",
+                cooling_off_ms: 7 * 24 * HOUR_MS,
+                wait_period_end: false,
+                limits_required: false,
+                default_month_cap: Some(crate::money::Money::from_minor(100_000, eur).ok()?),
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl Default for RgPolicy {
+    fn default() -> Self {
+        // "uk" is one of the presets above.
+        RgPolicy {
+            preset: "uk",
+            cooling_off_ms: 24 * HOUR_MS,
+            wait_period_end: false,
+            limits_required: false,
+            default_month_cap: None,
+        }
+    }
 }
 
 /// The payout rules of a deployment (minor units of the payout's currency).

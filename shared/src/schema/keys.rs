@@ -106,7 +106,25 @@ pub fn balance_currency(sk: &str) -> Option<Currency> {
         .and_then(|c| Currency::parse(c).ok())
 }
 pub fn player_profile(player: &PlayerId) -> Key {
-    Key::new(format!("PLAYER#{player}"), "PROFILE")
+    Key::new(player_pk(player), "PROFILE")
+}
+pub fn player_pk(player: &PlayerId) -> String {
+    format!("PLAYER#{player}")
+}
+/// A player's deposit limits in one currency.
+pub fn player_limits(player: &PlayerId, currency: Currency) -> Key {
+    Key::new(player_pk(player), format!("LIMITS#{}", currency.code()))
+}
+/// What a player deposited (reserved) against one period's limit.
+pub fn limit_usage_sk(currency: Currency, period: &str, start: &str) -> String {
+    format!("USE#{}#{period}#{start}", currency.code())
+}
+pub fn self_exclusion(player: &PlayerId) -> Key {
+    Key::new(player_pk(player), "SELFEXCL")
+}
+/// A deposit intent's reservation against its player's limits.
+pub fn limit_reservation(payment: &PaymentId) -> Key {
+    Key::new(payment_pk(payment.as_str()), "LIMRES")
 }
 /// The route a checkout session (`kind` = `session`) or bank (`bank`)
 /// started on.

@@ -108,9 +108,29 @@ async fn move_status(
     p: &Payment,
     ev: &PspEvent,
 ) -> Result<Option<Option<PaymentStatus>>, ApplyError> {
-    match ctx.store.write(payment_move(p, ev, ctx.now_ms())).await {
+    let moved = payment_move(p, ev, ctx.now_ms());
+    // A failed or canceled deposit frees what it reserved of the limits,
+    // in the same transaction as its move (once: the reservation's status).
+    let release = match ev.status {
+        PaymentStatus::Failed | PaymentStatus::Canceled => {
+            crate::domain::limits::reserve::release_writes(ctx, &p.id).await?
+        }
+        _ => None,
+    };
+    let result = match release {
+        None => ctx.store.write(moved).await,
+        Some(mut writes) => {
+            writes.insert(0, moved);
+            ctx.store.transact(writes).await
+        }
+    };
+    match result {
         Ok(()) => Ok(None),
-        Err(StoreError::ConditionFailed { old, .. }) => Ok(Some(seen_status(old.as_ref()))),
+        Err(StoreError::ConditionFailed { index: 0, old }) => Ok(Some(seen_status(old.as_ref()))),
+        Err(StoreError::ConditionFailed { .. }) => Err(ApplyError {
+            retryable: true,
+            reason: format!("the limit reservation of {} moved meanwhile", p.id),
+        }),
         Err(e) => Err(Error::from(e).into()),
     }
 }

@@ -11,6 +11,7 @@ use crate::store::{Attr, Cond, ItemExt, StoreError, Write};
 use crate::domain::deposits::payment::{Payment, PaymentStatus};
 use crate::domain::deposits::request::InitRequest;
 use crate::domain::deposits::route::route_and_open;
+use crate::domain::limits;
 use crate::domain::Ctx;
 use crate::schema::keys;
 
@@ -28,7 +29,18 @@ pub async fn create_intent(
     if let Some(old) = ctx.store.get(&keys::payment(&id)).await? {
         return from_earlier_attempt(&old, &req);
     }
-    let routed = route_and_open(ctx, &req, &id).await?;
+    // Limits first: no PSP session opens for a deposit the limits refuse.
+    limits::reserve::reserve(ctx, &req.player, req.amount, &id).await?;
+    let routed = match route_and_open(ctx, &req, &id).await {
+        Ok(routed) => routed,
+        Err(e) => {
+            // No session, no deposit: the retry of this request reserves afresh.
+            if let Err(release) = limits::reserve::release(ctx, &id).await {
+                tracing::warn!(payment_id = %id, error = %release, "could not release a limit reservation");
+            }
+            return Err(e);
+        }
+    };
     let payment = Payment {
         id,
         player: req.player.clone(),

@@ -56,6 +56,9 @@ pub async fn apply(
     op: RoundOp,
     req: &RoundRequest,
 ) -> Result<(RoundAnswer, bool), Error> {
+    if op == RoundOp::Bet {
+        crate::domain::limits::exclusion::check(ctx, &req.player, ctx.now_ms()).await?;
+    }
     let round = resolve(ctx, op, req).await?;
     let r = &round;
     let (m, extra) = plan(ctx, op, r).await?;
