@@ -286,3 +286,50 @@ async fn self_exclusion_refuses_deposits_and_bets_and_is_never_shortened() {
     assert_eq!(t.balance_minor("sam").await, 2000, "nothing moved");
     t.shutdown().await;
 }
+
+async fn used(t: &TestStack, player: &str) -> String {
+    let v = t
+        .get(&format!("/v1/players/{player}/limits?currency=EUR"), true)
+        .await;
+    period(&v.json(), "day")["used"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// An intent that is neither paid nor failed frees its reservation after
+/// the preset's time; if it is paid after all, its amount counts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_intent_expires_and_a_late_capture_counts_again() {
+    let t = TestStack::start_with(|o| {
+        o.rg.reservation_ttl_ms = 300;
+        o.sweep_every = std::time::Duration::from_millis(50);
+    })
+    .await;
+    put_limits(&t, "ema", json!({"currency": "EUR", "day": "100.00"})).await;
+    let first = init(&t, "e-1", "ema", "60.00").await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let id = first.json()["payment_id"].as_str().unwrap().to_owned();
+    assert_eq!(used(&t, "ema").await, "60.00");
+    let deadline = tokio::time::Instant::now() + payloop_tests::WAIT;
+    while used(&t, "ema").await != "0.00" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reservation never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The player pays the first intent after all: gross, it counts again.
+    t.approve(&id).await;
+    t.wait_idle().await;
+    assert_eq!(used(&t, "ema").await, "60.00");
+    assert_eq!(t.balance_minor("ema").await, 6000);
+    let over = init(&t, "e-2", "ema", "40.01").await;
+    assert_eq!(
+        over.json()["details"]["remaining"],
+        "40.00",
+        "{}",
+        over.text
+    );
+    t.shutdown().await;
+}

@@ -6,8 +6,12 @@ use serde_json::Value;
 
 const MIN_PAN_DIGITS: usize = 13;
 const MAX_PAN_DIGITS: usize = 19;
-/// Numeric fields that legitimately carry long digit runs.
-const NUMERIC_AMOUNT_FIELDS: [&str; 2] = ["amount_micros", "timestamp"];
+/// Numeric fields that legitimately carry long digit runs: amounts in
+/// micros and times (epoch milliseconds are 13 digits, and one in ten
+/// passes Luhn).
+fn is_numeric_amount_or_time(field: &str) -> bool {
+    field == "timestamp" || field.ends_with("_micros") || field.ends_with("_ms")
+}
 /// Bounds the walk over hostile, deeply nested bodies.
 const MAX_DEPTH: usize = 32;
 
@@ -32,7 +36,7 @@ fn walk(v: &Value, path: &str, depth: usize) -> Option<String> {
             if contains_pan(k) {
                 return Some(child);
             }
-            if NUMERIC_AMOUNT_FIELDS.contains(&k.as_str()) && x.is_number() {
+            if is_numeric_amount_or_time(k) && x.is_number() {
                 return None;
             }
             walk(x, &child, depth + 1)
@@ -129,6 +133,30 @@ mod tests {
         assert_eq!(
             find_pan(&json!({"amount": "50.00", "player_id": "p-1"})),
             None
+        );
+    }
+
+    /// Epoch milliseconds are 13 digits and one in ten passes Luhn: a
+    /// numeric time field is a time, a string or another field still a PAN.
+    #[test]
+    fn epoch_millis_in_time_fields_are_not_card_numbers() {
+        let luhn_ms = 1_795_165_200_001_i64;
+        assert!(
+            contains_pan(&luhn_ms.to_string()),
+            "the fixture passes Luhn"
+        );
+        assert_eq!(find_pan(&json!({"until_ms": luhn_ms})), None);
+        assert_eq!(
+            find_pan(&json!({"amount_micros": 4_111_111_111_111_111_i64})),
+            None
+        );
+        assert_eq!(
+            find_pan(&json!({"until_ms": luhn_ms.to_string()})).as_deref(),
+            Some("$.until_ms")
+        );
+        assert_eq!(
+            find_pan(&json!({"until": luhn_ms})).as_deref(),
+            Some("$.until")
         );
     }
 }

@@ -16,6 +16,7 @@ pub struct Policies {
 }
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;
+const RESERVATION_TTL_MS: i64 = 25 * HOUR_MS;
 
 /// The jurisdiction rules a deployment applies (`PAYLOOP_RG_PRESET`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub struct RgPolicy {
     pub limits_required: bool,
     /// The monthly limit in force when the player set none (Germany).
     pub default_month_cap: Option<crate::money::Money>,
+    /// How long an intent that neither completes nor fails keeps its
+    /// reservation (a PSP session lasts at most 24 h).
+    pub reservation_ttl_ms: i64,
 }
 
 impl RgPolicy {
@@ -46,6 +50,7 @@ impl RgPolicy {
                 wait_period_end: false,
                 limits_required: false,
                 default_month_cap: None,
+                reservation_ttl_ms: RESERVATION_TTL_MS,
             },
             "se" => RgPolicy {
                 preset: "se",
@@ -53,6 +58,7 @@ impl RgPolicy {
                 wait_period_end: true,
                 limits_required: true,
                 default_month_cap: None,
+                reservation_ttl_ms: RESERVATION_TTL_MS,
             },
             "de" => RgPolicy {
                 preset: "de",
@@ -60,6 +66,7 @@ impl RgPolicy {
                 wait_period_end: false,
                 limits_required: false,
                 default_month_cap: Some(crate::money::Money::from_minor(100_000, eur).ok()?),
+                reservation_ttl_ms: RESERVATION_TTL_MS,
             },
             _ => return None,
         })
@@ -75,6 +82,7 @@ impl Default for RgPolicy {
             wait_period_end: false,
             limits_required: false,
             default_month_cap: None,
+            reservation_ttl_ms: RESERVATION_TTL_MS,
         }
     }
 }

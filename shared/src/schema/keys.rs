@@ -122,6 +122,11 @@ pub fn limit_usage_sk(currency: Currency, period: &str, start: &str) -> String {
 pub fn self_exclusion(player: &PlayerId) -> Key {
     Key::new(player_pk(player), "SELFEXCL")
 }
+/// The partition of limit reservations' due work (expiry).
+pub const LIMIT_DUE_PK: &str = "LIMITQ";
+pub fn limit_due(sk: impl Into<String>) -> Key {
+    Key::new(LIMIT_DUE_PK, sk)
+}
 /// A deposit intent's reservation against its player's limits.
 pub fn limit_reservation(payment: &PaymentId) -> Key {
     Key::new(payment_pk(payment.as_str()), "LIMRES")

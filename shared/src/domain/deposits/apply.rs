@@ -161,13 +161,12 @@ async fn credit_deposit(
         p.amount.minor(),
     );
     let indexed = settle_index(p, ev, Kind::Payment, p.amount.minor());
-    match ledger::apply(
-        ctx,
-        &m,
-        &[payment_move(p, ev, ctx.now_ms()), counted, indexed],
-    )
-    .await?
-    {
+    let mut extra = vec![payment_move(p, ev, ctx.now_ms()), counted, indexed];
+    // Paid after its limit reservation expired: it counts again (gross).
+    if let Some(recount) = crate::domain::limits::reserve::recount_writes(ctx, &p.id).await? {
+        extra.extend(recount);
+    }
+    match ledger::apply(ctx, &m, &extra).await? {
         Outcome::Moved(e) if e.fresh => Ok(None),
         // The credit entry exists: this capture was applied before.
         Outcome::Moved(_) => Ok(Some(Some(PaymentStatus::Captured))),

@@ -5,8 +5,16 @@
 //! on not existing: a retried intent of the same payment reserves nothing
 //! more), one `ADD used` per limit in force, conditional on the headroom
 //! (`used < limit − amount + 1`), a check that the limits are still the
-//! version read and that no self-exclusion began meanwhile. Two concurrent
-//! intents can never together pass a limit; no limit in force, no write.
+//! version read and that no self-exclusion began meanwhile, and a due item
+//! for its expiry. Two concurrent intents can never together pass a limit;
+//! no limit in force, no write.
+//!
+//! A reservation ends `released` (the payment failed or was canceled, in
+//! that move's transaction), stays `reserved` once the payment is captured
+//! (gross: it counts for good), or `expired` when its intent neither paid
+//! nor failed in `reservation_ttl_ms` (the sweep frees it). A capture that
+//! arrives after the expiry counts its amount again, in the capture's own
+//! transaction (`recount_writes`), so the counters never miss a deposit.
 
 use serde_json::json;
 
@@ -19,9 +27,13 @@ use crate::store::{item, Attr, Cond, ItemExt, Key, StoreError, UpdateOp, Write};
 use super::{exclusion, load, Period};
 use crate::clock::Day;
 use crate::domain::Ctx;
+use crate::schema::status::PaymentStatus;
 
 const RESERVED: &str = "reserved";
 const RELEASED: &str = "released";
+const EXPIRED: &str = "expired";
+/// Due reservations looked at per sweep run.
+const SWEEP_BATCH: usize = 100;
 
 /// What `player` has used of `p`'s limit in the period from `start`.
 pub(super) async fn used(
@@ -112,10 +124,19 @@ pub async fn reserve(
             ])),
         });
     }
+    let due_sk = keys::due_sk(
+        now.saturating_add(policy.reservation_ttl_ms),
+        payment.as_str(),
+    );
+    let due = item(
+        &keys::limit_due(due_sk.clone()),
+        [("payment_id", Attr::from(payment.as_str()))],
+    );
     let reservation = item(
         &keys::limit_reservation(payment),
         [
             ("status", Attr::from(RESERVED)),
+            ("due_sk", Attr::from(due_sk.as_str())),
             ("player", Attr::from(player.as_str())),
             ("currency", Attr::from(currency.code())),
             ("amount", Attr::N(amount.minor())),
@@ -130,6 +151,10 @@ pub async fn reserve(
     writes.extend(counters);
     writes.push(limits.unchanged(player));
     writes.push(exclusion::still_clear(player, now));
+    writes.push(Write::Put {
+        item: due,
+        cond: None,
+    });
     match ctx.store.transact(writes).await {
         // Reserved now, or by an earlier attempt of this same intent.
         Ok(()) | Err(StoreError::ConditionFailed { index: 0, .. }) => Ok(()),
@@ -154,61 +179,166 @@ pub async fn reserve(
 /// The writes that release `payment`'s reservation, for the transaction
 /// that fails or cancels the payment; `None` when it has none left.
 pub async fn release_writes(ctx: &Ctx, payment: &PaymentId) -> Result<Option<Vec<Write>>, Error> {
-    release_with(ctx, payment, false).await
+    let key = keys::limit_reservation(payment);
+    match ctx.store.get(&key).await? {
+        Some(r) if r.str_attr("status") == Some(RESERVED) => {
+            release_of(key, &r, Some(RELEASED)).map(Some)
+        }
+        _ => Ok(None),
+    }
 }
 
-/// `forget`: delete the reservation (the intent was never opened, so its
-/// retry may reserve again) instead of marking it released.
-async fn release_with(
-    ctx: &Ctx,
-    payment: &PaymentId,
-    forget: bool,
-) -> Result<Option<Vec<Write>>, Error> {
+/// The writes that count an expired reservation again, for the transaction
+/// of a capture that came after its expiry; `None` otherwise.
+pub async fn recount_writes(ctx: &Ctx, payment: &PaymentId) -> Result<Option<Vec<Write>>, Error> {
     let key = keys::limit_reservation(payment);
     let Some(r) = ctx.store.get(&key).await? else {
         return Ok(None);
     };
-    if r.str_attr("status") != Some(RESERVED) {
+    if r.str_attr("status") != Some(EXPIRED) {
         return Ok(None);
     }
-    let (Some(player), Some(amount)) = (r.str_attr("player"), r.int_attr("amount")) else {
+    let amount = r.int_attr("amount").unwrap_or(0);
+    // Unconditional: the capture's own conditions make it happen once.
+    let mut writes = vec![Write::Update {
+        key,
+        ops: vec![UpdateOp::set("status", RESERVED)],
+        cond: None,
+    }];
+    writes.extend(usage_adds(&r, amount)?);
+    Ok(Some(writes))
+}
+
+/// The counters of a reservation, each moved by `delta`.
+fn usage_adds(r: &crate::store::Item, delta: i64) -> Result<Vec<Write>, Error> {
+    let Some(player) = r.str_attr("player") else {
         return Err(Error::Internal(
-            "a limit reservation lacks its player or amount".into(),
+            "a limit reservation lacks its player".into(),
         ));
     };
     let pk = format!("PLAYER#{player}");
-    let cond = Some(Cond::eq("status", RESERVED));
-    let mut writes = vec![if forget {
-        Write::Delete { key, cond }
-    } else {
-        Write::Update {
-            key,
-            ops: vec![UpdateOp::set("status", RELEASED)],
-            cond,
-        }
-    }];
     let usage = match r.get("usage") {
         Some(Attr::L(list)) => list.iter().filter_map(Attr::as_str).collect::<Vec<_>>(),
         _ => Vec::new(),
     };
-    for sk in usage {
-        writes.push(Write::Update {
+    Ok(usage
+        .into_iter()
+        .map(|sk| Write::Update {
             key: Key::new(pk.clone(), sk),
-            ops: vec![UpdateOp::Add("used".into(), -amount)],
+            ops: vec![UpdateOp::Add("used".into(), delta)],
             cond: None,
-        });
-    }
-    Ok(Some(writes))
+        })
+        .collect())
+}
+
+/// The writes that free a reserved reservation: marked `to` (released or
+/// expired), or deleted (`None`: the intent never opened, so its retry may
+/// reserve again), and its counters given back.
+fn release_of(key: Key, r: &crate::store::Item, to: Option<&str>) -> Result<Vec<Write>, Error> {
+    let Some(amount) = r.int_attr("amount") else {
+        return Err(Error::Internal(
+            "a limit reservation lacks its amount".into(),
+        ));
+    };
+    let cond = Some(Cond::eq("status", RESERVED));
+    let mut writes = vec![match to {
+        None => Write::Delete { key, cond },
+        Some(status) => Write::Update {
+            key,
+            ops: vec![UpdateOp::set("status", status)],
+            cond,
+        },
+    }];
+    writes.extend(usage_adds(r, -amount)?);
+    Ok(writes)
 }
 
 /// Release `payment`'s reservation on its own (its PSP session never
 /// opened); once, however often called.
 pub async fn release(ctx: &Ctx, payment: &PaymentId) -> Result<(), Error> {
-    let Some(writes) = release_with(ctx, payment, true).await? else {
+    let key = keys::limit_reservation(payment);
+    let Some(r) = ctx.store.get(&key).await? else {
         return Ok(());
     };
-    match ctx.store.transact(writes).await {
+    if r.str_attr("status") != Some(RESERVED) {
+        return Ok(());
+    }
+    if let Some(sk) = r.str_attr("due_sk") {
+        ctx.store
+            .write(Write::Delete {
+                key: keys::limit_due(sk),
+                cond: None,
+            })
+            .await?;
+    }
+    match ctx.store.transact(release_of(key, &r, None)?).await {
         Ok(()) | Err(StoreError::ConditionFailed { index: 0, .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The sweep: reservations past their time whose intent neither paid nor
+/// failed are freed (`expired`); the rest leave the schedule. Returns how
+/// many due items it handled.
+pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
+    let q = crate::store::Query::new(keys::LIMIT_DUE_PK, keys::due_until(now), SWEEP_BATCH);
+    let due = ctx.store.query(&q).await?.items;
+    for d in &due {
+        let sk = d.str_attr("sk").unwrap_or_default().to_owned();
+        if let Some(payment) = d
+            .str_attr("payment_id")
+            .and_then(|p| PaymentId::parse(p).ok())
+        {
+            expire(ctx, &payment, &sk).await?;
+        }
+        ctx.store
+            .write(Write::Delete {
+                key: keys::limit_due(sk),
+                cond: None,
+            })
+            .await?;
+    }
+    Ok(due.len())
+}
+
+/// Expire `payment`'s reservation unless its payment has moved on.
+async fn expire(ctx: &Ctx, payment: &PaymentId, due_sk: &str) -> Result<(), Error> {
+    let key = keys::limit_reservation(payment);
+    let Some(r) = ctx.store.get(&key).await? else {
+        return Ok(());
+    };
+    if r.str_attr("status") != Some(RESERVED) || r.str_attr("due_sk") != Some(due_sk) {
+        return Ok(());
+    }
+    let status = ctx
+        .store
+        .get(&keys::payment(payment))
+        .await?
+        .and_then(|p| p.str_attr("status").map(str::to_owned));
+    // Captured (or beyond) counts for good; pending or never stored expires.
+    let open_states = [
+        PaymentStatus::Pending.as_str(),
+        PaymentStatus::Authorized.as_str(),
+    ];
+    let open = status.as_deref().is_none_or(|s| open_states.contains(&s));
+    if !open {
+        return Ok(());
+    }
+    let mut writes = release_of(key, &r, Some(EXPIRED))?;
+    if status.is_some() {
+        // Only while the payment is still open: a capture racing the expiry
+        // then recounts (it reads `expired`) or fails this condition.
+        writes.push(Write::Check {
+            key: keys::payment(payment),
+            cond: Cond::In("status".into(), open_states.map(Attr::from).to_vec()),
+        });
+    }
+    match ctx.store.transact(writes).await {
+        Ok(()) => {
+            tracing::info!(payment_id = %payment, "limit reservation of an unfinished intent expired");
+            Ok(())
+        }
+        Err(StoreError::ConditionFailed { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
