@@ -56,12 +56,18 @@ pub async fn apply(
     op: RoundOp,
     req: &RoundRequest,
 ) -> Result<(RoundAnswer, bool), Error> {
-    if op == RoundOp::Bet {
-        crate::domain::limits::exclusion::check(ctx, &req.player, ctx.now_ms()).await?;
-    }
     let round = resolve(ctx, op, req).await?;
     let r = &round;
-    let (m, extra) = plan(ctx, op, r).await?;
+    let (m, mut extra) = plan(ctx, op, r).await?;
+    // A bet only while the player is not self-excluded, checked in the bet's
+    // own transaction (a repeat of an applied bet is still answered).
+    let excluded_at = (op == RoundOp::Bet).then(|| {
+        extra.push(crate::domain::limits::exclusion::still_clear(
+            &r.player,
+            ctx.now_ms(),
+        ));
+        extra.len() - 1
+    });
     match ledger::apply(ctx, &m, &extra).await? {
         Outcome::Moved(entry) => {
             same_request(&entry, op, r)?;
@@ -75,6 +81,12 @@ pub async fn apply(
                 format_minor(available, r.amount.currency())
             ),
         }),
+        Outcome::Refused(Refusal::Extra { index, .. }) if Some(index) == excluded_at => {
+            crate::domain::limits::exclusion::check(ctx, &r.player, ctx.now_ms()).await?;
+            Err(Error::Unavailable(
+                "the self-exclusion changed meanwhile".into(),
+            ))
+        }
         Outcome::Refused(Refusal::Extra { index, .. }) => Err(match (op, index) {
             (RoundOp::Bet, _) => Error::Conflict {
                 code: ErrorCode::RoundConflict,
