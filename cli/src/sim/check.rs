@@ -9,7 +9,11 @@
 //!    only where the PSP refused or failed it; none is left requested;
 //! 4. every capture is credited exactly once (the PSP's captures = our
 //!    credits); idempotent answers are checked live by the clients;
-//! 5. no status moved backwards.
+//! 5. no status moved backwards;
+//! 6. deposit limits are exact: every period counter is the sum of the
+//!    reservations still held against it, a captured deposit's reservation
+//!    is held (gross), a failed or canceled one's is not; and after the
+//!    self-exclusion no deposit intent or bet of that player went through.
 //!
 //! And: the queues are drained and the day reconciles with no mismatch but
 //! the healed ones.
@@ -57,6 +61,8 @@ pub async fn all(s: &mut Scenario) {
     payouts(s, &mut v).await;
     refunds(s, &mut v).await;
     payments(s, &mut v).await;
+    limits(s, &mut v).await;
+    excluded(s, &mut v).await;
     drained(s, &mut v).await;
     s.violations.extend(v);
 }
@@ -468,5 +474,94 @@ pub fn recon_report(s: &mut Scenario, report: &DayReport) {
         DayReport::Malformed(r) => s
             .violations
             .push(format!("reconciliation: report refused: {:?}", r.errors)),
+    }
+}
+
+/// Invariant 6, the limits: counters = held reservations, held = paid.
+async fn limits(s: &Scenario, v: &mut Vec<String>) {
+    for (player, _) in super::scenario::LIMITS {
+        let pk = format!("PLAYER#{player}");
+        let counters = partition(s, &pk, "USE#").await;
+        let reservations = partition(s, &pk, keys::LIMIT_RESERVATION_PREFIX).await;
+        for c in &counters {
+            let sk = c.str_attr("sk").unwrap_or_default();
+            let used = c.int_attr("used").unwrap_or(0);
+            let held: i64 = reservations
+                .iter()
+                .filter(|r| r.str_attr("status") == Some("reserved"))
+                .filter(|r| match r.get("usage") {
+                    Some(Attr::L(l)) => l.iter().any(|u| u.as_str() == Some(sk)),
+                    _ => false,
+                })
+                .filter_map(|r| r.int_attr("amount"))
+                .sum();
+            if used != held {
+                v.push(format!(
+                    "{player}: limit counter {sk} is {used}, its reservations {held}"
+                ));
+            }
+        }
+        for r in &reservations {
+            let sk = r.str_attr("sk").unwrap_or_default();
+            let Some(id) = sk
+                .strip_prefix(keys::LIMIT_RESERVATION_PREFIX)
+                .and_then(|p| PaymentId::parse(p).ok())
+            else {
+                continue;
+            };
+            let status = get(s, &keys::payment(&id))
+                .await
+                .and_then(|p| p.str_attr("status").and_then(PaymentStatus::parse));
+            let held = r.str_attr("status") == Some("reserved");
+            let ok = match status {
+                Some(PaymentStatus::Captured | PaymentStatus::ChargedBack) => held,
+                Some(PaymentStatus::Failed | PaymentStatus::Canceled) => !held,
+                _ => true,
+            };
+            if !ok {
+                v.push(format!(
+                    "payment {id}: {status:?} with its limit reservation {:?}",
+                    r.str_attr("status")
+                ));
+            }
+        }
+    }
+}
+
+/// Invariant 6, self-exclusion: nothing of the excluded player after it.
+async fn excluded(s: &Scenario, v: &mut Vec<String>) {
+    let Some(at) = s.excluded_at else {
+        return;
+    };
+    let player = super::scenario::EXCLUDED;
+    for (id, owner) in &s.payments {
+        let Ok(pid) = PaymentId::parse(id) else {
+            continue;
+        };
+        if owner != player {
+            continue;
+        }
+        let created = get(s, &keys::payment(&pid))
+            .await
+            .and_then(|p| p.int_attr("created_ms"))
+            .unwrap_or(0);
+        if created > at {
+            v.push(format!(
+                "{player}: deposit {id} opened after the self-exclusion"
+            ));
+        }
+    }
+    let Ok(pl) = PlayerId::parse(player) else {
+        return;
+    };
+    let entries = partition(s, &keys::wallet_pk(&pl), "").await;
+    for e in entries {
+        let bet = e.str_attr("reason") == Some("bet");
+        if bet && e.int_attr("at_ms").unwrap_or(0) > at {
+            v.push(format!(
+                "{player}: a bet after the self-exclusion: {:?}",
+                e.str_attr("sk")
+            ));
+        }
     }
 }

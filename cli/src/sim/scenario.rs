@@ -27,6 +27,13 @@ pub const MAX_ATTEMPTS: u32 = 60;
 const SETTLE_ROUNDS: usize = 40;
 const VISIBILITY: Duration = Duration::from_secs(30);
 const PLAYERS: usize = 3;
+/// The deposit limits scenarios start with.
+pub const LIMITS: [(&str, &str); 2] = [
+    ("player-1", r#"{"currency": "EUR", "day": "150.00"}"#),
+    ("player-2", r#"{"currency": "EUR", "week": "250.00"}"#),
+];
+/// The player who excludes themselves at some point of a scenario.
+pub const EXCLUDED: &str = "player-3";
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -128,6 +135,8 @@ pub struct Scenario {
     pub payments: BTreeMap<String, String>,
     /// Refund ids clients saw accepted (201).
     pub accepted_refunds: Vec<(String, String)>,
+    /// When (scenario clock) `EXCLUDED` excluded themselves, if they did.
+    pub excluded_at: Option<i64>,
     pub tally: Tally,
     pub violations: Vec<String>,
     opts: Options,
@@ -155,6 +164,13 @@ impl Scenario {
                 .setup_put(&format!("/v1/admin/players/{p}/kyc"), &body)
                 .await?;
         }
+        // Deposit limits: player-1 by the day, player-2 by the week (the
+        // deposits of a scenario pass them, so refusals and frees happen).
+        for (p, limits) in LIMITS {
+            world
+                .setup_put(&format!("/v1/players/{p}/limits"), limits)
+                .await?;
+        }
         Ok(Scenario {
             seed,
             rng: StdRng::seed_from_u64(seed),
@@ -164,6 +180,7 @@ impl Scenario {
             rounds: BTreeMap::new(),
             payments: BTreeMap::new(),
             accepted_refunds: Vec::new(),
+            excluded_at: None,
             tally: Tally::default(),
             violations: Vec::new(),
             opts,
@@ -240,6 +257,7 @@ impl Scenario {
             62..=77 => "consumer",
             78..=84 => "sweep",
             85..=86 => "redrive",
+            87 if self.excluded_at.is_none() && self.rng.random_bool(0.3) => "exclude",
             87 => "degradation",
             88..=91 => "concurrent",
             _ => "clock",
@@ -257,6 +275,7 @@ impl Scenario {
             "sweep" => self.sweep(faulty).await,
             "redrive" => self.redrive().await,
             "concurrent" => self.concurrently().await,
+            "exclude" => self.exclude().await,
             "degradation" => {
                 let on = self.rng.random_bool(0.5);
                 self.degrade(on).await
@@ -901,6 +920,18 @@ impl Scenario {
 
     /// An operator switches degradation mode (payouts wait, card deposits
     /// are refused retryable).
+    /// `EXCLUDED` excludes themselves for 30 days (an operator's call).
+    async fn exclude(&mut self) {
+        let now = self.world.now_ms();
+        let until = now + 30 * 86_400_000;
+        let body = json!({ "until_ms": until }).to_string();
+        let path = format!("/v1/players/{EXCLUDED}/self-exclusion");
+        match self.world.setup_post(&path, &body).await {
+            Ok(()) => self.excluded_at = Some(now),
+            Err(e) => self.violation(format!("self-exclusion refused: {e}")),
+        }
+    }
+
     async fn degrade(&mut self, on: bool) {
         let body = json!({"degraded": on, "note": "sim"}).to_string();
         if let Err(e) = self.world.setup_put("/v1/admin/degradation", &body).await {

@@ -188,8 +188,17 @@ impl World {
 
     /// A platform-key call that must work (scenario set-up, no fault).
     pub async fn setup_put(&self, path: &str, body: &str) -> Result<(), Boxed> {
+        self.setup(Method::PUT, path, body).await
+    }
+
+    /// A platform-key POST that must work (an operator's action, no fault).
+    pub async fn setup_post(&self, path: &str, body: &str) -> Result<(), Boxed> {
+        self.setup(Method::POST, path, body).await
+    }
+
+    async fn setup(&self, method: Method, path: &str, body: &str) -> Result<(), Boxed> {
         let auth = vec![("authorization", format!("Bearer {PLATFORM_KEY}"))];
-        match self.http(None, Method::PUT, path, &auth, body).await {
+        match self.http(None, method, path, &auth, body).await {
             Heard::Answer { status: 200, .. } => Ok(()),
             other => Err(format!("set-up {path}: {other:?}").into()),
         }

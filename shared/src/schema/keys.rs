@@ -127,10 +127,15 @@ pub const LIMIT_DUE_PK: &str = "LIMITQ";
 pub fn limit_due(sk: impl Into<String>) -> Key {
     Key::new(LIMIT_DUE_PK, sk)
 }
-/// A deposit intent's reservation against its player's limits.
-pub fn limit_reservation(payment: &PaymentId) -> Key {
-    Key::new(payment_pk(payment.as_str()), "LIMRES")
+/// A deposit intent's reservation against its player's limits (kept with
+/// the player's, so what is reserved for a player is one query).
+pub fn limit_reservation(player: &PlayerId, payment: &PaymentId) -> Key {
+    Key::new(
+        player_pk(player),
+        format!("{LIMIT_RESERVATION_PREFIX}{payment}"),
+    )
 }
+pub const LIMIT_RESERVATION_PREFIX: &str = "LIMRES#";
 /// The route a checkout session (`kind` = `session`) or bank (`bank`)
 /// started on.
 pub fn sticky(kind: &str, value: &str) -> Key {

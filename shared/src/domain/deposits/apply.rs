@@ -113,7 +113,7 @@ async fn move_status(
     // in the same transaction as its move (once: the reservation's status).
     let release = match ev.status {
         PaymentStatus::Failed | PaymentStatus::Canceled => {
-            crate::domain::limits::reserve::release_writes(ctx, &p.id).await?
+            crate::domain::limits::reserve::release_writes(ctx, &p.player, &p.id).await?
         }
         _ => None,
     };
@@ -163,7 +163,9 @@ async fn credit_deposit(
     let indexed = settle_index(p, ev, Kind::Payment, p.amount.minor());
     let mut extra = vec![payment_move(p, ev, ctx.now_ms()), counted, indexed];
     // Paid after its limit reservation expired: it counts again (gross).
-    if let Some(recount) = crate::domain::limits::reserve::recount_writes(ctx, &p.id).await? {
+    if let Some(recount) =
+        crate::domain::limits::reserve::recount_writes(ctx, &p.player, &p.id).await?
+    {
         extra.extend(recount);
     }
     match ledger::apply(ctx, &m, &extra).await? {

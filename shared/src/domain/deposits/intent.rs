@@ -35,7 +35,7 @@ pub async fn create_intent(
         Ok(routed) => routed,
         Err(e) => {
             // No session, no deposit: the retry of this request reserves afresh.
-            if let Err(release) = limits::reserve::release(ctx, &id).await {
+            if let Err(release) = limits::reserve::release(ctx, &req.player, &id).await {
                 tracing::warn!(payment_id = %id, error = %release, "could not release a limit reservation");
             }
             return Err(e);

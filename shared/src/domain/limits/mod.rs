@@ -19,7 +19,8 @@
 //! | limits of a currency | `PLAYER#<player>`  | `LIMITS#<ccy>`                      |
 //! | usage of a period    | `PLAYER#<player>`  | `USE#<ccy>#<period>#<period start>` |
 //! | self-exclusion       | `PLAYER#<player>`  | `SELFEXCL`                          |
-//! | an intent's reservation | `PAY#<payment>` | `LIMRES`                            |
+//! | an intent's reservation | `PLAYER#<player>` | `LIMRES#<payment>`               |
+//! | a reservation's expiry | `LIMITQ`         | `<due ms>#<payment>`                |
 
 use serde::Serialize;
 

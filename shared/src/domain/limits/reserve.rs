@@ -130,10 +130,13 @@ pub async fn reserve(
     );
     let due = item(
         &keys::limit_due(due_sk.clone()),
-        [("payment_id", Attr::from(payment.as_str()))],
+        [
+            ("payment_id", Attr::from(payment.as_str())),
+            ("player_id", Attr::from(player.as_str())),
+        ],
     );
     let reservation = item(
-        &keys::limit_reservation(payment),
+        &keys::limit_reservation(player, payment),
         [
             ("status", Attr::from(RESERVED)),
             ("due_sk", Attr::from(due_sk.as_str())),
@@ -178,8 +181,12 @@ pub async fn reserve(
 
 /// The writes that release `payment`'s reservation, for the transaction
 /// that fails or cancels the payment; `None` when it has none left.
-pub async fn release_writes(ctx: &Ctx, payment: &PaymentId) -> Result<Option<Vec<Write>>, Error> {
-    let key = keys::limit_reservation(payment);
+pub async fn release_writes(
+    ctx: &Ctx,
+    player: &PlayerId,
+    payment: &PaymentId,
+) -> Result<Option<Vec<Write>>, Error> {
+    let key = keys::limit_reservation(player, payment);
     match ctx.store.get(&key).await? {
         Some(r) if r.str_attr("status") == Some(RESERVED) => {
             release_of(key, &r, Some(RELEASED)).map(Some)
@@ -190,8 +197,12 @@ pub async fn release_writes(ctx: &Ctx, payment: &PaymentId) -> Result<Option<Vec
 
 /// The writes that count an expired reservation again, for the transaction
 /// of a capture that came after its expiry; `None` otherwise.
-pub async fn recount_writes(ctx: &Ctx, payment: &PaymentId) -> Result<Option<Vec<Write>>, Error> {
-    let key = keys::limit_reservation(payment);
+pub async fn recount_writes(
+    ctx: &Ctx,
+    player: &PlayerId,
+    payment: &PaymentId,
+) -> Result<Option<Vec<Write>>, Error> {
+    let key = keys::limit_reservation(player, payment);
     let Some(r) = ctx.store.get(&key).await? else {
         return Ok(None);
     };
@@ -255,8 +266,8 @@ fn release_of(key: Key, r: &crate::store::Item, to: Option<&str>) -> Result<Vec<
 
 /// Release `payment`'s reservation on its own (its PSP session never
 /// opened); once, however often called.
-pub async fn release(ctx: &Ctx, payment: &PaymentId) -> Result<(), Error> {
-    let key = keys::limit_reservation(payment);
+pub async fn release(ctx: &Ctx, player: &PlayerId, payment: &PaymentId) -> Result<(), Error> {
+    let key = keys::limit_reservation(player, payment);
     let Some(r) = ctx.store.get(&key).await? else {
         return Ok(());
     };
@@ -285,11 +296,14 @@ pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
     let due = ctx.store.query(&q).await?.items;
     for d in &due {
         let sk = d.str_attr("sk").unwrap_or_default().to_owned();
-        if let Some(payment) = d
+        let payment = d
             .str_attr("payment_id")
-            .and_then(|p| PaymentId::parse(p).ok())
-        {
-            expire(ctx, &payment, &sk).await?;
+            .and_then(|p| PaymentId::parse(p).ok());
+        let player = d
+            .str_attr("player_id")
+            .and_then(|p| PlayerId::parse(p).ok());
+        if let (Some(payment), Some(player)) = (payment, player) {
+            expire(ctx, &player, &payment, &sk).await?;
         }
         ctx.store
             .write(Write::Delete {
@@ -302,8 +316,13 @@ pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
 }
 
 /// Expire `payment`'s reservation unless its payment has moved on.
-async fn expire(ctx: &Ctx, payment: &PaymentId, due_sk: &str) -> Result<(), Error> {
-    let key = keys::limit_reservation(payment);
+async fn expire(
+    ctx: &Ctx,
+    player: &PlayerId,
+    payment: &PaymentId,
+    due_sk: &str,
+) -> Result<(), Error> {
+    let key = keys::limit_reservation(player, payment);
     let Some(r) = ctx.store.get(&key).await? else {
         return Ok(());
     };
