@@ -5,3 +5,4 @@
 //! decisions and the review flow build on it.
 
 pub mod rules;
+pub mod velocity;
