@@ -1152,3 +1152,110 @@ async fn a_full_batch_credits_each_payment_once() {
     );
     t.shutdown().await;
 }
+
+/// The deployed webhook-intake Lambda takes an Adyen batch from an API
+/// Gateway event (lambda_http's own decoding): `[accepted]` once queued,
+/// the same batch again `[accepted]` with nothing new, a forged one 401.
+#[tokio::test]
+async fn the_lambda_handler_takes_an_adyen_batch() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut ctx = payloop_tests::fixture_ctx(dir.path(), None, 30_000);
+    let adyen = PspId::parse("adyen").unwrap();
+    let list = psp_list(
+        "https://checkout-test.adyen.com/v71",
+        "https://balanceplatform-api-test.adyen.com/btl/v4",
+    );
+    let transport = payloop::psp::https::Transport::https_only();
+    let connectors = payloop::runtime::listed_connectors(&list, &transport, &|_| None).unwrap();
+    let router = payloop::psp::routing::Router::in_order(std::slice::from_ref(&adyen));
+    ctx.psps = Arc::new(payloop::psp::Psps::new(connectors, router).unwrap());
+    let id = PaymentId::parse("pay_01JD0000000000000000000042").unwrap();
+    let payment = payloop::domain::deposits::payment::Payment {
+        id: id.clone(),
+        player: payloop::ids::PlayerId::parse("lia").unwrap(),
+        amount: Money::from_minor(2500, Currency::parse("EUR").unwrap()).unwrap(),
+        method: "card".into(),
+        psp: adyen.clone(),
+        status: payloop::domain::deposits::payment::PaymentStatus::Pending,
+        return_url: "https://shop.example/return".into(),
+        country: None,
+        device: None,
+        created_ms: 0,
+        credited_txn: None,
+        history: vec![],
+    };
+    let put = payloop::store::Write::Put {
+        item: payment.to_item(),
+        cond: None,
+    };
+    ctx.store.write(put).await.unwrap();
+    let event = |items: Vec<Value>| {
+        let body = json!({"live": "false", "notificationItems": items}).to_string();
+        let auth = format!(
+            "Basic {}",
+            B64.encode(format!("{HOOK_USER}:{HOOK_PASSWORD}"))
+        );
+        json!({
+            "version": "2.0", "routeKey": "POST /v1/payments/webhook/{psp}",
+            "rawPath": "/v1/payments/webhook/adyen", "rawQueryString": "",
+            "headers": {"content-type": "application/json", "authorization": auth},
+            "pathParameters": {"psp": "adyen"},
+            "requestContext": {"accountId": "123456789012", "apiId": "abc123",
+                "domainName": "abc123.execute-api.eu-west-1.amazonaws.com", "domainPrefix": "abc123",
+                "http": {"method": "POST", "path": "/v1/payments/webhook/adyen", "protocol": "HTTP/1.1",
+                         "sourceIp": "192.0.2.10", "userAgent": "Adyen HttpClient 1.0"},
+                "requestId": "req-adyen", "routeKey": "POST /v1/payments/webhook/{psp}", "stage": "$default",
+                "time": "20/Nov/2026:10:00:00 +0000", "timeEpoch": 1_795_165_200_000_i64},
+            "body": body, "isBase64Encoded": false
+        })
+        .to_string()
+    };
+    let call = |e: String| {
+        let app = webhook_intake::app(ctx.clone());
+        async move {
+            let req = lambda_http::request::from_str(&e).unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let auth = item(
+        "AUTHORISATION",
+        true,
+        "8816000000000042",
+        None,
+        id.as_str(),
+        2500,
+        HMAC_KEY,
+    );
+    assert_eq!(
+        call(event(vec![auth.clone()])).await,
+        (200, "[accepted]".to_owned())
+    );
+    let recorded = payloop::schema::keys::accepted_event(
+        &id,
+        &adyen,
+        &payloop::ids::EventId::parse("AUTHORISATION:8816000000000042:true").unwrap(),
+    );
+    assert!(
+        ctx.store.get(&recorded).await.unwrap().is_some(),
+        "queued and recorded"
+    );
+    assert_eq!(
+        call(event(vec![auth])).await,
+        (200, "[accepted]".to_owned())
+    );
+    let forged = item(
+        "AUTHORISATION",
+        true,
+        "8816000000000043",
+        None,
+        id.as_str(),
+        2500,
+        &"3".repeat(64),
+    );
+    assert_eq!(call(event(vec![forged])).await.0, 401);
+}
