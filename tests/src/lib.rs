@@ -654,13 +654,24 @@ pub async fn seed_pending_payment(
     player: &str,
     minor: i64,
 ) -> payloop::domain::deposits::payment::Payment {
+    seed_pending_payment_at(ctx, id, player, minor, "sandbox").await
+}
+
+/// A pending EUR card payment of `player` at `psp`, stored as an intent is.
+pub async fn seed_pending_payment_at(
+    ctx: &payloop::domain::Ctx,
+    id: payloop::ids::PaymentId,
+    player: &str,
+    minor: i64,
+    psp: &str,
+) -> payloop::domain::deposits::payment::Payment {
     use payloop::money::{Currency, Money};
     let payment = payloop::domain::deposits::payment::Payment {
         id,
         player: payloop::ids::PlayerId::parse(player).unwrap(),
         amount: Money::from_minor(minor, Currency::parse("EUR").unwrap()).unwrap(),
         method: "card".into(),
-        psp: payloop::ids::PspId::parse("sandbox").unwrap(),
+        psp: payloop::ids::PspId::parse(psp).unwrap(),
         status: payloop::domain::deposits::payment::PaymentStatus::Pending,
         return_url: "https://shop.example/return".into(),
         country: None,

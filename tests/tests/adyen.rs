@@ -1172,25 +1172,7 @@ async fn the_lambda_handler_takes_an_adyen_batch() {
     let router = payloop::psp::routing::Router::in_order(std::slice::from_ref(&adyen));
     ctx.psps = Arc::new(payloop::psp::Psps::new(connectors, router).unwrap());
     let id = PaymentId::parse("pay_01JD0000000000000000000042").unwrap();
-    let payment = payloop::domain::deposits::payment::Payment {
-        id: id.clone(),
-        player: payloop::ids::PlayerId::parse("lia").unwrap(),
-        amount: Money::from_minor(2500, Currency::parse("EUR").unwrap()).unwrap(),
-        method: "card".into(),
-        psp: adyen.clone(),
-        status: payloop::domain::deposits::payment::PaymentStatus::Pending,
-        return_url: "https://shop.example/return".into(),
-        country: None,
-        device: None,
-        created_ms: 0,
-        credited_txn: None,
-        history: vec![],
-    };
-    let put = payloop::store::Write::Put {
-        item: payment.to_item(),
-        cond: None,
-    };
-    ctx.store.write(put).await.unwrap();
+    payloop_tests::seed_pending_payment_at(&ctx, id.clone(), "lia", 2500, "adyen").await;
     let event = |items: Vec<Value>| {
         let body = json!({"live": "false", "notificationItems": items}).to_string();
         let auth = format!(

@@ -42,40 +42,29 @@ impl RgPolicy {
     /// limits required. `de`: EUR 1 000 a calendar month unless set lower,
     /// 7 days' cooling-off (an operator's published rule, unconfirmed).
     pub fn preset(name: &str) -> Option<RgPolicy> {
-        let eur = crate::money::Currency::parse("EUR").ok()?;
+        let uk = RgPolicy::uk();
         Some(match name {
-            "uk" => RgPolicy {
-                preset: "uk",
-                cooling_off_ms: 24 * HOUR_MS,
-                wait_period_end: false,
-                limits_required: false,
-                default_month_cap: None,
-                reservation_ttl_ms: RESERVATION_TTL_MS,
-            },
+            "uk" => uk,
             "se" => RgPolicy {
                 preset: "se",
                 cooling_off_ms: 72 * HOUR_MS,
                 wait_period_end: true,
                 limits_required: true,
-                default_month_cap: None,
-                reservation_ttl_ms: RESERVATION_TTL_MS,
+                ..uk
             },
             "de" => RgPolicy {
                 preset: "de",
                 cooling_off_ms: 7 * 24 * HOUR_MS,
-                wait_period_end: false,
-                limits_required: false,
-                default_month_cap: Some(crate::money::Money::from_minor(100_000, eur).ok()?),
-                reservation_ttl_ms: RESERVATION_TTL_MS,
+                default_month_cap: Some(
+                    crate::money::Money::from_minor(100_000, crate::money::Currency::EUR).ok()?,
+                ),
+                ..uk
             },
             _ => return None,
         })
     }
-}
 
-impl Default for RgPolicy {
-    fn default() -> Self {
-        // "uk" is one of the presets above.
+    fn uk() -> RgPolicy {
         RgPolicy {
             preset: "uk",
             cooling_off_ms: 24 * HOUR_MS,
@@ -84,6 +73,12 @@ impl Default for RgPolicy {
             default_month_cap: None,
             reservation_ttl_ms: RESERVATION_TTL_MS,
         }
+    }
+}
+
+impl Default for RgPolicy {
+    fn default() -> Self {
+        RgPolicy::uk()
     }
 }
 
