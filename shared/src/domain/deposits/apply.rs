@@ -162,16 +162,19 @@ async fn credit_deposit(
     );
     let indexed = settle_index(p, ev, Kind::Payment, p.amount.minor());
     let mut extra = vec![payment_move(p, ev, ctx.now_ms()), counted, indexed];
-    // Paid after its limit reservation expired: it counts again (gross).
-    if let Some(recount) =
-        crate::domain::limits::reserve::recount_writes(ctx, &p.player, &p.id).await?
-    {
-        extra.extend(recount);
-    }
+    let own = extra.len();
+    // Its deposit-limit reservation counts exactly once (gross), even when
+    // it expired before the capture came.
+    extra.extend(crate::domain::limits::reserve::capture_writes(ctx, &p.player, &p.id).await?);
     match ledger::apply(ctx, &m, &extra).await? {
         Outcome::Moved(e) if e.fresh => Ok(None),
         // The credit entry exists: this capture was applied before.
         Outcome::Moved(_) => Ok(Some(Some(PaymentStatus::Captured))),
+        // The reservation moved (the expiry sweep ran) after it was read.
+        Outcome::Refused(Refusal::Extra { index, .. }) if index >= own => Err(ApplyError {
+            retryable: true,
+            reason: format!("the limit reservation of {} moved meanwhile", p.id),
+        }),
         Outcome::Refused(Refusal::Extra { old, .. }) => Ok(Some(seen_status(old.as_ref()))),
         Outcome::Refused(r) => Err(ApplyError {
             retryable: false,

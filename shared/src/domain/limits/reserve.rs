@@ -14,7 +14,9 @@
 //! (gross: it counts for good), or `expired` when its intent neither paid
 //! nor failed in `reservation_ttl_ms` (the sweep frees it). A capture that
 //! arrives after the expiry counts its amount again, in the capture's own
-//! transaction (`recount_writes`), so the counters never miss a deposit.
+//! transaction (`capture_writes`), so the counters never miss a deposit;
+//! a capture racing the sweep fails its check on the reservation and is
+//! retried, never lost.
 
 use serde_json::json;
 
@@ -195,29 +197,40 @@ pub async fn release_writes(
     }
 }
 
-/// The writes that count an expired reservation again, for the transaction
-/// of a capture that came after its expiry; `None` otherwise.
-pub async fn recount_writes(
+/// The writes a capture adds to its own transaction so that its deposit
+/// counts exactly once: a held reservation must still be held (the expiry
+/// sweep may not free it meanwhile: then the capture fails that check and
+/// is retried), an expired one counts again. Empty without a reservation.
+/// Every write is conditional on the status read, so a failure means only
+/// "read again".
+pub async fn capture_writes(
     ctx: &Ctx,
     player: &PlayerId,
     payment: &PaymentId,
-) -> Result<Option<Vec<Write>>, Error> {
+) -> Result<Vec<Write>, Error> {
     let key = keys::limit_reservation(player, payment);
     let Some(r) = ctx.store.get(&key).await? else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    if r.str_attr("status") != Some(EXPIRED) {
-        return Ok(None);
+    match r.str_attr("status") {
+        Some(RESERVED) => Ok(vec![Write::Check {
+            key,
+            cond: Cond::eq("status", RESERVED),
+        }]),
+        Some(EXPIRED) => {
+            let amount = r.int_attr("amount").unwrap_or(0);
+            let mut writes = vec![Write::Update {
+                key,
+                ops: vec![UpdateOp::set("status", RESERVED)],
+                cond: Some(Cond::eq("status", EXPIRED)),
+            }];
+            writes.extend(usage_adds(&r, amount)?);
+            Ok(writes)
+        }
+        // Released: the payment failed or was canceled; a capture after that
+        // is a conflict the payment's own condition refuses.
+        _ => Ok(Vec::new()),
     }
-    let amount = r.int_attr("amount").unwrap_or(0);
-    // Unconditional: the capture's own conditions make it happen once.
-    let mut writes = vec![Write::Update {
-        key,
-        ops: vec![UpdateOp::set("status", RESERVED)],
-        cond: None,
-    }];
-    writes.extend(usage_adds(&r, amount)?);
-    Ok(Some(writes))
 }
 
 /// The counters of a reservation, each moved by `delta`.
