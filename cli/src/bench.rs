@@ -21,6 +21,9 @@ use crate::local::{self, LocalOptions};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The players bench deposits are spread over.
+const BENCH_PLAYERS: usize = 1000;
+
 #[derive(Subcommand)]
 pub enum BenchWhat {
     /// Drive N full deposits (init → signed webhook → credited) over HTTP.
@@ -33,6 +36,10 @@ pub enum BenchWhat {
         /// started, and report how many still complete (via failover).
         #[arg(long)]
         outage_at_half: bool,
+        /// Give every bench player day, week and month deposit limits first
+        /// (high enough never to refuse), so each deposit reserves against them.
+        #[arg(long)]
+        with_limits: bool,
     },
     /// Time routing decisions (µs per decision) over a 24-route rule set.
     Routing {
@@ -153,7 +160,8 @@ pub async fn run(what: BenchWhat) -> Result<(), BoxError> {
             n,
             concurrency,
             outage_at_half,
-        } => bench_deposits(n, concurrency, outage_at_half).await,
+            with_limits,
+        } => bench_deposits(n, concurrency, outage_at_half, with_limits).await,
         BenchWhat::Routing { n } => bench_routing(n),
         BenchWhat::Recon {
             lines,
@@ -212,7 +220,7 @@ struct Shared {
 async fn one_deposit(s: &Shared, i: usize) -> Result<(Duration, Duration), BoxError> {
     let t0 = Instant::now();
     let init = json!({"amount": "10.00", "currency": "EUR", "method": "card", "return_url": "https://example.test/r",
-                      "player_id": format!("bench-{}", i % 1000), "meta": {"country": "FI", "device": "ios"}});
+                      "player_id": format!("bench-{}", i % BENCH_PLAYERS), "meta": {"country": "FI", "device": "ios"}});
     let resp = s
         .client
         .post(format!("{}/v1/payments/init", s.base))
@@ -276,6 +284,7 @@ async fn bench_deposits(
     n: usize,
     concurrency: usize,
     outage_at_half: bool,
+    with_limits: bool,
 ) -> Result<(), BoxError> {
     let dir = std::env::temp_dir().join(payloop::ids::new_ulid("payloop-bench"));
     let meter: Arc<OnceLock<Arc<MeteredStore>>> = Arc::new(OnceLock::new());
@@ -300,6 +309,13 @@ async fn bench_deposits(
         next: AtomicUsize::new(0),
         n,
     });
+    if with_limits {
+        set_bench_limits(&shared, &stack.secrets.platform_key).await?;
+    }
+    let before = meter
+        .get()
+        .map(|m| (m.write_units(), m.write_requests()))
+        .unwrap_or((0, 0));
     let collector = spawn_collector(stack.applied.subscribe(), Arc::clone(&shared));
     let started = Instant::now();
     if outage_at_half {
@@ -318,13 +334,34 @@ async fn bench_deposits(
     collector.abort();
     let units = meter
         .get()
-        .map(|m| (m.write_units(), m.write_requests()))
+        .map(|m| (m.write_units() - before.0, m.write_requests() - before.1))
         .unwrap_or((0, 0));
+    if with_limits {
+        println!("  with day, week and month deposit limits on every player");
+    }
     print_deposits(&shared, &run, concurrency, wall, units, outage_at_half);
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     if run.errors > 0 {
         return Err(format!("{} deposits failed", run.errors).into());
+    }
+    Ok(())
+}
+
+/// Day, week and month limits for every bench player (never reached).
+async fn set_bench_limits(s: &Shared, platform_key: &str) -> Result<(), BoxError> {
+    let body = json!({"currency": "EUR", "day": "1000000.00", "week": "1000000.00", "month": "1000000.00"});
+    for i in 0..BENCH_PLAYERS {
+        let r = s
+            .client
+            .put(format!("{}/v1/players/bench-{i}/limits", s.base))
+            .bearer_auth(platform_key)
+            .json(&body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            return Err(format!("setting limits: {}", r.status()).into());
+        }
     }
     Ok(())
 }
