@@ -41,6 +41,12 @@ pub enum BenchWhat {
         #[arg(long)]
         with_limits: bool,
     },
+    /// Time risk decisions as a deposit takes them (velocity windows read
+    /// from the store, rules evaluated).
+    Risk {
+        #[arg(long, default_value_t = 20_000)]
+        n: usize,
+    },
     /// Time routing decisions (µs per decision) over a 24-route rule set.
     Routing {
         #[arg(long, default_value_t = 200_000)]
@@ -163,6 +169,7 @@ pub async fn run(what: BenchWhat) -> Result<(), BoxError> {
             with_limits,
         } => bench_deposits(n, concurrency, outage_at_half, with_limits).await,
         BenchWhat::Routing { n } => bench_routing(n),
+        BenchWhat::Risk { n } => crate::bench_risk::bench(n.max(1)).await,
         BenchWhat::Recon {
             lines,
             dir,

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_recon;
+pub mod bench_risk;
 pub mod local;
 pub mod recon;
 pub mod sandbox;
