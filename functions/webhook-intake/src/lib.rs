@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use payloop::domain::events::{intake, intake_batch, Delivery, Outcome};
+use payloop::domain::events::{intake, intake_batch, Delivery};
 use payloop::domain::Ctx;
 use payloop::edge::{ApiError, Path, RawBody};
 use payloop::ids::PspId;
@@ -54,10 +54,7 @@ async fn take(
 ) -> Result<Response, ApiError> {
     let batch = ctx.psps.get(psp).and_then(|c| c.read_batch(headers, raw));
     if let Some(batch) = batch {
-        let got = intake_batch(ctx, psp, batch?).await?;
-        if got.count(Outcome::BadSignature) > 0 {
-            return Err(Error::BadSignature.into());
-        }
+        intake_batch(ctx, psp, batch?).await?.answer()?;
         // Adyen's own acknowledgement, byte for byte.
         return Ok((
             [(axum::http::header::CONTENT_TYPE, "text/plain")],

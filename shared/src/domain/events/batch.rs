@@ -29,6 +29,15 @@ impl BatchIntake {
     pub fn count(&self, o: Outcome) -> usize {
         self.outcomes.iter().filter(|x| **x == o).count()
     }
+
+    /// How the batch is answered: taken, or 401 when any item's signature
+    /// failed (so the PSP delivers it again; see the module's table).
+    pub fn answer(&self) -> Result<(), Error> {
+        match self.count(Outcome::BadSignature) {
+            0 => Ok(()),
+            _ => Err(Error::BadSignature),
+        }
+    }
 }
 
 /// The record a batch item is logged under: its merchant reference (a

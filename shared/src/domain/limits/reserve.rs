@@ -287,15 +287,15 @@ pub async fn release(ctx: &Ctx, player: &PlayerId, payment: &PaymentId) -> Resul
     if r.str_attr("status") != Some(RESERVED) {
         return Ok(());
     }
-    if let Some(sk) = r.str_attr("due_sk") {
-        ctx.store
-            .write(Write::Delete {
-                key: keys::limit_due(sk),
-                cond: None,
-            })
-            .await?;
-    }
-    match ctx.store.transact(release_of(key, &r, None)?).await {
+    let due = r.str_attr("due_sk").map(|sk| Write::Delete {
+        key: keys::limit_due(sk),
+        cond: None,
+    });
+    // One transaction: a crash leaves the reservation held with its expiry
+    // still scheduled, or everything released; never a held one unscheduled.
+    let mut writes = release_of(key, &r, None)?;
+    writes.extend(due);
+    match ctx.store.transact(writes).await {
         Ok(()) | Err(StoreError::ConditionFailed { index: 0, .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
