@@ -50,7 +50,7 @@ pub async fn bench(n: usize) -> Result<(), BoxError> {
             } else {
                 &device
             };
-            let w = window(&ctx, dim, value, minutes * 60_000, now).await?;
+            let w = window(&ctx, Flow::Deposit, dim, value, minutes * 60_000, now).await?;
             facts.velocity.insert(id.to_owned(), w);
         }
         let signals = Signals {
@@ -78,6 +78,7 @@ pub async fn bench(n: usize) -> Result<(), BoxError> {
         };
         ctx.store
             .transact(record_writes(
+                Flow::Deposit,
                 &m,
                 &[(Dimension::Player, &player), (Dimension::Device, &device)],
             ))

@@ -129,8 +129,11 @@ pub struct LocalOptions {
     pub payouts: payloop::domain::policy::PayoutPolicy,
     /// A PSP list (JSON, `psp::list`) added beside the sandboxes.
     pub psp_list: Option<String>,
-    /// Responsible-gambling preset (deposit limits, cooling-off).
+    /// Responsible-gambling preset (deposit limits, cooling-off; and the
+    /// jurisdiction's AML parameters).
     pub rg: payloop::domain::policy::RgPolicy,
+    /// The risk rules (default: none, every decision approves).
+    pub risk: payloop::domain::risk::rules::RiskConfig,
 }
 
 impl LocalOptions {
@@ -159,6 +162,7 @@ impl LocalOptions {
             payouts: payloop::domain::policy::PayoutPolicy::default(),
             psp_list: None,
             rg: payloop::domain::policy::RgPolicy::default(),
+            risk: payloop::domain::risk::rules::RiskConfig::default(),
         }
     }
 }
@@ -401,6 +405,8 @@ pub async fn start(
         payouts: opts.payouts.clone(),
         recon: sandbox_fees(&sandboxes),
         rg: opts.rg.clone(),
+        risk: opts.risk.clone(),
+        aml: payloop::domain::policy::AmlPolicy::preset(opts.rg.preset).unwrap_or_default(),
     });
     let handles = start_sandboxes(&opts, &sandboxes, &secrets, &base_url).await?;
     let psps = psps(&handles, &config, &secrets, &opts)?;

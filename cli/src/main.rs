@@ -61,6 +61,10 @@ enum Command {
         /// required), de (EUR 1 000 a month by default).
         #[arg(long, env = "PAYLOOP_RG_PRESET", default_value = "uk", value_parser = parse_rg_preset)]
         rg_preset: payloop::domain::policy::RgPolicy,
+        /// Risk rules (JSON file); default: the shipped rules
+        /// (shared/src/domain/policy/shipped-risk-rules.json).
+        #[arg(long, env = "PAYLOOP_RISK_RULES_FILE")]
+        risk_rules: Option<PathBuf>,
     },
     /// Run only the three sandbox PSPs (for a payloop running elsewhere).
     Sandbox {
@@ -112,9 +116,15 @@ async fn main() -> Result<(), BoxError> {
             degraded,
             psps,
             rg_preset,
+            risk_rules,
         } => {
+            let rules = match risk_rules {
+                Some(path) => std::fs::read_to_string(path)?,
+                None => payloop::domain::risk::rules::RiskConfig::SHIPPED.to_owned(),
+            };
             let opts = LocalOptions {
                 rg: rg_preset,
+                risk: payloop::domain::risk::rules::RiskConfig::parse(&rules)?,
                 psp_list: psps.map(std::fs::read_to_string).transpose()?,
                 host,
                 port,

@@ -25,6 +25,7 @@ pub enum ErrorCode {
     DepositLimitReached,
     DepositLimitRequired,
     SelfExclusionActive,
+    ReviewDecided,
 }
 
 impl ErrorCode {
@@ -45,6 +46,7 @@ impl ErrorCode {
             ErrorCode::DepositLimitReached => "deposit_limit_reached",
             ErrorCode::DepositLimitRequired => "deposit_limit_required",
             ErrorCode::SelfExclusionActive => "self_exclusion_active",
+            ErrorCode::ReviewDecided => "review_already_decided",
         }
     }
 
@@ -84,6 +86,9 @@ pub enum Error {
     /// The player excluded themselves from deposits and play.
     #[error("the player is self-excluded")]
     SelfExcluded { until_ms: Option<i64> },
+    /// The risk check declined the deposit or payout (its rules stay ours).
+    #[error("the payment was declined by the risk check")]
+    RiskDeclined { decision_id: String },
     #[error("webhook signature missing or invalid")]
     BadSignature,
     #[error("webhook timestamp outside the tolerance window")]
@@ -160,6 +165,7 @@ impl Error {
             Error::Unauthorized => (401, "unauthorized", false),
             Error::Forbidden => (403, "forbidden", false),
             Error::SelfExcluded { .. } => (403, "self_excluded", false),
+            Error::RiskDeclined { .. } => (403, "risk_declined", false),
             Error::BadSignature => (401, "bad_signature", false),
             Error::StaleEvent => (401, "stale_event", false),
             Error::NotFound { .. } => (404, "not_found", false),
@@ -196,6 +202,7 @@ impl Error {
         let mut d = match self {
             Error::Validation { field, reason } => json!({"field": field, "reason": reason}),
             Error::PanDetected { field } => json!({"field": field}),
+            Error::RiskDeclined { decision_id } => json!({"decision_id": decision_id}),
             Error::PayloadTooLarge { limit } => json!({"limit_bytes": limit}),
             Error::SelfExcluded { until_ms } => match until_ms {
                 Some(u) => json!({"until_ms": u}),

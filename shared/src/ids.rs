@@ -182,6 +182,15 @@ pub fn fresh_ulid() -> ulid::Ulid {
     })
 }
 
+/// The time (epoch ms) inside an id that ends in a ULID (`pay_<ULID>`,
+/// `po_<ULID>`): when its request was first reserved, the same on every
+/// retry of that request.
+pub fn ulid_time_ms(id: &str) -> Option<i64> {
+    let tail = id.rsplit('_').next()?;
+    let u = ulid::Ulid::from_string(tail).ok()?;
+    i64::try_from(u.timestamp_ms()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,7 +90,29 @@ pub fn policies_from_env() -> Result<Policies, ConfigError> {
         payouts: payout_policy_from_env()?,
         recon: recon_policy_from_env()?,
         rg: rg_policy_from_env()?,
+        risk: risk_rules_from_env()?,
+        aml: aml_policy_from_env()?,
     })
+}
+
+/// `PAYLOOP_RISK_RULES`: the rules as JSON, or the path of a JSON file;
+/// unset, the shipped rules.
+pub fn risk_rules_from_env() -> Result<crate::domain::risk::rules::RiskConfig, ConfigError> {
+    let text = match std::env::var("PAYLOOP_RISK_RULES") {
+        Err(_) => crate::domain::risk::rules::RiskConfig::SHIPPED.to_owned(),
+        Ok(v) if v.trim_start().starts_with('{') => v,
+        Ok(path) => std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("PAYLOOP_RISK_RULES: cannot read {path}: {e}")))?,
+    };
+    crate::domain::risk::rules::RiskConfig::parse(&text)
+        .map_err(|e| ConfigError(format!("PAYLOOP_RISK_RULES: {e}")))
+}
+
+/// The AML preset of the jurisdiction (`PAYLOOP_RG_PRESET`).
+fn aml_policy_from_env() -> Result<crate::domain::policy::AmlPolicy, ConfigError> {
+    let rg = rg_policy_from_env()?;
+    crate::domain::policy::AmlPolicy::preset(rg.preset)
+        .ok_or_else(|| ConfigError(format!("no AML preset for {}", rg.preset)))
 }
 
 /// `PAYLOOP_RG_PRESET`: `uk` (default), `se` or `de`.

@@ -24,6 +24,7 @@ async fn velocity_windows_are_exact_idempotent_and_live_only() {
             keep_ms: 24 * 60 * MIN,
         };
         let writes = record_writes(
+            Flow::Deposit,
             &m,
             &[(Dimension::Player, "ann"), (Dimension::Device, "dev-1")],
         );
@@ -36,29 +37,57 @@ async fn velocity_windows_are_exact_idempotent_and_live_only() {
     }
     let hour = 60 * MIN;
     assert_eq!(
-        window(&ctx, Dimension::Player, "ann", hour, t0 + hour)
-            .await
-            .unwrap(),
+        window(
+            &ctx,
+            Flow::Deposit,
+            Dimension::Player,
+            "ann",
+            hour,
+            t0 + hour
+        )
+        .await
+        .unwrap(),
         (3, 6_000)
     );
     // A minute later the first movement is outside the window, though its
     // item is still there (TTL has not run): it is never read.
     assert_eq!(
-        window(&ctx, Dimension::Player, "ann", hour, t0 + hour + MIN)
-            .await
-            .unwrap(),
+        window(
+            &ctx,
+            Flow::Deposit,
+            Dimension::Player,
+            "ann",
+            hour,
+            t0 + hour + MIN
+        )
+        .await
+        .unwrap(),
         (2, 5_000)
     );
     assert_eq!(
-        window(&ctx, Dimension::Device, "dev-1", 10 * MIN, t0 + hour)
-            .await
-            .unwrap(),
+        window(
+            &ctx,
+            Flow::Deposit,
+            Dimension::Device,
+            "dev-1",
+            10 * MIN,
+            t0 + hour
+        )
+        .await
+        .unwrap(),
         (1, 3_000)
     );
     assert_eq!(
-        window(&ctx, Dimension::Player, "bob", hour, t0 + hour)
-            .await
-            .unwrap(),
+        window(
+            &ctx,
+            Flow::Deposit,
+            Dimension::Player,
+            "bob",
+            hour,
+            t0 + hour
+        )
+        .await
+        .unwrap(),
         (0, 0)
     );
 
@@ -69,9 +98,16 @@ async fn velocity_windows_are_exact_idempotent_and_live_only() {
                        "window_minutes": 60, "max_count": 2, "score": 60}]}"#,
     )
     .unwrap();
-    let (count, sum) = window(&ctx, Dimension::Player, "ann", hour, t0 + hour)
-        .await
-        .unwrap();
+    let (count, sum) = window(
+        &ctx,
+        Flow::Deposit,
+        Dimension::Player,
+        "ann",
+        hour,
+        t0 + hour,
+    )
+    .await
+    .unwrap();
     let facts = Facts {
         velocity: [("fast".to_owned(), (count, sum))].into_iter().collect(),
         ..Facts::default()

@@ -243,6 +243,8 @@ async fn payouts(s: &Scenario, v: &mut Vec<String>) {
             PayoutStatus::Succeeded => psp == Some(OpStatus::Succeeded),
             PayoutStatus::Failed => psp == Some(OpStatus::Failed) || refused,
             PayoutStatus::Review => true,
+            // Held for a risk review: no PSP may have it.
+            PayoutStatus::OnHold => psp.is_none(),
             PayoutStatus::Deferred | PayoutStatus::Pending => false,
         };
         if !consistent {
@@ -288,6 +290,12 @@ async fn notified_payouts(s: &Scenario) -> BTreeSet<String> {
 async fn payout_way_forward(s: &Scenario, p: &Payout, v: &mut Vec<String>) {
     match p.status {
         PayoutStatus::Succeeded | PayoutStatus::Failed => {}
+        PayoutStatus::OnHold => {
+            let review = get(s, &keys::risk_review(&p.id)).await;
+            if review.as_ref().and_then(|r| r.str_attr("status")) != Some("open") {
+                v.push(format!("payout {}: on hold with no open review", p.id));
+            }
+        }
         PayoutStatus::Review => {
             let it = get(s, &Key::new(format!("PAYOUT#{}", p.id), keys::MAIN_SK)).await;
             let flagged = it

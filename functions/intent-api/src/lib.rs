@@ -1,6 +1,8 @@
 //! intent-api: `POST /v1/payments/init`, `GET /v1/payments/{id}`,
-//! `GET /v1/payments/{id}/deliveries`, and the routing admin endpoints
-//! (`/v1/admin/...`, platform key). Thin: decode, one domain call, encode.
+//! `GET /v1/payments/{id}/deliveries`, payouts, the routing admin endpoints
+//! (`/v1/admin/...`), players' limits and self-exclusion, and risk
+//! decisions, reviews and AML alerts (`/v1/risk/...`; platform key).
+//! Thin: decode, one domain call, encode.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,9 +15,12 @@ use payloop::domain::operator::{self, DegradationRequest};
 use payloop::domain::payouts::{self, PayoutRequest};
 use payloop::domain::players::{self, LevelChange};
 use payloop::domain::refunds::{self, RefundRequest};
+use payloop::domain::reviews;
+use payloop::domain::risk::{aml, decision, review};
 use payloop::domain::Ctx;
 use payloop::edge::{
-    authenticate, idempotency_key, idempotent, parse_body, ApiError, Path, QueryParams, RawBody,
+    authenticate, idempotency_key, idempotent, parse_body, risk_signals, ApiError, Path,
+    QueryParams, RawBody,
 };
 use payloop::ids::{PaymentId, PlayerId};
 use payloop::money::Currency;
@@ -45,6 +50,14 @@ pub fn router(ctx: Ctx) -> Router {
             "/v1/players/{player_id}/self-exclusion",
             post(set_exclusion).get(show_exclusion),
         )
+        .route("/v1/risk/decisions", get(risk_decisions))
+        .route("/v1/risk/reviews", get(risk_reviews))
+        .route("/v1/risk/reviews/{review_id}", get(risk_review))
+        .route("/v1/risk/reviews/{review_id}/decide", post(risk_decide))
+        .route("/v1/risk/alerts", get(risk_alerts))
+        .route("/v1/risk/alerts/{alert_id}", get(risk_alert))
+        .route("/v1/risk/alerts/{alert_id}/sar", get(risk_alert_sar))
+        .route("/v1/risk/alerts/{alert_id}/close", post(risk_alert_close))
         .with_state(ctx)
 }
 
@@ -61,14 +74,18 @@ async fn init(
     let client = authenticate(&headers, &ctx.config.client_keys)?;
     let key = idempotency_key(&headers, None)?;
     let scope = format!("client:{client}");
-    let (ctx_ref, raw_ref) = (&ctx, &raw);
+    let (ctx_ref, raw_ref, edge) = (&ctx, &raw, risk_signals(&headers));
     let work = |reserved: String| async move {
-        let req = InitRequest::parse(&parse_body(raw_ref)?)?;
+        let req = InitRequest::parse(&parse_body(raw_ref)?)?.with_edge(&edge);
         let id = PaymentId::from_reserved(&reserved)?;
-        Ok((
-            StatusCode::CREATED,
-            deposits::create_intent(ctx_ref, req, id).await?,
-        ))
+        let view = deposits::create_intent(ctx_ref, req, id).await?;
+        // Held for risk review: accepted, not yet at any PSP.
+        let status = if view.held() {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::CREATED
+        };
+        Ok((status, view))
     };
     Ok(idempotent(&ctx, &scope, &key, "POST", INIT_PATH, &raw, work).await)
 }
@@ -87,7 +104,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.client_keys)?;
-    Ok(Json(deposits::payment_view(&ctx, &payment_id(&id)?).await?))
+    Ok(Json(deposits::show(&ctx, &payment_id(&id)?).await?))
 }
 
 async fn deliveries(
@@ -139,9 +156,9 @@ async fn payout_init(
     let client = authenticate(&headers, &ctx.config.client_keys)?;
     let key = idempotency_key(&headers, None)?;
     let scope = format!("client:{client}");
-    let (ctx_ref, raw_ref) = (&ctx, &raw);
+    let (ctx_ref, raw_ref, edge) = (&ctx, &raw, risk_signals(&headers));
     let work = |reserved: String| async move {
-        let req = PayoutRequest::parse(&parse_body(raw_ref)?)?;
+        let req = PayoutRequest::parse(&parse_body(raw_ref)?)?.with_edge(&edge);
         let id = format!("po_{reserved}");
         Ok((StatusCode::CREATED, payouts::init(ctx_ref, req, id).await?))
     };
@@ -253,4 +270,124 @@ async fn refund(
         ))
     };
     Ok(idempotent(&ctx, &scope, &key, "POST", &path, &raw, work).await)
+}
+
+/// `GET /v1/risk/decisions?player_id=&limit=` (platform key): newest first.
+async fn risk_decisions(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    q: QueryParams,
+) -> Result<impl IntoResponse, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let player = q
+        .get("player_id")
+        .ok_or_else(|| Error::validation("player_id", "is required"))?;
+    let limit = q
+        .parse_with("limit", "must be 1 to 100", |l| {
+            l.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=decision::MAX_LISTED).contains(n))
+        })?
+        .unwrap_or(20);
+    let list = decision::list(&ctx, &player_id(player)?, limit).await?;
+    Ok(Json(serde_json::json!({ "decisions": list })))
+}
+
+/// `GET /v1/risk/reviews` (platform key): the open reviews.
+async fn risk_reviews(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    Ok(Json(
+        serde_json::json!({ "reviews": review::list_open(&ctx).await? }),
+    ))
+}
+
+async fn risk_review(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let r = review::load(&ctx, &id).await?;
+    Ok(Json(review::view(&ctx, &r).await?))
+}
+
+/// `POST /v1/risk/reviews/{id}/decide {"decision", "note"}` (platform key).
+async fn risk_decide(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = authenticate(&headers, &ctx.config.platform_keys)?;
+    let req = review::DecideRequest::parse(&parse_body(&raw)?)?;
+    review::check_id(&id)?;
+    Ok(Json(reviews::decide(&ctx, &id, &req, actor).await?))
+}
+
+/// `GET /v1/risk/alerts?player_id=&status=` (platform key).
+async fn risk_alerts(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    q: QueryParams,
+) -> Result<impl IntoResponse, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let player = q.get("player_id").map(player_id).transpose()?;
+    let list = aml::list(&ctx, player.as_ref(), q.get("status")).await?;
+    Ok(Json(serde_json::json!({ "alerts": list })))
+}
+
+async fn risk_alert(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    Ok(Json(aml::get(&ctx, &id).await?))
+}
+
+/// `GET /v1/risk/alerts/{id}/sar?format=json|csv` (platform key): the
+/// suspicious-activity report for the compliance officer.
+async fn risk_alert_sar(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: QueryParams,
+) -> Result<Response, ApiError> {
+    authenticate(&headers, &ctx.config.platform_keys)?;
+    let alert = aml::get(&ctx, &id).await?;
+    match q.get("format").unwrap_or("json") {
+        "json" => Ok(Json(aml::sar_json(&alert, ctx.now_ms())).into_response()),
+        "csv" => Ok((
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"sar.csv\"",
+                ),
+            ],
+            aml::sar_csv(&alert),
+        )
+            .into_response()),
+        _ => Err(Error::validation("format", "must be json or csv").into()),
+    }
+}
+
+/// `POST /v1/risk/alerts/{id}/close {"note"}` (platform key).
+async fn risk_alert_close(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = authenticate(&headers, &ctx.config.platform_keys)?;
+    let body = parse_body(&raw)?;
+    body.only(&["note"])?;
+    let note = body.opt_str("note")?.unwrap_or_default();
+    if note.len() > review::MAX_NOTE {
+        return Err(Error::validation("note", "must be at most 1000 characters").into());
+    }
+    Ok(Json(aml::close(&ctx, &id, note, actor).await?))
 }

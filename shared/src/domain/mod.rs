@@ -25,6 +25,7 @@ pub mod recon;
 pub mod refunds;
 pub mod reports;
 pub mod request;
+pub mod reviews;
 pub mod risk;
 pub mod rounds;
 pub mod sweep;

@@ -225,3 +225,30 @@ pub fn with_edge(router: axum::Router) -> axum::Router {
 pub async fn not_found() -> ApiError {
     ApiError(Error::NotFound { what: "route" })
 }
+
+/// The caller as CloudFront sees it (`CloudFront-Viewer-Country`,
+/// `-ASN`, `-Address`): trusted only behind CloudFront, which sets them
+/// itself. A malformed value is ignored, not an error of the client.
+pub fn risk_signals(headers: &HeaderMap) -> crate::domain::risk::signals::EdgeSignals {
+    use crate::domain::risk::signals::{is_country, normal_asn, normal_ip, EdgeSignals};
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    // `203.0.113.7:46532` or `2001:db8::1:46532`: the address, then the port.
+    let address = header("cloudfront-viewer-address")
+        .and_then(|a| {
+            a.rsplit_once(':')
+                .map(|(ip, _)| ip.trim_matches(['[', ']']))
+        })
+        .and_then(normal_ip);
+    EdgeSignals {
+        ip: address,
+        ip_country: header("cloudfront-viewer-country")
+            .filter(|c| is_country(c))
+            .map(str::to_owned),
+        asn: header("cloudfront-viewer-asn").and_then(normal_asn),
+    }
+}

@@ -29,6 +29,16 @@
 //! | reconciliation index     | `RECON#<psp>#<day>#<b>`| `<match key>`         |
 //! | reconciliation case      | `RCASES#<day>#<psp>`   | `<case id>`           |
 //! | reconciliation run       | `RECONRUN#<psp>#<day>` | `SHARD#<of>#<n>` / `REPORT` |
+//! | velocity (one movement)  | `VEL#<flow>#<dim>#<v>` | `T#<ms>#<id>`         |
+//! | risk decision            | `RISKDEC#<player_id>`  | `T#<ms>#<subject>`    |
+//! | risk review              | `REVIEW#<subject>`     | `A`                   |
+//! | open reviews             | `REVIEWQ`              | `<ms>#<subject>`      |
+//! | identifier link          | `LINK#<kind>#<value>`  | `<other value>`       |
+//! | player first seen        | `PLAYER#<player_id>`   | `SEEN`                |
+//! | AML movement             | `AMLMOV#<player_id>`   | `T#<ms>#<id>`         |
+//! | AML alert                | `ALERT#<alert_id>`     | `A`                   |
+//! | player's alerts          | `PLAYER#<player_id>`   | `ALERT#<alert_id>`    |
+//! | open alerts              | `ALERTQ`               | `<alert_id>`          |
 
 use crate::ids::{EventId, IdempotencyKey, PaymentId, PlayerId, PspId, TxnId};
 use crate::money::Currency;
@@ -260,4 +270,59 @@ pub fn health_bucket(psp: &PspId, start_ms: i64) -> Key {
 }
 pub fn health_bucket_sk(start_ms: i64) -> String {
     format!("B#{start_ms:015}")
+}
+
+// ---- risk, AML (domain::risk) -------------------------------------------
+
+/// A time-ordered sort key: `T#<ms, 15 digits>#<id>`.
+pub fn timed_sk(at_ms: i64, id: &str) -> String {
+    format!("T#{:015}#{id}", at_ms.max(0))
+}
+pub fn velocity_pk(flow: &str, dim: &str, value: &str) -> String {
+    format!("VEL#{flow}#{dim}#{value}")
+}
+pub fn velocity(flow: &str, dim: &str, value: &str, at_ms: i64, id: &str) -> Key {
+    Key::new(velocity_pk(flow, dim, value), timed_sk(at_ms, id))
+}
+pub fn risk_decision_pk(player: &PlayerId) -> String {
+    format!("RISKDEC#{player}")
+}
+pub fn risk_decision(player: &PlayerId, at_ms: i64, subject: &str) -> Key {
+    Key::new(risk_decision_pk(player), timed_sk(at_ms, subject))
+}
+pub fn risk_review(subject: &str) -> Key {
+    Key::new(format!("REVIEW#{subject}"), MAIN_SK)
+}
+pub const REVIEW_QUEUE_PK: &str = "REVIEWQ";
+pub fn review_queue(opened_ms: i64, subject: &str) -> Key {
+    Key::new(REVIEW_QUEUE_PK, due_sk(opened_ms, subject))
+}
+pub fn risk_link_pk(kind: &str, value: &str) -> String {
+    format!("LINK#{kind}#{value}")
+}
+pub fn risk_link(kind: &str, value: &str, other: &str) -> Key {
+    Key::new(risk_link_pk(kind, value), other)
+}
+pub fn player_first_seen(player: &PlayerId) -> Key {
+    Key::new(player_pk(player), "SEEN")
+}
+pub fn aml_movement_pk(player: &PlayerId) -> String {
+    format!("AMLMOV#{player}")
+}
+pub fn aml_movement(player: &PlayerId, at_ms: i64, id: &str) -> Key {
+    Key::new(aml_movement_pk(player), timed_sk(at_ms, id))
+}
+pub fn aml_alert(alert_id: &str) -> Key {
+    Key::new(format!("ALERT#{alert_id}"), MAIN_SK)
+}
+pub const PLAYER_ALERT_PREFIX: &str = "ALERT#";
+pub fn player_alert(player: &PlayerId, alert_id: &str) -> Key {
+    Key::new(
+        player_pk(player),
+        format!("{PLAYER_ALERT_PREFIX}{alert_id}"),
+    )
+}
+pub const ALERT_QUEUE_PK: &str = "ALERTQ";
+pub fn open_alert(alert_id: &str) -> Key {
+    Key::new(ALERT_QUEUE_PK, alert_id)
 }

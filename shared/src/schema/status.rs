@@ -77,3 +77,42 @@ impl PaymentStatus {
 
 /// Payment methods a deposit can use.
 pub const METHODS: [&str; 5] = ["card", "bank_transfer", "ewallet", "pay_by_bank", "p2p"];
+
+/// A player's KYC level (set by operators; asked for by payouts and risk rules).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum KycLevel {
+    #[default]
+    None,
+    Basic,
+    Full,
+}
+
+impl KycLevel {
+    pub fn parse(s: &str) -> Option<KycLevel> {
+        match s {
+            "none" => Some(KycLevel::None),
+            "basic" => Some(KycLevel::Basic),
+            "full" => Some(KycLevel::Full),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KycLevel::None => "none",
+            KycLevel::Basic => "basic",
+            KycLevel::Full => "full",
+        }
+    }
+}

@@ -63,6 +63,39 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
         });
     };
     let payment = Payment::from_item(&found)?;
+    let applied = apply_to(ctx, ev, &payment).await?;
+    let credited = matches!(applied, Applied::Moved(PaymentStatus::Captured))
+        || (applied == Applied::NoOp && payment.status == PaymentStatus::Captured);
+    if ev.status == PaymentStatus::Captured && credited {
+        // Run on every delivery of the capture, so a crash right after the
+        // credit is made good by the redelivery (the AML step is idempotent).
+        aml_after_credit(ctx, &payment, found.str_attr("instrument")).await?;
+    }
+    Ok(applied)
+}
+
+/// The AML scenarios after a credited deposit.
+async fn aml_after_credit(
+    ctx: &Ctx,
+    p: &Payment,
+    instrument: Option<&str>,
+) -> Result<(), ApplyError> {
+    use crate::domain::risk::aml;
+    let m = aml::Logged {
+        id: p.id.as_str().to_owned(),
+        kind: aml::MoveKind::Deposit,
+        amount: p.amount,
+        at_ms: crate::ids::ulid_time_ms(p.id.as_str()).unwrap_or(p.created_ms),
+        instrument: instrument.map(str::to_owned),
+        country: p.country.clone(),
+        wagered_total: aml::wagered_total(ctx, &p.player, p.amount.currency()).await?,
+    };
+    aml::after_movement(ctx, &p.player, &m).await?;
+    Ok(())
+}
+
+async fn apply_to(ctx: &Ctx, ev: &PspEvent, payment: &Payment) -> Result<Applied, ApplyError> {
+    let payment = payment.clone();
     if !payment.matches(ev) {
         cases::open(ctx, payment.case(CaseKind::WebhookMismatch, ev)).await?;
         return Ok(Applied::Mismatch);

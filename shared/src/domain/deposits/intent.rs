@@ -1,5 +1,7 @@
-//! Deposit intents: parse the init request, route it and open the PSP
-//! session, store the intent, answer with the redirect.
+//! Deposit intents: the risk decision, then (approved) route the intent and
+//! open the PSP session, store the intent, answer with the redirect; or
+//! (review) hold it unopened until an operator decides; or (decline)
+//! refuse it.
 
 use crate::error::Error;
 use serde::Serialize;
@@ -12,6 +14,9 @@ use crate::domain::deposits::payment::{Payment, PaymentStatus};
 use crate::domain::deposits::request::InitRequest;
 use crate::domain::deposits::route::route_and_open;
 use crate::domain::limits;
+use crate::domain::risk::decision::{self, StoredDecision};
+use crate::domain::risk::review;
+use crate::domain::risk::rules::{Flow, Outcome};
 use crate::domain::Ctx;
 use crate::schema::keys;
 
@@ -29,6 +34,38 @@ pub async fn create_intent(
     if let Some(old) = ctx.store.get(&keys::payment(&id)).await? {
         return from_earlier_attempt(&old, &req);
     }
+    if let Some(held) = review::find(ctx, id.as_str()).await? {
+        return Ok(held_response(&id, &req, held.status.as_str()));
+    }
+    limits::exclusion::check(ctx, &req.player, ctx.now_ms()).await?;
+    let d = decision::decide(ctx, Flow::Deposit, id.as_str(), &req.player, &req.signals()).await?;
+    if d.outcome == Outcome::Decline {
+        return Err(decision::declined(&d));
+    }
+    if d.step_up_kyc.is_some() {
+        d.step_up(crate::domain::players::profile(ctx, &req.player).await?.kyc)?;
+    }
+    if d.outcome == Outcome::Review {
+        let writes = review::open_writes(&d, &req.player, Some(&req.to_body()), ctx.now_ms());
+        match ctx.store.transact(writes).await {
+            Ok(()) | Err(StoreError::ConditionFailed { index: 0, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(payment_id = %id, "deposit intent held for risk review");
+        return Ok(held_response(&id, &req, "review"));
+    }
+    open_deposit(ctx, req, id, Some(&d)).await
+}
+
+/// Open an approved deposit: reserve it against the limits, route it and
+/// open the PSP session, store the intent. Also how an approved review
+/// opens its held intent (`decision` is then already on record).
+pub async fn open_deposit(
+    ctx: &Ctx,
+    req: InitRequest,
+    id: PaymentId,
+    decision: Option<&StoredDecision>,
+) -> Result<IntentView, Error> {
     // Limits first: no PSP session opens for a deposit the limits refuse.
     limits::reserve::reserve(ctx, &req.player, req.amount, &id).await?;
     let routed = match route_and_open(ctx, &req, &id).await {
@@ -65,6 +102,12 @@ pub async fn create_intent(
         Attr::from(routed.session.reference.as_str()),
     );
     record.insert("routing".into(), routed.record());
+    if let Some(d) = decision {
+        record.insert("risk".into(), d.summary());
+    }
+    if let Some(i) = &req.risk.instrument {
+        record.insert("instrument".into(), Attr::from(i.as_str()));
+    }
     match ctx
         .store
         .write(Write::Put {
@@ -114,27 +157,48 @@ fn matches_request(p: &Payment, r: &InitRequest) -> bool {
     )
 }
 
-/// The 201 answer to `POST /v1/payments/init`.
+/// The answer to `POST /v1/payments/init`: 201 with the redirect, or 202
+/// `review` (no PSP yet: the intent waits for an operator's decision).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntentView {
     pub payment_id: PaymentId,
-    pub status: PaymentStatus,
-    pub redirect_url: String,
-    pub psp: PspId,
+    /// A payment status, or `review` / `declined` while no payment exists.
+    pub status: String,
+    pub redirect_url: Option<String>,
+    pub psp: Option<PspId>,
     pub amount: String,
     pub amount_micros: Option<i64>,
     pub currency: Currency,
 }
 
+impl IntentView {
+    /// Held for review: 202, not 201.
+    pub fn held(&self) -> bool {
+        self.psp.is_none()
+    }
+}
+
 fn intent_response(p: &Payment, redirect_url: &str) -> IntentView {
     IntentView {
         payment_id: p.id.clone(),
-        status: p.status,
-        redirect_url: redirect_url.to_owned(),
-        psp: p.psp.clone(),
+        status: p.status.as_str().to_owned(),
+        redirect_url: Some(redirect_url.to_owned()),
+        psp: Some(p.psp.clone()),
         amount: p.amount.to_decimal(),
         amount_micros: p.amount.micros().ok(),
         currency: p.amount.currency(),
+    }
+}
+
+fn held_response(id: &PaymentId, req: &InitRequest, status: &str) -> IntentView {
+    IntentView {
+        payment_id: id.clone(),
+        status: status.to_owned(),
+        redirect_url: None,
+        psp: None,
+        amount: req.amount.to_decimal(),
+        amount_micros: req.amount.micros().ok(),
+        currency: req.amount.currency(),
     }
 }
 

@@ -3,6 +3,8 @@
 //! checked with its field named in the error.
 
 use crate::domain::request::Body;
+use crate::domain::risk::rules::Signals;
+use crate::domain::risk::signals::{EdgeSignals, RiskMeta, RISK_META_FIELDS};
 use crate::error::Error;
 use crate::ids::PlayerId;
 use crate::money::{Currency, Money};
@@ -32,9 +34,11 @@ pub struct InitRequest {
     pub session_id: Option<String>,
     /// The player's bank (pay-by-bank), kept on one route like a session.
     pub bank: Option<String>,
+    /// Signals for the risk decision (device id, IP, instrument, …).
+    pub risk: RiskMeta,
 }
 
-/// `meta` fields the init request understands.
+/// `meta` fields the init request routes by (the risk fields come beside).
 const META_FIELDS: [&str; 4] = ["country", "device", "session_id", "bank"];
 const MAX_STICKY_ID: usize = 64;
 
@@ -83,6 +87,7 @@ struct Meta {
     device: Option<String>,
     session_id: Option<String>,
     bank: Option<String>,
+    risk: RiskMeta,
 }
 
 /// One `meta` field that must be a string matching `ok`, named `meta.<name>`.
@@ -111,7 +116,10 @@ fn parse_meta(body: &Body) -> Result<Meta, Error> {
     let Some(meta) = body.opt_object("meta")? else {
         return Ok(Meta::default());
     };
-    if let Some(unknown) = meta.keys().find(|k| !META_FIELDS.contains(k)) {
+    if let Some(unknown) = meta
+        .keys()
+        .find(|k| !META_FIELDS.contains(k) && !RISK_META_FIELDS.contains(k))
+    {
         return Err(Error::validation(
             &format!("meta.{unknown}"),
             "unknown field",
@@ -140,6 +148,7 @@ fn parse_meta(body: &Body) -> Result<Meta, Error> {
         )?,
         session_id: meta_field(&meta, "session_id", is_sticky_id, sticky)?,
         bank: meta_field(&meta, "bank", is_sticky_id, sticky)?,
+        risk: RiskMeta::parse(&meta)?,
     })
 }
 
@@ -170,6 +179,60 @@ impl InitRequest {
             device: meta.device,
             session_id: meta.session_id,
             bank: meta.bank,
+            risk: meta.risk,
+        })
+    }
+
+    /// The edge's signals (trusted headers) over the client's.
+    pub fn with_edge(mut self, edge: &EdgeSignals) -> InitRequest {
+        self.risk = self.risk.with_edge(edge);
+        self
+    }
+
+    /// The request's signals for the risk decision.
+    pub fn signals(&self) -> Signals {
+        Signals {
+            player: self.player.as_str().to_owned(),
+            amount: Some(self.amount),
+            method: self.method.clone(),
+            country: self.country.clone(),
+            ip_country: self.risk.ip_country.clone(),
+            ip: self.risk.ip.clone(),
+            asn: self.risk.asn.clone(),
+            device: self.risk.device_id.clone(),
+            instrument: self.risk.instrument.clone(),
+            bin: self.risk.bin.clone(),
+        }
+    }
+
+    /// The request as an init body again (kept while it is under review,
+    /// parsed back with [`InitRequest::parse`] when approved).
+    pub fn to_body(&self) -> serde_json::Value {
+        let mut meta = serde_json::Map::new();
+        let r = &self.risk;
+        for (name, v) in [
+            ("country", &self.country),
+            ("device", &self.device),
+            ("session_id", &self.session_id),
+            ("bank", &self.bank),
+            ("device_id", &r.device_id),
+            ("ip", &r.ip),
+            ("ip_country", &r.ip_country),
+            ("asn", &r.asn),
+            ("instrument", &r.instrument),
+            ("bin", &r.bin),
+        ] {
+            if let Some(v) = v {
+                meta.insert(name.into(), serde_json::Value::from(v.as_str()));
+            }
+        }
+        serde_json::json!({
+            "amount": self.amount.to_decimal(),
+            "currency": self.amount.currency().code(),
+            "method": self.method,
+            "return_url": self.return_url,
+            "player_id": self.player.as_str(),
+            "meta": meta,
         })
     }
 }
@@ -193,6 +256,15 @@ mod tests {
         let r = parse(&body()).unwrap();
         assert_eq!(r.amount.minor(), 5000);
         assert_eq!(r.country.as_deref(), Some("FI"));
+    }
+
+    #[test]
+    fn a_held_request_parses_back_the_same() {
+        let mut b = body();
+        b["meta"]["device_id"] = json!("dev-9");
+        b["meta"]["ip_country"] = json!("SE");
+        let r = parse(&b).unwrap();
+        assert_eq!(parse(&r.to_body()).unwrap(), r);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct PaymentView {
     pub psp_reference: Option<Doc>,
     pub redirect_url: Option<Doc>,
     pub routing: Option<Doc>,
+    /// The risk decision's outcome, score, rules version and id.
+    pub risk: Option<Doc>,
 }
 
 impl PaymentView {
@@ -56,6 +58,7 @@ impl PaymentView {
             psp_reference: stored.get("psp_reference").cloned().map(Doc),
             redirect_url: stored.get("redirect_url").cloned().map(Doc),
             routing: stored.get("routing").cloned().map(Doc),
+            risk: stored.get("risk").cloned().map(Doc),
         }
     }
 }
@@ -67,6 +70,59 @@ pub async fn payment_view(ctx: &Ctx, id: &PaymentId) -> Result<PaymentView, Erro
         .await?
         .ok_or(Error::NotFound { what: "payment" })?;
     Ok(PaymentView::new(Payment::from_item(&found)?, &found))
+}
+
+/// A deposit intent held for risk review (no payment at any PSP yet).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldView {
+    pub payment_id: PaymentId,
+    pub player_id: String,
+    /// `review` until an operator decides; `declined`; `approved` while
+    /// the approved intent is being opened.
+    pub status: &'static str,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub method: Option<String>,
+    pub review_opened_at_ms: i64,
+    /// What an approval did (`opened`, or `not opened: <code>`).
+    pub review_result: Option<String>,
+}
+
+/// What `GET /v1/payments/{id}` shows: the payment, or the held intent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Shown {
+    Payment(Box<PaymentView>),
+    Held(HeldView),
+}
+
+pub async fn show(ctx: &Ctx, id: &PaymentId) -> Result<Shown, Error> {
+    match payment_view(ctx, id).await {
+        Err(Error::NotFound { .. }) => {}
+        other => return other.map(|v| Shown::Payment(Box::new(v))),
+    }
+    let r = crate::domain::risk::review::find(ctx, id.as_str())
+        .await?
+        .ok_or(Error::NotFound { what: "payment" })?;
+    let field = |n: &str| {
+        r.request
+            .as_ref()
+            .and_then(|b| b[n].as_str())
+            .map(str::to_owned)
+    };
+    Ok(Shown::Held(HeldView {
+        payment_id: id.clone(),
+        player_id: r.player.as_str().to_owned(),
+        status: match r.status {
+            crate::domain::risk::review::ReviewStatus::Open => "review",
+            other => other.as_str(),
+        },
+        amount: field("amount"),
+        currency: field("currency"),
+        method: field("method"),
+        review_opened_at_ms: r.opened_ms,
+        review_result: r.result.clone(),
+    }))
 }
 
 /// One webhook delivery as logged: its attributes (amount as a decimal),

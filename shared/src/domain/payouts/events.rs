@@ -13,6 +13,19 @@ pub async fn finish(
     reason: &str,
     event_id: Option<&str>,
 ) -> Result<bool, Error> {
+    finish_with(ctx, p, outcome, reason, event_id, Vec::new()).await
+}
+
+/// [`finish`], with more writes in the same transaction (a review's own
+/// move when an operator declines a held payout).
+pub(super) async fn finish_with(
+    ctx: &Ctx,
+    p: &Payout,
+    outcome: PayoutStatus,
+    reason: &str,
+    event_id: Option<&str>,
+    more: Vec<Write>,
+) -> Result<bool, Error> {
     let (kind, step, available_delta) = match outcome {
         PayoutStatus::Succeeded => (EntryKind::HoldSettled, "s", 0),
         PayoutStatus::Failed => (EntryKind::HoldReleased, "r", p.amount.minor()),
@@ -25,6 +38,7 @@ pub async fn finish(
     m.related = vec![("payout_id", p.id.clone())];
     let now = ctx.now_ms();
     let mut extra = outcome_writes(p, outcome, &m.reason, event_id.unwrap_or(reason), now);
+    extra.extend(more);
     // The player's notification of a failure, in the same transaction.
     let notice = (outcome == PayoutStatus::Failed).then(|| failed_notice(ctx, p, now));
     if let Some(n) = &notice {

@@ -58,7 +58,7 @@ mod schedule;
 mod view;
 
 pub use events::{apply_event, check_event, finish};
-pub use hold::init;
+pub use hold::{decide_review, init};
 pub use request::PayoutRequest;
 pub use schedule::{sweep, SWEEP_BATCH};
 pub use view::{view, PayoutView};
@@ -70,6 +70,9 @@ use schedule::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutStatus {
+    /// Held for a risk review: the funds are held, no PSP is asked until an
+    /// operator approves.
+    OnHold,
     /// Waiting to be sent to a PSP (PSP down or degradation mode).
     Deferred,
     /// Sent; waiting for the PSP's outcome.
@@ -83,6 +86,7 @@ pub enum PayoutStatus {
 impl PayoutStatus {
     pub fn as_str(&self) -> &'static str {
         match self {
+            PayoutStatus::OnHold => "on_hold",
             PayoutStatus::Deferred => "deferred",
             PayoutStatus::Pending => "pending",
             PayoutStatus::Review => "review",
@@ -92,6 +96,7 @@ impl PayoutStatus {
     }
     pub fn parse(s: &str) -> Option<PayoutStatus> {
         [
+            PayoutStatus::OnHold,
             PayoutStatus::Deferred,
             PayoutStatus::Pending,
             PayoutStatus::Review,
@@ -109,6 +114,7 @@ impl PayoutStatus {
 /// The statuses a final outcome may be applied from.
 fn open_statuses() -> Vec<Attr> {
     [
+        PayoutStatus::OnHold,
         PayoutStatus::Deferred,
         PayoutStatus::Pending,
         PayoutStatus::Review,

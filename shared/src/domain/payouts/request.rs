@@ -2,6 +2,8 @@
 //! error naming its field.
 
 use super::*;
+use crate::domain::risk::rules::Signals;
+use crate::domain::risk::signals::{is_country, EdgeSignals, RiskMeta, RISK_META_FIELDS};
 
 pub(super) const MAX_TOKEN: usize = 128;
 
@@ -11,15 +13,19 @@ pub struct PayoutRequest {
     pub amount: Money,
     pub method: String,
     pub destination_token: Option<String>,
+    /// The player's country (`meta.country`) and the risk signals.
+    pub country: Option<String>,
+    pub risk: RiskMeta,
 }
 
-pub(super) const INIT_FIELDS: [&str; 6] = [
+pub(super) const INIT_FIELDS: [&str; 7] = [
     "player_id",
     "amount",
     "currency",
     "method",
     "destination_token",
     "idempotency_key",
+    "meta",
 ];
 
 pub(super) fn is_token(t: &str) -> bool {
@@ -54,12 +60,63 @@ impl PayoutRequest {
                 ))
             }
         };
+        let (country, risk) = parse_meta(body)?;
         Ok(PayoutRequest {
             player: PlayerId::parse(body.str("player_id")?)
                 .map_err(|e| Error::validation("player_id", e.to_string()))?,
             amount,
             method: method.to_owned(),
             destination_token,
+            country,
+            risk,
         })
     }
+
+    /// The edge's signals (trusted headers) over the client's.
+    pub fn with_edge(mut self, edge: &EdgeSignals) -> PayoutRequest {
+        self.risk = self.risk.with_edge(edge);
+        self
+    }
+
+    /// The risk signals of this payout to `instrument` (where it goes).
+    pub fn signals(&self, instrument: Option<&str>) -> Signals {
+        Signals {
+            player: self.player.as_str().to_owned(),
+            amount: Some(self.amount),
+            method: self.method.clone(),
+            country: self.country.clone(),
+            ip_country: self.risk.ip_country.clone(),
+            ip: self.risk.ip.clone(),
+            asn: self.risk.asn.clone(),
+            device: self.risk.device_id.clone(),
+            instrument: instrument.map(str::to_owned),
+            bin: self.risk.bin.clone(),
+        }
+    }
+}
+
+fn parse_meta(body: &Body) -> Result<(Option<String>, RiskMeta), Error> {
+    let Some(meta) = body.opt_object("meta")? else {
+        return Ok((None, RiskMeta::default()));
+    };
+    if let Some(unknown) = meta
+        .keys()
+        .find(|k| *k != "country" && !RISK_META_FIELDS.contains(k))
+    {
+        return Err(Error::validation(
+            &format!("meta.{unknown}"),
+            "unknown field",
+        ));
+    }
+    let country = match meta.opt_str("country") {
+        Ok(None) => None,
+        Ok(Some(c)) if is_country(c) => Some(c.to_owned()),
+        _ => {
+            return Err(Error::validation(
+                "meta.country",
+                "must be an ISO 3166 alpha-2 code like \"FI\"",
+            ))
+        }
+    };
+    Ok((country, RiskMeta::parse(&meta)?))
 }

@@ -21,6 +21,8 @@ pub struct PayoutView {
     pub flagged: bool,
     pub created_at_ms: Option<i64>,
     pub history: Option<Doc>,
+    /// The risk decision's outcome, score, rules version and id.
+    pub risk: Option<Doc>,
 }
 
 pub async fn view(ctx: &Ctx, id: &str) -> Result<PayoutView, Error> {
@@ -55,5 +57,6 @@ pub(super) fn view_of(it: &Item) -> PayoutView {
         flagged: it.get("flagged").and_then(Attr::as_bool).unwrap_or(false),
         created_at_ms: it.int_attr("created_ms"),
         history: it.get("history").cloned().map(Doc),
+        risk: it.get("risk").cloned().map(Doc),
     }
 }

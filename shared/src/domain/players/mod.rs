@@ -1,7 +1,7 @@
 //! Players as the payment loop knows them: a KYC level and a risk level,
 //! kept on the player's profile item and set by operators.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::Error;
 use crate::ids::PlayerId;
@@ -13,32 +13,7 @@ use crate::domain::request::Body;
 
 use crate::domain::Ctx;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KycLevel {
-    #[default]
-    None,
-    Basic,
-    Full,
-}
-
-impl KycLevel {
-    pub fn parse(s: &str) -> Option<KycLevel> {
-        match s {
-            "none" => Some(KycLevel::None),
-            "basic" => Some(KycLevel::Basic),
-            "full" => Some(KycLevel::Full),
-            _ => None,
-        }
-    }
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            KycLevel::None => "none",
-            KycLevel::Basic => "basic",
-            KycLevel::Full => "full",
-        }
-    }
-}
+pub use crate::schema::status::KycLevel;
 
 /// What the payment loop knows of a player.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,6 +34,32 @@ pub async fn profile(ctx: &Ctx, player: &PlayerId) -> Result<Profile, Error> {
             .and_then(RiskLevel::parse)
             .unwrap_or_default(),
     })
+}
+
+/// When the payment loop first saw the player (its first risk decision):
+/// the account's age for the rules. Written once (`NotExists`); a race
+/// keeps the first.
+pub async fn first_seen(ctx: &Ctx, player: &PlayerId, now_ms: i64) -> Result<i64, Error> {
+    let key = keys::player_first_seen(player);
+    if let Some(at) = ctx
+        .store
+        .get(&key)
+        .await?
+        .and_then(|it| it.int_attr("at_ms"))
+    {
+        return Ok(at);
+    }
+    let write = Write::Put {
+        item: crate::store::item(&key, [("at_ms", Attr::N(now_ms))]),
+        cond: Some(crate::store::Cond::NotExists),
+    };
+    match ctx.store.write(write).await {
+        Ok(()) => Ok(now_ms),
+        Err(crate::store::StoreError::ConditionFailed { old, .. }) => {
+            Ok(old.and_then(|o| o.int_attr("at_ms")).unwrap_or(now_ms))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `{"risk_level": "low|medium|high"}` or `{"kyc_level": "none|basic|full"}`.

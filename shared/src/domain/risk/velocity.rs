@@ -1,20 +1,23 @@
-//! Velocity, exact: one item per money movement under each dimension's
-//! value (player, device, instrument, IP), keyed by time and the movement's
-//! id, written with a `NotExists` condition in the movement's own
-//! transaction, so a retried request never counts twice and a crash never
-//! counts a movement that did not happen. A window is one query over the
+//! Velocity, exact: one item per decided movement (deposit intent or
+//! payout) under each dimension's value (player, device, instrument, IP),
+//! keyed by the movement's flow, its time and its id, written with a
+//! `NotExists` condition in the transaction that stores its risk decision,
+//! so a retried request never counts twice. The time is the one inside the
+//! movement's id (when its request was first reserved), so a retry writes
+//! the very same key. A window is one query over the
 //! sort-key range `[now − window, now]`: items older than the window are
 //! never read, whether or not TTL has deleted them yet (TTL only cleans).
 //!
 //! | item            | pk                      | sk                              |
 //! |-----------------|-------------------------|---------------------------------|
-//! | one movement    | `VEL#<dim>#<value>`     | `T#<at ms, 15 digits>#<id>`     |
+//! | one movement    | `VEL#<flow>#<dim>#<value>` | `T#<at ms, 15 digits>#<id>`  |
 
 use crate::error::Error;
 use crate::store::{item, Attr, Cond, ItemExt, Query, SkRange, Write, TTL};
 
-use crate::domain::risk::rules::Dimension;
+use crate::domain::risk::rules::{Dimension, Flow};
 use crate::domain::Ctx;
+use crate::schema::keys;
 
 /// Items read per page of a window.
 const PAGE: usize = 1_000;
@@ -32,12 +35,12 @@ impl Dimension {
     }
 }
 
-fn pk(dim: Dimension, value: &str) -> String {
-    format!("VEL#{}#{value}", dim.as_str())
+fn pk(flow: Flow, dim: Dimension, value: &str) -> String {
+    keys::velocity_pk(flow.as_str(), dim.as_str(), value)
 }
 
 fn sk(at_ms: i64, id: &str) -> String {
-    format!("T#{:015}#{id}", at_ms.max(0))
+    keys::timed_sk(at_ms, id)
 }
 
 /// One movement to count.
@@ -54,12 +57,12 @@ pub struct Movement<'a> {
 /// The writes that count `m` under each `(dimension, value)`, for the
 /// movement's own transaction. A value longer than 128 bytes or empty is
 /// not counted (it is not an identifier).
-pub fn record_writes(m: &Movement<'_>, values: &[(Dimension, &str)]) -> Vec<Write> {
+pub fn record_writes(flow: Flow, m: &Movement<'_>, values: &[(Dimension, &str)]) -> Vec<Write> {
     values
         .iter()
         .filter(|(_, v)| !v.is_empty() && v.len() <= 128)
         .map(|(dim, value)| {
-            let key = crate::store::Key::new(pk(*dim, value), sk(m.at_ms, m.id));
+            let key = keys::velocity(flow.as_str(), dim.as_str(), value, m.at_ms, m.id);
             let expires_s = m.at_ms.saturating_add(m.keep_ms) / 1000;
             Write::Put {
                 item: item(
@@ -78,6 +81,7 @@ pub fn record_writes(m: &Movement<'_>, values: &[(Dimension, &str)]) -> Vec<Writ
 /// Movements and their sum for `(dim, value)` in `[now − window, now]`.
 pub async fn window(
     ctx: &Ctx,
+    flow: Flow,
     dim: Dimension,
     value: &str,
     window_ms: i64,
@@ -85,7 +89,7 @@ pub async fn window(
 ) -> Result<(u32, i64), Error> {
     let from = sk(now_ms.saturating_sub(window_ms), "");
     let to = sk(now_ms, "~");
-    let mut q = Query::new(pk(dim, value), SkRange::Between(from, to), PAGE);
+    let mut q = Query::new(pk(flow, dim, value), SkRange::Between(from, to), PAGE);
     let (mut count, mut sum) = (0u32, 0i64);
     for _ in 0..MAX_PAGES {
         let page = ctx.store.query(&q).await?;
@@ -117,6 +121,7 @@ mod tests {
         };
         let long = "x".repeat(129);
         let writes = record_writes(
+            Flow::Deposit,
             &m,
             &[
                 (Dimension::Player, "ann"),

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::ids::PspId;
 
+pub mod risk_rules;
+
 /// Every policy of a deployment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policies {
@@ -13,6 +15,82 @@ pub struct Policies {
     pub recon: ReconPolicy,
     /// Deposit limits and cooling-off: the jurisdiction's preset.
     pub rg: RgPolicy,
+    /// The risk rules every deposit intent and payout is decided by.
+    pub risk: risk_rules::RiskConfig,
+    /// The AML scenarios run after each money movement: the jurisdiction's preset.
+    pub aml: AmlPolicy,
+}
+
+/// The AML scenarios' parameters (`PAYLOOP_RG_PRESET` picks the
+/// jurisdiction). No regulator fixes the windows or the wagering ratio:
+/// they are the operator's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmlPolicy {
+    pub preset: &'static str,
+    /// Customer-due-diligence threshold per currency (minor units), for
+    /// single or linked transactions (EUR 2 000 under the EU directive; other
+    /// currencies are the operator's equivalents).
+    pub cdd_threshold: BTreeMap<crate::money::Currency, i64>,
+    /// Deposits (or payouts) inside this window are linked.
+    pub linked_window_ms: i64,
+    /// Structuring: this many movements, each at least `structuring_band_pct`
+    /// percent of the threshold but under it, inside `structuring_window_ms`.
+    pub structuring_count: u32,
+    pub structuring_band_pct: u32,
+    pub structuring_window_ms: i64,
+    /// Pass-through: a payout of at least `pass_through_min_pct` percent of
+    /// the threshold while the deposits of the window were wagered below
+    /// `pass_through_min_wager_pct` percent.
+    pub pass_through_window_ms: i64,
+    pub pass_through_min_wager_pct: u32,
+    pub pass_through_min_pct: u32,
+    /// How far back a payout's route is compared with the deposits'.
+    pub route_lookback: usize,
+    /// An open alert of a holding scenario sends the player's payouts to review.
+    pub hold_payouts: bool,
+}
+
+impl AmlPolicy {
+    /// `uk`, `se`, `de`: EUR 2 000 (with GBP 1 700 and SEK 22 000 as the
+    /// operator's equivalents), linked over 24 h.
+    pub fn preset(name: &str) -> Option<AmlPolicy> {
+        let mut p = AmlPolicy::eu();
+        p.preset = *RgPolicy::PRESETS.iter().find(|n| **n == name)?;
+        let extra = match p.preset {
+            "uk" => Some(("GBP", 170_000)),
+            "se" => Some(("SEK", 2_200_000)),
+            _ => None,
+        };
+        if let Some((code, minor)) = extra {
+            p.cdd_threshold
+                .insert(crate::money::Currency::parse(code).ok()?, minor);
+        }
+        Some(p)
+    }
+
+    fn eu() -> AmlPolicy {
+        AmlPolicy {
+            preset: "de",
+            cdd_threshold: [(crate::money::Currency::EUR, 200_000)]
+                .into_iter()
+                .collect(),
+            linked_window_ms: 24 * HOUR_MS,
+            structuring_count: 3,
+            structuring_band_pct: 80,
+            structuring_window_ms: 7 * 24 * HOUR_MS,
+            pass_through_window_ms: 72 * HOUR_MS,
+            pass_through_min_wager_pct: 10,
+            pass_through_min_pct: 25,
+            route_lookback: 100,
+            hold_payouts: true,
+        }
+    }
+}
+
+impl Default for AmlPolicy {
+    fn default() -> Self {
+        AmlPolicy::preset("uk").unwrap_or_else(AmlPolicy::eu)
+    }
 }
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;

@@ -24,6 +24,8 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::money::{Currency, Money};
 
+use crate::schema::status::KycLevel;
+
 /// The most rules one configuration may hold.
 pub const MAX_RULES: usize = 100;
 /// The most values of one deny or allow list.
@@ -38,11 +40,17 @@ pub enum Flow {
 }
 
 impl Flow {
-    fn parse(s: &str) -> Option<Flow> {
+    pub fn parse(s: &str) -> Option<Flow> {
         match s {
             "deposit" => Some(Flow::Deposit),
             "payout" => Some(Flow::Payout),
             _ => None,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Flow::Deposit => "deposit",
+            Flow::Payout => "payout",
         }
     }
 }
@@ -87,7 +95,7 @@ pub enum Dimension {
 }
 
 /// One rule's condition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
     AmountAtLeast(Money),
     /// More than `max_count` movements, or more than `max_amount`, of one
@@ -135,20 +143,69 @@ pub enum Check {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub id: String,
     pub score: i64,
     pub flows: Vec<Flow>,
     pub check: Check,
+    /// When it hits, the player must hold this KYC level (step-up), else
+    /// 402 `kyc_required`.
+    pub step_up_kyc: Option<KycLevel>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RiskConfig {
     pub version: String,
     pub review_at: i64,
     pub decline_at: i64,
     pub rules: Vec<Rule>,
+}
+
+impl Default for RiskConfig {
+    /// No rules: every decision approves, and is still recorded.
+    fn default() -> Self {
+        RiskConfig {
+            version: "none".into(),
+            review_at: 50,
+            decline_at: 100,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl RiskConfig {
+    /// The rule set payloop ships (`serve`'s and the functions' default).
+    pub const SHIPPED: &'static str = include_str!("shipped-risk-rules.json");
+
+    /// The rules that take part in `flow`'s decisions.
+    pub fn rules_for(&self, flow: Flow) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(move |r| r.flows.contains(&flow))
+    }
+
+    /// The dimensions `flow`'s velocity rules count, and the longest window
+    /// (how long a counted movement must be kept).
+    pub fn velocity_needs(&self, flow: Flow) -> (BTreeSet<Dimension>, i64) {
+        let mut dims = BTreeSet::new();
+        let mut longest = 0i64;
+        for r in self.rules_for(flow) {
+            if let Check::Velocity {
+                dimension,
+                window_minutes,
+                ..
+            } = &r.check
+            {
+                dims.insert(*dimension);
+                longest = longest.max(i64::from(*window_minutes) * 60_000);
+            }
+        }
+        (dims, longest)
+    }
+
+    /// Does any of `flow`'s rules check this?
+    pub fn uses(&self, flow: Flow, wanted: impl Fn(&Check) -> bool) -> bool {
+        self.rules_for(flow).any(|r| wanted(&r.check))
+    }
 }
 
 /// The request's own signals.
@@ -208,6 +265,8 @@ pub struct Decision {
     pub score: i64,
     pub outcome: Outcome,
     pub rules: Vec<RuleResult>,
+    /// The highest KYC level a hit rule asks for.
+    pub step_up_kyc: Option<KycLevel>,
 }
 
 // ---- parsing ----------------------------------------------------------
@@ -336,11 +395,21 @@ fn parse_rule(at: &str, v: &Value) -> Result<Rule, Error> {
         Some(_) => return Err(bad(&f.name("applies_to"), "must be a non-empty array")),
     };
     let check = parse_check(&f)?;
+    let step_up_kyc = match map.get("step_up_kyc") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(KycLevel::parse)
+                .filter(|k| *k != KycLevel::None)
+                .ok_or_else(|| bad(&f.name("step_up_kyc"), "must be basic or full"))?,
+        ),
+    };
     Ok(Rule {
         id,
         score,
         flows,
         check,
+        step_up_kyc,
     })
 }
 
@@ -553,8 +622,12 @@ impl RiskConfig {
     pub fn decide(&self, flow: Flow, s: &Signals, f: &Facts) -> Decision {
         let mut score = 0i64;
         let mut rules = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.flows.contains(&flow)) {
+        let mut step_up_kyc = None;
+        for rule in self.rules_for(flow) {
             let (hit, reason) = check(rule, s, f);
+            if hit == Some(true) {
+                step_up_kyc = step_up_kyc.max(rule.step_up_kyc);
+            }
             let (hit, added) = match hit {
                 Some(true) => (Hit::Hit, rule.score),
                 Some(false) => (Hit::NoHit, 0),
@@ -580,6 +653,7 @@ impl RiskConfig {
             score,
             outcome,
             rules,
+            step_up_kyc,
         }
     }
 }
@@ -681,6 +755,16 @@ mod tests {
         assert_eq!(
             c.decide(Flow::Payout, &s, &wagered).outcome,
             Outcome::Approve
+        );
+    }
+
+    #[test]
+    fn the_shipped_rules_parse() {
+        let c = RiskConfig::parse(RiskConfig::SHIPPED).unwrap();
+        assert!(c.rules.len() >= 10);
+        assert_eq!(
+            c.rules.iter().filter(|r| r.step_up_kyc.is_some()).count(),
+            1
         );
     }
 
