@@ -134,6 +134,8 @@ pub struct LocalOptions {
     pub rg: payloop::domain::policy::RgPolicy,
     /// The risk rules (default: none, every decision approves).
     pub risk: payloop::domain::risk::rules::RiskConfig,
+    /// How many times a deposit must be wagered before a payout.
+    pub wagering_multiple: i64,
 }
 
 impl LocalOptions {
@@ -163,6 +165,7 @@ impl LocalOptions {
             psp_list: None,
             rg: payloop::domain::policy::RgPolicy::default(),
             risk: payloop::domain::risk::rules::RiskConfig::default(),
+            wagering_multiple: DEFAULT_WAGERING_MULTIPLE,
         }
     }
 }
@@ -198,6 +201,7 @@ fn config(
     secrets: &DevSecrets,
     base_url: &str,
     sandboxes: &[(PspId, Scheme)],
+    wagering_multiple: i64,
 ) -> Result<Config, payloop::config::ConfigError> {
     let webhook: Vec<String> = sandboxes
         .iter()
@@ -213,7 +217,7 @@ fn config(
         idempotency_ttl_s: DEFAULT_IDEMPOTENCY_TTL_S,
         idempotency_lease_ms: DEFAULT_LEASE_MS,
         webhook_tolerance_s: DEFAULT_WEBHOOK_TOLERANCE_S,
-        wagering_multiple: DEFAULT_WAGERING_MULTIPLE,
+        wagering_multiple,
     })
 }
 
@@ -400,7 +404,12 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
     let (store, queue) = backends(&mut opts)?;
-    let config = Arc::new(config(&secrets, &base_url, &sandboxes)?);
+    let config = Arc::new(config(
+        &secrets,
+        &base_url,
+        &sandboxes,
+        opts.wagering_multiple,
+    )?);
     let policies = Arc::new(payloop::domain::policy::Policies {
         payouts: opts.payouts.clone(),
         recon: sandbox_fees(&sandboxes),
