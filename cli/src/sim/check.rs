@@ -15,6 +15,12 @@
 //!    is held (gross), a failed or canceled one's is not; and after the
 //!    self-exclusion no deposit intent or bet of that player went through.
 //!
+//! 7. risk: every payment and payout has its stored decision; no review is
+//!    left open; an approved deposit is opened at the PSP (or refused by
+//!    the limits with the reason recorded), a declined one never reaches
+//!    the PSP; an approved payout left its hold for the PSP, a declined one
+//!    released its funds.
+//!
 //! And: the queues are drained and the day reconciles with no mismatch but
 //! the healed ones.
 
@@ -63,6 +69,7 @@ pub async fn all(s: &mut Scenario) {
     payments(s, &mut v).await;
     limits(s, &mut v).await;
     excluded(s, &mut v).await;
+    reviews(s, &mut v).await;
     drained(s, &mut v).await;
     s.violations.extend(v);
 }
@@ -241,7 +248,12 @@ async fn payouts(s: &Scenario, v: &mut Vec<String>) {
         let refused = refused.contains(&id);
         let consistent = match p.status {
             PayoutStatus::Succeeded => psp == Some(OpStatus::Succeeded),
-            PayoutStatus::Failed => psp == Some(OpStatus::Failed) || refused,
+            // Failed at the PSP, refused by it, or declined in review.
+            PayoutStatus::Failed => {
+                psp == Some(OpStatus::Failed)
+                    || refused
+                    || (psp.is_none() && s.review_choices.get(&id) == Some(&false))
+            }
             PayoutStatus::Review => true,
             // Held for a risk review: no PSP may have it.
             PayoutStatus::OnHold => psp.is_none(),
@@ -570,6 +582,95 @@ async fn excluded(s: &Scenario, v: &mut Vec<String>) {
                 "{player}: a bet after the self-exclusion: {:?}",
                 e.str_attr("sk")
             ));
+        }
+    }
+}
+
+/// Invariant 7: decisions, and reviews carried out as decided.
+async fn reviews(s: &Scenario, v: &mut Vec<String>) {
+    use payloop::domain::risk::{decision, review};
+    let ctx = &s.world.raw;
+    for (id, player) in &s.payments {
+        let Ok(p) = PlayerId::parse(player) else {
+            continue;
+        };
+        if !matches!(decision::find(ctx, &p, id).await, Ok(Some(_))) {
+            v.push(format!("payment {id}: no stored risk decision"));
+        }
+    }
+    for r in s
+        .reqs
+        .iter()
+        .filter(|r| matches!(r.flow, Flow::Payout { .. }))
+    {
+        let Some((_, body)) = &r.first_ok else {
+            continue;
+        };
+        let b: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let (Some(id), Some(player)) = (b["payout_id"].as_str(), b["player_id"].as_str()) else {
+            continue;
+        };
+        let Ok(p) = PlayerId::parse(player) else {
+            continue;
+        };
+        if !matches!(decision::find(ctx, &p, id).await, Ok(Some(_))) {
+            v.push(format!("payout {id}: no stored risk decision"));
+        }
+    }
+    for id in s.open_reviews().await {
+        v.push(format!("review {id}: still open after settling"));
+    }
+    for (id, approve) in &s.review_choices {
+        let Ok(Some(r)) = review::find(ctx, id).await else {
+            v.push(format!("review {id}: decided but not found"));
+            continue;
+        };
+        let want = if *approve {
+            review::ReviewStatus::Approved
+        } else {
+            review::ReviewStatus::Declined
+        };
+        if r.status != want {
+            v.push(format!(
+                "review {id}: {:?}, the operator decided {want:?}",
+                r.status
+            ));
+        }
+        if id.starts_with("pay_") {
+            let opened = PaymentId::parse(id).ok().map(|pid| keys::payment(&pid));
+            let exists = match &opened {
+                Some(k) => get(s, k).await.is_some(),
+                None => false,
+            };
+            let at_psp = !s
+                .world
+                .psp
+                .charges_where(|c| c.payment_id == *id)
+                .is_empty();
+            let refused = r
+                .result
+                .as_deref()
+                .is_some_and(|x| x.starts_with("not opened"));
+            if *approve && !(exists || refused) {
+                v.push(format!(
+                    "deposit {id}: approved, never opened ({:?})",
+                    r.result
+                ));
+            }
+            if !*approve && (exists || at_psp) {
+                v.push(format!("deposit {id}: declined in review, yet opened"));
+            }
+        } else {
+            match payloop::domain::payouts::load(ctx, id).await {
+                Ok(p) if *approve && p.status == PayoutStatus::OnHold => {
+                    v.push(format!("payout {id}: approved, still on hold"))
+                }
+                Ok(p) if !*approve && p.status != PayoutStatus::Failed => {
+                    v.push(format!("payout {id}: declined in review, {:?}", p.status))
+                }
+                Ok(_) => {}
+                Err(e) => v.push(format!("payout {id}: {e}")),
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod check;
 pub mod faults;
 pub mod psp;
+pub mod reviews;
 pub mod scenario;
 pub mod world;
 
@@ -34,6 +35,30 @@ pub struct SeedOutcome {
     pub requests: usize,
     /// A digest of every answer every client got: equal for equal runs.
     pub digest: u64,
+    /// Reviews approved, reviews declined, AML alerts opened, requests
+    /// the risk rules declined.
+    pub risk: [u64; 4],
+}
+
+/// What the risk side of a scenario did.
+async fn risk_counts(s: &Scenario) -> [u64; 4] {
+    let approved = s.review_choices.values().filter(|a| **a).count() as u64;
+    let declined = s.review_choices.len() as u64 - approved;
+    let q = payloop::store::Query::new(
+        payloop::schema::keys::ALERT_QUEUE_PK,
+        payloop::store::SkRange::All,
+        1_000,
+    );
+    let alerts = s
+        .world
+        .raw
+        .store
+        .query(&q)
+        .await
+        .map(|p| p.items.len() as u64)
+        .unwrap_or(0);
+    let refused = s.reqs.iter().filter(|r| r.done == Some(403)).count() as u64;
+    [approved, declined, alerts, refused]
 }
 
 /// FNV-1a over the answers (status and body) of every request.
@@ -77,6 +102,7 @@ pub async fn run_seed(seed: u64, opts: Options) -> Result<SeedOutcome, Boxed> {
             .unwrap_or(0),
         requests: s.reqs.len(),
         digest: digest(&s),
+        risk: risk_counts(&s).await,
     })
 }
 
@@ -93,6 +119,7 @@ pub struct Summary {
     pub seconds: f64,
     /// Digests of the seeds, in order.
     pub digests: Vec<u64>,
+    pub risk: [u64; 4],
 }
 
 impl Summary {
@@ -103,6 +130,9 @@ impl Summary {
         self.requests += o.requests as u64;
         self.max_attempts = self.max_attempts.max(o.max_attempts);
         self.digests.push(o.digest);
+        for (total, n) in self.risk.iter_mut().zip(o.risk) {
+            *total += n;
+        }
         for (k, n) in &o.faults {
             *self.faults.entry(*k).or_default() += n;
         }
@@ -122,6 +152,11 @@ impl Summary {
         for ((layer, kind), n) in &self.faults {
             println!("  {:<6} {:<12} {n}", layer.as_str(), kind.as_str());
         }
+        let [approved, declined, alerts, refused] = self.risk;
+        println!(
+            "risk: {} reviews decided ({approved} approved, {declined} declined), {alerts} AML alerts opened, {refused} requests declined or refused with 403",
+            approved + declined
+        );
         println!(
             "most attempts a request needed to settle: {}",
             self.max_attempts

@@ -126,7 +126,7 @@ pub struct RoundState {
 
 pub struct Scenario {
     pub seed: u64,
-    rng: StdRng,
+    pub(super) rng: StdRng,
     pub world: World,
     pub reqs: Vec<Req>,
     pub players: Vec<String>,
@@ -137,6 +137,10 @@ pub struct Scenario {
     pub accepted_refunds: Vec<(String, String)>,
     /// When (scenario clock) `EXCLUDED` excluded themselves, if they did.
     pub excluded_at: Option<i64>,
+    /// Review id → the operator's decision (approve?), once chosen.
+    pub review_choices: BTreeMap<String, bool>,
+    /// Reviews whose decision the operator heard answered 200.
+    pub reviews_heard: std::collections::BTreeSet<String>,
     pub tally: Tally,
     pub violations: Vec<String>,
     opts: Options,
@@ -181,6 +185,8 @@ impl Scenario {
             payments: BTreeMap::new(),
             accepted_refunds: Vec::new(),
             excluded_at: None,
+            review_choices: BTreeMap::new(),
+            reviews_heard: Default::default(),
             tally: Tally::default(),
             violations: Vec::new(),
             opts,
@@ -193,19 +199,19 @@ impl Scenario {
         format!("{prefix}-{}", self.next)
     }
 
-    fn violation(&mut self, what: String) {
+    pub(super) fn violation(&mut self, what: String) {
         self.violations.push(what);
     }
 
     /// The fault plan of the next invocation, if it gets one.
-    fn plan(&mut self, faulty: bool) -> Option<Plan> {
+    pub(super) fn plan(&mut self, faulty: bool) -> Option<Plan> {
         if !faulty || self.rng.random_range(0..100) >= self.opts.fault_pct {
             return None;
         }
         Some(Plan { per_mille: 150 })
     }
 
-    fn pick<T: Clone>(&mut self, from: &[T]) -> Option<T> {
+    pub(super) fn pick<T: Clone>(&mut self, from: &[T]) -> Option<T> {
         if from.is_empty() {
             return None;
         }
@@ -260,6 +266,7 @@ impl Scenario {
             87 if self.excluded_at.is_none() && self.rng.random_bool(0.3) => "exclude",
             87 => "degradation",
             88..=91 => "concurrent",
+            92..=94 => "review",
             _ => "clock",
         };
         *self.tally.by_action.entry(action).or_default() += 1;
@@ -276,6 +283,7 @@ impl Scenario {
             "redrive" => self.redrive().await,
             "concurrent" => self.concurrently().await,
             "exclude" => self.exclude().await,
+            "review" => self.review(faulty).await,
             "degradation" => {
                 let on = self.rng.random_bool(0.5);
                 self.degrade(on).await
@@ -954,6 +962,7 @@ impl Scenario {
     async fn settle(&mut self, rounds: usize) {
         self.degrade(false).await;
         for round in 0..rounds {
+            self.settle_reviews().await;
             let open: Vec<usize> = (0..self.reqs.len())
                 .filter(|i| self.reqs[*i].done.is_none() && self.reqs[*i].attempts < MAX_ATTEMPTS)
                 .collect();

@@ -14,6 +14,7 @@ use payloop::config::{Config, KeyRing, WebhookSecrets};
 use payloop::domain::policy::Policies;
 use payloop::domain::Ctx;
 use payloop::ids::PspId;
+use payloop::money::Currency;
 use payloop::psp::routing::Router as Routes;
 use payloop::psp::{PspConnector, Psps};
 use payloop::queue::embedded::EmbeddedQueue;
@@ -83,6 +84,25 @@ fn config() -> Result<Config, Boxed> {
     })
 }
 
+/// Risk rules that send a share of deposits and payouts to review (and
+/// decline a player's burst of deposits), and AML thresholds within the
+/// scenarios' amounts, so reviews and alerts happen under faults.
+pub const SIM_RISK_RULES: &str = r#"{"version": "sim-1", "thresholds": {"review": 50, "decline": 100},
+  "rules": [
+    {"id": "big_deposit", "kind": "amount_at_least", "amount": "80.00", "currency": "EUR", "score": 50, "applies_to": ["deposit"]},
+    {"id": "big_payout", "kind": "amount_at_least", "amount": "60.00", "currency": "EUR", "score": 50, "applies_to": ["payout"]},
+    {"id": "burst", "kind": "velocity", "dimension": "player", "window_minutes": 10, "max_count": 6, "score": 100, "applies_to": ["deposit"]}]}"#;
+
+fn policies() -> Result<Policies, Boxed> {
+    let mut aml = payloop::domain::policy::AmlPolicy::default();
+    aml.cdd_threshold.insert(Currency::EUR, 15_000);
+    Ok(Policies {
+        risk: payloop::domain::risk::rules::RiskConfig::parse(SIM_RISK_RULES)?,
+        aml,
+        ..Policies::default()
+    })
+}
+
 fn psps(connector: Arc<dyn PspConnector>) -> Result<Psps, Boxed> {
     let id = PspId::parse(SIM_PSP)?;
     Ok(Psps::new(vec![connector], Routes::in_order(&[id]))?)
@@ -106,7 +126,7 @@ impl World {
             wagering_multiple,
             ..config()?
         });
-        let policies = Arc::new(Policies::default());
+        let policies = Arc::new(policies()?);
         let raw = Ctx {
             store: Arc::clone(&store),
             queue: Arc::clone(&queue),
