@@ -40,6 +40,11 @@ pub enum BenchWhat {
         /// (high enough never to refuse), so each deposit reserves against them.
         #[arg(long)]
         with_limits: bool,
+        /// Decide every deposit by a casino-like rule set (amounts, two
+        /// velocity windows, links, lists; never reviewing a bench deposit)
+        /// instead of no rules.
+        #[arg(long)]
+        with_risk: bool,
     },
     /// Time risk decisions as a deposit takes them (velocity windows read
     /// from the store, rules evaluated).
@@ -167,7 +172,8 @@ pub async fn run(what: BenchWhat) -> Result<(), BoxError> {
             concurrency,
             outage_at_half,
             with_limits,
-        } => bench_deposits(n, concurrency, outage_at_half, with_limits).await,
+            with_risk,
+        } => bench_deposits(n, concurrency, outage_at_half, with_limits, with_risk).await,
         BenchWhat::Routing { n } => bench_routing(n),
         BenchWhat::Risk { n } => crate::bench_risk::bench(n.max(1)).await,
         BenchWhat::Recon {
@@ -292,6 +298,7 @@ async fn bench_deposits(
     concurrency: usize,
     outage_at_half: bool,
     with_limits: bool,
+    with_risk: bool,
 ) -> Result<(), BoxError> {
     let dir = std::env::temp_dir().join(payloop::ids::new_ulid("payloop-bench"));
     let meter: Arc<OnceLock<Arc<MeteredStore>>> = Arc::new(OnceLock::new());
@@ -302,6 +309,9 @@ async fn bench_deposits(
         let _ = m2.set(Arc::clone(&metered));
         metered as Arc<dyn Store>
     }));
+    if with_risk {
+        opts.risk = payloop::domain::risk::rules::RiskConfig::parse(crate::bench_risk::RULES)?;
+    }
     let stack = local::start(opts).await?;
     let shared = Arc::new(Shared {
         client: payloop::psp::https::local_client_builder()?
@@ -345,6 +355,9 @@ async fn bench_deposits(
         .unwrap_or((0, 0));
     if with_limits {
         println!("  with day, week and month deposit limits on every player");
+    }
+    if with_risk {
+        println!("  with the bench risk rules deciding every deposit");
     }
     print_deposits(&shared, &run, concurrency, wall, units, outage_at_half);
     stack.shutdown().await;

@@ -100,6 +100,7 @@ pub fn policies_from_env() -> Result<Policies, ConfigError> {
 pub fn risk_rules_from_env() -> Result<crate::domain::risk::rules::RiskConfig, ConfigError> {
     let text = match std::env::var("PAYLOOP_RISK_RULES") {
         Err(_) => crate::domain::risk::rules::RiskConfig::SHIPPED.to_owned(),
+        Ok(v) if v.trim().is_empty() => crate::domain::risk::rules::RiskConfig::SHIPPED.to_owned(),
         Ok(v) if v.trim_start().starts_with('{') => v,
         Ok(path) => std::fs::read_to_string(&path)
             .map_err(|e| ConfigError(format!("PAYLOOP_RISK_RULES: cannot read {path}: {e}")))?,

@@ -13,6 +13,7 @@ pub struct MeteredStore {
     inner: Arc<dyn Store>,
     units: AtomicU64,
     writes: AtomicU64,
+    reads: AtomicU64,
 }
 
 impl MeteredStore {
@@ -21,11 +22,16 @@ impl MeteredStore {
             inner,
             units: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
         }
     }
     /// Write units consumed so far.
     pub fn write_units(&self) -> u64 {
         self.units.load(Ordering::Relaxed)
+    }
+    /// Read requests (gets + query pages) so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
     /// Write requests (single writes + transactions) so far.
     pub fn write_requests(&self) -> u64 {
@@ -45,9 +51,11 @@ fn kb_units(w: &Write) -> u64 {
 #[async_trait]
 impl Store for MeteredStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.get(key).await
     }
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.query(q).await
     }
     async fn write(&self, write: Write) -> Result<(), StoreError> {
