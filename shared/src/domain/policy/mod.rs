@@ -268,4 +268,23 @@ mod tests {
         assert!(parse_fee_schedule("a=1,a=2").unwrap_err().contains("twice"));
         assert!(parse_fee_schedule("").unwrap().is_empty());
     }
+
+    #[test]
+    fn aml_presets_set_the_cdd_threshold_per_jurisdiction() {
+        use crate::money::Currency;
+        let gbp = Currency::parse("GBP").unwrap();
+        let sek = Currency::parse("SEK").unwrap();
+        let uk = AmlPolicy::preset("uk").unwrap();
+        assert_eq!(
+            (uk.cdd_threshold[&Currency::EUR], uk.cdd_threshold[&gbp]),
+            (200_000, 170_000)
+        );
+        let se = AmlPolicy::preset("se").unwrap();
+        assert_eq!(se.cdd_threshold[&sek], 2_200_000);
+        assert!(!se.cdd_threshold.contains_key(&gbp));
+        let de = AmlPolicy::preset("de").unwrap();
+        assert_eq!(de.cdd_threshold.len(), 1);
+        assert!(AmlPolicy::preset("xx").is_none());
+        assert_eq!(AmlPolicy::default(), uk);
+    }
 }
