@@ -237,8 +237,13 @@ pub async fn decide_review(ctx: &Ctx, r: &Review, req: &DecideRequest) -> Result
     });
     match ctx.store.transact(writes).await {
         Ok(()) => {}
+        // Decided meanwhile: the same decision is this one, done; the other
+        // is a conflict.
         Err(crate::store::StoreError::ConditionFailed { .. }) => {
-            return Err(review::already_decided(r));
+            return match review::find(ctx, &r.id).await? {
+                Some(now) if now.status == req.status() => Ok(()),
+                _ => Err(review::already_decided(r)),
+            };
         }
         Err(e) => return Err(e.into()),
     }

@@ -192,18 +192,50 @@ pub struct Finding {
     pub evidence: Value,
 }
 
-fn in_window<'a>(
-    log: &'a [Logged],
+/// The movements of `m`'s kind and currency within `window_ms` of it, on
+/// either side: a deposit credited late may have been made before others
+/// already logged.
+fn near<'a>(log: &'a [Logged], m: &Logged, window_ms: i64) -> Vec<&'a Logged> {
+    log.iter()
+        .filter(|l| {
+            l.id != m.id
+                && l.kind == m.kind
+                && l.amount.currency() == m.amount.currency()
+                && (l.at_ms - m.at_ms).abs() < window_ms
+        })
+        .collect()
+}
+
+/// A window of `window_ms` holding `m` in which `m` tips `reached` from
+/// false to true, with its movements by time; whatever order the movements
+/// were logged in, the one that completes a window is the one found.
+fn tipped<'a>(
+    others: &[&'a Logged],
     m: &'a Logged,
     window_ms: i64,
-) -> impl Iterator<Item = &'a Logged> + 'a {
-    log.iter().filter(move |l| {
-        l.id != m.id
-            && l.kind == m.kind
-            && l.amount.currency() == m.amount.currency()
-            && l.at_ms <= m.at_ms
-            && l.at_ms > m.at_ms - window_ms
-    })
+    reached: impl Fn(&[&Logged]) -> bool,
+) -> Option<Vec<&'a Logged>> {
+    let starts = others
+        .iter()
+        .map(|l| l.at_ms)
+        .chain([m.at_ms])
+        .filter(|s| *s <= m.at_ms && *s > m.at_ms - window_ms);
+    for start in starts {
+        let mut inside: Vec<&Logged> = others
+            .iter()
+            .filter(|l| l.at_ms >= start && l.at_ms < start + window_ms)
+            .copied()
+            .collect();
+        if reached(&inside) {
+            continue;
+        }
+        inside.push(m);
+        if reached(&inside) {
+            inside.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+            return Some(inside);
+        }
+    }
+    None
 }
 
 fn evidence(window_ms: i64, threshold: i64, c: Currency, txns: &[&Logged], extra: Value) -> Value {
@@ -225,26 +257,25 @@ pub fn scenarios(p: &AmlPolicy, m: &Logged, log: &[Logged], wagered_now: i64) ->
         return Vec::new();
     };
     let mut found = Vec::new();
-    // Linked movements crossing the threshold: this one tips the sum over.
-    let linked: Vec<&Logged> = in_window(log, m, p.linked_window_ms).collect();
-    let before: i64 = linked.iter().map(|l| l.amount.minor()).sum();
-    if before < threshold && before.saturating_add(m.amount.minor()) >= threshold {
-        let mut txns = linked.clone();
-        txns.push(m);
+    // Linked movements crossing the threshold: this one tips a window over.
+    let sum = |set: &[&Logged]| set.iter().map(|l| l.amount.minor()).sum::<i64>();
+    let linked = near(log, m, p.linked_window_ms);
+    if let Some(txns) = tipped(&linked, m, p.linked_window_ms, |set| sum(set) >= threshold) {
         found.push(Finding {
             scenario: Scenario::CddThreshold,
             evidence: evidence(p.linked_window_ms, threshold, c, &txns, json!({})),
         });
     }
-    // Structuring: the Nth movement just under the threshold.
+    // Structuring: the Nth movement just under the threshold in a window.
     let band_from = threshold * i64::from(p.structuring_band_pct) / 100;
     let just_under = |l: &Logged| (band_from..threshold).contains(&l.amount.minor());
     if just_under(m) {
-        let mut txns: Vec<&Logged> = in_window(log, m, p.structuring_window_ms)
+        let under: Vec<&Logged> = near(log, m, p.structuring_window_ms)
+            .into_iter()
             .filter(|l| just_under(l))
             .collect();
-        txns.push(m);
-        if txns.len() == p.structuring_count as usize {
+        let enough = |set: &[&Logged]| set.len() >= p.structuring_count as usize;
+        if let Some(txns) = tipped(&under, m, p.structuring_window_ms, enough) {
             found.push(Finding {
                 scenario: Scenario::Structuring,
                 evidence: evidence(
@@ -348,10 +379,17 @@ pub async fn after_movement(
         .linked_window_ms
         .max(p.structuring_window_ms)
         .max(p.pass_through_window_ms);
+    // Both sides of the movement: one made earlier may be credited later.
     let log = if m.kind == MoveKind::Payout {
-        recent(ctx, player, 0, m.at_ms).await?
+        recent(ctx, player, 0, m.at_ms.saturating_add(window)).await?
     } else {
-        recent(ctx, player, m.at_ms - window, m.at_ms).await?
+        recent(
+            ctx,
+            player,
+            m.at_ms - window,
+            m.at_ms.saturating_add(window),
+        )
+        .await?
     };
     let wagered_now = wagered_total(ctx, player, m.amount.currency()).await?;
     let mut opened = Vec::new();
@@ -702,9 +740,19 @@ mod tests {
         let c = mv("pay_c", MoveKind::Deposit, 10_000, 2 * H, 0);
         assert!(scenarios(&p, &c, &[a.clone(), b.clone()], 0).is_empty());
         let late = mv("pay_d", MoveKind::Deposit, 90_000, 25 * H, 0);
-        assert!(scenarios(&p, &late, &[a, b], 0)
+        assert!(scenarios(&p, &late, &[a.clone(), b.clone()], 0)
             .iter()
             .all(|f| f.scenario != Scenario::CddThreshold));
+        // Credited out of order: the earlier deposit, logged last, tips it.
+        let found = scenarios(&p, &a, std::slice::from_ref(&b), 0);
+        assert_eq!(found.len(), 1);
+        let ids: Vec<&str> = found[0].evidence["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec!["pay_a", "pay_b"]);
     }
 
     #[test]
