@@ -537,9 +537,13 @@ fn check(rule: &Rule, s: &Signals, f: &Facts) -> (Option<bool>, String) {
             Some((count, sum)) => {
                 let by_count = max_count.is_some_and(|m| *count > m);
                 let by_sum = max_amount.is_some_and(|m| *sum > m.minor());
+                let summed = match s.amount {
+                    Some(a) => crate::money::format_minor(*sum, a.currency()),
+                    None => sum.to_string(),
+                };
                 (
                     Some(by_count || by_sum),
-                    format!("{count} movements summing {sum} in {window_minutes} min"),
+                    format!("{count} movement(s) of {summed} in all within {window_minutes} min"),
                 )
             }
             None => (None, "velocity window: not known".into()),
@@ -761,7 +765,21 @@ mod tests {
     #[test]
     fn the_shipped_rules_parse() {
         let c = RiskConfig::parse(RiskConfig::SHIPPED).unwrap();
-        assert!(c.rules.len() >= 10);
+        // Every kind of rule ships, and velocity over every dimension.
+        let kinds: BTreeSet<String> = c
+            .rules
+            .iter()
+            .map(|r| {
+                format!("{:?}", r.check)
+                    .split([' ', '(', '{'])
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(kinds.len(), 11, "{kinds:?}");
+        let (dims, _) = c.velocity_needs(Flow::Deposit);
+        assert_eq!(dims.len(), 4);
         assert_eq!(
             c.rules.iter().filter(|r| r.step_up_kyc.is_some()).count(),
             1
