@@ -204,6 +204,39 @@ impl TestStack {
         self.send(req).await
     }
 
+    /// `GET /v1/payouts/{id}` (client key), which must answer 200.
+    pub async fn payout_view(&self, id: &str) -> Value {
+        let r = self.get(&format!("/v1/payouts/{id}"), false).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()
+    }
+
+    /// Wait until the payout reaches `status`.
+    pub async fn wait_payout(&self, id: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let p = self.payout_view(id).await;
+            if p["status"] == status {
+                return p;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "payout {id} stuck: {p}"
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    /// The player's first balance: (available, held) as decimals.
+    pub async fn balances(&self, player: &str) -> (String, String) {
+        let w = self.get(&format!("/v1/wallet/{player}"), true).await.json();
+        let b = &w["balances"][0];
+        (
+            b["available"].as_str().unwrap().to_owned(),
+            b["held"].as_str().unwrap().to_owned(),
+        )
+    }
+
     pub async fn payment(&self, id: &str) -> Value {
         let r = self.get(&format!("/v1/payments/{id}"), false).await;
         assert_eq!(r.status, 200, "{}", r.text);

@@ -73,36 +73,6 @@ async fn payout(
     t.send(req).await
 }
 
-async fn payout_view(t: &TestStack, id: &str) -> Value {
-    let r = t.get(&format!("/v1/payouts/{id}"), false).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.json()
-}
-
-async fn wait_payout(t: &TestStack, id: &str, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let p = payout_view(t, id).await;
-        if p["status"] == status {
-            return p;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "payout {id} stuck: {p}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
-async fn balances(t: &TestStack, player: &str) -> (String, String) {
-    let w = t.get(&format!("/v1/wallet/{player}"), true).await.json();
-    let b = &w["balances"][0];
-    (
-        b["available"].as_str().unwrap().to_owned(),
-        b["held"].as_str().unwrap().to_owned(),
-    )
-}
-
 fn kinds(w: &Value) -> Vec<String> {
     w["entries"]
         .as_array()
@@ -129,7 +99,7 @@ async fn a_payout_is_held_then_settled_by_the_psp_webhook() {
         "{p}"
     );
     assert_eq!(
-        balances(&t, "pam").await,
+        t.balances("pam").await,
         ("60.00".into(), "40.00".into()),
         "held, not spendable"
     );
@@ -137,9 +107,9 @@ async fn a_payout_is_held_then_settled_by_the_psp_webhook() {
     // A retry of the same request answers the same payout.
     let again = payout(&t, "po-1", "pam", "40.00", None).await;
     assert_eq!(again.json()["payout_id"], id.as_str());
-    let done = wait_payout(&t, &id, "succeeded").await;
+    let done = t.wait_payout(&id, "succeeded").await;
     assert!(done["history"].as_array().unwrap().len() >= 3, "{done}");
-    assert_eq!(balances(&t, "pam").await, ("60.00".into(), "0.00".into()));
+    assert_eq!(t.balances("pam").await, ("60.00".into(), "0.00".into()));
     let w = t.get("/v1/wallet/pam", true).await.json();
     let k = kinds(&w);
     assert_eq!(&k[k.len() - 2..], ["hold", "hold_settled"]);
@@ -222,7 +192,7 @@ async fn every_payout_check_has_its_own_error() {
         "exactly at the limit"
     );
     // Refused payouts held nothing: 600 in, 500 held or paid.
-    assert_eq!(balances(&t, "quin").await.0, "100.00");
+    assert_eq!(t.balances("quin").await.0, "100.00");
     assert_wallet_audits(&t.stack.ctx, "quin").await;
     t.shutdown().await;
 }
@@ -238,7 +208,7 @@ async fn two_concurrent_payouts_over_the_balance_exactly_one_wins() {
     let mut statuses = [a.status, b.status];
     statuses.sort();
     assert_eq!(statuses, [201, 402], "{} / {}", a.text, b.text);
-    let (avail, held) = balances(&t, "ray").await;
+    let (avail, held) = t.balances("ray").await;
     assert_eq!((avail.as_str(), held.as_str()), ("30.00", "70.00"));
     assert_wallet_audits(&t.stack.ctx, "ray").await;
     Arc::try_unwrap(t).ok().unwrap().shutdown().await;
@@ -251,12 +221,12 @@ async fn a_failed_payout_releases_the_hold_and_notifies_the_player() {
     let r = payout(&t, "f-1", "sue", "20.00", Some("tok_fail")).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id = r.json()["payout_id"].as_str().unwrap().to_owned();
-    let p = wait_payout(&t, &id, "failed").await;
+    let p = t.wait_payout(&id, "failed").await;
     assert!(
         p["final_reason"].as_str().unwrap().contains("failed"),
         "{p}"
     );
-    assert_eq!(balances(&t, "sue").await, ("50.00".into(), "0.00".into()));
+    assert_eq!(t.balances("sue").await, ("50.00".into(), "0.00".into()));
     let w = t.get("/v1/wallet/sue", true).await.json();
     let k = kinds(&w);
     assert_eq!(&k[k.len() - 2..], ["hold", "hold_released"]);
@@ -292,9 +262,9 @@ async fn duplicated_reordered_and_contradicting_payout_webhooks_change_nothing()
     .await;
     let r = payout(&t, "d-1", "tim", "30.00", None).await;
     let id = r.json()["payout_id"].as_str().unwrap().to_owned();
-    wait_payout(&t, &id, "succeeded").await;
+    t.wait_payout(&id, "succeeded").await;
     t.wait_idle().await;
-    assert_eq!(balances(&t, "tim").await, ("50.00".into(), "0.00".into()));
+    assert_eq!(t.balances("tim").await, ("50.00".into(), "0.00".into()));
     // A late "failed" for a payout that succeeded: a case, no money.
     let body =
         json!({"event_id": "late-fail", "type": "payout", "payout_id": id, "status": "failed",
@@ -303,8 +273,8 @@ async fn duplicated_reordered_and_contradicting_payout_webhooks_change_nothing()
     let r = t.webhook_signed(&body, None).await;
     assert_eq!(r.status, 200, "{}", r.text);
     t.wait_idle().await;
-    assert_eq!(payout_view(&t, &id).await["status"], "succeeded");
-    assert_eq!(balances(&t, "tim").await, ("50.00".into(), "0.00".into()));
+    assert_eq!(t.payout_view(&id).await["status"], "succeeded");
+    assert_eq!(t.balances("tim").await, ("50.00".into(), "0.00".into()));
     assert_wallet_audits(&t.stack.ctx, "tim").await;
     t.shutdown().await;
 }
@@ -323,14 +293,14 @@ async fn payouts_wait_out_an_outage_or_a_degradation_instead_of_failing() {
     );
     let id = r.json()["payout_id"].as_str().unwrap().to_owned();
     assert_eq!(
-        balances(&t, "uma").await,
+        t.balances("uma").await,
         ("60.00".into(), "30.00".into()),
         "held while deferred"
     );
     // The sweep tries again (a second deferral in the history), still down.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let p = payout_view(&t, &id).await;
+        let p = t.payout_view(&id).await;
         let deferrals = p["history"]
             .to_string()
             .matches("deferred: PSP unavailable")
@@ -343,7 +313,7 @@ async fn payouts_wait_out_an_outage_or_a_degradation_instead_of_failing() {
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     t.set_outage("sandbox", false).await;
-    wait_payout(&t, &id, "succeeded").await;
+    t.wait_payout(&id, "succeeded").await;
     // Degradation mode defers too, until it is switched off.
     t.put_platform("/v1/admin/degradation", json!({"degraded": true}))
         .await;
@@ -352,8 +322,8 @@ async fn payouts_wait_out_an_outage_or_a_degradation_instead_of_failing() {
     let id2 = r.json()["payout_id"].as_str().unwrap().to_owned();
     t.put_platform("/v1/admin/degradation", json!({"degraded": false}))
         .await;
-    wait_payout(&t, &id2, "succeeded").await;
-    assert_eq!(balances(&t, "uma").await, ("50.00".into(), "0.00".into()));
+    t.wait_payout(&id2, "succeeded").await;
+    assert_eq!(t.balances("uma").await, ("50.00".into(), "0.00".into()));
     assert_wallet_audits(&t.stack.ctx, "uma").await;
     t.shutdown().await;
 }
@@ -366,17 +336,17 @@ async fn a_payout_without_outcome_is_asked_at_the_psp_then_held_for_review() {
     t.chaos("sandbox", json!({"drop_pct": 100})).await;
     let r = payout(&t, "t-1", "vic", "25.00", None).await;
     let id = r.json()["payout_id"].as_str().unwrap().to_owned();
-    let p = wait_payout(&t, &id, "succeeded").await;
+    let p = t.wait_payout(&id, "succeeded").await;
     assert!(p["history"].to_string().contains("status_api"), "{p}");
     // Lost webhooks AND the PSP down when asked: never released, flagged.
     let r = payout(&t, "t-2", "vic", "10.00", None).await;
     let id2 = r.json()["payout_id"].as_str().unwrap().to_owned();
     assert_eq!(r.json()["status"], "pending");
     t.set_outage("sandbox", true).await;
-    let p = wait_payout(&t, &id2, "review").await;
+    let p = t.wait_payout(&id2, "review").await;
     assert_eq!(p["flagged"], true);
     assert_eq!(
-        balances(&t, "vic").await,
+        t.balances("vic").await,
         ("25.00".into(), "10.00".into()),
         "still held"
     );

@@ -15,7 +15,7 @@ use payloop::domain::risk::rules::{Flow, RiskConfig, Signals};
 use payloop::domain::risk::velocity;
 use payloop::ids::PlayerId;
 use payloop::money::{Currency, Money};
-use payloop_tests::{assert_wallet_audits, deposit_body, Resp, TestStack, WAIT};
+use payloop_tests::{assert_wallet_audits, deposit_body, Resp, TestStack};
 use serde_json::{json, Value};
 
 const RULES: &str = r#"{"version": "test-7", "thresholds": {"review": 50, "decline": 100},
@@ -87,30 +87,6 @@ async fn kyc(t: &TestStack, player: &str, level: &str) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-}
-
-async fn wait_payout(t: &TestStack, id: &str, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let p = t.get(&format!("/v1/payouts/{id}"), false).await.json();
-        if p["status"] == status {
-            return p;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "payout {id} stuck: {p}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
-async fn balance(t: &TestStack, player: &str) -> (String, String) {
-    let w = t.get(&format!("/v1/wallet/{player}"), true).await.json();
-    let b = &w["balances"][0];
-    (
-        b["available"].as_str().unwrap().to_owned(),
-        b["held"].as_str().unwrap().to_owned(),
-    )
 }
 
 fn rule<'a>(d: &'a Value, id: &str) -> &'a Value {
@@ -369,7 +345,7 @@ async fn a_payout_under_review_keeps_its_funds_held_until_decided() {
     );
     let id = po["payout_id"].as_str().unwrap().to_owned();
     assert_eq!(
-        balance(&t, "paula").await,
+        t.balances("paula").await,
         ("200.00".to_owned(), "800.00".to_owned())
     );
     // Declined: the hold is released, once.
@@ -380,10 +356,10 @@ async fn a_payout_under_review_keeps_its_funds_held_until_decided() {
         "{}",
         no.text
     );
-    let p = wait_payout(&t, &id, "failed").await;
+    let p = t.wait_payout(&id, "failed").await;
     assert_eq!(p["final_reason"], "declined in risk review");
     assert_eq!(
-        balance(&t, "paula").await,
+        t.balances("paula").await,
         ("1000.00".to_owned(), "0.00".to_owned())
     );
     assert_eq!(decide(&t, &id, "decline").await.status, 200);
@@ -393,9 +369,9 @@ async fn a_payout_under_review_keeps_its_funds_held_until_decided() {
     let id = r.json()["payout_id"].as_str().unwrap().to_owned();
     assert_eq!(r.json()["status"], "on_hold", "{}", r.text);
     assert_eq!(decide(&t, &id, "approve").await.status, 200);
-    wait_payout(&t, &id, "succeeded").await;
+    t.wait_payout(&id, "succeeded").await;
     assert_eq!(
-        balance(&t, "paula").await,
+        t.balances("paula").await,
         ("250.00".to_owned(), "0.00".to_owned())
     );
     // Step-up: 900.00 and more asks for full KYC.

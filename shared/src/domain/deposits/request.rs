@@ -191,18 +191,13 @@ impl InitRequest {
 
     /// The request's signals for the risk decision.
     pub fn signals(&self) -> Signals {
-        Signals {
-            player: self.player.as_str().to_owned(),
-            amount: Some(self.amount),
-            method: self.method.clone(),
-            country: self.country.clone(),
-            ip_country: self.risk.ip_country.clone(),
-            ip: self.risk.ip.clone(),
-            asn: self.risk.asn.clone(),
-            device: self.risk.device_id.clone(),
-            instrument: self.risk.instrument.clone(),
-            bin: self.risk.bin.clone(),
-        }
+        self.risk.signals(
+            &self.player,
+            self.amount,
+            &self.method,
+            self.country.as_deref(),
+            None,
+        )
     }
 
     /// The request as an init body again (kept while it is under review,

@@ -80,18 +80,13 @@ impl PayoutRequest {
 
     /// The risk signals of this payout to `instrument` (where it goes).
     pub fn signals(&self, instrument: Option<&str>) -> Signals {
-        Signals {
-            player: self.player.as_str().to_owned(),
-            amount: Some(self.amount),
-            method: self.method.clone(),
-            country: self.country.clone(),
-            ip_country: self.risk.ip_country.clone(),
-            ip: self.risk.ip.clone(),
-            asn: self.risk.asn.clone(),
-            device: self.risk.device_id.clone(),
-            instrument: instrument.map(str::to_owned),
-            bin: self.risk.bin.clone(),
-        }
+        self.risk.signals(
+            &self.player,
+            self.amount,
+            &self.method,
+            self.country.as_deref(),
+            instrument,
+        )
     }
 }
 

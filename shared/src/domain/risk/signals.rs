@@ -5,7 +5,10 @@
 //! over the client's, since a client can claim any country.
 
 use crate::domain::request::Body;
+use crate::domain::risk::rules::Signals;
 use crate::error::Error;
+use crate::ids::PlayerId;
+use crate::money::Money;
 
 /// The `meta` fields that feed the risk decision.
 pub const RISK_META_FIELDS: [&str; 6] =
@@ -120,6 +123,30 @@ impl RiskMeta {
                 "must be the card's first 6 or 8 digits",
             )?,
         })
+    }
+
+    /// The signals of a request carrying these risk fields; `instrument`
+    /// is where the money goes (a payout's destination), else the one sent.
+    pub fn signals(
+        &self,
+        player: &PlayerId,
+        amount: Money,
+        method: &str,
+        country: Option<&str>,
+        instrument: Option<&str>,
+    ) -> Signals {
+        Signals {
+            player: player.as_str().to_owned(),
+            amount: Some(amount),
+            method: method.to_owned(),
+            country: country.map(str::to_owned),
+            ip_country: self.ip_country.clone(),
+            ip: self.ip.clone(),
+            asn: self.asn.clone(),
+            device: self.device_id.clone(),
+            instrument: instrument.or(self.instrument.as_deref()).map(str::to_owned),
+            bin: self.bin.clone(),
+        }
     }
 
     /// The edge's values over the client's.
