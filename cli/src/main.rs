@@ -1,5 +1,6 @@
 //! `payloop`: run the whole loop locally, replay dead letters, bench.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -173,7 +174,13 @@ fn init_logging(command: &Command) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_level.into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colour only for a terminal (and never with NO_COLOR): a log file or a
+    // pipe gets plain text.
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .init();
 }
 
 /// `payloop serve`: the whole loop in this process until Ctrl-C.
