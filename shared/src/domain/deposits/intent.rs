@@ -20,11 +20,11 @@ use crate::domain::risk::rules::{Flow, Outcome};
 use crate::domain::Ctx;
 use crate::schema::keys;
 
-/// Route the intent, open the PSP session (cascading to the next candidate
-/// when a PSP is unavailable), store the intent (one conditional put) under
-/// the id the idempotency engine reserved, and return the 201 body. If that
-/// id already holds an intent, an earlier attempt of this same request
-/// committed it (then crashed or timed out): answer from it instead.
+/// Decide the intent (risk), then: declined, 403; held for review, the
+/// review item with the request (202, no PSP session); approved,
+/// [`open_deposit`] under the id the idempotency engine reserved (201). If
+/// that id already holds an intent or a review, an earlier attempt of this
+/// same request committed it (then crashed or timed out): answer from it.
 pub async fn create_intent(
     ctx: &Ctx,
     req: InitRequest,
@@ -35,7 +35,11 @@ pub async fn create_intent(
         return from_earlier_attempt(&old, &req);
     }
     if let Some(held) = review::find(ctx, id.as_str()).await? {
-        return Ok(held_response(&id, &req, held.status.as_str()));
+        let status = match held.status {
+            review::ReviewStatus::Open => "review",
+            other => other.as_str(),
+        };
+        return Ok(held_response(&id, &req, status));
     }
     limits::exclusion::check(ctx, &req.player, ctx.now_ms()).await?;
     let d = decision::decide(ctx, Flow::Deposit, id.as_str(), &req.player, &req.signals()).await?;
