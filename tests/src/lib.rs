@@ -204,6 +204,17 @@ impl TestStack {
         self.send(req).await
     }
 
+    /// Set the player's KYC level (an operator's call), which must answer 200.
+    pub async fn set_kyc(&self, player: &str, level: &str) {
+        let r = self
+            .put_platform(
+                &format!("/v1/admin/players/{player}/kyc"),
+                json!({ "kyc_level": level }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+
     /// `GET /v1/payouts/{id}` (client key), which must answer 200.
     pub async fn payout_view(&self, id: &str) -> Value {
         let r = self.get(&format!("/v1/payouts/{id}"), false).await;

@@ -39,17 +39,7 @@ async fn ready(t: &TestStack, player: &str, amount: &str) {
         let r = t.post_platform(path, None, &body.to_string()).await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
-    kyc(t, player, "basic").await;
-}
-
-async fn kyc(t: &TestStack, player: &str, level: &str) {
-    let r = t
-        .put_platform(
-            &format!("/v1/admin/players/{player}/kyc"),
-            json!({ "kyc_level": level }),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    t.set_kyc(player, "basic").await;
 }
 
 async fn payout(
@@ -130,7 +120,7 @@ async fn every_payout_check_has_its_own_error() {
     .await;
     let id = t.deposit("quin", "100.00").await;
     t.approve(&id).await;
-    kyc(&t, "quin", "basic").await;
+    t.set_kyc("quin", "basic").await;
     // Not wagered yet: the amount still to wager is in details.
     let r = payout(&t, "c-1", "quin", "10.00", None).await;
     assert_eq!(
@@ -160,7 +150,7 @@ async fn every_payout_check_has_its_own_error() {
         (402, Some("kyc_required"))
     );
     assert_eq!(r.json()["details"]["required_level"], "full");
-    kyc(&t, "quin", "full").await;
+    t.set_kyc("quin", "full").await;
     let r = payout(&t, "c-4", "quin", "100.01", None).await;
     assert_eq!(
         (r.status, r.json()["error"].as_str()),

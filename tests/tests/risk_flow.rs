@@ -79,16 +79,6 @@ async fn payout(t: &TestStack, key: &str, player: &str, amount: &str) -> Resp {
     t.send(req).await
 }
 
-async fn kyc(t: &TestStack, player: &str, level: &str) {
-    let r = t
-        .put_platform(
-            &format!("/v1/admin/players/{player}/kyc"),
-            json!({ "kyc_level": level }),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-}
-
 fn rule<'a>(d: &'a Value, id: &str) -> &'a Value {
     d["rules"]
         .as_array()
@@ -333,7 +323,7 @@ async fn funded(t: &TestStack, player: &str, amount: &str) -> String {
 async fn a_payout_under_review_keeps_its_funds_held_until_decided() {
     let t = start().await;
     funded(&t, "paula", "1000.00").await;
-    kyc(&t, "paula", "basic").await;
+    t.set_kyc("paula", "basic").await;
     // 800.00 is over `big_payout`: held for review, no PSP asked.
     let r = payout(&t, "p-1", "paula", "800.00").await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -387,7 +377,7 @@ async fn a_payout_under_review_keeps_its_funds_held_until_decided() {
         "{}",
         r.text
     );
-    kyc(&t, "paula", "full").await;
+    t.set_kyc("paula", "full").await;
     let r = payout(&t, "p-4", "paula", "950.00").await;
     assert_eq!(
         (r.status, r.json()["status"].as_str()),
@@ -461,7 +451,7 @@ async fn aml_alerts_carry_their_evidence_and_hold_payouts() {
     );
     // A CDD alert does not hold payouts; a pass-through does: 600.00 out
     // of 2 150.00 deposited with nothing wagered.
-    kyc(&t, "amy", "basic").await;
+    t.set_kyc("amy", "basic").await;
     let r = payout(&t, "a-1", "amy", "600.00").await;
     assert_eq!(
         r.json()["status"].as_str().map(|s| s != "on_hold"),
