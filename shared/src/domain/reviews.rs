@@ -39,9 +39,9 @@ pub async fn decide(
 
 async fn carry_out(ctx: &Ctx, r: &Review, req: &DecideRequest, actor: &str) -> Result<(), Error> {
     match r.flow {
-        Flow::Payout => payouts::decide_review(ctx, r, req).await?,
+        Flow::Payout => payouts::decide_review(ctx, r, req, actor).await?,
         Flow::Deposit => {
-            let writes = review::decide_writes(r, req, ctx.now_ms());
+            let writes = review::decide_writes(r, req, actor, ctx.now_ms());
             match ctx.store.transact(writes).await {
                 Ok(()) => {}
                 // Decided meanwhile: answered from the review as it stands.
@@ -50,7 +50,6 @@ async fn carry_out(ctx: &Ctx, r: &Review, req: &DecideRequest, actor: &str) -> R
             }
         }
     }
-    review::set_decided_by(ctx, &r.id, actor).await?;
     tracing::info!(review_id = %r.id, flow = r.flow.as_str(), decision = req.status().as_str(), actor, audit = "risk_review_decided", "risk review decided");
     Ok(())
 }

@@ -197,10 +197,15 @@ pub(super) async fn aml_after_hold(ctx: &Ctx, p: &Payout, country: Option<&str>)
 /// An operator's decision on a payout held for review: approve puts it on
 /// the sweep's schedule and sends it; decline releases the hold. Each in
 /// ONE transaction with the review's own move, so it happens once.
-pub async fn decide_review(ctx: &Ctx, r: &Review, req: &DecideRequest) -> Result<(), Error> {
+pub async fn decide_review(
+    ctx: &Ctx,
+    r: &Review,
+    req: &DecideRequest,
+    actor: &str,
+) -> Result<(), Error> {
     let p = load(ctx, &r.id).await?;
     let now = ctx.now_ms();
-    let mut writes = review::decide_writes(r, req, now);
+    let mut writes = review::decide_writes(r, req, actor, now);
     if !req.approve {
         let released = events::finish_with(
             ctx,

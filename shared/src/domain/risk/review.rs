@@ -174,9 +174,9 @@ pub fn open_writes(
     ]
 }
 
-/// The writes that record the operator's decision (once: only from open)
-/// and take the review off the open list.
-pub fn decide_writes(r: &Review, req: &DecideRequest, now: i64) -> Vec<Write> {
+/// The writes that record the operator's decision and who made it (once:
+/// only from open) and take the review off the open list.
+pub fn decide_writes(r: &Review, req: &DecideRequest, actor: &str, now: i64) -> Vec<Write> {
     vec![
         Write::Update {
             key: keys::risk_review(&r.id),
@@ -184,6 +184,7 @@ pub fn decide_writes(r: &Review, req: &DecideRequest, now: i64) -> Vec<Write> {
                 UpdateOp::set("status", req.status().as_str()),
                 UpdateOp::set("note", req.note.as_str()),
                 UpdateOp::set("decided_ms", Attr::N(now)),
+                UpdateOp::set("decided_by", actor),
             ],
             cond: Some(Cond::eq("status", ReviewStatus::Open.as_str())),
         },
@@ -192,18 +193,6 @@ pub fn decide_writes(r: &Review, req: &DecideRequest, now: i64) -> Vec<Write> {
             cond: None,
         },
     ]
-}
-
-/// Record which platform key decided.
-pub async fn set_decided_by(ctx: &Ctx, id: &str, actor: &str) -> Result<(), Error> {
-    ctx.store
-        .write(Write::Update {
-            key: keys::risk_review(id),
-            ops: vec![UpdateOp::set("decided_by", actor)],
-            cond: Some(Cond::Exists),
-        })
-        .await
-        .map_err(Error::from)
 }
 
 /// Record what carrying out an approval did.
