@@ -370,6 +370,7 @@ fn app(ctx: &Ctx) -> axum::Router {
             .merge(webhook_intake::router(ctx.clone()))
             .merge(wallet_credit::router(ctx.clone()))
             .merge(reconciliation::local_router(ctx.clone()))
+            .merge(crate::home::router(ctx.clone()))
             .fallback(payloop::edge::not_found),
     )
 }
