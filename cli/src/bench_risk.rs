@@ -27,7 +27,7 @@ pub const RULES: &str = r#"{"version": "bench-2", "thresholds": {"review": 50, "
     {"id": "ip", "kind": "country_mismatch", "score": 30},
     {"id": "player_hour", "kind": "velocity", "dimension": "player", "window_minutes": 60, "max_count": 1000000, "score": 50},
     {"id": "device_day", "kind": "velocity", "dimension": "device", "window_minutes": 1440, "max_amount": "100000000.00", "currency": "EUR", "score": 50},
-    {"id": "devices", "kind": "players_per_device", "max": 1000000, "score": 40},
+    {"id": "devices", "kind": "players_per_device", "max": 500, "score": 40},
     {"id": "deny", "kind": "deny_list", "field": "country", "values": ["KP", "IR"], "score": 1000}]}"#;
 
 const PLAYERS: usize = 200;

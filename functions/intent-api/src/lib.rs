@@ -383,11 +383,6 @@ async fn risk_alert_close(
     RawBody(raw): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let actor = authenticate(&headers, &ctx.config.platform_keys)?;
-    let body = parse_body(&raw)?;
-    body.only(&["note"])?;
-    let note = body.opt_str("note")?.unwrap_or_default();
-    if note.len() > review::MAX_NOTE {
-        return Err(Error::validation("note", "must be at most 1000 characters").into());
-    }
-    Ok(Json(aml::close(&ctx, &id, note, actor).await?))
+    let note = aml::parse_close_note(&parse_body(&raw)?)?;
+    Ok(Json(aml::close(&ctx, &id, &note, actor).await?))
 }

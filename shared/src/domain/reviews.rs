@@ -61,6 +61,10 @@ async fn carry_out(ctx: &Ctx, r: &Review, req: &DecideRequest, actor: &str) -> R
 async fn open_approved_deposit(ctx: &Ctx, r: &Review) -> Result<(), Error> {
     let id = PaymentId::parse(&r.id).map_err(|e| Error::Internal(e.to_string()))?;
     if ctx.store.get(&keys::payment(&id)).await?.is_some() {
+        // Opened by an earlier call that stopped before recording it.
+        if r.result.is_none() {
+            review::set_result(ctx, r, "opened").await?;
+        }
         return Ok(());
     }
     let body = r
@@ -70,11 +74,11 @@ async fn open_approved_deposit(ctx: &Ctx, r: &Review) -> Result<(), Error> {
     let req = InitRequest::parse(&Body::from_json(body.to_string().as_bytes())?)?;
     let d = decision::find(ctx, &req.player, &r.id).await?;
     match deposits::open_deposit(ctx, req, id, d.as_ref()).await {
-        Ok(_) => review::set_result(ctx, &r.id, "opened").await,
+        Ok(_) => review::set_result(ctx, r, "opened").await,
         Err(e) if !e.row().retryable => {
             let code = e.row().code;
             tracing::info!(review_id = %r.id, code, "approved deposit not opened");
-            review::set_result(ctx, &r.id, &format!("not opened: {code}")).await
+            review::set_result(ctx, r, &format!("not opened: {code}")).await
         }
         Err(e) => Err(e),
     }

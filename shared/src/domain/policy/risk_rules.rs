@@ -413,6 +413,18 @@ fn parse_rule(at: &str, v: &Value) -> Result<Rule, Error> {
     })
 }
 
+/// The most links a link rule may count (one bounded query reads them).
+pub const MAX_LINKS: u32 = 500;
+
+fn link_max(f: &Fields<'_>) -> Result<u32, Error> {
+    let max = f.u32("max")?;
+    if (1..=MAX_LINKS).contains(&max) {
+        Ok(max)
+    } else {
+        Err(bad(&f.name("max"), format!("must be 1 to {MAX_LINKS}")))
+    }
+}
+
 fn parse_check(f: &Fields<'_>) -> Result<Check, Error> {
     Ok(match f.str("kind")? {
         "amount_at_least" => Check::AmountAtLeast(f.money("amount")?),
@@ -451,9 +463,9 @@ fn parse_check(f: &Fields<'_>) -> Result<Check, Error> {
             }
         }
         "country_mismatch" => Check::CountryMismatch,
-        "instruments_per_player" => Check::InstrumentsPerPlayer { max: f.u32("max")? },
-        "players_per_device" => Check::PlayersPerDevice { max: f.u32("max")? },
-        "players_per_instrument" => Check::PlayersPerInstrument { max: f.u32("max")? },
+        "instruments_per_player" => Check::InstrumentsPerPlayer { max: link_max(f)? },
+        "players_per_device" => Check::PlayersPerDevice { max: link_max(f)? },
+        "players_per_instrument" => Check::PlayersPerInstrument { max: link_max(f)? },
         "new_account" => Check::NewAccount {
             max_age_hours: f.u32("max_age_hours")?,
             amount: f.money("amount")?,
@@ -828,5 +840,11 @@ mod tests {
             "thresholds.review"
         );
         assert_eq!(named("[]"), "$");
+        assert_eq!(
+            named(&base(
+                r#"{"id": "a", "kind": "players_per_device", "max": 501, "score": 1}"#
+            )),
+            "rules[0].max"
+        );
     }
 }

@@ -593,6 +593,20 @@ pub async fn list(
     Ok(out)
 }
 
+/// The body of `POST /v1/risk/alerts/{id}/close`: `{"note": "..."}`.
+pub fn parse_close_note(b: &crate::domain::request::Body) -> Result<String, Error> {
+    b.only(&["note"])?;
+    let note = b.opt_str("note")?.unwrap_or_default();
+    let max = crate::domain::risk::review::MAX_NOTE;
+    if note.len() > max || note.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Error::validation(
+            "note",
+            format!("must be at most {max} characters of text"),
+        ));
+    }
+    Ok(note.to_owned())
+}
+
 /// `POST /v1/risk/alerts/{id}/close {"note"}`: closed once (a repeat
 /// answers the closed alert); it stops holding the player's payouts.
 pub async fn close(ctx: &Ctx, id: &str, note: &str, actor: &str) -> Result<AlertView, Error> {

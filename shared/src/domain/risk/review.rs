@@ -175,36 +175,45 @@ pub fn open_writes(
 }
 
 /// The writes that record the operator's decision and who made it (once:
-/// only from open) and take the review off the open list.
+/// only from open) and take the review off the open list, except an
+/// approved deposit's: it stays listed until it is opened (or refused), so
+/// an opening a crash interrupted is in view and a repeat resumes it.
 pub fn decide_writes(r: &Review, req: &DecideRequest, actor: &str, now: i64) -> Vec<Write> {
-    vec![
-        Write::Update {
-            key: keys::risk_review(&r.id),
-            ops: vec![
-                UpdateOp::set("status", req.status().as_str()),
-                UpdateOp::set("note", req.note.as_str()),
-                UpdateOp::set("decided_ms", Attr::N(now)),
-                UpdateOp::set("decided_by", actor),
-            ],
-            cond: Some(Cond::eq("status", ReviewStatus::Open.as_str())),
-        },
-        Write::Delete {
-            key: keys::review_queue(r.opened_ms, &r.id),
-            cond: None,
-        },
-    ]
+    let mut writes = vec![Write::Update {
+        key: keys::risk_review(&r.id),
+        ops: vec![
+            UpdateOp::set("status", req.status().as_str()),
+            UpdateOp::set("note", req.note.as_str()),
+            UpdateOp::set("decided_ms", Attr::N(now)),
+            UpdateOp::set("decided_by", actor),
+        ],
+        cond: Some(Cond::eq("status", ReviewStatus::Open.as_str())),
+    }];
+    if !(r.flow == Flow::Deposit && req.approve) {
+        writes.push(unlist(r));
+    }
+    writes
 }
 
-/// Record what carrying out an approval did.
-pub async fn set_result(ctx: &Ctx, id: &str, result: &str) -> Result<(), Error> {
-    ctx.store
-        .write(Write::Update {
-            key: keys::risk_review(id),
+/// The write that takes a review off the open list.
+fn unlist(r: &Review) -> Write {
+    Write::Delete {
+        key: keys::review_queue(r.opened_ms, &r.id),
+        cond: None,
+    }
+}
+
+/// Record what carrying out an approval did, and take it off the list.
+pub async fn set_result(ctx: &Ctx, r: &Review, result: &str) -> Result<(), Error> {
+    let writes = vec![
+        Write::Update {
+            key: keys::risk_review(&r.id),
             ops: vec![UpdateOp::set("result", result)],
             cond: Some(Cond::Exists),
-        })
-        .await
-        .map_err(Error::from)
+        },
+        unlist(r),
+    ];
+    ctx.store.transact(writes).await.map_err(Error::from)
 }
 
 pub async fn find(ctx: &Ctx, id: &str) -> Result<Option<Review>, Error> {
@@ -274,7 +283,8 @@ pub async fn view(ctx: &Ctx, r: &Review) -> Result<ReviewView, Error> {
     })
 }
 
-/// `GET /v1/risk/reviews`: the open reviews, oldest first.
+/// `GET /v1/risk/reviews`: the open reviews (and approved deposits not yet
+/// opened), oldest first.
 pub async fn list_open(ctx: &Ctx) -> Result<Vec<ReviewView>, Error> {
     let q = Query::new(keys::REVIEW_QUEUE_PK, SkRange::All, MAX_LISTED);
     let page = ctx.store.query(&q).await?;
