@@ -7,6 +7,7 @@ pub mod bench_recon;
 pub mod bench_risk;
 pub mod home;
 pub mod local;
+pub mod ops;
 pub mod recon;
 pub mod sandbox;
 pub mod sim;

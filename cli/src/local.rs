@@ -371,6 +371,7 @@ fn app(ctx: &Ctx) -> axum::Router {
             .merge(wallet_credit::router(ctx.clone()))
             .merge(reconciliation::local_router(ctx.clone()))
             .merge(crate::home::router(ctx.clone()))
+            .merge(crate::ops::router(ctx.clone()))
             .fallback(payloop::edge::not_found),
     )
 }

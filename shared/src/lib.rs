@@ -7,6 +7,7 @@ pub mod domain;
 pub mod edge;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod money;
 pub mod psp;
 pub mod queue;

@@ -283,3 +283,27 @@ pub async fn lambda_ctx() -> Result<Ctx, ConfigError> {
         clock: Arc::new(crate::clock::SystemClock),
     })
 }
+
+/// Write what this invocation recorded as one CloudWatch EMF document (a
+/// JSON line on stdout, which Lambda sends to CloudWatch Logs). Call once at
+/// the end of every invocation.
+pub fn flush_metrics(ctx: &Ctx, function: &str) {
+    if let Some(doc) = ctx.metrics().take_emf(ctx.now_ms(), function) {
+        println!("{doc}");
+    }
+}
+
+/// An HTTP function as deployed: its router, then one EMF document per
+/// request (one request is one Lambda invocation).
+pub fn with_emf(app: axum::Router, ctx: Ctx, function: &'static str) -> axum::Router {
+    app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let ctx = ctx.clone();
+            async move {
+                let response = next.run(req).await;
+                flush_metrics(&ctx, function);
+                response
+            }
+        },
+    ))
+}

@@ -94,6 +94,9 @@ impl FaultyQueue {
 
 #[async_trait]
 impl Queue for FaultyQueue {
+    async fn depth(&self, queue: QueueName) -> Result<u64, QueueError> {
+        self.inner.depth(queue).await
+    }
     async fn send(&self, queue: QueueName, body: &str) -> Result<String, QueueError> {
         if self.fail_sends.load(Ordering::SeqCst) {
             return Err(QueueError::Unavailable("injected queue outage".into()));

@@ -63,6 +63,7 @@ async fn every_order_of_every_event_twice_ends_exactly_right() {
                     currency: eur,
                     occurred_ms: 0,
                     psp_reference: None,
+                    three_ds_failed: false,
                 };
                 if round == 0 {
                     apply_event(&ctx, &ev).await.unwrap();
@@ -148,6 +149,7 @@ async fn racing_captures_past_the_read_credit_once() {
             currency: eur,
             occurred_ms: 0,
             psp_reference: None,
+            three_ds_failed: false,
         };
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;

@@ -85,7 +85,7 @@ async fn an_unhealthy_route_is_taken_out_and_probed_back_in() {
         "{skipped}"
     );
     // Another instance (a fresh Health on the same store) sees the same picture.
-    let other = Health::new(quick_health());
+    let other = Health::new(quick_health(), Default::default());
     let sandbox = payloop::ids::PspId::parse("sandbox").unwrap();
     other
         .sync(
@@ -331,7 +331,9 @@ async fn only_one_instance_gets_the_half_open_probe() {
     let store: std::sync::Arc<dyn Store> =
         std::sync::Arc::new(EmbeddedStore::open(&dir.path().join("s.wal")).unwrap());
     let psp = payloop::ids::PspId::parse("sandbox").unwrap();
-    let instances: Vec<Health> = (0..8).map(|_| Health::new(quick_health())).collect();
+    let instances: Vec<Health> = (0..8)
+        .map(|_| Health::new(quick_health(), Default::default()))
+        .collect();
     let t0 = payloop::clock::now_ms();
     // Instance 0 sees five failures and opens the circuit for everyone.
     for _ in 0..5 {

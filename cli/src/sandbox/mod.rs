@@ -321,6 +321,8 @@ fn accepted(op: &Operation) -> Response {
     (StatusCode::ACCEPTED, Json(reply)).into_response()
 }
 
+/// A payment webhook body; a failed one says why (the sandbox fails a
+/// payment only at its 3-D Secure step).
 fn payment_event(c: &Charge, status: &str) -> serde_json::Value {
     let body = WebhookBody {
         event_id: new_ulid("evt"),
@@ -330,6 +332,7 @@ fn payment_event(c: &Charge, status: &str) -> serde_json::Value {
         amount: c.amount.to_decimal(),
         currency: c.amount.currency().code().to_owned(),
         timestamp: Some(now_s().into()),
+        reason: (status == "failed").then(|| payloop::psp::wire::THREE_DS_FAILED.to_owned()),
     };
     serde_json::to_value(body).unwrap_or_default()
 }

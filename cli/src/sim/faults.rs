@@ -261,6 +261,10 @@ pub struct FaultQueue {
 
 #[async_trait]
 impl Queue for FaultQueue {
+    async fn depth(&self, queue: QueueName) -> Result<u64, QueueError> {
+        let call = self.inner.depth(queue);
+        faulted(&self.faults, Layer::Queue, QueueError::Unavailable, call).await
+    }
     async fn send(&self, queue: QueueName, body: &str) -> Result<String, QueueError> {
         faulted(
             &self.faults,

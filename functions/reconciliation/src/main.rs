@@ -11,7 +11,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ctx = &ctx;
     let fan_out = std::env::var("PAYLOOP_QUEUE_URL_RECON").is_ok();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, std::convert::Infallible>(reconciliation::handle(ctx, event.payload, fan_out).await)
+        let answer = reconciliation::handle(ctx, event.payload, fan_out).await;
+        payloop::runtime::flush_metrics(ctx, "reconciliation");
+        Ok::<_, std::convert::Infallible>(answer)
     }))
     .await
 }

@@ -9,7 +9,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ctx = payloop::runtime::lambda_ctx().await?;
     let ctx = &ctx;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, std::convert::Infallible>(wallet_credit::handle_sqs(ctx, event.payload).await)
+        let answer = wallet_credit::handle_sqs(ctx, event.payload).await;
+        payloop::runtime::flush_metrics(ctx, "wallet-credit");
+        Ok::<_, std::convert::Infallible>(answer)
     }))
     .await
 }

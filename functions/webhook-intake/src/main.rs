@@ -4,5 +4,6 @@
 async fn main() -> Result<(), lambda_http::Error> {
     payloop::runtime::init_tracing();
     let ctx = payloop::runtime::lambda_ctx().await?;
-    lambda_http::run(webhook_intake::app(ctx)).await
+    let app = payloop::runtime::with_emf(webhook_intake::app(ctx.clone()), ctx, "webhook-intake");
+    lambda_http::run(app).await
 }

@@ -15,6 +15,7 @@ pub mod deposits;
 pub mod events;
 pub mod idempotency;
 pub mod limits;
+pub mod observe;
 pub mod operator;
 pub mod outbox;
 pub mod pan;
@@ -47,5 +48,11 @@ pub struct Ctx {
 impl Ctx {
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// This process's metrics recorder (kept beside the PSPs, whose route
+    /// health records into it too).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.psps.metrics
     }
 }

@@ -24,6 +24,9 @@ pub struct PspEvent {
     /// refund is asked for under it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psp_reference: Option<String>,
+    /// A failure the PSP put down to 3-D Secure authentication (metrics).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub three_ds_failed: bool,
 }
 
 impl PspEvent {

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::ids::PspId;
+use crate::metrics::{catalogue, Dim, Metrics};
 use crate::schema::keys;
 use crate::store::{
     item, Attr, Cond, ItemExt, Query, SkRange, Store, StoreError, UpdateOp, Write, TTL,
@@ -214,11 +215,13 @@ pub struct Health {
     view: RwLock<BTreeMap<PspId, RouteHealth>>,
     last_sync_ms: AtomicI64,
     syncing: tokio::sync::Mutex<()>,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 impl Health {
-    pub fn new(policy: HealthPolicy) -> Health {
+    pub fn new(policy: HealthPolicy, metrics: std::sync::Arc<Metrics>) -> Health {
         Health {
+            metrics,
             policy,
             pending: Mutex::new(BTreeMap::new()),
             view: RwLock::new(BTreeMap::new()),
@@ -400,6 +403,7 @@ impl Health {
         {
             Ok(()) => {
                 tracing::warn!(psp = %psp, reason = %reason, "circuit opened");
+                self.changed(psp, Circuit::Open);
                 h.circuit = Circuit::Open;
                 h.changed_ms = now_ms;
                 h.reason = reason;
@@ -460,6 +464,7 @@ impl Health {
         };
         match store.write(write).await {
             Ok(()) => {
+                self.changed(psp, Circuit::HalfOpen);
                 self.update_view(psp, |h| {
                     h.circuit = Circuit::HalfOpen;
                     h.probe_after_ms = now_ms + self.policy.probe_every_ms;
@@ -495,6 +500,7 @@ impl Health {
         {
             Ok(()) => {
                 tracing::warn!(psp = %psp, state = state.as_str(), "circuit {reason}");
+                self.changed(psp, state);
                 self.update_view(psp, |h| {
                     *h = RouteHealth {
                         circuit: state,
@@ -507,6 +513,15 @@ impl Health {
             }
             Err(StoreError::ConditionFailed { .. }) => {}
             Err(e) => tracing::warn!(psp = %psp, error = %e, "could not record a probe result"),
+        }
+    }
+
+    /// Count a circuit change this instance made (metrics).
+    fn changed(&self, psp: &PspId, to: Circuit) {
+        let facts = [(Dim::Psp, psp.as_str()), (Dim::To, to.as_str())];
+        self.metrics.count(&catalogue::CIRCUIT_CHANGES, &facts);
+        if to == Circuit::Open {
+            self.metrics.count(&catalogue::CIRCUIT_OPENED, &facts);
         }
     }
 

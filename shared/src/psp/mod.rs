@@ -240,6 +240,8 @@ pub struct Psps {
     pub router: routing::Router,
     pub health: health::Health,
     pub modes: modes::Modes,
+    /// This process's metrics (route health records circuit changes here).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// How PSP endpoints and report URLs are reached (HTTPS unless allowed).
     pub transport: https::Transport,
 }
@@ -254,13 +256,15 @@ impl Psps {
             .map(|c| (c.id().clone(), c))
             .collect();
         router.check_connectors(|psp| connectors.contains_key(psp))?;
-        let health = health::Health::new(router.health_policy().clone());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let health = health::Health::new(router.health_policy().clone(), Arc::clone(&metrics));
         let modes = modes::Modes::new(false, router.health_policy().sync_every_ms);
         Ok(Psps {
             connectors,
             router,
             health,
             modes,
+            metrics,
             transport: https::Transport::https_only(),
         })
     }

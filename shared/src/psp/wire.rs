@@ -89,6 +89,10 @@ pub struct WebhookBody {
     /// timestamp; optional where the scheme signs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<serde_json::Value>,
+    /// Why a payment failed, when the PSP says: `3ds_failed` is the one
+    /// reason payloop reads (a 3-D Secure failure, counted in the metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A payout webhook's body (`"type": "payout"`).
@@ -251,6 +255,9 @@ fn parse_payout_webhook(
     })
 }
 
+/// The webhook `reason` of a payment that failed 3-D Secure.
+pub const THREE_DS_FAILED: &str = "3ds_failed";
+
 /// Normalise a verified payment webhook body into our event; errors name the field.
 pub fn parse_webhook(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Result<PspEvent, Error> {
     let body: WebhookBody =
@@ -272,6 +279,7 @@ pub fn parse_webhook(psp: &PspId, raw: &[u8], signed_at_s: Option<i64>) -> Resul
         currency,
         occurred_ms: ts_ms,
         psp_reference: None,
+        three_ds_failed: body.reason.as_deref() == Some(THREE_DS_FAILED),
     })
 }
 

@@ -187,6 +187,11 @@ impl Take {
 
 #[async_trait]
 impl Queue for EmbeddedQueue {
+    async fn depth(&self, queue: QueueName) -> Result<u64, QueueError> {
+        let all = Query::new(pk(queue), SkRange::All, super::MAX_DEPTH_COUNTED);
+        let page = self.store.query(&all).await.map_err(store_err)?;
+        Ok(page.items.len() as u64)
+    }
     async fn send(&self, queue: QueueName, body: &str) -> Result<String, QueueError> {
         if body.len() > MAX_MESSAGE_BYTES {
             return Err(QueueError::Invalid("message larger than 256 KB".into()));

@@ -98,7 +98,13 @@ pub trait Queue: Send + Sync {
         receipt: &str,
         visibility: Duration,
     ) -> Result<(), QueueError>;
+    /// Messages in the queue, visible or in flight (approximate on SQS;
+    /// the embedded queue counts up to [`MAX_DEPTH_COUNTED`]).
+    async fn depth(&self, queue: QueueName) -> Result<u64, QueueError>;
 }
+
+/// The embedded queue's depth count stops here (a bounded read).
+pub const MAX_DEPTH_COUNTED: usize = 10_000;
 
 /// Move up to `max` messages from a dead-letter queue back to its source
 /// (receive, send, delete: works on SQS and moto alike, no

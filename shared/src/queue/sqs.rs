@@ -158,6 +158,26 @@ fn to_message(m: &aws_sdk_sqs::types::Message) -> Result<Message, QueueError> {
 
 #[async_trait]
 impl Queue for SqsQueue {
+    async fn depth(&self, queue: QueueName) -> Result<u64, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(self.url(queue)?)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| sdk_err("GetQueueAttributes", e))?;
+        let attrs = out.attributes();
+        let n = |name: QueueAttributeName| {
+            attrs
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(n(QueueAttributeName::ApproximateNumberOfMessages)
+            .saturating_add(n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)))
+    }
     async fn send(&self, queue: QueueName, body: &str) -> Result<String, QueueError> {
         if body.len() > MAX_MESSAGE_BYTES {
             return Err(QueueError::Invalid("message larger than 256 KB".into()));

@@ -4,5 +4,6 @@
 async fn main() -> Result<(), lambda_http::Error> {
     payloop::runtime::init_tracing();
     let ctx = payloop::runtime::lambda_ctx().await?;
-    lambda_http::run(wallet_credit::app(ctx)).await
+    let app = payloop::runtime::with_emf(wallet_credit::app(ctx.clone()), ctx, "wallet-api");
+    lambda_http::run(app).await
 }

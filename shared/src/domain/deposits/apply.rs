@@ -63,7 +63,7 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
         });
     };
     let payment = Payment::from_item(&found)?;
-    let applied = apply_to(ctx, ev, &payment).await?;
+    let applied = apply_to(ctx, ev, &payment, found.str_attr("bank")).await?;
     let credited = matches!(applied, Applied::Moved(PaymentStatus::Captured))
         || (applied == Applied::NoOp && payment.status == PaymentStatus::Captured);
     if ev.status == PaymentStatus::Captured && credited {
@@ -94,7 +94,12 @@ async fn aml_after_credit(
     Ok(())
 }
 
-async fn apply_to(ctx: &Ctx, ev: &PspEvent, payment: &Payment) -> Result<Applied, ApplyError> {
+async fn apply_to(
+    ctx: &Ctx,
+    ev: &PspEvent,
+    payment: &Payment,
+    bank: Option<&str>,
+) -> Result<Applied, ApplyError> {
     let payment = payment.clone();
     if !payment.matches(ev) {
         cases::open(ctx, payment.case(CaseKind::WebhookMismatch, ev)).await?;
@@ -118,6 +123,16 @@ async fn apply_to(ctx: &Ctx, ev: &PspEvent, payment: &Payment) -> Result<Applied
     match moved {
         None => {
             tracing::info!(payment_id = %payment.id, event_id = %ev.event_id, status = ev.status.as_str(), "payment moved");
+            let facts = crate::domain::observe::Deposit {
+                method: &payment.method,
+                bank,
+                country: payment.country.as_deref(),
+                device: payment.device.as_deref(),
+                amount: payment.amount,
+                psp: &payment.psp,
+                created_ms: payment.created_ms,
+            };
+            crate::domain::observe::deposit_moved(ctx, &facts, ev.status, ev.three_ds_failed);
             Ok(Applied::Moved(ev.status))
         }
         // Someone else moved it first (a duplicate or a later event): no-op.

@@ -47,7 +47,11 @@ pub async fn create_intent(
         return Err(decision::declined(&d));
     }
     if d.step_up_kyc.is_some() {
-        d.step_up(crate::domain::players::profile(ctx, &req.player).await?.kyc)?;
+        let has = crate::domain::players::profile(ctx, &req.player).await?.kyc;
+        if let Err(e) = d.step_up(has) {
+            crate::domain::players::kyc_step_up_asked(ctx, &req.player).await;
+            return Err(e);
+        }
     }
     if d.outcome == Outcome::Review {
         let writes = review::open_writes(&d, &req.player, Some(&req.to_body()), ctx.now_ms());
@@ -56,9 +60,15 @@ pub async fn create_intent(
             Err(e) => return Err(e.into()),
         }
         tracing::info!(payment_id = %id, "deposit intent held for risk review");
+        started(ctx, &req);
         return Ok(held_response(&id, &req, "review"));
     }
-    open_deposit(ctx, req, id, Some(&d)).await
+    let counted = req.clone();
+    let view = open_deposit(ctx, req, id, Some(&d)).await?;
+    // Counted once created (a held one when held, above; its opening on
+    // approval is not a second start).
+    started(ctx, &counted);
+    Ok(view)
 }
 
 /// Open an approved deposit: reserve it against the limits, route it and
@@ -111,6 +121,9 @@ pub async fn open_deposit(
     }
     if let Some(i) = &req.risk.instrument {
         record.insert("instrument".into(), Attr::from(i.as_str()));
+    }
+    if let Some(b) = &req.bank {
+        record.insert("bank".into(), Attr::from(b.as_str()));
     }
     match ctx
         .store
@@ -213,4 +226,15 @@ pub async fn load_payment(ctx: &Ctx, id: &PaymentId) -> Result<Payment, Error> {
         .await?
         .ok_or(Error::NotFound { what: "payment" })?;
     Payment::from_item(&found)
+}
+
+/// Count a deposit started (metrics).
+fn started(ctx: &Ctx, req: &InitRequest) {
+    crate::domain::observe::deposit_started(
+        ctx,
+        &req.method,
+        req.bank.as_deref(),
+        req.country.as_deref(),
+        req.device.as_deref(),
+    );
 }

@@ -14,6 +14,7 @@ use crate::psp::{PspError, Session, SessionRequest};
 use crate::store::{item, Attr, ItemExt, Write, TTL};
 
 use crate::domain::deposits::InitRequest;
+use crate::domain::observe::CallOutcome;
 use crate::domain::Ctx;
 use crate::schema::keys;
 
@@ -304,6 +305,12 @@ impl Cascade<'_> {
         let result = connector.create_session(self.req).await;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let available = !matches!(result, Err(PspError::Unavailable(_)));
+        let call = match &result {
+            Ok(_) => CallOutcome::Ok,
+            Err(PspError::Unavailable(_)) => CallOutcome::Unavailable,
+            Err(_) => CallOutcome::Refused,
+        };
+        crate::domain::observe::psp_call(self.ctx, c.psp.as_str(), self.req.method, call);
         let health = &self.ctx.psps.health;
         health.record(&c.psp, available, latency_ms);
         if probe {

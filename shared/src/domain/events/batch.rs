@@ -87,6 +87,7 @@ pub async fn intake_batch(ctx: &Ctx, psp: &PspId, batch: Batch) -> Result<BatchI
                 Outcome::ReportAvailable
             }
         };
+        crate::domain::observe::webhook(ctx, psp.as_str(), outcome.as_str());
         out.outcomes.push(outcome);
     }
     Ok(out)

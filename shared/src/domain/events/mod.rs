@@ -72,6 +72,30 @@ pub struct Intake {
 
 /// Take one delivery. `Ok` means: acknowledge (200). `Err` carries the 4xx/5xx.
 pub async fn intake(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
+    let got = intake_one(ctx, d).await;
+    let verdict = match &got {
+        Ok(i) => Some(i.outcome),
+        Err(e) => refusal(e),
+    };
+    if let Some(o) = verdict {
+        crate::domain::observe::webhook(ctx, d.psp.as_str(), o.as_str());
+    }
+    got
+}
+
+/// The outcome a refused delivery is counted under (`None`: not the
+/// delivery's fault, e.g. the store was down; the PSP retries).
+fn refusal(e: &Error) -> Option<Outcome> {
+    match e {
+        Error::BadSignature | Error::NotFound { .. } => Some(Outcome::BadSignature),
+        Error::StaleEvent => Some(Outcome::Stale),
+        Error::UnknownPayment => Some(Outcome::UnknownPayment),
+        Error::Validation { .. } => Some(Outcome::Invalid),
+        _ => None,
+    }
+}
+
+async fn intake_one(ctx: &Ctx, d: &Delivery<'_>) -> Result<Intake, Error> {
     let inbound = match verified_event(ctx, d) {
         Ok(inbound) => inbound,
         Err(Rejected::Signature(e)) => {

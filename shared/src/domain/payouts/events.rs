@@ -53,6 +53,9 @@ pub(super) async fn finish_with(
     };
     if fresh {
         tracing::info!(payout_id = %p.id, status = outcome.as_str(), "payout final");
+        let requested = crate::ids::ulid_time_ms(&p.id).unwrap_or(now);
+        let paid = outcome == PayoutStatus::Succeeded;
+        crate::domain::observe::payout_finished(ctx, &p.method, paid, requested);
         if let Some(n) = &notice {
             if let Err(e) = n.send(ctx).await {
                 tracing::warn!(payout_id = %p.id, error = %e, "notification left to the sweep");

@@ -32,10 +32,14 @@ pub async fn init(ctx: &Ctx, r: PayoutRequest, id: String) -> Result<PayoutView,
         return Err(decision::declined(&d));
     }
     if d.step_up_kyc.is_some() {
-        d.step_up(players::profile(ctx, &r.player).await?.kyc)?;
+        if let Err(e) = d.step_up(players::profile(ctx, &r.player).await?.kyc) {
+            players::kyc_step_up_asked(ctx, &r.player).await;
+            return Err(e);
+        }
     }
     hold(ctx, &r, &id, &route, &d).await?;
     tracing::info!(payout_id = %id, player_id = %r.player, psp = %route.0, reason = %route.2, "payout held");
+    crate::domain::observe::payout_requested(ctx, &r.method);
     let payout = load(ctx, &id).await?;
     aml_after_hold(ctx, &payout, r.country.as_deref()).await;
     if payout.status != PayoutStatus::OnHold {

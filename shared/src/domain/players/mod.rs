@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::ids::PlayerId;
 pub use crate::psp::routing::RiskLevel;
 use crate::schema::keys;
-use crate::store::{Attr, ItemExt, UpdateOp, Write};
+use crate::store::{Attr, Cond, ItemExt, StoreError, UpdateOp, Write};
 
 use crate::domain::request::Body;
 
@@ -113,17 +113,75 @@ pub async fn set_level(
     change: LevelChange,
 ) -> Result<LevelView, Error> {
     let (name, value) = change.field();
+    let mut ops = vec![
+        UpdateOp::set(name, value),
+        UpdateOp::set("changed_ms", Attr::N(ctx.now_ms())),
+    ];
+    // A KYC change answers an open step-up: measured once (the condition
+    // on the ask's time), then the ask is cleared.
+    let asked = match change {
+        LevelChange::Kyc(_) => kyc_asked_ms(ctx, player).await?,
+        LevelChange::Risk(_) => None,
+    };
+    let mut cond = None;
+    if let Some(at) = asked {
+        ops.push(UpdateOp::Remove(KYC_ASKED.into()));
+        cond = Some(Cond::eq(KYC_ASKED, Attr::N(at)));
+    }
     let write = Write::Update {
         key: keys::player_profile(player),
-        ops: vec![
-            UpdateOp::set(name, value),
-            UpdateOp::set("changed_ms", Attr::N(ctx.now_ms())),
-        ],
-        cond: None,
+        ops,
+        cond,
     };
-    ctx.store.write(write).await?;
+    match ctx.store.write(write).await {
+        Ok(()) => {
+            if let Some(at) = asked {
+                crate::domain::observe::kyc_raised(ctx, ctx.now_ms().saturating_sub(at));
+            }
+        }
+        // Another change answered the ask first: set the level alone.
+        Err(StoreError::ConditionFailed { .. }) => {
+            let ops = vec![
+                UpdateOp::set(name, value),
+                UpdateOp::set("changed_ms", Attr::N(ctx.now_ms())),
+            ];
+            let key = keys::player_profile(player);
+            ctx.store
+                .write(Write::Update {
+                    key,
+                    ops,
+                    cond: None,
+                })
+                .await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(LevelView {
         player_id: player.clone(),
         level: [(name, value)].into_iter().collect(),
     })
+}
+
+/// When a risk step-up first asked this player for more KYC (cleared when
+/// an operator changes the level): the start of the KYC time metric.
+const KYC_ASKED: &str = "kyc_asked_ms";
+
+async fn kyc_asked_ms(ctx: &Ctx, player: &PlayerId) -> Result<Option<i64>, Error> {
+    let found = ctx.store.get(&keys::player_profile(player)).await?;
+    Ok(found.and_then(|it| it.int_attr(KYC_ASKED)))
+}
+
+/// A step-up asked this player for more KYC: remember when (the first ask
+/// only) and count it. Best effort: the answer (402) does not depend on it.
+pub async fn kyc_step_up_asked(ctx: &Ctx, player: &PlayerId) {
+    let write = Write::Update {
+        key: keys::player_profile(player),
+        ops: vec![UpdateOp::set(KYC_ASKED, Attr::N(ctx.now_ms()))],
+        cond: Some(Cond::AttrNotExists(KYC_ASKED.into())),
+    };
+    match ctx.store.write(write).await {
+        Ok(()) => crate::domain::observe::kyc_required(ctx),
+        Err(StoreError::ConditionFailed { .. }) => {}
+        Err(e) => tracing::warn!(error = %e, "could not record a KYC step-up"),
+    }
 }

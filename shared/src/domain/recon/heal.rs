@@ -34,6 +34,7 @@ pub(crate) async fn heal(
         currency: t.currency,
         occurred_ms: run.day.start_ms(),
         psp_reference: None,
+        three_ds_failed: false,
     };
     match deposits::apply_event(ctx, &ev).await {
         Ok(Applied::Moved(_)) => {

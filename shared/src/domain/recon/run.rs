@@ -315,6 +315,12 @@ pub async fn run_shard(
         for b in run.buckets() {
             cases_opened += match_bucket(ctx, run, dir.path(), b, &mut totals, obs).await?;
         }
+        let classes: Vec<(&str, u64)> = totals
+            .classes
+            .iter()
+            .map(|(c, n)| (c.as_str(), *n))
+            .collect();
+        crate::domain::observe::recon_classes(ctx, run.psp.as_str(), &classes, cases_opened);
         ShardOutcome::Done {
             totals,
             cases_opened,

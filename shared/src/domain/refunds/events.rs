@@ -85,6 +85,7 @@ pub(super) async fn debit(
         Ok(Outcome::Moved(e)) => {
             if e.fresh {
                 tracing::info!(payment_id = %p.id, refund_id = %ev.refund_id, flagged = e.available_after() < 0, "refund debited");
+                crate::domain::observe::refund_settled(ctx, &p.method);
             }
             Ok(())
         }

@@ -361,7 +361,10 @@ pub async fn decide(
         ctx.store.transact(writes).await
     };
     let stored = match outcome {
-        Ok(()) => stored,
+        Ok(()) => {
+            crate::domain::observe::risk_decided(ctx, flow.as_str(), outcome_str(stored.outcome));
+            stored
+        }
         Err(StoreError::ConditionFailed {
             index: 0,
             old: Some(old),

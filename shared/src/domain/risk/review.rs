@@ -167,7 +167,10 @@ pub fn open_writes(
         Write::Put {
             item: item(
                 &keys::review_queue(now, &d.decision_id),
-                [("review_id", Attr::from(d.decision_id.as_str()))],
+                [
+                    ("review_id", Attr::from(d.decision_id.as_str())),
+                    ("flow", Attr::from(d.flow.as_str())),
+                ],
             ),
             cond: None,
         },

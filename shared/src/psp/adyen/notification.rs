@@ -240,6 +240,10 @@ fn payment_event(psp: &PspId, item: &Item, status: PaymentStatus) -> Result<Item
                 .filter(|r| !r.is_empty())
                 .unwrap_or_else(|| item.psp_reference.clone()),
         ),
+        // A refused AUTHORISATION's reason is Adyen's refusal reason; those
+        // of 3-D Secure start with "3D" ("3D Not Authenticated", ...).
+        three_ds_failed: status == PaymentStatus::Failed
+            && item.reason.as_deref().is_some_and(|r| r.starts_with("3D")),
     }))
 }
 
