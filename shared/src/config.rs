@@ -158,10 +158,6 @@ pub const DEFAULT_LEASE_MS: i64 = 30_000;
 pub const DEFAULT_WEBHOOK_TOLERANCE_S: i64 = 300;
 pub const DEFAULT_WAGERING_MULTIPLE: i64 = 1;
 
-fn required(name: &str) -> Result<String, ConfigError> {
-    std::env::var(name).map_err(|_| ConfigError(format!("{name} is not set")))
-}
-
 pub fn optional_int(name: &str, default: i64) -> Result<i64, ConfigError> {
     match std::env::var(name) {
         Err(_) => Ok(default),
@@ -171,21 +167,79 @@ pub fn optional_int(name: &str, default: i64) -> Result<i64, ConfigError> {
     }
 }
 
+/// Where configuration is read: the secrets fetched at cold start (from
+/// Secrets Manager, never in the environment) over the process environment.
+/// A secret's JSON key `x` stands for the variable `PAYLOOP_X`.
+#[derive(Default)]
+pub struct Env {
+    secrets: BTreeMap<String, Secret>,
+}
+
+impl Env {
+    /// The process environment alone.
+    pub fn process() -> Env {
+        Env::default()
+    }
+
+    /// Add one secret's JSON object (`{"client_keys": "...", ...}`); its
+    /// string members become `PAYLOOP_CLIENT_KEYS`, ... Errors never show
+    /// a value.
+    pub fn with_secret_json(mut self, what: &str, json: &str) -> Result<Env, ConfigError> {
+        let bad = || {
+            ConfigError(format!(
+                "{what}: the secret must be a JSON object of strings"
+            ))
+        };
+        let v: serde_json::Value = serde_json::from_str(json).map_err(|_| bad())?;
+        for (k, v) in v.as_object().ok_or_else(bad)? {
+            let value = v.as_str().ok_or_else(bad)?;
+            let name = format!("PAYLOOP_{}", k.to_ascii_uppercase());
+            self.secrets.insert(name, Secret::new(value.to_owned()));
+        }
+        Ok(self)
+    }
+
+    /// A variable: from the secrets, else the environment.
+    pub fn var(&self, name: &str) -> Option<String> {
+        match self.secrets.get(name) {
+            Some(s) => Some(s.expose().to_owned()),
+            None => std::env::var(name).ok(),
+        }
+    }
+
+    pub fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.var(name)
+            .ok_or_else(|| ConfigError(format!("{name} is not set")))
+    }
+
+    /// How many variables the secrets supply (start-up log).
+    pub fn secret_count(&self) -> usize {
+        self.secrets.len()
+    }
+}
+
 impl Config {
-    /// Read from `PAYLOOP_*` environment variables (Lambda).
+    /// Read from `PAYLOOP_*` environment variables alone.
     pub fn from_env() -> Result<Config, ConfigError> {
-        let default_psp = std::env::var("PAYLOOP_DEFAULT_PSP").unwrap_or_else(|_| "sandbox".into());
+        Config::from_lookup(&Env::process())
+    }
+
+    /// Read from `env` (Lambda: the secrets over the environment).
+    pub fn from_lookup(env: &Env) -> Result<Config, ConfigError> {
+        let default_psp = env
+            .var("PAYLOOP_DEFAULT_PSP")
+            .unwrap_or_else(|| "sandbox".into());
         Ok(Config {
-            client_keys: KeyRing::parse(&required("PAYLOOP_CLIENT_KEYS")?)?,
-            platform_keys: KeyRing::parse(&required("PAYLOOP_PLATFORM_KEYS")?)?,
+            client_keys: KeyRing::parse(&env.required("PAYLOOP_CLIENT_KEYS")?)?,
+            platform_keys: KeyRing::parse(&env.required("PAYLOOP_PLATFORM_KEYS")?)?,
             // With a PSP list (`PAYLOOP_PSPS`) the legacy per-PSP variables
             // are optional: the list carries each PSP's secrets.
-            webhook_secrets: match std::env::var("PAYLOOP_WEBHOOK_SECRETS") {
-                Ok(list) => WebhookSecrets::parse(&list)?,
-                Err(_) if std::env::var_os("PAYLOOP_PSPS").is_some() => WebhookSecrets::default(),
-                Err(_) => return Err(ConfigError("PAYLOOP_WEBHOOK_SECRETS is not set".into())),
+            webhook_secrets: match env.var("PAYLOOP_WEBHOOK_SECRETS") {
+                Some(list) => WebhookSecrets::parse(&list)?,
+                None if env.var("PAYLOOP_PSPS").is_some() => WebhookSecrets::default(),
+                None => return Err(ConfigError("PAYLOOP_WEBHOOK_SECRETS is not set".into())),
             },
-            public_url: required("PAYLOOP_PUBLIC_URL")?,
+            public_url: env.required("PAYLOOP_PUBLIC_URL")?,
             default_psp: PspId::parse(&default_psp)
                 .map_err(|e| ConfigError(format!("PAYLOOP_DEFAULT_PSP: {e}")))?,
             idempotency_ttl_s: optional_int(

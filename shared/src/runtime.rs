@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::optional_int;
-use crate::config::{Config, ConfigError, Secret};
+use crate::config::{Config, ConfigError, Env, Secret};
 use crate::domain::policy::{parse_fee_schedule, PayoutPolicy, Policies, ReconPolicy};
 use crate::domain::Ctx;
 use crate::ids::PspId;
@@ -32,7 +32,7 @@ pub fn init_tracing() {
 }
 
 fn required(name: &str) -> Result<String, ConfigError> {
-    std::env::var(name).map_err(|_| ConfigError(format!("{name} is not set")))
+    Env::process().required(name)
 }
 
 /// DynamoDB table `PAYLOOP_TABLE`, SQS queues `PAYLOOP_QUEUE_URL_EVENTS`,
@@ -58,20 +58,25 @@ pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>),
 /// `PAYLOOP_PSP_ENDPOINTS` URL, with `PAYLOOP_PSP_API_KEY`), and the routing
 /// rules (`PAYLOOP_ROUTING`, a JSON document; default: the default PSP only).
 pub fn psps_from_env(config: &Config) -> Result<Psps, ConfigError> {
-    let router = match std::env::var("PAYLOOP_ROUTING") {
-        Ok(json) => Router::from_json(&json).map_err(|e| ConfigError(e.to_string()))?,
-        Err(_) => Router::in_order(std::slice::from_ref(&config.default_psp)),
+    psps_from(config, &Env::process())
+}
+
+/// [`psps_from_env`], with the PSPs' secrets read through `env`.
+pub fn psps_from(config: &Config, env: &Env) -> Result<Psps, ConfigError> {
+    let router = match env.var("PAYLOOP_ROUTING") {
+        Some(json) => Router::from_json(&json).map_err(|e| ConfigError(e.to_string()))?,
+        None => Router::in_order(std::slice::from_ref(&config.default_psp)),
     };
     let transport = transport_from_env()?;
-    let mut connectors = match std::env::var("PAYLOOP_PSPS") {
-        Ok(json) => listed_connectors(&json, &transport, &|name| std::env::var(name).ok())?,
-        Err(_) => Vec::new(),
+    let mut connectors = match env.var("PAYLOOP_PSPS") {
+        Some(json) => listed_connectors(&json, &transport, &|name| env.var(name))?,
+        None => Vec::new(),
     };
     if config.webhook_secrets.psps().next().is_some() {
-        let api_key = Secret::new(required("PAYLOOP_PSP_API_KEY")?);
+        let api_key = Secret::new(env.required("PAYLOOP_PSP_API_KEY")?);
         connectors.extend(connectors_from_config(
             config,
-            &required("PAYLOOP_PSP_ENDPOINTS")?,
+            &env.required("PAYLOOP_PSP_ENDPOINTS")?,
             &api_key,
             &transport,
             DEFAULT_TIMEOUT,
@@ -269,10 +274,63 @@ pub fn connectors_from_config(
         .collect()
 }
 
+/// The secrets named by `PAYLOOP_SECRETS_ARN` (the API keys and webhook
+/// secrets) and `PAYLOOP_PSP_SECRETS_ARN` (the PSP list's secrets), each a
+/// JSON object in Secrets Manager, read once per instance (cold start) and
+/// kept in memory: none is ever in the environment.
+pub async fn secrets_env() -> Result<Env, ConfigError> {
+    let arns: Vec<(&str, String)> = ["PAYLOOP_SECRETS_ARN", "PAYLOOP_PSP_SECRETS_ARN"]
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok().map(|arn| (name, arn)))
+        .filter(|(_, arn)| !arn.is_empty())
+        .collect();
+    if arns.is_empty() {
+        return Ok(Env::process());
+    }
+    let started = std::time::Instant::now();
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_secretsmanager::Client::new(&conf);
+    let env = read_secrets(&client, &arns).await?;
+    let ms = started.elapsed().as_millis();
+    tracing::info!(
+        secrets = env.secret_count(),
+        fetch_ms = ms as u64,
+        "secrets read from Secrets Manager"
+    );
+    Ok(env)
+}
+
+/// Read each named secret (a JSON object) over the process environment.
+pub async fn read_secrets(
+    client: &aws_sdk_secretsmanager::Client,
+    arns: &[(&str, String)],
+) -> Result<Env, ConfigError> {
+    let mut env = Env::process();
+    for (name, arn) in arns {
+        let out = client
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                let code = aws_sdk_secretsmanager::error::ProvideErrorMetadata::code(&e)
+                    .unwrap_or("unreachable")
+                    .to_owned();
+                ConfigError(format!("{name}: GetSecretValue failed ({code})"))
+            })?;
+        let text = out
+            .secret_string()
+            .ok_or_else(|| ConfigError(format!("{name}: the secret has no string value")))?;
+        env = env.with_secret_json(name, text)?;
+    }
+    Ok(env)
+}
+
 /// Everything a Lambda handler needs.
 pub async fn lambda_ctx() -> Result<Ctx, ConfigError> {
-    let config = Config::from_env()?;
-    let psps = psps_from_env(&config)?;
+    let env = secrets_env().await?;
+    let config = Config::from_lookup(&env)?;
+    let psps = psps_from(&config, &env)?;
     let (store, queue) = aws_backends_from_env().await?;
     Ok(Ctx {
         store,
