@@ -4,8 +4,9 @@
 # every test of the workspace — the DynamoDB/SQS adapter suites against a
 # moto server this script installs (PyPI) and starts on 127.0.0.1, the Adyen
 # connector against Prism (npm) serving Adyen's own OpenAPI files from
-# ../shared/specs/adyen, the checkout test in headless Chromium installed
-# from Debian (apt-get).
+# ../shared/specs/adyen, the checkout and operator console tests in headless
+# Chromium installed from Debian (apt-get), with axe-core (npm) for the
+# accessibility pass.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -38,9 +39,10 @@ export PAYLOOP_TEST_PRISM_CHECKOUT PAYLOOP_TEST_PRISM_TRANSFERS PAYLOOP_TEST_PRI
 # The Adyen contract tests fail (never skip) without Prism.
 export PAYLOOP_REQUIRE_PRISM=1
 
-step "chromium + chromedriver (headless checkout test)"
+step "chromium + chromedriver + axe-core (headless checkout and console tests)"
 scripts/browser.sh
-export PAYLOOP_REQUIRE_BROWSER=1
+PAYLOOP_AXE_JS="$(scripts/axe.sh)"
+export PAYLOOP_AXE_JS PAYLOOP_REQUIRE_BROWSER=1
 
 step "schemathesis (infra/openapi.yaml against payloop serve)"
 scripts/schemathesis.sh

@@ -1,6 +1,6 @@
 //! What `payloop serve` shows at `/`: what is running (version, store, PSPs,
-//! rules, modes) and where to go next (the API document, served at
-//! `/openapi.yaml`). No key or secret appears on the page.
+//! rules, modes) and where to go next (the operator console at `/ops`, the
+//! API document, served at `/openapi.yaml`). No key or secret appears on the page.
 
 use axum::extract::State;
 use axum::http::header;
@@ -54,6 +54,7 @@ async fn home(State(ctx): State<Ctx>) -> Html<String> {
 </dl>
 <h2>Next</h2>
 <ul>
+<li><a href="/ops">The operator console</a> (sign in with the platform key printed at start-up)</li>
 <li><a href="/openapi.yaml">The API document (OpenAPI 3.1)</a></li>
 <li>Create a deposit: <code>POST /v1/payments/init</code> with the client key printed at start-up</li>
 <li>Routing and circuits: <code>GET /v1/admin/routing</code> with the platform key</li>

@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Layers, lowest first; a module may use its own layer and those below.
-const LAYERS: [&[&str]; 8] = [
+const LAYERS: [&[&str]; 9] = [
     &["clock", "ids", "money", "secret"],
     &["store", "queue", "error"],
     &["schema"],
+    &["metrics"],
     &["psp"],
     &["config"],
     &["domain"],

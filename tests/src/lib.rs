@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod faults;
+pub mod webdriver;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

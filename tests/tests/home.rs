@@ -23,6 +23,10 @@ async fn the_home_page_says_what_runs_and_links_the_api_document() {
     assert!(page.contains("version shipped-"), "{page}");
     assert!(page.contains("Degradation mode</dt><dd>off"), "{page}");
     assert!(page.contains(r#"href="/openapi.yaml""#), "{page}");
+    assert!(
+        page.contains(r#"href="/ops""#),
+        "the console is linked: {page}"
+    );
     for secret in [
         &t.stack.secrets.client_key,
         &t.stack.secrets.platform_key,

@@ -1,5 +1,6 @@
 //! What `payloop serve` gives operators beyond the functions' API: the
-//! metrics as JSON (`GET /v1/ops/metrics`, platform key).
+//! metrics as JSON (`GET /v1/ops/metrics`, platform key) and the operator
+//! console (`/ops`, see [`console`]).
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -9,10 +10,13 @@ use payloop::domain::{observe, Ctx};
 use payloop::edge::{authenticate, ApiError};
 use payloop::metrics::MetricsView;
 
+pub mod console;
+
 pub fn router(ctx: Ctx) -> axum::Router {
     axum::Router::new()
         .route("/v1/ops/metrics", get(metrics))
-        .with_state(ctx)
+        .with_state(ctx.clone())
+        .merge(console::router(ctx))
 }
 
 /// Every metric since start with its definition, the gauges read now.

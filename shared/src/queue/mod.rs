@@ -133,3 +133,61 @@ pub async fn redrive(
     }
     Ok(moved)
 }
+
+/// Look at up to `max` messages of a queue without taking them: each is
+/// received (hidden for a moment) and made visible again at once. For
+/// operators (the dead-letter list); on SQS a message being looked at by
+/// another reader at the same time may be missing from the list.
+pub async fn peek(q: &dyn Queue, queue: QueueName, max: usize) -> Result<Vec<Message>, QueueError> {
+    let seen = peek_hidden(q, queue, max).await?;
+    for m in &seen {
+        q.change_visibility(queue, &m.receipt, Duration::ZERO)
+            .await?;
+    }
+    Ok(seen)
+}
+
+/// How long a looked-at message stays hidden while the look lasts.
+const PEEK_HIDE: Duration = Duration::from_secs(30);
+
+/// Move the one message `id` from a dead-letter queue back to its source.
+/// Looks through at most `scan` messages; the others are made visible again.
+/// `Ok(false)`: not found (already replayed, or beyond the scan).
+pub async fn redrive_one(
+    q: &dyn Queue,
+    dlq: QueueName,
+    source: QueueName,
+    id: &str,
+    scan: usize,
+) -> Result<bool, QueueError> {
+    let looked = peek_hidden(q, dlq, scan).await?;
+    let mut found = false;
+    for m in &looked {
+        if m.id == id && !found {
+            q.send(source, &m.body).await?;
+            q.delete(dlq, &m.receipt).await?;
+            found = true;
+        } else {
+            q.change_visibility(dlq, &m.receipt, Duration::ZERO).await?;
+        }
+    }
+    Ok(found)
+}
+
+/// Receive up to `max` messages, leaving them hidden (the caller decides).
+async fn peek_hidden(
+    q: &dyn Queue,
+    queue: QueueName,
+    max: usize,
+) -> Result<Vec<Message>, QueueError> {
+    let mut seen: Vec<Message> = Vec::new();
+    while seen.len() < max {
+        let want = (max - seen.len()).min(MAX_RECEIVE_BATCH);
+        let batch = q.receive(queue, want, PEEK_HIDE, Duration::ZERO).await?;
+        if batch.is_empty() {
+            break;
+        }
+        seen.extend(batch);
+    }
+    Ok(seen)
+}

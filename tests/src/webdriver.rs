@@ -1,0 +1,223 @@
+//! A W3C WebDriver client for the browser suites: Debian's chromedriver
+//! driving headless Chromium (installed by `scripts/test.sh`).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// The W3C element reference key.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Driver {
+    child: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A program on the PATH.
+pub fn find(bin: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(bin))
+            .find(|p| p.is_file())
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Driver {
+    pub async fn start(driver: &std::path::Path, browser: &std::path::Path) -> Driver {
+        let port = free_port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = payloop::psp::https::local_client().unwrap();
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": browser,
+                "args": ["--headless=new", "--window-size=1280,1100", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-background-networking", "--disable-extensions", "--no-first-run",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }
+        }}});
+        let mut d = Driver {
+            child,
+            base,
+            session: String::new(),
+            http,
+            _profile: profile,
+        };
+        let v = d.call("POST", "/session", caps).await;
+        d.session = v["sessionId"]
+            .as_str()
+            .expect("a WebDriver session")
+            .to_owned();
+        // Finding an element waits (up to 15 s) for the page that has it: a
+        // click's form submission may still be loading under CI load.
+        d.call("POST", &d.s("/timeouts"), json!({"implicit": 15_000}))
+            .await;
+        d
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.base);
+        let req = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url).json(&body),
+        };
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    pub fn s(&self, rest: &str) -> String {
+        format!("/session/{}{rest}", self.session)
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.call("POST", &self.s("/url"), json!({ "url": url }))
+            .await;
+    }
+
+    pub async fn element(&self, css: &str) -> String {
+        let v = self
+            .call(
+                "POST",
+                &self.s("/element"),
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_owned()
+    }
+
+    pub async fn click(&self, css: &str) {
+        let e = self.element(css).await;
+        self.call("POST", &self.s(&format!("/element/{e}/click")), json!({}))
+            .await;
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let e = self.element(css).await;
+        self.call(
+            "POST",
+            &self.s(&format!("/element/{e}/value")),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        let e = self.element(css).await;
+        let v = self
+            .call("GET", &self.s(&format!("/element/{e}/text")), json!({}))
+            .await;
+        v.as_str().unwrap().to_owned()
+    }
+
+    pub async fn quit(&self) {
+        self.call("DELETE", &self.s(""), json!({})).await;
+    }
+}
+
+impl Driver {
+    /// Run `script` in the page (synchronously); its return value.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            &self.s("/execute/sync"),
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// Run `script` in the page; it calls `arguments[arguments.length - 1]`
+    /// with its result.
+    pub async fn execute_async(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            &self.s("/execute/async"),
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// Save a PNG of the viewport to `path`.
+    pub async fn screenshot(&self, path: &std::path::Path) {
+        use base64::Engine as _;
+        let v = self.call("GET", &self.s("/screenshot"), json!({})).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(path, png).unwrap();
+    }
+
+    /// The current page's URL.
+    pub async fn url(&self) -> String {
+        let v = self.call("GET", &self.s("/url"), json!({})).await;
+        v.as_str().unwrap().to_owned()
+    }
+
+    /// How many elements match `css` now (no implicit wait for none).
+    pub async fn count(&self, css: &str) -> usize {
+        let v = self
+            .execute(
+                "return document.querySelectorAll(arguments[0]).length;",
+                json!([css]),
+            )
+            .await;
+        v.as_u64().unwrap() as usize
+    }
+}
+
+/// Chromium and chromedriver, or `None` after printing why the test is
+/// skipped (a failure under the test command, which installs them).
+pub fn browser_or_skip(test: &str) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    match (find("chromedriver"), find("chromium")) {
+        (Some(d), Some(b)) => Some((d, b)),
+        _ => {
+            assert!(
+                std::env::var_os("PAYLOOP_REQUIRE_BROWSER").is_none(),
+                "{test}: chromium/chromedriver missing but scripts/test.sh requires them"
+            );
+            println!("SKIPPED {test}: chromium and chromedriver are not installed (scripts/test.sh installs Debian's chromium + chromium-driver)");
+            None
+        }
+    }
+}
