@@ -14,7 +14,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use payloop::queue::{redrive, Message, Queue, QueueName, DEFAULT_MAX_RECEIVES, MAX_RECEIVE_BATCH};
+use payloop::queue::{
+    self, redrive, Message, Queue, QueueName, DEFAULT_MAX_RECEIVES, MAX_RECEIVE_BATCH,
+};
 use payloop::store::{
     item, Attr, Cond, Item, Key, Page, Query, SkRange, Store, StoreError, UpdateOp, Write,
     MAX_TRANSACT_WRITES,
@@ -1171,8 +1173,59 @@ pub async fn queue_concurrent_receivers(q: &dyn Queue) {
     }
 }
 
+/// The operator's view of a dead-letter queue: `depth` counts it, `peek`
+/// shows messages without taking them, `redrive_one` moves exactly the
+/// one asked for and leaves the others visible.
+pub async fn queue_depth_peek_and_redrive_one(q: &dyn Queue) {
+    drain(q).await;
+    assert_eq!(q.depth(QueueName::EventsDlq).await, Ok(0));
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            q.send(QueueName::EventsDlq, &format!("dead-{i}"))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(q.depth(QueueName::EventsDlq).await, Ok(3));
+    let seen = queue::peek(q, QueueName::EventsDlq, 10).await.unwrap();
+    let mut bodies: Vec<String> = seen.iter().map(|m| m.body.clone()).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["dead-0", "dead-1", "dead-2"]);
+    // Looked at, not taken: all three are still there and visible.
+    let again = queue::peek(q, QueueName::EventsDlq, 10).await.unwrap();
+    assert_eq!(again.len(), 3, "a peek leaves the messages visible");
+    let moved = queue::redrive_one(q, QueueName::EventsDlq, QueueName::Events, &ids[1], 10).await;
+    assert_eq!(moved, Ok(true));
+    let moved = queue::redrive_one(q, QueueName::EventsDlq, QueueName::Events, &ids[1], 10).await;
+    assert_eq!(
+        moved,
+        Ok(false),
+        "the same message twice: gone the second time"
+    );
+    let events = q
+        .receive(
+            QueueName::Events,
+            10,
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["dead-1"]
+    );
+    let left = queue::peek(q, QueueName::EventsDlq, 10).await.unwrap();
+    let mut left: Vec<&str> = left.iter().map(|m| m.body.as_str()).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["dead-0", "dead-2"]);
+    drain(q).await;
+}
+
 /// Every queue check, one after the other (they share the queues).
 pub async fn run_queue_suite(q: &dyn Queue) {
+    queue_depth_peek_and_redrive_one(q).await;
     queue_send_receive_delete(q).await;
     queue_visibility_timeout(q).await;
     queue_stale_receipt(q).await;
