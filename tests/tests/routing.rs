@@ -126,6 +126,33 @@ async fn an_unhealthy_route_is_taken_out_and_probed_back_in() {
             "the recovered route gets traffic again"
         );
     }
+    // The metrics saw it all: opened, probed (half-open) twice, re-opened
+    // by the failed probe, closed by the good one; the failed calls count
+    // against the route's uptime.
+    let m = t.stack.ctx.metrics().view();
+    let changes = m.series("circuit_changes");
+    assert_eq!(
+        changes["circuit_changes.psp.sandbox.to.open"], 2.0,
+        "{changes:?}"
+    );
+    assert_eq!(
+        changes["circuit_changes.psp.sandbox.to.half_open"], 2.0,
+        "{changes:?}"
+    );
+    assert_eq!(
+        changes["circuit_changes.psp.sandbox.to.closed"], 1.0,
+        "{changes:?}"
+    );
+    assert_eq!(
+        m.series("circuit_opened")["circuit_opened.psp.sandbox"],
+        2.0
+    );
+    let down = m.series("psp_calls_unavailable");
+    assert_eq!(
+        down["psp_calls_unavailable.psp.sandbox"], 6.0,
+        "five trips and one probe"
+    );
+    assert!(m.series("psp_uptime")["psp_uptime.psp.sandbox"] < 1.0);
     t.shutdown().await;
 }
 
