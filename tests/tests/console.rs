@@ -219,6 +219,20 @@ async fn an_operator_finds_a_payment_replays_a_dead_letter_and_resolves_its_case
     t.shutdown().await;
 }
 
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    http.post(url)
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The session cookie's flags, and a POST without the session's CSRF token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_session_is_http_only_strict_and_every_post_needs_its_token() {
@@ -247,25 +261,13 @@ async fn the_console_session_is_http_only_strict_and_every_post_needs_its_token(
         ("key", t.stack.secrets.platform_key.as_str()),
         ("csrf", "forged"),
     ];
-    let r = http
-        .post(t.url("/ops/login"))
-        .header("cookie", &nonce)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&http, &t.url("/ops/login"), &nonce, &form).await;
     assert_eq!(r.status(), 403);
     let form = [
         ("key", t.stack.secrets.platform_key.as_str()),
         ("csrf", csrf.as_str()),
     ];
-    let r = http
-        .post(t.url("/ops/login"))
-        .header("cookie", &nonce)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&http, &t.url("/ops/login"), &nonce, &form).await;
     assert_eq!(r.status(), 303);
     let session = r
         .headers()
@@ -299,13 +301,7 @@ async fn the_console_session_is_http_only_strict_and_every_post_needs_its_token(
         .to_owned();
     for bad in ["", "0000"] {
         let form = [("csrf", bad), ("degraded", "true")];
-        let r = http
-            .post(t.url("/ops/routing/degradation"))
-            .header("cookie", &cookie)
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let r = post(&http, &t.url("/ops/routing/degradation"), &cookie, &form).await;
         assert_eq!(r.status(), 403, "token {bad:?}");
     }
     let view: Value = t.get("/v1/admin/routing", true).await.json();
@@ -324,13 +320,7 @@ async fn the_console_session_is_http_only_strict_and_every_post_needs_its_token(
     assert_eq!(r.status(), 303);
     // With the token, the switch works.
     let form = [("csrf", token.as_str()), ("degraded", "true")];
-    let r = http
-        .post(t.url("/ops/routing/degradation"))
-        .header("cookie", &cookie)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&http, &t.url("/ops/routing/degradation"), &cookie, &form).await;
     assert_eq!(r.status(), 303);
     let view: Value = t.get("/v1/admin/routing", true).await.json();
     assert_eq!(view["degraded"], true);

@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -142,6 +143,39 @@ impl Console {
     }
 }
 
+/// A page request by a signed-in operator (else: to the sign-in page).
+pub struct Viewer(pub Operator);
+
+impl FromRequestParts<Arc<Console>> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, c: &Arc<Console>) -> Result<Self, Response> {
+        c.operator(&parts.headers).map(Viewer).ok_or_else(to_login)
+    }
+}
+
+/// A form POST by a signed-in operator carrying the session's CSRF token,
+/// and the form's fields (else: sign in first, or 403).
+pub struct Posted {
+    pub op: Operator,
+    pub form: HashMap<String, String>,
+}
+
+impl FromRequest<Arc<Console>> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, c: &Arc<Console>) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let Form(form) = Fields::from_request(req, c)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let op = c
+            .checked(&headers, &form)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Posted { op, form })
+    }
+}
+
 /// Why a POST was not carried out.
 pub enum Refused {
     /// No valid session: sign in first.
@@ -229,10 +263,7 @@ async fn login(State(c): St, headers: HeaderMap, Form(f): Fields) -> Response {
     res
 }
 
-async fn logout(State(c): St, headers: HeaderMap, Form(f): Fields) -> Response {
-    if let Err(r) = c.checked(&headers, &f) {
-        return r.into_response();
-    }
+async fn logout(State(c): St, _: Posted) -> Response {
     (
         [(header::SET_COOKIE, c.cookie(SESSION_COOKIE, "", 0))],
         Redirect::to("/ops/login"),

@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use payloop::clock::Day;
 use payloop::domain::deposits::{self, Shown};
 use payloop::domain::operator::{self, DegradationRequest};
@@ -23,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::charts::{bars, Bar};
 use super::html::{self, cell, escape, post_form, pre, table, time};
-use super::{to_login, Fields, Operator, St};
+use super::{Operator, Posted, St, Viewer};
 
 type Q = Query<HashMap<String, String>>;
 
@@ -100,10 +99,7 @@ fn json_of<T: serde::Serialize>(v: &T) -> Value {
 
 // ------------------------------------------------------------------ overview
 
-pub async fn overview(State(c): St, headers: HeaderMap, Query(q): Q) -> Response {
-    let Some(op) = c.operator(&headers) else {
-        return to_login();
-    };
+pub async fn overview(State(c): St, Viewer(op): Viewer, Query(q): Q) -> Response {
     let m = crate::ops::current(&c.ctx).await;
     let gauges = table(
         "Now",
@@ -264,10 +260,7 @@ fn shares(m: &MetricsView) -> String {
 
 // ------------------------------------------------------------------ payments
 
-pub async fn payments(State(c): St, headers: HeaderMap, Query(q): Q) -> Response {
-    let Some(op) = c.operator(&headers) else {
-        return to_login();
-    };
+pub async fn payments(State(c): St, Viewer(op): Viewer, Query(q): Q) -> Response {
     let search = q.get("q").map(|s| s.trim()).unwrap_or_default();
     let form = format!(
         r#"<form method="get" action="/ops/payments" role="search"><p><label for="q">Payment id or player id</label><br><input id="q" name="q" value="{}" size="40"> <button type="submit" id="search">Find</button></p></form>"#,
@@ -349,13 +342,10 @@ async fn player_page(ctx: &payloop::domain::Ctx, player: &PlayerId) -> Result<St
 
 pub async fn payment(
     State(c): St,
-    headers: HeaderMap,
+    Viewer(op): Viewer,
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Response {
-    let Some(op) = c.operator(&headers) else {
-        return to_login();
-    };
     let id = match PaymentId::parse(&id) {
         Ok(id) => id,
         Err(e) => {
@@ -453,10 +443,7 @@ fn payment_body(v: &Value, deliveries: &Value) -> String {
 
 // -------------------------------------------------------------- dead letters
 
-pub async fn dead_letters(State(c): St, headers: HeaderMap, Query(q): Q) -> Response {
-    let Some(op) = c.operator(&headers) else {
-        return to_login();
-    };
+pub async fn dead_letters(State(c): St, Viewer(op): Viewer, Query(q): Q) -> Response {
     let letters = match queue::peek(c.ctx.queue.as_ref(), QueueName::EventsDlq, DLQ_SHOWN).await {
         Ok(l) => l,
         Err(e) => return error_page(&op, "Dead letters", "/ops/dlq", &Error::from(e)),
@@ -502,14 +489,9 @@ pub async fn dead_letters(State(c): St, headers: HeaderMap, Query(q): Q) -> Resp
 
 pub async fn replay_one(
     State(c): St,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(f): Fields,
+    Posted { op, .. }: Posted,
 ) -> Response {
-    let op = match c.checked(&headers, &f) {
-        Ok(op) => op,
-        Err(r) => return r.into_response(),
-    };
     let q = c.ctx.queue.as_ref();
     let outcome = match queue::redrive_one(
         q,
@@ -532,11 +514,7 @@ pub async fn replay_one(
     back("/ops/dlq", outcome)
 }
 
-pub async fn replay_all(State(c): St, headers: HeaderMap, Form(f): Fields) -> Response {
-    let op = match c.checked(&headers, &f) {
-        Ok(op) => op,
-        Err(r) => return r.into_response(),
-    };
+pub async fn replay_all(State(c): St, Posted { op, .. }: Posted) -> Response {
     let q = c.ctx.queue.as_ref();
     let outcome = match queue::redrive(q, QueueName::EventsDlq, QueueName::Events, REPLAY_ALL_MAX)
         .await
@@ -552,10 +530,7 @@ pub async fn replay_all(State(c): St, headers: HeaderMap, Form(f): Fields) -> Re
 
 // ------------------------------------------------------------ reconciliation
 
-pub async fn recon(State(c): St, headers: HeaderMap, Query(q): Q) -> Response {
-    let Some(op) = c.operator(&headers) else {
-        return to_login();
-    };
+pub async fn recon(State(c): St, Viewer(op): Viewer, Query(q): Q) -> Response {
     let day = match q.get("date") {
         None => Day::today(),
         Some(d) => match Day::parse(d) {
@@ -629,14 +604,9 @@ pub async fn recon(State(c): St, headers: HeaderMap, Query(q): Q) -> Response {
 
 pub async fn resolve_case(
     State(c): St,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(f): Fields,
+    Posted { op, form: f }: Posted,
 ) -> Response {
-    let op = match c.checked(&headers, &f) {
-        Ok(op) => op,
-        Err(r) => return r.into_response(),
-    };
     let to = f
         .get("back")
         .filter(|b| b.starts_with("/ops/recon"))
@@ -655,10 +625,7 @@ pub async fn resolve_case(
 
 // ------------------------------------------------------------------- routing
 
-pub async fn routing(State(c): St, headers: HeaderMap, Query(q): Q) -> Response {
-    let Some(op) = c.operator(&headers) else {
-        return to_login();
-    };
+pub async fn routing(State(c): St, Viewer(op): Viewer, Query(q): Q) -> Response {
     let v = match operator::routing_view(&c.ctx).await {
         Ok(v) => json_of(&v),
         Err(e) => return error_page(&op, "Routing", "/ops/routing", &e),
@@ -719,11 +686,7 @@ pub async fn routing(State(c): St, headers: HeaderMap, Query(q): Q) -> Response 
     render("Routing", "/ops/routing", &op, &q, &body)
 }
 
-pub async fn degradation(State(c): St, headers: HeaderMap, Form(f): Fields) -> Response {
-    let op = match c.checked(&headers, &f) {
-        Ok(op) => op,
-        Err(r) => return r.into_response(),
-    };
+pub async fn degradation(State(c): St, Posted { op, form: f }: Posted) -> Response {
     let body = json!({
         "degraded": f.get("degraded").map(String::as_str) == Some("true"),
         "note": f.get("note").cloned().unwrap_or_default(),
@@ -748,10 +711,7 @@ pub async fn degradation(State(c): St, headers: HeaderMap, Form(f): Fields) -> R
 
 // ---------------------------------------------------------------------- risk
 
-pub async fn risk(State(c): St, headers: HeaderMap, Query(q): Q) -> Response {
-    let Some(op) = c.operator(&headers) else {
-        return to_login();
-    };
+pub async fn risk(State(c): St, Viewer(op): Viewer, Query(q): Q) -> Response {
     let open = match review::list_open(&c.ctx).await {
         Ok(r) => r,
         Err(e) => return error_page(&op, "Risk", "/ops/risk", &e),
@@ -799,14 +759,9 @@ pub async fn risk(State(c): St, headers: HeaderMap, Query(q): Q) -> Response {
 
 pub async fn decide_review(
     State(c): St,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(f): Fields,
+    Posted { op, form: f }: Posted,
 ) -> Response {
-    let op = match c.checked(&headers, &f) {
-        Ok(op) => op,
-        Err(r) => return r.into_response(),
-    };
     let body = json!({
         "decision": f.get("decision").cloned().unwrap_or_default(),
         "note": f.get("note").cloned().unwrap_or_default(),
@@ -825,14 +780,9 @@ pub async fn decide_review(
 
 pub async fn close_alert(
     State(c): St,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(f): Fields,
+    Posted { op, form: f }: Posted,
 ) -> Response {
-    let op = match c.checked(&headers, &f) {
-        Ok(op) => op,
-        Err(r) => return r.into_response(),
-    };
     let body = json!({ "note": f.get("note").cloned().unwrap_or_default() });
     let note = Body::from_json(body.to_string().as_bytes()).and_then(|b| aml::parse_close_note(&b));
     let outcome = match note {
