@@ -225,6 +225,8 @@ fn print_banner(stack: &local::LocalStack) {
     println!("  POST {base}/v1/payments/webhook[/<psp>] (signed by the PSP)");
     println!("  GET  {base}/v1/wallet/<player_id>       (Authorization: Bearer <platform key>)");
     println!("  GET  {base}/v1/admin/routing            (platform key: circuits, degradation)");
+    println!("  GET  {base}/v1/ops/metrics              (platform key: every metric with its definition)");
+    println!("operator console:       {base}/ops (sign in with the platform key)");
     println!("dev client API key:     {}", s.client_key);
     println!("dev platform API key:   {}", s.platform_key);
     println!("sandbox webhook secret: {}", s.webhook_secret);
