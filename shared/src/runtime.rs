@@ -346,20 +346,37 @@ pub async fn lambda_ctx() -> Result<Ctx, ConfigError> {
 /// JSON line on stdout, which Lambda sends to CloudWatch Logs). Call once at
 /// the end of every invocation.
 pub fn flush_metrics(ctx: &Ctx, function: &str) {
+    flush_metrics_to(ctx, function, &|doc| println!("{doc}"));
+}
+
+/// Where an invocation's EMF document goes (stdout in Lambda; tests collect).
+pub type EmfSink = dyn Fn(String) + Send + Sync;
+
+pub fn flush_metrics_to(ctx: &Ctx, function: &str, sink: &EmfSink) {
     if let Some(doc) = ctx.metrics().take_emf(ctx.now_ms(), function) {
-        println!("{doc}");
+        sink(doc);
     }
 }
 
 /// An HTTP function as deployed: its router, then one EMF document per
 /// request (one request is one Lambda invocation).
 pub fn with_emf(app: axum::Router, ctx: Ctx, function: &'static str) -> axum::Router {
+    with_emf_to(app, ctx, function, Arc::new(|doc| println!("{doc}")))
+}
+
+/// [`with_emf`], the documents given to `sink`.
+pub fn with_emf_to(
+    app: axum::Router,
+    ctx: Ctx,
+    function: &'static str,
+    sink: Arc<EmfSink>,
+) -> axum::Router {
     app.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let ctx = ctx.clone();
+            let (ctx, sink) = (ctx.clone(), Arc::clone(&sink));
             async move {
                 let response = next.run(req).await;
-                flush_metrics(&ctx, function);
+                flush_metrics_to(&ctx, function, sink.as_ref());
                 response
             }
         },

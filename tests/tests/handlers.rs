@@ -49,6 +49,43 @@ async fn apigw_init_event_creates_an_intent_and_replays() {
     assert_eq!(headers2.get("idempotent-replayed").unwrap(), "true");
 }
 
+/// As deployed (`main.rs`): each invocation writes exactly one EMF
+/// document with what it recorded, and the next starts from nothing.
+#[tokio::test]
+async fn each_invocation_writes_one_emf_document_of_its_own_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path());
+    let docs = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = {
+        let docs = Arc::clone(&docs);
+        Arc::new(move |d: String| docs.lock().unwrap().push(d))
+    };
+    let app = payloop::runtime::with_emf_to(intent_api::app(ctx.clone()), ctx, "intent-api", sink);
+    let (status, _, _) = call(app.clone(), &fixture("apigw-init.json")).await;
+    assert_eq!(status, 201);
+    let (status, _, _) = call(app, &fixture("apigw-init.json")).await;
+    assert_eq!(status, 201, "the replay");
+    let docs = docs.lock().unwrap();
+    assert_eq!(
+        docs.len(),
+        1,
+        "the replay recorded nothing, so wrote nothing: {docs:?}"
+    );
+    assert!(!docs[0].contains('\n'));
+    let emf: serde_json::Value = serde_json::from_str(&docs[0]).unwrap();
+    assert_eq!(emf["function"], "intent-api");
+    assert_eq!(emf["deposits_started"], 1);
+    assert_eq!(emf["psp_calls_ok"], 1);
+    assert_eq!(emf["risk_decisions.flow.deposit"], 1);
+    let names: Vec<&str> = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"deposits_started.method.card"), "{names:?}");
+}
+
 #[tokio::test]
 async fn apigw_get_of_an_unknown_payment_is_a_404_with_the_error_body() {
     let dir = tempfile::tempdir().unwrap();
