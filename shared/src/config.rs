@@ -182,8 +182,10 @@ impl Env {
     }
 
     /// Add one secret's JSON object (`{"client_keys": "...", ...}`); its
-    /// string members become `PAYLOOP_CLIENT_KEYS`, ... Errors never show
-    /// a value.
+    /// string members become `PAYLOOP_CLIENT_KEYS`, ... An empty string is
+    /// as if the member were absent (the template's secret has every key,
+    /// empty where a PSP list carries the PSPs' own). Errors never show a
+    /// value.
     pub fn with_secret_json(mut self, what: &str, json: &str) -> Result<Env, ConfigError> {
         let bad = || {
             ConfigError(format!(
@@ -193,6 +195,9 @@ impl Env {
         let v: serde_json::Value = serde_json::from_str(json).map_err(|_| bad())?;
         for (k, v) in v.as_object().ok_or_else(bad)? {
             let value = v.as_str().ok_or_else(bad)?;
+            if value.is_empty() {
+                continue;
+            }
             let name = format!("PAYLOOP_{}", k.to_ascii_uppercase());
             self.secrets.insert(name, Secret::new(value.to_owned()));
         }
