@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// How long a page may take to show what a test waits for, and how often
+/// it looks.
+const WAIT: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(100);
+
 /// The W3C element reference key.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -88,6 +93,14 @@ impl Driver {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        match self.try_call(method, path, body).await {
+            Ok(v) => v,
+            Err(v) => panic!("{method} {path}: {v}"),
+        }
+    }
+
+    /// A WebDriver command: its value, or the error it answered.
+    async fn try_call(&self, method: &str, path: &str, body: Value) -> Result<Value, Value> {
         let url = format!("{}{path}", self.base);
         let req = match method {
             "GET" => self.http.get(url),
@@ -97,8 +110,48 @@ impl Driver {
         let r = req.send().await.unwrap();
         let status = r.status();
         let v: Value = r.json().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {v}");
-        v["value"].clone()
+        if status.is_success() {
+            Ok(v["value"].clone())
+        } else {
+            Err(v["value"].clone())
+        }
+    }
+
+    /// An element command that a page still loading can make stale (a
+    /// click's form submission replaces the page): found again until it
+    /// answers, for up to [`WAIT`].
+    async fn on_element(&self, css: &str, method: &str, rest: &str, body: Value) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let e = self.element(css).await;
+            let path = self.s(&format!("/element/{e}{rest}"));
+            match self.try_call(method, &path, body.clone()).await {
+                Ok(v) => return v,
+                Err(err)
+                    if err["error"] == "stale element reference" && started.elapsed() < WAIT =>
+                {
+                    tokio::time::sleep(POLL).await;
+                }
+                Err(err) => panic!("{method} {css}{rest}: {err}"),
+            }
+        }
+    }
+
+    /// Wait (up to [`WAIT`]) until `css`'s text is `expected`: the page a
+    /// click loads may not be there yet.
+    pub async fn wait_text(&self, css: &str, expected: &str) {
+        let started = std::time::Instant::now();
+        loop {
+            let now = self.text(css).await;
+            if now == expected {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "{css}: {now:?}, expected {expected:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     pub fn s(&self, rest: &str) -> String {
@@ -125,26 +178,16 @@ impl Driver {
     }
 
     pub async fn click(&self, css: &str) {
-        let e = self.element(css).await;
-        self.call("POST", &self.s(&format!("/element/{e}/click")), json!({}))
-            .await;
+        self.on_element(css, "POST", "/click", json!({})).await;
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
-        let e = self.element(css).await;
-        self.call(
-            "POST",
-            &self.s(&format!("/element/{e}/value")),
-            json!({ "text": text }),
-        )
-        .await;
+        self.on_element(css, "POST", "/value", json!({ "text": text }))
+            .await;
     }
 
     pub async fn text(&self, css: &str) -> String {
-        let e = self.element(css).await;
-        let v = self
-            .call("GET", &self.s(&format!("/element/{e}/text")), json!({}))
-            .await;
+        let v = self.on_element(css, "GET", "/text", json!({})).await;
         v.as_str().unwrap().to_owned()
     }
 

@@ -179,7 +179,7 @@ async fn an_operator_finds_a_payment_replays_a_dead_letter_and_resolves_its_case
     d.type_into("#note-0", "settled by hand with the PSP").await;
     d.click("#resolve-0").await;
     assert!(d.text("#flash").await.contains("resolved"));
-    assert_eq!(d.text(".case-status").await, "resolved");
+    d.wait_text(".case-status", "resolved").await;
     d.screenshot(&shots.join("console-recon-resolved.png"))
         .await;
 
@@ -187,13 +187,13 @@ async fn an_operator_finds_a_payment_replays_a_dead_letter_and_resolves_its_case
     d.goto(&t.url("/ops/routing")).await;
     assert_eq!(d.text("#degraded").await, "off");
     d.click("#degradation").await;
-    assert_eq!(d.text("#degraded").await, "on");
+    d.wait_text("#degraded", "on").await;
     d.screenshot(&shots.join("console-routing.png")).await;
     if let Some(js) = &axe_js {
         axe_runs.push(axe(&d, js, "routing").await);
     }
     d.click("#degradation").await;
-    assert_eq!(d.text("#degraded").await, "off");
+    d.wait_text("#degraded", "off").await;
 
     d.goto(&t.url("/ops/risk")).await;
     if let Some(js) = &axe_js {
@@ -201,11 +201,13 @@ async fn an_operator_finds_a_payment_replays_a_dead_letter_and_resolves_its_case
     }
     // Signing out ends the session.
     d.click("#logout").await;
+    d.element("#key").await;
     assert!(d.url().await.ends_with("/ops/login"));
     if let Some(js) = &axe_js {
         axe_runs.push(axe(&d, js, "sign-in").await);
     }
     d.goto(&t.url("/ops/dlq")).await;
+    d.element("#key").await;
     assert!(d.url().await.ends_with("/ops/login"));
     d.quit().await;
 
