@@ -13,6 +13,7 @@ use crate::store::Store;
 pub mod cases;
 pub mod deposits;
 pub mod events;
+pub mod google;
 pub mod idempotency;
 pub mod limits;
 pub mod observe;
