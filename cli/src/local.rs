@@ -1,4 +1,4 @@
-//! The whole loop in one process: the four functions' routers on one HTTP
+//! The whole loop in one process: every function's router on one HTTP
 //! server, the embedded store and queue in a data directory, the queue
 //! worker, and the sandbox PSPs, each on its own port.
 
@@ -370,6 +370,9 @@ fn app(ctx: &Ctx) -> axum::Router {
             .merge(webhook_intake::router(ctx.clone()))
             .merge(wallet_credit::router(ctx.clone()))
             .merge(reconciliation::local_router(ctx.clone()))
+            .merge(google_facade::router(google_facade::Facade::plaintext(
+                ctx.clone(),
+            )))
             .merge(crate::home::router(ctx.clone()))
             .merge(crate::ops::router(ctx.clone()))
             .fallback(payloop::edge::not_found),

@@ -39,6 +39,7 @@
 //! | AML alert                | `ALERT#<alert_id>`     | `A`                   |
 //! | player's alerts          | `PLAYER#<player_id>`   | `ALERT#<alert_id>`    |
 //! | open alerts              | `ALERTQ`               | `<alert_id>`          |
+//! | Google redirect payment  | `GSP#<account>`        | `REDIRECT#<request id>` |
 
 use crate::ids::{EventId, IdempotencyKey, PaymentId, PlayerId, PspId, TxnId};
 use crate::money::Currency;
@@ -95,6 +96,10 @@ pub fn due_sk(due_ms: i64, what: &str) -> String {
 /// The range of due-work items due at or before `now_ms`.
 pub fn due_until(now_ms: i64) -> crate::store::SkRange {
     crate::store::SkRange::Between(String::new(), due_sk(now_ms, "~"))
+}
+/// The payment a Google redirect request (its requestId) opened.
+pub fn gsp_redirect(account: &str, request_id: &str) -> Key {
+    Key::new(format!("GSP#{account}"), format!("REDIRECT#{request_id}"))
 }
 pub fn idempotency(scope: &str, key: &IdempotencyKey) -> Key {
     Key::new(format!("IDEM#{scope}#{}", key.as_str()), MAIN_SK)

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::ids::IdempotencyKey;
 
 pub mod codec;
+pub mod redirect;
 pub mod wire;
 
 use wire::{GspCode, GspError, RequestHeader};

@@ -1,0 +1,164 @@
+//! google-facade: payloop as a Google Standard Payments redirect-FOP
+//! integrator (the methods Google calls). Each method is served on both
+//! path forms Google's pages show (`/v1/payment-integrator-redirect/<m>`
+//! and `/redirect-fop-v1/<m>`); echo at `/v1/echo`. Thin: open the message
+//! with the codec, parse the header, run the method once per requestId,
+//! seal the answer. Issue 14 is in progress: asynchronousRefund,
+//! remittanceStatementNotification, the outbound notifications and the
+//! signed-and-encrypted codec are still to come.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use payloop::domain::google::codec::{Codec, Plaintext};
+use payloop::domain::google::wire::{self, RequestHeader};
+use payloop::domain::google::{once, redirect, Refusal};
+use payloop::domain::Ctx;
+use serde_json::{json, Value};
+
+/// What the facade needs: the context and the message codec.
+#[derive(Clone)]
+pub struct Facade {
+    pub ctx: Ctx,
+    pub codec: Arc<dyn Codec>,
+}
+
+impl Facade {
+    /// Development mode: JSON without signature or encryption.
+    pub fn plaintext(ctx: Ctx) -> Facade {
+        Facade {
+            ctx,
+            codec: Arc::new(Plaintext),
+        }
+    }
+}
+
+/// The redirect methods, by name.
+#[derive(Clone, Copy)]
+enum Method {
+    Echo,
+    Generate,
+    Status,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Echo => "echo",
+            Method::Generate => "generateRedirectPaymentUrl",
+            Method::Status => "getRedirectPaymentStatus",
+        }
+    }
+}
+
+const REDIRECT_PREFIXES: [&str; 2] = ["/v1/payment-integrator-redirect", "/redirect-fop-v1"];
+
+/// The routes of this function (no middleware; see [`app`]).
+pub fn router(facade: Facade) -> Router {
+    let mut r = Router::new().route("/v1/echo", post(echo));
+    for prefix in REDIRECT_PREFIXES {
+        r = r
+            .route(
+                &format!("{prefix}/generateRedirectPaymentUrl"),
+                post(generate),
+            )
+            .route(&format!("{prefix}/getRedirectPaymentStatus"), post(status));
+    }
+    r.with_state(facade)
+}
+
+/// The function as deployed: routes plus the shared edge middleware.
+pub fn app(facade: Facade) -> Router {
+    payloop::edge::with_edge(router(facade).fallback(payloop::edge::not_found))
+}
+
+async fn echo(State(f): State<Facade>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&f, Method::Echo, &headers, &body).await
+}
+
+async fn generate(State(f): State<Facade>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&f, Method::Generate, &headers, &body).await
+}
+
+async fn status(State(f): State<Facade>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&f, Method::Status, &headers, &body).await
+}
+
+/// Open, check the header, answer once per requestId, seal.
+async fn serve(f: &Facade, m: Method, headers: &HeaderMap, raw: &[u8]) -> Response {
+    let ctx = &f.ctx;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let answer = match f.codec.open(content_type, raw) {
+        Ok(body) => match RequestHeader::parse(&body, ctx.now_ms()) {
+            Ok(h) => {
+                let method = m.name();
+                once(ctx, method, &h, &body, |reserved| {
+                    run(ctx, m, h.clone(), body.clone(), reserved)
+                })
+                .await
+            }
+            Err(e) => Err(Refusal::Gsp(e)),
+        },
+        Err(e) => Err(Refusal::Gsp(e)),
+    };
+    let (status, json) = match answer {
+        Ok(v) => (StatusCode::OK, v),
+        Err(Refusal::Gsp(e)) => {
+            tracing::info!(
+                method = m.name(),
+                code = e.code.as_str(),
+                "google request refused"
+            );
+            let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, e.body(ctx.now_ms()))
+        }
+        Err(Refusal::Unavailable(e)) => {
+            tracing::warn!(method = m.name(), error = %e, "google request not answered now");
+            let body = json!({"responseHeader": wire::response_header(ctx.now_ms())});
+            (StatusCode::SERVICE_UNAVAILABLE, body)
+        }
+    };
+    match f.codec.seal(&json) {
+        Ok((ct, bytes)) => (status, [(header::CONTENT_TYPE, ct)], bytes).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn run(
+    ctx: &Ctx,
+    m: Method,
+    h: RequestHeader,
+    body: Value,
+    reserved: String,
+) -> Result<Value, Refusal> {
+    match m {
+        Method::Echo => Ok(echo_answer(ctx, &body)?),
+        Method::Generate => redirect::generate(ctx, &h, &body, &reserved).await,
+        Method::Status => redirect::status(ctx, &h, &body).await,
+    }
+}
+
+fn echo_answer(ctx: &Ctx, body: &Value) -> Result<Value, wire::GspError> {
+    let message = body
+        .get("clientMessage")
+        .and_then(Value::as_str)
+        .filter(|s| s.len() <= 1000)
+        .ok_or_else(|| {
+            wire::GspError::new(
+                wire::GspCode::InvalidFieldValue,
+                "clientMessage must be a string of at most 1000 bytes",
+            )
+        })?;
+    Ok(json!({
+        "responseHeader": wire::response_header(ctx.now_ms()),
+        "clientMessage": message,
+        "serverMessage": "payloop",
+    }))
+}
