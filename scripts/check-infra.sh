@@ -228,6 +228,14 @@ EXPECTED = {
     ("post", "/v1/recon/cases/{case_id}/resolve"),
     ("get", "/v1/recon/reports/{psp}/{date}"),
 }
+GOOGLE = {
+    ("post", "/v1/echo"),
+    ("post", "/v1/payment-integrator-redirect/generateRedirectPaymentUrl"),
+    ("post", "/redirect-fop-v1/generateRedirectPaymentUrl"),
+    ("post", "/v1/payment-integrator-redirect/getRedirectPaymentStatus"),
+    ("post", "/redirect-fop-v1/getRedirectPaymentStatus"),
+}
+EXPECTED |= GOOGLE
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 # Which function (cargo-lambda binary) serves what. One Lambda serves one event
@@ -275,6 +283,7 @@ FUNCTIONS = {
         ("post", "/v1/recon/cases/{case_id}/resolve"),
         ("get", "/v1/recon/reports/{psp}/{date}"),
     }),
+    "GoogleFacadeFunction": ("google-facade", GOOGLE),
     "PayoutSweeperFunction": ("payout-sweeper", set()),
     "ReconciliationFunction": ("reconciliation", set()),
     "ReconShardFunction": ("reconciliation", set()),
@@ -422,7 +431,16 @@ for path, item in doc.get("paths", {}).items():
                 errors.append(f"openapi: {where} lacks the X-Trace-Id header")
             if str(code)[0] in "45":
                 schema = resp.get("content", {}).get("application/json", {}).get("schema", {})
-                if schema.get("$ref") != "#/components/schemas/Error":
+                # Google's methods answer Google's ErrorResponse (the edge's own
+                # refusals, such as 413, are still Error).
+                google = (method, path) in GOOGLE and str(code) != "413"
+                if google and code == "503":
+                    if not schema.get("properties", {}).get("responseHeader"):
+                        errors.append(f"openapi: {where} must be a bare responseHeader")
+                elif google:
+                    if schema.get("$ref") != "#/components/schemas/GoogleErrorResponse":
+                        errors.append(f"openapi: {where} must use the GoogleErrorResponse schema")
+                elif schema.get("$ref") != "#/components/schemas/Error":
                     errors.append(f"openapi: {where} must use the Error schema")
 
 for e in errors:
