@@ -234,6 +234,8 @@ GOOGLE = {
     ("post", "/redirect-fop-v1/generateRedirectPaymentUrl"),
     ("post", "/v1/payment-integrator-redirect/getRedirectPaymentStatus"),
     ("post", "/redirect-fop-v1/getRedirectPaymentStatus"),
+    ("post", "/v1/payment-integrator-redirect/asynchronousRefund"),
+    ("post", "/redirect-fop-v1/asynchronousRefund"),
 }
 EXPECTED |= GOOGLE
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

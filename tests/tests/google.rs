@@ -111,6 +111,45 @@ async fn a_redirect_payment_is_opened_paid_on_the_psp_and_reported() {
     )
     .await;
     assert_eq!(again["result"], json!({"pending": {}}));
+
+    // Refunds: partial, acknowledged, once per requestId; above what remains
+    // is PRECONDITION_VIOLATION; an unknown capture is INVALID_IDENTIFIER.
+    let refund = |id: &str, capture: &str, micros: &str| {
+        json!({"requestHeader": header(id), "captureRequestId": capture,
+               "refundAmount": {"amountMicros": micros, "currencyCode": "EUR"}})
+    };
+    let path = "/v1/payment-integrator-redirect/asynchronousRefund";
+    let (s, v) = call(&t, path, &refund("rf-1", "gen-1", "2500000")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"], json!({"acknowledged": {}}));
+    let (s, _) = call(
+        &t,
+        "/redirect-fop-v1/asynchronousRefund",
+        &refund("rf-1", "gen-1", "2500000"),
+    )
+    .await;
+    assert_eq!(s, 200, "the retry is the stored answer");
+    let (s, e) = call(&t, path, &refund("rf-2", "gen-1", "20000000")).await;
+    assert_eq!(
+        (s, e["errorResponseCode"].as_str()),
+        (400, Some("PRECONDITION_VIOLATION")),
+        "{e}"
+    );
+    let (s, e) = call(&t, path, &refund("rf-3", "never-sent", "1000000")).await;
+    assert_eq!(
+        (s, e["errorResponseCode"].as_str()),
+        (404, Some("INVALID_IDENTIFIER"))
+    );
+    // The one refund settles at the sandbox PSP: 12.50 - 2.50 left.
+    let mut left = 0;
+    for _ in 0..100 {
+        left = t.balance_minor("gsp-piaid-test-1").await;
+        if left == 1000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 1000, "one refund of 2.50, once");
     t.shutdown().await;
 }
 

@@ -3,8 +3,8 @@
 //! path forms Google's pages show (`/v1/payment-integrator-redirect/<m>`
 //! and `/redirect-fop-v1/<m>`); echo at `/v1/echo`. Thin: open the message
 //! with the codec, parse the header, run the method once per requestId,
-//! seal the answer. Issue 14 is in progress: asynchronousRefund,
-//! remittanceStatementNotification, the outbound notifications and the
+//! seal the answer. Issue 14 is in progress: remittanceStatementNotification,
+//! the outbound notifications (refundResultNotification among them) and the
 //! signed-and-encrypted codec are still to come.
 
 use std::sync::Arc;
@@ -44,6 +44,7 @@ enum Method {
     Echo,
     Generate,
     Status,
+    Refund,
 }
 
 impl Method {
@@ -52,6 +53,7 @@ impl Method {
             Method::Echo => "echo",
             Method::Generate => "generateRedirectPaymentUrl",
             Method::Status => "getRedirectPaymentStatus",
+            Method::Refund => "asynchronousRefund",
         }
     }
 }
@@ -67,7 +69,8 @@ pub fn router(facade: Facade) -> Router {
                 &format!("{prefix}/generateRedirectPaymentUrl"),
                 post(generate),
             )
-            .route(&format!("{prefix}/getRedirectPaymentStatus"), post(status));
+            .route(&format!("{prefix}/getRedirectPaymentStatus"), post(status))
+            .route(&format!("{prefix}/asynchronousRefund"), post(refund));
     }
     r.with_state(facade)
 }
@@ -87,6 +90,10 @@ async fn generate(State(f): State<Facade>, headers: HeaderMap, body: Bytes) -> R
 
 async fn status(State(f): State<Facade>, headers: HeaderMap, body: Bytes) -> Response {
     serve(&f, Method::Status, &headers, &body).await
+}
+
+async fn refund(State(f): State<Facade>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&f, Method::Refund, &headers, &body).await
 }
 
 /// Open, check the header, answer once per requestId, seal.
@@ -142,6 +149,7 @@ async fn run(
         Method::Echo => Ok(echo_answer(ctx, &body)?),
         Method::Generate => redirect::generate(ctx, &h, &body, &reserved).await,
         Method::Status => redirect::status(ctx, &h, &body).await,
+        Method::Refund => redirect::refund(ctx, &h, &body, &reserved).await,
     }
 }
 

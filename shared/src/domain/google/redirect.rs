@@ -1,7 +1,7 @@
 //! The redirect methods Google calls: generateRedirectPaymentUrl opens a
 //! payloop deposit routed to a PSP and answers its hosted page's URL;
 //! getRedirectPaymentStatus answers that payment's outcome by the
-//! requestId that opened it.
+//! requestId that opened it; asynchronousRefund refunds it.
 //!
 //! The money lands in one wallet per integrator account (`gsp-<account>`):
 //! Google's users are not payloop players; remittance settles that wallet
@@ -233,25 +233,7 @@ async fn remember(
 /// `redirectRequestId` opened, as a `RedirectPaymentResult`.
 pub async fn status(ctx: &Ctx, h: &RequestHeader, body: &Value) -> Result<Value, Refusal> {
     let redirect = text(body, "redirectRequestId", 100)?;
-    let found = ctx
-        .store
-        .get(&keys::gsp_redirect(&h.account_id, redirect))
-        .await
-        .map_err(|e| Refusal::Unavailable(e.into()))?
-        .ok_or_else(|| {
-            GspError::new(
-                GspCode::InvalidIdentifier,
-                "redirectRequestId opened no payment",
-            )
-        })?;
-    let id = found
-        .str_attr("payment_id")
-        .and_then(|p| PaymentId::parse(p).ok())
-        .ok_or_else(|| {
-            Refusal::Unavailable(Error::Internal(
-                "a redirect record lacks its payment".into(),
-            ))
-        })?;
+    let (id, found) = redirect_record(ctx, &h.account_id, redirect, "redirectRequestId").await?;
     let fop: Value = found
         .str_attr("form_of_payment")
         .and_then(|f| serde_json::from_str(f).ok())
@@ -266,6 +248,71 @@ pub async fn status(ctx: &Ctx, h: &RequestHeader, body: &Value) -> Result<Value,
     let mut answer = result(ctx, outcome);
     answer["formOfPayment"] = fop;
     Ok(answer)
+}
+
+/// The payment the redirect request `request_id` opened, and its record.
+async fn redirect_record(
+    ctx: &Ctx,
+    account: &str,
+    request_id: &str,
+    field: &str,
+) -> Result<(PaymentId, crate::store::Item), Refusal> {
+    let found = ctx
+        .store
+        .get(&keys::gsp_redirect(account, request_id))
+        .await
+        .map_err(|e| Refusal::Unavailable(e.into()))?
+        .ok_or_else(|| {
+            GspError::new(
+                GspCode::InvalidIdentifier,
+                format!("{field} opened no payment"),
+            )
+        })?;
+    let id = found
+        .str_attr("payment_id")
+        .and_then(|p| PaymentId::parse(p).ok())
+        .ok_or_else(|| {
+            Refusal::Unavailable(Error::Internal(
+                "a redirect record lacks its payment".into(),
+            ))
+        })?;
+    Ok((id, found))
+}
+
+/// `asynchronousRefund`: refund part or all of the payment the request
+/// `captureRequestId` opened, through payloop's refunds (once per requestId:
+/// `reserved` names the refund). Acknowledged now; the PSP's outcome follows.
+/// A refund above what remains, or of a payment not captured, is
+/// `PRECONDITION_VIOLATION`.
+pub async fn refund(
+    ctx: &Ctx,
+    h: &RequestHeader,
+    body: &Value,
+    reserved: &str,
+) -> Result<Value, Refusal> {
+    let capture = text(body, "captureRequestId", 100)?;
+    let amount = wire::amount(
+        body.get("refundAmount").unwrap_or(&Value::Null),
+        "refundAmount",
+    )?;
+    let (payment, _) = redirect_record(ctx, &h.account_id, capture, "captureRequestId").await?;
+    let req = json!({
+        "amount": amount.to_decimal(),
+        "reason": format!("Google asynchronousRefund {}", h.request_id),
+    });
+    let req = Body::from_json(req.to_string().as_bytes())
+        .and_then(|b| crate::domain::refunds::RefundRequest::parse(&b))
+        .map_err(refusal)?;
+    let refund_id = format!("rf_{reserved}");
+    match crate::domain::refunds::request(ctx, &payment, &req, refund_id).await {
+        Ok(_) => Ok(result(ctx, json!({"acknowledged": {}}))),
+        Err(Error::Validation { field, .. }) if field == "amount" => Err(GspError::new(
+            GspCode::PreconditionViolation,
+            "refundAmount is more than what remains to refund, or not in the payment's currency",
+        )
+        .into()),
+        Err(e) => Err(refusal(e)),
+    }
 }
 
 /// A payment's status as Google's `RedirectPaymentResult`.
