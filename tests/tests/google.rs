@@ -215,3 +215,29 @@ async fn google_errors_carry_their_codes_and_are_never_stored() {
     );
     t.shutdown().await;
 }
+
+/// A deployed facade without `PAYLOOP_GSP_ALLOW_PLAINTEXT=true` refuses every
+/// request (the plaintext mode authenticates nothing).
+#[tokio::test]
+async fn an_unconfigured_facade_refuses_everything_with_forbidden() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = payloop_tests::fixture_ctx(dir.path(), None, 30_000);
+    let facade = google_facade::Facade {
+        ctx,
+        codec: std::sync::Arc::new(payloop::domain::google::codec::Unconfigured),
+    };
+    let body = json!({"requestHeader": header("echo-x"), "clientMessage": "ping"});
+    let req = axum::http::Request::post("/v1/echo")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let resp = google_facade::app(facade).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["errorResponseCode"], "FORBIDDEN");
+}

@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use payloop::domain::google::codec::{Codec, Plaintext};
+use payloop::domain::google::codec::{Codec, Plaintext, Unconfigured};
 use payloop::domain::google::wire::{self, RequestHeader};
 use payloop::domain::google::{once, redirect, Refusal};
 use payloop::domain::Ctx;
@@ -35,6 +35,20 @@ impl Facade {
             ctx,
             codec: Arc::new(Plaintext),
         }
+    }
+
+    /// As deployed: plaintext only where `PAYLOOP_GSP_ALLOW_PLAINTEXT` is
+    /// `true` (a development stack); otherwise every request is refused
+    /// `FORBIDDEN` until a signed-and-encrypted codec is configured.
+    pub fn from_env(ctx: Ctx) -> Facade {
+        let allow = std::env::var("PAYLOOP_GSP_ALLOW_PLAINTEXT").is_ok_and(|v| v == "true");
+        let codec: Arc<dyn Codec> = if allow {
+            Arc::new(Plaintext)
+        } else {
+            Arc::new(Unconfigured)
+        };
+        tracing::info!(codec = codec.name(), "google facade message security");
+        Facade { ctx, codec }
     }
 }
 

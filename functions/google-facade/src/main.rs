@@ -4,7 +4,7 @@
 async fn main() -> Result<(), lambda_http::Error> {
     payloop::runtime::init_tracing();
     let ctx = payloop::runtime::lambda_ctx().await?;
-    let facade = google_facade::Facade::plaintext(ctx.clone());
+    let facade = google_facade::Facade::from_env(ctx.clone());
     let app = payloop::runtime::with_emf(google_facade::app(facade), ctx, "google-facade");
     lambda_http::run(app).await
 }

@@ -67,6 +67,29 @@ impl Codec for Plaintext {
     }
 }
 
+/// What a deployed facade answers until its message security is set up:
+/// every request is `FORBIDDEN` (403). The plaintext mode carries no
+/// authentication, so a stack takes it only when told to
+/// (`PAYLOOP_GSP_ALLOW_PLAINTEXT=true`, development stacks).
+pub struct Unconfigured;
+
+impl Codec for Unconfigured {
+    fn open(&self, _content_type: Option<&str>, _body: &[u8]) -> Result<Value, GspError> {
+        Err(GspError::new(
+            GspCode::Forbidden,
+            "this integrator's message security is not configured",
+        ))
+    }
+
+    fn seal(&self, json: &Value) -> Result<(&'static str, Vec<u8>), GspError> {
+        Plaintext.seal(json)
+    }
+
+    fn name(&self) -> &'static str {
+        "unconfigured"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,6 +135,7 @@ fn google_field(payloop: &str) -> &str {
         "amount" | "amount_micros" | "currency" => "transactionAmount",
         "return_url" => "callbackUrl",
         "meta.bank" => "formOfPayment.issuerId.value",
+        "player_id" => "requestHeader.paymentIntegratorAccountId",
         other => other,
     }
 }
@@ -242,7 +243,14 @@ pub async fn status(ctx: &Ctx, h: &RequestHeader, body: &Value) -> Result<Value,
         Ok(Shown::Payment(p)) => payment_result(p.status),
         Ok(Shown::Held(held)) if held.status == "declined" => json!({"riskDeclined": {}}),
         Ok(Shown::Held(_)) => json!({"pending": {}}),
-        Err(Error::NotFound { .. }) => json!({"pending": {}}),
+        // Asked for, never opened (every attempt failed): nothing to report.
+        Err(Error::NotFound { .. }) => {
+            return Err(GspError::new(
+                GspCode::InvalidIdentifier,
+                "redirectRequestId opened no payment",
+            )
+            .into())
+        }
         Err(e) => return Err(refusal(e)),
     };
     let mut answer = result(ctx, outcome);
