@@ -236,6 +236,8 @@ GOOGLE = {
     ("post", "/redirect-fop-v1/getRedirectPaymentStatus"),
     ("post", "/v1/payment-integrator-redirect/asynchronousRefund"),
     ("post", "/redirect-fop-v1/asynchronousRefund"),
+    ("post", "/v1/remittanceStatementNotification"),
+    ("post", "/redirect-fop-v1/remittanceStatementNotification"),
 }
 EXPECTED |= GOOGLE
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -241,3 +241,60 @@ async fn an_unconfigured_facade_refuses_everything_with_forbidden() {
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(v["errorResponseCode"], "FORBIDDEN");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remittance_statement_is_kept_once_and_accepted() {
+    let t = TestStack::start().await;
+    let ts = |ms: i64| json!({"epochMillis": ms.to_string()});
+    let day = payloop::clock::Day::today().start_ms();
+    let body = json!({"requestHeader": header("stmt-2026-12-01"),
+        "remittanceStatementSummary": {
+            "statementDate": ts(day), "billingPeriod": {"startDate": ts(day - 86_400_000), "endDate": ts(day - 1)},
+            "dateDue": ts(day + 7 * 86_400_000),
+            "totalDueByIntegrator": {"amountMicros": "12500000", "currencyCode": "EUR"}, "totalEvents": "1"}});
+    let (s, v) = call(&t, "/v1/remittanceStatementNotification", &body).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"], json!({"accepted": {}}));
+    let mut retry = body.clone();
+    retry["requestHeader"] = header("stmt-2026-12-01");
+    let (s, _) = call(
+        &t,
+        "/redirect-fop-v1/remittanceStatementNotification",
+        &retry,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let kept = t
+        .stack
+        .ctx
+        .store
+        .get(&payloop::schema::keys::gsp_statement(
+            ACCOUNT,
+            "stmt-2026-12-01",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.int_attr("total_due_minor"), Some(1250));
+    assert_eq!(kept.str_attr("status"), Some("notified"));
+    let mut other = body.clone();
+    other["remittanceStatementSummary"]["totalEvents"] = json!("2");
+    let (s, e) = call(&t, "/v1/remittanceStatementNotification", &other).await;
+    assert_eq!(
+        (s, e["errorResponseCode"].as_str()),
+        (412, Some("IDEMPOTENCY_VIOLATION"))
+    );
+    let mut missing = body.clone();
+    missing["requestHeader"] = header("stmt-other");
+    missing["remittanceStatementSummary"]
+        .as_object_mut()
+        .unwrap()
+        .remove("dateDue");
+    let (s, e) = call(&t, "/v1/remittanceStatementNotification", &missing).await;
+    assert_eq!(
+        (s, e["errorResponseCode"].as_str()),
+        (400, Some("MISSING_REQUIRED_FIELD"))
+    );
+    assert!(e["errorDescription"].as_str().unwrap().contains("dateDue"));
+    t.shutdown().await;
+}

@@ -3,9 +3,11 @@
 //! path forms Google's pages show (`/v1/payment-integrator-redirect/<m>`
 //! and `/redirect-fop-v1/<m>`); echo at `/v1/echo`. Thin: open the message
 //! with the codec, parse the header, run the method once per requestId,
-//! seal the answer. Issue 14 is in progress: remittanceStatementNotification,
-//! the outbound notifications (refundResultNotification among them) and the
-//! signed-and-encrypted codec are still to come.
+//! seal the answer. remittanceStatementNotification is at
+//! `/v1/remittanceStatementNotification` (and the `/redirect-fop-v1/` form).
+//! Issue 14 is in progress: the outbound notifications and calls
+//! (refundResultNotification, the statement's details and acceptance) and
+//! the signed-and-encrypted codec are still to come.
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use axum::routing::post;
 use axum::Router;
 use payloop::domain::google::codec::{Codec, Plaintext, Unconfigured};
 use payloop::domain::google::wire::{self, RequestHeader};
-use payloop::domain::google::{once, redirect, Refusal};
+use payloop::domain::google::{once, redirect, remittance, Refusal};
 use payloop::domain::Ctx;
 use serde_json::{json, Value};
 
@@ -59,6 +61,7 @@ enum Method {
     Generate,
     Status,
     Refund,
+    Remittance,
 }
 
 impl Method {
@@ -68,6 +71,7 @@ impl Method {
             Method::Generate => "generateRedirectPaymentUrl",
             Method::Status => "getRedirectPaymentStatus",
             Method::Refund => "asynchronousRefund",
+            Method::Remittance => "remittanceStatementNotification",
         }
     }
 }
@@ -76,7 +80,13 @@ const REDIRECT_PREFIXES: [&str; 2] = ["/v1/payment-integrator-redirect", "/redir
 
 /// The routes of this function (no middleware; see [`app`]).
 pub fn router(facade: Facade) -> Router {
-    let mut r = Router::new().route("/v1/echo", post(echo));
+    let mut r = Router::new()
+        .route("/v1/echo", post(echo))
+        .route("/v1/remittanceStatementNotification", post(remittance))
+        .route(
+            "/redirect-fop-v1/remittanceStatementNotification",
+            post(remittance),
+        );
     for prefix in REDIRECT_PREFIXES {
         r = r
             .route(
@@ -108,6 +118,10 @@ async fn status(State(f): State<Facade>, headers: HeaderMap, body: Bytes) -> Res
 
 async fn refund(State(f): State<Facade>, headers: HeaderMap, body: Bytes) -> Response {
     serve(&f, Method::Refund, &headers, &body).await
+}
+
+async fn remittance(State(f): State<Facade>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&f, Method::Remittance, &headers, &body).await
 }
 
 /// Open, check the header, answer once per requestId, seal.
@@ -164,6 +178,7 @@ async fn run(
         Method::Generate => redirect::generate(ctx, &h, &body, &reserved).await,
         Method::Status => redirect::status(ctx, &h, &body).await,
         Method::Refund => redirect::refund(ctx, &h, &body, &reserved).await,
+        Method::Remittance => remittance::notified(ctx, &h, &body).await,
     }
 }
 

@@ -40,6 +40,7 @@
 //! | player's alerts          | `PLAYER#<player_id>`   | `ALERT#<alert_id>`    |
 //! | open alerts              | `ALERTQ`               | `<alert_id>`          |
 //! | Google redirect payment  | `GSP#<account>`        | `REDIRECT#<request id>` |
+//! | Google remittance statement | `GSP#<account>`     | `STATEMENT#<statement id>` |
 
 use crate::ids::{EventId, IdempotencyKey, PaymentId, PlayerId, PspId, TxnId};
 use crate::money::Currency;
@@ -96,6 +97,13 @@ pub fn due_sk(due_ms: i64, what: &str) -> String {
 /// The range of due-work items due at or before `now_ms`.
 pub fn due_until(now_ms: i64) -> crate::store::SkRange {
     crate::store::SkRange::Between(String::new(), due_sk(now_ms, "~"))
+}
+/// A Google remittance statement (its id is the notifying request's id).
+pub fn gsp_statement(account: &str, statement_id: &str) -> Key {
+    Key::new(
+        format!("GSP#{account}"),
+        format!("STATEMENT#{statement_id}"),
+    )
 }
 /// The payment a Google redirect request (its requestId) opened.
 pub fn gsp_redirect(account: &str, request_id: &str) -> Key {

@@ -14,6 +14,7 @@ use crate::ids::IdempotencyKey;
 
 pub mod codec;
 pub mod redirect;
+pub mod remittance;
 pub mod wire;
 
 use wire::{GspCode, GspError, RequestHeader};
