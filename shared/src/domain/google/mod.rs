@@ -35,6 +35,20 @@ impl From<GspError> for Refusal {
     }
 }
 
+/// Write `it` unless its key exists (a retry of the request that wrote it
+/// finds it there). `true`: written now.
+pub(crate) async fn keep_once(ctx: &Ctx, it: crate::store::Item) -> Result<bool, Refusal> {
+    let put = crate::store::Write::Put {
+        item: it,
+        cond: Some(crate::store::Cond::NotExists),
+    };
+    match ctx.store.write(put).await {
+        Ok(()) => Ok(true),
+        Err(crate::store::StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(Refusal::Unavailable(e.into())),
+    }
+}
+
 /// What identifies a request's content: its body without
 /// `requestHeader.requestTimestamp`, which each retry changes.
 pub fn fingerprint(method: &str, body: &Value) -> String {

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::ids::PaymentId;
 use crate::schema::keys;
 use crate::schema::status::PaymentStatus;
-use crate::store::{item, Attr, Cond, ItemExt, StoreError, Write};
+use crate::store::{item, Attr, ItemExt};
 
 use super::wire::{self, GspCode, GspError, RequestHeader};
 use super::Refusal;
@@ -217,17 +217,7 @@ async fn remember(
             ("form_of_payment", Attr::from(fop.to_json().to_string())),
         ],
     );
-    match ctx
-        .store
-        .write(Write::Put {
-            item: it,
-            cond: Some(Cond::NotExists),
-        })
-        .await
-    {
-        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
-        Err(e) => Err(Refusal::Unavailable(e.into())),
-    }
+    super::keep_once(ctx, it).await.map(|_| ())
 }
 
 /// `getRedirectPaymentStatus`: the outcome of the payment the request

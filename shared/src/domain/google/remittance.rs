@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::domain::Ctx;
 use crate::money::{Currency, MICROS_PER_UNIT};
 use crate::schema::keys;
-use crate::store::{item, Attr, Cond, StoreError, Write};
+use crate::store::{item, Attr};
 
 use super::wire::{self, GspCode, GspError, RequestHeader};
 use super::Refusal;
@@ -127,19 +127,8 @@ pub async fn notified(ctx: &Ctx, h: &RequestHeader, body: &Value) -> Result<Valu
             ("notified_ms", Attr::N(ctx.now_ms())),
         ],
     );
-    match ctx
-        .store
-        .write(Write::Put {
-            item: it,
-            cond: Some(Cond::NotExists),
-        })
-        .await
-    {
-        Ok(()) => {
-            tracing::info!(account = %h.account_id, statement = %h.request_id, events = s.total_events, "remittance statement notified")
-        }
-        Err(StoreError::ConditionFailed { .. }) => {}
-        Err(e) => return Err(Refusal::Unavailable(e.into())),
+    if super::keep_once(ctx, it).await? {
+        tracing::info!(account = %h.account_id, statement = %h.request_id, events = s.total_events, "remittance statement notified");
     }
     Ok(json!({"responseHeader": wire::response_header(ctx.now_ms()), "result": {"accepted": {}}}))
 }
