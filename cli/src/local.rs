@@ -27,7 +27,13 @@ use payloop::store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
+use crate::google_sandbox::GoogleSandbox;
 use crate::sandbox::{self, SandboxHandle, SandboxOptions};
+use google_facade::outbound::HttpGoogle;
+use payloop::domain::google::codec::{Codec, Plaintext};
+
+/// The first retry wait of a call to Google in the local stack.
+pub const DEFAULT_GOOGLE_BACKOFF: Duration = Duration::from_secs(2);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use crate::worker::{self, WorkerOptions};
@@ -136,6 +142,11 @@ pub struct LocalOptions {
     pub risk: payloop::domain::risk::rules::RiskConfig,
     /// How many times a deposit must be wagered before a payout.
     pub wagering_multiple: i64,
+    /// The Google facade's message security and the Google sandbox's (the
+    /// two ends of one channel); default: plaintext both.
+    pub google_codecs: Option<(Arc<dyn Codec>, Arc<dyn Codec>)>,
+    /// The first wait before a failed call to Google is made again.
+    pub google_backoff: Duration,
 }
 
 impl LocalOptions {
@@ -166,6 +177,8 @@ impl LocalOptions {
             rg: payloop::domain::policy::RgPolicy::default(),
             risk: payloop::domain::risk::rules::RiskConfig::default(),
             wagering_multiple: DEFAULT_WAGERING_MULTIPLE,
+            google_codecs: None,
+            google_backoff: DEFAULT_GOOGLE_BACKOFF,
         }
     }
 }
@@ -363,16 +376,16 @@ fn backends(opts: &mut LocalOptions) -> Result<Backends, BoxError> {
     Ok((store, queue))
 }
 
-/// Every function's routes in one router, behind the shared edge.
-fn app(ctx: &Ctx) -> axum::Router {
+/// Every function's routes in one router, behind the shared edge, and the
+/// Google sandbox's.
+fn app(ctx: &Ctx, facade: google_facade::Facade, google: GoogleSandbox) -> axum::Router {
     payloop::edge::with_edge(
         intent_api::router(ctx.clone())
             .merge(webhook_intake::router(ctx.clone()))
             .merge(wallet_credit::router(ctx.clone()))
             .merge(reconciliation::local_router(ctx.clone()))
-            .merge(google_facade::router(google_facade::Facade::plaintext(
-                ctx.clone(),
-            )))
+            .merge(google_facade::router(facade))
+            .merge(google.router())
             .merge(crate::home::router(ctx.clone()))
             .merge(crate::ops::router(ctx.clone()))
             .fallback(payloop::edge::not_found),
@@ -444,7 +457,27 @@ pub async fn start(
         stop_rx.clone(),
         applied.clone(),
     );
-    tasks.push(serve_http(listener, app(&ctx), stop_rx));
+    let (facade_codec, google_codec) = opts
+        .google_codecs
+        .take()
+        .unwrap_or_else(|| (Arc::new(Plaintext), Arc::new(Plaintext)));
+    let google = GoogleSandbox::new(&base_url, google_codec)?;
+    let gsp = HttpGoogle::new(
+        &GoogleSandbox::gsp_base(&base_url),
+        Arc::clone(&facade_codec),
+        &local_transport(),
+    )?;
+    tasks.push(google_facade::outbound::spawn_poller(
+        ctx.clone(),
+        Arc::new(gsp),
+        opts.google_backoff,
+        stop_rx.clone(),
+    ));
+    let facade = google_facade::Facade {
+        ctx: ctx.clone(),
+        codec: facade_codec,
+    };
+    tasks.push(serve_http(listener, app(&ctx, facade, google), stop_rx));
     Ok(LocalStack {
         scheme: opts.webhook_scheme,
         addr,

@@ -37,7 +37,9 @@ fn required(name: &str) -> Result<String, ConfigError> {
 
 /// DynamoDB table `PAYLOOP_TABLE`, SQS queues `PAYLOOP_QUEUE_URL_EVENTS`,
 /// `PAYLOOP_QUEUE_URL_EVENTS_DLQ`, `PAYLOOP_QUEUE_URL_NOTIFICATIONS` and,
-/// where reconciliation shards are fanned out, `PAYLOOP_QUEUE_URL_RECON`.
+/// where reconciliation shards are fanned out, `PAYLOOP_QUEUE_URL_RECON`;
+/// where calls to Google are made or queued, `PAYLOOP_QUEUE_URL_GOOGLE` and
+/// `PAYLOOP_QUEUE_URL_GOOGLE_DLQ`.
 pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>), ConfigError> {
     let table = required("PAYLOOP_TABLE")?;
     let events = required("PAYLOOP_QUEUE_URL_EVENTS")?;
@@ -49,6 +51,12 @@ pub async fn aws_backends_from_env() -> Result<(Arc<dyn Store>, Arc<dyn Queue>),
         .with_notifications(notifications);
     if let Ok(recon) = std::env::var("PAYLOOP_QUEUE_URL_RECON") {
         queue = queue.with_recon(recon);
+    }
+    if let (Ok(google), Ok(dlq)) = (
+        std::env::var("PAYLOOP_QUEUE_URL_GOOGLE"),
+        std::env::var("PAYLOOP_QUEUE_URL_GOOGLE_DLQ"),
+    ) {
+        queue = queue.with_google(google, dlq);
     }
     Ok((Arc::new(store), Arc::new(queue)))
 }
@@ -328,18 +336,25 @@ pub async fn read_secrets(
 
 /// Everything a Lambda handler needs.
 pub async fn lambda_ctx() -> Result<Ctx, ConfigError> {
+    lambda_ctx_and_env().await.map(|(ctx, _)| ctx)
+}
+
+/// [`lambda_ctx`], and where it read its configuration (for a function's
+/// own settings, secrets included).
+pub async fn lambda_ctx_and_env() -> Result<(Ctx, Env), ConfigError> {
     let env = secrets_env().await?;
     let config = Config::from_lookup(&env)?;
     let psps = psps_from(&config, &env)?;
     let (store, queue) = aws_backends_from_env().await?;
-    Ok(Ctx {
+    let ctx = Ctx {
         store,
         queue,
         config: Arc::new(config),
         policies: Arc::new(policies_from_env()?),
         psps: Arc::new(psps),
         clock: Arc::new(crate::clock::SystemClock),
-    })
+    };
+    Ok((ctx, env))
 }
 
 /// Write what this invocation recorded as one CloudWatch EMF document (a

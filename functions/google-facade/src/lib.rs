@@ -5,9 +5,10 @@
 //! with the codec, parse the header, run the method once per requestId,
 //! seal the answer. remittanceStatementNotification is at
 //! `/v1/remittanceStatementNotification` (and the `/redirect-fop-v1/` form).
-//! Issue 14 is in progress: the outbound notifications and calls
-//! (refundResultNotification, the statement's details and acceptance) and
-//! the signed-and-encrypted codec are still to come.
+//!
+//! The calls payloop makes to Google (notifications, a statement's details
+//! and acceptance) are in [`outbound`]: the HTTP adapter and the consumer
+//! of the `google` queue (the `google-outbound` Lambda, the local poller).
 
 use std::sync::Arc;
 
@@ -18,10 +19,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use payloop::domain::google::codec::{Codec, Plaintext, Unconfigured};
+use payloop::domain::google::jose::Jose;
 use payloop::domain::google::wire::{self, RequestHeader};
 use payloop::domain::google::{once, redirect, remittance, Refusal};
 use payloop::domain::Ctx;
 use serde_json::{json, Value};
+
+pub mod outbound;
 
 /// What the facade needs: the context and the message codec.
 #[derive(Clone)]
@@ -39,19 +43,32 @@ impl Facade {
         }
     }
 
-    /// As deployed: plaintext only where `PAYLOOP_GSP_ALLOW_PLAINTEXT` is
-    /// `true` (a development stack); otherwise every request is refused
-    /// `FORBIDDEN` until a signed-and-encrypted codec is configured.
-    pub fn from_env(ctx: Ctx) -> Facade {
-        let allow = std::env::var("PAYLOOP_GSP_ALLOW_PLAINTEXT").is_ok_and(|v| v == "true");
-        let codec: Arc<dyn Codec> = if allow {
-            Arc::new(Plaintext)
-        } else {
-            Arc::new(Unconfigured)
-        };
+    /// As deployed: see [`codec_from_env`].
+    pub fn from_env(ctx: Ctx, env: &payloop::config::Env) -> Result<Facade, String> {
+        let codec = codec_from_env(env)?;
         tracing::info!(codec = codec.name(), "google facade message security");
-        Facade { ctx, codec }
+        Ok(Facade { ctx, codec })
     }
+}
+
+/// The message security of a deployed stack:
+/// - `PAYLOOP_GSP_KEYS` (a keyset document, see `jose`): signed and
+///   encrypted (JWS inside compact JWE);
+/// - else `PAYLOOP_GSP_ALLOW_PLAINTEXT=true` (a development stack):
+///   plaintext, which authenticates nothing;
+/// - else every request is refused `FORBIDDEN`.
+pub fn codec_from_env(env: &payloop::config::Env) -> Result<Arc<dyn Codec>, String> {
+    if let Some(keys) = env.var("PAYLOOP_GSP_KEYS") {
+        let jose = Jose::from_json(&keys).map_err(|e| format!("PAYLOOP_GSP_KEYS: {e}"))?;
+        return Ok(Arc::new(jose));
+    }
+    if env
+        .var("PAYLOOP_GSP_ALLOW_PLAINTEXT")
+        .is_some_and(|v| v == "true")
+    {
+        return Ok(Arc::new(Plaintext));
+    }
+    Ok(Arc::new(Unconfigured))
 }
 
 /// The redirect methods, by name.

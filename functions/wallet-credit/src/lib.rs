@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use payloop::clock::Day;
 use payloop::domain::deposits::{self, apply_event};
+use payloop::domain::google::outbound;
 use payloop::domain::payouts;
 use payloop::domain::recon::report::DayReport;
 use payloop::domain::recon::{cases, run as recon_run};
@@ -60,7 +61,10 @@ pub async fn process_message(ctx: &Ctx, message_id: &str, body: &str) -> Result<
     let ev = match parse_message(body) {
         Ok(Inbound::Payment(ev)) => ev,
         Ok(Inbound::Payout(ev)) => return payouts::apply_event(ctx, &ev).await,
-        Ok(Inbound::Refund(ev)) => return refunds::apply_event(ctx, &ev).await,
+        Ok(Inbound::Refund(ev)) => {
+            refunds::apply_event(ctx, &ev).await?;
+            return google_after(outbound::after_refund_event(ctx, &ev).await, message_id);
+        }
         Err(e) => {
             tracing::error!(message_id, error = %e, retryable = false, "unparseable event message");
             return Err(false);
@@ -69,13 +73,22 @@ pub async fn process_message(ctx: &Ctx, message_id: &str, body: &str) -> Result<
     match apply_event(ctx, &ev).await {
         Ok(applied) => {
             tracing::debug!(message_id, event_id = %ev.event_id, ?applied, "event applied");
-            Ok(())
+            google_after(outbound::after_payment_event(ctx, &ev).await, message_id)
         }
         Err(e) => {
             tracing::warn!(message_id, event_id = %ev.event_id, retryable = e.retryable, reason = %e.reason, "event not applied");
             Err(e.retryable)
         }
     }
+}
+
+/// A Google notification not queued: the event is retried (applying it
+/// again is a no-op; queuing the notification is what is left to do).
+fn google_after(queued: Result<(), Error>, message_id: &str) -> Result<(), bool> {
+    queued.map_err(|e| {
+        tracing::warn!(message_id, error = %e, "Google notification not queued");
+        true
+    })
 }
 
 /// Process a batch; returns the ids of the messages that failed (the
@@ -248,6 +261,14 @@ fn psp_param(ctx: &Ctx, p: &str) -> Result<PspId, Error> {
         .ok_or_else(|| Error::validation("psp", "is not a configured PSP"))
 }
 
+/// A PSP, or `google` (its remittance statements are reconciled too).
+fn counterparty_param(ctx: &Ctx, p: &str) -> Result<PspId, Error> {
+    if p == outbound::COUNTERPARTY {
+        return outbound::counterparty();
+    }
+    psp_param(ctx, p).map_err(|_| Error::validation("psp", "is not a configured PSP or google"))
+}
+
 /// `GET /v1/recon/cases?date=&psp=&status=&limit=` (platform key).
 async fn recon_cases(
     State(ctx): State<Ctx>,
@@ -257,8 +278,13 @@ async fn recon_cases(
     authenticate(&headers, &ctx.config.platform_keys)?;
     let day = day_param(q.get("date"))?;
     let psps = match q.get("psp") {
-        Some(psp) => vec![psp_param(&ctx, psp)?],
-        None => ctx.psps.ids().cloned().collect(),
+        Some(psp) => vec![counterparty_param(&ctx, psp)?],
+        None => ctx
+            .psps
+            .ids()
+            .cloned()
+            .chain(outbound::counterparty().ok())
+            .collect(),
     };
     let limit = match q.get("limit") {
         None => 100,

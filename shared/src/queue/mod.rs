@@ -44,6 +44,11 @@ pub enum QueueName {
     /// Reconciliation shards of a PSP-day, fanned out to the reconciliation
     /// function (its dead letters are the infrastructure's redrive).
     Recon,
+    /// Calls payloop makes to Google (notifications, remittance), each
+    /// retried with backoff until it succeeds or reaches `GoogleDlq`.
+    Google,
+    /// Dead letters of `Google`.
+    GoogleDlq,
 }
 
 impl QueueName {
@@ -53,6 +58,8 @@ impl QueueName {
             QueueName::EventsDlq => "events-dlq",
             QueueName::Notifications => "notifications",
             QueueName::Recon => "recon",
+            QueueName::Google => "google",
+            QueueName::GoogleDlq => "google-dlq",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -61,6 +68,8 @@ impl QueueName {
             "events-dlq" => Some(QueueName::EventsDlq),
             "notifications" => Some(QueueName::Notifications),
             "recon" => Some(QueueName::Recon),
+            "google" => Some(QueueName::Google),
+            "google-dlq" => Some(QueueName::GoogleDlq),
             _ => None,
         }
     }
@@ -68,13 +77,20 @@ impl QueueName {
     pub fn dead_letter(&self) -> Option<(QueueName, u32)> {
         match self {
             QueueName::Events => Some((QueueName::EventsDlq, DEFAULT_MAX_RECEIVES)),
-            QueueName::EventsDlq | QueueName::Notifications | QueueName::Recon => None,
+            QueueName::Google => Some((QueueName::GoogleDlq, GOOGLE_MAX_RECEIVES)),
+            QueueName::EventsDlq
+            | QueueName::Notifications
+            | QueueName::Recon
+            | QueueName::GoogleDlq => None,
         }
     }
 }
 
 /// Receives before a message moves to its DLQ (SQS `maxReceiveCount`).
 pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+/// Attempts of one call to Google before it is a dead letter (with the
+/// backoff between them, about a day).
+pub const GOOGLE_MAX_RECEIVES: u32 = 12;
 
 #[async_trait]
 pub trait Queue: Send + Sync {

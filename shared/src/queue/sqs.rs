@@ -10,10 +10,7 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
 
-use super::{
-    Message, Queue, QueueError, QueueName, DEFAULT_MAX_RECEIVES, MAX_MESSAGE_BYTES,
-    MAX_RECEIVE_BATCH,
-};
+use super::{Message, Queue, QueueError, QueueName, MAX_MESSAGE_BYTES, MAX_RECEIVE_BATCH};
 
 /// SQS's longest visibility timeout (12 hours).
 const MAX_VISIBILITY_SECS: u64 = 43_200;
@@ -58,6 +55,13 @@ impl SqsQueue {
         self
     }
 
+    /// Where calls to Google wait, and their dead letters.
+    pub fn with_google(mut self, url: String, dlq_url: String) -> Self {
+        self.urls.insert(QueueName::Google, url);
+        self.urls.insert(QueueName::GoogleDlq, dlq_url);
+        self
+    }
+
     pub fn url(&self, queue: QueueName) -> Result<&str, QueueError> {
         self.urls
             .get(&queue)
@@ -68,31 +72,47 @@ impl SqsQueue {
 
 /// Get or create `{prefix}-events-dlq`, `{prefix}-events` (with a
 /// RedrivePolicy to the DLQ after [`DEFAULT_MAX_RECEIVES`] receives) and
-/// `{prefix}-notifications` and `{prefix}-recon`, and return the adapter. Idempotent.
+/// `{prefix}-notifications`, `{prefix}-recon`, and `{prefix}-google` with
+/// its `{prefix}-google-dlq`, and return the adapter. Idempotent.
 pub async fn ensure_queues(client: Client, prefix: &str) -> Result<SqsQueue, QueueError> {
-    let dlq_name = format!("{prefix}-{}", QueueName::EventsDlq.as_str());
-    let events_name = format!("{prefix}-{}", QueueName::Events.as_str());
-    let dlq_url = get_or_create(&client, &dlq_name).await?;
-    let dlq_arn = queue_arn(&client, &dlq_url).await?;
-    let events_url = get_or_create(&client, &events_name).await?;
-    let policy = serde_json::json!({
-        "deadLetterTargetArn": dlq_arn,
-        "maxReceiveCount": DEFAULT_MAX_RECEIVES,
-    });
-    client
-        .set_queue_attributes()
-        .queue_url(&events_url)
-        .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
-        .send()
-        .await
-        .map_err(|e| sdk_err("SetQueueAttributes", e))?;
+    let (events_url, dlq_url) = with_dead_letters(&client, prefix, QueueName::Events).await?;
+    let (google_url, google_dlq_url) =
+        with_dead_letters(&client, prefix, QueueName::Google).await?;
     let notifications_name = format!("{prefix}-{}", QueueName::Notifications.as_str());
     let notifications_url = get_or_create(&client, &notifications_name).await?;
     let recon_url =
         get_or_create(&client, &format!("{prefix}-{}", QueueName::Recon.as_str())).await?;
     Ok(SqsQueue::from_urls(client, events_url, dlq_url)
         .with_notifications(notifications_url)
-        .with_recon(recon_url))
+        .with_recon(recon_url)
+        .with_google(google_url, google_dlq_url))
+}
+
+/// Get or create `{prefix}-<queue>` and its dead-letter queue, with the
+/// RedrivePolicy after the queue's receive limit; their URLs.
+async fn with_dead_letters(
+    client: &Client,
+    prefix: &str,
+    queue: QueueName,
+) -> Result<(String, String), QueueError> {
+    let (dlq, max_receives) = queue
+        .dead_letter()
+        .ok_or_else(|| QueueError::Invalid(format!("{} has no DLQ", queue.as_str())))?;
+    let dlq_url = get_or_create(client, &format!("{prefix}-{}", dlq.as_str())).await?;
+    let dlq_arn = queue_arn(client, &dlq_url).await?;
+    let url = get_or_create(client, &format!("{prefix}-{}", queue.as_str())).await?;
+    let policy = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": max_receives,
+    });
+    client
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
+        .send()
+        .await
+        .map_err(|e| sdk_err("SetQueueAttributes", e))?;
+    Ok((url, dlq_url))
 }
 
 async fn get_or_create(client: &Client, name: &str) -> Result<String, QueueError> {

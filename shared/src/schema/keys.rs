@@ -41,6 +41,9 @@
 //! | open alerts              | `ALERTQ`               | `<alert_id>`          |
 //! | Google redirect payment  | `GSP#<account>`        | `REDIRECT#<request id>` |
 //! | Google remittance statement | `GSP#<account>`     | `STATEMENT#<statement id>` |
+//! | Google call made once    | `GSP#<account>`        | `OUT#<request id>`    |
+//! | Google payment's origin  | `PAY#<payment_id>`     | `GSP`                 |
+//! | Google refund's origin   | `PAY#<payment_id>`     | `GSPREF#<refund_id>`  |
 
 use crate::ids::{EventId, IdempotencyKey, PaymentId, PlayerId, PspId, TxnId};
 use crate::money::Currency;
@@ -108,6 +111,19 @@ pub fn gsp_statement(account: &str, statement_id: &str) -> Key {
 /// The payment a Google redirect request (its requestId) opened.
 pub fn gsp_redirect(account: &str, request_id: &str) -> Key {
     Key::new(format!("GSP#{account}"), format!("REDIRECT#{request_id}"))
+}
+/// A call payloop makes to Google, its body kept from the first attempt
+/// (a result never changes once sent).
+pub fn gsp_outbound(account: &str, request_id: &str) -> Key {
+    Key::new(format!("GSP#{account}"), format!("OUT#{request_id}"))
+}
+/// Which Google account and redirect request opened a payment.
+pub fn gsp_payment(payment: &PaymentId) -> Key {
+    Key::new(payment_pk(payment.as_str()), "GSP")
+}
+/// Which Google account and asynchronousRefund request asked for a refund.
+pub fn gsp_refund(payment: &PaymentId, refund_id: &str) -> Key {
+    Key::new(payment_pk(payment.as_str()), format!("GSPREF#{refund_id}"))
 }
 pub fn idempotency(scope: &str, key: &IdempotencyKey) -> Key {
     Key::new(format!("IDEM#{scope}#{}", key.as_str()), MAIN_SK)

@@ -13,6 +13,8 @@ use crate::error::Error;
 use crate::ids::IdempotencyKey;
 
 pub mod codec;
+pub mod jose;
+pub mod outbound;
 pub mod redirect;
 pub mod remittance;
 pub mod wire;

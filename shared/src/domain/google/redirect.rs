@@ -203,7 +203,8 @@ fn result(ctx: &Ctx, result: Value) -> Value {
     json!({"responseHeader": wire::response_header(ctx.now_ms()), "result": result})
 }
 
-/// Keep which payment this requestId opened (once; a retry finds it).
+/// Keep which payment this requestId opened, and the way back from the
+/// payment to it (once each; a retry finds them).
 async fn remember(
     ctx: &Ctx,
     h: &RequestHeader,
@@ -217,7 +218,10 @@ async fn remember(
             ("form_of_payment", Attr::from(fop.to_json().to_string())),
         ],
     );
-    super::keep_once(ctx, it).await.map(|_| ())
+    super::keep_once(ctx, it).await?;
+    // The way back, for the completion notification.
+    let origin = super::outbound::origin_item(id, &h.account_id, &h.request_id, &fop.to_json());
+    super::keep_once(ctx, origin).await.map(|_| ())
 }
 
 /// `getRedirectPaymentStatus`: the outcome of the payment the request
@@ -302,6 +306,9 @@ pub async fn refund(
         .and_then(|b| crate::domain::refunds::RefundRequest::parse(&b))
         .map_err(refusal)?;
     let refund_id = format!("rf_{reserved}");
+    let origin =
+        super::outbound::refund_origin_item(&payment, &refund_id, &h.account_id, &h.request_id);
+    super::keep_once(ctx, origin).await?;
     match crate::domain::refunds::request(ctx, &payment, &req, refund_id).await {
         Ok(_) => Ok(result(ctx, json!({"acknowledged": {}}))),
         Err(Error::Validation { field, .. }) if field == "amount" => Err(GspError::new(

@@ -1,18 +1,45 @@
-//! `remittanceStatementNotification`: Google raised a remittance statement
-//! (the money between Google and the integrator for a billing period). It
-//! is kept, once per statement id (the request id), and answered
-//! `accepted`; paging through its details, reconciling them and accepting
-//! the statement follow (issue 14, still to come).
+//! Remittance statements (the money between Google and the integrator for
+//! a billing period):
+//! - `remittanceStatementNotification` keeps the statement, once per
+//!   statement id (the request id), queues its settlement and answers
+//!   `accepted`;
+//! - [`settle`] (the `google` queue's consumer) pages through
+//!   `remittanceStatementDetails`, reconciles every event against payloop's
+//!   records of what it told Google (the index written with each success
+//!   notification, [`super::outbound`]) with the reconciliation matcher,
+//!   opens a reconciliation case for each mismatch (counterparty `google`,
+//!   on the period's first day), then calls `acceptRemittanceStatement`.
+//!
+//! The event shape of a redirect-FOP statement is not published; this
+//! reads the card FOP's: `captureEvents` and `refundEvents`, each
+//! `{eventRequestId, paymentIntegratorEventId?, eventCharge, eventFee?}`,
+//! `eventRequestId` being the requestId of the redirect payment (or of the
+//! asynchronousRefund), a refund's charge negative.
 
 use serde_json::{json, Value};
 
+use sha2::{Digest, Sha256};
+
+use crate::clock::Day;
+use crate::domain::recon::cases::{self as recon_cases, LineCase};
+use crate::domain::recon::matcher::{BucketMatcher, Class, Theirs};
+use crate::domain::recon::run::load_bucket;
 use crate::domain::Ctx;
 use crate::money::{Currency, MICROS_PER_UNIT};
 use crate::schema::keys;
-use crate::store::{item, Attr};
+use crate::schema::recon_index::{Kind, Record, BUCKETS};
+use crate::store::{item, Attr, ItemExt, UpdateOp, Write};
 
+use super::outbound::{self, CallError, GoogleApi, Hosted, Job, JobError};
 use super::wire::{self, GspCode, GspError, RequestHeader};
 use super::Refusal;
+
+/// Events asked for per details page (Google's limit).
+pub const PAGE_EVENTS: i64 = 1000;
+/// The most events one statement may hold here (pages are read into memory).
+pub const MAX_EVENTS: usize = 200_000;
+/// The longest billing period reconciled, in days.
+pub const MAX_PERIOD_DAYS: i64 = 62;
 
 /// A statement's summary, as kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +157,257 @@ pub async fn notified(ctx: &Ctx, h: &RequestHeader, body: &Value) -> Result<Valu
     if super::keep_once(ctx, it).await? {
         tracing::info!(account = %h.account_id, statement = %h.request_id, events = s.total_events, "remittance statement notified");
     }
+    // Queued on every attempt (the settlement skips a statement accepted).
+    let job = Job::Statement {
+        account: h.account_id.clone(),
+        statement_id: h.request_id.clone(),
+    };
+    outbound::enqueue(ctx, &job)
+        .await
+        .map_err(Refusal::Unavailable)?;
     Ok(json!({"responseHeader": wire::response_header(ctx.now_ms()), "result": {"accepted": {}}}))
+}
+
+/// A short stable name for a statement in the request ids payloop makes
+/// for it (a statement id may be 100 characters itself).
+fn short(statement_id: &str) -> String {
+    hex::encode(&Sha256::digest(statement_id.as_bytes())[..8])
+}
+
+/// What a statement's reconciliation found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub events: usize,
+    pub matched: usize,
+    /// Lines and records with a case (mismatches both ways).
+    pub mismatched: usize,
+}
+
+/// Settle a statement: read its details, reconcile, accept (see the module
+/// doc). Each step may be repeated: cases open once, acceptance is once by
+/// its requestId, an accepted statement is left alone.
+pub async fn settle(
+    ctx: &Ctx,
+    api: &dyn GoogleApi,
+    account: &str,
+    statement_id: &str,
+) -> Result<(), JobError> {
+    let key = keys::gsp_statement(account, statement_id);
+    let Some(st) = ctx.store.get(&key).await? else {
+        return Err(JobError::Permanent(format!(
+            "statement {statement_id} was never notified"
+        )));
+    };
+    if st.str_attr("status") == Some("accepted") {
+        return Ok(());
+    }
+    let (Some(start), Some(end)) = (st.int_attr("period_start_ms"), st.int_attr("period_end_ms"))
+    else {
+        return Err(JobError::Permanent("a kept statement is incomplete".into()));
+    };
+    let events = details(ctx, api, account, statement_id).await?;
+    let period = (Day::of_ms(start), Day::of_ms(end));
+    let outcome = reconcile(ctx, statement_id, period, &events).await?;
+    ctx.store
+        .write(Write::Update {
+            key: key.clone(),
+            ops: vec![
+                UpdateOp::Set("status".into(), Attr::from("reconciled")),
+                UpdateOp::Set("events_read".into(), Attr::N(outcome.events as i64)),
+                UpdateOp::Set("matched".into(), Attr::N(outcome.matched as i64)),
+                UpdateOp::Set("mismatched".into(), Attr::N(outcome.mismatched as i64)),
+            ],
+            cond: None,
+        })
+        .await?;
+    let accept = json!({
+        "requestHeader": outbound::header(ctx, account, &format!("accept:{}", short(statement_id))),
+        "statementId": statement_id,
+    });
+    let answer = api
+        .call(Hosted::AcceptRemittanceStatement, account, &accept)
+        .await?;
+    if answer.pointer("/result/success").is_none() {
+        return Err(CallError::Unreadable("the statement was not accepted".into()).into());
+    }
+    ctx.store
+        .write(Write::Update {
+            key,
+            ops: vec![
+                UpdateOp::Set("status".into(), Attr::from("accepted")),
+                UpdateOp::Set("accepted_ms".into(), Attr::N(ctx.now_ms())),
+            ],
+            cond: None,
+        })
+        .await?;
+    tracing::info!(
+        account,
+        statement = statement_id,
+        events = outcome.events,
+        mismatched = outcome.mismatched,
+        "remittance statement accepted"
+    );
+    Ok(())
+}
+
+/// Every event of the statement, page by page.
+async fn details(
+    ctx: &Ctx,
+    api: &dyn GoogleApi,
+    account: &str,
+    statement_id: &str,
+) -> Result<Vec<Theirs>, JobError> {
+    let mut out = Vec::new();
+    let mut offset: i64 = 0;
+    for _ in 0..=(MAX_EVENTS / PAGE_EVENTS as usize) {
+        let request_id = format!("details:{}:{offset}", short(statement_id));
+        let ask = json!({
+            "requestHeader": outbound::header(ctx, account, &request_id),
+            "statementId": statement_id,
+            "eventOffset": offset,
+            "numberOfEvents": PAGE_EVENTS,
+        });
+        let page = api
+            .call(Hosted::RemittanceStatementDetails, account, &ask)
+            .await?;
+        read_events(&page, &mut out).map_err(|e| CallError::Unreadable(e.description))?;
+        if out.len() > MAX_EVENTS {
+            return Err(JobError::Permanent(format!(
+                "the statement holds more than {MAX_EVENTS} events"
+            )));
+        }
+        match page.get("nextEventOffset").filter(|v| !v.is_null()) {
+            None => return Ok(out),
+            Some(next) => {
+                let next = wire::int64(next, "nextEventOffset")
+                    .map_err(|e| CallError::Unreadable(e.description))?;
+                if next <= offset {
+                    return Err(
+                        CallError::Unreadable("nextEventOffset does not advance".into()).into(),
+                    );
+                }
+                offset = next;
+            }
+        }
+    }
+    Err(JobError::Permanent(format!(
+        "the statement holds more than {MAX_EVENTS} events"
+    )))
+}
+
+/// The events of one details page, as reconciliation lines.
+fn read_events(page: &Value, out: &mut Vec<Theirs>) -> Result<(), GspError> {
+    for (list, kind) in [
+        ("captureEvents", Kind::Payment),
+        ("refundEvents", Kind::Refund),
+    ] {
+        let Some(events) = page.get(list).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let events = events.as_array().ok_or_else(|| {
+            GspError::new(GspCode::InvalidFieldValue, format!("{list} must be a list"))
+        })?;
+        for (i, e) in events.iter().enumerate() {
+            let path = format!("{list}[{i}]");
+            let request = get(e, &path, "eventRequestId")?
+                .as_str()
+                .filter(|s| wire::is_request_id(s))
+                .ok_or_else(|| {
+                    GspError::new(
+                        GspCode::InvalidFieldValue,
+                        format!("{path}.eventRequestId is not a request id"),
+                    )
+                })?;
+            let (gross, currency) = signed_amount(
+                get(e, &path, "eventCharge")?,
+                &format!("{path}.eventCharge"),
+            )?;
+            let fee = match e.get("eventFee").filter(|v| !v.is_null()) {
+                Some(f) => signed_amount(f, &format!("{path}.eventFee"))?.0,
+                None => 0,
+            };
+            out.push(Theirs {
+                line: out.len() as u64 + 1,
+                kind,
+                key: outbound::statement_key(kind, request),
+                reference: request.to_owned(),
+                payment_id: e
+                    .get("paymentIntegratorEventId")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .chars()
+                    .take(100)
+                    .collect(),
+                gross_minor: gross,
+                fee_minor: fee,
+                currency,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Match the events against our records of the period; a case per mismatch.
+pub async fn reconcile(
+    ctx: &Ctx,
+    statement_id: &str,
+    (first, last): (Day, Day),
+    events: &[Theirs],
+) -> Result<Outcome, JobError> {
+    let google = outbound::counterparty()?;
+    let mut records: Vec<Record> = Vec::new();
+    let mut day = first;
+    for _ in 0..MAX_PERIOD_DAYS {
+        if day > last {
+            break;
+        }
+        for b in 0..BUCKETS {
+            records.extend(load_bucket(ctx, &google, day, b).await?);
+        }
+        day = day.next();
+    }
+    if day <= last {
+        return Err(JobError::Permanent(format!(
+            "the billing period is longer than {MAX_PERIOD_DAYS} days"
+        )));
+    }
+    let mut m = BucketMatcher::new(records, None, 0);
+    let mut outcome = Outcome {
+        events: events.len(),
+        ..Outcome::default()
+    };
+    let mut cases: Vec<(Class, String, Option<Theirs>, Option<Record>)> = Vec::new();
+    for t in events {
+        let f = m.line(t);
+        if f.class.opens_case() {
+            cases.push((
+                f.class,
+                t.key.clone(),
+                Some(t.clone()),
+                f.ours.map(|o| o.into_owned()),
+            ));
+        } else {
+            outcome.matched += 1;
+        }
+    }
+    for r in m.unsettled() {
+        cases.push((Class::MissingAtPsp, r.key.clone(), None, Some(r)));
+    }
+    outcome.mismatched = cases.len();
+    for (class, key, theirs, ours) in &cases {
+        let c = LineCase {
+            psp: &google,
+            day: first,
+            class: *class,
+            key,
+            theirs: theirs.as_ref(),
+            ours: ours.as_ref(),
+            detail: Some(format!("remittance statement {statement_id}")),
+            healed: false,
+        };
+        recon_cases::open(ctx, &c).await?;
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

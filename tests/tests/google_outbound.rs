@@ -1,0 +1,338 @@
+//! payloop's calls to Google on `payloop serve`, against the Google sandbox:
+//! the completion and refund notifications (retried with backoff while
+//! Google answers 503, duplicated jobs sending the same request, a job for
+//! a payment not final yet sending nothing), and a remittance statement
+//! paged, reconciled with planted mismatches (cases opened), then accepted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use payloop::domain::google::outbound::{self, Job};
+use payloop::ids::PaymentId;
+use payloop::queue::QueueName;
+use payloop::schema::keys;
+use payloop::store::ItemExt;
+use payloop_cli::google_sandbox::DEFAULT_ACCOUNT;
+use payloop_tests::{TestStack, WAIT};
+use serde_json::{json, Value};
+
+async fn start() -> TestStack {
+    TestStack::start_with(|o| o.google_backoff = Duration::from_millis(50)).await
+}
+
+async fn sandbox_post(t: &TestStack, path: &str, body: Value) -> Value {
+    let r = t
+        .send(
+            t.http
+                .post(t.url(path))
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{path}: {}", r.text);
+    r.json()
+}
+
+async fn notifications(t: &TestStack) -> Value {
+    let r = t.get("/google-sandbox/notifications", false).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+/// The call payloop made under `request_id`, as the sandbox kept it.
+async fn received(t: &TestStack, request_id: &str) -> Option<Value> {
+    notifications(t).await["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["request_id"] == request_id)
+        .cloned()
+}
+
+/// Poll until `done` holds (or fail after [`WAIT`]).
+async fn until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Marked sent: Google answered 200.
+async fn sent(t: &TestStack, request_id: &str) -> bool {
+    let key = keys::gsp_outbound(DEFAULT_ACCOUNT, request_id);
+    let it = t.stack.ctx.store.get(&key).await.unwrap();
+    it.is_some_and(|i| i.int_attr("sent_ms").is_some())
+}
+
+/// Every queued call made or dead (the google queue empty).
+async fn google_queue_empty(t: &TestStack) {
+    until("the google queue drains", || async {
+        t.stack.ctx.queue.depth(QueueName::Google).await.unwrap() == 0
+    })
+    .await;
+}
+
+/// A paid Google redirect payment: (its requestId, payloop's payment id).
+async fn paid(t: &TestStack, micros: &str) -> (String, PaymentId) {
+    let v = sandbox_post(
+        t,
+        "/google-sandbox/payments",
+        json!({"amount_micros": micros, "currency": "EUR"}),
+    )
+    .await;
+    assert_eq!(v["status"], 200, "{v}");
+    assert!(v["redirect_url"].as_str().unwrap().contains("/checkout/"));
+    let request = v["request_id"].as_str().unwrap().to_owned();
+    let found = t
+        .stack
+        .ctx
+        .store
+        .get(&keys::gsp_redirect(DEFAULT_ACCOUNT, &request))
+        .await
+        .unwrap()
+        .unwrap();
+    let payment = PaymentId::parse(found.str_attr("payment_id").unwrap()).unwrap();
+    t.approve(payment.as_str()).await;
+    (request, payment)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_retried_until_google_takes_them_and_never_change() {
+    let t = start().await;
+    // Google is down for the next two calls.
+    sandbox_post(&t, "/google-sandbox/fail", json!({"next": 2})).await;
+    let (request, payment) = paid(&t, "12500000").await;
+    let complete = format!("complete:{payment}");
+    until("the completion notification is taken", || {
+        sent(&t, &complete)
+    })
+    .await;
+    let n = received(&t, &complete).await.unwrap();
+    assert_eq!(n["method"], "redirectPaymentCompleteNotification");
+    assert_eq!(n["count"], 3, "two 503s, then the 200: {n}");
+    assert_eq!(n["changed"], false);
+    assert_eq!(
+        n["body"],
+        json!({"redirectRequestId": request, "result": {"success": {}},
+               "formOfPayment": {"noneChosen": {}}})
+    );
+
+    // The same job again (a redelivered capture): the same request, once more.
+    let job = Job::PaymentComplete {
+        account: DEFAULT_ACCOUNT.into(),
+        redirect_request_id: request.clone(),
+        payment_id: payment.clone(),
+    };
+    outbound::enqueue(&t.stack.ctx, &job).await.unwrap();
+    outbound::enqueue(&t.stack.ctx, &job).await.unwrap();
+    google_queue_empty(&t).await;
+    let n = received(&t, &complete).await.unwrap();
+    assert_eq!(
+        (n["count"].as_u64(), &n["changed"]),
+        (Some(5), &json!(false))
+    );
+
+    // A job for a payment not final yet sends nothing (its final event will).
+    let v = sandbox_post(
+        &t,
+        "/google-sandbox/payments",
+        json!({"amount_micros": "1000000", "currency": "EUR", "issuer": "nordea-fi"}),
+    )
+    .await;
+    let open_request = v["request_id"].as_str().unwrap().to_owned();
+    let found = t
+        .stack
+        .ctx
+        .store
+        .get(&keys::gsp_redirect(DEFAULT_ACCOUNT, &open_request))
+        .await
+        .unwrap()
+        .unwrap();
+    let open = PaymentId::parse(found.str_attr("payment_id").unwrap()).unwrap();
+    let early = Job::PaymentComplete {
+        account: DEFAULT_ACCOUNT.into(),
+        redirect_request_id: open_request.clone(),
+        payment_id: open.clone(),
+    };
+    outbound::enqueue(&t.stack.ctx, &early).await.unwrap();
+    google_queue_empty(&t).await;
+    assert!(received(&t, &format!("complete:{open}")).await.is_none());
+    // Declined at the PSP: Google hears of it, with the issuer it chose.
+    let done = t.checkout(open.as_str(), "decline").await;
+    assert!(!done.is_empty());
+    let declined = format!("complete:{open}");
+    until("the decline is notified", || sent(&t, &declined)).await;
+    let n = received(&t, &declined).await.unwrap();
+    assert!(n["body"]["result"].get("success").is_none(), "{n}");
+    assert_eq!(
+        n["body"]["formOfPayment"],
+        json!({"issuerId": {"value": "nordea-fi"}})
+    );
+
+    // A refund: acknowledged, then its result once it settles.
+    let r = sandbox_post(
+        &t,
+        "/google-sandbox/refunds",
+        json!({"capture_request_id": request, "amount_micros": "2500000"}),
+    )
+    .await;
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["response"]["result"], json!({"acknowledged": {}}));
+    let refund_request = r["request_id"].as_str().unwrap().to_owned();
+    let refund_id = refund_of(&t, &payment, &refund_request).await;
+    let result_id = format!("refund-result:{refund_id}");
+    until("the refund result is taken", || sent(&t, &result_id)).await;
+    let n = received(&t, &result_id).await.unwrap();
+    assert_eq!(n["method"], "refundResultNotification");
+    assert_eq!(
+        n["body"],
+        json!({"refundRequestId": refund_request, "paymentIntegratorRefundId": refund_id,
+               "result": {"success": {}}})
+    );
+    // Sent again: the same result (a result never changes once sent).
+    let again = Job::RefundResult {
+        account: DEFAULT_ACCOUNT.into(),
+        refund_request_id: refund_request.clone(),
+        payment_id: payment.clone(),
+        refund_id: refund_id.clone(),
+    };
+    outbound::enqueue(&t.stack.ctx, &again).await.unwrap();
+    google_queue_empty(&t).await;
+    let n = received(&t, &result_id).await.unwrap();
+    assert_eq!(
+        (n["count"].as_u64(), &n["changed"]),
+        (Some(2), &json!(false))
+    );
+    assert_eq!(t.balance_minor("gsp-sandbox-merchant").await, 1000);
+    t.shutdown().await;
+}
+
+/// The refund payloop made for an asynchronousRefund request.
+async fn refund_of(t: &TestStack, payment: &PaymentId, request: &str) -> String {
+    let q = payloop::store::Query::new(
+        keys::payment_pk(payment.as_str()),
+        payloop::store::SkRange::Prefix("GSPREF#".into()),
+        10,
+    );
+    let page = t.stack.ctx.store.query(&q).await.unwrap();
+    let it = page
+        .items
+        .iter()
+        .find(|i| i.str_attr("request_id") == Some(request))
+        .expect("the refund's origin is kept");
+    let sk = payloop::store::Key::of(it).unwrap().sk;
+    sk.trim_start_matches("GSPREF#").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_is_paged_reconciled_with_its_mismatches_as_cases_and_accepted() {
+    let t = start().await;
+    let (first, _) = paid(&t, "12500000").await;
+    let (_, second) = paid(&t, "3000000").await;
+    let second_done = format!("complete:{second}");
+    until("the second completion", || sent(&t, &second_done)).await;
+    let r = sandbox_post(
+        &t,
+        "/google-sandbox/refunds",
+        json!({"capture_request_id": first, "amount_micros": "2500000"}),
+    )
+    .await;
+    assert_eq!(r["status"], 200, "{r}");
+    google_queue_empty(&t).await;
+    until("both completions and the refund result", || async {
+        let all = notifications(&t).await;
+        all["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["body"]["result"].get("success").is_some())
+            .count()
+            == 3
+    })
+    .await;
+
+    // A statement for today with two planted mismatches: the first capture
+    // charged a cent more, and a capture payloop never told of.
+    let today = payloop::clock::Day::today();
+    let st = sandbox_post(
+        &t,
+        "/google-sandbox/statements",
+        json!({"date": today.to_string(),
+               "plant": {"amount_delta_micros": 10000, "unknown_capture": true}}),
+    )
+    .await;
+    assert_eq!(st["status"], 200, "{st}");
+    assert_eq!(st["response"]["result"], json!({"accepted": {}}));
+    assert_eq!(st["events"], 4);
+    let statement = st["statement_id"].as_str().unwrap().to_owned();
+    until("the statement is accepted", || async {
+        let all = notifications(&t).await;
+        all["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["statement_id"] == statement.as_str() && s["accepted"] == true)
+    })
+    .await;
+    let kept = t
+        .stack
+        .ctx
+        .store
+        .get(&keys::gsp_statement(DEFAULT_ACCOUNT, &statement))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.str_attr("status"), Some("accepted"));
+    assert_eq!(
+        (
+            kept.int_attr("events_read"),
+            kept.int_attr("matched"),
+            kept.int_attr("mismatched")
+        ),
+        (Some(4), Some(2), Some(2))
+    );
+    // payloop read its details and accepted it through Google's methods.
+    let all = notifications(&t).await;
+    let methods: Vec<&str> = all["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["method"].as_str().unwrap())
+        .collect();
+    assert!(methods.contains(&"remittanceStatementDetails"));
+    assert!(methods.contains(&"acceptRemittanceStatement"));
+
+    // The mismatches are reconciliation cases of the counterparty `google`.
+    let cases = t
+        .get(&format!("/v1/recon/cases?date={today}&psp=google"), true)
+        .await;
+    assert_eq!(cases.status, 200, "{}", cases.text);
+    let mut classes: Vec<(String, String)> = cases.json()["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["class"].as_str().unwrap().to_owned(),
+                c["key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    classes.sort();
+    assert_eq!(
+        classes,
+        vec![
+            ("amount_mismatch".to_owned(), format!("payment:{first}")),
+            (
+                "missing_in_wallet".to_owned(),
+                "payment:gs-unknown-capture".to_owned()
+            ),
+        ]
+    );
+    t.shutdown().await;
+}
