@@ -66,6 +66,10 @@ enum Command {
         /// (shared/src/domain/policy/shipped-risk-rules.json).
         #[arg(long, env = "PAYLOOP_RISK_RULES_FILE")]
         risk_rules: Option<PathBuf>,
+        /// The Google facade and the Google sandbox speak signed-and-encrypted
+        /// messages (JWS inside JWE, fresh test keys) instead of plaintext.
+        #[arg(long)]
+        google_jose: bool,
     },
     /// Run only the three sandbox PSPs (for a payloop running elsewhere).
     Sandbox {
@@ -118,6 +122,7 @@ async fn main() -> Result<(), BoxError> {
             psps,
             rg_preset,
             risk_rules,
+            google_jose,
         } => {
             let rules = match risk_rules {
                 Some(path) => std::fs::read_to_string(path)?,
@@ -134,6 +139,7 @@ async fn main() -> Result<(), BoxError> {
                 routing: routing.map(std::fs::read_to_string).transpose()?,
                 sandbox_port,
                 degraded,
+                google_codecs: google_jose.then(test_jose),
                 ..LocalOptions::new(data_dir)
             };
             serve(opts, aws).await
@@ -161,6 +167,17 @@ async fn main() -> Result<(), BoxError> {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type Codecs = (
+    std::sync::Arc<dyn payloop::domain::google::codec::Codec>,
+    std::sync::Arc<dyn payloop::domain::google::codec::Codec>,
+);
+
+/// Fresh test keys for both ends of the Google channel.
+fn test_jose() -> Codecs {
+    let (facade, google) = payloop::domain::google::jose::Jose::test_pair();
+    (std::sync::Arc::new(facade), std::sync::Arc::new(google))
+}
 
 /// Per-request logs for the server; only problems for one-shot commands.
 fn init_logging(command: &Command) {
@@ -226,6 +243,8 @@ fn print_banner(stack: &local::LocalStack) {
     println!("  GET  {base}/v1/wallet/<player_id>       (Authorization: Bearer <platform key>)");
     println!("  GET  {base}/v1/admin/routing            (platform key: circuits, degradation)");
     println!("  GET  {base}/v1/ops/metrics              (platform key: every metric with its definition)");
+    println!("  POST {base}/v1/payment-integrator-redirect/<method>  (Google redirect FOP)");
+    println!("Google sandbox:         {base}/google-sandbox/notifications (POST …/payments, …/refunds, …/statements)");
     println!("operator console:       {base}/ops (sign in with the platform key)");
     println!("dev client API key:     {}", s.client_key);
     println!("dev platform API key:   {}", s.platform_key);

@@ -336,3 +336,39 @@ async fn a_statement_is_paged_reconciled_with_its_mismatches_as_cases_and_accept
     );
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_google_keeps_refusing_is_a_dead_letter_and_replays_once_google_is_back() {
+    let t = TestStack::start_with(|o| o.google_backoff = Duration::from_millis(1)).await;
+    sandbox_post(&t, "/google-sandbox/fail", json!({"next": 1000})).await;
+    let (request, payment) = paid(&t, "4000000").await;
+    let complete = format!("complete:{payment}");
+    until("the call is a dead letter", || async {
+        t.stack.ctx.queue.depth(QueueName::GoogleDlq).await.unwrap() == 1
+    })
+    .await;
+    let n = received(&t, &complete).await.unwrap();
+    assert_eq!(
+        n["count"].as_u64(),
+        Some(u64::from(outbound::GOOGLE_MAX_RECEIVES)),
+        "every attempt reached Google: {n}"
+    );
+    assert!(!sent(&t, &complete).await);
+    // Google is back; an operator replays the dead letters.
+    sandbox_post(&t, "/google-sandbox/fail", json!({"next": 0})).await;
+    let r = t
+        .post_platform("/v1/ops/dlq/replay?queue=google", None, "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["moved"], 1);
+    until("the replayed call is taken", || sent(&t, &complete)).await;
+    let n = received(&t, &complete).await.unwrap();
+    assert_eq!(n["changed"], false);
+    assert_eq!(n["body"]["redirectRequestId"], request.as_str());
+    let bad = t
+        .post_platform("/v1/ops/dlq/replay?queue=recon", None, "")
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(bad.text.contains("queue"));
+    t.shutdown().await;
+}

@@ -366,15 +366,27 @@ async fn replay(
                 .filter(|n| (1..=MAX_REPLAY).contains(n))
         })?
         .unwrap_or(100);
-    let moved = redrive(
-        ctx.queue.as_ref(),
-        QueueName::EventsDlq,
-        QueueName::Events,
-        max,
-    )
-    .await
-    .map_err(Error::from)?;
-    tracing::info!(operator, moved, "dead letters replayed");
+    // Which dead letters: PSP events (the default) or calls to Google.
+    let source = q
+        .parse_with("queue", "must be events or google", |v| match v {
+            "events" => Some(QueueName::Events),
+            "google" => Some(QueueName::Google),
+            _ => None,
+        })?
+        .unwrap_or(QueueName::Events);
+    let dlq = source
+        .dead_letter()
+        .map(|(dlq, _)| dlq)
+        .ok_or_else(|| Error::Internal("a replayable queue has a DLQ".into()))?;
+    let moved = redrive(ctx.queue.as_ref(), dlq, source, max)
+        .await
+        .map_err(Error::from)?;
+    tracing::info!(
+        operator,
+        moved,
+        queue = source.as_str(),
+        "dead letters replayed"
+    );
     Ok(Json(json!({"moved": moved})))
 }
 
