@@ -182,6 +182,20 @@ impl Jose {
         (integrator, google)
     }
 
+    /// This side's public keys as the other side lists them (its `peer`
+    /// entries: kid, x, y), to hand over out of band. No private part.
+    pub fn public_keys(&self) -> Value {
+        let keys: Vec<Value> = self
+            .own
+            .iter()
+            .filter_map(|k| {
+                let (x, y) = coordinates(&k.secret.public_key())?;
+                Some(json!({"kid": k.kid, "x": x, "y": y}))
+            })
+            .collect();
+        Value::Array(keys)
+    }
+
     /// The JWE's plaintext: decrypted by the own key the header names.
     fn decrypt(&self, jwe: &[u8]) -> Result<Zeroizing<Vec<u8>>, GspError> {
         let parts: Vec<&[u8]> = jwe.split(|b| *b == b'.').collect();
@@ -193,8 +207,8 @@ impl Jose {
                 "the JWE encrypted key must be empty (ECDH-ES direct key agreement)",
             ));
         }
-        let header = header_object(h64)
-            .ok_or_else(|| encryption("the JWE header is not base64url JSON"))?;
+        let header =
+            header_object(h64).ok_or_else(|| encryption("the JWE header is not base64url JSON"))?;
         if header.get("alg").and_then(Value::as_str) != Some(JWE_ALG) {
             return Err(encryption("the JWE alg must be ECDH-ES"));
         }
@@ -228,10 +242,10 @@ impl Jose {
             .and_then(Value::as_object)
             .and_then(epk_point)
             .ok_or_else(|| encryption("the JWE epk is not a P-256 public key"))?;
-        let apu = party_info(&header, "apu")
-            .ok_or_else(|| encryption("the JWE apu is not base64url"))?;
-        let apv = party_info(&header, "apv")
-            .ok_or_else(|| encryption("the JWE apv is not base64url"))?;
+        let apu =
+            party_info(&header, "apu").ok_or_else(|| encryption("the JWE apu is not base64url"))?;
+        let apv =
+            party_info(&header, "apv").ok_or_else(|| encryption("the JWE apv is not base64url"))?;
         let iv: [u8; 12] = b64_array(iv).ok_or_else(|| encryption("the JWE IV is not 96 bits"))?;
         let tag: [u8; 16] =
             b64_array(tag).ok_or_else(|| encryption("the JWE tag is not 128 bits"))?;
@@ -261,8 +275,8 @@ impl Jose {
                 "the decrypted payload is not a compact JWS (three parts)",
             ));
         };
-        let header = header_object(h64)
-            .ok_or_else(|| signature("the JWS header is not base64url JSON"))?;
+        let header =
+            header_object(h64).ok_or_else(|| signature("the JWS header is not base64url JSON"))?;
         if header.get("alg").and_then(Value::as_str) != Some(JWS_ALG) {
             return Err(signature("the JWS alg must be ES256"));
         }
@@ -560,9 +574,10 @@ fn read_32(
     at: &str,
     name: &str,
 ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
-    let v = e.get(name).ok_or_else(|| format!("{at}.{name} is required"))?;
-    Ok(v
-        .as_str()
+    let v = e
+        .get(name)
+        .ok_or_else(|| format!("{at}.{name} is required"))?;
+    Ok(v.as_str()
         .and_then(|s| b64_array::<32>(s.as_bytes()))
         .map(Zeroizing::new))
 }
@@ -656,7 +671,10 @@ mod tests {
     fn kdf_binds_every_input_and_spans_rounds() {
         let z = [7u8; 32];
         let base = concat_kdf::<32>(&z, "A256GCM", b"", b"").unwrap();
-        assert_ne!(*base, *concat_kdf::<32>(&[8u8; 32], "A256GCM", b"", b"").unwrap());
+        assert_ne!(
+            *base,
+            *concat_kdf::<32>(&[8u8; 32], "A256GCM", b"", b"").unwrap()
+        );
         assert_ne!(*base, *concat_kdf::<32>(&z, "A128GCM", b"", b"").unwrap());
         assert_ne!(*base, *concat_kdf::<32>(&z, "A256GCM", b"u", b"").unwrap());
         assert_ne!(*base, *concat_kdf::<32>(&z, "A256GCM", b"", b"v").unwrap());
@@ -727,7 +745,10 @@ mod tests {
         let input = &jws[..last_dot];
         let sig = Signature::from_slice(&jp[2]).unwrap();
         assert!(VerifyingKey::from(public).verify(input, &sig).is_ok());
-        assert_eq!(google.verify(&jws).unwrap(), serde_json::to_vec(&body()).unwrap());
+        assert_eq!(
+            google.verify(&jws).unwrap(),
+            serde_json::to_vec(&body()).unwrap()
+        );
 
         // Fresh ephemeral key and IV each time.
         let (_, again) = integrator.seal(&body()).unwrap();
@@ -780,16 +801,36 @@ mod tests {
         let p = parts(&msg);
         let header: Value = serde_json::from_slice(&p[0]).unwrap();
         let cases: Vec<(&str, Value, &str)> = vec![
-            ("alg", json!("ECDH-ES+A256KW"), "the JWE alg must be ECDH-ES"),
+            (
+                "alg",
+                json!("ECDH-ES+A256KW"),
+                "the JWE alg must be ECDH-ES",
+            ),
             ("alg", json!("dir"), "the JWE alg must be ECDH-ES"),
             ("enc", json!("A128GCM"), "the JWE enc must be A256GCM"),
-            ("kid", json!("someone-else"), "the JWE header names an unknown key"),
+            (
+                "kid",
+                json!("someone-else"),
+                "the JWE header names an unknown key",
+            ),
             ("kid", json!(7), "the JWE header names no key (kid)"),
-            ("zip", json!("DEF"), "compressed JWE payloads are not accepted"),
-            ("crit", json!(["exp"]), "the JWE header names critical extensions that are not supported"),
+            (
+                "zip",
+                json!("DEF"),
+                "compressed JWE payloads are not accepted",
+            ),
+            (
+                "crit",
+                json!(["exp"]),
+                "the JWE header names critical extensions that are not supported",
+            ),
             ("cty", json!("json"), "the JWE cty must be JWT"),
             ("apu", json!("QWxpY2U="), "the JWE apu is not base64url"),
-            ("epk", json!({"kty": "EC", "crv": "P-384"}), "the JWE epk is not a P-256 public key"),
+            (
+                "epk",
+                json!({"kty": "EC", "crv": "P-384"}),
+                "the JWE epk is not a P-256 public key",
+            ),
         ];
         for (field, value, want) in cases {
             let mut h = header.clone();
@@ -818,7 +859,10 @@ mod tests {
         let jwe = encrypt(&google.peer[0], jws.as_bytes(), b"Google", b"payloop").unwrap();
         let header = header_object(jwe.split('.').next().unwrap().as_bytes()).unwrap();
         assert_eq!(header["apu"], "R29vZ2xl");
-        assert_eq!(integrator.open(None, jwe.as_bytes()).unwrap(), json!({"a": 1}));
+        assert_eq!(
+            integrator.open(None, jwe.as_bytes()).unwrap(),
+            json!({"a": 1})
+        );
     }
 
     #[test]
@@ -938,7 +982,10 @@ mod tests {
         // Once the old keys are dropped, old messages are refused.
         let (_, old) = google_before.seal(&body()).unwrap();
         let dropped = keyset(&[("pi-2027-01", &i_new)], &[("google-2027-01", &g_new)]);
-        assert_eq!(code(dropped.open(None, &old)), GspCode::InvalidPayloadEncryption);
+        assert_eq!(
+            code(dropped.open(None, &old)),
+            GspCode::InvalidPayloadEncryption
+        );
         let (_, signed_old) = keyset(&[("google-2026-12", &g_old)], &[("pi-2027-01", &i_new)])
             .seal(&body())
             .unwrap();
@@ -970,10 +1017,19 @@ mod tests {
     fn content_type_and_framing() {
         let (integrator, google) = Jose::test_pair();
         let (_, msg) = google.seal(&body()).unwrap();
-        for ok in ["application/jose", "application/jose; charset=utf-8", "Application/JOSE"] {
+        for ok in [
+            "application/jose",
+            "application/jose; charset=utf-8",
+            "Application/JOSE",
+        ] {
             assert_eq!(integrator.open(Some(ok), &msg).unwrap(), body(), "{ok}");
         }
-        for bad in ["application/json", "text/plain", "", "application/jose+json"] {
+        for bad in [
+            "application/json",
+            "text/plain",
+            "",
+            "application/jose+json",
+        ] {
             let e = integrator.open(Some(bad), &msg).unwrap_err();
             assert_eq!(e.code, GspCode::InvalidPayloadEncryption, "{bad}");
             assert!(e.description.contains("application/jose"));
@@ -995,8 +1051,18 @@ mod tests {
         assert_eq!(e.code, GspCode::InvalidFieldValue);
         assert_eq!(e.description, "the body is larger than 64 KiB");
         let huge = vec![b'.'; 1 << 20];
-        assert_eq!(code(integrator.open(None, &huge)), GspCode::InvalidFieldValue);
-        for garbage in [&b""[..], b"....", b".....", b"a.b.c.d.e", b"\xff\xfe", b"{}"] {
+        assert_eq!(
+            code(integrator.open(None, &huge)),
+            GspCode::InvalidFieldValue
+        );
+        for garbage in [
+            &b""[..],
+            b"....",
+            b".....",
+            b"a.b.c.d.e",
+            b"\xff\xfe",
+            b"{}",
+        ] {
             assert_eq!(
                 code(integrator.open(Some("application/jose"), garbage)),
                 GspCode::InvalidPayloadEncryption
@@ -1021,24 +1087,75 @@ mod tests {
         let cases: Vec<(Value, &str)> = vec![
             (json!([]), "the keyset is not a JSON object"),
             (json!({"own": [good_own]}), "peer is required"),
-            (json!({"own": [], "peer": [good_peer]}), "own must hold 1 to 8 keys"),
-            (json!({"own": nine, "peer": [good_peer]}), "own must hold 1 to 8 keys"),
+            (
+                json!({"own": [], "peer": [good_peer]}),
+                "own must hold 1 to 8 keys",
+            ),
+            (
+                json!({"own": nine, "peer": [good_peer]}),
+                "own must hold 1 to 8 keys",
+            ),
             (json!({"own": {}, "peer": [good_peer]}), "own is not a list"),
-            (json!({"own": [good_own], "peer": [good_peer], "peers": []}), "the keyset has an unknown field peers"),
-            (json!({"own": [good_own, {"kid": "pi-2", "d": zero}], "peer": [good_peer]}), "own[1].d is not a P-256 private key"),
-            (json!({"own": [good_own, {"kid": "pi-2", "d": order}], "peer": [good_peer]}), "own[1].d is not a P-256 private key"),
-            (json!({"own": [{"kid": "pi-1", "d": format!("{d_a}=")}], "peer": [good_peer]}), "own[0].d is not a P-256 private key"),
-            (json!({"own": [{"kid": "pi-1", "d": &d_a[..40]}], "peer": [good_peer]}), "own[0].d is not a P-256 private key"),
-            (json!({"own": [{"kid": "pi-1"}], "peer": [good_peer]}), "own[0].d is required"),
-            (json!({"own": [{"kid": "pi 1", "d": d_a}], "peer": [good_peer]}), "own[0].kid must be"),
-            (json!({"own": [{"kid": "", "d": d_a}], "peer": [good_peer]}), "own[0].kid must be"),
-            (json!({"own": [{"kid": "k".repeat(65), "d": d_a}], "peer": [good_peer]}), "own[0].kid must be"),
-            (json!({"own": [{"kid": "pi-1", "d": d_a, "x": x_b}], "peer": [good_peer]}), "own[0] has an unknown field x"),
-            (json!({"own": [good_own], "peer": [good_peer, peer_entry("google-1", &c)]}), "peer[1].kid google-1 is used twice"),
-            (json!({"own": [good_own], "peer": [{"kid": "g", "x": x_b, "y": x_b}]}), "peer[0] (x, y) is not a point on P-256"),
-            (json!({"own": [good_own], "peer": [{"kid": "g", "x": "AAAA", "y": x_b}]}), "peer[0].x is not a 32-byte base64url coordinate"),
-            (json!({"own": [good_own], "peer": [{"kid": "g", "x": x_b}]}), "peer[0].y is required"),
-            (json!({"own": [good_own], "peer": [peer_entry("me", &a)]}), "peer[0] is the public key of own[0]"),
+            (
+                json!({"own": [good_own], "peer": [good_peer], "peers": []}),
+                "the keyset has an unknown field peers",
+            ),
+            (
+                json!({"own": [good_own, {"kid": "pi-2", "d": zero}], "peer": [good_peer]}),
+                "own[1].d is not a P-256 private key",
+            ),
+            (
+                json!({"own": [good_own, {"kid": "pi-2", "d": order}], "peer": [good_peer]}),
+                "own[1].d is not a P-256 private key",
+            ),
+            (
+                json!({"own": [{"kid": "pi-1", "d": format!("{d_a}=")}], "peer": [good_peer]}),
+                "own[0].d is not a P-256 private key",
+            ),
+            (
+                json!({"own": [{"kid": "pi-1", "d": &d_a[..40]}], "peer": [good_peer]}),
+                "own[0].d is not a P-256 private key",
+            ),
+            (
+                json!({"own": [{"kid": "pi-1"}], "peer": [good_peer]}),
+                "own[0].d is required",
+            ),
+            (
+                json!({"own": [{"kid": "pi 1", "d": d_a}], "peer": [good_peer]}),
+                "own[0].kid must be",
+            ),
+            (
+                json!({"own": [{"kid": "", "d": d_a}], "peer": [good_peer]}),
+                "own[0].kid must be",
+            ),
+            (
+                json!({"own": [{"kid": "k".repeat(65), "d": d_a}], "peer": [good_peer]}),
+                "own[0].kid must be",
+            ),
+            (
+                json!({"own": [{"kid": "pi-1", "d": d_a, "x": x_b}], "peer": [good_peer]}),
+                "own[0] has an unknown field x",
+            ),
+            (
+                json!({"own": [good_own], "peer": [good_peer, peer_entry("google-1", &c)]}),
+                "peer[1].kid google-1 is used twice",
+            ),
+            (
+                json!({"own": [good_own], "peer": [{"kid": "g", "x": x_b, "y": x_b}]}),
+                "peer[0] (x, y) is not a point on P-256",
+            ),
+            (
+                json!({"own": [good_own], "peer": [{"kid": "g", "x": "AAAA", "y": x_b}]}),
+                "peer[0].x is not a 32-byte base64url coordinate",
+            ),
+            (
+                json!({"own": [good_own], "peer": [{"kid": "g", "x": x_b}]}),
+                "peer[0].y is required",
+            ),
+            (
+                json!({"own": [good_own], "peer": [peer_entry("me", &a)]}),
+                "peer[0] is the public key of own[0]",
+            ),
         ];
         for (doc, want) in cases {
             let e = Jose::from_json(&doc.to_string()).unwrap_err();
