@@ -21,6 +21,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use google_facade::outbound::post_sealed;
 use payloop::clock::Day;
 use payloop::domain::google::codec::Codec;
 use payloop::domain::google::outbound::Hosted;
@@ -118,27 +119,11 @@ impl GoogleSandbox {
 
     /// Call one of payloop's facade methods as Google would.
     async fn call_payloop(&self, path: &str, body: &Value) -> Result<(u16, Value), String> {
-        let (ct, bytes) = self.codec.seal(body).map_err(|e| e.description)?;
-        let reply = self
-            .http
-            .post(format!("{}{path}", self.payloop_base))
-            .header(header::CONTENT_TYPE, ct)
-            .body(bytes)
-            .send()
+        let url = format!("{}{path}", self.payloop_base);
+        let (status, answer) = post_sealed(&self.http, self.codec.as_ref(), &url, body)
             .await
             .map_err(|e| e.to_string())?;
-        let status = reply.status().as_u16();
-        let reply_type = reply
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = reply.bytes().await.map_err(|e| e.to_string())?;
-        let json = self
-            .codec
-            .open(reply_type.as_deref(), &bytes)
-            .unwrap_or(Value::Null);
-        Ok((status, json))
+        Ok((status, answer.unwrap_or(Value::Null)))
     }
 
     fn request_id(&self, what: &str) -> String {

@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod faults;
+pub mod google;
 pub mod webdriver;
 
 use std::collections::BTreeMap;

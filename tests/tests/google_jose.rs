@@ -12,10 +12,9 @@ use std::time::Duration;
 use base64::Engine;
 use payloop::domain::google::codec::Codec;
 use payloop::domain::google::jose::Jose;
-use payloop::schema::keys;
-use payloop::store::ItemExt;
 use payloop_cli::google_sandbox::DEFAULT_ACCOUNT;
-use payloop_tests::{TestStack, WAIT};
+use payloop_tests::google;
+use payloop_tests::TestStack;
 use serde_json::{json, Value};
 
 fn header(id: &str) -> Value {
@@ -89,29 +88,13 @@ async fn the_facade_speaks_jose_and_refuses_what_it_cannot_open_or_trust() {
     let v = r.json();
     assert_eq!(v["status"], 200, "{v}");
     let request = v["request_id"].as_str().unwrap().to_owned();
-    let found = t
-        .stack
-        .ctx
-        .store
-        .get(&keys::gsp_redirect(DEFAULT_ACCOUNT, &request))
-        .await
-        .unwrap()
-        .unwrap();
-    let payment = found.str_attr("payment_id").unwrap().to_owned();
-    t.approve(&payment).await;
-    let out = keys::gsp_outbound(DEFAULT_ACCOUNT, &format!("complete:{payment}"));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let it = t.stack.ctx.store.get(&out).await.unwrap();
-        if it.is_some_and(|i| i.int_attr("sent_ms").is_some()) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "completion not taken"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let payment = google::redirect_payment(&t, DEFAULT_ACCOUNT, &request).await;
+    t.approve(payment.as_str()).await;
+    let complete = format!("complete:{payment}");
+    google::until("the completion is taken", || {
+        google::sent(&t, DEFAULT_ACCOUNT, &complete)
+    })
+    .await;
 
     // Plaintext JSON: not a JOSE message.
     let echo = json!({"requestHeader": header("echo-1"), "clientMessage": "ping"});

@@ -13,7 +13,8 @@ use payloop::queue::QueueName;
 use payloop::schema::keys;
 use payloop::store::ItemExt;
 use payloop_cli::google_sandbox::DEFAULT_ACCOUNT;
-use payloop_tests::{TestStack, WAIT};
+use payloop_tests::google::{self, until};
+use payloop_tests::TestStack;
 use serde_json::{json, Value};
 
 async fn start() -> TestStack {
@@ -49,24 +50,9 @@ async fn received(t: &TestStack, request_id: &str) -> Option<Value> {
         .cloned()
 }
 
-/// Poll until `done` holds (or fail after [`WAIT`]).
-async fn until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// Marked sent: Google answered 200.
 async fn sent(t: &TestStack, request_id: &str) -> bool {
-    let key = keys::gsp_outbound(DEFAULT_ACCOUNT, request_id);
-    let it = t.stack.ctx.store.get(&key).await.unwrap();
-    it.is_some_and(|i| i.int_attr("sent_ms").is_some())
+    google::sent(t, DEFAULT_ACCOUNT, request_id).await
 }
 
 /// Every queued call made or dead (the google queue empty).
@@ -88,15 +74,7 @@ async fn paid(t: &TestStack, micros: &str) -> (String, PaymentId) {
     assert_eq!(v["status"], 200, "{v}");
     assert!(v["redirect_url"].as_str().unwrap().contains("/checkout/"));
     let request = v["request_id"].as_str().unwrap().to_owned();
-    let found = t
-        .stack
-        .ctx
-        .store
-        .get(&keys::gsp_redirect(DEFAULT_ACCOUNT, &request))
-        .await
-        .unwrap()
-        .unwrap();
-    let payment = PaymentId::parse(found.str_attr("payment_id").unwrap()).unwrap();
+    let payment = google::redirect_payment(t, DEFAULT_ACCOUNT, &request).await;
     t.approve(payment.as_str()).await;
     (request, payment)
 }
@@ -145,15 +123,7 @@ async fn notifications_are_retried_until_google_takes_them_and_never_change() {
     )
     .await;
     let open_request = v["request_id"].as_str().unwrap().to_owned();
-    let found = t
-        .stack
-        .ctx
-        .store
-        .get(&keys::gsp_redirect(DEFAULT_ACCOUNT, &open_request))
-        .await
-        .unwrap()
-        .unwrap();
-    let open = PaymentId::parse(found.str_attr("payment_id").unwrap()).unwrap();
+    let open = google::redirect_payment(&t, DEFAULT_ACCOUNT, &open_request).await;
     let early = Job::PaymentComplete {
         account: DEFAULT_ACCOUNT.into(),
         redirect_request_id: open_request.clone(),

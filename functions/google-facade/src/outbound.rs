@@ -11,7 +11,7 @@ use axum::http::header;
 use payloop::domain::google::codec::Codec;
 use payloop::domain::google::outbound::{self, backoff, CallError, GoogleApi, Hosted};
 use payloop::domain::Ctx;
-use payloop::psp::https::Transport;
+use payloop::psp::https::{failure_kind, Transport};
 use payloop::queue::{QueueName, MAX_RECEIVE_BATCH};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -54,10 +54,6 @@ impl GoogleApi for HttpGoogle {
         account: &str,
         request: &Value,
     ) -> Result<Value, CallError> {
-        let (content_type, body) = self
-            .codec
-            .seal(request)
-            .map_err(|e| CallError::Unreadable(e.description))?;
         let account_part: String =
             percent_encoding::utf8_percent_encode(account, percent_encoding::NON_ALPHANUMERIC)
                 .to_string();
@@ -66,53 +62,53 @@ impl GoogleApi for HttpGoogle {
             self.base,
             method.name()
         );
-        let reply = self
-            .http
-            .post(url)
-            .header(header::CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| CallError::Unreachable(without_url(&e)))?;
-        let status = reply.status().as_u16();
-        let reply_type = reply
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = reply
-            .bytes()
-            .await
-            .map_err(|e| CallError::Unreachable(without_url(&e)))?;
-        if status != 200 {
-            // Google's code when its error body can be opened; never its text.
-            let code = self
-                .codec
-                .open(reply_type.as_deref(), &bytes)
-                .ok()
-                .and_then(|v| {
+        let (status, answer) = post_sealed(&self.http, self.codec.as_ref(), &url, request).await?;
+        match (status, answer) {
+            (200, Some(v)) => Ok(v),
+            (200, None) => Err(CallError::Unreadable(
+                "the answer could not be opened".into(),
+            )),
+            // Google's code when its error body could be opened; never its text.
+            (status, answer) => Err(CallError::Refused {
+                status,
+                code: answer.and_then(|v| {
                     v.get("errorResponseCode")
                         .and_then(Value::as_str)
                         .map(str::to_owned)
-                });
-            return Err(CallError::Refused { status, code });
+                }),
+            }),
         }
-        self.codec
-            .open(reply_type.as_deref(), &bytes)
-            .map_err(|e| CallError::Unreadable(e.description))
     }
 }
 
-/// A transport error without its URL (a URL may carry a token).
-fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    kind.to_owned()
+/// POST `json` sealed by `codec` to `url`: the status and the answer
+/// opened by the codec (`None` when it cannot be). Both ends of the Google
+/// channel use it (payloop's calls to Google, the sandbox's to payloop).
+pub async fn post_sealed(
+    http: &reqwest::Client,
+    codec: &dyn Codec,
+    url: &str,
+    json: &Value,
+) -> Result<(u16, Option<Value>), CallError> {
+    let (content_type, body) = codec
+        .seal(json)
+        .map_err(|e| CallError::Unreadable(e.description))?;
+    let unreachable = |e: reqwest::Error| CallError::Unreachable(failure_kind(&e).to_owned());
+    let reply = http
+        .post(url)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = reply.status().as_u16();
+    let reply_type = reply
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = reply.bytes().await.map_err(unreachable)?;
+    Ok((status, codec.open(reply_type.as_deref(), &bytes).ok()))
 }
 
 /// One received message: make its call; on failure push its next attempt

@@ -141,14 +141,18 @@ const LOCAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// A failed PSP call in words for the log, without the URL (a pre-signed
 /// URL carries a token).
 pub fn transport_error(psp: &crate::ids::PspId, e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
+    format!("{psp}: {}", failure_kind(e))
+}
+
+/// What went wrong with a call, in words that never carry its URL.
+pub fn failure_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
         "connection failed"
     } else {
         "request failed"
-    };
-    format!("{psp}: {kind}")
+    }
 }
 
 #[cfg(test)]
