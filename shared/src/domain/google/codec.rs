@@ -28,14 +28,20 @@ pub struct Plaintext;
 /// The largest request body the facade reads.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// Refuse a body beyond [`MAX_BODY`] before any codec reads it.
+pub fn check_size(body: &[u8]) -> Result<(), GspError> {
+    if body.len() > MAX_BODY {
+        return Err(GspError::new(
+            GspCode::InvalidFieldValue,
+            "the body is larger than 64 KiB",
+        ));
+    }
+    Ok(())
+}
+
 impl Codec for Plaintext {
     fn open(&self, _content_type: Option<&str>, body: &[u8]) -> Result<Value, GspError> {
-        if body.len() > MAX_BODY {
-            return Err(GspError::new(
-                GspCode::InvalidFieldValue,
-                "the body is larger than 64 KiB",
-            ));
-        }
+        check_size(body)?;
         let v: Value = serde_json::from_slice(body).map_err(|_| {
             GspError::new(
                 GspCode::InvalidDecryptedRequest,

@@ -57,7 +57,7 @@ use p256::{PublicKey, SecretKey};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::codec::{Codec, MAX_BODY};
+use super::codec::{check_size, Codec};
 use super::wire::{GspCode, GspError};
 
 /// The content type of a JOSE message.
@@ -311,12 +311,7 @@ impl Jose {
 
 impl Codec for Jose {
     fn open(&self, content_type: Option<&str>, body: &[u8]) -> Result<Value, GspError> {
-        if body.len() > MAX_BODY {
-            return Err(GspError::new(
-                GspCode::InvalidFieldValue,
-                "the body is larger than 64 KiB",
-            ));
-        }
+        check_size(body)?;
         if let Some(ct) = content_type {
             let essence = ct.split(';').next().unwrap_or_default().trim();
             if !essence.eq_ignore_ascii_case(CONTENT_TYPE) {
@@ -1046,7 +1041,7 @@ mod tests {
             code(integrator.open(None, with_pad.as_bytes())),
             GspCode::InvalidPayloadEncryption
         );
-        let big = vec![b'a'; MAX_BODY + 1];
+        let big = vec![b'a'; super::super::codec::MAX_BODY + 1];
         let e = integrator.open(None, &big).unwrap_err();
         assert_eq!(e.code, GspCode::InvalidFieldValue);
         assert_eq!(e.description, "the body is larger than 64 KiB");

@@ -227,19 +227,12 @@ pub async fn after_payment_event(ctx: &Ctx, ev: &PspEvent) -> Result<(), Error> 
     if !ev.status.is_final() || ev.status == PaymentStatus::ChargedBack {
         return Ok(());
     }
-    let Some(origin) = ctx.store.get(&keys::gsp_payment(&ev.payment_id)).await? else {
+    let Some((account, request)) = origin(ctx, &keys::gsp_payment(&ev.payment_id)).await? else {
         return Ok(());
     };
-    let (Some(account), Some(request)) =
-        (origin.str_attr("account"), origin.str_attr("request_id"))
-    else {
-        return Err(Error::Internal(
-            "a Google payment's origin is incomplete".into(),
-        ));
-    };
     let job = Job::PaymentComplete {
-        account: account.to_owned(),
-        redirect_request_id: request.to_owned(),
+        account,
+        redirect_request_id: request,
         payment_id: ev.payment_id.clone(),
     };
     enqueue(ctx, &job).await
@@ -249,23 +242,30 @@ pub async fn after_payment_event(ctx: &Ctx, ev: &PspEvent) -> Result<(), Error> 
 /// notification queued.
 pub async fn after_refund_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), Error> {
     let key = keys::gsp_refund(&ev.payment_id, &ev.refund_id);
-    let Some(origin) = ctx.store.get(&key).await? else {
+    let Some((account, request)) = origin(ctx, &key).await? else {
         return Ok(());
     };
-    let (Some(account), Some(request)) =
-        (origin.str_attr("account"), origin.str_attr("request_id"))
-    else {
-        return Err(Error::Internal(
-            "a Google refund's origin is incomplete".into(),
-        ));
-    };
     let job = Job::RefundResult {
-        account: account.to_owned(),
-        refund_request_id: request.to_owned(),
+        account,
+        refund_request_id: request,
         payment_id: ev.payment_id.clone(),
         refund_id: ev.refund_id.clone(),
     };
     enqueue(ctx, &job).await
+}
+
+/// The Google account and request an origin item names (`None`: not a
+/// Google movement).
+async fn origin(ctx: &Ctx, key: &crate::store::Key) -> Result<Option<(String, String)>, Error> {
+    let Some(it) = ctx.store.get(key).await? else {
+        return Ok(None);
+    };
+    match (it.str_attr("account"), it.str_attr("request_id")) {
+        (Some(a), Some(r)) => Ok(Some((a.to_owned(), r.to_owned()))),
+        _ => Err(Error::Internal(
+            "a Google origin record is incomplete".into(),
+        )),
+    }
 }
 
 /// Make one job's call. `Err(true)`: try again later; `Err(false)`: it can
