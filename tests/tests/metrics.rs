@@ -153,6 +153,7 @@ async fn the_operator_metrics_follow_deposits_webhooks_and_chargebacks() {
     assert!(s["p95_ms"].as_u64().unwrap() >= s["p50_ms"].as_u64().unwrap());
 
     assert_eq!(series(&v, "dlq_depth")["dlq_depth.queue.events-dlq"], 0.0);
+    assert_eq!(series(&v, "dlq_depth")["dlq_depth.queue.google-dlq"], 0.0);
     assert_eq!(series(&v, "payouts_in_review")["payouts_in_review"], 0.0);
     // Formulas are stated for the derived figures.
     let conv = v["derived"]

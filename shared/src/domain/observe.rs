@@ -178,8 +178,13 @@ pub fn recon_classes(ctx: &Ctx, psp: &str, classes: &[(&str, u64)], mismatches: 
 pub async fn gauges(ctx: &Ctx) -> Result<(), crate::Error> {
     use crate::queue::QueueName;
     let metrics = ctx.metrics();
-    for q in [QueueName::EventsDlq] {
-        let depth = ctx.queue.depth(q).await?;
+    for q in [QueueName::EventsDlq, QueueName::GoogleDlq] {
+        let depth = match ctx.queue.depth(q).await {
+            Ok(d) => d,
+            // A stack without the Google queues configured has no such DLQ.
+            Err(crate::queue::QueueError::Invalid(_)) if q == QueueName::GoogleDlq => continue,
+            Err(e) => return Err(e.into()),
+        };
         let depth = i64::try_from(depth).unwrap_or(i64::MAX);
         metrics.gauge(&m::DLQ_DEPTH, &[(Dim::Queue, q.as_str())], depth);
     }
