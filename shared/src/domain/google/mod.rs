@@ -1,7 +1,9 @@
-//! payloop as a Google Standard Payments redirect-FOP integrator (issue
-//! 14, in progress): the wire conventions ([`wire`]), message security
-//! behind one interface ([`codec`]), and Google's idempotency rule over
-//! payloop's idempotency engine ([`once`]).
+//! payloop as a Google Standard Payments redirect-FOP integrator: the wire
+//! conventions ([`wire`]), message security behind one interface
+//! ([`codec`]: plaintext, [`jose`]), Google's idempotency rule over
+//! payloop's idempotency engine ([`once`]), the methods Google calls
+//! ([`redirect`], [`remittance`]) and the calls payloop makes to Google
+//! ([`outbound`]).
 
 use std::future::Future;
 
