@@ -288,11 +288,13 @@ FUNCTIONS = {
         ("get", "/v1/recon/reports/{psp}/{date}"),
     }),
     "GoogleFacadeFunction": ("google-facade", GOOGLE),
+    "GoogleOutboundFunction": ("google-outbound", set()),
     "PayoutSweeperFunction": ("payout-sweeper", set()),
     "ReconciliationFunction": ("reconciliation", set()),
     "ReconShardFunction": ("reconciliation", set()),
 }
-SQS_CONSUMERS = {"WalletCreditFunction": "EventsQueue", "ReconShardFunction": "ReconQueue"}
+SQS_CONSUMERS = {"WalletCreditFunction": "EventsQueue", "ReconShardFunction": "ReconQueue",
+                 "GoogleOutboundFunction": "GoogleQueue"}
 # Read at start-up by every function; missing -> start-up error. The keys come
 # from the secret PAYLOOP_SECRETS_ARN names (read at cold start), never from here.
 REQUIRED_ENV = {
@@ -304,7 +306,14 @@ REQUIRED_ENV = {
 SECRET_ENV = {
     "PAYLOOP_CLIENT_KEYS", "PAYLOOP_PLATFORM_KEYS", "PAYLOOP_WEBHOOK_SECRETS", "PAYLOOP_PSP_API_KEY",
     "PAYLOOP_ADYEN_API_KEY", "PAYLOOP_ADYEN_HMAC_KEY", "PAYLOOP_ADYEN_HOOK_PASSWORD",
+    "PAYLOOP_GSP_KEYS",
 }
+# Where calls to Google are queued (wallet-credit, google-facade), made
+# (google-outbound), replayed (wallet-api) or counted (the sweep's dlq_depth):
+# the code reads both URLs or neither.
+GOOGLE_QUEUE_USERS = {"WalletCreditFunction", "GoogleFacadeFunction", "GoogleOutboundFunction",
+                      "WalletApiFunction", "PayoutSweeperFunction"}
+GOOGLE_QUEUE_ENV = {"PAYLOOP_QUEUE_URL_GOOGLE", "PAYLOOP_QUEUE_URL_GOOGLE_DLQ"}
 
 with open(template_path, encoding="utf-8") as f:
     template = yaml_parse(f.read())
@@ -380,6 +389,14 @@ for logical_id, fn in functions.items():
                                   "equal to the function's ReservedConcurrentExecutions")
         if binary == "reconciliation" and "PAYLOOP_QUEUE_URL_RECON" not in env:
             errors.append(f"template: {logical_id} lacks PAYLOOP_QUEUE_URL_RECON")
+        if logical_id in GOOGLE_QUEUE_USERS:
+            for name in sorted(GOOGLE_QUEUE_ENV - set(env)):
+                errors.append(f"template: {logical_id} lacks {name}")
+        if binary == "google-outbound" and "PAYLOOP_GSP_BASE_URL" not in env:
+            errors.append(f"template: {logical_id} lacks PAYLOOP_GSP_BASE_URL")
+        # Plaintext authenticates nothing: development stacks set it by hand.
+        if "PAYLOOP_GSP_ALLOW_PLAINTEXT" in env:
+            errors.append(f"template: {logical_id} sets PAYLOOP_GSP_ALLOW_PLAINTEXT")
     # scripts/package.sh builds these zips (it reads the binaries from these CodeUris).
     if binary is not None and props.get("CodeUri") != f"../target/lambda/{binary}/bootstrap.zip":
         errors.append(f"template: {logical_id}.CodeUri must be ../target/lambda/{binary}/bootstrap.zip")
