@@ -178,6 +178,7 @@ pub fn recon_classes(ctx: &Ctx, psp: &str, classes: &[(&str, u64)], mismatches: 
 pub async fn gauges(ctx: &Ctx) -> Result<(), crate::Error> {
     use crate::queue::QueueName;
     let metrics = ctx.metrics();
+    let mut depths = Vec::new();
     for q in [QueueName::EventsDlq, QueueName::GoogleDlq] {
         let depth = match ctx.queue.depth(q).await {
             Ok(d) => d,
@@ -185,9 +186,9 @@ pub async fn gauges(ctx: &Ctx) -> Result<(), crate::Error> {
             Err(crate::queue::QueueError::Invalid(_)) if q == QueueName::GoogleDlq => continue,
             Err(e) => return Err(e.into()),
         };
-        let depth = i64::try_from(depth).unwrap_or(i64::MAX);
-        metrics.gauge(&m::DLQ_DEPTH, &[(Dim::Queue, q.as_str())], depth);
+        depths.push((q.as_str(), i64::try_from(depth).unwrap_or(i64::MAX)));
     }
+    metrics.gauge_parts(&m::DLQ_DEPTH, Dim::Queue, &depths);
     let open = ctx
         .store
         .query(&Query::new(keys::REVIEW_QUEUE_PK, SkRange::All, GAUGE_SCAN))

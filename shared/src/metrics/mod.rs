@@ -92,6 +92,23 @@ impl Metrics {
         });
     }
 
+    /// A gauge read in parts, one value per label of `part`: each part's
+    /// series holds its own value, every series without `part` the sum of
+    /// the parts (not whichever part was set last).
+    pub fn gauge_parts(&self, def: &'static Def, part: Dim, parts: &[(&str, i64)]) {
+        debug_assert_eq!(def.kind, Kind::Gauge, "{}", def.name);
+        let total = parts.iter().fold(0i64, |a, (_, v)| a.saturating_add(*v));
+        for (label, value) in parts {
+            self.each_series(def, &[(part, label)], |s, key| {
+                if key.1.iter().any(|(d, _)| *d == part) {
+                    s.gauges.insert(key, *value);
+                } else {
+                    s.gauges.insert(key, total);
+                }
+            });
+        }
+    }
+
     fn each_series(
         &self,
         def: &'static Def,
@@ -231,6 +248,21 @@ mod tests {
         assert_eq!(s["deposits_started.device.ios"], 1.0);
         assert_eq!(s["deposits_started.device.none"], 1.0);
         assert_eq!(s["deposits_started.bank.nordea"], 1.0);
+    }
+
+    #[test]
+    fn a_gauge_in_parts_totals_the_parts() {
+        let m = Metrics::new();
+        m.gauge_parts(
+            &DLQ_DEPTH,
+            Dim::Queue,
+            &[("events-dlq", 2), ("google-dlq", 0)],
+        );
+        let v = m.view();
+        let s = v.series("dlq_depth");
+        assert_eq!(s["dlq_depth"], 2.0, "the total, not the last part");
+        assert_eq!(s["dlq_depth.queue.events-dlq"], 2.0);
+        assert_eq!(s["dlq_depth.queue.google-dlq"], 0.0);
     }
 
     #[test]
