@@ -226,6 +226,7 @@ EXPECTED = {
     ("get", "/v1/recon/cases"),
     ("get", "/v1/recon/cases/{case_id}"),
     ("post", "/v1/recon/cases/{case_id}/resolve"),
+    ("post", "/v1/recon/google-statements/{account}/{statement_id}/release"),
     ("get", "/v1/recon/reports/{psp}/{date}"),
 }
 GOOGLE = {
@@ -285,6 +286,7 @@ FUNCTIONS = {
         ("get", "/v1/recon/cases"),
         ("get", "/v1/recon/cases/{case_id}"),
         ("post", "/v1/recon/cases/{case_id}/resolve"),
+        ("post", "/v1/recon/google-statements/{account}/{statement_id}/release"),
         ("get", "/v1/recon/reports/{psp}/{date}"),
     }),
     "GoogleFacadeFunction": ("google-facade", GOOGLE),

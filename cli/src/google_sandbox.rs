@@ -287,8 +287,8 @@ fn successes(b: &Book, account: &str, day: Day) -> (Vec<Value>, Vec<Value>, i64,
         let Some((request, started)) = request.and_then(|q| origin.get(q).map(|s| (q, s))) else {
             continue;
         };
-        let charge = sign * started.micros;
-        total += charge;
+        let charge = started.micros.saturating_mul(sign);
+        total = total.saturating_add(charge);
         currency.clone_from(&started.currency);
         list.push(json!({
             "eventRequestId": request,
@@ -318,8 +318,8 @@ async fn raise_statement(State(s): State<GoogleSandbox>, Json(v): Json<Value>) -
                 .and_then(Value::as_str)
                 .and_then(|m| m.parse().ok())
                 .unwrap_or(0);
-            first["eventCharge"]["amountMicros"] = json!((was + delta).to_string());
-            total += delta;
+            first["eventCharge"]["amountMicros"] = json!(was.saturating_add(delta).to_string());
+            total = total.saturating_add(delta);
         }
     }
     if plant.get("unknown_capture").and_then(Value::as_bool) == Some(true) {
@@ -327,7 +327,7 @@ async fn raise_statement(State(s): State<GoogleSandbox>, Json(v): Json<Value>) -
             "eventRequestId": "gs-unknown-capture",
             "eventCharge": {"amountMicros": "5000000", "currencyCode": currency},
         }));
-        total += 5_000_000;
+        total = total.saturating_add(5_000_000);
     }
     let statement_id = s.request_id("statement");
     let ts = |ms: i64| json!({"epochMillis": ms.to_string()});
@@ -475,15 +475,17 @@ fn details(
     let Some(st) = s.book().statements.get(id).cloned() else {
         return error(wire::GspCode::InvalidIdentifier, "no such statement");
     };
-    let offset = content
-        .get("eventOffset")
-        .and_then(Value::as_u64)
-        .unwrap_or(0) as usize;
-    let size = content
-        .get("numberOfEvents")
-        .and_then(Value::as_u64)
+    // Integers as strings or numbers, like every Google int64.
+    let int = |name: &str| {
+        content
+            .get(name)
+            .and_then(|v| wire::int64(v, name).ok())
+            .and_then(|n| usize::try_from(n).ok())
+    };
+    let offset = int("eventOffset").unwrap_or(0);
+    let size = int("numberOfEvents")
         .filter(|n| (1..=1000).contains(n))
-        .unwrap_or(1000) as usize;
+        .unwrap_or(1000);
     let all: Vec<(bool, &Value)> = st
         .capture_events
         .iter()
@@ -495,14 +497,15 @@ fn details(
     let refunds: Vec<&Value> = page.iter().filter(|(c, _)| !*c).map(|(_, e)| *e).collect();
     let mut out = json!({
         "responseHeader": head,
-        "eventOffset": offset,
+        "eventOffset": offset.to_string(),
         "totalEvents": all.len().to_string(),
         "remittanceStatementSummary": st.summary,
         "captureEvents": captures,
         "refundEvents": refunds,
     });
-    if offset + size < all.len() {
-        out["nextEventOffset"] = json!(offset + size);
+    let next = offset.saturating_add(size);
+    if next < all.len() {
+        out["nextEventOffset"] = json!(next.to_string());
     }
     match s.codec.seal(&out) {
         Ok((ct, bytes)) => (StatusCode::OK, [(header::CONTENT_TYPE, ct)], bytes).into_response(),

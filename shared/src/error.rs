@@ -26,6 +26,7 @@ pub enum ErrorCode {
     DepositLimitRequired,
     SelfExclusionActive,
     ReviewDecided,
+    StatementNotHeld,
 }
 
 impl ErrorCode {
@@ -47,6 +48,7 @@ impl ErrorCode {
             ErrorCode::DepositLimitRequired => "deposit_limit_required",
             ErrorCode::SelfExclusionActive => "self_exclusion_active",
             ErrorCode::ReviewDecided => "review_already_decided",
+            ErrorCode::StatementNotHeld => "statement_not_held",
         }
     }
 

@@ -226,47 +226,84 @@ async fn a_statement_is_paged_reconciled_with_its_mismatches_as_cases_and_accept
     })
     .await;
 
-    // A statement for today with two planted mismatches: the first capture
-    // charged a cent more, and a capture payloop never told of.
     let today = payloop::clock::Day::today();
-    let st = sandbox_post(
+    let statement_of = |v: &Value| v["statement_id"].as_str().unwrap().to_owned();
+    let accepted_at_google = |statement: String| {
+        let t = &t;
+        async move {
+            notifications(t).await["statements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["statement_id"] == statement.as_str() && s["accepted"] == true)
+        }
+    };
+    let kept = |statement: String| {
+        let t = &t;
+        async move {
+            let key = keys::gsp_statement(DEFAULT_ACCOUNT, &statement);
+            t.stack.ctx.store.get(&key).await.unwrap().unwrap()
+        }
+    };
+
+    // A statement that agrees with payloop: reconciled and accepted by itself.
+    let clean = sandbox_post(
+        &t,
+        "/google-sandbox/statements",
+        json!({"date": today.to_string()}),
+    )
+    .await;
+    assert_eq!(clean["status"], 200, "{clean}");
+    assert_eq!(clean["response"]["result"], json!({"accepted": {}}));
+    assert_eq!(clean["events"], 3);
+    let clean = statement_of(&clean);
+    until("the clean statement is accepted", || {
+        accepted_at_google(clean.clone())
+    })
+    .await;
+    let st = kept(clean.clone()).await;
+    assert_eq!(st.str_attr("status"), Some("accepted"));
+    assert_eq!(
+        (
+            st.int_attr("events_read"),
+            st.int_attr("matched"),
+            st.int_attr("mismatched")
+        ),
+        (Some(3), Some(3), Some(0))
+    );
+
+    // Two planted mismatches: the first capture charged a cent more, and a
+    // capture payloop never told of. Reconciled, held, not accepted.
+    let planted = sandbox_post(
         &t,
         "/google-sandbox/statements",
         json!({"date": today.to_string(),
                "plant": {"amount_delta_micros": 10000, "unknown_capture": true}}),
     )
     .await;
-    assert_eq!(st["status"], 200, "{st}");
-    assert_eq!(st["response"]["result"], json!({"accepted": {}}));
-    assert_eq!(st["events"], 4);
-    let statement = st["statement_id"].as_str().unwrap().to_owned();
-    until("the statement is accepted", || async {
-        let all = notifications(&t).await;
-        all["statements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["statement_id"] == statement.as_str() && s["accepted"] == true)
+    assert_eq!(planted["status"], 200, "{planted}");
+    assert_eq!(planted["events"], 4);
+    let planted = statement_of(&planted);
+    until("the planted statement is held", || {
+        let planted = planted.clone();
+        let kept = &kept;
+        async move { kept(planted).await.str_attr("status") == Some("held") }
     })
     .await;
-    let kept = t
-        .stack
-        .ctx
-        .store
-        .get(&keys::gsp_statement(DEFAULT_ACCOUNT, &statement))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(kept.str_attr("status"), Some("accepted"));
+    let st = kept(planted.clone()).await;
     assert_eq!(
         (
-            kept.int_attr("events_read"),
-            kept.int_attr("matched"),
-            kept.int_attr("mismatched")
+            st.int_attr("events_read"),
+            st.int_attr("matched"),
+            st.int_attr("mismatched")
         ),
         (Some(4), Some(2), Some(2))
     );
-    // payloop read its details and accepted it through Google's methods.
+    assert!(
+        st.str_attr("hold_reason").unwrap().contains("2 mismatches"),
+        "{st:?}"
+    );
+    assert!(!accepted_at_google(planted.clone()).await);
     let all = notifications(&t).await;
     let methods: Vec<&str> = all["notifications"]
         .as_array()
@@ -275,7 +312,6 @@ async fn a_statement_is_paged_reconciled_with_its_mismatches_as_cases_and_accept
         .map(|n| n["method"].as_str().unwrap())
         .collect();
     assert!(methods.contains(&"remittanceStatementDetails"));
-    assert!(methods.contains(&"acceptRemittanceStatement"));
 
     // The mismatches are reconciliation cases of the counterparty `google`.
     let cases = t
@@ -297,13 +333,47 @@ async fn a_statement_is_paged_reconciled_with_its_mismatches_as_cases_and_accept
     assert_eq!(
         classes,
         vec![
-            ("amount_mismatch".to_owned(), format!("payment:{first}")),
+            (
+                "amount_mismatch".to_owned(),
+                format!("payment:{DEFAULT_ACCOUNT}/{first}")
+            ),
             (
                 "missing_in_wallet".to_owned(),
-                "payment:gs-unknown-capture".to_owned()
+                format!("payment:{DEFAULT_ACCOUNT}/gs-unknown-capture")
             ),
         ]
     );
+
+    // An operator looked and releases it: accepted at Google next.
+    let release = |id: &str, body: &str| {
+        let path = format!("/v1/recon/google-statements/{DEFAULT_ACCOUNT}/{id}/release");
+        let body = body.to_owned();
+        let t = &t;
+        async move { t.post_platform(&path, None, &body).await }
+    };
+    let early = release(&clean, r#"{"note":"checked"}"#).await;
+    assert_eq!(early.status, 200, "an accepted statement: nothing to do");
+    let no_note = release(&planted, "{}").await;
+    assert_eq!(no_note.status, 422, "{}", no_note.text);
+    assert!(no_note.text.contains("note"));
+    let r = release(
+        &planted,
+        r#"{"note":"cent overcharge disputed with Google"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    until("the released statement is accepted", || {
+        accepted_at_google(planted.clone())
+    })
+    .await;
+    until("and marked so", || {
+        let planted = planted.clone();
+        let kept = &kept;
+        async move { kept(planted).await.str_attr("status") == Some("accepted") }
+    })
+    .await;
+    let unknown = release("gs-none", r#"{"note":"x"}"#).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
     t.shutdown().await;
 }
 

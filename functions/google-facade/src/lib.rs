@@ -44,8 +44,20 @@ impl Facade {
     }
 
     /// As deployed: see [`codec_from_env`].
+    /// Without `PAYLOOP_GSP_BASE_URL` nothing would make the calls to
+    /// Google the facade queues, so it refuses everything (`FORBIDDEN`).
     pub fn from_env(ctx: Ctx, env: &payloop::config::Env) -> Result<Facade, String> {
-        let codec = codec_from_env(env)?;
+        let google_reachable = env
+            .var("PAYLOOP_GSP_BASE_URL")
+            .is_some_and(|u| !u.is_empty());
+        let codec = if google_reachable {
+            codec_from_env(env)?
+        } else {
+            tracing::warn!(
+                "PAYLOOP_GSP_BASE_URL is not set: the Google facade refuses every request"
+            );
+            Arc::new(Unconfigured)
+        };
         tracing::info!(codec = codec.name(), "google facade message security");
         Ok(Facade { ctx, codec })
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::http::header;
-use payloop::domain::google::codec::Codec;
+use payloop::domain::google::codec::{Codec, MAX_BODY};
 use payloop::domain::google::outbound::{self, backoff, CallError, GoogleApi, Hosted};
 use payloop::domain::Ctx;
 use payloop::psp::https::{failure_kind, Transport};
@@ -107,7 +107,17 @@ pub async fn post_sealed(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = reply.bytes().await.map_err(unreachable)?;
+    // Read at most what a codec opens (64 KiB), however the reply is framed.
+    let mut reply = reply;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = reply.chunk().await.map_err(unreachable)? {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(CallError::Unreadable(
+                "the answer is larger than 64 KiB".into(),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     Ok((status, codec.open(reply_type.as_deref(), &bytes).ok()))
 }
 
@@ -123,8 +133,11 @@ pub async fn attempt(
 ) -> bool {
     match outbound::process(ctx, api, body).await {
         Ok(()) => true,
-        Err(_) => {
-            let wait = backoff(base, receive_count);
+        Err(retryable) => {
+            // What no retry can change waits the longest before the next of
+            // its attempts (it still reaches the DLQ for an operator).
+            let attempts = if retryable { receive_count } else { u32::MAX };
+            let wait = backoff(base, attempts);
             if let Err(e) = ctx
                 .queue
                 .change_visibility(QueueName::Google, receipt, wait)

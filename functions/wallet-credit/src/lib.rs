@@ -47,6 +47,10 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/recon/cases", get(recon_cases))
         .route("/v1/recon/cases/{case_id}", get(recon_case))
         .route("/v1/recon/cases/{case_id}/resolve", post(recon_resolve))
+        .route(
+            "/v1/recon/google-statements/{account}/{statement_id}/release",
+            post(google_statement_release),
+        )
         .route("/v1/recon/reports/{psp}/{date}", get(recon_report))
         .with_state(ctx)
 }
@@ -61,10 +65,7 @@ pub async fn process_message(ctx: &Ctx, message_id: &str, body: &str) -> Result<
     let ev = match parse_message(body) {
         Ok(Inbound::Payment(ev)) => ev,
         Ok(Inbound::Payout(ev)) => return payouts::apply_event(ctx, &ev).await,
-        Ok(Inbound::Refund(ev)) => {
-            refunds::apply_event(ctx, &ev).await?;
-            return google_after(outbound::after_refund_event(ctx, &ev).await, message_id);
-        }
+        Ok(Inbound::Refund(ev)) => return refunds::apply_event(ctx, &ev).await,
         Err(e) => {
             tracing::error!(message_id, error = %e, retryable = false, "unparseable event message");
             return Err(false);
@@ -73,22 +74,13 @@ pub async fn process_message(ctx: &Ctx, message_id: &str, body: &str) -> Result<
     match apply_event(ctx, &ev).await {
         Ok(applied) => {
             tracing::debug!(message_id, event_id = %ev.event_id, ?applied, "event applied");
-            google_after(outbound::after_payment_event(ctx, &ev).await, message_id)
+            Ok(())
         }
         Err(e) => {
             tracing::warn!(message_id, event_id = %ev.event_id, retryable = e.retryable, reason = %e.reason, "event not applied");
             Err(e.retryable)
         }
     }
-}
-
-/// A Google notification not queued: the event is retried (applying it
-/// again is a no-op; queuing the notification is what is left to do).
-fn google_after(queued: Result<(), Error>, message_id: &str) -> Result<(), bool> {
-    queued.map_err(|e| {
-        tracing::warn!(message_id, error = %e, "Google notification not queued");
-        true
-    })
 }
 
 /// Process a batch; returns the ids of the messages that failed (the
@@ -327,6 +319,35 @@ async fn recon_resolve(
     let case = cases::resolve(&ctx, &id, body.str("note")?, operator).await?;
     tracing::info!(operator, case_id = %id, "reconciliation case resolved");
     Ok(Json(case))
+}
+
+/// `POST /v1/recon/google-statements/{account}/{statement_id}/release`
+/// `{note}` (platform key): a Google remittance statement held for its
+/// mismatches is accepted at Google next.
+async fn google_statement_release(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path((account, statement)): Path<(String, String)>,
+    RawBody(raw): RawBody,
+) -> Result<impl IntoResponse, ApiError> {
+    use payloop::domain::google::{remittance, wire};
+    let operator = authenticate(&headers, &ctx.config.platform_keys)?;
+    if !wire::is_request_id(&account) {
+        return Err(Error::validation("account", "is not a Google integrator account id").into());
+    }
+    if !wire::is_request_id(&statement) {
+        return Err(Error::validation("statement_id", "is not a Google statement id").into());
+    }
+    let body = parse_body(&raw)?;
+    body.only(&["note"])?;
+    let note = body.str("note")?;
+    if note.is_empty() || note.len() > cases::MAX_NOTE {
+        return Err(
+            Error::validation("note", format!("must be 1 to {} bytes", cases::MAX_NOTE)).into(),
+        );
+    }
+    let view = remittance::release(&ctx, &account, &statement, operator, note).await?;
+    Ok(Json(view))
 }
 
 /// `GET /v1/recon/reports/{psp}/{date}?format=json|csv` (platform key).

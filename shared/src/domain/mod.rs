@@ -14,6 +14,7 @@ pub mod cases;
 pub mod deposits;
 pub mod events;
 pub mod google;
+pub mod google_jobs;
 pub mod idempotency;
 pub mod limits;
 pub mod observe;

@@ -89,7 +89,7 @@ impl QueueName {
 /// Receives before a message moves to its DLQ (SQS `maxReceiveCount`).
 pub const DEFAULT_MAX_RECEIVES: u32 = 5;
 /// Attempts of one call to Google before it is a dead letter (with the
-/// backoff between them, about a day).
+/// backoff between them, 30 s doubling to an hour: about 5 hours).
 pub const GOOGLE_MAX_RECEIVES: u32 = 12;
 
 #[async_trait]

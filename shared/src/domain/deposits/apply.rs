@@ -71,6 +71,9 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
         // credit is made good by the redelivery (the AML step is idempotent).
         aml_after_credit(ctx, &payment, found.str_attr("instrument")).await?;
     }
+    // On every delivery too: a Google payment that is final hears of it
+    // wherever the outcome came from (webhook, reconciliation heal).
+    crate::domain::google_jobs::after_payment_event(ctx, ev).await?;
     Ok(applied)
 }
 

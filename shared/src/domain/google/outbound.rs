@@ -24,13 +24,11 @@ use crate::domain::refunds::RefundStatus;
 use crate::domain::Ctx;
 use crate::error::Error;
 use crate::ids::{PaymentId, PspId};
-use crate::psp::event::{PspEvent, RefundEvent};
-use crate::queue::QueueName;
 use crate::schema::keys;
 use crate::schema::recon_index::{Kind, Record};
-use crate::schema::status::PaymentStatus;
-use crate::store::{item, Attr, Cond, Item, ItemExt, StoreError, UpdateOp, Write};
+use crate::store::{item, Attr, Cond, ItemExt, StoreError, UpdateOp, Write};
 
+pub use crate::domain::google_jobs::{after_payment_event, after_refund, enqueue, Job};
 pub use crate::queue::GOOGLE_MAX_RECEIVES;
 
 use super::redirect;
@@ -94,90 +92,6 @@ pub trait GoogleApi: Send + Sync {
     ) -> Result<Value, CallError>;
 }
 
-/// One call to make (the `google` queue's message).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
-    /// Tell Google how the payment its redirect request opened ended.
-    PaymentComplete {
-        account: String,
-        redirect_request_id: String,
-        payment_id: PaymentId,
-    },
-    /// Tell Google how the refund its asynchronousRefund asked for ended.
-    RefundResult {
-        account: String,
-        refund_request_id: String,
-        payment_id: PaymentId,
-        refund_id: String,
-    },
-    /// Page through a statement's details, reconcile them, accept it.
-    Statement {
-        account: String,
-        statement_id: String,
-    },
-}
-
-impl Job {
-    pub fn to_message(&self) -> String {
-        match self {
-            Job::PaymentComplete {
-                account,
-                redirect_request_id,
-                payment_id,
-            } => json!({"kind": "payment_complete", "account": account,
-                "redirect_request_id": redirect_request_id, "payment_id": payment_id}),
-            Job::RefundResult {
-                account,
-                refund_request_id,
-                payment_id,
-                refund_id,
-            } => json!({"kind": "refund_result", "account": account,
-                "refund_request_id": refund_request_id, "payment_id": payment_id,
-                "refund_id": refund_id}),
-            Job::Statement {
-                account,
-                statement_id,
-            } => json!({"kind": "statement", "account": account, "statement_id": statement_id}),
-        }
-        .to_string()
-    }
-
-    pub fn parse(body: &str) -> Result<Job, String> {
-        let v: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        let text = |name: &str| {
-            v.get(name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| format!("{name} is missing"))
-        };
-        let payment = || PaymentId::parse(&text("payment_id")?).map_err(|e| e.to_string());
-        match v.get("kind").and_then(Value::as_str) {
-            Some("payment_complete") => Ok(Job::PaymentComplete {
-                account: text("account")?,
-                redirect_request_id: text("redirect_request_id")?,
-                payment_id: payment()?,
-            }),
-            Some("refund_result") => Ok(Job::RefundResult {
-                account: text("account")?,
-                refund_request_id: text("refund_request_id")?,
-                payment_id: payment()?,
-                refund_id: text("refund_id")?,
-            }),
-            Some("statement") => Ok(Job::Statement {
-                account: text("account")?,
-                statement_id: text("statement_id")?,
-            }),
-            other => Err(format!("unknown job kind {other:?}")),
-        }
-    }
-}
-
-/// Put `job` on the `google` queue.
-pub async fn enqueue(ctx: &Ctx, job: &Job) -> Result<(), Error> {
-    ctx.queue.send(QueueName::Google, &job.to_message()).await?;
-    Ok(())
-}
-
 /// How long a failed call waits before its next attempt (after `attempts`
 /// attempts): `base` doubling, at most an hour.
 pub fn backoff(base: Duration, attempts: u32) -> Duration {
@@ -191,82 +105,6 @@ pub fn counterparty() -> Result<PspId, Error> {
     PspId::parse(COUNTERPARTY).map_err(|e| Error::Internal(e.to_string()))
 }
 pub const COUNTERPARTY: &str = "google";
-
-/// Where a Google redirect payment came from (kept beside the payment).
-pub(super) fn origin_item(id: &PaymentId, account: &str, request_id: &str, fop: &Value) -> Item {
-    item(
-        &keys::gsp_payment(id),
-        [
-            ("account", Attr::from(account)),
-            ("request_id", Attr::from(request_id)),
-            ("form_of_payment", Attr::from(fop.to_string())),
-        ],
-    )
-}
-
-/// Where a Google refund came from (kept beside the refund).
-pub(super) fn refund_origin_item(
-    payment: &PaymentId,
-    refund_id: &str,
-    account: &str,
-    request_id: &str,
-) -> Item {
-    item(
-        &keys::gsp_refund(payment, refund_id),
-        [
-            ("account", Attr::from(account)),
-            ("request_id", Attr::from(request_id)),
-        ],
-    )
-}
-
-/// After a payment event was applied: a Google payment that is final now
-/// gets its completion notification queued (again, on a redelivery).
-pub async fn after_payment_event(ctx: &Ctx, ev: &PspEvent) -> Result<(), Error> {
-    // A chargeback comes after the outcome Google was told.
-    if !ev.status.is_final() || ev.status == PaymentStatus::ChargedBack {
-        return Ok(());
-    }
-    let Some((account, request)) = origin(ctx, &keys::gsp_payment(&ev.payment_id)).await? else {
-        return Ok(());
-    };
-    let job = Job::PaymentComplete {
-        account,
-        redirect_request_id: request,
-        payment_id: ev.payment_id.clone(),
-    };
-    enqueue(ctx, &job).await
-}
-
-/// After a refund event was applied: a Google refund gets its result
-/// notification queued.
-pub async fn after_refund_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), Error> {
-    let key = keys::gsp_refund(&ev.payment_id, &ev.refund_id);
-    let Some((account, request)) = origin(ctx, &key).await? else {
-        return Ok(());
-    };
-    let job = Job::RefundResult {
-        account,
-        refund_request_id: request,
-        payment_id: ev.payment_id.clone(),
-        refund_id: ev.refund_id.clone(),
-    };
-    enqueue(ctx, &job).await
-}
-
-/// The Google account and request an origin item names (`None`: not a
-/// Google movement).
-async fn origin(ctx: &Ctx, key: &crate::store::Key) -> Result<Option<(String, String)>, Error> {
-    let Some(it) = ctx.store.get(key).await? else {
-        return Ok(None);
-    };
-    match (it.str_attr("account"), it.str_attr("request_id")) {
-        (Some(a), Some(r)) => Ok(Some((a.to_owned(), r.to_owned()))),
-        _ => Err(Error::Internal(
-            "a Google origin record is incomplete".into(),
-        )),
-    }
-}
 
 /// Make one job's call. `Err(true)`: try again later; `Err(false)`: it can
 /// never succeed as it is (it still reaches the DLQ through the receive
@@ -398,6 +236,7 @@ async fn send_kept(
 /// reconciled against: the day it became final, by Google's request id.
 struct Indexed<'a> {
     kind: Kind,
+    account: &'a str,
     request_id: &'a str,
     id: &'a str,
     gross_minor: i64,
@@ -408,7 +247,7 @@ struct Indexed<'a> {
 fn index_write(ctx: &Ctx, google: &PspId, r: &Indexed<'_>) -> Write {
     let (kind, request_id) = (r.kind, r.request_id);
     let record = Record {
-        key: statement_key(kind, request_id),
+        key: statement_key(kind, r.account, request_id),
         kind,
         payment_id: r.id.to_owned(),
         gross_minor: r.gross_minor,
@@ -420,8 +259,16 @@ fn index_write(ctx: &Ctx, google: &PspId, r: &Indexed<'_>) -> Write {
 }
 
 /// The match key of a statement event and of our record of it.
-pub fn statement_key(kind: Kind, request_id: &str) -> String {
-    format!("{}:{request_id}", kind.as_str())
+/// The match key of a statement event and of our record of it: the kind,
+/// the integrator account, Google's request id.
+pub fn statement_key(kind: Kind, account: &str, request_id: &str) -> String {
+    format!("{}:{account}/{request_id}", kind.as_str())
+}
+
+/// The account a statement match key names.
+pub fn key_account(key: &str) -> Option<&str> {
+    let (_, rest) = key.split_once(':')?;
+    rest.split_once('/').map(|(account, _)| account)
 }
 
 async fn payment_complete(
@@ -459,6 +306,7 @@ async fn payment_complete(
             let index = (result.get("success").is_some()).then(|| {
                 let r = Indexed {
                     kind: Kind::Payment,
+                    account,
                     request_id: redirect_request_id,
                     id: payment_id.as_str(),
                     gross_minor: p.amount.minor(),
@@ -511,6 +359,9 @@ async fn refund_result(
         _ => return Ok(()),
     };
     let request_id = format!("refund-result:{refund_id}");
+    let negated = amount
+        .checked_neg()
+        .ok_or_else(|| JobError::Permanent(format!("refund {refund_id} has no amount")))?;
     let google = counterparty()?;
     send_kept(
         ctx,
@@ -522,9 +373,10 @@ async fn refund_result(
             let index = (status == Some(RefundStatus::Succeeded)).then(|| {
                 let r = Indexed {
                     kind: Kind::Refund,
+                    account,
                     request_id: refund_request_id,
                     id: refund_id,
-                    gross_minor: -amount,
+                    gross_minor: negated,
                     currency,
                     method: "refund",
                 };

@@ -220,7 +220,8 @@ async fn remember(
     );
     super::keep_once(ctx, it).await?;
     // The way back, for the completion notification.
-    let origin = super::outbound::origin_item(id, &h.account_id, &h.request_id, &fop.to_json());
+    let origin =
+        crate::domain::google_jobs::origin_item(id, &h.account_id, &h.request_id, &fop.to_json());
     super::keep_once(ctx, origin).await.map(|_| ())
 }
 
@@ -300,14 +301,20 @@ pub async fn refund(
     let (payment, _) = redirect_record(ctx, &h.account_id, capture, "captureRequestId").await?;
     let req = json!({
         "amount": amount.to_decimal(),
-        "reason": format!("Google asynchronousRefund {}", h.request_id),
+        // Not the requestId: its digits could look like a card number to the
+        // PAN guard (the refund's origin record keeps the request).
+        "reason": "Google asynchronousRefund",
     });
     let req = Body::from_json(req.to_string().as_bytes())
         .and_then(|b| crate::domain::refunds::RefundRequest::parse(&b))
         .map_err(refusal)?;
     let refund_id = format!("rf_{reserved}");
-    let origin =
-        super::outbound::refund_origin_item(&payment, &refund_id, &h.account_id, &h.request_id);
+    let origin = crate::domain::google_jobs::refund_origin_item(
+        &payment,
+        &refund_id,
+        &h.account_id,
+        &h.request_id,
+    );
     super::keep_once(ctx, origin).await?;
     match crate::domain::refunds::request(ctx, &payment, &req, refund_id).await {
         Ok(_) => Ok(result(ctx, json!({"acknowledged": {}}))),

@@ -28,16 +28,17 @@ use crate::domain::Ctx;
 use crate::money::{Currency, MICROS_PER_UNIT};
 use crate::schema::keys;
 use crate::schema::recon_index::{Kind, Record, BUCKETS};
-use crate::store::{item, Attr, ItemExt, UpdateOp, Write};
+use crate::store::{item, Attr, Cond, ItemExt, StoreError, UpdateOp, Write};
 
 use super::outbound::{self, CallError, GoogleApi, Hosted, Job, JobError};
 use super::wire::{self, GspCode, GspError, RequestHeader};
 use super::Refusal;
 
-/// Events asked for per details page (Google's limit).
-pub const PAGE_EVENTS: i64 = 1000;
+/// Events asked for per details page: Google allows 1 000; 100 keeps a
+/// page (about 17 KB of JSON, 31 KB sealed) well inside the codec's 64 KiB.
+pub const PAGE_EVENTS: i64 = 100;
 /// The most events one statement may hold here (pages are read into memory).
-pub const MAX_EVENTS: usize = 200_000;
+pub const MAX_EVENTS: usize = 20_000;
 /// The longest billing period reconciled, in days.
 pub const MAX_PERIOD_DAYS: i64 = 62;
 
@@ -184,8 +185,11 @@ pub struct Outcome {
 }
 
 /// Settle a statement: read its details, reconcile, accept (see the module
-/// doc). Each step may be repeated: cases open once, acceptance is once by
-/// its requestId, an accepted statement is left alone.
+/// doc). A statement with a mismatch, or whose events do not add up to its
+/// summary, is `held` instead: an operator releases it
+/// ([`release`]) and only then is it accepted. Each step may be repeated:
+/// cases open once, acceptance is once by its requestId, an accepted or held
+/// statement is left alone.
 pub async fn settle(
     ctx: &Ctx,
     api: &dyn GoogleApi,
@@ -198,28 +202,107 @@ pub async fn settle(
             "statement {statement_id} was never notified"
         )));
     };
-    if st.str_attr("status") == Some("accepted") {
-        return Ok(());
+    match st.str_attr("status") {
+        Some("accepted" | "held") => return Ok(()),
+        Some("released") => return accept(ctx, api, account, statement_id).await,
+        _ => {}
     }
-    let (Some(start), Some(end)) = (st.int_attr("period_start_ms"), st.int_attr("period_end_ms"))
-    else {
+    let (Some(start), Some(end), Some(total_due), Some(total_events)) = (
+        st.int_attr("period_start_ms"),
+        st.int_attr("period_end_ms"),
+        st.int_attr("total_due_minor"),
+        st.int_attr("total_events"),
+    ) else {
         return Err(JobError::Permanent("a kept statement is incomplete".into()));
     };
-    let events = details(ctx, api, account, statement_id).await?;
     let period = (Day::of_ms(start), Day::of_ms(end));
-    let outcome = reconcile(ctx, statement_id, period, &events).await?;
-    ctx.store
+    if period_days(period) > MAX_PERIOD_DAYS {
+        return Err(JobError::Permanent(format!(
+            "the billing period is longer than {MAX_PERIOD_DAYS} days"
+        )));
+    }
+    let events = details(ctx, api, account, statement_id).await?;
+    let outcome = reconcile(ctx, account, statement_id, period, &events).await?;
+    let sum = net_total(&events)
+        .ok_or_else(|| JobError::Permanent("the events' total overflows".into()))?;
+    let hold = if usize::try_from(total_events).ok() != Some(events.len()) {
+        Some(format!(
+            "{} events read, the summary says {total_events}",
+            events.len()
+        ))
+    } else if sum != total_due {
+        Some(format!(
+            "the events add up to {sum}, the summary's total due is {total_due} (minor units)"
+        ))
+    } else if outcome.mismatched > 0 {
+        Some(format!(
+            "{} mismatches (reconciliation cases)",
+            outcome.mismatched
+        ))
+    } else {
+        None
+    };
+    let status = if hold.is_some() { "held" } else { "reconciled" };
+    let mut ops = vec![
+        UpdateOp::Set("status".into(), Attr::from(status)),
+        UpdateOp::Set("events_read".into(), Attr::N(count(events.len()))),
+        UpdateOp::Set("matched".into(), Attr::N(count(outcome.matched))),
+        UpdateOp::Set("mismatched".into(), Attr::N(count(outcome.mismatched))),
+    ];
+    if let Some(why) = &hold {
+        ops.push(UpdateOp::Set(
+            "hold_reason".into(),
+            Attr::from(why.as_str()),
+        ));
+    }
+    // Never back from a later state (a duplicate job may run alongside).
+    let still_open = Cond::In(
+        "status".into(),
+        vec![Attr::from("notified"), Attr::from("reconciled")],
+    );
+    match ctx
+        .store
         .write(Write::Update {
-            key: key.clone(),
-            ops: vec![
-                UpdateOp::Set("status".into(), Attr::from("reconciled")),
-                UpdateOp::Set("events_read".into(), Attr::N(outcome.events as i64)),
-                UpdateOp::Set("matched".into(), Attr::N(outcome.matched as i64)),
-                UpdateOp::Set("mismatched".into(), Attr::N(outcome.mismatched as i64)),
-            ],
-            cond: None,
+            key,
+            ops,
+            cond: Some(still_open),
         })
-        .await?;
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(why) = hold {
+        tracing::warn!(account, statement = statement_id, reason = %why, "remittance statement held for an operator");
+        return Ok(());
+    }
+    accept(ctx, api, account, statement_id).await
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Days the period touches, first and last included.
+fn period_days((first, last): (Day, Day)) -> i64 {
+    (last.start_ms() - first.start_ms()) / 86_400_000 + 1
+}
+
+/// What the events say is due: charges less fees (checked).
+fn net_total(events: &[Theirs]) -> Option<i64> {
+    events.iter().try_fold(0i64, |sum, t| {
+        sum.checked_add(t.gross_minor.checked_sub(t.fee_minor)?)
+    })
+}
+
+/// `acceptRemittanceStatement`, then the statement is `accepted`.
+async fn accept(
+    ctx: &Ctx,
+    api: &dyn GoogleApi,
+    account: &str,
+    statement_id: &str,
+) -> Result<(), JobError> {
     let accept = json!({
         "requestHeader": outbound::header(ctx, account, &format!("accept:{}", short(statement_id))),
         "statementId": statement_id,
@@ -232,7 +315,7 @@ pub async fn settle(
     }
     ctx.store
         .write(Write::Update {
-            key,
+            key: keys::gsp_statement(account, statement_id),
             ops: vec![
                 UpdateOp::Set("status".into(), Attr::from("accepted")),
                 UpdateOp::Set("accepted_ms".into(), Attr::N(ctx.now_ms())),
@@ -243,11 +326,85 @@ pub async fn settle(
     tracing::info!(
         account,
         statement = statement_id,
-        events = outcome.events,
-        mismatched = outcome.mismatched,
         "remittance statement accepted"
     );
     Ok(())
+}
+
+/// A statement as operators see it.
+pub fn view(it: &crate::store::Item, account: &str, statement_id: &str) -> Value {
+    json!({
+        "account": account,
+        "statement_id": statement_id,
+        "status": it.str_attr("status"),
+        "hold_reason": it.str_attr("hold_reason"),
+        "events_read": it.int_attr("events_read"),
+        "matched": it.int_attr("matched"),
+        "mismatched": it.int_attr("mismatched"),
+        "released_by": it.str_attr("released_by"),
+    })
+}
+
+/// An operator releases a held statement (after looking at its cases): it
+/// is accepted at Google next. Releasing again is a no-op; a statement not
+/// held is 409.
+pub async fn release(
+    ctx: &Ctx,
+    account: &str,
+    statement_id: &str,
+    by: &str,
+    note: &str,
+) -> Result<Value, crate::error::Error> {
+    use crate::error::{Error, ErrorCode};
+    let key = keys::gsp_statement(account, statement_id);
+    let Some(st) = ctx.store.get(&key).await? else {
+        return Err(Error::NotFound { what: "statement" });
+    };
+    match st.str_attr("status") {
+        Some("released" | "accepted") => return Ok(view(&st, account, statement_id)),
+        Some("held") => {}
+        other => {
+            return Err(Error::Conflict {
+                code: ErrorCode::StatementNotHeld,
+                reason: format!(
+                    "the statement is {}; only a held statement is released",
+                    other.unwrap_or("unknown")
+                ),
+            })
+        }
+    }
+    let released = Write::Update {
+        key: key.clone(),
+        ops: vec![
+            UpdateOp::Set("status".into(), Attr::from("released")),
+            UpdateOp::Set("released_by".into(), Attr::from(by)),
+            UpdateOp::Set("release_note".into(), Attr::from(note)),
+            UpdateOp::Set("released_ms".into(), Attr::N(ctx.now_ms())),
+        ],
+        cond: Some(Cond::eq("status", "held")),
+    };
+    match ctx.store.write(released).await {
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(
+        audit = true,
+        account,
+        statement = statement_id,
+        by,
+        "remittance statement released"
+    );
+    let job = Job::Statement {
+        account: account.to_owned(),
+        statement_id: statement_id.to_owned(),
+    };
+    outbound::enqueue(ctx, &job).await?;
+    let now = ctx
+        .store
+        .get(&key)
+        .await?
+        .ok_or(Error::NotFound { what: "statement" })?;
+    Ok(view(&now, account, statement_id))
 }
 
 /// Every event of the statement, page by page.
@@ -264,13 +421,13 @@ async fn details(
         let ask = json!({
             "requestHeader": outbound::header(ctx, account, &request_id),
             "statementId": statement_id,
-            "eventOffset": offset,
-            "numberOfEvents": PAGE_EVENTS,
+            "eventOffset": offset.to_string(),
+            "numberOfEvents": PAGE_EVENTS.to_string(),
         });
         let page = api
             .call(Hosted::RemittanceStatementDetails, account, &ask)
             .await?;
-        read_events(&page, &mut out).map_err(|e| CallError::Unreadable(e.description))?;
+        read_events(&page, account, &mut out).map_err(|e| CallError::Unreadable(e.description))?;
         if out.len() > MAX_EVENTS {
             return Err(JobError::Permanent(format!(
                 "the statement holds more than {MAX_EVENTS} events"
@@ -296,7 +453,7 @@ async fn details(
 }
 
 /// The events of one details page, as reconciliation lines.
-fn read_events(page: &Value, out: &mut Vec<Theirs>) -> Result<(), GspError> {
+fn read_events(page: &Value, account: &str, out: &mut Vec<Theirs>) -> Result<(), GspError> {
     for (list, kind) in [
         ("captureEvents", Kind::Payment),
         ("refundEvents", Kind::Refund),
@@ -329,7 +486,7 @@ fn read_events(page: &Value, out: &mut Vec<Theirs>) -> Result<(), GspError> {
             out.push(Theirs {
                 line: out.len() as u64 + 1,
                 kind,
-                key: outbound::statement_key(kind, request),
+                key: outbound::statement_key(kind, account, request),
                 reference: request.to_owned(),
                 payment_id: e
                     .get("paymentIntegratorEventId")
@@ -350,6 +507,7 @@ fn read_events(page: &Value, out: &mut Vec<Theirs>) -> Result<(), GspError> {
 /// Match the events against our records of the period; a case per mismatch.
 pub async fn reconcile(
     ctx: &Ctx,
+    account: &str,
     statement_id: &str,
     (first, last): (Day, Day),
     events: &[Theirs],
@@ -362,7 +520,13 @@ pub async fn reconcile(
             break;
         }
         for b in 0..BUCKETS {
-            records.extend(load_bucket(ctx, &google, day, b).await?);
+            let bucket = load_bucket(ctx, &google, day, b).await?;
+            // The index holds every account's records: this statement's only.
+            records.extend(
+                bucket
+                    .into_iter()
+                    .filter(|r| outbound::key_account(&r.key) == Some(account)),
+            );
         }
         day = day.next();
     }

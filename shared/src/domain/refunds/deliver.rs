@@ -71,6 +71,9 @@ pub(super) async fn deliver(
         Err(e) => {
             tracing::warn!(payment_id = %p.id, refund_id, error = %e, "the PSP refused the refund");
             release(ctx, p, key, amount, "the PSP refused the refund", due).await?;
+            // Final now: a Google refund hears of it (the sweep retries this
+            // delivery if the queue is down; the release is idempotent).
+            crate::domain::google_jobs::after_refund(ctx, &p.id, &refund_id).await?;
             Ok(Delivery::Refused(e.into()))
         }
     }

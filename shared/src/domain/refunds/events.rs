@@ -4,7 +4,19 @@
 use super::*;
 
 /// The consumer's side: apply a refund outcome once. `Err(true)`: retry.
+/// A Google refund's result notification is queued after it (again on a
+/// redelivery: a crash between the two loses nothing).
 pub async fn apply_event(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
+    apply_outcome(ctx, ev).await?;
+    crate::domain::google_jobs::after_refund(ctx, &ev.payment_id, &ev.refund_id)
+        .await
+        .map_err(|e| {
+            tracing::warn!(refund_id = %ev.refund_id, error = %e, "Google refund result not queued");
+            true
+        })
+}
+
+async fn apply_outcome(ctx: &Ctx, ev: &RefundEvent) -> Result<(), bool> {
     let p = load_payment(ctx, &ev.payment_id)
         .await
         .map_err(|e| e.row().retryable)?;
