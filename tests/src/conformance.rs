@@ -74,7 +74,7 @@ fn sks(page: &Page) -> Vec<String> {
 
 /// Run `f(0..n)` on `n` OS threads at once (released together by a barrier)
 /// and collect the results in order.
-fn parallel<T, F, Fut>(n: usize, f: F) -> Vec<T>
+pub fn parallel<T, F, Fut>(n: usize, f: F) -> Vec<T>
 where
     T: Send,
     F: Fn(usize) -> Fut + Sync,
