@@ -264,3 +264,62 @@ pub fn browser_or_skip(test: &str) -> Option<(std::path::PathBuf, std::path::Pat
         }
     }
 }
+
+/// Where browser tests save their screenshots (`target/screenshots/`).
+pub fn screenshots() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
+}
+
+/// axe-core's source (installed by scripts/axe.sh; the test command sets
+/// PAYLOOP_AXE_JS), or `None` with the reason printed.
+pub fn axe_source() -> Option<String> {
+    let path = std::env::var("PAYLOOP_AXE_JS").ok().or_else(|| {
+        let local = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../.axe/node_modules/axe-core/axe.min.js");
+        local.is_file().then(|| local.display().to_string())
+    });
+    match path {
+        Some(p) => Some(std::fs::read_to_string(p).unwrap()),
+        None => {
+            assert!(
+                std::env::var_os("PAYLOOP_REQUIRE_BROWSER").is_none(),
+                "axe-core missing but scripts/test.sh requires it (scripts/axe.sh installs it)"
+            );
+            println!(
+                "SKIPPED the accessibility pass: axe-core is not installed (run scripts/axe.sh)"
+            );
+            None
+        }
+    }
+}
+
+/// Run axe in the current page: how many violations, and the serious and
+/// critical ones described.
+pub async fn axe(d: &Driver, source: &str, page: &str) -> (usize, Vec<String>) {
+    d.execute(source, json!([])).await;
+    let result = d
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))));",
+            json!([]),
+        )
+        .await;
+    let all = result.as_array().unwrap();
+    for v in all {
+        println!(
+            "axe {page}: {} ({}, {} nodes)",
+            v["id"], v["impact"], v["nodes"]
+        );
+    }
+    let bad: Vec<String> = all
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .map(|v| {
+            format!(
+                "{page}: {} ({}, {} nodes)",
+                v["id"], v["impact"], v["nodes"]
+            )
+        })
+        .collect();
+    (all.len(), bad)
+}

@@ -8,73 +8,14 @@
 //! CSRF token is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-
 use payloop::ids::{EventId, PaymentId, PspId};
 use payloop::money::Currency;
 use payloop::psp::event::PspEvent;
 use payloop::queue::QueueName;
 use payloop::schema::status::PaymentStatus;
-use payloop_tests::webdriver::{browser_or_skip, Driver};
+use payloop_tests::webdriver::{axe, axe_source, browser_or_skip, screenshots, Driver};
 use payloop_tests::TestStack;
 use serde_json::{json, Value};
-
-fn screenshots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
-}
-
-/// axe-core's source (installed by scripts/axe.sh; the test command sets
-/// PAYLOOP_AXE_JS), or `None` with the reason printed.
-fn axe_source() -> Option<String> {
-    let path = std::env::var("PAYLOOP_AXE_JS").ok().or_else(|| {
-        let local = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../.axe/node_modules/axe-core/axe.min.js");
-        local.is_file().then(|| local.display().to_string())
-    });
-    match path {
-        Some(p) => Some(std::fs::read_to_string(p).unwrap()),
-        None => {
-            assert!(
-                std::env::var_os("PAYLOOP_REQUIRE_BROWSER").is_none(),
-                "axe-core missing but scripts/test.sh requires it (scripts/axe.sh installs it)"
-            );
-            println!(
-                "SKIPPED the accessibility pass: axe-core is not installed (run scripts/axe.sh)"
-            );
-            None
-        }
-    }
-}
-
-/// Run axe in the current page; the serious and critical violations.
-async fn axe(d: &Driver, source: &str, page: &str) -> (usize, Vec<String>) {
-    d.execute(source, json!([])).await;
-    let result = d
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))));",
-            json!([]),
-        )
-        .await;
-    let all = result.as_array().unwrap();
-    for v in all {
-        println!(
-            "axe {page}: {} ({}, {} nodes)",
-            v["id"], v["impact"], v["nodes"]
-        );
-    }
-    let bad: Vec<String> = all
-        .iter()
-        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
-        .map(|v| {
-            format!(
-                "{page}: {} ({}, {} nodes)",
-                v["id"], v["impact"], v["nodes"]
-            )
-        })
-        .collect();
-    (all.len(), bad)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_finds_a_payment_replays_a_dead_letter_and_resolves_its_case() {

@@ -1,7 +1,8 @@
 //! intent-api: `POST /v1/payments/init`, `GET /v1/payments/{id}`,
 //! `GET /v1/payments/{id}/deliveries`, payouts, the routing admin endpoints
 //! (`/v1/admin/...`), players' limits and self-exclusion, and risk
-//! decisions, reviews and AML alerts (`/v1/risk/...`; platform key).
+//! decisions, reviews and AML alerts (`/v1/risk/...`; platform key), and
+//! the hosted cashier (`/cashier`, `/v1/cashier/...`; see [`cashier`]).
 //! Thin: decode, one domain call, encode.
 
 use axum::extract::State;
@@ -25,6 +26,8 @@ use payloop::edge::{
 use payloop::ids::{PaymentId, PlayerId};
 use payloop::money::Currency;
 use payloop::Error;
+
+pub mod cashier;
 
 pub const INIT_PATH: &str = "/v1/payments/init";
 pub const PAYOUT_INIT_PATH: &str = "/v1/payouts/init";
@@ -58,7 +61,8 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/risk/alerts/{alert_id}", get(risk_alert))
         .route("/v1/risk/alerts/{alert_id}/sar", get(risk_alert_sar))
         .route("/v1/risk/alerts/{alert_id}/close", post(risk_alert_close))
-        .with_state(ctx)
+        .with_state(ctx.clone())
+        .merge(cashier::router(ctx))
 }
 
 /// The function as deployed: routes plus the shared edge middleware.
@@ -171,13 +175,18 @@ async fn payout_show(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     authenticate(&headers, &ctx.config.client_keys)?;
+    check_payout_id(&id)?;
+    Ok(Json(payouts::view(&ctx, &id).await?))
+}
+
+fn check_payout_id(id: &str) -> Result<(), Error> {
     let ok = id.starts_with("po_")
         && id.len() <= 64
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !ok {
-        return Err(Error::validation("payout_id", "must be a payout id (po_…)").into());
+        return Err(Error::validation("payout_id", "must be a payout id (po_…)"));
     }
-    Ok(Json(payouts::view(&ctx, &id).await?))
+    Ok(())
 }
 
 async fn set_player_kyc(

@@ -11,6 +11,7 @@ use crate::queue::Queue;
 use crate::store::Store;
 
 pub mod cases;
+pub mod cashier;
 pub mod deposits;
 pub mod events;
 pub mod google;

@@ -271,9 +271,75 @@ impl Router {
     }
 }
 
+/// A method the routes offer to one country, currency and risk level, and
+/// the amounts they take (inclusive, minor units; `None`: no bound).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodOffer {
+    pub method: &'static str,
+    /// The PSPs with a matching route, config order, each once.
+    pub psps: Vec<PspId>,
+    pub min_minor: Option<i64>,
+    pub max_minor: Option<i64>,
+}
+
+impl Router {
+    /// Every method some route offers to this country, currency and risk
+    /// level, whatever the amount, with the amounts those routes take.
+    /// Whether one amount is taken is [`Router::candidates`]'s answer.
+    pub fn offers(
+        &self,
+        country: Option<&str>,
+        currency: Currency,
+        risk: RiskLevel,
+    ) -> Vec<MethodOffer> {
+        METHODS
+            .iter()
+            .filter_map(|method| {
+                let routes: Vec<&Route> = self
+                    .routes
+                    .iter()
+                    .filter(|r| r.matches_all_but_amount(country, currency, method, risk))
+                    .collect();
+                let first = routes.first()?;
+                let mut psps: Vec<PspId> = Vec::new();
+                for r in &routes {
+                    if !psps.contains(&r.psp) {
+                        psps.push(r.psp.clone());
+                    }
+                }
+                let (mut lo, mut hi) = (first.min_minor, first.max_minor);
+                for r in &routes[1..] {
+                    lo = lo.zip(r.min_minor).map(|(a, b)| a.min(b));
+                    hi = hi.zip(r.max_minor).map(|(a, b)| a.max(b));
+                }
+                Some(MethodOffer {
+                    method,
+                    psps,
+                    min_minor: lo,
+                    max_minor: hi,
+                })
+            })
+            .collect()
+    }
+}
+
 impl Route {
     fn matches(&self, req: &RouteRequest<'_>) -> bool {
-        let country_ok = match (&self.countries, req.country) {
+        let minor = req.amount.minor();
+        let amount_ok =
+            self.min_minor.is_none_or(|m| minor >= m) && self.max_minor.is_none_or(|m| minor <= m);
+        amount_ok
+            && self.matches_all_but_amount(req.country, req.amount.currency(), req.method, req.risk)
+    }
+
+    fn matches_all_but_amount(
+        &self,
+        country: Option<&str>,
+        currency: Currency,
+        method: &str,
+        risk: RiskLevel,
+    ) -> bool {
+        let country_ok = match (&self.countries, country) {
             (None, _) => true,
             (Some(set), Some(c)) => set.contains(c),
             (Some(_), None) => false,
@@ -281,16 +347,10 @@ impl Route {
         let currency_ok = self
             .currencies
             .as_ref()
-            .is_none_or(|s| s.contains(&req.amount.currency()));
-        let method_ok = self.methods.as_ref().is_none_or(|s| s.contains(req.method));
-        let minor = req.amount.minor();
-        let amount_ok =
-            self.min_minor.is_none_or(|m| minor >= m) && self.max_minor.is_none_or(|m| minor <= m);
-        let risk_ok = self
-            .risk_levels
-            .as_ref()
-            .is_none_or(|s| s.contains(&req.risk));
-        country_ok && currency_ok && method_ok && amount_ok && risk_ok
+            .is_none_or(|s| s.contains(&currency));
+        let method_ok = self.methods.as_ref().is_none_or(|s| s.contains(method));
+        let risk_ok = self.risk_levels.as_ref().is_none_or(|s| s.contains(&risk));
+        country_ok && currency_ok && method_ok && risk_ok
     }
 }
 
@@ -737,5 +797,37 @@ mod tests {
             "same seed, same order"
         );
         assert!(r.is_fast_method("p2p") && !r.is_fast_method("card"));
+    }
+
+    #[test]
+    fn offers_list_each_method_with_the_widest_amounts_its_routes_take() {
+        let r = Router::from_json(
+            r#"{"routes": [
+              {"psp": "a", "currencies": ["EUR"], "methods": ["card"], "min_amount": "5.00", "max_amount": "100.00"},
+              {"psp": "b", "currencies": ["EUR"], "methods": ["card", "p2p"], "min_amount": "1.00", "max_amount": "50.00"},
+              {"psp": "c", "countries": ["SE"], "methods": ["ewallet"]},
+              {"psp": "d", "currencies": ["SEK"], "methods": ["bank_transfer"]},
+              {"psp": "e", "methods": ["pay_by_bank"], "risk_levels": ["low"]}]}"#,
+        )
+        .unwrap();
+        let eur = Currency::parse("EUR").unwrap();
+        let offers = r.offers(Some("FI"), eur, RiskLevel::Low);
+        let methods: Vec<&str> = offers.iter().map(|o| o.method).collect();
+        assert_eq!(methods, ["card", "pay_by_bank", "p2p"]);
+        assert_eq!(
+            offers[0].psps,
+            [PspId::parse("a").unwrap(), PspId::parse("b").unwrap()]
+        );
+        assert_eq!(
+            (offers[0].min_minor, offers[0].max_minor),
+            (Some(100), Some(10_000))
+        );
+        assert_eq!((offers[1].min_minor, offers[1].max_minor), (None, None));
+        let se: Vec<&str> = r
+            .offers(Some("SE"), eur, RiskLevel::High)
+            .iter()
+            .map(|o| o.method)
+            .collect();
+        assert_eq!(se, ["card", "ewallet", "p2p"], "risk and country filter");
     }
 }

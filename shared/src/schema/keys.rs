@@ -44,6 +44,7 @@
 //! | Google call made once    | `GSP#<account>`        | `OUT#<request id>`    |
 //! | Google payment's origin  | `PAY#<payment_id>`     | `GSP`                 |
 //! | Google refund's origin   | `PAY#<payment_id>`     | `GSPREF#<refund_id>`  |
+//! | cashier session          | `CASHIER#<sha256(token)>` | `A`                |
 
 use crate::ids::{EventId, IdempotencyKey, PaymentId, PlayerId, PspId, TxnId};
 use crate::money::Currency;
@@ -179,6 +180,11 @@ pub const LIMIT_RESERVATION_PREFIX: &str = "LIMRES#";
 /// started on.
 pub fn sticky(kind: &str, value: &str) -> Key {
     Key::new(format!("STICKY#{kind}#{value}"), MAIN_SK)
+}
+/// A cashier session, under the SHA-256 of its token (the token itself is
+/// never stored).
+pub fn cashier_session(token_sha256_hex: &str) -> Key {
+    Key::new(format!("CASHIER#{token_sha256_hex}"), MAIN_SK)
 }
 pub fn modes() -> Key {
     Key::new("MODES", MAIN_SK)
