@@ -228,6 +228,15 @@ EXPECTED = {
     ("post", "/v1/recon/cases/{case_id}/resolve"),
     ("post", "/v1/recon/google-statements/{account}/{statement_id}/release"),
     ("get", "/v1/recon/reports/{psp}/{date}"),
+    ("post", "/v1/cashier/sessions"),
+    ("get", "/v1/cashier/options"),
+    ("post", "/v1/cashier/deposits"),
+    ("get", "/v1/cashier/payments/{payment_id}"),
+    ("post", "/v1/cashier/withdrawals"),
+    ("get", "/v1/cashier/withdrawals/{withdrawal_id}"),
+    ("get", "/cashier"),
+    ("get", "/cashier/cashier.js"),
+    ("get", "/cashier/cashier.css"),
 }
 GOOGLE = {
     ("post", "/v1/echo"),
@@ -247,6 +256,15 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 # shape: HttpApi routes, or the SQS queue, or the schedule - never a mix.
 FUNCTIONS = {
     "IntentApiFunction": ("intent-api", {
+        ("post", "/v1/cashier/sessions"),
+        ("get", "/v1/cashier/options"),
+        ("post", "/v1/cashier/deposits"),
+        ("get", "/v1/cashier/payments/{payment_id}"),
+        ("post", "/v1/cashier/withdrawals"),
+        ("get", "/v1/cashier/withdrawals/{withdrawal_id}"),
+        ("get", "/cashier"),
+        ("get", "/cashier/cashier.js"),
+        ("get", "/cashier/cashier.css"),
         ("post", "/v1/payments/init"),
         ("get", "/v1/payments/{payment_id}"),
         ("get", "/v1/payments/{payment_id}/deliveries"),

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Contract test: schemathesis (PyPI, its own venv) over infra/openapi.yaml
 # against a `payloop serve` started here on 127.0.0.1 with a throw-away data
-# directory. Two runs: with the dev client key, then with the platform key
-# (each endpoint takes one of them; the other must get a documented 401).
+# directory. Three runs: with the dev client key, with the platform key (each
+# endpoint takes one of them; the other must get a documented 401), and the
+# cashier's endpoints with a cashier session token minted for the run.
 # Any failing check fails the script. Serve is stopped by PID on exit.
 #
 #   scripts/schemathesis.sh                   # builds target/debug/payloop if needed
@@ -111,8 +112,9 @@ PLATFORM_KEY="$(secret platform_key)"
 status=0
 run() {
   local name="$1" key="$2"
+  shift 2
   log "run: $name key (seed $SEED, at most $EXAMPLES examples per operation)"
-  "$VENV/bin/schemathesis" run "$OPENAPI" \
+  "$VENV/bin/schemathesis" run "$OPENAPI" "$@" \
     --url "$BASE" \
     --header "Authorization: Bearer $key" \
     --checks "$CHECKS" \
@@ -136,6 +138,16 @@ run() {
 mkdir -p "$ROOT/target"
 run client "$CLIENT_KEY"
 run platform "$PLATFORM_KEY"
+# The cashier's endpoints take only a player's cashier session token.
+CASHIER_TOKEN="$(python3 - "$BASE" "$PLATFORM_KEY" <<'PY'
+import json, sys, urllib.request
+body = json.dumps({"player_id": "schemathesis", "currency": "EUR", "ttl_s": 3600}).encode()
+req = urllib.request.Request(sys.argv[1] + "/v1/cashier/sessions", data=body, method="POST",
+                             headers={"Authorization": "Bearer " + sys.argv[2], "Content-Type": "application/json"})
+print(json.load(urllib.request.urlopen(req, timeout=5))["token"])
+PY
+)"
+run cashier "$CASHIER_TOKEN" --include-tag cashier
 
 if ((status != 0)); then
   log "FAILED"
