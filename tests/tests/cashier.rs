@@ -18,6 +18,7 @@ use payloop::domain::cashier::{self, SessionRequest};
 use payloop::domain::policy::PayoutPolicy;
 use payloop::ids::PlayerId;
 use payloop::money::Currency;
+use payloop::psp::health::HealthPolicy;
 use payloop_tests::webdriver::{axe, axe_source, browser_or_skip, screenshots, Driver};
 use payloop_tests::{assert_wallet_audits, deposit_body, Resp, TestStack, WAIT};
 use serde_json::{json, Value};
@@ -393,6 +394,54 @@ async fn stored_tokens_fees_and_withdrawals_through_the_cashier() {
     assert_eq!(done["status"], "succeeded");
     assert_eq!(t.balance_minor("sia").await, 2000);
     assert_wallet_audits(&t.stack.ctx, "sia").await;
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_whose_every_psp_is_down_is_offered_as_unavailable() {
+    let t = TestStack::start_with(|o| {
+        o.routing = Some(ROUTING.into());
+        o.health = Some(HealthPolicy {
+            window_ms: 10_000,
+            bucket_ms: 1_000,
+            min_samples: 5,
+            cool_down_ms: 60_000,
+            probe_every_ms: 60_000,
+            sync_every_ms: 10,
+            ..HealthPolicy::default()
+        });
+    })
+    .await;
+    let token = session(&t, "uma").await;
+    let before = get(&t, &token, "/v1/cashier/options").await.json();
+    assert_eq!(method(&before, "card")["available"], true);
+    t.set_outage("sandbox", true).await;
+    for i in 0..5 {
+        let r = t
+            .init(
+                Some(&format!("down-{i}")),
+                &deposit_body("uma", "10.00").to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 503, "{}", r.text);
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let o = get(&t, &token, "/v1/cashier/options").await.json();
+        if method(&o, "card")["unavailable_reason"] == "route_unhealthy" {
+            assert_eq!(
+                method(&o, "ewallet")["available"],
+                false,
+                "one PSP behind both"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never unhealthy: {o}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     t.shutdown().await;
 }
 
