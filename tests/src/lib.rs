@@ -217,6 +217,18 @@ impl TestStack {
         assert_eq!(r.status, 200, "{}", r.text);
     }
 
+    /// Play `amount` through in one round (a bet, then its win back), so the
+    /// player's deposits count as wagered; each call must answer 200.
+    pub async fn wager(&self, player: &str, round: &str, amount: &str) {
+        for (path, txn) in [("/v1/wallet/debit", "bet"), ("/v1/wallet/credit", "win")] {
+            let id = format!("{player}-{round}-{txn}");
+            let body = json!({"player_id": player, "round_id": format!("{player}-{round}"), "txn_id": id,
+                              "amount": amount, "currency": "EUR", "idempotency_key": id});
+            let r = self.post_platform(path, None, &body.to_string()).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    }
+
     /// `GET /v1/payouts/{id}` (client key), which must answer 200.
     pub async fn payout_view(&self, id: &str) -> Value {
         let r = self.get(&format!("/v1/payouts/{id}"), false).await;

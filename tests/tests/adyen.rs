@@ -194,12 +194,7 @@ async fn payout_status(t: &TestStack, id: &str) -> Value {
 /// a payout is allowed.
 async fn ready_for_payout(t: &TestStack, player: &str, rounds: &[&str]) {
     for (i, amount) in rounds.iter().enumerate() {
-        for (path, txn) in [("/v1/wallet/debit", "bet"), ("/v1/wallet/credit", "win")] {
-            let body = json!({"player_id": player, "round_id": format!("{player}-r{i}"), "txn_id": format!("{player}-{txn}-{i}"),
-                              "amount": amount, "currency": "EUR", "idempotency_key": format!("{player}-{txn}-{i}")});
-            let r = t.post_platform(path, None, &body.to_string()).await;
-            assert_eq!(r.status, 200, "{}", r.text);
-        }
+        t.wager(player, &format!("r{i}"), amount).await;
     }
     let r = t
         .put_platform(

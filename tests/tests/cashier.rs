@@ -88,12 +88,7 @@ fn deposits_started(t: &TestStack) -> f64 {
 
 /// Bet `amount` and win it back, so the deposit is wagered; basic KYC.
 async fn ready_to_withdraw(t: &TestStack, player: &str, amount: &str) {
-    for (path, txn) in [("/v1/wallet/debit", "bet"), ("/v1/wallet/credit", "win")] {
-        let body = json!({"player_id": player, "round_id": format!("{player}-r"), "txn_id": format!("{player}-{txn}"),
-                          "amount": amount, "currency": "EUR", "idempotency_key": format!("{player}-{txn}")});
-        let r = t.post_platform(path, None, &body.to_string()).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-    }
+    t.wager(player, "r", amount).await;
     t.set_kyc(player, "basic").await;
 }
 

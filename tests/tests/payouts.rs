@@ -33,12 +33,7 @@ async fn start() -> TestStack {
 async fn ready(t: &TestStack, player: &str, amount: &str) {
     let id = t.deposit(player, amount).await;
     t.approve(&id).await;
-    for (path, txn) in [("/v1/wallet/debit", "bet"), ("/v1/wallet/credit", "win")] {
-        let body = json!({"player_id": player, "round_id": format!("{player}-r"), "txn_id": format!("{player}-{txn}"),
-                          "amount": amount, "currency": "EUR", "idempotency_key": format!("{player}-{txn}")});
-        let r = t.post_platform(path, None, &body.to_string()).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-    }
+    t.wager(player, "r", amount).await;
     t.set_kyc(player, "basic").await;
 }
 

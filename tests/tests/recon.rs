@@ -375,12 +375,7 @@ async fn every_planted_mismatch_is_classified_at_its_line_and_reruns_change_noth
 /// Wager a player's deposit once (bet, then win it back), basic KYC, then
 /// withdraw `amount` and wait for the PSP to pay it out.
 async fn pay_out(t: &TestStack, player: &str, wager: &str, amount: &str) -> String {
-    for (path, txn) in [("/v1/wallet/debit", "bet"), ("/v1/wallet/credit", "win")] {
-        let body = json!({"player_id": player, "round_id": format!("{player}-r"), "txn_id": format!("{player}-{txn}"),
-                          "amount": wager, "currency": "EUR", "idempotency_key": format!("{player}-{txn}")});
-        let r = t.post_platform(path, None, &body.to_string()).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-    }
+    t.wager(player, "r", wager).await;
     let kyc = t
         .put_platform(
             &format!("/v1/admin/players/{player}/kyc"),
