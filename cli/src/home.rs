@@ -56,6 +56,7 @@ async fn home(State(ctx): State<Ctx>) -> Html<String> {
 <ul>
 <li><a href="/ops">The operator console</a> (sign in with the platform key printed at start-up)</li>
 <li><a href="/openapi.yaml">The API document (OpenAPI 3.1)</a></li>
+<li>The hosted cashier: <code>POST /v1/cashier/sessions</code> with the platform key, then open <code>/cashier#&lt;token&gt;</code></li>
 <li>Create a deposit: <code>POST /v1/payments/init</code> with the client key printed at start-up</li>
 <li>Routing and circuits: <code>GET /v1/admin/routing</code> with the platform key</li>
 </ul></main></body></html>"#,

@@ -246,6 +246,7 @@ fn print_banner(stack: &local::LocalStack) {
     println!("  POST {base}/v1/payment-integrator-redirect/<method>  (Google redirect FOP)");
     println!("Google sandbox:         {base}/google-sandbox/notifications (POST …/payments, …/refunds, …/statements)");
     println!("operator console:       {base}/ops (sign in with the platform key)");
+    println!("hosted cashier:         {base}/cashier#<token> (POST /v1/cashier/sessions with the platform key mints one)");
     println!("dev client API key:     {}", s.client_key);
     println!("dev platform API key:   {}", s.platform_key);
     println!("sandbox webhook secret: {}", s.webhook_secret);
