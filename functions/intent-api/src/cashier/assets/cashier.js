@@ -725,6 +725,8 @@ function tabKeys(event) {
 function takeToken() {
   const hash = location.hash.slice(1);
   if (/^cs_[A-Za-z0-9_-]{43}$/.test(hash)) {
+    // A new session starts afresh: nothing of an earlier one is followed.
+    if (sessionStorage.getItem(TOKEN_KEY) !== hash) sessionStorage.removeItem(PENDING_KEY);
     sessionStorage.setItem(TOKEN_KEY, hash);
     history.replaceState(null, "", location.pathname + location.search);
   }
