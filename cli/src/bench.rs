@@ -17,6 +17,7 @@ use payloop::store::Store;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+use crate::cpu::CpuTimes;
 use crate::local::{self, LocalOptions};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -312,6 +313,11 @@ async fn bench_deposits(
     if with_risk {
         opts.risk = payloop::domain::risk::rules::RiskConfig::parse(crate::bench_risk::RULES)?;
     }
+    // The client and the sandboxes each on their own runtime, its threads
+    // named, so their CPU is counted apart from the server's.
+    let client_rt = named_runtime(CLIENT_THREADS)?;
+    let sandbox_rt = named_runtime(SANDBOX_THREADS)?;
+    opts.sandbox_runtime = Some(sandbox_rt.handle().clone());
     let stack = local::start(opts).await?;
     let shared = Arc::new(Shared {
         client: payloop::psp::https::local_client_builder()?
@@ -333,7 +339,12 @@ async fn bench_deposits(
         .get()
         .map(|m| (m.write_units(), m.write_requests()))
         .unwrap_or((0, 0));
-    let collector = spawn_collector(stack.applied.subscribe(), Arc::clone(&shared));
+    let collector = spawn_collector(
+        stack.applied.subscribe(),
+        Arc::clone(&shared),
+        &client_rt.handle(),
+    );
+    let cpu_before = CpuTimes::now(&[CLIENT_THREADS, SANDBOX_THREADS]);
     let started = Instant::now();
     if outage_at_half {
         let sandbox = stack
@@ -346,8 +357,21 @@ async fn bench_deposits(
             stack.secrets.psp_api_key.clone(),
         );
     }
-    let run = run_deposits(&shared, concurrency).await?;
+    let run = {
+        let s = Arc::clone(&shared);
+        client_rt
+            .handle()
+            .spawn(async move {
+                run_deposits(&s, concurrency)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await??
+    };
     let wall = started.elapsed();
+    let cpu = CpuTimes::now(&[CLIENT_THREADS, SANDBOX_THREADS])
+        .zip(cpu_before)
+        .map(|(now, before)| now.since(&before));
     collector.abort();
     let units = meter
         .get()
@@ -360,7 +384,9 @@ async fn bench_deposits(
         println!("  with the bench risk rules deciding every deposit");
     }
     print_deposits(&shared, &run, concurrency, wall, units, outage_at_half);
+    print_cpu(cpu.as_ref(), run.inits.len());
     stack.shutdown().await;
+    drop((client_rt, sandbox_rt));
     let _ = std::fs::remove_dir_all(&dir);
     if run.errors > 0 {
         return Err(format!("{} deposits failed", run.errors).into());
@@ -390,8 +416,9 @@ async fn set_bench_limits(s: &Shared, platform_key: &str) -> Result<(), BoxError
 fn spawn_collector(
     mut applied: tokio::sync::broadcast::Receiver<Arc<str>>,
     shared: Arc<Shared>,
+    on: &tokio::runtime::Handle,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    on.spawn(async move {
         loop {
             let body = match applied.recv().await {
                 Ok(body) => body,
@@ -510,6 +537,59 @@ fn print_deposits(
             100.0 * ok as f64 / n.max(1) as f64
         );
     }
+}
+
+/// Thread-name prefixes of the bench's own runtimes (all other threads are
+/// the server's: the HTTP server, the functions, the worker, the store).
+const CLIENT_THREADS: &str = "bench-client";
+const SANDBOX_THREADS: &str = "bench-sandbox";
+
+/// A one-thread runtime whose threads are named `name`, shut down in the
+/// background when dropped (a runtime may not block inside another).
+struct NamedRuntime(Option<tokio::runtime::Runtime>);
+
+impl NamedRuntime {
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for NamedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn named_runtime(name: &str) -> Result<NamedRuntime, BoxError> {
+    Ok(NamedRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(name)
+            .enable_all()
+            .build()?,
+    )))
+}
+
+/// CPU time per deposit of the server, the client and the sandboxes.
+fn print_cpu(cpu: Option<&CpuTimes>, done: usize) {
+    let Some(cpu) = cpu else {
+        println!("  CPU per deposit:       not measured (no /proc)");
+        return;
+    };
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / done.max(1) as f64;
+    let group = |g: &str| cpu.groups.get(g).copied().unwrap_or_default();
+    println!(
+        "  CPU per deposit:       server {:.0} µs, client {:.0} µs, sandboxes {:.0} µs (process {:.2} s of CPU)",
+        per(cpu.rest()),
+        per(group(CLIENT_THREADS)),
+        per(group(SANDBOX_THREADS)),
+        cpu.process.as_secs_f64()
+    );
 }
 
 /// Take `sandbox` down once half the deposits have started.

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bench_recon;
 pub mod bench_risk;
+pub mod cpu;
 pub mod google_sandbox;
 pub mod home;
 pub mod local;

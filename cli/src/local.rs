@@ -125,6 +125,8 @@ pub struct LocalOptions {
     pub degraded: bool,
     /// The sandboxes' webhook retry schedule (default: production-like).
     pub sandbox_retry_schedule: Option<Vec<Duration>>,
+    /// The runtime the sandboxes run on (default: the stack's).
+    pub sandbox_runtime: Option<tokio::runtime::Handle>,
     /// First sandbox port (the others follow); 0 picks free ports.
     pub sandbox_port: u16,
     /// PSP API calls slower than this count as unavailable.
@@ -169,6 +171,7 @@ impl LocalOptions {
             health: None,
             degraded: false,
             sandbox_retry_schedule: None,
+            sandbox_runtime: None,
             sandbox_port: 0,
             psp_timeout: DEFAULT_TIMEOUT,
             sweep_every: Duration::from_secs(1),
@@ -276,6 +279,7 @@ async fn start_sandboxes(
         if let Some(schedule) = &opts.sandbox_retry_schedule {
             so.retry_schedule = schedule.clone();
         }
+        so.runtime = opts.sandbox_runtime.clone();
         handles.push(sandbox::start(so).await?);
     }
     Ok(handles)

@@ -67,6 +67,9 @@ pub struct SandboxOptions {
     pub fixed_fee_minor: i64,
     /// How long a payout takes to complete.
     pub payout_delay: Duration,
+    /// The runtime the server runs on (default: the caller's), so a bench
+    /// can count the sandbox's CPU apart from payloop's.
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 /// The sandbox's processing fee: 1.5% of the gross (half up), no fixed part.
@@ -92,6 +95,7 @@ impl SandboxOptions {
             fee_bps: DEFAULT_FEE_BPS,
             fixed_fee_minor: DEFAULT_FIXED_FEE_MINOR,
             payout_delay: Duration::from_millis(500),
+            runtime: None,
         }
     }
 }
@@ -150,6 +154,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bind and serve one sandbox PSP; returns once it listens.
 pub async fn start(opts: SandboxOptions) -> Result<SandboxHandle, BoxError> {
+    match opts.runtime.clone() {
+        None => start_here(opts).await,
+        // Bound and served on that runtime: its sockets and tasks live there.
+        Some(rt) => rt.spawn(start_here(opts)).await?,
+    }
+}
+
+async fn start_here(opts: SandboxOptions) -> Result<SandboxHandle, BoxError> {
     let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port)).await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
