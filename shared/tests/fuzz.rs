@@ -310,7 +310,7 @@ proptest! {
 
     #[test]
     fn ledger_lines_never_panic(text in prop_oneof![any::<String>(), "([^,]{0,12},){0,8}"]) {
-        let _ = parse_ledger_line(&text);
+        let _ = parse_ledger_line(&text, &mut None);
     }
 
     #[test]

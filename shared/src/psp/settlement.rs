@@ -237,12 +237,45 @@ fn bad(line: u64, field: &'static str, reason: impl Into<String>) -> ReportError
 }
 
 /// A signed decimal in the currency's precision, as minor units.
+/// The common case of [`signed_minor`] without allocating or a table
+/// lookup: `-`?, digits (no leading zero), and exactly `digits` decimals,
+/// at most `max` minor units. `None` when anything is off: the strict path
+/// then decides, with its error.
+fn plain_minor(text: &str, digits: u16, max: i64) -> Option<i64> {
+    let (neg, b) = match text.as_bytes().split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text.as_bytes()),
+    };
+    let d = usize::from(digits);
+    let (whole, frac) = match d {
+        0 => (b, &b[b.len()..]),
+        _ if b.len() >= d + 2 && b[b.len() - d - 1] == b'.' => {
+            (&b[..b.len() - d - 1], &b[b.len() - d..])
+        }
+        _ => return None,
+    };
+    if whole.is_empty() || (whole.len() > 1 && whole[0] == b'0') {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &ch in whole.iter().chain(frac) {
+        if !ch.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(i64::from(ch - b'0'))?;
+    }
+    (v <= max).then_some(if neg { -v } else { v })
+}
+
 fn signed_minor(
     line: u64,
     field: &'static str,
     text: &str,
     c: Currency,
 ) -> Result<i64, ReportError> {
+    if let Some(v) = plain_minor(text, c.minor_digits(), c.max_minor()) {
+        return Ok(v);
+    }
     let (neg, digits) = match text.strip_prefix('-') {
         Some(d) => (true, d),
         None => (false, text),
@@ -342,6 +375,73 @@ mod tests {
             out.extend(r.push(c));
         }
         (out, r.finish())
+    }
+
+    #[test]
+    fn the_plain_path_takes_exactly_what_the_strict_one_does() {
+        let eur = Currency::parse("EUR").unwrap();
+        let jpy = Currency::parse("JPY").unwrap();
+        let bhd = Currency::parse("BHD").unwrap();
+        let cases = [
+            ("40.00", eur),
+            ("-15.00", eur),
+            ("0.00", eur),
+            ("-0.00", eur),
+            ("0.60", eur),
+            ("0.0", eur),
+            ("00.00", eur),
+            ("05.00", eur),
+            ("5.000", eur),
+            ("5.0", eur),
+            ("5", eur),
+            (".50", eur),
+            ("5.", eur),
+            ("5,00", eur),
+            ("+5.00", eur),
+            ("--5.00", eur),
+            ("", eur),
+            ("-", eur),
+            ("1e3", eur),
+            ("10000000000000000.00", eur),
+            ("9999999999999.99", eur),
+            ("1000", jpy),
+            ("0", jpy),
+            ("1000.0", jpy),
+            ("012", jpy),
+            ("1.234", bhd),
+            ("0.000", bhd),
+            ("1.23", bhd),
+            ("99999999999999999999.999", bhd),
+        ];
+        for (text, c) in cases {
+            let plain = plain_minor(text, c.minor_digits(), c.max_minor());
+            let strict = {
+                // The strict path alone (what signed_minor did before).
+                let (neg, digits) = match text.strip_prefix('-') {
+                    Some(d) => (true, d),
+                    None => (false, text),
+                };
+                let zero = match c.minor_digits() {
+                    0 => "0".to_owned(),
+                    n => format!("0.{}", "0".repeat(usize::from(n))),
+                };
+                if digits == zero {
+                    Some(0)
+                } else {
+                    Money::parse_decimal(digits, c).ok().map(|m| {
+                        if neg {
+                            -m.minor()
+                        } else {
+                            m.minor()
+                        }
+                    })
+                }
+            };
+            if let Some(v) = plain {
+                assert_eq!(Some(v), strict, "{text} {c}");
+            }
+            assert_eq!(signed_minor(2, "gross", text, c).ok(), strict, "{text} {c}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::money::Currency;
 
 use crate::domain::policy::FeeRule;
 use crate::domain::recon::matcher::{BucketMatcher, Class, Theirs};
-use crate::domain::recon::report::Totals;
+use crate::domain::recon::report::{Tally, Totals};
 use crate::domain::recon::spill::{encode_line, encode_record, RecordRef, Spill, SpillReader};
 use crate::psp::settlement::ReportReader;
 use crate::schema::recon_index::{bucket_in, bucket_parts_in, key_id, Kind, Record};
@@ -34,8 +34,12 @@ fn bad(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// One ledger export line, borrowing its text.
-pub fn parse_ledger_line(text: &str) -> Result<RecordRef<'_>, String> {
+/// One ledger export line, borrowing its text; `last` is the previous
+/// line's currency (most lines share it: no table lookup).
+pub fn parse_ledger_line<'a>(
+    text: &'a str,
+    last: &mut Option<Currency>,
+) -> Result<RecordRef<'a>, String> {
     let mut f = [""; 7];
     let mut n = 0;
     for part in text.split(',') {
@@ -52,7 +56,14 @@ pub fn parse_ledger_line(text: &str) -> Result<RecordRef<'_>, String> {
         kind: Kind::parse(f[1]).ok_or("kind: unknown")?,
         payment_id: f[2],
         gross_minor: f[3].parse().map_err(|_| "gross_minor: not an integer")?,
-        currency: Currency::parse(f[4]).map_err(|e| format!("currency: {e}"))?,
+        currency: match *last {
+            Some(c) if c.code() == f[4] => c,
+            _ => {
+                let c = Currency::parse(f[4]).map_err(|e| format!("currency: {e}"))?;
+                *last = Some(c);
+                c
+            }
+        },
         method: f[5],
         event_id: f[6],
     })
@@ -110,6 +121,7 @@ fn spill_ledger(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, 
     let mut r = BufReader::with_capacity(CHUNK, File::open(path)?);
     let mut spill = Spill::create_parts(dir, "ours", PARTS, all)?;
     let mut line = String::new();
+    let mut last = None;
     let mut n = 0u64;
     let mut errors = Vec::new();
     while {
@@ -126,7 +138,7 @@ fn spill_ledger(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, 
             }
             continue;
         }
-        match parse_ledger_line(text) {
+        match parse_ledger_line(text, &mut last) {
             Ok(rec) if errors.is_empty() => {
                 spill.push_with(bucket_in(PARTS, rec.key), |out| encode_record(out, &rec))?
             }
@@ -152,18 +164,20 @@ fn match_buckets(
     let mut totals = Totals::default();
     for &b in buckets {
         let ours: Vec<Record> = SpillReader::open(dir, "ours", b)?.collect::<io::Result<_>>()?;
-        totals.records += ours.len() as u64;
+        let mut tally = Tally::default();
+        tally.records(ours.len() as u64);
         let mut m = BucketMatcher::new(ours, fees, tol);
         let mut lines = SpillReader::<Theirs>::open(dir, "theirs", b)?;
         let mut t = Theirs::empty();
         while lines.next_into(&mut t)? {
             let f = m.line(&t);
             let method = f.ours.as_ref().map_or("unknown", |r| r.method.as_str());
-            totals.line(&t, f.class, method, f.healed).map_err(bad)?;
+            tally.line(&t, f.class, method, f.healed).map_err(bad)?;
         }
         for r in m.unsettled() {
-            totals.unsettled(&r).map_err(bad)?;
+            tally.unsettled(&r).map_err(bad)?;
         }
+        tally.fold_into(&mut totals).map_err(bad)?;
     }
     Ok(totals)
 }

@@ -175,6 +175,110 @@ impl Totals {
     }
 }
 
+/// One bucket's counts and sums before they join a [`Totals`]: classes in
+/// an array, groups in a short list found by comparing their parts (a day
+/// has a handful of method × currency × kind groups), so nothing is
+/// formatted or looked up by string per line. Folded in once per bucket.
+#[derive(Debug, Default)]
+pub struct Tally {
+    lines: u64,
+    records: u64,
+    healed: u64,
+    classes: [u64; Class::ALL.len()],
+    settled: Vec<(String, Currency, Kind, Sums)>,
+    unsettled: Vec<(String, Currency, Kind, Sums)>,
+}
+
+fn add_group(
+    groups: &mut Vec<(String, Currency, Kind, Sums)>,
+    method: &str,
+    currency: Currency,
+    kind: Kind,
+    gross: i64,
+    fee: i64,
+) -> Result<(), Error> {
+    let found = groups
+        .iter_mut()
+        .find(|(m, c, k, _)| *c == currency && *k == kind && m == method);
+    match found {
+        Some((_, _, _, s)) => s.add(gross, fee),
+        None => {
+            let mut s = Sums::default();
+            s.add(gross, fee)?;
+            groups.push((method.to_owned(), currency, kind, s));
+            Ok(())
+        }
+    }
+}
+
+impl Tally {
+    /// Count our records of the bucket.
+    pub fn records(&mut self, n: u64) {
+        self.records += n;
+    }
+
+    /// As [`Totals::line`].
+    pub fn line(
+        &mut self,
+        t: &Theirs,
+        class: Class,
+        method: &str,
+        healed: bool,
+    ) -> Result<(), Error> {
+        self.lines += 1;
+        self.classes[class as usize] += 1;
+        self.healed += u64::from(healed);
+        let method = match t.kind {
+            Kind::Fee => "account",
+            _ => method,
+        };
+        add_group(
+            &mut self.settled,
+            method,
+            t.currency,
+            t.kind,
+            t.gross_minor,
+            t.fee_minor,
+        )
+    }
+
+    /// As [`Totals::unsettled`].
+    pub fn unsettled(&mut self, r: &Record) -> Result<(), Error> {
+        self.classes[Class::MissingAtPsp as usize] += 1;
+        add_group(
+            &mut self.unsettled,
+            &r.method,
+            r.currency,
+            r.kind,
+            r.gross_minor,
+            0,
+        )
+    }
+
+    /// Add what the bucket found to `totals`.
+    pub fn fold_into(self, totals: &mut Totals) -> Result<(), Error> {
+        totals.lines += self.lines;
+        totals.records += self.records;
+        totals.healed += self.healed;
+        for (class, n) in Class::ALL.iter().zip(self.classes) {
+            if n > 0 {
+                *totals.classes.entry(class.as_str().to_owned()).or_default() += n;
+            }
+        }
+        for (into, groups) in [
+            (&mut totals.settled, self.settled),
+            (&mut totals.unsettled, self.unsettled),
+        ] {
+            for (method, currency, kind, sums) in groups {
+                into.entry(group(&method, currency, kind))
+                    .or_default()
+                    .merge(&sums)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One method × currency of the report.
 #[derive(Default)]
 struct MethodRow {

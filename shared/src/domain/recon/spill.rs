@@ -162,7 +162,14 @@ impl Spillable for Theirs {
         };
         t.kind = kind_of(k)?;
         t.line = u64::from_le_bytes(get::<8>(r)?);
-        t.currency = currency_of(r)?;
+        // Most lines are in the previous line's currency: no table lookup.
+        let code = get::<3>(r)?;
+        if code != t.currency.code().as_bytes() {
+            t.currency = std::str::from_utf8(&code)
+                .ok()
+                .and_then(|c| Currency::parse(c).ok())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "spill: bad currency"))?;
+        }
         t.gross_minor = i64::from_le_bytes(get::<8>(r)?);
         t.fee_minor = i64::from_le_bytes(get::<8>(r)?);
         get_str_into(r, &mut t.key)?;
