@@ -64,87 +64,7 @@ fn group(method: &str, currency: Currency, kind: Kind) -> String {
     format!("{method}|{}|{}", currency.code(), kind.as_str())
 }
 
-/// Add to a group's sums; the key is built on the stack (this runs per line).
-fn add_to(
-    map: &mut BTreeMap<String, Sums>,
-    method: &str,
-    currency: Currency,
-    kind: Kind,
-    gross: i64,
-    fee: i64,
-) -> Result<(), Error> {
-    use std::io::Write as _;
-    let mut buf = [0u8; 128];
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    let fits = write!(cur, "{method}|{}|{}", currency.code(), kind.as_str()).is_ok();
-    let len = usize::try_from(cur.position()).unwrap_or(0);
-    let owned;
-    let key = match std::str::from_utf8(&buf[..len]) {
-        Ok(k) if fits => k,
-        _ => {
-            owned = group(method, currency, kind);
-            owned.as_str()
-        }
-    };
-    match map.get_mut(key) {
-        Some(s) => s.add(gross, fee),
-        None => {
-            let mut s = Sums::default();
-            s.add(gross, fee)?;
-            map.insert(key.to_owned(), s);
-            Ok(())
-        }
-    }
-}
-
-fn bump(classes: &mut BTreeMap<String, u64>, class: Class) {
-    match classes.get_mut(class.as_str()) {
-        Some(n) => *n += 1,
-        None => {
-            classes.insert(class.as_str().to_owned(), 1);
-        }
-    }
-}
-
 impl Totals {
-    /// Count a classified line.
-    pub fn line(
-        &mut self,
-        t: &Theirs,
-        class: Class,
-        method: &str,
-        healed: bool,
-    ) -> Result<(), Error> {
-        self.lines += 1;
-        bump(&mut self.classes, class);
-        self.healed += u64::from(healed);
-        let method = match t.kind {
-            Kind::Fee => "account",
-            _ => method,
-        };
-        add_to(
-            &mut self.settled,
-            method,
-            t.currency,
-            t.kind,
-            t.gross_minor,
-            t.fee_minor,
-        )
-    }
-
-    /// Count one of our records no line settled.
-    pub fn unsettled(&mut self, r: &Record) -> Result<(), Error> {
-        bump(&mut self.classes, Class::MissingAtPsp);
-        add_to(
-            &mut self.unsettled,
-            &r.method,
-            r.currency,
-            r.kind,
-            r.gross_minor,
-            0,
-        )
-    }
-
     pub fn merge(&mut self, o: &Totals) -> Result<(), Error> {
         self.lines += o.lines;
         self.records += o.records;
@@ -573,9 +493,15 @@ mod tests {
         }
     }
 
+    fn totals(t: Tally) -> Totals {
+        let mut out = Totals::default();
+        t.fold_into(&mut out).unwrap();
+        out
+    }
+
     #[test]
     fn margins_and_sections_add_up_and_shards_merge() {
-        let mut a = Totals::default();
+        let mut a = Tally::default();
         a.line(
             &t(Kind::Payment, 10_000, 150),
             Class::Matched,
@@ -590,7 +516,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let mut b = Totals::default();
+        let mut b = Tally::default();
         b.line(&t(Kind::Refund, -2_000, 0), Class::Matched, "card", false)
             .unwrap();
         b.line(
@@ -602,6 +528,8 @@ mod tests {
         .unwrap();
         b.line(&t(Kind::Fee, 0, 500), Class::Fee, "unknown", false)
             .unwrap();
+        let (a, b) = (totals(a), totals(b));
+        let mut a = a;
         a.merge(&b).unwrap();
         let mut report = day_report("sandbox", "2026-11-20", &a);
         report.csv = Some(to_csv(&a));

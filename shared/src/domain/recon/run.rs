@@ -20,7 +20,7 @@ use crate::store::{Query, SkRange};
 use crate::domain::recon::cases::{self, LineCase};
 use crate::domain::recon::matcher::{BucketMatcher, Class, Finding, Theirs};
 use crate::domain::recon::report::DayReport;
-use crate::domain::recon::report::Totals;
+use crate::domain::recon::report::{Tally, Totals};
 use crate::domain::recon::spill::{encode_line, Spill, SpillReader};
 use crate::domain::Ctx;
 use crate::psp::settlement::{PayloopFormat, ReportReader, SettledLine};
@@ -219,7 +219,8 @@ async fn match_bucket(
     obs: &mut dyn Observer,
 ) -> Result<u64, Error> {
     let records = load_bucket(ctx, &run.psp, run.day, b).await?;
-    totals.records += records.len() as u64;
+    let mut tally = Tally::default();
+    tally.records(records.len() as u64);
     let policy = &ctx.policies.recon;
     let mut m = BucketMatcher::new(
         records,
@@ -240,10 +241,10 @@ async fn match_bucket(
         if f.class == Class::MissingInWallet && !f.healed && t.kind == Kind::Payment {
             (f, detail) = look_closer(ctx, run, &t).await?;
             // A heal wrote a record to this bucket: count it as a re-run will.
-            totals.records += u64::from(f.healed);
+            tally.records(u64::from(f.healed));
         }
         let method = f.ours.as_ref().map_or("unknown", |r| r.method.as_str());
-        totals.line(&t, f.class, method, f.healed)?;
+        tally.line(&t, f.class, method, f.healed)?;
         obs.line(t.line, &t.key, f.class);
         if f.class.opens_case() {
             let case = LineCase {
@@ -260,7 +261,7 @@ async fn match_bucket(
         }
     }
     for r in m.unsettled() {
-        totals.unsettled(&r)?;
+        tally.unsettled(&r)?;
         obs.record(&r.key, Class::MissingAtPsp);
         let case = LineCase {
             psp: &run.psp,
@@ -274,6 +275,7 @@ async fn match_bucket(
         };
         opened += u64::from(cases::open(ctx, &case).await?);
     }
+    tally.fold_into(totals)?;
     Ok(opened)
 }
 
