@@ -382,6 +382,26 @@ async fn stored_tokens_fees_and_withdrawals_through_the_cashier() {
         (&json!("0.00"), &json!("10.00"))
     );
     let id = sent["withdrawal_id"].as_str().unwrap().to_owned();
+    // The same attempt again (a retry, a double click): the same withdrawal.
+    let again = post(
+        &t,
+        &token,
+        WITHDRAWALS,
+        "w-2",
+        json!({"amount": "10.00", "method": "card"}),
+    )
+    .await;
+    assert_eq!(again.json()["withdrawal_id"], id.as_str());
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let bad = post(
+        &t,
+        &token,
+        WITHDRAWALS,
+        "w-3",
+        json!({"amount": "10.001", "method": "card"}),
+    )
+    .await;
+    assert_eq!((bad.status, field(&bad)), (422, json!("amount")));
     let path = format!("/v1/cashier/withdrawals/{id}");
     let other = session(&t, "dan").await;
     assert_eq!(get(&t, &other, &path).await.status, 404);

@@ -14,7 +14,6 @@ use crate::domain::Ctx;
 use crate::error::Error;
 use crate::ids::PaymentId;
 use crate::money::{Currency, Money};
-use crate::schema::status::METHODS;
 
 use super::options::{stored_methods, withdrawal_fee_minor};
 use super::session::Session;
@@ -25,24 +24,23 @@ const DEPOSIT_FIELDS: [&str; 5] = ["amount", "currency", "method", "stored_token
 pub const RETURN_PATH: &str = "/cashier?return=deposit";
 const WITHDRAWAL_FIELDS: [&str; 3] = ["amount", "currency", "method"];
 
-fn amount_and_method(body: &Body, s: &Session) -> Result<(Money, String), Error> {
-    let currency = match body.opt_str("currency")? {
-        None => s.currency,
-        Some(c) => Currency::parse(c).map_err(|e| Error::validation("currency", e.to_string()))?,
-    };
-    let amount = Money::parse_decimal(body.str("amount")?, currency)
-        .map_err(|e| Error::validation("amount", e.to_string()))?;
-    if amount.minor() <= 0 {
-        return Err(Error::validation("amount", "must be above zero"));
-    }
-    let method = body.str("method")?;
-    if !METHODS.contains(&method) {
-        return Err(Error::validation(
-            "method",
-            format!("must be one of {}", METHODS.join(", ")),
-        ));
-    }
-    Ok((amount, method.to_owned()))
+/// The public API's body for a cashier request: the session's player, the
+/// currency the cashier names (else the session's), the amount and method
+/// as sent, and `extra`; the public request parsers then check every field,
+/// the same rules as `POST /v1/payments/init` and `/v1/payouts/init`.
+fn public_body(
+    body: &Body,
+    s: &Session,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<Body, Error> {
+    let mut out = serde_json::Map::new();
+    out.insert("player_id".into(), s.player.as_str().into());
+    let currency = body.opt_str("currency")?.unwrap_or(s.currency.code());
+    out.insert("currency".into(), currency.into());
+    out.insert("amount".into(), body.str("amount")?.into());
+    out.insert("method".into(), body.str("method")?.into());
+    out.extend(extra);
+    Body::from_json(serde_json::Value::Object(out).to_string().as_bytes())
 }
 
 /// `POST /v1/cashier/deposits`: the session's player, currency (unless
@@ -56,12 +54,18 @@ pub async fn deposit(
     id: PaymentId,
 ) -> Result<IntentView, Error> {
     body.only(&DEPOSIT_FIELDS)?;
-    let (amount, method) = amount_and_method(body, s)?;
+    let return_url = format!(
+        "{}{RETURN_PATH}",
+        ctx.config.public_url.trim_end_matches('/')
+    );
+    let mut extra = serde_json::Map::new();
+    extra.insert("return_url".into(), return_url.into());
+    let mut req = InitRequest::parse(&public_body(body, s, extra)?)?;
     let instrument = match body.opt_str("stored_token")? {
         None => None,
         Some(t) => {
-            let mine = stored_methods(ctx, &s.player, amount.currency()).await?;
-            if !mine.iter().any(|m| m.token == t && m.method == method) {
+            let mine = stored_methods(ctx, &s.player, req.amount.currency()).await?;
+            if !mine.iter().any(|m| m.token == t && m.method == req.method) {
                 return Err(Error::validation(
                     "stored_token",
                     "is not one of this player's stored methods for this method",
@@ -70,21 +74,6 @@ pub async fn deposit(
             Some(t.to_owned())
         }
     };
-    let return_url = format!(
-        "{}{RETURN_PATH}",
-        ctx.config.public_url.trim_end_matches('/')
-    );
-    let mut req = InitRequest::parse(&Body::from_json(
-        serde_json::json!({
-            "amount": amount.to_decimal(),
-            "currency": amount.currency().code(),
-            "method": method,
-            "return_url": return_url,
-            "player_id": s.player.as_str(),
-        })
-        .to_string()
-        .as_bytes(),
-    )?)?;
     req.country = match (&s.country, body.opt_str("country")?) {
         (Some(c), _) => Some(c.clone()),
         (None, None) => None,
@@ -185,16 +174,11 @@ pub async fn withdraw(
     id: String,
 ) -> Result<CashierWithdrawal, Error> {
     body.only(&WITHDRAWAL_FIELDS)?;
-    let (amount, method) = amount_and_method(body, s)?;
-    let req = PayoutRequest {
-        player: s.player.clone(),
-        amount,
-        method,
-        destination_token: None,
-        country: s.country.clone(),
-        risk: RiskMeta::default(),
+    let mut extra = serde_json::Map::new();
+    if let Some(c) = &s.country {
+        extra.insert("meta".into(), serde_json::json!({ "country": c }));
     }
-    .with_edge(edge);
+    let req = PayoutRequest::parse(&public_body(body, s, extra)?)?.with_edge(edge);
     Ok(withdrawal_of(payouts::init(ctx, req, id).await?))
 }
 
