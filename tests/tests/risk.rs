@@ -130,6 +130,7 @@ async fn every_rule_kind_gathers_its_facts_from_the_store() {
     use payloop::domain::risk::aml::{self, Logged, MoveKind};
     use payloop::domain::risk::decision;
     use payloop::domain::risk::rules::Hit;
+    use payloop::domain::wallet::ledger;
     use payloop::ids::{PaymentId, PlayerId};
     use payloop::money::{Currency, Money};
     use std::sync::Arc;
@@ -231,9 +232,23 @@ async fn every_rule_kind_gathers_its_facts_from_the_store() {
         (hit(&later, "young"), hit(&later, "asn_free")),
         (Hit::NoHit, Hit::Hit)
     );
-    // ann's credited deposit in the AML log, then payouts: unwagered and to
-    // another instrument is a quick cash-out and a route change.
-    let dep = PaymentId::generate();
+    // ann's credited deposit (its ledger entry is the AML movement), then
+    // payouts: unwagered and to another instrument is a quick cash-out and
+    // a route change.
+    let sk = payloop::schema::keys::ledger_time_sk("dep", ctx.now_ms(), false);
+    let dep = PaymentId::from_reserved(sk.trim_start_matches("TXN#dep_")).unwrap();
+    let mut credit = ledger::Movement::new(
+        &ann,
+        payloop::money::Currency::EUR,
+        dep.deposit_txn_id(),
+        ledger::EntryKind::Credit,
+    );
+    credit.available_delta = 50_000;
+    credit.related = vec![("payment_id", dep.to_string())];
+    credit
+        .related
+        .extend(aml::entry_facts(Some("tok_a"), Some("FI")));
+    ledger::apply(&ctx, &credit, &[]).await.unwrap();
     let logged = Logged {
         id: dep.as_str().to_owned(),
         kind: MoveKind::Deposit,

@@ -407,9 +407,36 @@ async fn payments(s: &Scenario, v: &mut Vec<String>) {
                     c.status
                 ));
             }
+            if credit.is_some() && !indexed(s, &key).await {
+                v.push(format!(
+                    "payment {id}: credited, but no reconciliation index record"
+                ));
+            }
         }
         history_forward(s, &key, true, v).await;
     }
+}
+
+/// A credited payment's reconciliation index record, put after its credit
+/// (crash or not), under the day its capture event gave.
+async fn indexed(s: &Scenario, payment: &Key) -> bool {
+    use payloop::schema::recon_index::{bucket, match_key, partition, Kind};
+    let Some(p) = get(s, payment).await else {
+        return false;
+    };
+    let (Some(id), Some(psp), Some(at)) = (
+        payment.pk.strip_prefix("PAY#"),
+        p.str_attr("psp")
+            .and_then(|x| payloop::ids::PspId::parse(x).ok()),
+        p.int_attr("captured_occurred_ms"),
+    ) else {
+        return false;
+    };
+    let sk = match_key(Kind::Payment, id, "");
+    let day = payloop::clock::Day::of_ms(at);
+    get(s, &Key::new(partition(&psp, day, bucket(&sk)), sk))
+        .await
+        .is_some()
 }
 
 /// Statuses in a history only move forward.

@@ -20,8 +20,8 @@ use payloop::domain::reviews;
 use payloop::domain::risk::{aml, decision, review};
 use payloop::domain::Ctx;
 use payloop::edge::{
-    authenticate, idempotency_key, idempotent, parse_body, risk_signals, ApiError, Path,
-    QueryParams, RawBody,
+    authenticate, idempotency_key, idempotent, idempotent_recalled, parse_body, risk_signals,
+    Answer, ApiError, Path, QueryParams, RawBody,
 };
 use payloop::ids::{PaymentId, PlayerId};
 use payloop::money::Currency;
@@ -82,16 +82,39 @@ async fn init(
     let work = |reserved: String| async move {
         let req = InitRequest::parse(&parse_body(raw_ref)?)?.with_edge(&edge);
         let id = PaymentId::from_reserved(&reserved)?;
-        let view = deposits::create_intent(ctx_ref, req, id).await?;
-        // Held for risk review: accepted, not yet at any PSP.
-        let status = if view.held() {
+        Ok(intent_answer(
+            deposits::create_intent(ctx_ref, req, id).await?,
+        ))
+    };
+    let recall = |reserved: String| recall_intent(ctx_ref, reserved);
+    Ok(idempotent_recalled(&ctx, &scope, &key, "POST", INIT_PATH, &raw, work, recall).await)
+}
+
+/// A deposit intent's answer: 201 with the redirect, recalled from the
+/// stored intent on a retry (no answer stored); 202 when held for risk
+/// review (accepted, not yet at any PSP), stored under the key.
+pub(crate) fn intent_answer(view: deposits::IntentView) -> Answer<deposits::IntentView> {
+    let held = view.held();
+    Answer {
+        status: if held {
             StatusCode::ACCEPTED
         } else {
             StatusCode::CREATED
-        };
-        Ok((status, view))
-    };
-    Ok(idempotent(&ctx, &scope, &key, "POST", INIT_PATH, &raw, work).await)
+        },
+        view,
+        recalled: !held,
+    }
+}
+
+/// The 201 an intent created under the reserved id was answered with.
+pub(crate) async fn recall_intent(
+    ctx: &Ctx,
+    reserved: String,
+) -> Result<Option<(StatusCode, deposits::IntentView)>, Error> {
+    let id = PaymentId::from_reserved(&reserved)?;
+    Ok(deposits::recall_intent(ctx, &id)
+        .await?
+        .map(|view| (StatusCode::CREATED, view)))
 }
 
 fn player_id(raw: &str) -> Result<PlayerId, Error> {

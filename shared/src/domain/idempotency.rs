@@ -65,6 +65,25 @@ impl Claim {
 pub enum Begin {
     Fresh(Claim),
     Replay(StoredResponse),
+    /// The same request holds the key in flight (only from [`begin_recall`]):
+    /// its work may have committed without storing its answer (an endpoint
+    /// whose own record is its answer); [`resume`] decides otherwise.
+    InFlight(Busy),
+}
+
+/// A key held in flight by the same request.
+#[derive(Debug)]
+pub struct Busy {
+    mine: Claim,
+    old: Item,
+    lapsed: bool,
+}
+
+impl Busy {
+    /// The id reserved for what the request creates.
+    pub fn resource(&self) -> &str {
+        self.old.str_attr("resource").unwrap_or_default()
+    }
 }
 
 /// Hash of method, path and the canonical body (JSON re-serialised with
@@ -85,6 +104,36 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 
 /// Claim the key, or learn what the earlier request with it became.
 pub async fn begin(store: &dyn Store, cfg: &Config, req: &IdemRequest<'_>) -> Result<Begin, Error> {
+    match begin_recall(store, cfg, req).await? {
+        Begin::InFlight(busy) => resume(store, cfg, req, busy).await,
+        other => Ok(other),
+    }
+}
+
+/// An in-flight key whose work left no record: take it over when its lease
+/// lapsed (its request crashed), 409 `request_in_progress` otherwise.
+pub async fn resume(
+    store: &dyn Store,
+    cfg: &Config,
+    req: &IdemRequest<'_>,
+    busy: Busy,
+) -> Result<Begin, Error> {
+    if busy.lapsed {
+        take_over(store, cfg, req, busy.mine, &busy.old).await
+    } else {
+        Err(Error::RequestInProgress)
+    }
+}
+
+/// As [`begin`], but the same request in flight is handed back as
+/// [`Begin::InFlight`], for an endpoint that can recall its answer from
+/// the record its work writes (and so never stores it: [`finish`] only on
+/// a failure).
+pub async fn begin_recall(
+    store: &dyn Store,
+    cfg: &Config,
+    req: &IdemRequest<'_>,
+) -> Result<Begin, Error> {
     let key = keys::idempotency(req.scope, req.key);
     let owner = crate::ids::fresh_ulid().to_string();
     let resource = crate::ids::fresh_ulid().to_string();
@@ -152,12 +201,11 @@ async fn judge_existing(
     match old.str_attr("state") {
         Some(COMPLETED) if same_request => replay(old),
         Some(RELEASED) => take_over(store, cfg, req, mine, old).await,
-        Some(IN_FLIGHT)
-            if same_request && old.int_attr("lease_until_ms").unwrap_or(0) < req.now_ms =>
-        {
-            take_over(store, cfg, req, mine, old).await
-        }
-        Some(IN_FLIGHT) if same_request => Err(Error::RequestInProgress),
+        Some(IN_FLIGHT) if same_request => Ok(Begin::InFlight(Busy {
+            mine,
+            old: old.clone(),
+            lapsed: old.int_attr("lease_until_ms").unwrap_or(0) < req.now_ms,
+        })),
         _ => Err(Error::IdempotencyKeyReused),
     }
 }

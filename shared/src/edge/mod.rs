@@ -170,36 +170,53 @@ where
     };
     let claim = match idempotency::begin(ctx.store.as_ref(), &ctx.config, &req).await {
         Ok(Begin::Fresh(claim)) => claim,
-        Ok(Begin::Replay(stored)) => {
-            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-            let mut resp = json_response(status, &stored.body);
-            resp.headers_mut()
-                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-            return resp;
-        }
+        Ok(Begin::Replay(stored)) => return replayed(stored.status, &stored.body),
+        Ok(Begin::InFlight(_)) => return ApiError(Error::RequestInProgress).into_response(),
         Err(e) => return ApiError(e).into_response(),
     };
-    let done = work(claim.resource().to_owned())
-        .await
-        .and_then(|(status, view)| match serde_json::to_string(&view) {
-            Ok(body) => Ok((status, body)),
-            Err(e) => Err(Error::Internal(format!("response encoding: {e}"))),
-        });
-    let (status, body) = match done {
+    match work(claim.resource().to_owned()).await {
+        Ok((status, view)) => {
+            store_answer(
+                ctx,
+                claim,
+                serde_json::to_string(&view).map(|b| (status, b)),
+            )
+            .await
+        }
+        Err(e) => fail(ctx, claim, e).await,
+    }
+}
+
+/// A failed work's answer: never remembered (see `remembers`), the key is
+/// released, and a retry of the same request is evaluated afresh.
+async fn fail(ctx: &Ctx, claim: idempotency::Claim, e: Error) -> Response {
+    let status = e.row().status;
+    let body = if idempotency::remembers(status) {
+        e.body(&trace_id()).to_string()
+    } else {
+        String::new()
+    };
+    if let Err(fin) = idempotency::finish(ctx.store.as_ref(), claim, status, &body).await {
+        tracing::warn!(error = %fin, "could not finish idempotency key");
+    }
+    ApiError(e).into_response()
+}
+
+/// A 2xx remembered under the key before it is answered.
+async fn store_answer(
+    ctx: &Ctx,
+    claim: idempotency::Claim,
+    encoded: Result<(StatusCode, String), serde_json::Error>,
+) -> Response {
+    let (status, body) = match encoded {
         Ok(answer) => answer,
         Err(e) => {
-            let status = e.row().status;
-            // Never remembered (see `remembers`): the key is released, and a
-            // retry of the same request is evaluated afresh.
-            let body = if idempotency::remembers(status) {
-                e.body(&trace_id()).to_string()
-            } else {
-                String::new()
-            };
-            if let Err(fin) = idempotency::finish(ctx.store.as_ref(), claim, status, &body).await {
-                tracing::warn!(error = %fin, "could not finish idempotency key");
-            }
-            return ApiError(e).into_response();
+            return fail(
+                ctx,
+                claim,
+                Error::Internal(format!("response encoding: {e}")),
+            )
+            .await
         }
     };
     if let Err(e) = idempotency::finish(ctx.store.as_ref(), claim, status.as_u16(), &body).await {
@@ -214,6 +231,96 @@ where
         .into_response();
     }
     json_response(status, &body)
+}
+
+/// A 2xx of [`idempotent_recalled`]'s work, and whether the record the work
+/// wrote is its answer (`recalled`: the claim is not finished, a retry
+/// rebuilds the same body from the record) or it must be stored.
+pub struct Answer<T> {
+    pub status: StatusCode,
+    pub view: T,
+    pub recalled: bool,
+}
+
+/// As [`idempotent`], for an endpoint whose work writes a record its 2xx
+/// can be rebuilt from, byte for byte (`recall`, given the reserved id):
+/// such an answer costs no second write. A retry that finds the key in
+/// flight asks `recall` first; only when the work left no record is it
+/// 409 `request_in_progress` (or, the lease lapsed, taken over).
+#[allow(clippy::too_many_arguments)]
+pub async fn idempotent_recalled<F, Fut, R, RFut, T>(
+    ctx: &Ctx,
+    scope: &str,
+    key: &IdempotencyKey,
+    method: &str,
+    path: &str,
+    raw: &[u8],
+    work: F,
+    recall: R,
+) -> Response
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<Answer<T>, Error>>,
+    R: FnOnce(String) -> RFut,
+    RFut: Future<Output = Result<Option<(StatusCode, T)>, Error>>,
+    T: Serialize,
+{
+    let req = IdemRequest {
+        scope,
+        key,
+        fingerprint: idempotency::fingerprint(method, path, raw),
+        now_ms: ctx.now_ms(),
+    };
+    let store = ctx.store.as_ref();
+    let claim = match idempotency::begin_recall(store, &ctx.config, &req).await {
+        Ok(Begin::Fresh(claim)) => claim,
+        Ok(Begin::Replay(stored)) => return replayed(stored.status, &stored.body),
+        Ok(Begin::InFlight(busy)) => match recall(busy.resource().to_owned()).await {
+            Ok(Some((status, view))) => match serde_json::to_string(&view) {
+                Ok(body) => return replayed(status.as_u16(), &body),
+                Err(e) => {
+                    return ApiError(Error::Internal(format!("response encoding: {e}")))
+                        .into_response()
+                }
+            },
+            Ok(None) => match idempotency::resume(store, &ctx.config, &req, busy).await {
+                Ok(Begin::Fresh(claim)) => claim,
+                Ok(_) => return ApiError(Error::RequestInProgress).into_response(),
+                Err(e) => return ApiError(e).into_response(),
+            },
+            Err(e) => return ApiError(e).into_response(),
+        },
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let done = work(claim.resource().to_owned()).await;
+    match done {
+        Ok(Answer {
+            status,
+            view,
+            recalled: true,
+        }) => match serde_json::to_string(&view) {
+            Ok(body) => json_response(status, &body),
+            Err(e) => ApiError(Error::Internal(format!("response encoding: {e}"))).into_response(),
+        },
+        Ok(Answer { status, view, .. }) => {
+            store_answer(
+                ctx,
+                claim,
+                serde_json::to_string(&view).map(|b| (status, b)),
+            )
+            .await
+        }
+        Err(e) => fail(ctx, claim, e).await,
+    }
+}
+
+/// A stored (or recalled) 2xx, marked as a replay.
+fn replayed(status: u16, body: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut resp = json_response(status, body);
+    resp.headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    resp
 }
 
 /// Build the shared middleware stack around a function's router.

@@ -25,7 +25,6 @@
 //! | refunds' due work        | `REFUNDQ`              | `<due ms>#<pay>#<ref>`|
 //! | round / round txn        | `ROUND#<round_id>`     | `A` / `TXN#<txn_id>`  |
 //! | notification outbox      | `OUTBOX`               | `<due ms>#<id>`       |
-//! | day's report counter     | `REPORT#<kind>#<day>`  | `<method>#<currency>` |
 //! | reconciliation index     | `RECON#<psp>#<day>#<b>`| `<match key>`         |
 //! | reconciliation case      | `RCASES#<day>#<psp>`   | `<case id>`           |
 //! | reconciliation run       | `RECONRUN#<psp>#<day>` | `SHARD#<of>#<n>` / `REPORT` |
@@ -35,7 +34,6 @@
 //! | open reviews             | `REVIEWQ`              | `<ms>#<subject>`      |
 //! | identifier link          | `LINK#<kind>#<value>`  | `<other value>`       |
 //! | player first seen        | `PLAYER#<player_id>`   | `SEEN`                |
-//! | AML movement             | `AMLMOV#<player_id>`   | `T#<ms>#<id>`         |
 //! | AML alert                | `ALERT#<alert_id>`     | `A`                   |
 //! | player's alerts          | `PLAYER#<player_id>`   | `ALERT#<alert_id>`    |
 //! | open alerts              | `ALERTQ`               | `<alert_id>`          |
@@ -140,6 +138,15 @@ pub fn balance(player: &PlayerId, currency: crate::money::Currency) -> Key {
 }
 pub fn ledger(player: &PlayerId, txn: &TxnId) -> Key {
     Key::new(wallet_pk(player), format!("{LEDGER_PREFIX}{txn}"))
+}
+/// The ledger sort key bounding `<kind>_<ulid>` txn ids at `at_ms` (their
+/// ULID orders them by time): the lowest id of that millisecond, or
+/// (`upper`) the highest.
+pub fn ledger_time_sk(kind: &str, at_ms: i64, upper: bool) -> String {
+    let ms = u64::try_from(at_ms.clamp(0, (1 << 48) - 1)).unwrap_or(0);
+    let random = if upper { u128::MAX } else { 0 };
+    let id = ulid::Ulid::from_parts(ms, random);
+    format!("{LEDGER_PREFIX}{kind}_{id}")
 }
 pub fn balance_currency(sk: &str) -> Option<Currency> {
     sk.strip_prefix(BALANCE_PREFIX)
@@ -250,16 +257,6 @@ pub fn outbox(due_ms: i64, id: &str) -> Key {
     Key::new(OUTBOX_PK, due_sk(due_ms, id))
 }
 
-// ---- daily report counters --------------------------------------------
-
-/// The day's counters of one report kind (`deposit`, `refund`, …).
-pub fn report_pk(kind: &str, day: crate::clock::Day) -> String {
-    format!("REPORT#{kind}#{day}")
-}
-pub fn report_counter(kind: &str, day: crate::clock::Day, method: &str, c: Currency) -> Key {
-    Key::new(report_pk(kind, day), format!("{method}#{}", c.code()))
-}
-
 // ---- reconciliation ---------------------------------------------------
 
 /// One bucket of a PSP's day in the reconciliation index.
@@ -340,12 +337,6 @@ pub fn risk_link(kind: &str, value: &str, other: &str) -> Key {
 }
 pub fn player_first_seen(player: &PlayerId) -> Key {
     Key::new(player_pk(player), "SEEN")
-}
-pub fn aml_movement_pk(player: &PlayerId) -> String {
-    format!("AMLMOV#{player}")
-}
-pub fn aml_movement(player: &PlayerId, at_ms: i64, id: &str) -> Key {
-    Key::new(aml_movement_pk(player), timed_sk(at_ms, id))
 }
 pub fn aml_alert(alert_id: &str) -> Key {
     Key::new(format!("ALERT#{alert_id}"), MAIN_SK)

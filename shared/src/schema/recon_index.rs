@@ -1,6 +1,8 @@
 //! Our side of a settlement day: one small index item per money movement a
 //! PSP will settle (a captured deposit, a chargeback, a refund), written in
-//! the SAME transaction as the movement, so the index is exact. A day's
+//! the SAME transaction as the movement, or (a capture, on the hot path) put
+//! once right after it commits, on every delivery of the capture until one
+//! succeeds: the message is acknowledged only then, so the index is exact. A day's
 //! records of one PSP are spread over [`BUCKETS`] partitions by a hash of
 //! their match key; a reconciliation shard reads only its buckets.
 //!
@@ -15,7 +17,7 @@
 use crate::clock::Day;
 use crate::ids::PspId;
 use crate::money::Currency;
-use crate::store::{item, Attr, Item, ItemExt, Key, Write};
+use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Write};
 
 /// Partitions of one PSP-day; a reconciliation runs 1..=BUCKETS shards.
 pub const BUCKETS: u32 = 32;
@@ -117,6 +119,10 @@ pub struct Record {
 impl Record {
     /// The index put for a movement's transaction.
     pub fn write(&self, psp: &PspId, day: Day) -> Write {
+        self.put(psp, day, None)
+    }
+
+    fn put(&self, psp: &PspId, day: Day, cond: Option<Cond>) -> Write {
         let key = Key::new(partition(psp, day, bucket(&self.key)), self.key.clone());
         Write::Put {
             item: item(
@@ -130,8 +136,14 @@ impl Record {
                     ("event_id", Attr::from(self.event_id.as_str())),
                 ],
             ),
-            cond: None,
+            cond,
         }
+    }
+
+    /// The index put made after its movement committed: once per key (a
+    /// redelivery's put finds it and changes nothing).
+    pub fn write_once(&self, psp: &PspId, day: Day) -> Write {
+        self.put(psp, day, Some(Cond::NotExists))
     }
 
     pub fn from_item(it: &Item) -> Option<Record> {

@@ -12,8 +12,8 @@ use payloop::domain::cashier::{self, Kind, OptionsQuery, Session, SessionRequest
 use payloop::domain::risk::signals::is_country;
 use payloop::domain::Ctx;
 use payloop::edge::{
-    authenticate, idempotency_key, idempotent, parse_body, risk_signals, ApiError, Path,
-    QueryParams, RawBody,
+    authenticate, idempotency_key, idempotent, idempotent_recalled, parse_body, risk_signals,
+    ApiError, Path, QueryParams, RawBody,
 };
 use payloop::ids::PaymentId;
 use payloop::money::{Currency, Money};
@@ -110,14 +110,20 @@ async fn deposit(
         let body = parse_body(raw_ref)?;
         let id = PaymentId::from_reserved(&reserved)?;
         let view = cashier::deposit(ctx_ref, s_ref, &body, &edge, id).await?;
-        let status = if view.held() {
-            StatusCode::ACCEPTED
-        } else {
-            StatusCode::CREATED
-        };
-        Ok((status, view))
+        Ok(crate::intent_answer(view))
     };
-    Ok(idempotent(&ctx, &scope, &key, "POST", DEPOSITS_PATH, &raw, work).await)
+    let recall = |reserved: String| crate::recall_intent(ctx_ref, reserved);
+    Ok(idempotent_recalled(
+        &ctx,
+        &scope,
+        &key,
+        "POST",
+        DEPOSITS_PATH,
+        &raw,
+        work,
+        recall,
+    )
+    .await)
 }
 
 async fn payment(

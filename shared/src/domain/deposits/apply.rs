@@ -1,7 +1,8 @@
 //! Applying a payment's PSP outcome: the one place where a deposit's
 //! verified final status moves money (credit on capture, debit on a
 //! chargeback), exactly once, in one transaction with the payment's status
-//! move, the day's report counter and the reconciliation index record.
+//! move (a chargeback's reconciliation index record joins it; a capture's is
+//! put right after, on every delivery, from what the credit stored).
 
 use crate::clock::Day;
 use crate::error::{Error, ErrorCode};
@@ -11,7 +12,6 @@ use crate::store::{Attr, Cond, Item, ItemExt, StoreError, UpdateOp, Write};
 
 use crate::domain::cases::{self, CaseKind};
 use crate::domain::deposits::payment::{history_entry, Payment, PaymentStatus};
-use crate::domain::reports::{self, ReportKind};
 use crate::domain::wallet::ledger::{self, EntryKind, Movement, Outcome, Refusal};
 use crate::domain::Ctx;
 use crate::psp::event::PspEvent;
@@ -63,18 +63,75 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
         });
     };
     let payment = Payment::from_item(&found)?;
-    let applied = apply_to(ctx, ev, &payment, found.str_attr("bank")).await?;
+    let stored = Stored {
+        bank: found.str_attr("bank"),
+        instrument: found.str_attr("instrument"),
+    };
+    let applied = apply_to(ctx, ev, &payment, stored).await?;
+    // Credited by this delivery or an earlier one, even if a chargeback
+    // has overtaken the redelivery since (its steps are still owed).
     let credited = matches!(applied, Applied::Moved(PaymentStatus::Captured))
-        || (applied == Applied::NoOp && payment.status == PaymentStatus::Captured);
+        || (applied == Applied::NoOp && payment.credited_txn.is_some());
     if ev.status == PaymentStatus::Captured && credited {
         // Run on every delivery of the capture, so a crash right after the
-        // credit is made good by the redelivery (the AML step is idempotent).
+        // credit is made good by the redelivery (both steps are idempotent).
+        let capture = match applied {
+            Applied::Moved(_) => Some((ev.event_id.as_str(), ev.occurred_ms)),
+            _ => stored_capture(&found),
+        };
+        if let Some((event_id, occurred_ms)) = capture {
+            index_capture(ctx, &payment, event_id, occurred_ms).await?;
+        }
         aml_after_credit(ctx, &payment, found.str_attr("instrument")).await?;
     }
     // On every delivery too: a Google payment that is final hears of it
     // wherever the outcome came from (webhook, reconciliation heal).
     crate::domain::google_jobs::after_payment_event(ctx, ev).await?;
     Ok(applied)
+}
+
+/// What the payment's record holds beyond [`Payment`] that applying reads.
+#[derive(Clone, Copy)]
+struct Stored<'a> {
+    bank: Option<&'a str>,
+    instrument: Option<&'a str>,
+}
+
+/// The capture's event as its credit stored it on the payment (absent on
+/// payments credited before the index moved out of the credit).
+fn stored_capture(found: &Item) -> Option<(&str, i64)> {
+    Some((
+        found.str_attr("captured_event")?,
+        found.int_attr("captured_occurred_ms")?,
+    ))
+}
+
+/// The capture's reconciliation index record, put once after its credit:
+/// built only from what the credit stored (its event and the PSP's date),
+/// so every delivery writes the same record under the same key.
+async fn index_capture(
+    ctx: &Ctx,
+    p: &Payment,
+    event_id: &str,
+    occurred_ms: i64,
+) -> Result<(), ApplyError> {
+    let record = Record {
+        key: match_key(Kind::Payment, p.id.as_str(), ""),
+        kind: Kind::Payment,
+        payment_id: p.id.to_string(),
+        gross_minor: p.amount.minor(),
+        currency: p.amount.currency(),
+        method: p.method.clone(),
+        event_id: event_id.to_owned(),
+    };
+    match ctx
+        .store
+        .write(record.write_once(&p.psp, Day::of_ms(occurred_ms)))
+        .await
+    {
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(Error::from(e).into()),
+    }
 }
 
 /// The AML scenarios after a credited deposit.
@@ -101,7 +158,7 @@ async fn apply_to(
     ctx: &Ctx,
     ev: &PspEvent,
     payment: &Payment,
-    bank: Option<&str>,
+    stored: Stored<'_>,
 ) -> Result<Applied, ApplyError> {
     let payment = payment.clone();
     if !payment.matches(ev) {
@@ -119,7 +176,7 @@ async fn apply_to(
         return not_applied(ctx, ev, &payment, payment.status).await;
     }
     let moved = match ev.status {
-        PaymentStatus::Captured => credit_deposit(ctx, &payment, ev).await?,
+        PaymentStatus::Captured => credit_deposit(ctx, &payment, ev, stored.instrument).await?,
         PaymentStatus::ChargedBack => charge_back(ctx, &payment, ev).await?,
         _ => move_status(ctx, &payment, ev).await?,
     };
@@ -128,7 +185,7 @@ async fn apply_to(
             tracing::info!(payment_id = %payment.id, event_id = %ev.event_id, status = ev.status.as_str(), "payment moved");
             let facts = crate::domain::observe::Deposit {
                 method: &payment.method,
-                bank,
+                bank: stored.bank,
                 country: payment.country.as_deref(),
                 device: payment.device.as_deref(),
                 amount: payment.amount,
@@ -193,6 +250,7 @@ async fn credit_deposit(
     ctx: &Ctx,
     p: &Payment,
     ev: &PspEvent,
+    instrument: Option<&str>,
 ) -> Result<Option<Option<PaymentStatus>>, ApplyError> {
     let txn = p.id.deposit_txn_id();
     let mut m = Movement::new(&p.player, p.amount.currency(), txn, EntryKind::Credit);
@@ -204,15 +262,12 @@ async fn credit_deposit(
         .ok_or_else(|| Error::Internal("wagering requirement overflow".into()))?;
     m.reason = "deposit".into();
     m.related = vec![("payment_id", p.id.to_string())];
-    let counted = reports::count(
-        ReportKind::Deposits,
-        Day::of_ms(ctx.now_ms()),
-        &p.method,
-        p.amount.currency(),
-        p.amount.minor(),
-    );
-    let indexed = settle_index(p, ev, Kind::Payment, p.amount.minor());
-    let mut extra = vec![payment_move(p, ev, ctx.now_ms()), counted, indexed];
+    // The AML scenarios read the credit as the deposit's movement.
+    m.related.extend(crate::domain::risk::aml::entry_facts(
+        instrument,
+        p.country.as_deref(),
+    ));
+    let mut extra = vec![payment_move(p, ev, ctx.now_ms())];
     let own = extra.len();
     // Its deposit-limit reservation counts exactly once (gross), even when
     // it expired before the capture came.
@@ -271,21 +326,8 @@ async fn charge_back(
     m.may_go_negative = true;
     m.reason = "chargeback".into();
     m.related = vec![("payment_id", p.id.to_string())];
-    let counted = reports::count(
-        ReportKind::Chargebacks,
-        Day::of_ms(ctx.now_ms()),
-        &p.method,
-        p.amount.currency(),
-        p.amount.minor(),
-    );
     let indexed = settle_index(p, ev, Kind::Chargeback, -p.amount.minor());
-    match ledger::apply(
-        ctx,
-        &m,
-        &[payment_move(p, ev, ctx.now_ms()), counted, indexed],
-    )
-    .await?
-    {
+    match ledger::apply(ctx, &m, &[payment_move(p, ev, ctx.now_ms()), indexed]).await? {
         Outcome::Moved(e) if e.fresh => {
             cases::open(ctx, p.case(CaseKind::Chargeback, ev)).await?;
             Ok(None)
@@ -339,6 +381,10 @@ fn payment_move(p: &Payment, ev: &PspEvent, now_ms: i64) -> Write {
             "credited_txn",
             p.id.deposit_txn_id().as_str(),
         ));
+        // What the index record after the credit is built from, on every
+        // delivery alike.
+        ops.push(UpdateOp::set("captured_event", ev.event_id.as_str()));
+        ops.push(UpdateOp::set("captured_occurred_ms", ev.occurred_ms));
         // A PSP that names the payment only once it is paid (Adyen's
         // pspReference, not its session id): refunds are asked under it.
         if let Some(reference) = &ev.psp_reference {

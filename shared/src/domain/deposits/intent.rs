@@ -195,10 +195,13 @@ impl IntentView {
     }
 }
 
+/// The answer that created `p`, the same whenever it is rebuilt (its status
+/// is the one it was created with, whatever it is now): a retry of the
+/// request is answered from the stored intent, byte for byte.
 fn intent_response(p: &Payment, redirect_url: &str) -> IntentView {
     IntentView {
         payment_id: p.id.clone(),
-        status: p.status.as_str().to_owned(),
+        status: PaymentStatus::Pending.as_str().to_owned(),
         redirect_url: Some(redirect_url.to_owned()),
         psp: Some(p.psp.clone()),
         amount: p.amount.to_decimal(),
@@ -217,6 +220,20 @@ fn held_response(id: &PaymentId, req: &InitRequest, status: &str) -> IntentView 
         amount_micros: req.amount.micros().ok(),
         currency: req.amount.currency(),
     }
+}
+
+/// The 201 a created intent was answered with, rebuilt from the stored
+/// intent (`None`: no intent under the id). This is how `POST
+/// /v1/payments/init` is idempotent without storing its answer.
+pub async fn recall_intent(ctx: &Ctx, id: &PaymentId) -> Result<Option<IntentView>, Error> {
+    let Some(found) = ctx.store.get(&keys::payment(id)).await? else {
+        return Ok(None);
+    };
+    let p = Payment::from_item(&found)?;
+    Ok(Some(intent_response(
+        &p,
+        found.str_attr("redirect_url").unwrap_or_default(),
+    )))
 }
 
 pub async fn load_payment(ctx: &Ctx, id: &PaymentId) -> Result<Payment, Error> {

@@ -11,6 +11,6 @@ pub mod route;
 pub mod view;
 
 pub use apply::{apply_event, confirm_credit, Applied, ApplyError};
-pub use intent::{create_intent, load_payment, open_deposit, IntentView};
+pub use intent::{create_intent, load_payment, open_deposit, recall_intent, IntentView};
 pub use request::InitRequest;
 pub use view::{deliveries, payment_view, show, DeliveriesView, PaymentView, Shown};

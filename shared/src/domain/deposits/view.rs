@@ -170,9 +170,39 @@ pub struct DeliveriesView {
     pub deliveries: Vec<DeliveryView>,
 }
 
+/// The deliveries that moved the payment, from its history: intake writes
+/// no record of an accepted payment event (the payment's status tells a
+/// duplicate), so the move is the accepted delivery's trace, dated when it
+/// was applied. (Payments accepted before keep their `EVT#` records.)
+fn applied_deliveries(p: &Payment) -> Vec<DeliveryView> {
+    p.history
+        .iter()
+        .filter_map(Attr::as_map)
+        .filter_map(|h| {
+            let event_id = h.get("event_id")?.as_str()?;
+            let mut logged = BTreeMap::new();
+            logged.insert("outcome".to_owned(), Doc(Attr::from("accepted")));
+            logged.insert("psp".to_owned(), Doc(Attr::from(p.psp.as_str())));
+            logged.insert("event_id".to_owned(), Doc(Attr::from(event_id)));
+            logged.insert("status".to_owned(), Doc(h.get("status")?.clone()));
+            logged.insert("at_ms".to_owned(), Doc(h.get("at_ms")?.clone()));
+            logged.insert("amount".to_owned(), Doc(Attr::from(p.amount.to_decimal())));
+            logged.insert(
+                "currency".to_owned(),
+                Doc(Attr::from(p.amount.currency().code())),
+            );
+            Some(DeliveryView {
+                delivery_id: format!("{}{}#{event_id}", keys::EVENT_PREFIX, p.psp),
+                verified: true,
+                logged,
+            })
+        })
+        .collect()
+}
+
 /// The webhook delivery log of one payment, oldest first.
 pub async fn deliveries(ctx: &Ctx, id: &PaymentId) -> Result<DeliveriesView, Error> {
-    load_payment(ctx, id).await?;
+    let payment = load_payment(ctx, id).await?;
     let pk = keys::payment_pk(id.as_str());
     let unverified_pk = keys::unverified_pk(id.as_str());
     let sources = [
@@ -190,15 +220,18 @@ pub async fn deliveries(ctx: &Ctx, id: &PaymentId) -> Result<DeliveriesView, Err
             false,
         ),
     ];
-    let mut out = Vec::new();
+    let mut out = applied_deliveries(&payment);
     for (partition, prefix, limit, verified) in sources {
         let q = Query::new(partition, SkRange::Prefix(prefix.into()), limit);
         let page = ctx.store.query(&q).await?;
-        out.extend(
-            page.items
-                .iter()
-                .map(|it| DeliveryView::from_item(it, verified)),
-        );
+        let logged: Vec<DeliveryView> = page
+            .items
+            .iter()
+            .map(|it| DeliveryView::from_item(it, verified))
+            // An older record of a move the history shows already.
+            .filter(|d| !out.iter().any(|o| o.delivery_id == d.delivery_id))
+            .collect();
+        out.extend(logged);
     }
     out.sort_by_key(DeliveryView::at_ms);
     Ok(DeliveriesView {

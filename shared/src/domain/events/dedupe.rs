@@ -1,6 +1,7 @@
-//! Enqueue once: the event id is recorded only after its message is
-//! queued, so no event is ever marked seen but never queued; a duplicate is
-//! answered from a read.
+//! Enqueue once: a payout's or refund's event id is recorded only after its
+//! message is queued, so no event is ever marked seen but never queued; a
+//! duplicate is answered from a read. A payment's event needs no record:
+//! its payment's status tells a duplicate.
 
 use super::*;
 use crate::store::Item;
@@ -43,20 +44,25 @@ pub(super) async fn send_then_record(
     }
 }
 
-/// A payment outcome, once per event id.
-pub(super) async fn accept(ctx: &Ctx, ev: PspEvent) -> Result<Intake, Error> {
-    let key = keys::accepted_event(&ev.payment_id, &ev.psp, &ev.event_id);
-    let record = item(&key, delivery_attrs(&ev, Outcome::Accepted, ctx.now_ms()));
-    match send_then_record(ctx, &key, &ev.to_message()?, record).await? {
-        Once::Seen => duplicate(ctx, ev).await,
-        Once::Queued => {
-            tracing::info!(event_id = %ev.event_id, payment_id = %ev.payment_id, psp = %ev.psp, status = ev.status.as_str(), outcome = "accepted", "webhook delivery");
-            Ok(Intake {
-                event_id: ev.event_id,
-                outcome: Outcome::Accepted,
-            })
-        }
+/// A payment outcome: known by the payment's own status, read anyway to
+/// match the event to its intent. An event whose status the payment already
+/// holds is a duplicate (logged, not queued); any other is queued with no
+/// write at all. Two copies racing before the first is applied are both
+/// queued; the consumer's conditional move applies one and the other as
+/// nothing. The delivery that moved the payment is in its history.
+pub(super) async fn accept(ctx: &Ctx, ev: PspEvent, payment: &Payment) -> Result<Intake, Error> {
+    if payment.status == ev.status {
+        return duplicate(ctx, ev).await;
     }
+    if let Err(e) = ctx.queue.send(QueueName::Events, &ev.to_message()?).await {
+        tracing::error!(payment_id = %ev.payment_id, error = %e, "enqueue failed");
+        return Err(Error::Unavailable("event queue".into()));
+    }
+    tracing::info!(event_id = %ev.event_id, payment_id = %ev.payment_id, psp = %ev.psp, status = ev.status.as_str(), outcome = "accepted", "webhook delivery");
+    Ok(Intake {
+        event_id: ev.event_id,
+        outcome: Outcome::Accepted,
+    })
 }
 
 /// A payout outcome: matched against its payout (a mismatch is a case,

@@ -137,7 +137,7 @@ async fn take_verified(ctx: &Ctx, inbound: Inbound) -> Result<Intake, Error> {
             outcome: Outcome::Mismatch,
         });
     }
-    accept(ctx, ev).await
+    accept(ctx, ev, &payment).await
 }
 
 /// Why a delivery is refused before it is matched to a payment.

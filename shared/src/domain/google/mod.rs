@@ -112,7 +112,8 @@ where
             )
             .into())
         }
-        Err(Error::RequestInProgress) => {
+        // `begin` resolves an in-flight key itself; both mean busy.
+        Ok(Begin::InFlight(_)) | Err(Error::RequestInProgress) => {
             return Err(GspError::new(
                 GspCode::UserActionInProgress,
                 "a request with this requestId is still being answered",

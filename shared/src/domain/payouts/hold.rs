@@ -139,6 +139,12 @@ pub(super) async fn hold(
     m.held_delta = r.amount.minor();
     m.reason = "payout".into();
     m.related = vec![("payout_id", id.to_owned())];
+    // The AML scenarios read the hold as the payout's movement.
+    let instrument = r.destination_token.as_ref().or(route.1.as_ref());
+    m.related.extend(crate::domain::risk::aml::entry_facts(
+        instrument.map(String::as_str),
+        r.country.as_deref(),
+    ));
     // Checked again against the balance the hold is written over.
     m.requires_wagering_done = true;
     match ledger::apply(ctx, &m, &extra).await? {

@@ -84,13 +84,6 @@ pub(super) async fn debit(
             ops: vec![UpdateOp::Add("refunded".into(), amount)],
             cond: None,
         },
-        reports::count(
-            ReportKind::Refunds,
-            Day::of_ms(ctx.now_ms()),
-            &p.method,
-            p.amount.currency(),
-            amount,
-        ),
         settle_index(p, ev, r.str_attr("psp_reference"), amount),
     ];
     match ledger::apply(ctx, &m, &extra).await {

@@ -33,7 +33,6 @@ use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Query, StoreError, Upda
 use crate::domain::cases::{self, CaseKind, NewCase, Side};
 use crate::domain::deposits::load_payment;
 use crate::domain::deposits::payment::{Payment, PaymentStatus};
-use crate::domain::reports::{self, ReportKind};
 use crate::domain::request::Body;
 use crate::domain::wallet::ledger::{self, EntryKind, Movement, Outcome, Refusal};
 use crate::domain::Ctx;

@@ -1,24 +1,22 @@
-//! Daily counters per method and currency for deposits, refunds and
-//! chargebacks, written in the SAME transaction as the money movement they
-//! count (so they are exact), and the refund and chargeback reports built
-//! from them: count, amount, and rate against the day's captured deposits.
-//!
-//! | item          | pk                         | sk                     |
-//! |---------------|----------------------------|------------------------|
-//! | day counter   | `REPORT#<kind>#<day>`      | `<method>#<currency>`  |
+//! The refund and chargeback reports: per method and currency, count,
+//! amount, and rate against the day's captured deposits. Derived when a
+//! report is asked for, from the reconciliation index (every capture,
+//! refund and chargeback has exactly one record there, under the day the
+//! PSP dates it): no counter is written on a deposit's hot path. The price
+//! is paid here: one query page per 1 000 records of the day, over
+//! [`BUCKETS`] partitions per PSP.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::clock::Day;
 use crate::error::Error;
 use crate::money::{format_minor, Currency};
-use crate::store::{ItemExt, Query, SkRange, UpdateOp, Write};
+use crate::schema::recon_index::{Kind, BUCKETS};
 
+use crate::domain::recon::run::load_bucket;
 use crate::domain::Ctx;
-use crate::schema::keys;
-
-/// Method × currency rows read per report.
-const MAX_ROWS: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportKind {
@@ -44,46 +42,37 @@ impl ReportKind {
         .into_iter()
         .find(|k| k.as_str() == s)
     }
-}
-
-fn pk(kind: ReportKind, day: Day) -> String {
-    keys::report_pk(kind.as_str(), day)
-}
-
-/// The counter update to put in a movement's transaction.
-pub fn count(
-    kind: ReportKind,
-    day: Day,
-    method: &str,
-    currency: Currency,
-    amount_minor: i64,
-) -> Write {
-    Write::Update {
-        key: keys::report_counter(kind.as_str(), day, method, currency),
-        ops: vec![
-            UpdateOp::Add("count".into(), 1),
-            UpdateOp::Add("amount".into(), amount_minor),
-        ],
-        cond: None,
+    fn of(kind: Kind) -> Option<ReportKind> {
+        match kind {
+            Kind::Payment => Some(ReportKind::Deposits),
+            Kind::Refund => Some(ReportKind::Refunds),
+            Kind::Chargeback => Some(ReportKind::Chargebacks),
+            Kind::Fee | Kind::Payout => None,
+        }
     }
 }
 
-async fn rows(ctx: &Ctx, kind: ReportKind, day: Day) -> Result<Vec<(String, i64, i64)>, Error> {
-    let q = Query::new(pk(kind, day), SkRange::All, MAX_ROWS);
-    Ok(ctx
-        .store
-        .query(&q)
-        .await?
-        .items
-        .iter()
-        .filter_map(|it| {
-            Some((
-                it.str_attr("sk")?.to_owned(),
-                it.int_attr("count").unwrap_or(0),
-                it.int_attr("amount").unwrap_or(0),
-            ))
-        })
-        .collect())
+/// Count and amount (minor units, unsigned) per kind, method and currency.
+type Tally = BTreeMap<(&'static str, String, Currency), (i64, i64)>;
+
+/// The day's records of every PSP, counted.
+async fn tally(ctx: &Ctx, day: Day) -> Result<Tally, Error> {
+    let mut out = Tally::new();
+    for psp in ctx.psps.ids() {
+        for b in 0..BUCKETS {
+            for r in load_bucket(ctx, psp, day, b).await? {
+                let Some(kind) = ReportKind::of(r.kind) else {
+                    continue;
+                };
+                let row = out
+                    .entry((kind.as_str(), r.method, r.currency))
+                    .or_insert((0, 0));
+                row.0 += 1;
+                row.1 = row.1.saturating_add(r.gross_minor.saturating_abs());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One method × currency row of a refund or chargeback report.
@@ -113,25 +102,21 @@ pub async fn report(ctx: &Ctx, kind: ReportKind, day: Day) -> Result<Report, Err
     if kind == ReportKind::Deposits {
         return Err(Error::validation("kind", "must be refunds or chargebacks"));
     }
-    let deposits = rows(ctx, ReportKind::Deposits, day).await?;
+    let counted = tally(ctx, day).await?;
     let mut out = Vec::new();
-    for (sk, n, amount) in rows(ctx, kind, day).await? {
-        let Some((method, code)) = sk.split_once('#') else {
+    for ((k, method, currency), (n, amount)) in &counted {
+        if *k != kind.as_str() {
             continue;
-        };
-        let Ok(currency) = Currency::parse(code) else {
-            continue;
-        };
-        let base = deposits
-            .iter()
-            .find(|(d, _, _)| *d == sk)
-            .map_or(0, |(_, c, _)| *c);
-        let rate_bps = (n * 10_000).checked_div(base);
+        }
+        let base = counted
+            .get(&(ReportKind::Deposits.as_str(), method.clone(), *currency))
+            .map_or(0, |(c, _)| *c);
+        let rate_bps = n.checked_mul(10_000).and_then(|x| x.checked_div(base));
         out.push(ReportRow {
-            method: method.to_owned(),
-            currency,
-            count: n,
-            amount: format_minor(amount, currency),
+            method: method.clone(),
+            currency: *currency,
+            count: *n,
+            amount: format_minor(*amount, *currency),
             deposits: base,
             rate_bps,
             rate: rate_bps.map(|b| format!("{}.{:02}%", b / 100, b % 100)),

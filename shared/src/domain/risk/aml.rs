@@ -1,6 +1,10 @@
 //! AML monitoring: every completed money movement (a credited deposit, a
-//! held payout) is logged once per player, then the scenarios run over the
-//! log; a hit opens an alert with its evidence for the compliance officer.
+//! held payout) is already a ledger entry, which carries what the scenarios
+//! need (instrument, country, wagering after it) under a key ordered by the
+//! movement's time (`dep_<ulid>`, `poh_<ulid>`): the player's ledger is the
+//! movement log, read by time range, and nothing is written apart. After a
+//! movement the scenarios run over it; a hit opens an alert with its
+//! evidence for the compliance officer.
 //!
 //! Scenarios (parameters in [`AmlPolicy`], per jurisdiction preset):
 //! - `cdd_threshold`: linked movements of one kind reach the customer-due-
@@ -10,9 +14,10 @@
 //! - `pass_through`: a payout while the window's deposits were barely wagered;
 //! - `unusual_route`: a payout to an instrument or country no deposit came from.
 //!
-//! Exactly once, crash or not: the log item and every alert are conditional
-//! puts keyed by the movement's id, so running a movement's step again (a
-//! redelivered capture, a retried payout) logs and alerts nothing twice.
+//! Exactly once, crash or not: the movement is in the ledger once (its txn
+//! id), and every alert is a conditional put keyed by the movement's id, so
+//! running a movement's step again (a redelivered capture, a retried
+//! payout) alerts nothing twice.
 //! Alerts of `structuring` and `pass_through` hold the player's payouts for
 //! review while open (`hold_payouts`).
 
@@ -45,13 +50,6 @@ impl MoveKind {
         match self {
             MoveKind::Deposit => "deposit",
             MoveKind::Payout => "payout",
-        }
-    }
-    fn parse(s: &str) -> Option<MoveKind> {
-        match s {
-            "deposit" => Some(MoveKind::Deposit),
-            "payout" => Some(MoveKind::Payout),
-            _ => None,
         }
     }
 }
@@ -112,40 +110,31 @@ pub struct Logged {
 }
 
 impl Logged {
-    fn to_item(&self, player: &PlayerId, keep_ms: i64) -> Item {
-        let mut it = item(
-            &keys::aml_movement(player, self.at_ms, &self.id),
-            [
-                ("movement_id", Attr::from(self.id.as_str())),
-                ("kind", Attr::from(self.kind.as_str())),
-                ("amount", Attr::N(self.amount.minor())),
-                ("currency", Attr::from(self.amount.currency().code())),
-                ("at_ms", Attr::N(self.at_ms)),
-                ("wagered_total", Attr::N(self.wagered_total)),
-                (
-                    crate::store::TTL,
-                    Attr::N(self.at_ms.saturating_add(keep_ms) / 1000),
-                ),
-            ],
-        );
-        for (name, v) in [("instrument", &self.instrument), ("country", &self.country)] {
-            if let Some(v) = v {
-                it.insert(name.into(), Attr::from(v.as_str()));
-            }
-        }
-        it
-    }
-
-    fn from_item(it: &Item) -> Option<Logged> {
+    /// A ledger entry as a movement: a deposit's credit or a payout's hold.
+    fn from_entry(it: &Item) -> Option<Logged> {
+        let txn = it.str_attr("txn_id")?;
+        let (kind, id) = match txn.split_once('_')? {
+            (DEPOSIT_TXN, tail) => (
+                MoveKind::Deposit,
+                it.str_attr("payment_id")
+                    .map_or_else(|| format!("pay_{tail}"), str::to_owned),
+            ),
+            (PAYOUT_HOLD_TXN, tail) => (
+                MoveKind::Payout,
+                it.str_attr("payout_id")
+                    .map_or_else(|| format!("po_{tail}"), str::to_owned),
+            ),
+            _ => return None,
+        };
         let currency = Currency::parse(it.str_attr("currency")?).ok()?;
         Some(Logged {
-            id: it.str_attr("movement_id")?.to_owned(),
-            kind: MoveKind::parse(it.str_attr("kind")?)?,
+            id,
+            kind,
             amount: Money::from_minor(it.int_attr("amount")?, currency).ok()?,
-            at_ms: it.int_attr("at_ms")?,
+            at_ms: crate::ids::ulid_time_ms(txn)?,
             instrument: it.str_attr("instrument").map(str::to_owned),
             country: it.str_attr("country").map(str::to_owned),
-            wagered_total: it.int_attr("wagered_total").unwrap_or(0),
+            wagered_total: it.int_attr("wagered_after").unwrap_or(0),
         })
     }
 
@@ -155,14 +144,17 @@ impl Logged {
     }
 }
 
-/// How long the log keeps a movement: the longest scenario window, and at
-/// least 90 days for the route comparison.
-fn keep_ms(p: &AmlPolicy) -> i64 {
-    let day = 24 * 3_600_000;
-    p.linked_window_ms
-        .max(p.structuring_window_ms)
-        .max(p.pass_through_window_ms)
-        .max(90 * day)
+/// The txn-id kinds of the movements: a deposit's credit, a payout's hold.
+const DEPOSIT_TXN: &str = "dep";
+const PAYOUT_HOLD_TXN: &str = "poh";
+
+/// What a movement's ledger entry carries for the scenarios (besides its
+/// amount, currency and the wagering after it), as `related` ids.
+pub fn entry_facts(instrument: Option<&str>, country: Option<&str>) -> Vec<(&'static str, String)> {
+    [("instrument", instrument), ("country", country)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v.to_owned())))
+        .collect()
 }
 
 /// The player's logged movements in `[from_ms, to_ms]`, oldest first
@@ -173,14 +165,23 @@ pub async fn recent(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Logged>, Error> {
-    let mut q = Query::new(
-        keys::aml_movement_pk(player),
-        SkRange::Between(keys::timed_sk(from_ms, ""), keys::timed_sk(to_ms, "~")),
-        MAX_LOG,
-    );
-    q.descending = true;
-    let page = ctx.store.query(&q).await?;
-    let mut log: Vec<Logged> = page.items.iter().filter_map(Logged::from_item).collect();
+    let mut log = Vec::new();
+    for kind in [DEPOSIT_TXN, PAYOUT_HOLD_TXN] {
+        let mut q = Query::new(
+            keys::wallet_pk(player),
+            SkRange::Between(
+                keys::ledger_time_sk(kind, from_ms, false),
+                keys::ledger_time_sk(kind, to_ms, true),
+            ),
+            MAX_LOG,
+        );
+        q.descending = true;
+        let page = ctx.store.query(&q).await?;
+        log.extend(page.items.iter().filter_map(Logged::from_entry));
+    }
+    // The newest MAX_LOG of both kinds, oldest first.
+    log.sort_by_key(|l| std::cmp::Reverse(l.at_ms));
+    log.truncate(MAX_LOG);
     log.reverse();
     Ok(log)
 }
@@ -360,21 +361,14 @@ fn unusual_route(p: &AmlPolicy, m: &Logged, log: &[Logged]) -> Option<Finding> {
     })
 }
 
-/// Log `m` (once) and run the scenarios; returns the alerts opened now.
+/// Run the scenarios after `m` (in the ledger already); returns the
+/// alerts opened now.
 pub async fn after_movement(
     ctx: &Ctx,
     player: &PlayerId,
     m: &Logged,
 ) -> Result<Vec<String>, Error> {
     let p = &ctx.policies.aml;
-    let logged = Write::Put {
-        item: m.to_item(player, keep_ms(p)),
-        cond: Some(Cond::NotExists),
-    };
-    match ctx.store.write(logged).await {
-        Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
     let window = p
         .linked_window_ms
         .max(p.structuring_window_ms)

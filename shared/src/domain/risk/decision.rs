@@ -6,8 +6,11 @@
 //! The decision is stored once, keyed by its subject (the payment or payout
 //! id), in ONE transaction with the subject's velocity items: a retried
 //! request finds the earlier attempt's decision and keeps it, and never
-//! counts twice. Reads: one query per velocity window, one per link rule,
-//! and the AML log only when a payout rule needs it.
+//! counts twice. It is stored even when no rule took part: the decisions
+//! are also the player's index of payments and payouts (the console's
+//! search by player). Reads: one query per velocity window, one per link
+//! rule, and the player's ledger (the AML movements) only when a payout
+//! rule needs it.
 
 use std::collections::BTreeMap;
 

@@ -272,7 +272,7 @@ fn entry_item(m: &Movement, after: &Balance, at_ms: i64) -> Item {
         .available_delta
         .unsigned_abs()
         .max(m.held_delta.unsigned_abs());
-    let attrs: [(&str, Attr); 12] = [
+    let attrs: [(&str, Attr); 13] = [
         ("txn_id", Attr::from(m.txn.as_str())),
         ("kind", Attr::from(m.kind.as_str())),
         ("reason", Attr::from(m.reason.as_str())),
@@ -281,6 +281,8 @@ fn entry_item(m: &Movement, after: &Balance, at_ms: i64) -> Item {
         ("held_delta", Attr::N(m.held_delta)),
         ("available_after", Attr::N(after.available)),
         ("held_after", Attr::N(after.held)),
+        // The wagering after it (AML's pass-through scenario reads it).
+        ("wagered_after", Attr::N(after.wagered)),
         ("currency", Attr::from(m.currency.code())),
         ("at_ms", Attr::N(at_ms)),
         ("flagged", Attr::B(after.available < 0)),
