@@ -26,7 +26,10 @@ async fn velocity_windows_are_exact_idempotent_and_live_only() {
         let writes = record_writes(
             Flow::Deposit,
             &m,
-            &[(Dimension::Player, "ann"), (Dimension::Device, "dev-1")],
+            &[
+                (Dimension::Instrument, "tok-ann"),
+                (Dimension::Device, "dev-1"),
+            ],
         );
         ctx.store.transact(writes.clone()).await.unwrap();
         // A retried request counts nothing more.
@@ -40,8 +43,8 @@ async fn velocity_windows_are_exact_idempotent_and_live_only() {
         window(
             &ctx,
             Flow::Deposit,
-            Dimension::Player,
-            "ann",
+            Dimension::Instrument,
+            "tok-ann",
             hour,
             t0 + hour
         )
@@ -55,8 +58,8 @@ async fn velocity_windows_are_exact_idempotent_and_live_only() {
         window(
             &ctx,
             Flow::Deposit,
-            Dimension::Player,
-            "ann",
+            Dimension::Instrument,
+            "tok-ann",
             hour,
             t0 + hour + MIN
         )
@@ -81,8 +84,8 @@ async fn velocity_windows_are_exact_idempotent_and_live_only() {
         window(
             &ctx,
             Flow::Deposit,
-            Dimension::Player,
-            "bob",
+            Dimension::Instrument,
+            "tok-bob",
             hour,
             t0 + hour
         )
@@ -94,15 +97,15 @@ async fn velocity_windows_are_exact_idempotent_and_live_only() {
     // The window feeds the rule: the third movement in an hour is one too many.
     let config = RiskConfig::parse(
         r#"{"version": "v1", "thresholds": {"review": 50, "decline": 100},
-            "rules": [{"id": "fast", "kind": "velocity", "dimension": "player",
+            "rules": [{"id": "fast", "kind": "velocity", "dimension": "instrument",
                        "window_minutes": 60, "max_count": 2, "score": 60}]}"#,
     )
     .unwrap();
     let (count, sum) = window(
         &ctx,
         Flow::Deposit,
-        Dimension::Player,
-        "ann",
+        Dimension::Instrument,
+        "tok-ann",
         hour,
         t0 + hour,
     )

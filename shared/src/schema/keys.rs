@@ -317,6 +317,10 @@ pub fn velocity(flow: &str, dim: &str, value: &str, at_ms: i64, id: &str) -> Key
     Key::new(velocity_pk(flow, dim, value), timed_sk(at_ms, id))
 }
 pub fn risk_decision_pk(player: &PlayerId) -> String {
+    risk_decision_value_pk(player.as_str())
+}
+/// The decisions' partition of a player id as a velocity value names it.
+pub fn risk_decision_value_pk(player: &str) -> String {
     format!("RISKDEC#{player}")
 }
 pub fn risk_decision(player: &PlayerId, at_ms: i64, subject: &str) -> Key {

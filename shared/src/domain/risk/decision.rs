@@ -50,7 +50,9 @@ pub struct StoredDecision {
 }
 
 impl StoredDecision {
-    fn to_item(&self, player: &PlayerId) -> Item {
+    /// `amount_minor`: what the movement moves (the player's velocity
+    /// windows sum it: the decisions are the player's velocity items).
+    fn to_item(&self, player: &PlayerId, amount_minor: i64) -> Item {
         let mut it = item(
             &keys::risk_decision(player, self.decided_at_ms, &self.decision_id),
             [
@@ -60,6 +62,7 @@ impl StoredDecision {
                 ("at_ms", Attr::N(self.decided_at_ms)),
                 ("outcome", Attr::from(outcome_str(self.outcome))),
                 ("score", Attr::N(self.score)),
+                ("amount", Attr::N(amount_minor)),
                 ("version", Attr::from(self.version.as_str())),
                 (
                     "rules_json",
@@ -354,7 +357,7 @@ pub async fn decide(
         keep_ms,
     };
     let mut writes = vec![Write::Put {
-        item: stored.to_item(player),
+        item: stored.to_item(player, movement.amount_minor),
         cond: Some(Cond::NotExists),
     }];
     writes.extend(velocity::record_writes(flow, &movement, &values));

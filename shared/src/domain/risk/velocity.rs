@@ -11,6 +11,11 @@
 //! | item            | pk                      | sk                              |
 //! |-----------------|-------------------------|---------------------------------|
 //! | one movement    | `VEL#<flow>#<dim>#<value>` | `T#<at ms, 15 digits>#<id>`  |
+//!
+//! The player dimension has no items of its own: the player's risk
+//! decisions (`RISKDEC#<player>`, the same time-ordered sort key, the
+//! movement's flow and amount on it, put with `NotExists` by the very same
+//! transaction) are counted instead, so a player window costs no write.
 
 use crate::error::Error;
 use crate::store::{item, Attr, Cond, ItemExt, Query, SkRange, Write, TTL};
@@ -60,7 +65,7 @@ pub struct Movement<'a> {
 pub fn record_writes(flow: Flow, m: &Movement<'_>, values: &[(Dimension, &str)]) -> Vec<Write> {
     values
         .iter()
-        .filter(|(_, v)| !v.is_empty() && v.len() <= 128)
+        .filter(|(dim, v)| *dim != Dimension::Player && !v.is_empty() && v.len() <= 128)
         .map(|(dim, value)| {
             let key = keys::velocity(flow.as_str(), dim.as_str(), value, m.at_ms, m.id);
             let expires_s = m.at_ms.saturating_add(m.keep_ms) / 1000;
@@ -89,11 +94,20 @@ pub async fn window(
 ) -> Result<(u32, i64), Error> {
     let from = sk(now_ms.saturating_sub(window_ms), "");
     let to = sk(now_ms, "~");
-    let mut q = Query::new(pk(flow, dim, value), SkRange::Between(from, to), PAGE);
+    // The player's decisions are its movements (of every flow: filtered).
+    let (partition, only_flow) = match dim {
+        Dimension::Player => (keys::risk_decision_value_pk(value), Some(flow.as_str())),
+        _ => (pk(flow, dim, value), None),
+    };
+    let mut q = Query::new(partition, SkRange::Between(from, to), PAGE);
     let (mut count, mut sum) = (0u32, 0i64);
     for _ in 0..MAX_PAGES {
         let page = ctx.store.query(&q).await?;
-        for it in &page.items {
+        let counted = page
+            .items
+            .iter()
+            .filter(|it| only_flow.is_none_or(|f| it.str_attr("flow") == Some(f)));
+        for it in counted {
             count = count.saturating_add(1);
             sum = sum.saturating_add(it.int_attr("amount").unwrap_or(0));
         }
@@ -124,11 +138,13 @@ mod tests {
             Flow::Deposit,
             &m,
             &[
-                (Dimension::Player, "ann"),
+                (Dimension::Instrument, "tok"),
                 (Dimension::Device, ""),
                 (Dimension::Ip, long.as_str()),
             ],
         );
         assert_eq!(writes.len(), 1);
+        // The player's decisions are its velocity items: none apart.
+        assert!(record_writes(Flow::Deposit, &m, &[(Dimension::Player, "ann")]).is_empty());
     }
 }
