@@ -175,16 +175,16 @@ where
         Err(e) => return ApiError(e).into_response(),
     };
     match work(claim.resource().to_owned()).await {
-        Ok((status, view)) => {
-            store_answer(
-                ctx,
-                claim,
-                serde_json::to_string(&view).map(|b| (status, b)),
-            )
-            .await
-        }
+        Ok((status, view)) => store_answer(ctx, claim, encode(status, &view)).await,
         Err(e) => fail(ctx, claim, e).await,
     }
+}
+
+fn encode<T: Serialize>(
+    status: StatusCode,
+    view: &T,
+) -> Result<(StatusCode, String), serde_json::Error> {
+    serde_json::to_string(view).map(|b| (status, b))
 }
 
 /// A failed work's answer: never remembered (see `remembers`), the key is
@@ -302,14 +302,7 @@ where
             Ok(body) => json_response(status, &body),
             Err(e) => ApiError(Error::Internal(format!("response encoding: {e}"))).into_response(),
         },
-        Ok(Answer { status, view, .. }) => {
-            store_answer(
-                ctx,
-                claim,
-                serde_json::to_string(&view).map(|b| (status, b)),
-            )
-            .await
-        }
+        Ok(Answer { status, view, .. }) => store_answer(ctx, claim, encode(status, &view)).await,
         Err(e) => fail(ctx, claim, e).await,
     }
 }
