@@ -66,7 +66,8 @@ start() {
   else
     rm -f "$PID_FILE"
     # setsid: the server outlives the shell (and process group) that started it.
-    setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" </dev/null >"$LOG_FILE" 2>&1 &
+    # moto_server.py: moto's server with DynamoDB transactions isolated.
+    setsid "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$PORT" </dev/null >"$LOG_FILE" 2>&1 &
     pid=$!
     echo "$pid" >"$PID_FILE"
     local deadline=$((SECONDS + START_TIMEOUT_S))
