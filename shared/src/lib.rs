@@ -15,5 +15,6 @@ pub mod runtime;
 pub mod schema;
 pub mod secret;
 pub mod store;
+pub mod text;
 
 pub use error::Error;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Layers, lowest first; a module may use its own layer and those below.
 const LAYERS: [&[&str]; 9] = [
-    &["clock", "ids", "money", "secret"],
+    &["clock", "ids", "money", "secret", "text"],
     &["store", "queue", "error"],
     &["schema"],
     &["metrics"],

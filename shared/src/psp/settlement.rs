@@ -11,6 +11,7 @@
 use crate::clock::Day;
 use crate::money::{Currency, Money};
 use crate::psp::wire::{SETTLEMENT_HEADER, SETTLEMENT_TYPES};
+use crate::text::{split_fields, LineError, LineSplitter};
 
 /// A line longer than this is malformed (bounds memory per line).
 pub const MAX_LINE: usize = 4096;
@@ -119,13 +120,19 @@ impl LineFormat for Box<dyn LineFormat> {
 }
 
 /// Feeds chunks in, yields complete lines. Holds at most one partial line.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReportReader<F = PayloopFormat> {
-    partial: Vec<u8>,
+    lines: LineSplitter,
     line: u64,
     /// Lines the format skipped (no player's money moved).
     skipped: u64,
     format: F,
+}
+
+impl Default for ReportReader {
+    fn default() -> Self {
+        ReportReader::with_format(PayloopFormat::default())
+    }
 }
 
 impl ReportReader {
@@ -138,7 +145,7 @@ impl<F: LineFormat> ReportReader<F> {
     /// A reader of a PSP's own report format.
     pub fn with_format(format: F) -> ReportReader<F> {
         ReportReader {
-            partial: Vec::new(),
+            lines: LineSplitter::new(MAX_LINE),
             line: 0,
             skipped: 0,
             format,
@@ -159,46 +166,44 @@ impl<F: LineFormat> ReportReader<F> {
     }
 
     /// Take a chunk; hand each line it completed to `each`, parsed (borrowing
-    /// the chunk) or refused.
+    /// the chunk) or refused. The header (line 1) yields nothing unless wrong.
     pub fn push_with(
         &mut self,
         chunk: &[u8],
         mut each: impl FnMut(Result<LineRef<'_>, ReportError>),
     ) {
-        let mut rest = chunk;
-        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
-            let (line, tail) = (&rest[..pos], &rest[pos + 1..]);
-            rest = tail;
-            if self.partial.is_empty() {
-                // The common case: the whole line is in this chunk, no copy.
-                if let Some(r) = self.complete(line) {
-                    each(r);
+        let ReportReader {
+            lines,
+            line,
+            skipped,
+            format,
+        } = self;
+        lines.push(chunk, |text| {
+            *line += 1;
+            let n = *line;
+            match text {
+                Err(LineError::NotUtf8) => each(Err(bad(n, "line", "is not UTF-8"))),
+                Err(LineError::TooLong) => each(Err(bad(
+                    n,
+                    "line",
+                    format!("longer than {MAX_LINE} bytes"),
+                ))),
+                Ok(t) if n == 1 => {
+                    if let Err(e) = format.header(t) {
+                        each(Err(e));
+                    }
                 }
-            } else {
-                self.partial.extend_from_slice(line);
-                let mut text = std::mem::take(&mut self.partial);
-                if let Some(r) = self.complete(&text) {
-                    each(r);
-                }
-                text.clear();
-                self.partial = text;
+                Ok(t) => match format.line(n, t) {
+                    Some(r) => each(r),
+                    None => *skipped += 1,
+                },
             }
-        }
-        self.partial.extend_from_slice(rest);
-        if self.partial.len() > MAX_LINE {
-            self.partial.clear();
-            self.line += 1;
-            each(Err(ReportError::BadField {
-                line: self.line,
-                field: "line",
-                reason: format!("longer than {MAX_LINE} bytes"),
-            }));
-        }
+        });
     }
 
     /// The end of the report: a last line without its newline is truncated.
     pub fn finish(self) -> Result<u64, ReportError> {
-        if !self.partial.is_empty() {
+        if self.lines.has_partial() {
             return Err(ReportError::Truncated {
                 line: self.line + 1,
             });
@@ -207,24 +212,6 @@ impl<F: LineFormat> ReportReader<F> {
             return Err(ReportError::Empty);
         }
         Ok(self.line)
-    }
-
-    /// One whole line (without its `\n`); the header yields nothing.
-    fn complete<'a>(&mut self, raw: &'a [u8]) -> Option<Result<LineRef<'a>, ReportError>> {
-        self.line += 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let line = self.line;
-        let Ok(text) = std::str::from_utf8(raw) else {
-            return Some(Err(bad(line, "line", "is not UTF-8")));
-        };
-        if line == 1 {
-            return self.format.header(text).err().map(Err);
-        }
-        let parsed = self.format.line(line, text);
-        if parsed.is_none() {
-            self.skipped += 1;
-        }
-        parsed
     }
 }
 
@@ -299,17 +286,8 @@ fn parse_line<'a>(
     text: &'a str,
     last: &mut Option<Currency>,
 ) -> Result<LineRef<'a>, ReportError> {
-    let mut f = [""; FIELDS];
-    let mut n = 0;
-    for part in text.split(',') {
-        if let Some(slot) = f.get_mut(n) {
-            *slot = part;
-        }
-        n += 1;
-    }
-    if n != FIELDS {
-        return Err(bad(line, "line", format!("has {n} fields, not {FIELDS}")));
-    }
+    let f: [&str; FIELDS] = split_fields(text, b',')
+        .map_err(|n| bad(line, "line", format!("has {n} fields, not {FIELDS}")))?;
     let kind = SETTLEMENT_TYPES
         .iter()
         .copied()

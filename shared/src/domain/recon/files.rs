@@ -5,7 +5,7 @@
 //! two halves). Used by `payloop bench recon`; no store, no heals.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
 
 use crate::money::Currency;
@@ -13,9 +13,12 @@ use crate::money::Currency;
 use crate::domain::policy::FeeRule;
 use crate::domain::recon::matcher::{BucketMatcher, Class, Theirs};
 use crate::domain::recon::report::{Tally, Totals};
-use crate::domain::recon::spill::{encode_line, encode_record, RecordRef, Spill, SpillReader};
-use crate::psp::settlement::ReportReader;
-use crate::schema::recon_index::{bucket_in, bucket_parts_in, key_id, Kind, Record};
+use crate::domain::recon::spill::{
+    encode_line, encode_record, read_whole, records_in, RecordRef, Spill, SpillReader,
+};
+use crate::psp::settlement::{ReportReader, MAX_LINE};
+use crate::schema::recon_index::{bucket_in, bucket_parts_in, key_id, Kind};
+use crate::text::{split_fields, LineError, LineSplitter};
 
 pub const LEDGER_HEADER: &str = "key,kind,payment_id,gross_minor,currency,method,event_id";
 const CHUNK: usize = 1 << 20;
@@ -40,17 +43,7 @@ pub fn parse_ledger_line<'a>(
     text: &'a str,
     last: &mut Option<Currency>,
 ) -> Result<RecordRef<'a>, String> {
-    let mut f = [""; 7];
-    let mut n = 0;
-    for part in text.split(',') {
-        if let Some(slot) = f.get_mut(n) {
-            *slot = part;
-        }
-        n += 1;
-    }
-    if n != 7 {
-        return Err(format!("has {n} fields, not 7"));
-    }
+    let f: [&str; 7] = split_fields(text, b',').map_err(|n| format!("has {n} fields, not 7"))?;
     Ok(RecordRef {
         key: f[0],
         kind: Kind::parse(f[1]).ok_or("kind: unknown")?,
@@ -118,34 +111,48 @@ fn spill_report(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, 
 }
 
 fn spill_ledger(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, Vec<String>>> {
-    let mut r = BufReader::with_capacity(CHUNK, File::open(path)?);
+    let mut f = File::open(path)?;
     let mut spill = Spill::create_parts(dir, "ours", PARTS, all)?;
-    let mut line = String::new();
+    let mut lines = LineSplitter::new(MAX_LINE);
     let mut last = None;
     let mut n = 0u64;
     let mut errors = Vec::new();
-    while {
-        line.clear();
-        r.read_line(&mut line)? > 0
-    } {
-        n += 1;
-        let text = line.trim_end_matches(['\n', '\r']);
-        if n == 1 {
-            if text != LEDGER_HEADER {
-                errors.push(format!(
-                    "ledger line 1: the header must be `{LEDGER_HEADER}`"
-                ));
-            }
-            continue;
+    let mut failed: Option<io::Error> = None;
+    let mut buf = vec![0; CHUNK];
+    loop {
+        let read = f.read(&mut buf)?;
+        if read == 0 {
+            break;
         }
-        match parse_ledger_line(text, &mut last) {
-            Ok(rec) if errors.is_empty() => {
-                spill.push_with(bucket_in(PARTS, rec.key), |out| encode_record(out, &rec))?
+        lines.push(&buf[..read], |text| {
+            n += 1;
+            let parsed = match text {
+                Ok(t) if n == 1 => (t != LEDGER_HEADER)
+                    .then(|| format!("the header must be `{LEDGER_HEADER}`")),
+                Ok(t) => match parse_ledger_line(t, &mut last) {
+                    Ok(rec) if errors.is_empty() && failed.is_none() => {
+                        let b = bucket_in(PARTS, rec.key);
+                        if let Err(e) = spill.push_with(b, |out| encode_record(out, &rec)) {
+                            failed = Some(e);
+                        }
+                        None
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(e),
+                },
+                Err(LineError::NotUtf8) => Some("is not UTF-8".to_owned()),
+                Err(LineError::TooLong) => Some(format!("longer than {MAX_LINE} bytes")),
+            };
+            if let Some(e) = parsed.filter(|_| errors.len() < 50) {
+                errors.push(format!("ledger line {n}: {e}"));
             }
-            Ok(_) => {}
-            Err(e) if errors.len() < 50 => errors.push(format!("ledger line {n}: {e}")),
-            Err(_) => {}
+        });
+        if let Some(e) = failed.take() {
+            return Err(e);
         }
+    }
+    if lines.has_partial() && errors.len() < 50 {
+        errors.push(format!("ledger line {}: truncated (no end of line)", n + 1));
     }
     spill.finish()?;
     Ok(if errors.is_empty() {
@@ -163,7 +170,9 @@ fn match_buckets(
 ) -> io::Result<Totals> {
     let mut totals = Totals::default();
     for &b in buckets {
-        let ours: Vec<Record> = SpillReader::open(dir, "ours", b)?.collect::<io::Result<_>>()?;
+        // A partition is 1/PARTS of the export: read whole, records borrow it.
+        let bytes = read_whole(dir, "ours", b)?;
+        let ours = records_in(&bytes)?;
         let mut tally = Tally::default();
         tally.records(ours.len() as u64);
         let mut m = BucketMatcher::new(ours, fees, tol);
@@ -171,7 +180,7 @@ fn match_buckets(
         let mut t = Theirs::empty();
         while lines.next_into(&mut t)? {
             let f = m.line(&t);
-            let method = f.ours.as_ref().map_or("unknown", |r| r.method.as_str());
+            let method = f.ours.as_ref().map_or("unknown", |r| r.method);
             tally.line(&t, f.class, method, f.healed).map_err(bad)?;
         }
         for r in m.unsettled() {

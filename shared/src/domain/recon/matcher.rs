@@ -118,20 +118,52 @@ impl FeeRule {
     }
 }
 
+/// What matching (and the report's tally) reads of one of our records:
+/// the store's [`Record`], or a record borrowing a spill file's bytes.
+pub trait Booked: Clone {
+    fn key(&self) -> &str;
+    fn kind(&self) -> Kind;
+    fn gross_minor(&self) -> i64;
+    fn currency(&self) -> Currency;
+    fn method(&self) -> &str;
+    fn event_id(&self) -> &str;
+}
+
+impl Booked for Record {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+    fn gross_minor(&self) -> i64 {
+        self.gross_minor
+    }
+    fn currency(&self) -> Currency {
+        self.currency
+    }
+    fn method(&self) -> &str {
+        &self.method
+    }
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+}
+
 /// What matching decided about one line or record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding<'a> {
+pub struct Finding<'a, R: Clone = Record> {
     pub class: Class,
     /// Our side, when we have one (borrowed from the bucket: no copy per line).
-    pub ours: Option<Cow<'a, Record>>,
+    pub ours: Option<Cow<'a, R>>,
     /// Set for a line settled into the wallet by an earlier reconciliation.
     pub healed: bool,
     /// What the fee schedule expected, for a fee mismatch.
     pub expected_fee_minor: Option<i64>,
 }
 
-impl<'a> Finding<'a> {
-    pub fn of(class: Class, ours: Option<Cow<'a, Record>>) -> Finding<'a> {
+impl<'a, R: Clone> Finding<'a, R> {
+    pub fn of(class: Class, ours: Option<Cow<'a, R>>) -> Finding<'a, R> {
         Finding {
             class,
             ours,
@@ -212,50 +244,44 @@ impl Hasher for KeyHasher {
 
 /// One of our records in a bucket, found by its key (no copy of the key is
 /// made), and whether a line settled it.
-struct Entry {
-    record: Record,
+struct Entry<R> {
+    record: R,
     seen: Cell<bool>,
 }
 
-impl Borrow<str> for Entry {
+impl<R: Booked> Borrow<str> for Entry<R> {
     fn borrow(&self) -> &str {
-        &self.record.key
+        self.record.key()
     }
 }
 
-impl Hash for Entry {
+impl<R: Booked> Hash for Entry<R> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.record.key.as_str().hash(state);
+        self.record.key().hash(state);
     }
 }
 
-impl PartialEq for Entry {
+impl<R: Booked> PartialEq for Entry<R> {
     fn eq(&self, other: &Self) -> bool {
-        self.record.key == other.record.key
+        self.record.key() == other.record.key()
     }
 }
 
-impl Eq for Entry {}
+impl<R: Booked> Eq for Entry<R> {}
 
-/// Matches one bucket: build with our records, feed every line, then take
-/// the records no line settled.
-// `Entry`'s `Cell` is not part of its key: Hash and Eq read the record's key only.
 #[allow(clippy::mutable_key_type)]
-pub struct BucketMatcher {
-    ours: HashSet<Entry, KeyHash>,
-    /// Keys of lines with no record of ours, to spot their duplicates.
+pub struct BucketMatcher<R = Record> {
+    ours: HashSet<Entry<R>, KeyHash>,
     unmatched: HashSet<String, KeyHash>,
     fees: Option<FeeRule>,
     tolerance_minor: i64,
 }
 
-// As on the struct: the `Cell` is outside the key.
 #[allow(clippy::mutable_key_type)]
-impl BucketMatcher {
-    pub fn new(records: Vec<Record>, fees: Option<FeeRule>, tolerance_minor: i64) -> Self {
+impl<R: Booked> BucketMatcher<R> {
+    pub fn new(records: Vec<R>, fees: Option<FeeRule>, tolerance_minor: i64) -> Self {
         let hash = KeyHash::new();
         let mut ours = HashSet::with_capacity_and_hasher(records.len(), hash);
-        // A second record of a key is dropped, as a map insert replaced it.
         for record in records {
             ours.replace(Entry {
                 record,
@@ -270,9 +296,7 @@ impl BucketMatcher {
         }
     }
 
-    /// Classify one line. `MissingInWallet` here means only "no record of
-    /// ours": the caller looks closer (heal, status mismatch).
-    pub fn line(&mut self, t: &Theirs) -> Finding<'_> {
+    pub fn line(&mut self, t: &Theirs) -> Finding<'_, R> {
         let Some(Entry { record: rec, seen }) = self.ours.get(t.key.as_str()) else {
             let first = self.unmatched.insert(t.key.clone());
             return match (first, t.kind) {
@@ -286,10 +310,10 @@ impl BucketMatcher {
         if !first {
             return Finding::of(Class::Duplicate, ours);
         }
-        if rec.currency != t.currency {
+        if rec.currency() != t.currency {
             return Finding::of(Class::CurrencyMismatch, ours);
         }
-        if rec.gross_minor != t.gross_minor {
+        if rec.gross_minor() != t.gross_minor {
             return Finding::of(Class::AmountMismatch, ours);
         }
         if let Some(expected) = self.fees.and_then(|f| f.expected(t.kind, t.gross_minor)) {
@@ -299,7 +323,7 @@ impl BucketMatcher {
                 return f;
             }
         }
-        if rec.event_id.starts_with(HEAL_PREFIX) {
+        if rec.event_id().starts_with(HEAL_PREFIX) {
             let mut f = Finding::of(Class::MissingInWallet, ours);
             f.healed = true;
             return f;
@@ -307,8 +331,7 @@ impl BucketMatcher {
         Finding::of(Class::Matched, ours)
     }
 
-    /// Our records no line settled: missing at the PSP.
-    pub fn unsettled(self) -> impl Iterator<Item = Record> {
+    pub fn unsettled(self) -> impl Iterator<Item = R> {
         self.ours
             .into_iter()
             .filter_map(|e| (!e.seen.get()).then_some(e.record))

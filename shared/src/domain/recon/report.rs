@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::money::{format_minor, Currency};
 
-use crate::domain::recon::matcher::{Class, Theirs};
-use crate::schema::recon_index::{Kind, Record};
+use crate::domain::recon::matcher::{Booked, Class, Theirs};
+use crate::schema::recon_index::Kind;
 
 /// Count and sums of a group of lines (minor units).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,14 +163,14 @@ impl Tally {
     }
 
     /// As [`Totals::unsettled`].
-    pub fn unsettled(&mut self, r: &Record) -> Result<(), Error> {
+    pub fn unsettled(&mut self, r: &impl Booked) -> Result<(), Error> {
         self.classes[Class::MissingAtPsp as usize] += 1;
         add_group(
             &mut self.unsettled,
-            &r.method,
-            r.currency,
-            r.kind,
-            r.gross_minor,
+            r.method(),
+            r.currency(),
+            r.kind(),
+            r.gross_minor(),
             0,
         )
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::money::Currency;
 
-use crate::domain::recon::matcher::Theirs;
+use crate::domain::recon::matcher::{Booked, Theirs};
 use crate::psp::settlement::LineRef;
 use crate::schema::recon_index::{key_id, Kind, Record, BUCKETS};
 
@@ -189,6 +189,90 @@ pub struct RecordRef<'a> {
     pub currency: Currency,
     pub method: &'a str,
     pub event_id: &'a str,
+}
+
+impl Booked for RecordRef<'_> {
+    fn key(&self) -> &str {
+        self.key
+    }
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+    fn gross_minor(&self) -> i64 {
+        self.gross_minor
+    }
+    fn currency(&self) -> Currency {
+        self.currency
+    }
+    fn method(&self) -> &str {
+        self.method
+    }
+    fn event_id(&self) -> &str {
+        self.event_id
+    }
+}
+
+/// The records of one bucket's file read whole ([`read_whole`]), borrowing
+/// its bytes: no allocation per record.
+pub fn records_in(mut bytes: &[u8]) -> io::Result<Vec<RecordRef<'_>>> {
+    let mut out = Vec::new();
+    let mut last: Option<Currency> = None;
+    while let Some((&k, rest)) = bytes.split_first() {
+        bytes = rest;
+        let kind = kind_of(k)?;
+        let code = take::<3>(&mut bytes)?;
+        let currency = match last {
+            // Most records share the previous one's currency: no lookup.
+            Some(c) if c.code().as_bytes() == code => c,
+            _ => {
+                let c = std::str::from_utf8(&code)
+                    .ok()
+                    .and_then(|c| Currency::parse(c).ok())
+                    .ok_or_else(|| corrupt("bad currency"))?;
+                last = Some(c);
+                c
+            }
+        };
+        let gross_minor = i64::from_le_bytes(take::<8>(&mut bytes)?);
+        out.push(RecordRef {
+            kind,
+            currency,
+            gross_minor,
+            key: take_str(&mut bytes)?,
+            payment_id: take_str(&mut bytes)?,
+            method: take_str(&mut bytes)?,
+            event_id: take_str(&mut bytes)?,
+        });
+    }
+    Ok(out)
+}
+
+fn corrupt(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("spill: {what}"))
+}
+
+fn take<const N: usize>(bytes: &mut &[u8]) -> io::Result<[u8; N]> {
+    let (head, rest) = bytes
+        .split_first_chunk::<N>()
+        .ok_or_else(|| corrupt("truncated"))?;
+    *bytes = rest;
+    Ok(*head)
+}
+
+fn take_str<'a>(bytes: &mut &'a [u8]) -> io::Result<&'a str> {
+    let len = u32::from_le_bytes(take::<4>(bytes)?) as usize;
+    if len > MAX_FIELD || len > bytes.len() {
+        return Err(corrupt("bad field length"));
+    }
+    let (text, rest) = bytes.split_at(len);
+    *bytes = rest;
+    std::str::from_utf8(text).map_err(|_| corrupt("field is not UTF-8"))
+}
+
+/// One bucket's file, whole: for spills whose buckets are bounded slices
+/// (the file-to-file match's partitions).
+pub fn read_whole(dir: &Path, name: &str, bucket: u32) -> io::Result<Vec<u8>> {
+    std::fs::read(path(dir, name, bucket))
 }
 
 /// Encoded exactly as the [`Record`] it describes.
@@ -387,7 +471,21 @@ mod tests {
             .unwrap()
             .collect::<io::Result<_>>()
             .unwrap();
-        assert_eq!(ours, vec![r]);
+        assert_eq!(ours, vec![r.clone()]);
+        // Read whole, borrowing the bytes: the same record.
+        let bytes = read_whole(dir.path(), "ours", 3).unwrap();
+        let refs = records_in(&bytes).unwrap();
+        assert_eq!(refs.len(), 1);
+        let got = &refs[0];
+        assert_eq!(
+            (got.key, got.kind, got.payment_id, got.gross_minor, got.currency),
+            (r.key.as_str(), r.kind, r.payment_id.as_str(), r.gross_minor, r.currency)
+        );
+        assert_eq!((got.method, got.event_id), ("card", "evt_9"));
+        // A cut file is an error, never a panic or a short read taken as whole.
+        for cut in 1..bytes.len() {
+            assert!(records_in(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]
