@@ -327,5 +327,31 @@ mod tests {
             errors[0].starts_with("ledger line 2: currency"),
             "{errors:?}"
         );
+        // Lines in the second half of each file (read by the other thread)
+        // are refused with their line numbers in the whole file.
+        let mut text = std::fs::read_to_string(&ledger).unwrap();
+        let at = text.rfind(",EUR,").unwrap();
+        text.replace_range(at..at + 5, ",EUX,");
+        let ledger_lines = text.lines().count();
+        std::fs::write(&ledger, text).unwrap();
+        let mut text = std::fs::read_to_string(&report).unwrap();
+        let at = text.rfind(",EUR,").unwrap();
+        text.replace_range(at..at + 5, ",EUX,");
+        let report_line = text[..at].lines().count();
+        std::fs::write(&report, text).unwrap();
+        let FileOutcome::Malformed(errors) =
+            files::match_files(&report, &ledger, Some(FEES), TOLERANCE, spill.path()).unwrap()
+        else {
+            panic!("bad currencies are refused");
+        };
+        let want = [
+            format!("line {report_line}: currency"),
+            "ledger line 2: currency".to_owned(),
+            format!("ledger line {ledger_lines}: currency"),
+        ];
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        for (got, want) in errors.iter().zip(&want) {
+            assert!(got.starts_with(want.as_str()), "{got} / {want}");
+        }
     }
 }

@@ -176,7 +176,10 @@ mod tests {
             assert_eq!(split_fields::<0>(part, b','), Err(want));
         }
         // Bytes with the top bit set are never taken for a separator.
-        assert_eq!(split_fields::<2>("\u{ac}\u{2c00},x", b','), Ok(["\u{ac}\u{2c00}", "x"]));
+        assert_eq!(
+            split_fields::<2>("\u{ac}\u{2c00},x", b','),
+            Ok(["\u{ac}\u{2c00}", "x"])
+        );
     }
 
     fn collect(chunks: &[&[u8]], max: usize) -> (Vec<Result<String, LineError>>, bool) {

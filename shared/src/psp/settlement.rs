@@ -152,6 +152,25 @@ impl<F: LineFormat> ReportReader<F> {
         }
     }
 
+    /// A reader of the part of a report that starts after its header
+    /// (line numbers count from 2; see [`ReportError::shifted`]).
+    pub fn after_header(format: F) -> ReportReader<F> {
+        ReportReader {
+            line: 1,
+            ..ReportReader::with_format(format)
+        }
+    }
+
+    /// Lines read so far (the header included).
+    pub fn lines(&self) -> u64 {
+        self.line
+    }
+
+    /// Whether the bytes pushed so far end inside a line.
+    pub fn has_partial(&self) -> bool {
+        self.lines.has_partial()
+    }
+
     /// Lines read that move no player's money (e.g. the PSP's own payouts
     /// to the merchant).
     pub fn skipped(&self) -> u64 {
@@ -183,11 +202,9 @@ impl<F: LineFormat> ReportReader<F> {
             let n = *line;
             match text {
                 Err(LineError::NotUtf8) => each(Err(bad(n, "line", "is not UTF-8"))),
-                Err(LineError::TooLong) => each(Err(bad(
-                    n,
-                    "line",
-                    format!("longer than {MAX_LINE} bytes"),
-                ))),
+                Err(LineError::TooLong) => {
+                    each(Err(bad(n, "line", format!("longer than {MAX_LINE} bytes"))))
+                }
                 Ok(t) if n == 1 => {
                     if let Err(e) = format.header(t) {
                         each(Err(e));
@@ -212,6 +229,26 @@ impl<F: LineFormat> ReportReader<F> {
             return Err(ReportError::Empty);
         }
         Ok(self.line)
+    }
+}
+
+impl ReportError {
+    /// The same error `by` lines further down (a part of a report read on
+    /// its own numbers its lines from its start).
+    pub fn shifted(self, by: u64) -> ReportError {
+        match self {
+            ReportError::BadField {
+                line,
+                field,
+                reason,
+            } => ReportError::BadField {
+                line: line + by,
+                field,
+                reason,
+            },
+            ReportError::Truncated { line } => ReportError::Truncated { line: line + by },
+            other => other,
+        }
     }
 }
 

@@ -1,23 +1,28 @@
 //! File-to-file matching: a settlement report against an export of our
 //! index (`key,kind,payment_id,gross_minor,currency,method,event_id`), with
 //! the same reader, spill files and matcher as the store-backed run, on two
-//! threads (the two files spill side by side; then buckets are matched in
-//! two halves). Used by `payloop bench recon`; no store, no heals.
+//! threads: each reads one half of each file (split at a line end) into its
+//! own block spills (one file per half and side, 128 partitions each), then
+//! each matches half of the partitions. Memory: the read buffers, one block
+//! per partition while spilling, then one partition's records (1/128 of the
+//! export) with its lines streamed a block at a time; the rest is on disk. Used by `payloop bench recon`; no store, no heals.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::hash::BuildHasher;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::Path;
 
 use crate::money::Currency;
 
 use crate::domain::policy::FeeRule;
-use crate::domain::recon::matcher::{BucketMatcher, Class, Theirs};
+use crate::domain::recon::matcher::{BucketMatcher, Class, KeyHash, Theirs};
 use crate::domain::recon::report::{Tally, Totals};
 use crate::domain::recon::spill::{
-    encode_line, encode_record, read_whole, records_in, RecordRef, Spill, SpillReader,
+    encode_line, encode_record, records_in, BlockSpill, RecordRef, Spillable, Spilled,
 };
-use crate::psp::settlement::{ReportReader, MAX_LINE};
-use crate::schema::recon_index::{bucket_in, bucket_parts_in, key_id, Kind};
+use crate::psp::settlement::{PayloopFormat, ReportError, ReportReader, MAX_LINE};
+use crate::schema::recon_index::{key_id, Kind};
 use crate::text::{split_fields, LineError, LineSplitter};
 
 pub const LEDGER_HEADER: &str = "key,kind,payment_id,gross_minor,currency,method,event_id";
@@ -62,79 +67,160 @@ pub fn parse_ledger_line<'a>(
     })
 }
 
-fn spill_report(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, Vec<String>>> {
-    let mut f = File::open(path)?;
-    let mut reader = ReportReader::new();
-    let mut spill = Spill::create_parts(dir, "theirs", PARTS, all)?;
-    let mut errors = Vec::new();
-    let mut failed: Option<io::Error> = None;
-    let mut buf = vec![0; CHUNK];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        reader.push_with(&buf[..n], |parsed| {
-            let checked =
-                parsed
-                    .map_err(|e| e.to_string())
-                    .and_then(|l| match Kind::parse(l.kind) {
-                        Some(k) => Ok((l, k)),
-                        None => Err(format!("line {}: type: unknown", l.line)),
-                    });
-            match checked {
-                Ok((l, kind)) if errors.is_empty() && failed.is_none() => {
-                    let b = bucket_parts_in(PARTS, kind, key_id(kind, l.payment_id, l.reference));
-                    if let Err(e) = spill.push_with(b, |out| encode_line(out, &l, kind)) {
-                        failed = Some(e);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) if errors.len() < 50 => errors.push(e),
-                Err(_) => {}
-            }
-        });
-        if let Some(e) = failed.take() {
-            return Err(e);
+/// The spill names of the two halves of each file.
+const THEIRS: [&str; 2] = ["theirs0", "theirs1"];
+const OURS: [&str; 2] = ["ours0", "ours1"];
+
+/// A file's partition of a match key: a word-at-a-time hash (the
+/// partitions live for one run, so nothing needs FNV's stability).
+fn part_of(key: &str) -> u32 {
+    const PARTITIONS: KeyHash = KeyHash::with_seed(0x9a27_11c3_5e0d_4b61);
+    (PARTITIONS.hash_one(key) % u64::from(PARTS)) as u32
+}
+
+/// What reading one half of a file found: its lines (relative to the
+/// half's start) and its malformed lines, numbered the same way.
+struct HalfRead<E> {
+    lines: u64,
+    errors: Vec<E>,
+}
+
+impl<E> HalfRead<E> {
+    fn new() -> Self {
+        HalfRead {
+            lines: 0,
+            errors: Vec::new(),
         }
     }
-    let lines = reader.finish();
-    spill.finish()?;
-    match (lines, errors.is_empty()) {
-        (Ok(n), true) => Ok(Ok(n)),
-        (Ok(_), false) => Ok(Err(errors)),
-        (Err(e), _) => {
-            errors.push(e.to_string());
-            Ok(Err(errors))
+
+    fn refuse(&mut self, e: E) {
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(e);
         }
     }
 }
 
-fn spill_ledger(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, Vec<String>>> {
+/// At most this many malformed lines are listed per file.
+const MAX_ERRORS: usize = 50;
+
+/// Split `path` at the first line end after its middle: two byte ranges of
+/// whole lines (the second may be empty).
+fn halves(path: &Path) -> io::Result<[Range<u64>; 2]> {
     let mut f = File::open(path)?;
-    let mut spill = Spill::create_parts(dir, "ours", PARTS, all)?;
-    let mut lines = LineSplitter::new(MAX_LINE);
-    let mut last = None;
-    let mut n = 0u64;
-    let mut errors = Vec::new();
-    let mut failed: Option<io::Error> = None;
-    let mut buf = vec![0; CHUNK];
+    let len = f.metadata()?.len();
+    let mut cut = len / 2;
+    f.seek(SeekFrom::Start(cut))?;
+    let mut buf = vec![0; 64 * 1024];
     loop {
-        let read = f.read(&mut buf)?;
-        if read == 0 {
+        let n = f.read(&mut buf)?;
+        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+            cut = len;
+            break;
+        };
+        if let Some(i) = memchr::memchr(b'\n', chunk) {
+            cut += i as u64 + 1;
             break;
         }
-        lines.push(&buf[..read], |text| {
-            n += 1;
-            let parsed = match text {
-                Ok(t) if n == 1 => (t != LEDGER_HEADER)
-                    .then(|| format!("the header must be `{LEDGER_HEADER}`")),
+        cut += n as u64;
+    }
+    Ok([0..cut, cut..len])
+}
+
+/// Feed the bytes of `range` of `path` to `each`, a chunk at a time.
+fn read_range(
+    path: &Path,
+    range: &Range<u64>,
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(range.start))?;
+    let mut f = f.take(range.end.saturating_sub(range.start));
+    let mut buf = vec![0; CHUNK];
+    loop {
+        let n = f.read(&mut buf)?;
+        match buf.get(..n) {
+            Some(chunk) if !chunk.is_empty() => each(chunk)?,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// One half of the report into the `name` spill. The first half starts
+/// with the header; the second numbers its lines as if it followed it.
+fn spill_report(
+    path: &Path,
+    range: &Range<u64>,
+    first: bool,
+    spill: &mut BlockSpill,
+) -> io::Result<HalfRead<ReportError>> {
+    let mut reader = match first {
+        true => ReportReader::new(),
+        false => ReportReader::after_header(PayloopFormat::default()),
+    };
+    let mut out = HalfRead::new();
+    let mut key = String::with_capacity(64);
+    read_range(path, range, |chunk| {
+        let mut failed = None;
+        reader.push_with(chunk, |parsed| {
+            let checked = parsed.and_then(|l| match Kind::parse(l.kind) {
+                Some(k) => Ok((l, k)),
+                None => Err(ReportError::BadField {
+                    line: l.line,
+                    field: "type",
+                    reason: "unknown".into(),
+                }),
+            });
+            match checked {
+                Ok((l, kind)) if out.errors.is_empty() && failed.is_none() => {
+                    key.clear();
+                    key.push_str(kind.as_str());
+                    key.push(':');
+                    key.push_str(key_id(kind, l.payment_id, l.reference));
+                    let pushed = spill.push_with(part_of(&key), |o| encode_line(o, &l, kind));
+                    failed = pushed.err();
+                }
+                Ok(_) => {}
+                Err(e) => out.refuse(e),
+            }
+        });
+        failed.map_or(Ok(()), Err)
+    })?;
+    out.lines = reader.lines();
+    if first && out.lines == 0 {
+        out.refuse(ReportError::Empty);
+    }
+    if reader.has_partial() {
+        out.refuse(ReportError::Truncated {
+            line: out.lines + 1,
+        });
+    }
+    Ok(out)
+}
+
+/// One half of the ledger export into the `name` spill (the first half
+/// holds the header).
+fn spill_ledger(
+    path: &Path,
+    range: &Range<u64>,
+    first: bool,
+    spill: &mut BlockSpill,
+) -> io::Result<HalfRead<(u64, String)>> {
+    let mut lines = LineSplitter::new(MAX_LINE);
+    let mut last = None;
+    let mut out = HalfRead::new();
+    read_range(path, range, |chunk| {
+        let mut failed = None;
+        lines.push(chunk, |text| {
+            out.lines += 1;
+            let n = out.lines;
+            let refused = match text {
+                Ok(t) if first && n == 1 => {
+                    (t != LEDGER_HEADER).then(|| format!("the header must be `{LEDGER_HEADER}`"))
+                }
                 Ok(t) => match parse_ledger_line(t, &mut last) {
-                    Ok(rec) if errors.is_empty() && failed.is_none() => {
-                        let b = bucket_in(PARTS, rec.key);
-                        if let Err(e) = spill.push_with(b, |out| encode_record(out, &rec)) {
-                            failed = Some(e);
-                        }
+                    Ok(rec) if out.errors.is_empty() && failed.is_none() => {
+                        let pushed = spill.push_with(part_of(rec.key), |o| encode_record(o, &rec));
+                        failed = pushed.err();
                         None
                     }
                     Ok(_) => None,
@@ -143,45 +229,109 @@ fn spill_ledger(path: &Path, dir: &Path, all: &[u32]) -> io::Result<Result<u64, 
                 Err(LineError::NotUtf8) => Some("is not UTF-8".to_owned()),
                 Err(LineError::TooLong) => Some(format!("longer than {MAX_LINE} bytes")),
             };
-            if let Some(e) = parsed.filter(|_| errors.len() < 50) {
-                errors.push(format!("ledger line {n}: {e}"));
+            if let Some(e) = refused {
+                out.refuse((n, e));
             }
         });
-        if let Some(e) = failed.take() {
-            return Err(e);
-        }
+        failed.map_or(Ok(()), Err)
+    })?;
+    if lines.has_partial() {
+        out.refuse((out.lines + 1, "truncated (no end of line)".into()));
     }
-    if lines.has_partial() && errors.len() < 50 {
-        errors.push(format!("ledger line {}: truncated (no end of line)", n + 1));
-    }
-    spill.finish()?;
-    Ok(if errors.is_empty() {
-        Ok(n.saturating_sub(1))
-    } else {
-        Err(errors)
-    })
+    Ok(out)
+}
+
+/// Both halves of both files, each thread one half of each; then the
+/// malformed lines of both files in order, numbered from each file's start.
+fn spill_both(report: &Path, ledger: &Path, tmp: &Path) -> io::Result<(Vec<String>, Spills)> {
+    let (rh, lh) = (halves(report)?, halves(ledger)?);
+    type Halves = (
+        HalfRead<ReportError>,
+        HalfRead<(u64, String)>,
+        Spilled,
+        Spilled,
+    );
+    let run = |half: usize| -> io::Result<Halves> {
+        let first = half == 0;
+        let mut theirs = BlockSpill::create(tmp.join(THEIRS[half]), PARTS)?;
+        let r = spill_report(report, &rh[half], first, &mut theirs)?;
+        let mut ours = BlockSpill::create(tmp.join(OURS[half]), PARTS)?;
+        let l = spill_ledger(ledger, &lh[half], first, &mut ours)?;
+        Ok((r, l, theirs.finish()?, ours.finish()?))
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(0));
+        let b = s.spawn(|| run(1));
+        (a.join(), b.join())
+    });
+    let (r0, l0, theirs0, ours0) = a.map_err(|_| bad("a file reader panicked"))??;
+    let (r1, l1, theirs1, ours1) = b.map_err(|_| bad("a file reader panicked"))??;
+    // The second half of the report numbered its first line 2.
+    let report_shift = r0.lines.saturating_sub(1);
+    let mut errors: Vec<String> = r0.errors.iter().map(ToString::to_string).collect();
+    errors.extend(
+        r1.errors
+            .into_iter()
+            .map(|e| e.shifted(report_shift).to_string()),
+    );
+    let ledger_lines = l0.lines;
+    errors.extend(
+        l0.errors
+            .into_iter()
+            .map(|(n, e)| format!("ledger line {n}: {e}")),
+    );
+    errors.extend(
+        l1.errors
+            .into_iter()
+            .map(|(n, e)| format!("ledger line {}: {e}", n + ledger_lines)),
+    );
+    errors.truncate(2 * MAX_ERRORS);
+    let spills = Spills {
+        theirs: [theirs0, theirs1],
+        ours: [ours0, ours1],
+        report_shift,
+    };
+    Ok((errors, spills))
+}
+
+/// Both halves of both files, partitioned.
+struct Spills {
+    theirs: [Spilled; 2],
+    ours: [Spilled; 2],
+    /// What the second half of the report adds to its line numbers.
+    report_shift: u64,
 }
 
 fn match_buckets(
-    dir: &Path,
+    spills: &Spills,
     buckets: &[u32],
     fees: Option<FeeRule>,
     tol: i64,
 ) -> io::Result<Totals> {
     let mut totals = Totals::default();
+    let (mut bytes, mut block) = (Vec::new(), Vec::new());
     for &b in buckets {
         // A partition is 1/PARTS of the export: read whole, records borrow it.
-        let bytes = read_whole(dir, "ours", b)?;
+        bytes.clear();
+        for half in &spills.ours {
+            half.read_part(b, &mut bytes)?;
+        }
         let ours = records_in(&bytes)?;
         let mut tally = Tally::default();
         tally.records(ours.len() as u64);
         let mut m = BucketMatcher::new(ours, fees, tol);
-        let mut lines = SpillReader::<Theirs>::open(dir, "theirs", b)?;
         let mut t = Theirs::empty();
-        while lines.next_into(&mut t)? {
-            let f = m.line(&t);
-            let method = f.ours.as_ref().map_or("unknown", |r| r.method);
-            tally.line(&t, f.class, method, f.healed).map_err(bad)?;
+        // The first half's lines come first: duplicates are found in report order.
+        for (half, shift) in spills.theirs.iter().zip([0, spills.report_shift]) {
+            half.blocks_of(b, &mut block, |mut lines| {
+                while Theirs::decode_into(&mut lines, &mut t)? {
+                    t.line += shift;
+                    let f = m.line(&t);
+                    let method = f.ours.as_ref().map_or("unknown", |r| r.method);
+                    tally.line(&t, f.class, method, f.healed).map_err(bad)?;
+                }
+                Ok(())
+            })?;
         }
         for r in m.unsettled() {
             tally.unsettled(&r).map_err(bad)?;
@@ -200,27 +350,14 @@ pub fn match_files(
     tmp: &Path,
 ) -> io::Result<FileOutcome> {
     let all: Vec<u32> = (0..PARTS).collect();
-    let (theirs, ours) = std::thread::scope(|s| {
-        let a = s.spawn(|| spill_report(report, tmp, &all));
-        let b = s.spawn(|| spill_ledger(ledger, tmp, &all));
-        (a.join(), b.join())
-    });
-    let theirs = theirs.map_err(|_| bad("report reader panicked"))??;
-    let ours = ours.map_err(|_| bad("ledger reader panicked"))??;
-    let mut errors = Vec::new();
-    if let Err(e) = theirs {
-        errors.extend(e);
-    }
-    if let Err(e) = ours {
-        errors.extend(e);
-    }
+    let (errors, spills) = spill_both(report, ledger, tmp)?;
     if !errors.is_empty() {
         return Ok(FileOutcome::Malformed(errors));
     }
     let (even, odd): (Vec<u32>, Vec<u32>) = all.iter().partition(|b| *b % 2 == 0);
     let (x, y) = std::thread::scope(|s| {
-        let a = s.spawn(|| match_buckets(tmp, &even, fees, tolerance_minor));
-        let b = s.spawn(|| match_buckets(tmp, &odd, fees, tolerance_minor));
+        let a = s.spawn(|| match_buckets(&spills, &even, fees, tolerance_minor));
+        let b = s.spawn(|| match_buckets(&spills, &odd, fees, tolerance_minor));
         (a.join(), b.join())
     });
     let mut totals = x.map_err(|_| bad("matcher panicked"))??;

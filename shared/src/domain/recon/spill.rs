@@ -212,8 +212,8 @@ impl Booked for RecordRef<'_> {
     }
 }
 
-/// The records of one bucket's file read whole ([`read_whole`]), borrowing
-/// its bytes: no allocation per record.
+/// The records of a spilled partition read whole, borrowing its bytes: no
+/// allocation per record.
 pub fn records_in(mut bytes: &[u8]) -> io::Result<Vec<RecordRef<'_>>> {
     let mut out = Vec::new();
     let mut last: Option<Currency> = None;
@@ -267,12 +267,6 @@ fn take_str<'a>(bytes: &mut &'a [u8]) -> io::Result<&'a str> {
     let (text, rest) = bytes.split_at(len);
     *bytes = rest;
     std::str::from_utf8(text).map_err(|_| corrupt("field is not UTF-8"))
-}
-
-/// One bucket's file, whole: for spills whose buckets are bounded slices
-/// (the file-to-file match's partitions).
-pub fn read_whole(dir: &Path, name: &str, bucket: u32) -> io::Result<Vec<u8>> {
-    std::fs::read(path(dir, name, bucket))
 }
 
 /// Encoded exactly as the [`Record`] it describes.
@@ -420,6 +414,114 @@ impl<T: Spillable> Iterator for SpillReader<T> {
     }
 }
 
+/// A block of a [`BlockSpill`]: written when a partition's buffer reaches it.
+const BLOCK: usize = 32 * 1024;
+
+/// Many partitions spilled into ONE file: each partition's values gather
+/// in a buffer that is written as a block when it fills, and the index
+/// says where each partition's blocks are. With a hundred partitions and
+/// more, creating one file each costs more than writing them does.
+/// Memory: one block per partition.
+pub struct BlockSpill {
+    path: PathBuf,
+    file: File,
+    end: u64,
+    bufs: Vec<Vec<u8>>,
+    blocks: Vec<Vec<(u64, u32)>>,
+}
+
+impl BlockSpill {
+    pub fn create(path: PathBuf, parts: u32) -> io::Result<BlockSpill> {
+        Ok(BlockSpill {
+            file: File::create(&path)?,
+            path,
+            end: 0,
+            bufs: (0..parts).map(|_| Vec::new()).collect(),
+            blocks: (0..parts).map(|_| Vec::new()).collect(),
+        })
+    }
+
+    /// Append whatever `encode` writes to partition `part` (values never
+    /// straddle blocks).
+    pub fn push_with(&mut self, part: u32, encode: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let Some(buf) = self.bufs.get_mut(part as usize) else {
+            return Ok(());
+        };
+        if buf.capacity() == 0 {
+            buf.reserve_exact(BLOCK + 512);
+        }
+        encode(buf);
+        if buf.len() >= BLOCK {
+            self.write_block(part as usize)?;
+        }
+        Ok(())
+    }
+
+    fn write_block(&mut self, part: usize) -> io::Result<()> {
+        let (Some(buf), Some(blocks)) = (self.bufs.get_mut(part), self.blocks.get_mut(part)) else {
+            return Ok(());
+        };
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(buf)?;
+        let len = u32::try_from(buf.len()).map_err(|_| corrupt("block too large"))?;
+        blocks.push((self.end, len));
+        self.end += u64::from(len);
+        buf.clear();
+        Ok(())
+    }
+
+    /// Write what is left of every partition; the file is then read back
+    /// by partition (it is scratch: flushed, not synced).
+    pub fn finish(mut self) -> io::Result<Spilled> {
+        for part in 0..self.bufs.len() {
+            self.write_block(part)?;
+        }
+        self.file.flush()?;
+        Ok(Spilled {
+            file: File::open(&self.path)?,
+            blocks: self.blocks,
+        })
+    }
+}
+
+/// A finished [`BlockSpill`], read back a partition at a time (from any
+/// thread: reads are positioned, the handle has no cursor to share).
+pub struct Spilled {
+    file: File,
+    blocks: Vec<Vec<(u64, u32)>>,
+}
+
+impl Spilled {
+    /// Hand each block of partition `part` to `each`, in the order written,
+    /// through `buf` (one block in memory at a time).
+    pub fn blocks_of(
+        &self,
+        part: u32,
+        buf: &mut Vec<u8>,
+        mut each: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        for &(at, len) in self.blocks.get(part as usize).into_iter().flatten() {
+            buf.clear();
+            buf.resize(len as usize, 0);
+            self.file.read_exact_at(buf, at)?;
+            each(buf)?;
+        }
+        Ok(())
+    }
+
+    /// All of partition `part`, appended to `into`.
+    pub fn read_part(&self, part: u32, into: &mut Vec<u8>) -> io::Result<()> {
+        let mut buf = Vec::new();
+        self.blocks_of(part, &mut buf, |block| {
+            into.extend_from_slice(block);
+            Ok(())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,19 +575,70 @@ mod tests {
             .unwrap();
         assert_eq!(ours, vec![r.clone()]);
         // Read whole, borrowing the bytes: the same record.
-        let bytes = read_whole(dir.path(), "ours", 3).unwrap();
+        let bytes = std::fs::read(path(dir.path(), "ours", 3)).unwrap();
         let refs = records_in(&bytes).unwrap();
         assert_eq!(refs.len(), 1);
         let got = &refs[0];
         assert_eq!(
-            (got.key, got.kind, got.payment_id, got.gross_minor, got.currency),
-            (r.key.as_str(), r.kind, r.payment_id.as_str(), r.gross_minor, r.currency)
+            (
+                got.key,
+                got.kind,
+                got.payment_id,
+                got.gross_minor,
+                got.currency
+            ),
+            (
+                r.key.as_str(),
+                r.kind,
+                r.payment_id.as_str(),
+                r.gross_minor,
+                r.currency
+            )
         );
         assert_eq!((got.method, got.event_id), ("card", "evt_9"));
         // A cut file is an error, never a panic or a short read taken as whole.
         for cut in 1..bytes.len() {
             assert!(records_in(&bytes[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_block_spill_gives_back_each_partition_in_order_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = BlockSpill::create(dir.path().join("blocks"), 3).unwrap();
+        // Partition 1 fills several blocks, 2 one short block, 0 nothing;
+        // a partition beyond the count is ignored.
+        let value = |i: u32| format!("value {i};").into_bytes();
+        for i in 0..20_000u32 {
+            spill.push_with(1, |o| o.extend(value(i))).unwrap();
+            if i % 1000 == 0 {
+                spill.push_with(2, |o| o.extend(value(i))).unwrap();
+            }
+        }
+        spill.push_with(7, |o| o.extend(b"lost")).unwrap();
+        let spilled = spill.finish().unwrap();
+        let want =
+            |step: usize| -> Vec<u8> { (0..20_000u32).step_by(step).flat_map(value).collect() };
+        let mut got = Vec::new();
+        spilled.read_part(1, &mut got).unwrap();
+        assert_eq!(got, want(1));
+        let (mut blocks, mut buf) = (0, Vec::new());
+        spilled
+            .blocks_of(1, &mut buf, |b| {
+                blocks += 1;
+                // No value straddles two blocks.
+                assert!(b.ends_with(b";"));
+                Ok(())
+            })
+            .unwrap();
+        assert!(blocks > 3, "{blocks} blocks");
+        got.clear();
+        spilled.read_part(2, &mut got).unwrap();
+        assert_eq!(got, want(1000));
+        got.clear();
+        spilled.read_part(0, &mut got).unwrap();
+        spilled.read_part(7, &mut got).unwrap();
+        assert!(got.is_empty());
     }
 
     #[test]
