@@ -59,7 +59,8 @@ pub enum BenchWhat {
         n: usize,
     },
     /// Reconcile a generated report of N lines against its ledger export,
-    /// with payloop's matcher and with DuckDB; print lines/s, wall, peak RSS.
+    /// with payloop's matcher, with DuckDB and with Polars; print lines/s,
+    /// wall, peak RSS and the ratios.
     Recon {
         #[arg(long, default_value_t = 1_000_000)]
         lines: u64,
@@ -69,6 +70,9 @@ pub enum BenchWhat {
         /// Skip the DuckDB comparison.
         #[arg(long)]
         no_duckdb: bool,
+        /// Skip the Polars comparison.
+        #[arg(long)]
+        no_polars: bool,
     },
     /// Deterministic simulation of every money flow with faults injected at
     /// every store, queue and PSP call; checks the money invariants after
@@ -181,7 +185,14 @@ pub async fn run(what: BenchWhat) -> Result<(), BoxError> {
             lines,
             dir,
             no_duckdb,
-        } => crate::bench_recon::bench(lines, &dir, !no_duckdb),
+            no_polars,
+        } => {
+            let peers = crate::bench_recon::Peers {
+                duckdb: !no_duckdb,
+                polars: !no_polars,
+            };
+            crate::bench_recon::bench(lines, &dir, peers)
+        }
         BenchWhat::ReconWorker { report, ledger } => crate::bench_recon::worker(&report, &ledger),
         BenchWhat::Simulate {
             seeds,

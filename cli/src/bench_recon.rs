@@ -223,7 +223,14 @@ fn counts(v: &Value) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
-pub fn bench(n: u64, dir: &Path, duckdb: bool) -> Result<(), BoxError> {
+/// The general-purpose engines run on the same files.
+#[derive(Debug, Clone, Copy)]
+pub struct Peers {
+    pub duckdb: bool,
+    pub polars: bool,
+}
+
+pub fn bench(n: u64, dir: &Path, peers: Peers) -> Result<(), BoxError> {
     let t = Instant::now();
     let (report, ledger, want) = generate(dir, n)?;
     let size = std::fs::metadata(&report)?.len() + std::fs::metadata(&ledger)?.len();
@@ -247,26 +254,38 @@ pub fn bench(n: u64, dir: &Path, duckdb: bool) -> Result<(), BoxError> {
     }
     let ours = last_json(&ours.stdout)?;
     let want: BTreeMap<String, u64> = want.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    let show = |v: &Value| {
-        let wall = v["wall_ms"].as_f64().unwrap_or(0.0);
-        println!(
-            "{:<14} wall {:>8.0} ms  {:>10.0} lines/s  peak RSS {:>7.1} MB  classes {}",
-            v["engine"].as_str().unwrap_or("?"),
-            wall,
-            n as f64 / (wall / 1000.0),
-            v["rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
-            serde_json::to_string(&v["classes"]).unwrap_or_default()
-        );
-    };
-    show(&ours);
+    show(n, &ours);
     println!("payloop classes == planted: {}", counts(&ours) == want);
-    if !duckdb {
-        return Ok(());
+    for (on, script) in [(peers.duckdb, "duckdb.sh"), (peers.polars, "polars.sh")] {
+        if on {
+            let peer = peer(script, &report, &ledger)?;
+            show(n, &peer);
+            compare(&ours, &peer);
+        }
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/duckdb.sh");
-    let duck = Command::new(script)
-        .arg(&report)
-        .arg(&ledger)
+    Ok(())
+}
+
+fn show(n: u64, v: &Value) {
+    let wall = v["wall_ms"].as_f64().unwrap_or(0.0);
+    println!(
+        "{:<14} wall {:>8.0} ms  {:>10.0} lines/s  peak RSS {:>7.1} MB  classes {}",
+        v["engine"].as_str().unwrap_or("?"),
+        wall,
+        n as f64 / (wall / 1000.0),
+        v["rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
+        serde_json::to_string(&v["classes"]).unwrap_or_default()
+    );
+}
+
+/// Run a peer engine's script (its own venv) on the same files, 2 threads.
+fn peer(script: &str, report: &Path, ledger: &Path) -> Result<Value, BoxError> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(script);
+    let out = Command::new(path)
+        .arg(report)
+        .arg(ledger)
         .args([
             "2",
             &FEES.bps.to_string(),
@@ -274,22 +293,25 @@ pub fn bench(n: u64, dir: &Path, duckdb: bool) -> Result<(), BoxError> {
             &TOLERANCE.to_string(),
         ])
         .output()?;
-    if !duck.status.success() {
-        return Err(format!("duckdb failed: {}", String::from_utf8_lossy(&duck.stderr)).into());
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{script} failed: {err}").into());
     }
-    let duck = last_json(&duck.stdout)?;
-    show(&duck);
+    last_json(&out.stdout)
+}
+
+fn compare(ours: &Value, peer: &Value) {
+    let name = peer["engine"].as_str().unwrap_or("?");
     println!(
-        "duckdb classes == payloop classes: {}",
-        counts(&duck) == counts(&ours)
+        "{name} classes == payloop classes: {}",
+        counts(peer) == counts(ours)
     );
-    let ratio = |k: &str| ours[k].as_f64().unwrap_or(0.0) / duck[k].as_f64().unwrap_or(1.0);
+    let ratio = |k: &str| ours[k].as_f64().unwrap_or(0.0) / peer[k].as_f64().unwrap_or(1.0);
     println!(
-        "payloop / duckdb (2 threads each): wall {:.2}x (target ≤ 0.5), peak RSS {:.2}x (target ≤ 0.25)",
+        "payloop / {name} (2 threads each): wall {:.2}x (target ≤ 0.5), peak RSS {:.2}x (target ≤ 0.25)",
         ratio("wall_ms"),
         ratio("rss_kb")
     );
-    Ok(())
 }
 
 #[cfg(test)]

@@ -255,9 +255,11 @@ fn spill_both(report: &Path, ledger: &Path, tmp: &Path) -> io::Result<(Vec<Strin
         let first = half == 0;
         let mut theirs = BlockSpill::create(tmp.join(THEIRS[half]), PARTS)?;
         let r = spill_report(report, &rh[half], first, &mut theirs)?;
+        // Finished first: its block buffers go before the ledger's come.
+        let theirs = theirs.finish()?;
         let mut ours = BlockSpill::create(tmp.join(OURS[half]), PARTS)?;
         let l = spill_ledger(ledger, &lh[half], first, &mut ours)?;
-        Ok((r, l, theirs.finish()?, ours.finish()?))
+        Ok((r, l, theirs, ours.finish()?))
     };
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| run(0));

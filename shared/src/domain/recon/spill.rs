@@ -10,7 +10,7 @@ use crate::money::Currency;
 
 use crate::domain::recon::matcher::{Booked, Theirs};
 use crate::psp::settlement::LineRef;
-use crate::schema::recon_index::{key_id, Kind, Record, BUCKETS};
+use crate::schema::recon_index::{key_id, Kind, BUCKETS};
 
 /// A string longer than this in a spill file means a corrupt file.
 const MAX_FIELD: usize = 64 * 1024;
@@ -31,56 +31,74 @@ pub trait Spillable: Sized {
     }
 }
 
+// The encoding is compact (spill bytes are written and read back once
+// each): integers as LEB128 varints (signed ones zigzagged), strings as a
+// varint length and their bytes, and nothing that can be derived: a line's
+// match key is rebuilt from its kind and id, a record's payment id is
+// taken from its key when the key ends with it.
+
 /// A checked report line, encoded exactly as its [`Theirs`] would be,
 /// without building one (the streaming pass allocates nothing per line).
 pub fn encode_line(out: &mut Vec<u8>, l: &LineRef<'_>, kind: Kind) {
     out.push(kind_byte(kind));
-    out.extend_from_slice(&l.line.to_le_bytes());
+    put_varint(out, l.line);
     out.extend_from_slice(l.currency.code().as_bytes());
-    out.extend_from_slice(&l.gross_minor.to_le_bytes());
-    out.extend_from_slice(&l.fee_minor.to_le_bytes());
-    let (prefix, id) = (kind.as_str(), key_id(kind, l.payment_id, l.reference));
-    out.extend_from_slice(&((prefix.len() + 1 + id.len()) as u32).to_le_bytes());
-    out.extend_from_slice(prefix.as_bytes());
-    out.push(b':');
-    out.extend_from_slice(id.as_bytes());
+    put_signed(out, l.gross_minor);
+    put_signed(out, l.fee_minor);
     put_str(out, l.reference);
     put_str(out, l.payment_id);
 }
 
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_signed(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn get_varint(r: &mut impl Read) -> io::Result<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let [b] = get::<1>(r)?;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err(corrupt("varint too long"))
+}
+
+fn get_signed(r: &mut impl Read) -> io::Result<i64> {
+    let z = get_varint(r)?;
+    Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+}
+
+fn field_len(len: u64) -> io::Result<usize> {
+    usize::try_from(len)
+        .ok()
+        .filter(|n| *n <= MAX_FIELD)
+        .ok_or_else(|| corrupt("field too long"))
+}
+
 /// Read a string over `into`, reusing its buffer.
 fn get_str_into(r: &mut impl Read, into: &mut String) -> io::Result<()> {
-    let len = u32::from_le_bytes(get::<4>(r)?) as usize;
-    if len > MAX_FIELD {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "spill field too long",
-        ));
-    }
+    let len = field_len(get_varint(r)?)?;
     let mut buf = std::mem::take(into).into_bytes();
     buf.clear();
     buf.resize(len, 0);
     r.read_exact(&mut buf)?;
-    *into = String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    *into = String::from_utf8(buf).map_err(|_| corrupt("field is not UTF-8"))?;
     Ok(())
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn get_str(r: &mut impl Read) -> io::Result<String> {
-    let len = u32::from_le_bytes(get::<4>(r)?) as usize;
-    if len > MAX_FIELD {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "spill field too long",
-        ));
-    }
-    let mut buf = vec![0; len];
-    r.read_exact(&mut buf)?;
-    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 fn get<const N: usize>(r: &mut impl Read) -> io::Result<[u8; N]> {
@@ -89,7 +107,7 @@ fn get<const N: usize>(r: &mut impl Read) -> io::Result<[u8; N]> {
     Ok(b)
 }
 
-/// The first byte of a record: `None` at a clean end of file.
+/// The first byte of a value: `None` at a clean end of file.
 fn first_byte(r: &mut impl Read) -> io::Result<Option<u8>> {
     let mut b = [0u8; 1];
     match r.read(&mut b)? {
@@ -115,66 +133,57 @@ fn kind_of(b: u8) -> io::Result<Kind> {
         3 => Ok(Kind::Chargeback),
         4 => Ok(Kind::Fee),
         5 => Ok(Kind::Payout),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "spill: bad kind",
-        )),
+        _ => Err(corrupt("bad kind")),
     }
 }
 
-fn currency_of(r: &mut impl Read) -> io::Result<Currency> {
-    let code = get::<3>(r)?;
-    std::str::from_utf8(&code)
-        .ok()
-        .and_then(|c| Currency::parse(c).ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "spill: bad currency"))
+/// A currency code, looked up only when it is not `last`'s.
+fn currency_after(code: [u8; 3], last: Option<Currency>) -> io::Result<Currency> {
+    match last {
+        // Most values share the previous one's currency: no lookup.
+        Some(c) if c.code().as_bytes() == code => Ok(c),
+        _ => std::str::from_utf8(&code)
+            .ok()
+            .and_then(|c| Currency::parse(c).ok())
+            .ok_or_else(|| corrupt("bad currency")),
+    }
 }
 
+/// A spilled line: its [`Theirs::key`] must be its kind and id
+/// ([`crate::schema::recon_index::match_key`]), which decoding rebuilds.
 impl Spillable for Theirs {
     fn encode(&self, out: &mut Vec<u8>) {
+        debug_assert_eq!(
+            self.key,
+            crate::schema::recon_index::match_key(self.kind, &self.payment_id, &self.reference)
+        );
         out.push(kind_byte(self.kind));
-        out.extend_from_slice(&self.line.to_le_bytes());
+        put_varint(out, self.line);
         out.extend_from_slice(self.currency.code().as_bytes());
-        out.extend_from_slice(&self.gross_minor.to_le_bytes());
-        out.extend_from_slice(&self.fee_minor.to_le_bytes());
-        put_str(out, &self.key);
+        put_signed(out, self.gross_minor);
+        put_signed(out, self.fee_minor);
         put_str(out, &self.reference);
         put_str(out, &self.payment_id);
     }
     fn decode(r: &mut impl Read) -> io::Result<Option<Self>> {
-        let Some(k) = first_byte(r)? else {
-            return Ok(None);
-        };
-        Ok(Some(Theirs {
-            kind: kind_of(k)?,
-            line: u64::from_le_bytes(get::<8>(r)?),
-            currency: currency_of(r)?,
-            gross_minor: i64::from_le_bytes(get::<8>(r)?),
-            fee_minor: i64::from_le_bytes(get::<8>(r)?),
-            key: get_str(r)?,
-            reference: get_str(r)?,
-            payment_id: get_str(r)?,
-        }))
+        let mut t = Theirs::empty();
+        Ok(Self::decode_into(r, &mut t)?.then_some(t))
     }
     fn decode_into(r: &mut impl Read, t: &mut Self) -> io::Result<bool> {
         let Some(k) = first_byte(r)? else {
             return Ok(false);
         };
         t.kind = kind_of(k)?;
-        t.line = u64::from_le_bytes(get::<8>(r)?);
-        // Most lines are in the previous line's currency: no table lookup.
-        let code = get::<3>(r)?;
-        if code != t.currency.code().as_bytes() {
-            t.currency = std::str::from_utf8(&code)
-                .ok()
-                .and_then(|c| Currency::parse(c).ok())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "spill: bad currency"))?;
-        }
-        t.gross_minor = i64::from_le_bytes(get::<8>(r)?);
-        t.fee_minor = i64::from_le_bytes(get::<8>(r)?);
-        get_str_into(r, &mut t.key)?;
+        t.line = get_varint(r)?;
+        t.currency = currency_after(get::<3>(r)?, Some(t.currency))?;
+        t.gross_minor = get_signed(r)?;
+        t.fee_minor = get_signed(r)?;
         get_str_into(r, &mut t.reference)?;
         get_str_into(r, &mut t.payment_id)?;
+        t.key.clear();
+        t.key.push_str(t.kind.as_str());
+        t.key.push(':');
+        t.key.push_str(key_id(t.kind, &t.payment_id, &t.reference));
         Ok(true)
     }
 }
@@ -212,6 +221,29 @@ impl Booked for RecordRef<'_> {
     }
 }
 
+/// A record's key is `<kind>:<payment id>`: the payment id is not stored.
+const PAYMENT_ID_IN_KEY: u8 = 1;
+
+/// The payment id a `<kind>:<id>` key ends with.
+fn id_in_key(kind: Kind, key: &str) -> Option<&str> {
+    key.strip_prefix(kind.as_str())?.strip_prefix(':')
+}
+
+/// One of our records, for [`records_in`].
+pub fn encode_record(out: &mut Vec<u8>, r: &RecordRef<'_>) {
+    let in_key = id_in_key(r.kind, r.key) == Some(r.payment_id);
+    out.push(kind_byte(r.kind));
+    out.extend_from_slice(r.currency.code().as_bytes());
+    put_signed(out, r.gross_minor);
+    out.push(if in_key { PAYMENT_ID_IN_KEY } else { 0 });
+    put_str(out, r.key);
+    if !in_key {
+        put_str(out, r.payment_id);
+    }
+    put_str(out, r.method);
+    put_str(out, r.event_id);
+}
+
 /// The records of a spilled partition read whole, borrowing its bytes: no
 /// allocation per record.
 pub fn records_in(mut bytes: &[u8]) -> io::Result<Vec<RecordRef<'_>>> {
@@ -220,26 +252,22 @@ pub fn records_in(mut bytes: &[u8]) -> io::Result<Vec<RecordRef<'_>>> {
     while let Some((&k, rest)) = bytes.split_first() {
         bytes = rest;
         let kind = kind_of(k)?;
-        let code = take::<3>(&mut bytes)?;
-        let currency = match last {
-            // Most records share the previous one's currency: no lookup.
-            Some(c) if c.code().as_bytes() == code => c,
-            _ => {
-                let c = std::str::from_utf8(&code)
-                    .ok()
-                    .and_then(|c| Currency::parse(c).ok())
-                    .ok_or_else(|| corrupt("bad currency"))?;
-                last = Some(c);
-                c
-            }
+        let currency = currency_after(take::<3>(&mut bytes)?, last)?;
+        last = Some(currency);
+        let gross_minor = get_signed(&mut bytes)?;
+        let [flags] = take::<1>(&mut bytes)?;
+        let key = take_str(&mut bytes)?;
+        let payment_id = match flags {
+            PAYMENT_ID_IN_KEY => id_in_key(kind, key).ok_or_else(|| corrupt("bad key"))?,
+            0 => take_str(&mut bytes)?,
+            _ => return Err(corrupt("bad flags")),
         };
-        let gross_minor = i64::from_le_bytes(take::<8>(&mut bytes)?);
         out.push(RecordRef {
             kind,
             currency,
             gross_minor,
-            key: take_str(&mut bytes)?,
-            payment_id: take_str(&mut bytes)?,
+            key,
+            payment_id,
             method: take_str(&mut bytes)?,
             event_id: take_str(&mut bytes)?,
         });
@@ -260,55 +288,13 @@ fn take<const N: usize>(bytes: &mut &[u8]) -> io::Result<[u8; N]> {
 }
 
 fn take_str<'a>(bytes: &mut &'a [u8]) -> io::Result<&'a str> {
-    let len = u32::from_le_bytes(take::<4>(bytes)?) as usize;
-    if len > MAX_FIELD || len > bytes.len() {
-        return Err(corrupt("bad field length"));
+    let len = field_len(get_varint(bytes)?)?;
+    if len > bytes.len() {
+        return Err(corrupt("truncated"));
     }
     let (text, rest) = bytes.split_at(len);
     *bytes = rest;
     std::str::from_utf8(text).map_err(|_| corrupt("field is not UTF-8"))
-}
-
-/// Encoded exactly as the [`Record`] it describes.
-pub fn encode_record(out: &mut Vec<u8>, r: &RecordRef<'_>) {
-    out.push(kind_byte(r.kind));
-    out.extend_from_slice(r.currency.code().as_bytes());
-    out.extend_from_slice(&r.gross_minor.to_le_bytes());
-    put_str(out, r.key);
-    put_str(out, r.payment_id);
-    put_str(out, r.method);
-    put_str(out, r.event_id);
-}
-
-impl Spillable for Record {
-    fn encode(&self, out: &mut Vec<u8>) {
-        encode_record(
-            out,
-            &RecordRef {
-                key: &self.key,
-                kind: self.kind,
-                payment_id: &self.payment_id,
-                gross_minor: self.gross_minor,
-                currency: self.currency,
-                method: &self.method,
-                event_id: &self.event_id,
-            },
-        );
-    }
-    fn decode(r: &mut impl Read) -> io::Result<Option<Self>> {
-        let Some(k) = first_byte(r)? else {
-            return Ok(None);
-        };
-        Ok(Some(Record {
-            kind: kind_of(k)?,
-            currency: currency_of(r)?,
-            gross_minor: i64::from_le_bytes(get::<8>(r)?),
-            key: get_str(r)?,
-            payment_id: get_str(r)?,
-            method: get_str(r)?,
-            event_id: get_str(r)?,
-        }))
-    }
 }
 
 /// One file per bucket under `dir`, named `<name>-<bucket>`.
@@ -540,24 +526,12 @@ mod tests {
             fee_minor: 0,
             currency: eur,
         };
-        let r = Record {
-            key: "payment:pay_1".into(),
-            kind: Kind::Payment,
-            payment_id: "pay_1".into(),
-            gross_minor: 1000,
-            currency: eur,
-            method: "card".into(),
-            event_id: "evt_9".into(),
-        };
         let mut a = Spill::create(dir.path(), "theirs", &[3, 5]).unwrap();
-        let mut b = Spill::create(dir.path(), "ours", &[3]).unwrap();
         assert!(a.keeps(5) && !a.keeps(4));
         a.push(3, &t).unwrap();
         a.push(3, &t).unwrap();
         a.push(4, &t).unwrap(); // not kept
-        b.push(3, &r).unwrap();
         a.finish().unwrap();
-        b.finish().unwrap();
         let back: Vec<Theirs> = SpillReader::open(dir.path(), "theirs", 3)
             .unwrap()
             .collect::<io::Result<_>>()
@@ -569,36 +543,53 @@ mod tests {
                 .count(),
             0
         );
-        let ours: Vec<Record> = SpillReader::open(dir.path(), "ours", 3)
-            .unwrap()
-            .collect::<io::Result<_>>()
-            .unwrap();
-        assert_eq!(ours, vec![r.clone()]);
-        // Read whole, borrowing the bytes: the same record.
-        let bytes = std::fs::read(path(dir.path(), "ours", 3)).unwrap();
-        let refs = records_in(&bytes).unwrap();
-        assert_eq!(refs.len(), 1);
-        let got = &refs[0];
-        assert_eq!(
+    }
+
+    #[test]
+    fn records_read_back_borrowing_the_bytes_whatever_their_fields() {
+        let eur = Currency::parse("EUR").unwrap();
+        let usd = Currency::parse("USD").unwrap();
+        let rec = |key, kind, payment_id, gross_minor, currency| RecordRef {
+            key,
+            kind,
+            payment_id,
+            gross_minor,
+            currency,
+            method: "card",
+            event_id: "evt_9",
+        };
+        let all = [
+            // The payment id in the key (not stored), and not.
+            rec("payment:pay_1", Kind::Payment, "pay_1", 1000, eur),
+            rec("refund:rf_1", Kind::Refund, "pay_1", -250, eur),
+            rec("payment:pay:x", Kind::Payment, "pay:x", i64::MAX, usd),
+            rec("payment:other", Kind::Payment, "pay_2", i64::MIN, usd),
+            rec("chargeback:pay_3", Kind::Chargeback, "pay_3", 0, eur),
+        ];
+        let mut bytes = Vec::new();
+        for r in &all {
+            encode_record(&mut bytes, r);
+        }
+        let back = records_in(&bytes).unwrap();
+        let fields = |r: &RecordRef<'_>| {
             (
-                got.key,
-                got.kind,
-                got.payment_id,
-                got.gross_minor,
-                got.currency
-            ),
-            (
-                r.key.as_str(),
+                r.key.to_owned(),
                 r.kind,
-                r.payment_id.as_str(),
+                r.payment_id.to_owned(),
                 r.gross_minor,
-                r.currency
+                r.currency,
+                r.method.to_owned(),
+                r.event_id.to_owned(),
             )
-        );
-        assert_eq!((got.method, got.event_id), ("card", "evt_9"));
-        // A cut file is an error, never a panic or a short read taken as whole.
-        for cut in 1..bytes.len() {
-            assert!(records_in(&bytes[..cut]).is_err(), "cut at {cut}");
+        };
+        let want: Vec<_> = all.iter().map(fields).collect();
+        assert_eq!(back.iter().map(fields).collect::<Vec<_>>(), want);
+        // A cut record is an error, never a panic or a short read taken as
+        // whole (cuts at a record's end are whole records).
+        let mut one = Vec::new();
+        encode_record(&mut one, &all[1]);
+        for cut in 1..one.len() {
+            assert!(records_in(&one[..cut]).is_err(), "cut at {cut}");
         }
     }
 
