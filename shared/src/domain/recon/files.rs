@@ -1,11 +1,14 @@
 //! File-to-file matching: a settlement report against an export of our
 //! index (`key,kind,payment_id,gross_minor,currency,method,event_id`), with
-//! the same reader, spill files and matcher as the store-backed run, on two
-//! threads: each reads one half of each file (split at a line end) into its
-//! own block spills (one file per half and side, 128 partitions each), then
-//! each matches half of the partitions. Memory: the read buffers, one block
-//! per partition while spilling, then one partition's records (1/128 of the
-//! export) with its lines streamed a block at a time; the rest is on disk. Used by `payloop bench recon`; no store, no heals.
+//! the same reader, spill encoding and matcher as the store-backed run, on
+//! two threads: each reads one half of each file (split at a line end) into
+//! its own block spills (one file per half and side, partitioned by
+//! [`Layout`]), then each matches half of the partitions. Memory per thread:
+//! a 1 MiB read buffer; the block buffers while spilling (4 MiB, 32 MiB at
+//! most at 8192 partitions); then one partition's records (about 4 MiB of
+//! the export up to 32 GB of it, a 1/8192 share beyond), its lines
+//! streamed a block at a time. The rest is on disk. Used by
+//! `payloop bench recon`; no store, no heals.
 
 use std::fs::File;
 use std::hash::BuildHasher;
@@ -27,9 +30,32 @@ use crate::text::{split_fields, LineError, LineSplitter};
 
 pub const LEDGER_HEADER: &str = "key,kind,payment_id,gross_minor,currency,method,event_id";
 const CHUNK: usize = 1 << 20;
-/// Partitions of a file-to-file match: finer than the store's 32 buckets, so
-/// one partition's hash table stays cache-sized at tens of millions of lines.
-const PARTS: u32 = 128;
+/// How a file-to-file match partitions: at least 128 partitions (finer
+/// than the store's 32 buckets), more as the export grows so that one
+/// partition holds about [`PART_BYTES`] of it (one partition's records is
+/// what matching holds), up to [`MAX_PARTS`]; blocks shrink as partitions
+/// multiply so that a spill's block buffers stay near [`BUFFERS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    parts: u32,
+    block: usize,
+}
+
+const MIN_PARTS: u32 = 128;
+const MAX_PARTS: u32 = 8192;
+const PART_BYTES: u64 = 4 << 20;
+const BUFFERS: usize = 4 << 20;
+
+impl Layout {
+    fn for_export(ledger_bytes: u64) -> Layout {
+        let parts = (ledger_bytes / PART_BYTES).clamp(u64::from(MIN_PARTS), u64::from(MAX_PARTS));
+        let parts = u32::try_from(parts).unwrap_or(MAX_PARTS);
+        Layout {
+            parts,
+            block: (BUFFERS / parts as usize).clamp(4 << 10, 32 << 10),
+        }
+    }
+}
 
 /// What matching two files found.
 #[derive(Debug)]
@@ -73,9 +99,9 @@ const OURS: [&str; 2] = ["ours0", "ours1"];
 
 /// A file's partition of a match key: a word-at-a-time hash (the
 /// partitions live for one run, so nothing needs FNV's stability).
-fn part_of(key: &str) -> u32 {
+fn part_of(key: &str, parts: u32) -> u32 {
     const PARTITIONS: KeyHash = KeyHash::with_seed(0x9a27_11c3_5e0d_4b61);
-    (PARTITIONS.hash_one(key) % u64::from(PARTS)) as u32
+    (PARTITIONS.hash_one(key) % u64::from(parts.max(1))) as u32
 }
 
 /// What reading one half of a file found: its lines (relative to the
@@ -176,7 +202,8 @@ fn spill_report(
                     key.push_str(kind.as_str());
                     key.push(':');
                     key.push_str(key_id(kind, l.payment_id, l.reference));
-                    let pushed = spill.push_with(part_of(&key), |o| encode_line(o, &l, kind));
+                    let part = part_of(&key, spill.parts());
+                    let pushed = spill.push_with(part, |o| encode_line(o, &l, kind));
                     failed = pushed.err();
                 }
                 Ok(_) => {}
@@ -219,7 +246,8 @@ fn spill_ledger(
                 }
                 Ok(t) => match parse_ledger_line(t, &mut last) {
                     Ok(rec) if out.errors.is_empty() && failed.is_none() => {
-                        let pushed = spill.push_with(part_of(rec.key), |o| encode_record(o, &rec));
+                        let part = part_of(rec.key, spill.parts());
+                        let pushed = spill.push_with(part, |o| encode_record(o, &rec));
                         failed = pushed.err();
                         None
                     }
@@ -243,7 +271,12 @@ fn spill_ledger(
 
 /// Both halves of both files, each thread one half of each; then the
 /// malformed lines of both files in order, numbered from each file's start.
-fn spill_both(report: &Path, ledger: &Path, tmp: &Path) -> io::Result<(Vec<String>, Spills)> {
+fn spill_both(
+    report: &Path,
+    ledger: &Path,
+    tmp: &Path,
+    at: Layout,
+) -> io::Result<(Vec<String>, Spills)> {
     let (rh, lh) = (halves(report)?, halves(ledger)?);
     type Halves = (
         HalfRead<ReportError>,
@@ -253,11 +286,11 @@ fn spill_both(report: &Path, ledger: &Path, tmp: &Path) -> io::Result<(Vec<Strin
     );
     let run = |half: usize| -> io::Result<Halves> {
         let first = half == 0;
-        let mut theirs = BlockSpill::create(tmp.join(THEIRS[half]), PARTS)?;
+        let mut theirs = BlockSpill::create(tmp.join(THEIRS[half]), at.parts, at.block)?;
         let r = spill_report(report, &rh[half], first, &mut theirs)?;
         // Finished first: its block buffers go before the ledger's come.
         let theirs = theirs.finish()?;
-        let mut ours = BlockSpill::create(tmp.join(OURS[half]), PARTS)?;
+        let mut ours = BlockSpill::create(tmp.join(OURS[half]), at.parts, at.block)?;
         let l = spill_ledger(ledger, &lh[half], first, &mut ours)?;
         Ok((r, l, theirs, ours.finish()?))
     };
@@ -313,7 +346,7 @@ fn match_buckets(
     let mut totals = Totals::default();
     let (mut bytes, mut block) = (Vec::new(), Vec::new());
     for &b in buckets {
-        // A partition is 1/PARTS of the export: read whole, records borrow it.
+        // A partition is a bounded slice of the export: read whole, records borrow it.
         bytes.clear();
         for half in &spills.ours {
             half.read_part(b, &mut bytes)?;
@@ -351,8 +384,9 @@ pub fn match_files(
     tolerance_minor: i64,
     tmp: &Path,
 ) -> io::Result<FileOutcome> {
-    let all: Vec<u32> = (0..PARTS).collect();
-    let (errors, spills) = spill_both(report, ledger, tmp)?;
+    let at = Layout::for_export(std::fs::metadata(ledger)?.len());
+    let all: Vec<u32> = (0..at.parts).collect();
+    let (errors, spills) = spill_both(report, ledger, tmp, at)?;
     if !errors.is_empty() {
         return Ok(FileOutcome::Malformed(errors));
     }
@@ -375,4 +409,44 @@ pub fn class_counts(t: &Totals) -> Vec<(&'static str, u64)> {
         .iter()
         .map(|c| (c.as_str(), t.count(*c)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_grow_with_the_export_and_their_buffers_do_not() {
+        let small = Layout::for_export(100 << 20);
+        assert_eq!(
+            small,
+            Layout {
+                parts: 128,
+                block: 32 << 10
+            }
+        );
+        let ten_million = Layout::for_export(1 << 30);
+        assert_eq!(
+            ten_million,
+            Layout {
+                parts: 256,
+                block: 16 << 10
+            }
+        );
+        let huge = Layout::for_export(1 << 40);
+        assert_eq!(
+            huge,
+            Layout {
+                parts: 8192,
+                block: 4 << 10
+            }
+        );
+        for at in [small, ten_million, huge] {
+            assert!(at.parts as usize * at.block <= 32 << 20, "{at:?}");
+        }
+        // Every key lands in a partition that exists.
+        for parts in [1, 128, 8192] {
+            assert!((0..1000).all(|i| part_of(&format!("payment:pay_{i}"), parts) < parts));
+        }
+    }
 }

@@ -400,9 +400,6 @@ impl<T: Spillable> Iterator for SpillReader<T> {
     }
 }
 
-/// A block of a [`BlockSpill`]: written when a partition's buffer reaches it.
-const BLOCK: usize = 32 * 1024;
-
 /// Many partitions spilled into ONE file: each partition's values gather
 /// in a buffer that is written as a block when it fills, and the index
 /// says where each partition's blocks are. With a hundred partitions and
@@ -411,16 +408,19 @@ const BLOCK: usize = 32 * 1024;
 pub struct BlockSpill {
     path: PathBuf,
     file: File,
+    /// A partition's buffer is written when it reaches this size.
+    block: usize,
     end: u64,
     bufs: Vec<Vec<u8>>,
     blocks: Vec<Vec<(u64, u32)>>,
 }
 
 impl BlockSpill {
-    pub fn create(path: PathBuf, parts: u32) -> io::Result<BlockSpill> {
+    pub fn create(path: PathBuf, parts: u32, block: usize) -> io::Result<BlockSpill> {
         Ok(BlockSpill {
             file: File::create(&path)?,
             path,
+            block: block.max(1),
             end: 0,
             bufs: (0..parts).map(|_| Vec::new()).collect(),
             blocks: (0..parts).map(|_| Vec::new()).collect(),
@@ -434,13 +434,17 @@ impl BlockSpill {
             return Ok(());
         };
         if buf.capacity() == 0 {
-            buf.reserve_exact(BLOCK + 512);
+            buf.reserve_exact(self.block + 512);
         }
         encode(buf);
-        if buf.len() >= BLOCK {
+        if buf.len() >= self.block {
             self.write_block(part as usize)?;
         }
         Ok(())
+    }
+
+    pub fn parts(&self) -> u32 {
+        u32::try_from(self.bufs.len()).unwrap_or(u32::MAX)
     }
 
     fn write_block(&mut self, part: usize) -> io::Result<()> {
@@ -596,7 +600,7 @@ mod tests {
     #[test]
     fn a_block_spill_gives_back_each_partition_in_order_and_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spill = BlockSpill::create(dir.path().join("blocks"), 3).unwrap();
+        let mut spill = BlockSpill::create(dir.path().join("blocks"), 3, 32 << 10).unwrap();
         // Partition 1 fills several blocks, 2 one short block, 0 nothing;
         // a partition beyond the count is ignored.
         let value = |i: u32| format!("value {i};").into_bytes();
