@@ -160,8 +160,11 @@ pub fn generate(
         }
         i += 1;
     }
-    r.flush()?;
-    l.flush()?;
+    // On disk before any engine reads them: no engine runs while the
+    // files' own write-back competes with it.
+    for w in [r, l] {
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
     Ok((report, ledger, want))
 }
 

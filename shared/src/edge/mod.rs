@@ -145,6 +145,22 @@ pub fn idempotency_key(
     IdempotencyKey::parse(raw).map_err(|e| Error::validation("Idempotency-Key", e.to_string()))
 }
 
+/// The idempotency claim of one request: its scope and key, and the
+/// fingerprint of its method, path and body.
+fn idem_request<'a>(
+    ctx: &Ctx,
+    scope: &'a str,
+    key: &'a IdempotencyKey,
+    (method, path, raw): (&str, &str, &[u8]),
+) -> IdemRequest<'a> {
+    IdemRequest {
+        scope,
+        key,
+        fingerprint: idempotency::fingerprint(method, path, raw),
+        now_ms: ctx.now_ms(),
+    }
+}
+
 /// Run `work` at most once per (scope, key): replay a stored 2xx, refuse a
 /// reused or in-flight key, remember only 2xx responses. `work` gets the id
 /// reserved for what it creates (a ULID), the same on every attempt.
@@ -162,12 +178,7 @@ where
     Fut: Future<Output = Result<(StatusCode, T), Error>>,
     T: Serialize,
 {
-    let req = IdemRequest {
-        scope,
-        key,
-        fingerprint: idempotency::fingerprint(method, path, raw),
-        now_ms: ctx.now_ms(),
-    };
+    let req = idem_request(ctx, scope, key, (method, path, raw));
     let claim = match idempotency::begin(ctx.store.as_ref(), &ctx.config, &req).await {
         Ok(Begin::Fresh(claim)) => claim,
         Ok(Begin::Replay(stored)) => return replayed(stored.status, &stored.body),
@@ -265,12 +276,7 @@ where
     RFut: Future<Output = Result<Option<(StatusCode, T)>, Error>>,
     T: Serialize,
 {
-    let req = IdemRequest {
-        scope,
-        key,
-        fingerprint: idempotency::fingerprint(method, path, raw),
-        now_ms: ctx.now_ms(),
-    };
+    let req = idem_request(ctx, scope, key, (method, path, raw));
     let store = ctx.store.as_ref();
     let claim = match idempotency::begin_recall(store, &ctx.config, &req).await {
         Ok(Begin::Fresh(claim)) => claim,
