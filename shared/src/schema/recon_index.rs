@@ -116,7 +116,33 @@ pub struct Record {
     pub event_id: String,
 }
 
+/// A record's fields, borrowed (from a [`Record`], a ledger export line, a
+/// spill file's bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    pub key: &'a str,
+    pub kind: Kind,
+    pub payment_id: &'a str,
+    pub gross_minor: i64,
+    pub currency: Currency,
+    pub method: &'a str,
+    pub event_id: &'a str,
+}
+
 impl Record {
+    /// Its fields, borrowed.
+    pub fn fields(&self) -> RecordRef<'_> {
+        RecordRef {
+            key: &self.key,
+            kind: self.kind,
+            payment_id: &self.payment_id,
+            gross_minor: self.gross_minor,
+            currency: self.currency,
+            method: &self.method,
+            event_id: &self.event_id,
+        }
+    }
+
     /// The index put for a movement's transaction.
     pub fn write(&self, psp: &PspId, day: Day) -> Write {
         self.put(psp, day, None)

@@ -22,10 +22,10 @@ use crate::domain::policy::FeeRule;
 use crate::domain::recon::matcher::{BucketMatcher, Class, KeyHash, Theirs};
 use crate::domain::recon::report::{Tally, Totals};
 use crate::domain::recon::spill::{
-    encode_line, encode_record, records_in, BlockSpill, RecordRef, Spillable, Spilled,
+    encode_line, encode_record, records_in, BlockSpill, Spillable, Spilled,
 };
 use crate::psp::settlement::{PayloopFormat, ReportError, ReportReader, MAX_LINE};
-use crate::schema::recon_index::{key_id, Kind};
+use crate::schema::recon_index::{key_id, Kind, RecordRef};
 use crate::text::{split_fields, LineError, LineSplitter};
 
 pub const LEDGER_HEADER: &str = "key,kind,payment_id,gross_minor,currency,method,event_id";

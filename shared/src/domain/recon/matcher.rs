@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use crate::money::Currency;
 
 use crate::domain::policy::FeeRule;
-use crate::schema::recon_index::{Kind, Record};
+use crate::schema::recon_index::{Kind, Record, RecordRef};
 
 /// The event-id prefix of a capture applied by reconciliation.
 pub const HEAL_PREFIX: &str = "recon:";
@@ -118,35 +118,21 @@ impl FeeRule {
     }
 }
 
-/// What matching (and the report's tally) reads of one of our records:
-/// the store's [`Record`], or a record borrowing a spill file's bytes.
+/// One of our records as matching (and the report's tally) reads it: the
+/// store's [`Record`], or a record borrowing a spill file's bytes.
 pub trait Booked: Clone {
-    fn key(&self) -> &str;
-    fn kind(&self) -> Kind;
-    fn gross_minor(&self) -> i64;
-    fn currency(&self) -> Currency;
-    fn method(&self) -> &str;
-    fn event_id(&self) -> &str;
+    fn fields(&self) -> RecordRef<'_>;
 }
 
 impl Booked for Record {
-    fn key(&self) -> &str {
-        &self.key
+    fn fields(&self) -> RecordRef<'_> {
+        Record::fields(self)
     }
-    fn kind(&self) -> Kind {
-        self.kind
-    }
-    fn gross_minor(&self) -> i64 {
-        self.gross_minor
-    }
-    fn currency(&self) -> Currency {
-        self.currency
-    }
-    fn method(&self) -> &str {
-        &self.method
-    }
-    fn event_id(&self) -> &str {
-        &self.event_id
+}
+
+impl Booked for RecordRef<'_> {
+    fn fields(&self) -> RecordRef<'_> {
+        *self
     }
 }
 
@@ -257,19 +243,19 @@ struct Entry<R> {
 
 impl<R: Booked> Borrow<str> for Entry<R> {
     fn borrow(&self) -> &str {
-        self.record.key()
+        self.record.fields().key
     }
 }
 
 impl<R: Booked> Hash for Entry<R> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.record.key().hash(state);
+        self.record.fields().key.hash(state);
     }
 }
 
 impl<R: Booked> PartialEq for Entry<R> {
     fn eq(&self, other: &Self) -> bool {
-        self.record.key() == other.record.key()
+        self.record.fields().key == other.record.fields().key
     }
 }
 
@@ -316,10 +302,10 @@ impl<R: Booked> BucketMatcher<R> {
         if !first {
             return Finding::of(Class::Duplicate, ours);
         }
-        if rec.currency() != t.currency {
+        if rec.fields().currency != t.currency {
             return Finding::of(Class::CurrencyMismatch, ours);
         }
-        if rec.gross_minor() != t.gross_minor {
+        if rec.fields().gross_minor != t.gross_minor {
             return Finding::of(Class::AmountMismatch, ours);
         }
         if let Some(expected) = self.fees.and_then(|f| f.expected(t.kind, t.gross_minor)) {
@@ -329,7 +315,7 @@ impl<R: Booked> BucketMatcher<R> {
                 return f;
             }
         }
-        if rec.event_id().starts_with(HEAL_PREFIX) {
+        if rec.fields().event_id.starts_with(HEAL_PREFIX) {
             let mut f = Finding::of(Class::MissingInWallet, ours);
             f.healed = true;
             return f;

@@ -165,12 +165,13 @@ impl Tally {
     /// As [`Totals::unsettled`].
     pub fn unsettled(&mut self, r: &impl Booked) -> Result<(), Error> {
         self.classes[Class::MissingAtPsp as usize] += 1;
+        let r = r.fields();
         add_group(
             &mut self.unsettled,
-            r.method(),
-            r.currency(),
-            r.kind(),
-            r.gross_minor(),
+            r.method,
+            r.currency,
+            r.kind,
+            r.gross_minor,
             0,
         )
     }

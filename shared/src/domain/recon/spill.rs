@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::money::Currency;
 
-use crate::domain::recon::matcher::{Booked, Theirs};
+use crate::domain::recon::matcher::Theirs;
 use crate::psp::settlement::LineRef;
-use crate::schema::recon_index::{key_id, Kind, BUCKETS};
+use crate::schema::recon_index::{key_id, Kind, RecordRef, BUCKETS};
 
 /// A string longer than this in a spill file means a corrupt file.
 const MAX_FIELD: usize = 64 * 1024;
@@ -185,39 +185,6 @@ impl Spillable for Theirs {
         t.key.push(':');
         t.key.push_str(key_id(t.kind, &t.payment_id, &t.reference));
         Ok(true)
-    }
-}
-
-/// A record's fields, borrowed (a ledger export line, say).
-#[derive(Debug, Clone, Copy)]
-pub struct RecordRef<'a> {
-    pub key: &'a str,
-    pub kind: Kind,
-    pub payment_id: &'a str,
-    pub gross_minor: i64,
-    pub currency: Currency,
-    pub method: &'a str,
-    pub event_id: &'a str,
-}
-
-impl Booked for RecordRef<'_> {
-    fn key(&self) -> &str {
-        self.key
-    }
-    fn kind(&self) -> Kind {
-        self.kind
-    }
-    fn gross_minor(&self) -> i64 {
-        self.gross_minor
-    }
-    fn currency(&self) -> Currency {
-        self.currency
-    }
-    fn method(&self) -> &str {
-        self.method
-    }
-    fn event_id(&self) -> &str {
-        self.event_id
     }
 }
 
