@@ -1,8 +1,11 @@
 //! Applying a payment's PSP outcome: the one place where a deposit's
-//! verified final status moves money (credit on capture, debit on a
-//! chargeback), exactly once, in one transaction with the payment's status
-//! move (a chargeback's reconciliation index record joins it; a capture's is
-//! put right after, on every delivery, from what the credit stored).
+//! verified final status moves money, exactly once. A chargeback's debit is
+//! one transaction with the payment's status move (and its reconciliation
+//! index record). A capture first moves the payment (conditional on its
+//! status: the one that wins is the one that counts), then owes three
+//! idempotent steps that run on every delivery of the capture until one
+//! gets through them all: the credit (one transaction of balance and entry,
+//! once by the entry's txn id), the index record, the AML step.
 
 use crate::clock::Day;
 use crate::error::{Error, ErrorCode};
@@ -70,11 +73,13 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
     let applied = apply_to(ctx, ev, &payment, stored).await?;
     // Credited by this delivery or an earlier one, even if a chargeback
     // has overtaken the redelivery since (its steps are still owed).
-    let credited = matches!(applied, Applied::Moved(PaymentStatus::Captured))
+    let captured = matches!(applied, Applied::Moved(PaymentStatus::Captured))
         || (applied == Applied::NoOp && payment.credited_txn.is_some());
-    if ev.status == PaymentStatus::Captured && credited {
+    if ev.status == PaymentStatus::Captured && captured {
         // Run on every delivery of the capture, so a crash right after the
-        // credit is made good by the redelivery (both steps are idempotent).
+        // payment's move is made good by the redelivery (every step is
+        // idempotent): the credit, its index record, the AML step.
+        credit_wallet(ctx, &payment, stored.instrument).await?;
         let capture = match applied {
             Applied::Moved(_) => Some((ev.event_id.as_str(), ev.occurred_ms)),
             _ => stored_capture(&found),
@@ -176,7 +181,7 @@ async fn apply_to(
         return not_applied(ctx, ev, &payment, payment.status).await;
     }
     let moved = match ev.status {
-        PaymentStatus::Captured => credit_deposit(ctx, &payment, ev, stored.instrument).await?,
+        PaymentStatus::Captured => capture(ctx, &payment, ev).await?,
         PaymentStatus::ChargedBack => charge_back(ctx, &payment, ev).await?,
         _ => move_status(ctx, &payment, ev).await?,
     };
@@ -243,15 +248,44 @@ async fn move_status(
     }
 }
 
-/// A capture: ONE transaction of payment → captured, balance + amount, and
-/// the credit entry (txn id `dep_<payment ulid>`); the payment's condition
-/// and the txn id's uniqueness make a second application impossible.
-async fn credit_deposit(
+/// A capture, step one: the payment → captured (with the capture's event
+/// and the txn id its credit will carry), conditional on its status and
+/// terms; with a deposit-limit reservation, in one transaction with it. The
+/// credit itself is owed from then on ([`credit_wallet`], on every delivery).
+async fn capture(
     ctx: &Ctx,
     p: &Payment,
     ev: &PspEvent,
-    instrument: Option<&str>,
 ) -> Result<Option<Option<PaymentStatus>>, ApplyError> {
+    let moved = payment_move(p, ev, ctx.now_ms());
+    // Its deposit-limit reservation counts exactly once (gross), even when
+    // it expired before the capture came.
+    let limits = crate::domain::limits::reserve::capture_writes(ctx, &p.player, &p.id).await?;
+    let result = if limits.is_empty() {
+        ctx.store.write(moved).await
+    } else {
+        let mut writes = vec![moved];
+        writes.extend(limits);
+        ctx.store.transact(writes).await
+    };
+    match result {
+        Ok(()) => Ok(None),
+        Err(StoreError::ConditionFailed { index: 0, old }) => Ok(Some(seen_status(old.as_ref()))),
+        // The reservation moved (the expiry sweep ran) after it was read.
+        Err(StoreError::ConditionFailed { .. }) => Err(ApplyError {
+            retryable: true,
+            reason: format!("the limit reservation of {} moved meanwhile", p.id),
+        }),
+        Err(e) => Err(Error::from(e).into()),
+    }
+}
+
+/// A capture, step two: ONE transaction of the balance + amount and the
+/// credit entry (txn id `dep_<payment ulid>`, whose uniqueness makes a
+/// second credit impossible). Owed once the payment is captured: run on
+/// every delivery of the capture, so a crash between the two steps is made
+/// good by the redelivery.
+async fn credit_wallet(ctx: &Ctx, p: &Payment, instrument: Option<&str>) -> Result<(), ApplyError> {
     let txn = p.id.deposit_txn_id();
     let mut m = Movement::new(&p.player, p.amount.currency(), txn, EntryKind::Credit);
     m.available_delta = p.amount.minor();
@@ -267,26 +301,19 @@ async fn credit_deposit(
         instrument,
         p.country.as_deref(),
     ));
-    let mut extra = vec![payment_move(p, ev, ctx.now_ms())];
-    let own = extra.len();
-    // Its deposit-limit reservation counts exactly once (gross), even when
-    // it expired before the capture came.
-    extra.extend(crate::domain::limits::reserve::capture_writes(ctx, &p.player, &p.id).await?);
-    match ledger::apply(ctx, &m, &extra).await? {
-        Outcome::Moved(e) if e.fresh => Ok(None),
-        // The credit entry exists: this capture was applied before.
-        Outcome::Moved(_) => Ok(Some(Some(PaymentStatus::Captured))),
-        // The reservation moved (the expiry sweep ran) after it was read.
-        Outcome::Refused(Refusal::Extra { index, .. }) if index >= own => Err(ApplyError {
-            retryable: true,
-            reason: format!("the limit reservation of {} moved meanwhile", p.id),
-        }),
-        Outcome::Refused(Refusal::Extra { old, .. }) => Ok(Some(seen_status(old.as_ref()))),
+    match ledger::apply(ctx, &m, &[]).await? {
+        Outcome::Moved(_) => Ok(()),
         Outcome::Refused(r) => Err(ApplyError {
             retryable: false,
             reason: format!("a deposit credit was refused: {r:?}"),
         }),
     }
+}
+
+/// Whether the capture's credit entry is in the wallet.
+pub(crate) async fn credited(ctx: &Ctx, p: &Payment) -> Result<bool, Error> {
+    let key = keys::ledger(&p.player, &p.id.deposit_txn_id());
+    Ok(ctx.store.get(&key).await?.is_some())
 }
 
 /// A late or repeated event is a no-op; a final status that contradicts the
@@ -319,6 +346,13 @@ async fn charge_back(
     p: &Payment,
     ev: &PspEvent,
 ) -> Result<Option<Option<PaymentStatus>>, ApplyError> {
+    if !credited(ctx, p).await? {
+        // Captured, its credit still owed: debit only after it.
+        return Err(ApplyError {
+            retryable: true,
+            reason: format!("chargeback before the credit of {}", p.id),
+        });
+    }
     let tail = p.id.as_str().trim_start_matches("pay_");
     let txn = TxnId::parse(&format!("cb_{tail}")).map_err(|e| Error::Internal(e.to_string()))?;
     let mut m = Movement::new(&p.player, p.amount.currency(), txn, EntryKind::Chargeback);
@@ -414,7 +448,8 @@ pub struct CreditView {
 /// `POST /v1/wallet/credit`: the platform confirms a deposit's credit. Money
 /// moves only on the PSP's verified final outcome (applied exactly once by
 /// [`apply_event`]); this call never moves money by itself. It answers with
-/// the ledger entry once the payment is captured, and 409 before.
+/// the ledger entry once the payment is captured and its credit is in the
+/// wallet, and 409 before.
 pub async fn confirm_credit(
     ctx: &Ctx,
     payment_id: &PaymentId,
@@ -430,13 +465,21 @@ pub async fn confirm_credit(
             "does not match the payment's amount",
         ));
     }
-    let (PaymentStatus::Captured, Some(txn)) = (p.status, p.credited_txn.as_ref()) else {
+    let credited = match (p.status, &p.credited_txn) {
+        (PaymentStatus::Captured, Some(_)) => credited(ctx, &p).await?,
+        _ => false,
+    };
+    let (true, Some(txn)) = (credited, p.credited_txn.as_ref()) else {
         return Err(Error::Conflict {
             code: ErrorCode::PaymentNotFinal,
-            reason: format!(
-                "payment is {}; it is credited only when the PSP reports it captured",
-                p.status.as_str()
-            ),
+            reason: if p.status == PaymentStatus::Captured {
+                "payment is captured; its credit is being applied, retry".into()
+            } else {
+                format!(
+                    "payment is {}; it is credited only when the PSP reports it captured",
+                    p.status.as_str()
+                )
+            },
         });
     };
     Ok(CreditView {

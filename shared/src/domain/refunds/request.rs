@@ -68,6 +68,12 @@ pub async fn request(
             ),
         });
     }
+    if !crate::domain::deposits::apply::credited(ctx, &p).await? {
+        return Err(Error::Conflict {
+            code: ErrorCode::PaymentNotRefundable,
+            reason: "the payment's credit is still being applied; retry".into(),
+        });
+    }
     reserve(ctx, &p, &key, &refund_id, amount, reason).await?;
     let stored = ctx
         .store
