@@ -160,7 +160,10 @@ async fn an_increase_takes_effect_after_the_cooling_off() {
     let reserve = |n: u32, amount: &'static str| {
         let ctx = ctx.clone();
         let player = player.clone();
-        async move { limits::reserve::reserve(&ctx, &player, money(amount), &pay(n)).await }
+        async move {
+            let now = ctx.now_ms();
+            limits::reserve::reserve(&ctx, &player, money(amount), &pay(n), now).await
+        }
     };
     assert!(reserve(1, "30.00").await.is_err(), "20.00 is in force");
     clock.advance_ms(24 * 3_600_000 - 1);

@@ -10,10 +10,10 @@
 //! 4. every capture is credited exactly once (the PSP's captures = our
 //!    credits); idempotent answers are checked live by the clients;
 //! 5. no status moved backwards;
-//! 6. deposit limits are exact: every period counter is the sum of the
-//!    reservations still held against it, a captured deposit's reservation
-//!    is held (gross), a failed or canceled one's is not; and after the
-//!    self-exclusion no deposit intent or bet of that player went through.
+//! 6. deposit limits are exact: what each period counts is the sum of its
+//!    captured deposits (gross), no final payment still holds part of a
+//!    limit; and after the self-exclusion no deposit intent or bet of that
+//!    player went through.
 //!
 //! 7. risk: every payment and payout has its stored decision; no review is
 //!    left open; an approved deposit is opened at the PSP (or refused by
@@ -524,55 +524,85 @@ pub fn recon_report(s: &mut Scenario, report: &DayReport) {
     }
 }
 
-/// Invariant 6, the limits: counters = held reservations, held = paid.
+/// Invariant 6, the limits: no final payment still holds part of a limit,
+/// and what each period counts is exactly the captured deposits (charged
+/// back or not: gross) of its latest period.
 async fn limits(s: &Scenario, v: &mut Vec<String>) {
+    use payloop::clock::Day;
+    use payloop::domain::limits::{reserve::Usage, Period};
+    let captured = captured_by_player(s).await;
     for (player, _) in super::scenario::LIMITS {
-        let pk = format!("PLAYER#{player}");
-        let counters = partition(s, &pk, "USE#").await;
-        let reservations = partition(s, &pk, keys::LIMIT_RESERVATION_PREFIX).await;
-        for c in &counters {
-            let sk = c.str_attr("sk").unwrap_or_default();
-            let used = c.int_attr("used").unwrap_or(0);
-            let held: i64 = reservations
-                .iter()
-                .filter(|r| r.str_attr("status") == Some("reserved"))
-                .filter(|r| match r.get("usage") {
-                    Some(Attr::L(l)) => l.iter().any(|u| u.as_str() == Some(sk)),
-                    _ => false,
-                })
-                .filter_map(|r| r.int_attr("amount"))
-                .sum();
-            if used != held {
+        let Ok(pl) = PlayerId::parse(player) else {
+            continue;
+        };
+        let item = get(s, &keys::player_limits(&pl, eur())).await;
+        let usage = Usage::from_item(item.as_ref());
+        for (id, amount) in usage.holds() {
+            let status = match PaymentId::parse(id) {
+                Ok(id) => get(s, &keys::payment(&id))
+                    .await
+                    .and_then(|p| p.str_attr("status").and_then(PaymentStatus::parse)),
+                Err(_) => None,
+            };
+            if status.is_some_and(|s| s.is_final()) {
                 v.push(format!(
-                    "{player}: limit counter {sk} is {used}, its reservations {held}"
+                    "payment {id}: {status:?} but still holds {amount} of its limits"
                 ));
             }
         }
-        for r in &reservations {
-            let sk = r.str_attr("sk").unwrap_or_default();
-            let Some(id) = sk
-                .strip_prefix(keys::LIMIT_RESERVATION_PREFIX)
-                .and_then(|p| PaymentId::parse(p).ok())
-            else {
-                continue;
-            };
-            let status = get(s, &keys::payment(&id))
-                .await
-                .and_then(|p| p.str_attr("status").and_then(PaymentStatus::parse));
-            let held = r.str_attr("status") == Some("reserved");
-            let ok = match status {
-                Some(PaymentStatus::Captured | PaymentStatus::ChargedBack) => held,
-                Some(PaymentStatus::Failed | PaymentStatus::Canceled) => !held,
-                _ => true,
-            };
-            if !ok {
+        let mine = captured.get(player).map(Vec::as_slice).unwrap_or(&[]);
+        for p in Period::ALL {
+            let mut per_start: BTreeMap<Day, i64> = BTreeMap::new();
+            for (created_ms, amount) in mine {
+                *per_start
+                    .entry(p.span(Day::of_ms(*created_ms)).0)
+                    .or_default() += amount;
+            }
+            let want = per_start.into_iter().next_back();
+            if usage.counted(p) != want {
                 v.push(format!(
-                    "payment {id}: {status:?} with its limit reservation {:?}",
-                    r.str_attr("status")
+                    "{player}: the {} limit counts {:?}, its captured deposits {want:?}",
+                    p.as_str(),
+                    usage.counted(p)
                 ));
             }
         }
     }
+}
+
+/// Each player's captured (or charged back) deposits: when the intent was
+/// created (its limits hold is dated so) and the amount.
+async fn captured_by_player(s: &Scenario) -> BTreeMap<String, Vec<(i64, i64)>> {
+    let mut out: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    let Some(charges) = s.world.psp.book().map(|b| b.charges.clone()) else {
+        return out;
+    };
+    for c in charges.values() {
+        let Ok(id) = PaymentId::parse(&c.payment_id) else {
+            continue;
+        };
+        let Some(p) = get(s, &keys::payment(&id)).await else {
+            continue;
+        };
+        let status = p.str_attr("status").and_then(PaymentStatus::parse);
+        if !matches!(
+            status,
+            Some(PaymentStatus::Captured | PaymentStatus::ChargedBack)
+        ) {
+            continue;
+        }
+        let (Some(player), Some(created), Some(amount)) = (
+            p.str_attr("player"),
+            p.int_attr("created_ms"),
+            p.int_attr("amount"),
+        ) else {
+            continue;
+        };
+        out.entry(player.to_owned())
+            .or_default()
+            .push((created, amount));
+    }
+    out
 }
 
 /// Invariant 6, self-exclusion: nothing of the excluded player after it.

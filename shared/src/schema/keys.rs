@@ -158,31 +158,17 @@ pub fn player_profile(player: &PlayerId) -> Key {
 pub fn player_pk(player: &PlayerId) -> String {
     format!("PLAYER#{player}")
 }
-/// A player's deposit limits in one currency.
+/// A player's deposit limits in one currency, with their usage.
 pub fn player_limits(player: &PlayerId, currency: Currency) -> Key {
-    Key::new(player_pk(player), format!("LIMITS#{}", currency.code()))
+    Key::new(
+        player_pk(player),
+        format!("{LIMITS_PREFIX}{}", currency.code()),
+    )
 }
-/// What a player deposited (reserved) against one period's limit.
-pub fn limit_usage_sk(currency: Currency, period: &str, start: &str) -> String {
-    format!("USE#{}#{period}#{start}", currency.code())
-}
+pub const LIMITS_PREFIX: &str = "LIMITS#";
 pub fn self_exclusion(player: &PlayerId) -> Key {
     Key::new(player_pk(player), "SELFEXCL")
 }
-/// The partition of limit reservations' due work (expiry).
-pub const LIMIT_DUE_PK: &str = "LIMITQ";
-pub fn limit_due(sk: impl Into<String>) -> Key {
-    Key::new(LIMIT_DUE_PK, sk)
-}
-/// A deposit intent's reservation against its player's limits (kept with
-/// the player's, so what is reserved for a player is one query).
-pub fn limit_reservation(player: &PlayerId, payment: &PaymentId) -> Key {
-    Key::new(
-        player_pk(player),
-        format!("{LIMIT_RESERVATION_PREFIX}{payment}"),
-    )
-}
-pub const LIMIT_RESERVATION_PREFIX: &str = "LIMRES#";
 /// The route a checkout session (`kind` = `session`) or bank (`bank`)
 /// started on.
 pub fn sticky(kind: &str, value: &str) -> Key {

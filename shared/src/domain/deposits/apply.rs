@@ -15,6 +15,7 @@ use crate::store::{Attr, Cond, Item, ItemExt, StoreError, UpdateOp, Write};
 
 use crate::domain::cases::{self, CaseKind};
 use crate::domain::deposits::payment::{history_entry, Payment, PaymentStatus};
+use crate::domain::limits;
 use crate::domain::wallet::ledger::{self, EntryKind, Movement, Outcome, Refusal};
 use crate::domain::Ctx;
 use crate::psp::event::PspEvent;
@@ -79,6 +80,9 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
         // Run on every delivery of the capture, so a crash right after the
         // payment's move is made good by the redelivery (every step is
         // idempotent): the credit, its index record, the AML step.
+        // Its deposit-limit hold counts for good (once: the hold leaves).
+        let currency = payment.amount.currency();
+        limits::reserve::commit(ctx, &payment.player, currency, &payment.id).await?;
         credit_wallet(ctx, &payment, stored.instrument).await?;
         let capture = match applied {
             Applied::Moved(_) => Some((ev.event_id.as_str(), ev.occurred_ms)),
@@ -88,6 +92,15 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
             index_capture(ctx, &payment, event_id, occurred_ms).await?;
         }
         aml_after_credit(ctx, &payment, found.str_attr("instrument")).await?;
+    }
+    // A failed or canceled deposit frees its hold, on every delivery of
+    // that outcome (once: the hold leaves).
+    let ended = matches!(ev.status, PaymentStatus::Failed | PaymentStatus::Canceled)
+        && (applied == Applied::Moved(ev.status)
+            || (applied == Applied::NoOp && payment.status == ev.status));
+    if ended {
+        let currency = payment.amount.currency();
+        limits::reserve::release(ctx, &payment.player, currency, &payment.id).await?;
     }
     // On every delivery too: a Google payment that is final hears of it
     // wherever the outcome came from (webhook, reconciliation heal).
@@ -181,7 +194,6 @@ async fn apply_to(
         return not_applied(ctx, ev, &payment, payment.status).await;
     }
     let moved = match ev.status {
-        PaymentStatus::Captured => capture(ctx, &payment, ev).await?,
         PaymentStatus::ChargedBack => charge_back(ctx, &payment, ev).await?,
         _ => move_status(ctx, &payment, ev).await?,
     };
@@ -214,68 +226,18 @@ fn seen_status(old: Option<&Item>) -> Option<PaymentStatus> {
         .and_then(PaymentStatus::parse)
 }
 
-/// A non-capture transition: one conditional update. `Some(status)` when
-/// the payment had already moved on.
+/// A transition other than a chargeback: one conditional update of the
+/// payment. `Some(status)` when it had already moved on. A capture's move
+/// records the capture's event and the txn id its credit will carry; the
+/// credit is owed from then on ([`credit_wallet`], on every delivery).
 async fn move_status(
     ctx: &Ctx,
     p: &Payment,
     ev: &PspEvent,
 ) -> Result<Option<Option<PaymentStatus>>, ApplyError> {
-    let moved = payment_move(p, ev, ctx.now_ms());
-    // A failed or canceled deposit frees what it reserved of the limits,
-    // in the same transaction as its move (once: the reservation's status).
-    let release = match ev.status {
-        PaymentStatus::Failed | PaymentStatus::Canceled => {
-            crate::domain::limits::reserve::release_writes(ctx, &p.player, &p.id).await?
-        }
-        _ => None,
-    };
-    let result = match release {
-        None => ctx.store.write(moved).await,
-        Some(mut writes) => {
-            writes.insert(0, moved);
-            ctx.store.transact(writes).await
-        }
-    };
-    match result {
+    match ctx.store.write(payment_move(p, ev, ctx.now_ms())).await {
         Ok(()) => Ok(None),
-        Err(StoreError::ConditionFailed { index: 0, old }) => Ok(Some(seen_status(old.as_ref()))),
-        Err(StoreError::ConditionFailed { .. }) => Err(ApplyError {
-            retryable: true,
-            reason: format!("the limit reservation of {} moved meanwhile", p.id),
-        }),
-        Err(e) => Err(Error::from(e).into()),
-    }
-}
-
-/// A capture, step one: the payment → captured (with the capture's event
-/// and the txn id its credit will carry), conditional on its status and
-/// terms; with a deposit-limit reservation, in one transaction with it. The
-/// credit itself is owed from then on ([`credit_wallet`], on every delivery).
-async fn capture(
-    ctx: &Ctx,
-    p: &Payment,
-    ev: &PspEvent,
-) -> Result<Option<Option<PaymentStatus>>, ApplyError> {
-    let moved = payment_move(p, ev, ctx.now_ms());
-    // Its deposit-limit reservation counts exactly once (gross), even when
-    // it expired before the capture came.
-    let limits = crate::domain::limits::reserve::capture_writes(ctx, &p.player, &p.id).await?;
-    let result = if limits.is_empty() {
-        ctx.store.write(moved).await
-    } else {
-        let mut writes = vec![moved];
-        writes.extend(limits);
-        ctx.store.transact(writes).await
-    };
-    match result {
-        Ok(()) => Ok(None),
-        Err(StoreError::ConditionFailed { index: 0, old }) => Ok(Some(seen_status(old.as_ref()))),
-        // The reservation moved (the expiry sweep ran) after it was read.
-        Err(StoreError::ConditionFailed { .. }) => Err(ApplyError {
-            retryable: true,
-            reason: format!("the limit reservation of {} moved meanwhile", p.id),
-        }),
+        Err(StoreError::ConditionFailed { old, .. }) => Ok(Some(seen_status(old.as_ref()))),
         Err(e) => Err(Error::from(e).into()),
     }
 }

@@ -81,12 +81,15 @@ pub async fn open_deposit(
     decision: Option<&StoredDecision>,
 ) -> Result<IntentView, Error> {
     // Limits first: no PSP session opens for a deposit the limits refuse.
-    limits::reserve::reserve(ctx, &req.player, req.amount, &id).await?;
+    // The intent is dated when its hold is, so its periods are the hold's.
+    let created_ms = ctx.now_ms();
+    limits::reserve::reserve(ctx, &req.player, req.amount, &id, created_ms).await?;
     let routed = match route_and_open(ctx, &req, &id).await {
         Ok(routed) => routed,
         Err(e) => {
             // No session, no deposit: the retry of this request reserves afresh.
-            if let Err(release) = limits::reserve::release(ctx, &req.player, &id).await {
+            let currency = req.amount.currency();
+            if let Err(release) = limits::reserve::release(ctx, &req.player, currency, &id).await {
                 tracing::warn!(payment_id = %id, error = %release, "could not release a limit reservation");
             }
             return Err(e);
@@ -102,7 +105,7 @@ pub async fn open_deposit(
         return_url: req.return_url.clone(),
         country: req.country.clone(),
         device: req.device.clone(),
-        created_ms: ctx.now_ms(),
+        created_ms,
         credited_txn: None,
         history: Vec::new(),
     };

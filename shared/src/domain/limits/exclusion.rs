@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::error::{Error, ErrorCode};
 use crate::ids::PlayerId;
 use crate::schema::keys;
-use crate::store::{item, Attr, Cond, ItemExt, StoreError, Write};
+use crate::store::{item, Attr, Cond, ItemExt, Key, Query, SkRange, StoreError, UpdateOp, Write};
 
 use crate::domain::request::Body;
 use crate::domain::Ctx;
@@ -68,25 +68,53 @@ fn view(player: &PlayerId, until: Option<i64>, now_ms: i64) -> ExclusionView {
     }
 }
 
+/// Limits items of one player an exclusion bumps (one per currency).
+const MAX_CURRENCIES: usize = 90;
+
 /// Exclude `player` until `e.until_ms` (never earlier than already set).
+/// One transaction with a version bump of each of the player's limits
+/// items, so a deposit that read no exclusion before it cannot then write
+/// its hold.
 pub async fn set(ctx: &Ctx, player: &PlayerId, e: Exclusion) -> Result<ExclusionView, Error> {
     let key = keys::self_exclusion(player);
-    let put = Write::Put {
+    let mut writes = vec![Write::Put {
         item: item(&key, [("until_ms", Attr::N(e.until_ms))]),
         cond: Some(Cond::Or(vec![
             Cond::NotExists,
             Cond::Lt("until_ms".into(), Attr::N(e.until_ms.saturating_add(1))),
         ])),
+    }];
+    let q = Query::new(
+        keys::player_pk(player),
+        SkRange::Prefix(keys::LIMITS_PREFIX.into()),
+        MAX_CURRENCIES,
+    );
+    for limits in ctx.store.query(&q).await?.items {
+        let Some(sk) = limits.str_attr("sk") else {
+            continue;
+        };
+        writes.push(Write::Update {
+            key: Key::new(keys::player_pk(player), sk),
+            ops: vec![UpdateOp::Add("version".into(), 1)],
+            cond: Some(Cond::Exists),
+        });
+    }
+    let result = match writes.len() {
+        1 => ctx.store.write(writes.remove(0)).await,
+        _ => ctx.store.transact(writes).await,
     };
-    match ctx.store.write(put).await {
+    match result {
         Ok(()) => {
             tracing::info!(player = %player, "self-exclusion set");
             Ok(view(player, Some(e.until_ms), ctx.now_ms()))
         }
-        Err(StoreError::ConditionFailed { .. }) => Err(Error::Conflict {
+        Err(StoreError::ConditionFailed { index: 0, .. }) => Err(Error::Conflict {
             code: ErrorCode::SelfExclusionActive,
             reason: "a self-exclusion cannot be shortened or lifted early".into(),
         }),
+        Err(StoreError::ConditionFailed { .. }) => Err(Error::Unavailable(
+            "the player's limits moved meanwhile; retry".into(),
+        )),
         Err(err) => Err(err.into()),
     }
 }
@@ -111,7 +139,8 @@ pub async fn check(ctx: &Ctx, player: &PlayerId, now_ms: i64) -> Result<(), Erro
     }
 }
 
-/// The transaction check that no exclusion is in force at `now_ms`.
+/// The transaction check that no exclusion is in force at `now_ms` (a bet
+/// carries it in its own transaction).
 pub fn still_clear(player: &PlayerId, now_ms: i64) -> Write {
     Write::Check {
         key: keys::self_exclusion(player),

@@ -6,21 +6,19 @@
 //!   with its effective time (Sweden: also not before the current period
 //!   ends). Which value is in force is computed from the stored item and
 //!   the clock, so a pending change takes effect without a write.
-//! - Limits are GROSS: a deposit intent reserves its amount against every
-//!   limit in force in one transaction with the limits' version and the
-//!   self-exclusion (`reserve`), so two concurrent intents can never
-//!   together pass a limit; a failed or canceled payment releases it once;
-//!   payouts and refunds free nothing.
+//! - Limits are GROSS: a deposit intent holds its amount against every
+//!   limit in force, in one conditional write of the limits item that also
+//!   carries the usage (`reserve`), so two concurrent intents can never
+//!   together pass a limit; a captured payment's hold counts for good, a
+//!   failed or canceled one's is freed, once; payouts and refunds free
+//!   nothing.
 //! - Self-exclusion refuses deposits and bets until its end (or for good);
 //!   it can be lengthened, never shortened (`exclusion`).
 //!
-//! | item                 | pk                 | sk                                  |
-//! |----------------------|--------------------|-------------------------------------|
-//! | limits of a currency | `PLAYER#<player>`  | `LIMITS#<ccy>`                      |
-//! | usage of a period    | `PLAYER#<player>`  | `USE#<ccy>#<period>#<period start>` |
-//! | self-exclusion       | `PLAYER#<player>`  | `SELFEXCL`                          |
-//! | an intent's reservation | `PLAYER#<player>` | `LIMRES#<payment>`               |
-//! | a reservation's expiry | `LIMITQ`         | `<due ms>#<payment>`                |
+//! | item                                  | pk                | sk             |
+//! |---------------------------------------|-------------------|----------------|
+//! | limits of a currency, with its usage and its open intents' holds | `PLAYER#<player>` | `LIMITS#<ccy>` |
+//! | self-exclusion                        | `PLAYER#<player>` | `SELFEXCL`     |
 
 use serde::Serialize;
 
@@ -39,6 +37,9 @@ use crate::domain::Ctx;
 
 pub mod exclusion;
 pub mod reserve;
+
+/// Lost races on a limits item retried before answering 503.
+const MAX_RACES: usize = 32;
 
 /// A limit's period: calendar day, ISO week (from Monday), calendar month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +103,7 @@ pub struct Limits {
     pub currency: Currency,
     version: i64,
     periods: [Stored; 3],
+    usage: reserve::Usage,
 }
 
 impl Limits {
@@ -110,6 +112,7 @@ impl Limits {
             currency,
             version: it.and_then(|i| i.int_attr("version")).unwrap_or(0),
             periods: Period::ALL.map(|p| Stored::read(it, p)),
+            usage: reserve::Usage::from_item(it),
         }
     }
 
@@ -127,16 +130,12 @@ impl Limits {
         set.or(cap)
     }
 
-    /// The condition that these limits are still as read.
-    fn unchanged(&self, player: &PlayerId) -> Write {
-        let cond = if self.version == 0 {
+    /// The condition that the limits item is still as read.
+    fn unchanged(&self) -> Cond {
+        if self.version == 0 {
             Cond::Or(vec![Cond::NotExists, Cond::AttrNotExists("version".into())])
         } else {
             Cond::eq("version", self.version)
-        };
-        Write::Check {
-            key: keys::player_limits(player, self.currency),
-            cond,
         }
     }
 }
@@ -215,14 +214,36 @@ fn effective_from(
 }
 
 /// Apply a change: decreases at once, increases and removals pending. One
-/// conditional write on the version read; a concurrent change is a 503 to
-/// retry.
+/// conditional write on the version read; a deposit's hold written
+/// meanwhile makes it read again (bounded), then 503 to retry.
 pub async fn set(ctx: &Ctx, player: &PlayerId, change: &LimitsChange) -> Result<LimitsView, Error> {
-    let now = ctx.now_ms();
-    let policy = &ctx.policies.rg;
-    let limits = load(ctx, player, change.currency).await?;
+    for _ in 0..MAX_RACES {
+        let limits = load(ctx, player, change.currency).await?;
+        let w = Write::Update {
+            key: keys::player_limits(player, change.currency),
+            ops: change_ops(&limits, change, ctx.now_ms(), &ctx.policies.rg),
+            cond: Some(limits.unchanged()),
+        };
+        match ctx.store.write(w).await {
+            Ok(()) => {
+                tracing::info!(player = %player, currency = change.currency.code(), "deposit limits changed");
+                return view(ctx, player, change.currency).await;
+            }
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Unavailable("the limits changed meanwhile".into()))
+}
+
+fn change_ops(
+    limits: &Limits,
+    change: &LimitsChange,
+    now: i64,
+    policy: &RgPolicy,
+) -> Vec<UpdateOp> {
     let mut ops = vec![
-        UpdateOp::Add("version".into(), 1),
+        UpdateOp::set("version", limits.version + 1),
         UpdateOp::set("currency", change.currency.code()),
     ];
     for (p, next) in &change.periods {
@@ -245,29 +266,7 @@ pub async fn set(ctx: &Ctx, player: &PlayerId, change: &LimitsChange) -> Result<
             ops.push(UpdateOp::set(&format!("{name}_from_ms"), from));
         }
     }
-    let cond = match limits.version {
-        0 => Cond::AttrNotExists("version".into()),
-        v => Cond::eq("version", v),
-    };
-    let key = keys::player_limits(player, change.currency);
-    match ctx
-        .store
-        .write(Write::Update {
-            key,
-            ops,
-            cond: Some(cond),
-        })
-        .await
-    {
-        Ok(()) => {
-            tracing::info!(player = %player, currency = change.currency.code(), "deposit limits changed");
-            view(ctx, player, change.currency).await
-        }
-        Err(StoreError::ConditionFailed { .. }) => {
-            Err(Error::Unavailable("the limits changed meanwhile".into()))
-        }
-        Err(e) => Err(e.into()),
-    }
+    ops
 }
 
 /// One period's limit as a client sees it.
@@ -308,7 +307,7 @@ pub async fn view(ctx: &Ctx, player: &PlayerId, currency: Currency) -> Result<Li
     let mut periods = Vec::new();
     for p in Period::ALL {
         let (start, end) = p.span(Day::of_ms(now));
-        let used = reserve::used(ctx, player, currency, p, start).await?;
+        let used = limits.usage.used(p, now, policy.reservation_ttl_ms);
         let limit = limits.in_force(p, now, policy);
         let pending = match limits.stored(p).pending {
             Some((next, from)) if from > now => Some(PendingView {

@@ -1,22 +1,33 @@
 //! Reserving a deposit intent's amount against its player's limits, and
-//! releasing it once when the payment fails or is canceled.
+//! settling the reservation once.
 //!
-//! The reservation is ONE transaction: the reservation item (conditional
-//! on not existing: a retried intent of the same payment reserves nothing
-//! more), one `ADD used` per limit in force, conditional on the headroom
-//! (`used < limit − amount + 1`), a check that the limits are still the
-//! version read and that no self-exclusion began meanwhile, and a due item
-//! for its expiry. Two concurrent intents can never together pass a limit;
-//! no limit in force, no write.
+//! The usage lives on the limits item itself (`LIMITS#<ccy>`), so every
+//! step is ONE conditional update of one item, under the limits' version:
+//! read, decide, write if the item is still the version read; a lost race
+//! reads again (bounded). The item carries
 //!
-//! A reservation ends `released` (the payment failed or was canceled, in
-//! that move's transaction), stays `reserved` once the payment is captured
-//! (gross: it counts for good), or `expired` when its intent neither paid
-//! nor failed in `reservation_ttl_ms` (the sweep frees it). A capture that
-//! arrives after the expiry counts its amount again, in the capture's own
-//! transaction (`capture_writes`), so the counters never miss a deposit;
-//! a capture racing the sweep fails its check on the reservation and is
-//! retried, never lost.
+//! - per period, what is counted in it: `used_<period>` from the period's
+//!   first day `used_<period>_start` (a later period starts from zero);
+//! - per open intent, its hold: `hold#<payment>` = `<amount>:<reserved ms>`.
+//!
+//! What a period's limit sees is what is counted in it plus the holds
+//! reserved in it that are still live (younger than `reservation_ttl_ms`):
+//! an intent that neither paid nor failed stops counting by itself, with no
+//! sweep and no write. Two concurrent intents can never together pass a
+//! limit: both write the same item under its version, and the second reads
+//! the first's hold before it may write.
+//!
+//! A capture commits its hold: the hold leaves and its amount is counted in
+//! the periods it was reserved in (gross: also when the hold had expired, so
+//! the counters never miss a deposit that moved money), unless those
+//! periods are over. A failure or cancel releases it: the hold leaves. Both
+//! are steps the payment's move owes, run on every delivery of its event;
+//! the hold's presence makes each happen once. A hold whose periods are all
+//! over is pruned by the next write; a player has at most [`MAX_HOLDS`].
+//! A self-exclusion bumps the version of every limits item of its player,
+//! so no reservation written after it can pass its check.
+
+use std::collections::BTreeMap;
 
 use serde_json::json;
 
@@ -24,41 +35,185 @@ use crate::error::{Error, ErrorCode};
 use crate::ids::{PaymentId, PlayerId};
 use crate::money::{format_minor, Currency, Money};
 use crate::schema::keys;
-use crate::store::{item, Attr, Cond, ItemExt, Key, StoreError, UpdateOp, Write};
+use crate::store::{Item, ItemExt, StoreError, UpdateOp, Write};
 
-use super::{exclusion, load, Period};
+use super::{exclusion, load, Limits, Period, MAX_RACES};
 use crate::clock::Day;
 use crate::domain::Ctx;
-use crate::schema::status::PaymentStatus;
 
-const RESERVED: &str = "reserved";
-const RELEASED: &str = "released";
-const EXPIRED: &str = "expired";
-/// Due reservations looked at per sweep run.
-const SWEEP_BATCH: usize = 100;
+/// Open intents' holds one player may have per currency (the item stays
+/// small: ~60 bytes a hold). A reservation beyond them first drops expired
+/// holds, oldest first; if every hold is live it is refused (429).
+pub const MAX_HOLDS: usize = 12;
+const HOLD_PREFIX: &str = "hold#";
 
-/// What `player` has used of `p`'s limit in the period from `start`.
-pub(super) async fn used(
-    ctx: &Ctx,
-    player: &PlayerId,
-    currency: Currency,
-    p: Period,
-    start: Day,
-) -> Result<i64, Error> {
-    let key = usage_key(player, currency, p, start);
-    Ok(ctx
-        .store
-        .get(&key)
-        .await?
-        .and_then(|it| it.int_attr("used"))
-        .unwrap_or(0))
+/// One open intent's hold: its amount and when it was reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Hold {
+    amount: i64,
+    at_ms: i64,
 }
 
-fn usage_key(player: &PlayerId, currency: Currency, p: Period, start: Day) -> Key {
-    Key::new(
-        keys::player_pk(player),
-        keys::limit_usage_sk(currency, p.as_str(), &start.to_string()),
-    )
+impl Hold {
+    fn parse(text: &str) -> Option<Hold> {
+        let (amount, at) = text.split_once(':')?;
+        Some(Hold {
+            amount: amount.parse().ok()?,
+            at_ms: at.parse().ok()?,
+        })
+    }
+
+    fn encode(&self) -> String {
+        format!("{}:{}", self.amount, self.at_ms)
+    }
+
+    /// The first day of the period `p` it was reserved in.
+    fn start(&self, p: Period) -> Day {
+        p.span(Day::of_ms(self.at_ms)).0
+    }
+
+    fn live(&self, now_ms: i64, ttl_ms: i64) -> bool {
+        now_ms.saturating_sub(self.at_ms) < ttl_ms
+    }
+
+    /// Every period it was reserved in is over: it can count nowhere.
+    fn spent(&self, now_ms: i64) -> bool {
+        let day = Day::of_ms(self.at_ms);
+        let end = Period::ALL
+            .iter()
+            .map(|p| p.span(day).1.start_ms())
+            .max()
+            .unwrap_or(i64::MAX);
+        now_ms >= end
+    }
+}
+
+/// The usage half of a limits item.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Per period (in [`Period::ALL`] order): its first day and the amount
+    /// counted in it.
+    counted: [Option<(Day, i64)>; 3],
+    holds: BTreeMap<String, Hold>,
+}
+
+impl Usage {
+    pub fn from_item(it: Option<&Item>) -> Usage {
+        let Some(it) = it else {
+            return Usage::default();
+        };
+        let counted = Period::ALL.map(|p| {
+            let start = it.str_attr(&start_attr(p)).and_then(Day::parse)?;
+            Some((start, it.int_attr(&used_attr(p)).unwrap_or(0)))
+        });
+        let holds = it
+            .iter()
+            .filter_map(|(name, v)| {
+                let payment = name.strip_prefix(HOLD_PREFIX)?;
+                Some((payment.to_owned(), Hold::parse(v.as_str()?)?))
+            })
+            .collect();
+        Usage { counted, holds }
+    }
+
+    /// What is counted in `p`'s latest period: its first day and amount.
+    pub fn counted(&self, p: Period) -> Option<(Day, i64)> {
+        self.counted[p as usize]
+    }
+
+    /// The open intents' holds: payment id and amount.
+    pub fn holds(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.holds.iter().map(|(id, h)| (id.as_str(), h.amount))
+    }
+
+    /// What counts against `p`'s limit at `now_ms`: what is counted in the
+    /// running period and the live holds reserved in it.
+    pub(super) fn used(&self, p: Period, now_ms: i64, ttl_ms: i64) -> i64 {
+        let current = p.span(Day::of_ms(now_ms)).0;
+        let counted = match self.counted[p as usize] {
+            Some((start, used)) if start == current => used,
+            _ => 0,
+        };
+        self.holds
+            .values()
+            .filter(|h| h.start(p) == current && h.live(now_ms, ttl_ms))
+            .fold(counted, |sum, h| sum.saturating_add(h.amount))
+    }
+
+    /// Count `h` in the periods it was reserved in that are still counted.
+    fn count(&mut self, h: Hold) -> Result<(), Error> {
+        for p in Period::ALL {
+            let start = h.start(p);
+            let slot = &mut self.counted[p as usize];
+            *slot = match *slot {
+                Some((s, used)) if s == start => Some((
+                    s,
+                    used.checked_add(h.amount)
+                        .ok_or_else(|| Error::Internal("limit usage overflow".into()))?,
+                )),
+                // A later period is already counted: h's is over.
+                Some((s, used)) if s > start => Some((s, used)),
+                _ => Some((start, h.amount)),
+            };
+        }
+        Ok(())
+    }
+
+    fn prune(&mut self, now_ms: i64) {
+        self.holds.retain(|_, h| !h.spent(now_ms));
+    }
+
+    /// Room for one more hold: expired ones go first, oldest first.
+    fn make_room(&mut self, now_ms: i64, ttl_ms: i64) -> Result<(), Error> {
+        while self.holds.len() >= MAX_HOLDS {
+            let oldest_expired = self
+                .holds
+                .iter()
+                .filter(|(_, h)| !h.live(now_ms, ttl_ms))
+                .min_by_key(|(_, h)| h.at_ms)
+                .map(|(id, _)| id.clone());
+            match oldest_expired {
+                Some(id) => self.holds.remove(&id),
+                None => return Err(Error::RateLimited),
+            };
+        }
+        Ok(())
+    }
+
+    /// The update turning `self` (as read) into `next`.
+    fn ops_to(&self, next: &Usage) -> Vec<UpdateOp> {
+        let mut ops = Vec::new();
+        for p in Period::ALL {
+            let i = p as usize;
+            if let (Some((start, used)), true) =
+                (next.counted[i], next.counted[i] != self.counted[i])
+            {
+                ops.push(UpdateOp::set(&start_attr(p), start.to_string().as_str()));
+                ops.push(UpdateOp::set(&used_attr(p), used));
+            }
+        }
+        for (id, h) in &next.holds {
+            if self.holds.get(id) != Some(h) {
+                ops.push(UpdateOp::set(&hold_attr(id), h.encode().as_str()));
+            }
+        }
+        for id in self.holds.keys() {
+            if !next.holds.contains_key(id) {
+                ops.push(UpdateOp::Remove(hold_attr(id)));
+            }
+        }
+        ops
+    }
+}
+
+fn used_attr(p: Period) -> String {
+    format!("used_{}", p.as_str())
+}
+fn start_attr(p: Period) -> String {
+    format!("used_{}_start", p.as_str())
+}
+fn hold_attr(payment: &str) -> String {
+    format!("{HOLD_PREFIX}{payment}")
 }
 
 fn reached(p: Period, limit: i64, used: i64, currency: Currency) -> Error {
@@ -82,295 +237,236 @@ fn required(p: Period) -> Error {
     }
 }
 
-/// Reserve `amount` of `payment` against every limit of `player` in force.
+/// Write `next` over `limits` as read, if it is still that version.
+/// `Ok(false)`: it moved meanwhile, read again.
+async fn write(ctx: &Ctx, player: &PlayerId, limits: &Limits, next: &Usage) -> Result<bool, Error> {
+    let mut ops = limits.usage.ops_to(next);
+    ops.push(UpdateOp::set("version", limits.version + 1));
+    ops.push(UpdateOp::set("currency", limits.currency.code()));
+    let w = Write::Update {
+        key: keys::player_limits(player, limits.currency),
+        ops,
+        cond: Some(limits.unchanged()),
+    };
+    match ctx.store.write(w).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn contended() -> Error {
+    Error::Unavailable("the player's limits moved meanwhile; retry".into())
+}
+
+/// Reserve `amount` of `payment` (reserved at `at_ms`) against every limit
+/// of `player` in force; nothing is written when none is. A retry of the
+/// same intent finds its hold and reserves nothing more.
 pub async fn reserve(
     ctx: &Ctx,
     player: &PlayerId,
     amount: Money,
     payment: &PaymentId,
+    at_ms: i64,
 ) -> Result<(), Error> {
-    let now = ctx.now_ms();
     let policy = &ctx.policies.rg;
-    exclusion::check(ctx, player, now).await?;
     let currency = amount.currency();
-    let limits = load(ctx, player, currency).await?;
-    let mut live = Vec::new();
-    for p in Period::ALL {
-        match limits.in_force(p, now, policy) {
-            Some(limit) => live.push((p, limit)),
-            None if policy.limits_required => return Err(required(p)),
-            None => {}
+    for _ in 0..MAX_RACES {
+        exclusion::check(ctx, player, at_ms).await?;
+        let limits = load(ctx, player, currency).await?;
+        let mut live = Vec::new();
+        for p in Period::ALL {
+            match limits.in_force(p, at_ms, policy) {
+                Some(limit) => live.push((p, limit)),
+                None if policy.limits_required => return Err(required(p)),
+                None => {}
+            }
+        }
+        if live.is_empty() || limits.usage.holds.contains_key(payment.as_str()) {
+            return Ok(());
+        }
+        let ttl = policy.reservation_ttl_ms;
+        for (p, limit) in &live {
+            let used = limits.usage.used(*p, at_ms, ttl);
+            if used.saturating_add(amount.minor()) > *limit {
+                return Err(reached(*p, *limit, used, currency));
+            }
+        }
+        let mut next = limits.usage.clone();
+        next.prune(at_ms);
+        next.make_room(at_ms, ttl)?;
+        let hold = Hold {
+            amount: amount.minor(),
+            at_ms,
+        };
+        next.holds.insert(payment.as_str().to_owned(), hold);
+        if write(ctx, player, &limits, &next).await? {
+            return Ok(());
         }
     }
-    if live.is_empty() {
-        return Ok(());
-    }
-    let day = Day::of_ms(now);
-    let mut sks = Vec::new();
-    let mut counters = Vec::new();
-    for (p, limit) in &live {
-        let (start, _) = p.span(day);
-        let key = usage_key(player, currency, *p, start);
-        let headroom = limit - amount.minor();
-        if headroom < 0 {
-            let used = used(ctx, player, currency, *p, start).await?;
-            return Err(reached(*p, *limit, used, currency));
-        }
-        sks.push(Attr::from(key.sk.as_str()));
-        counters.push(Write::Update {
-            key,
-            ops: vec![UpdateOp::Add("used".into(), amount.minor())],
-            cond: Some(Cond::Or(vec![
-                Cond::AttrNotExists("used".into()),
-                Cond::Lt("used".into(), Attr::N(headroom + 1)),
-            ])),
-        });
-    }
-    let due_sk = keys::due_sk(
-        now.saturating_add(policy.reservation_ttl_ms),
-        payment.as_str(),
-    );
-    let due = item(
-        &keys::limit_due(due_sk.clone()),
-        [
-            ("payment_id", Attr::from(payment.as_str())),
-            ("player_id", Attr::from(player.as_str())),
-        ],
-    );
-    let reservation = item(
-        &keys::limit_reservation(player, payment),
-        [
-            ("status", Attr::from(RESERVED)),
-            ("due_sk", Attr::from(due_sk.as_str())),
-            ("player", Attr::from(player.as_str())),
-            ("currency", Attr::from(currency.code())),
-            ("amount", Attr::N(amount.minor())),
-            ("usage", Attr::L(sks)),
-        ],
-    );
-    let n = counters.len();
-    let mut writes = vec![Write::Put {
-        item: reservation,
-        cond: Some(Cond::NotExists),
-    }];
-    writes.extend(counters);
-    writes.push(limits.unchanged(player));
-    writes.push(exclusion::still_clear(player, now));
-    writes.push(Write::Put {
-        item: due,
-        cond: None,
-    });
-    match ctx.store.transact(writes).await {
-        // Reserved now, or by an earlier attempt of this same intent.
-        Ok(()) | Err(StoreError::ConditionFailed { index: 0, .. }) => Ok(()),
-        Err(StoreError::ConditionFailed { index, old }) if index <= n => {
-            let (p, limit) = live[index - 1];
-            let used = old.and_then(|o| o.int_attr("used")).unwrap_or(0);
-            Err(reached(p, limit, used, currency))
-        }
-        Err(StoreError::ConditionFailed { index, .. }) if index == n + 1 => {
-            Err(Error::Unavailable("the limits changed meanwhile".into()))
-        }
-        Err(StoreError::ConditionFailed { .. }) => {
-            exclusion::check(ctx, player, now).await?;
-            Err(Error::Unavailable(
-                "the self-exclusion changed meanwhile".into(),
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
+    Err(contended())
 }
 
-/// The writes that release `payment`'s reservation, for the transaction
-/// that fails or cancels the payment; `None` when it has none left.
-pub async fn release_writes(
+/// Settle `payment`'s hold, if it still has one: counted (`commit`, its
+/// payment was captured) or just gone (its payment failed, was canceled,
+/// or its session never opened). Once, however often called.
+async fn settle(
     ctx: &Ctx,
     player: &PlayerId,
+    currency: Currency,
     payment: &PaymentId,
-) -> Result<Option<Vec<Write>>, Error> {
-    let key = keys::limit_reservation(player, payment);
-    match ctx.store.get(&key).await? {
-        Some(r) if r.str_attr("status") == Some(RESERVED) => {
-            release_of(key, &r, Some(RELEASED)).map(Some)
-        }
-        _ => Ok(None),
-    }
-}
-
-/// The writes a capture adds to its own transaction so that its deposit
-/// counts exactly once: a held reservation must still be held (the expiry
-/// sweep may not free it meanwhile: then the capture fails that check and
-/// is retried), an expired one counts again. Empty without a reservation.
-/// Every write is conditional on the status read, so a failure means only
-/// "read again".
-pub async fn capture_writes(
-    ctx: &Ctx,
-    player: &PlayerId,
-    payment: &PaymentId,
-) -> Result<Vec<Write>, Error> {
-    let key = keys::limit_reservation(player, payment);
-    let Some(r) = ctx.store.get(&key).await? else {
-        return Ok(Vec::new());
-    };
-    match r.str_attr("status") {
-        Some(RESERVED) => Ok(vec![Write::Check {
-            key,
-            cond: Cond::eq("status", RESERVED),
-        }]),
-        Some(EXPIRED) => {
-            let amount = r.int_attr("amount").unwrap_or(0);
-            let mut writes = vec![Write::Update {
-                key,
-                ops: vec![UpdateOp::set("status", RESERVED)],
-                cond: Some(Cond::eq("status", EXPIRED)),
-            }];
-            writes.extend(usage_adds(&r, amount)?);
-            Ok(writes)
-        }
-        // Released: the payment failed or was canceled; a capture after that
-        // is a conflict the payment's own condition refuses.
-        _ => Ok(Vec::new()),
-    }
-}
-
-/// The counters of a reservation, each moved by `delta`.
-fn usage_adds(r: &crate::store::Item, delta: i64) -> Result<Vec<Write>, Error> {
-    let Some(player) = r.str_attr("player") else {
-        return Err(Error::Internal(
-            "a limit reservation lacks its player".into(),
-        ));
-    };
-    let pk = format!("PLAYER#{player}");
-    let usage = match r.get("usage") {
-        Some(Attr::L(list)) => list.iter().filter_map(Attr::as_str).collect::<Vec<_>>(),
-        _ => Vec::new(),
-    };
-    Ok(usage
-        .into_iter()
-        .map(|sk| Write::Update {
-            key: Key::new(pk.clone(), sk),
-            ops: vec![UpdateOp::Add("used".into(), delta)],
-            cond: None,
-        })
-        .collect())
-}
-
-/// The writes that free a reserved reservation: marked `to` (released or
-/// expired), or deleted (`None`: the intent never opened, so its retry may
-/// reserve again), and its counters given back.
-fn release_of(key: Key, r: &crate::store::Item, to: Option<&str>) -> Result<Vec<Write>, Error> {
-    let Some(amount) = r.int_attr("amount") else {
-        return Err(Error::Internal(
-            "a limit reservation lacks its amount".into(),
-        ));
-    };
-    let cond = Some(Cond::eq("status", RESERVED));
-    let mut writes = vec![match to {
-        None => Write::Delete { key, cond },
-        Some(status) => Write::Update {
-            key,
-            ops: vec![UpdateOp::set("status", status)],
-            cond,
-        },
-    }];
-    writes.extend(usage_adds(r, -amount)?);
-    Ok(writes)
-}
-
-/// Release `payment`'s reservation on its own (its PSP session never
-/// opened); once, however often called.
-pub async fn release(ctx: &Ctx, player: &PlayerId, payment: &PaymentId) -> Result<(), Error> {
-    let key = keys::limit_reservation(player, payment);
-    let Some(r) = ctx.store.get(&key).await? else {
-        return Ok(());
-    };
-    if r.str_attr("status") != Some(RESERVED) {
-        return Ok(());
-    }
-    let due = r.str_attr("due_sk").map(|sk| Write::Delete {
-        key: keys::limit_due(sk),
-        cond: None,
-    });
-    // One transaction: a crash leaves the reservation held with its expiry
-    // still scheduled, or everything released; never a held one unscheduled.
-    let mut writes = release_of(key, &r, None)?;
-    writes.extend(due);
-    match ctx.store.transact(writes).await {
-        Ok(()) | Err(StoreError::ConditionFailed { index: 0, .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The sweep: reservations past their time whose intent neither paid nor
-/// failed are freed (`expired`); the rest leave the schedule. Returns how
-/// many due items it handled.
-pub async fn sweep(ctx: &Ctx, now: i64) -> Result<usize, Error> {
-    let q = crate::store::Query::new(keys::LIMIT_DUE_PK, keys::due_until(now), SWEEP_BATCH);
-    let due = ctx.store.query(&q).await?.items;
-    for d in &due {
-        let sk = d.str_attr("sk").unwrap_or_default().to_owned();
-        let payment = d
-            .str_attr("payment_id")
-            .and_then(|p| PaymentId::parse(p).ok());
-        let player = d
-            .str_attr("player_id")
-            .and_then(|p| PlayerId::parse(p).ok());
-        if let (Some(payment), Some(player)) = (payment, player) {
-            expire(ctx, &player, &payment, &sk).await?;
-        }
-        ctx.store
-            .write(Write::Delete {
-                key: keys::limit_due(sk),
-                cond: None,
-            })
-            .await?;
-    }
-    Ok(due.len())
-}
-
-/// Expire `payment`'s reservation unless its payment has moved on.
-async fn expire(
-    ctx: &Ctx,
-    player: &PlayerId,
-    payment: &PaymentId,
-    due_sk: &str,
+    commit: bool,
 ) -> Result<(), Error> {
-    let key = keys::limit_reservation(player, payment);
-    let Some(r) = ctx.store.get(&key).await? else {
-        return Ok(());
-    };
-    if r.str_attr("status") != Some(RESERVED) || r.str_attr("due_sk") != Some(due_sk) {
-        return Ok(());
-    }
-    let status = ctx
-        .store
-        .get(&keys::payment(payment))
-        .await?
-        .and_then(|p| p.str_attr("status").map(str::to_owned));
-    // Captured (or beyond) counts for good; pending or never stored expires.
-    let open_states = [
-        PaymentStatus::Pending.as_str(),
-        PaymentStatus::Authorized.as_str(),
-    ];
-    let open = status.as_deref().is_none_or(|s| open_states.contains(&s));
-    if !open {
-        return Ok(());
-    }
-    let mut writes = release_of(key, &r, Some(EXPIRED))?;
-    if status.is_some() {
-        // Only while the payment is still open: a capture racing the expiry
-        // then recounts (it reads `expired`) or fails this condition.
-        writes.push(Write::Check {
-            key: keys::payment(payment),
-            cond: Cond::In("status".into(), open_states.map(Attr::from).to_vec()),
-        });
-    }
-    match ctx.store.transact(writes).await {
-        Ok(()) => {
-            tracing::info!(payment_id = %payment, "limit reservation of an unfinished intent expired");
-            Ok(())
+    for _ in 0..MAX_RACES {
+        let limits = load(ctx, player, currency).await?;
+        let mut next = limits.usage.clone();
+        let Some(hold) = next.holds.remove(payment.as_str()) else {
+            return Ok(());
+        };
+        if commit {
+            next.count(hold)?;
         }
-        Err(StoreError::ConditionFailed { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
+        next.prune(ctx.now_ms());
+        if write(ctx, player, &limits, &next).await? {
+            return Ok(());
+        }
+    }
+    Err(contended())
+}
+
+/// A captured deposit's hold counts for good.
+pub async fn commit(
+    ctx: &Ctx,
+    player: &PlayerId,
+    currency: Currency,
+    payment: &PaymentId,
+) -> Result<(), Error> {
+    settle(ctx, player, currency, payment, true).await
+}
+
+/// A failed or canceled deposit (or one whose session never opened) frees
+/// its hold.
+pub async fn release(
+    ctx: &Ctx,
+    player: &PlayerId,
+    currency: Currency,
+    payment: &PaymentId,
+) -> Result<(), Error> {
+    settle(ctx, player, currency, payment, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::policy::HOUR_MS;
+    use crate::store::Attr;
+
+    fn at(day: &str, hour: i64) -> i64 {
+        Day::parse(day).unwrap().start_ms() + hour * HOUR_MS
+    }
+
+    #[test]
+    fn a_hold_counts_while_live_and_in_its_period() {
+        let mut u = Usage::default();
+        let t = at("2026-12-07", 10);
+        u.holds.insert(
+            "pay_a".into(),
+            Hold {
+                amount: 500,
+                at_ms: t,
+            },
+        );
+        let ttl = 25 * HOUR_MS;
+        assert_eq!(u.used(Period::Day, t + HOUR_MS, ttl), 500);
+        // The next day: not in that day's period, still in the week's.
+        assert_eq!(u.used(Period::Day, t + 20 * HOUR_MS, ttl), 0);
+        assert_eq!(u.used(Period::Week, t + 20 * HOUR_MS, ttl), 500);
+        // Expired: counts nowhere, without a write.
+        assert_eq!(u.used(Period::Week, t + 26 * HOUR_MS, ttl), 0);
+    }
+
+    #[test]
+    fn a_commit_counts_in_the_hold_s_periods_unless_they_are_over() {
+        let mut u = Usage::default();
+        let monday = at("2026-12-07", 9);
+        u.count(Hold {
+            amount: 100,
+            at_ms: monday,
+        })
+        .unwrap();
+        // Tuesday's capture: a new day, the same week and month.
+        let tuesday = at("2026-12-08", 9);
+        u.count(Hold {
+            amount: 40,
+            at_ms: tuesday,
+        })
+        .unwrap();
+        assert_eq!(u.used(Period::Day, tuesday, 1), 40);
+        assert_eq!(u.used(Period::Week, tuesday, 1), 140);
+        assert_eq!(u.used(Period::Month, tuesday, 1), 140);
+        // A late commit of Monday's second hold: its day is over.
+        u.count(Hold {
+            amount: 7,
+            at_ms: monday,
+        })
+        .unwrap();
+        assert_eq!(u.used(Period::Day, tuesday, 1), 40);
+        assert_eq!(u.used(Period::Week, tuesday, 1), 147);
+    }
+
+    #[test]
+    fn room_is_made_from_expired_holds_only() {
+        let ttl = HOUR_MS;
+        let now = at("2026-12-07", 12);
+        let mut u = Usage::default();
+        for i in 0..MAX_HOLDS {
+            let age = if i == 3 { 2 * HOUR_MS } else { 0 };
+            u.holds.insert(
+                format!("pay_{i:02}"),
+                Hold {
+                    amount: 1,
+                    at_ms: now - age,
+                },
+            );
+        }
+        u.make_room(now, ttl).unwrap();
+        assert!(!u.holds.contains_key("pay_03"));
+        assert_eq!(u.holds.len(), MAX_HOLDS - 1);
+        u.holds.insert(
+            "pay_new".into(),
+            Hold {
+                amount: 1,
+                at_ms: now,
+            },
+        );
+        assert!(matches!(u.make_room(now, ttl), Err(Error::RateLimited)));
+    }
+
+    #[test]
+    fn spent_holds_are_pruned_and_the_update_says_what_changed() {
+        let old = Hold {
+            amount: 9,
+            at_ms: at("2026-10-01", 1),
+        };
+        let fresh = Hold {
+            amount: 5,
+            at_ms: at("2026-12-07", 1),
+        };
+        let before = Usage {
+            holds: [("pay_old".to_owned(), old)].into_iter().collect(),
+            ..Usage::default()
+        };
+        let mut next = before.clone();
+        next.prune(at("2026-12-07", 2));
+        next.holds.insert("pay_new".into(), fresh);
+        let ops = before.ops_to(&next);
+        assert!(ops.contains(&UpdateOp::Remove("hold#pay_old".into())));
+        let encoded = format!("5:{}", fresh.at_ms);
+        assert!(ops.contains(&UpdateOp::set("hold#pay_new", encoded.as_str())));
+        assert_eq!(ops.len(), 2);
+        let item: Item = [("hold#pay_new".to_owned(), Attr::from(encoded.as_str()))]
+            .into_iter()
+            .collect();
+        assert_eq!(Usage::from_item(Some(&item)).holds["pay_new"], fresh);
     }
 }
