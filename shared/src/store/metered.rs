@@ -1,6 +1,10 @@
-//! A decorator that counts DynamoDB-style write units: 1 per KB for a plain
-//! write, 2 per KB per item in a transaction (checks count as writes, as in
-//! DynamoDB's TransactWriteItems billing).
+//! A decorator that counts DynamoDB-style write units as DynamoDB bills
+//! them: 1 per KB of the larger of the item before and after a write (an
+//! update pays for the whole item, not for what it changes; a failed
+//! condition pays too), 2 per KB per item in a transaction (checks count as
+//! writes of the item they check, as in TransactWriteItems billing). It
+//! reads the items before and after through the inner store to size them,
+//! unmetered: it is for benches, not for production.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,13 +43,31 @@ impl MeteredStore {
     }
 }
 
-fn kb_units(w: &Write) -> u64 {
-    let bytes = match w {
-        Write::Put { item, .. } => item_size(item),
-        Write::Update { key, ops, .. } => key.pk.len() + key.sk.len() + 64 * ops.len(),
-        Write::Delete { key, .. } | Write::Check { key, .. } => key.pk.len() + key.sk.len(),
-    };
+fn kb(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(1024).max(1)
+}
+
+impl MeteredStore {
+    /// The stored size of what `w` writes over (0: nothing there).
+    async fn size_before(&self, w: &Write) -> usize {
+        let Ok(key) = w.key() else {
+            return 0;
+        };
+        match self.inner.get(&key).await {
+            Ok(Some(it)) => item_size(&it),
+            _ => 0,
+        }
+    }
+
+    /// The bytes `w` is billed for, given the size before it.
+    async fn billed(&self, w: &Write, before: usize) -> usize {
+        let after = match w {
+            Write::Put { item, .. } => item_size(item),
+            Write::Update { .. } => self.size_before(w).await,
+            Write::Delete { .. } | Write::Check { .. } => 0,
+        };
+        before.max(after)
+    }
 }
 
 #[async_trait]
@@ -59,14 +81,90 @@ impl Store for MeteredStore {
         self.inner.query(q).await
     }
     async fn write(&self, write: Write) -> Result<(), StoreError> {
-        self.units.fetch_add(kb_units(&write), Ordering::Relaxed);
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.write(write).await
-    }
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let units: u64 = writes.iter().map(|w| 2 * kb_units(w)).sum();
+        let before = self.size_before(&write).await;
+        let probe = write.clone();
+        let result = self.inner.write(write).await;
+        let units = kb(self.billed(&probe, before).await);
         self.units.fetch_add(units, Ordering::Relaxed);
         self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.transact(writes).await
+        result
+    }
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let mut before = Vec::with_capacity(writes.len());
+        for w in &writes {
+            before.push(self.size_before(w).await);
+        }
+        let probe = writes.clone();
+        let result = self.inner.transact(writes).await;
+        let mut units = 0;
+        for (w, b) in probe.iter().zip(before) {
+            units += 2 * kb(self.billed(w, b).await);
+        }
+        self.units.fetch_add(units, Ordering::Relaxed);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+    use crate::store::{item, Attr, Cond, UpdateOp};
+
+    fn meter() -> MeteredStore {
+        MeteredStore::new(Arc::new(EmbeddedStore::in_memory()))
+    }
+
+    #[tokio::test]
+    async fn an_update_pays_for_the_whole_item_and_a_failed_condition_pays_too() {
+        let m = meter();
+        let key = Key::new("P", "S");
+        let big = item(&key, [("blob", Attr::from("x".repeat(2_500).as_str()))]);
+        m.write(Write::Put {
+            item: big.clone(),
+            cond: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(m.write_units(), 3, "a 2.5 KB put");
+        m.write(Write::Update {
+            key: key.clone(),
+            ops: vec![UpdateOp::Add("n".into(), 1)],
+            cond: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(m.write_units(), 6, "a one-number update of a 2.5 KB item");
+        let refused = m
+            .write(Write::Put {
+                item: big,
+                cond: Some(Cond::NotExists),
+            })
+            .await;
+        assert!(refused.is_err());
+        assert_eq!(m.write_units(), 9, "a failed condition is billed");
+        assert_eq!(m.write_requests(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_pays_twice_per_item_checks_included() {
+        let m = meter();
+        let a = Key::new("P", "A");
+        let b = Key::new("P", "B");
+        m.transact(vec![
+            Write::Put {
+                item: item(&a, [("v", Attr::N(1))]),
+                cond: None,
+            },
+            Write::Check {
+                key: b.clone(),
+                cond: Cond::NotExists,
+            },
+        ])
+        .await
+        .unwrap();
+        assert_eq!(m.write_units(), 4);
+        assert_eq!(m.write_requests(), 1);
     }
 }
