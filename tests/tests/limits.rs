@@ -337,3 +337,34 @@ async fn an_unfinished_intent_expires_and_a_late_capture_counts_again() {
     );
     t.shutdown().await;
 }
+
+/// A player's open intents hold at most MAX_HOLDS of the limits at once;
+/// the next is refused (429) until one of them ends, then fits again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_intents_beyond_the_holds_bound_are_refused_until_one_ends() {
+    use payloop::domain::limits::reserve::MAX_HOLDS;
+    let t = TestStack::start().await;
+    put_limits(&t, "oli", json!({"currency": "EUR", "day": "1000.00"})).await;
+    let mut first = None;
+    for n in 0..MAX_HOLDS {
+        let r = init(&t, &format!("o-{n}"), "oli", "1.00").await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        first.get_or_insert(r.json()["payment_id"].as_str().unwrap().to_owned());
+    }
+    let refused = init(&t, "o-next", "oli", "1.00").await;
+    assert_eq!(
+        (refused.status, refused.json()["error"].as_str()),
+        (429, Some("rate_limited")),
+        "{}",
+        refused.text
+    );
+    assert_eq!(used(&t, "oli").await, format!("{MAX_HOLDS}.00"));
+    // One ends at the PSP: its hold leaves, and the next intent fits.
+    let id = first.unwrap();
+    t.checkout(&id, "decline").await;
+    t.wait_status(&id, "failed").await;
+    t.wait_idle().await;
+    let fits = init(&t, "o-next", "oli", "1.00").await;
+    assert_eq!(fits.status, 201, "{}", fits.text);
+    t.shutdown().await;
+}
