@@ -106,6 +106,8 @@ pub struct LocalOptions {
     pub host: String,
     /// 0 picks a free port.
     pub port: u16,
+    /// Concurrent consumers of the events queue, each taking batches of up
+    /// to 10 (the Lambda event source mapping's concurrency).
     pub pollers: usize,
     pub visibility: Duration,
     /// Decorate the store / queue (metering, fault injection in tests).
@@ -157,7 +159,7 @@ impl LocalOptions {
             data_dir: data_dir.into(),
             host: "127.0.0.1".into(),
             port: 0,
-            pollers: 4,
+            pollers: 16,
             visibility: Duration::from_secs(30),
             wrap_store: None,
             wrap_queue: None,
@@ -350,10 +352,18 @@ fn psps(
         .with_transport(local_transport()))
 }
 
+/// The store and the queue share one log (`store.wal`), so a webhook's
+/// record and its message, and a credit and its delete, are made durable by
+/// the same group commit: one fsync where two logs needed two. Queue items
+/// live in their own partitions (`Q#<queue>`). A `queue.wal` left by an older
+/// version is folded in at open.
 fn embedded_backends(dir: &Path) -> std::io::Result<Backends> {
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("store.wal"))?);
-    let queue_store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("queue.wal"))?);
-    Ok((store, Arc::new(EmbeddedQueue::new(queue_store))))
+    let store = Arc::new(EmbeddedStore::open_absorbing(
+        &dir.join("store.wal"),
+        Some(&dir.join("queue.wal")),
+    )?);
+    let queue = EmbeddedQueue::new(Arc::clone(&store) as Arc<dyn Store>);
+    Ok((store, Arc::new(queue)))
 }
 
 /// The local stack's sandboxes listen on plain http on this machine: the one

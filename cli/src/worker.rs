@@ -224,9 +224,12 @@ async fn poll_loop(
             activity.batch_done(&batch, &HashSet::new());
             continue;
         };
+        let succeeded: Vec<&Message> = batch.iter().filter(|m| !failed.contains(&m.id)).collect();
+        let receipts: Vec<String> = succeeded.iter().map(|m| m.receipt.clone()).collect();
+        let outcomes = ctx.queue.delete_batch(QueueName::Events, &receipts).await;
         let mut done = HashSet::new();
-        for m in batch.iter().filter(|m| !failed.contains(&m.id)) {
-            if let Err(e) = ctx.queue.delete(QueueName::Events, &m.receipt).await {
+        for (m, outcome) in succeeded.into_iter().zip(outcomes) {
+            if let Err(e) = outcome {
                 // Redelivered later; the consumer makes that harmless.
                 tracing::warn!(message_id = %m.id, error = %e, "delete failed");
                 continue;

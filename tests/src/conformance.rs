@@ -1000,6 +1000,68 @@ pub async fn queue_visibility_timeout(q: &dyn Queue) {
         .unwrap_or_else(|e| panic!("delete: {e:?}"));
 }
 
+/// One batch deletes every message it names; a stale receipt in it is Ok
+/// and leaves that message's later receive in force; nothing deleted comes
+/// back after its visibility timeout.
+pub async fn queue_delete_batch(q: &dyn Queue) {
+    drain(q).await;
+    let tag = unique("q-batch");
+    let kept = format!("{tag}-kept");
+    q.send(QueueName::Events, &kept)
+        .await
+        .unwrap_or_else(|e| panic!("send: {e:?}"));
+    let stale = receive_one(q, QueueName::Events, &kept, Duration::from_secs(1)).await;
+    let latest = receive_one(q, QueueName::Events, &kept, Duration::from_secs(60)).await;
+    let mut bodies = Vec::new();
+    for n in 0..3 {
+        let body = format!("{tag}-{n}");
+        q.send(QueueName::Events, &body)
+            .await
+            .unwrap_or_else(|e| panic!("send: {e:?}"));
+        bodies.push(body);
+    }
+    let mut taken: Vec<Message> = Vec::new();
+    let deadline = Instant::now() + QUEUE_TIMEOUT;
+    while taken.len() < 3 && Instant::now() < deadline {
+        let got = receive_tagged(
+            q,
+            QueueName::Events,
+            &tag,
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+        )
+        .await;
+        taken.extend(got);
+    }
+    let mut got: Vec<&str> = taken.iter().map(|m| m.body.as_str()).collect();
+    got.sort_unstable();
+    assert_eq!(got, bodies, "the three messages, once each");
+    let mut receipts: Vec<String> = taken.iter().map(|m| m.receipt.clone()).collect();
+    receipts.push(stale.receipt.clone());
+    let outcomes = q.delete_batch(QueueName::Events, &receipts).await;
+    assert_eq!(outcomes, vec![Ok(()); 4], "three deletes and a stale one");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let back = receive_tagged(
+        q,
+        QueueName::Events,
+        &tag,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        back.is_empty(),
+        "a batch-deleted message came back: {back:?}"
+    );
+    assert_eq!(
+        q.delete_batch(QueueName::Events, std::slice::from_ref(&latest.receipt))
+            .await,
+        vec![Ok(())],
+        "the latest receipt of the kept message"
+    );
+    assert!(q.delete_batch(QueueName::Events, &[]).await.is_empty());
+}
+
 /// Deleting (or hiding) with a stale, repeated or garbage receipt is Ok; the
 /// latest receipt deletes the message.
 pub async fn queue_stale_receipt(q: &dyn Queue) {
@@ -1229,6 +1291,7 @@ pub async fn run_queue_suite(q: &dyn Queue) {
     queue_send_receive_delete(q).await;
     queue_visibility_timeout(q).await;
     queue_stale_receipt(q).await;
+    queue_delete_batch(q).await;
     queue_dead_letter_and_redrive(q).await;
     queue_concurrent_receivers(q).await;
 }

@@ -199,7 +199,9 @@ impl Queue for EmbeddedQueue {
         let id = crate::ids::new_ulid("msg");
         let w = self.put(queue, &id, body, 0, self.clock.now_ms()).await?;
         self.store.write(w).await.map_err(store_err)?;
-        self.arrived.notify_waiters();
+        // One waiting receiver per message (a stored permit if none waits):
+        // waking every poller for each message only made them race for it.
+        self.arrived.notify_one();
         Ok(id)
     }
 
@@ -233,6 +235,37 @@ impl Queue for EmbeddedQueue {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(store_err(e)),
         }
+    }
+
+    /// One transaction (one log write) for the whole batch; a receipt
+    /// gone stale (the message was received again, or deleted) is a no-op.
+    async fn delete_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[String],
+    ) -> Vec<Result<(), QueueError>> {
+        if receipts.is_empty() {
+            return Vec::new();
+        }
+        if receipts.len() > MAX_RECEIVE_BATCH {
+            let e = QueueError::Invalid(format!("at most {MAX_RECEIVE_BATCH} deletes in a batch"));
+            return vec![Err(e); receipts.len()];
+        }
+        let mut unique: Vec<&String> = receipts.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let writes = unique
+            .into_iter()
+            .map(|r| Write::Delete {
+                key: Key::new(pk(queue), r.as_str()),
+                cond: None,
+            })
+            .collect();
+        let outcome = match self.store.transact(writes).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(store_err(e)),
+        };
+        vec![outcome; receipts.len()]
     }
 
     async fn change_visibility(

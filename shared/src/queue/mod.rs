@@ -107,6 +107,20 @@ pub trait Queue: Send + Sync {
     ) -> Result<Vec<Message>, QueueError>;
     /// Delete a received message. Deleting with a stale receipt is not an error.
     async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError>;
+    /// Delete up to [`MAX_RECEIVE_BATCH`] received messages in one request
+    /// (SQS DeleteMessageBatch); one outcome per receipt, in order. The
+    /// default deletes them one by one.
+    async fn delete_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[String],
+    ) -> Vec<Result<(), QueueError>> {
+        let mut out = Vec::with_capacity(receipts.len());
+        for r in receipts {
+            out.push(self.delete(queue, r).await);
+        }
+        out
+    }
     /// Make a received message visible again after `visibility`.
     async fn change_visibility(
         &self,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 use aws_sdk_sqs::Client;
 
 use super::{Message, Queue, QueueError, QueueName, MAX_MESSAGE_BYTES, MAX_RECEIVE_BATCH};
@@ -176,6 +178,67 @@ fn to_message(m: &aws_sdk_sqs::types::Message) -> Result<Message, QueueError> {
     })
 }
 
+/// A stale receipt handle: the message is gone or was received again.
+const STALE_RECEIPT: &str = "ReceiptHandleIsInvalid";
+
+impl SqsQueue {
+    /// DeleteMessageBatch: entry ids are the receipts' indexes; each failed
+    /// entry becomes that receipt's error (a stale one is not an error).
+    async fn delete_batch_once(
+        &self,
+        queue: QueueName,
+        receipts: &[String],
+    ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if receipts.len() > MAX_RECEIVE_BATCH {
+            return Err(QueueError::Invalid(format!(
+                "at most {MAX_RECEIVE_BATCH} deletes in a batch"
+            )));
+        }
+        let mut req = self
+            .client
+            .delete_message_batch()
+            .queue_url(self.url(queue)?);
+        for (i, r) in receipts.iter().enumerate() {
+            let entry = DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(r)
+                .build()
+                .map_err(|e| QueueError::Invalid(format!("DeleteMessageBatch entry: {e}")))?;
+            req = req.entries(entry);
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| sdk_err("DeleteMessageBatch", e))?;
+        let mut outcomes: Vec<Result<(), QueueError>> = vec![Ok(()); receipts.len()];
+        for failed in out.failed() {
+            let Some(slot) = failed
+                .id()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| outcomes.get_mut(i))
+            else {
+                continue;
+            };
+            if failed.code() == STALE_RECEIPT {
+                tracing::warn!(
+                    queue = queue.as_str(),
+                    "delete with a stale receipt handle ignored"
+                );
+                continue;
+            }
+            *slot = Err(QueueError::Unavailable(format!(
+                "DeleteMessageBatch: {}",
+                failed.code()
+            )));
+        }
+        Ok(outcomes)
+    }
+}
+
 #[async_trait]
 impl Queue for SqsQueue {
     async fn depth(&self, queue: QueueName) -> Result<u64, QueueError> {
@@ -257,6 +320,17 @@ impl Queue for SqsQueue {
                 Ok(())
             }
             Err(e) => Err(sdk_err("DeleteMessage", e)),
+        }
+    }
+
+    async fn delete_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[String],
+    ) -> Vec<Result<(), QueueError>> {
+        match self.delete_batch_once(queue, receipts).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => vec![Err(e); receipts.len()],
         }
     }
 

@@ -39,6 +39,16 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Open (or create) the store whose log is `path`; replays and compacts it.
     pub fn open(path: &Path) -> std::io::Result<EmbeddedStore> {
+        Self::open_absorbing(path, None)
+    }
+
+    /// Open the store at `path` and fold into it every item of the log at
+    /// `legacy`, if there is one (a data dir from before the queue shared the
+    /// store's log). The folded items are in the compacted log, on disk,
+    /// before the legacy log is removed; a crash in between folds the same
+    /// items again at the next open, which changes nothing. The two logs must
+    /// hold disjoint keys.
+    pub fn open_absorbing(path: &Path, legacy: Option<&Path>) -> std::io::Result<EmbeddedStore> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -49,16 +59,20 @@ impl EmbeddedStore {
                 format!("{} is in use by another process", path.display()),
             )
         })?;
-        let frames = wal::recover(path)?;
         let mut table = BTreeMap::new();
-        let replayed = frames.len();
-        for frame in frames {
-            let rec: Record = serde_json::from_slice(&frame)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-            apply_record(&mut table, rec);
+        let mut replayed = replay(path, &mut table)?;
+        let legacy = legacy.filter(|l| l.exists());
+        if let Some(l) = legacy {
+            let folded = replay(l, &mut table)?;
+            tracing::info!(from = %l.display(), frames = folded, "folding a legacy log into the store");
+            replayed += folded.max(1);
         }
         if replayed > 0 {
             compact(path, &table)?;
+        }
+        if let Some(l) = legacy {
+            std::fs::remove_file(l)?;
+            let _ = std::fs::remove_file(l.with_extension("lock"));
         }
         let wal = Wal::open(path)?;
         Ok(EmbeddedStore {
@@ -139,6 +153,18 @@ impl EmbeddedStore {
         apply_record(&mut table, rec);
         Ok(lsn)
     }
+}
+
+/// Apply every intact frame of the log at `path` to `table`; returns how many.
+fn replay(path: &Path, table: &mut BTreeMap<Key, Item>) -> std::io::Result<usize> {
+    let frames = wal::recover(path)?;
+    let count = frames.len();
+    for frame in frames {
+        let rec: Record = serde_json::from_slice(&frame)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        apply_record(table, rec);
+    }
+    Ok(count)
 }
 
 fn apply_record(table: &mut BTreeMap<Key, Item>, rec: Record) {
@@ -340,6 +366,33 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         // Nothing was truncated: an operator can still recover the data.
         assert_eq!(std::fs::read(&path).unwrap().len(), bytes.len());
+    }
+
+    #[tokio::test]
+    async fn a_legacy_log_is_folded_in_then_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, legacy) = (dir.path().join("t.wal"), dir.path().join("q.wal"));
+        {
+            let s = EmbeddedStore::open(&path).unwrap();
+            s.write(put(1)).await.unwrap();
+            let q = EmbeddedStore::open(&legacy).unwrap();
+            let key = Key::new("Q", "m1");
+            q.write(Write::Put {
+                item: item(&key, [("n", Attr::N(9))]),
+                cond: None,
+            })
+            .await
+            .unwrap();
+        }
+        {
+            let s = EmbeddedStore::open_absorbing(&path, Some(&legacy)).unwrap();
+            assert!(!legacy.exists());
+            assert!(s.get(&Key::new("Q", "m1")).await.unwrap().is_some());
+            assert!(s.get(&Key::new("P", "s001")).await.unwrap().is_some());
+        }
+        // Kept after another reopen, with no legacy log left to fold.
+        let s = EmbeddedStore::open_absorbing(&path, Some(&legacy)).unwrap();
+        assert!(s.get(&Key::new("Q", "m1")).await.unwrap().is_some());
     }
 
     #[tokio::test]
