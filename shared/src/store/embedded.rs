@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
+use crate::store::record::Record;
 use crate::store::wal::{self, Wal};
 use crate::store::{
     apply_update, check_transaction, item_size, sk_matches, Item, Key, Page, Query, SkRange, Store,
@@ -18,15 +18,9 @@ use crate::store::{
 
 /// Items per frame when compacting the log into a snapshot.
 const SNAPSHOT_ITEMS_PER_FRAME: usize = 512;
-/// Item bytes per snapshot frame: JSON at most roughly doubles them, which
-/// keeps every frame well under the WAL's frame limit.
+/// Item bytes per snapshot frame: the record's framing adds a few bytes per
+/// attribute, which keeps every frame well under the WAL's frame limit.
 const SNAPSHOT_FRAME_BUDGET: usize = wal::MAX_FRAME_BYTES / 4;
-
-#[derive(Serialize, Deserialize, Default)]
-struct Record {
-    puts: Vec<Item>,
-    dels: Vec<Key>,
-}
 
 pub struct EmbeddedStore {
     table: Mutex<BTreeMap<Key, Item>>,
@@ -121,10 +115,10 @@ impl EmbeddedStore {
     }
 
     /// Check every condition, compute the new states, log them, apply them.
-    fn commit(&self, writes: &[Write]) -> Result<u64, StoreError> {
+    fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
         let mut table = self.lock()?;
         let mut rec = Record::default();
-        for (index, w) in writes.iter().enumerate() {
+        for (index, w) in writes.into_iter().enumerate() {
             let key = w.key()?;
             let current = table.get(&key);
             if let Some(cond) = w.cond() {
@@ -136,9 +130,9 @@ impl EmbeddedStore {
                 }
             }
             match w {
-                Write::Put { item, .. } => rec.puts.push(item.clone()),
-                Write::Update { key, ops, .. } => rec.puts.push(apply_update(current, key, ops)?),
-                Write::Delete { key, .. } => rec.dels.push(key.clone()),
+                Write::Put { item, .. } => rec.puts.push(item),
+                Write::Update { key, ops, .. } => rec.puts.push(apply_update(current, &key, &ops)?),
+                Write::Delete { key, .. } => rec.dels.push(key),
                 Write::Check { .. } => {}
             }
         }
@@ -148,8 +142,7 @@ impl EmbeddedStore {
         if rec.puts.is_empty() && rec.dels.is_empty() {
             return self.wal.last_lsn();
         }
-        let bytes = serde_json::to_vec(&rec).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let lsn = self.wal.append(&bytes)?;
+        let lsn = self.wal.append(&rec.encode())?;
         apply_record(&mut table, rec);
         Ok(lsn)
     }
@@ -160,8 +153,12 @@ fn replay(path: &Path, table: &mut BTreeMap<Key, Item>) -> std::io::Result<usize
     let frames = wal::recover(path)?;
     let count = frames.len();
     for frame in frames {
-        let rec: Record = serde_json::from_slice(&frame)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let rec = Record::decode(&frame).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
         apply_record(table, rec);
     }
     Ok(count)
@@ -203,11 +200,11 @@ fn compact(path: &Path, table: &BTreeMap<Key, Item>) -> std::io::Result<()> {
 }
 
 fn snapshot_frame(puts: Vec<Item>) -> std::io::Result<Vec<u8>> {
-    let frame = serde_json::to_vec(&Record {
+    let frame = Record {
         puts,
         dels: Vec::new(),
-    })
-    .map_err(std::io::Error::other)?;
+    }
+    .encode();
     if frame.len() > wal::MAX_FRAME_BYTES {
         return Err(std::io::Error::other("snapshot frame over the frame limit"));
     }
@@ -276,13 +273,13 @@ impl Store for EmbeddedStore {
                 "a check is only valid in a transaction".into(),
             ));
         }
-        let committed = self.commit(std::slice::from_ref(&write));
+        let committed = self.commit(vec![write]);
         self.settle(committed).await
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
-        let committed = self.commit(&writes);
+        let committed = self.commit(writes);
         self.settle(committed).await
     }
 }
@@ -366,6 +363,31 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         // Nothing was truncated: an operator can still recover the data.
         assert_eq!(std::fs::read(&path).unwrap().len(), bytes.len());
+    }
+
+    #[tokio::test]
+    async fn a_log_of_json_records_from_an_older_version_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.wal");
+        let key = Key::new("P", "old");
+        let old = Record {
+            puts: vec![item(&key, [("n", Attr::N(7))])],
+            dels: Vec::new(),
+        };
+        let mut bytes = Vec::new();
+        wal::encode_frame(&mut bytes, &serde_json::to_vec(&old).unwrap());
+        std::fs::write(&path, &bytes).unwrap();
+        let s = EmbeddedStore::open(&path).unwrap();
+        let got = s.get(&key).await.unwrap().unwrap();
+        assert_eq!(got.get("n"), Some(&Attr::N(7)));
+        drop(s);
+        // Compacted at open: the log is binary now, and still opens.
+        assert_eq!(
+            std::fs::read(&path).unwrap()[8],
+            crate::store::record::BINARY_V1
+        );
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert!(s.get(&key).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -59,14 +59,34 @@ impl MeteredStore {
         }
     }
 
-    /// The bytes `w` is billed for, given the size before it.
-    async fn billed(&self, w: &Write, before: usize) -> usize {
-        let after = match w {
-            Write::Put { item, .. } => item_size(item),
-            Write::Update { .. } => self.size_before(w).await,
-            Write::Delete { .. } | Write::Check { .. } => 0,
-        };
-        before.max(after)
+    /// The bytes `w` will be billed for, given the size before it: known
+    /// now for a put, read back after an update (see [`Bill::settle`]).
+    fn bill(w: &Write, before: usize) -> Bill {
+        match w {
+            Write::Put { item, .. } => Bill::Bytes(before.max(item_size(item))),
+            Write::Update { key, .. } => Bill::AfterUpdate(key.clone(), before),
+            Write::Delete { .. } | Write::Check { .. } => Bill::Bytes(before),
+        }
+    }
+}
+
+/// What one write is billed for, planned before the write is handed on
+/// (so the write itself is moved, never copied).
+enum Bill {
+    Bytes(usize),
+    /// The larger of `before` and the item as the update left it.
+    AfterUpdate(Key, usize),
+}
+
+impl Bill {
+    async fn settle(self, inner: &dyn Store) -> usize {
+        match self {
+            Bill::Bytes(n) => n,
+            Bill::AfterUpdate(key, before) => match inner.get(&key).await {
+                Ok(Some(it)) => before.max(item_size(&it)),
+                _ => before,
+            },
+        }
     }
 }
 
@@ -81,24 +101,22 @@ impl Store for MeteredStore {
         self.inner.query(q).await
     }
     async fn write(&self, write: Write) -> Result<(), StoreError> {
-        let before = self.size_before(&write).await;
-        let probe = write.clone();
+        let bill = Self::bill(&write, self.size_before(&write).await);
         let result = self.inner.write(write).await;
-        let units = kb(self.billed(&probe, before).await);
+        let units = kb(bill.settle(self.inner.as_ref()).await);
         self.units.fetch_add(units, Ordering::Relaxed);
         self.writes.fetch_add(1, Ordering::Relaxed);
         result
     }
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let mut before = Vec::with_capacity(writes.len());
+        let mut bills = Vec::with_capacity(writes.len());
         for w in &writes {
-            before.push(self.size_before(w).await);
+            bills.push(Self::bill(w, self.size_before(w).await));
         }
-        let probe = writes.clone();
         let result = self.inner.transact(writes).await;
         let mut units = 0;
-        for (w, b) in probe.iter().zip(before) {
-            units += 2 * kb(self.billed(w, b).await);
+        for bill in bills {
+            units += 2 * kb(bill.settle(self.inner.as_ref()).await);
         }
         self.units.fetch_add(units, Ordering::Relaxed);
         self.writes.fetch_add(1, Ordering::Relaxed);
