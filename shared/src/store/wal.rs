@@ -8,6 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -46,6 +47,8 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// `Pending::last_lsn`, readable without the lock (every read asks).
+    appended: AtomicU64,
 }
 
 pub struct Wal {
@@ -172,6 +175,7 @@ impl Wal {
                 writer: Writer::Busy,
             }),
             wake: Condvar::new(),
+            appended: AtomicU64::new(0),
         });
         let (tx, rx) = watch::channel(Durable {
             lsn: 0,
@@ -206,6 +210,7 @@ impl Wal {
                     writer: Writer::Busy,
                 }),
                 wake: Condvar::new(),
+                appended: AtomicU64::new(0),
             }),
             durable: rx,
             volatile: true,
@@ -221,6 +226,7 @@ impl Wal {
         let mut p = self.shared.pending.lock().map_err(|_| poisoned())?;
         p.last_lsn += 1;
         let lsn = p.last_lsn;
+        self.shared.appended.store(lsn, Ordering::Release);
         if self.volatile {
             return Ok(lsn);
         }
@@ -236,7 +242,7 @@ impl Wal {
 
     /// The newest sequence number handed out.
     pub fn last_lsn(&self) -> Result<u64, StoreError> {
-        Ok(self.shared.pending.lock().map_err(|_| poisoned())?.last_lsn)
+        Ok(self.shared.appended.load(Ordering::Acquire))
     }
 
     /// Wait until everything up to `lsn` is on disk.
