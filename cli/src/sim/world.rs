@@ -114,8 +114,9 @@ impl World {
         // The embedded store's own code, in memory: the simulator's crashes
         // are invocations abandoned, not processes lost, so nothing needs a
         // disk (and one thread runs everything, deterministically).
+        // The queue's messages live in the same store, as in `payloop serve`.
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory());
-        let queue_store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory());
+        let queue_store: Arc<dyn Store> = Arc::clone(&store);
         let queue: Arc<dyn Queue> = Arc::new(EmbeddedQueue::with_clock(
             Arc::clone(&queue_store),
             clock.clone(),

@@ -286,6 +286,11 @@ impl Store for EmbeddedStore {
         let committed = self.commit(writes);
         self.settle(committed).await
     }
+
+    /// Sized in place: no copy, and no wait (it shows no data).
+    async fn item_bytes(&self, key: &Key) -> Result<Option<usize>, StoreError> {
+        Ok(self.lock()?.get(key).map(item_size))
+    }
 }
 
 fn page_of(mut items: Vec<Item>, limit: usize) -> Page {

@@ -3,8 +3,8 @@
 //! update pays for the whole item, not for what it changes; a failed
 //! condition pays too), 2 per KB per item in a transaction (checks count as
 //! writes of the item they check, as in TransactWriteItems billing). It
-//! reads the items before and after through the inner store to size them,
-//! unmetered: it is for benches, not for production.
+//! sizes the items before and after through the inner store
+//! (`Store::item_bytes`), unmetered: it is for benches, not for production.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,10 +53,12 @@ impl MeteredStore {
         let Ok(key) = w.key() else {
             return 0;
         };
-        match self.inner.get(&key).await {
-            Ok(Some(it)) => item_size(&it),
-            _ => 0,
-        }
+        self.inner
+            .item_bytes(&key)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0)
     }
 
     /// The bytes `w` will be billed for, given the size before it: known
@@ -82,10 +84,10 @@ impl Bill {
     async fn settle(self, inner: &dyn Store) -> usize {
         match self {
             Bill::Bytes(n) => n,
-            Bill::AfterUpdate(key, before) => match inner.get(&key).await {
-                Ok(Some(it)) => before.max(item_size(&it)),
-                _ => before,
-            },
+            Bill::AfterUpdate(key, before) => {
+                let after = inner.item_bytes(&key).await.ok().flatten();
+                before.max(after.unwrap_or(0))
+            }
         }
     }
 }
@@ -99,6 +101,9 @@ impl Store for MeteredStore {
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.query(q).await
+    }
+    async fn item_bytes(&self, key: &Key) -> Result<Option<usize>, StoreError> {
+        self.inner.item_bytes(key).await
     }
     async fn write(&self, write: Write) -> Result<(), StoreError> {
         let bill = Self::bill(&write, self.size_before(&write).await);

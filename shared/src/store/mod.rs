@@ -430,6 +430,11 @@ pub trait Store: Send + Sync {
     async fn write(&self, write: Write) -> Result<(), StoreError>;
     /// Up to [`MAX_TRANSACT_WRITES`] conditional writes, all or nothing.
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// The stored size of an item ([`item_size`]), for metering. The default
+    /// reads it; a store that holds items can size one without a copy.
+    async fn item_bytes(&self, key: &Key) -> Result<Option<usize>, StoreError> {
+        Ok(self.get(key).await?.as_ref().map(item_size))
+    }
 }
 
 /// Validate a transaction's shape before sending (both adapters use it).
