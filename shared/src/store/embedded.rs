@@ -21,11 +21,57 @@ const SNAPSHOT_ITEMS_PER_FRAME: usize = 512;
 /// Item bytes per snapshot frame: the record's framing adds a few bytes per
 /// attribute, which keeps every frame well under the WAL's frame limit.
 const SNAPSHOT_FRAME_BUDGET: usize = wal::MAX_FRAME_BYTES / 4;
+/// Deletes are remembered by partition hash into this many buckets (see
+/// [`Table::deleted`]).
+const DELETE_BUCKETS: usize = 256;
+
+/// An item and the log sequence number of the commit that wrote it: a read
+/// waits for that commit to be durable, not for the newest one.
+struct Stored {
+    item: Item,
+    lsn: u64,
+}
+
+struct Table {
+    items: BTreeMap<Key, Stored>,
+    /// The newest commit that deleted something in a partition of each
+    /// bucket: an absence (a missing item, a query's page) is shown only
+    /// once the deletes that may have made it are durable.
+    deleted: [u64; DELETE_BUCKETS],
+}
+
+impl Table {
+    fn new(items: BTreeMap<Key, Stored>) -> Table {
+        Table {
+            items,
+            deleted: [0; DELETE_BUCKETS],
+        }
+    }
+
+    fn deleted_in(&self, pk: &str) -> u64 {
+        self.deleted[bucket(pk)]
+    }
+}
+
+fn bucket(pk: &str) -> usize {
+    // FNV-1a: stable and cheap; a collision only makes a read wait longer.
+    let h = pk.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h % DELETE_BUCKETS as u64) as usize
+}
+
+/// What a commit did, and which log sequence number must be durable before
+/// the caller may learn it.
+struct Committed {
+    result: Result<(), StoreError>,
+    wait_for: u64,
+}
 
 pub struct EmbeddedStore {
     /// A commit holds it while it checks, logs and applies (so log order is
     /// apply order). An RwLock was measured: no faster, reads are short.
-    table: Mutex<BTreeMap<Key, Item>>,
+    table: Mutex<Table>,
     wal: Wal,
     path: PathBuf,
     /// Held for the store's life: one process per log file.
@@ -72,7 +118,7 @@ impl EmbeddedStore {
         }
         let wal = Wal::open(path)?;
         Ok(EmbeddedStore {
-            table: Mutex::new(table),
+            table: Mutex::new(Table::new(table)),
             wal,
             path: path.to_path_buf(),
             _lock: Some(lock),
@@ -85,7 +131,7 @@ impl EmbeddedStore {
     /// log.
     pub fn in_memory() -> EmbeddedStore {
         EmbeddedStore {
-            table: Mutex::new(BTreeMap::new()),
+            table: Mutex::new(Table::new(BTreeMap::new())),
             wal: Wal::volatile(),
             path: PathBuf::new(),
             _lock: None,
@@ -96,60 +142,79 @@ impl EmbeddedStore {
         &self.path
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, BTreeMap<Key, Item>>, StoreError> {
+    fn lock(&self) -> Result<MutexGuard<'_, Table>, StoreError> {
         self.table.lock().map_err(|_| poisoned())
     }
 
     /// Wait until what the caller saw is durable: its own write, or, for a
-    /// failed condition, the item it failed against (which may be a write
-    /// not yet on disk). Nothing not durable is ever reported.
-    async fn settle(&self, committed: Result<u64, StoreError>) -> Result<(), StoreError> {
-        match committed {
-            Ok(lsn) => self.wal.wait_durable(lsn).await,
-            Err(e @ StoreError::ConditionFailed { .. }) => {
-                self.wal.wait_durable(self.wal.last_lsn()?).await?;
-                Err(e)
-            }
-            Err(e) => Err(e),
+    /// failed condition, the item (or absence) it failed against, which may
+    /// be a write not yet on disk. Nothing not durable is ever reported.
+    async fn settle(&self, committed: Committed) -> Result<(), StoreError> {
+        self.wal.wait_durable(committed.wait_for).await?;
+        committed.result
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Committed {
+        match self.try_commit(writes) {
+            Ok(lsn) => Committed {
+                result: Ok(()),
+                wait_for: lsn,
+            },
+            Err((e, wait_for)) => Committed {
+                result: Err(e),
+                wait_for,
+            },
         }
     }
 
     /// Check every condition, compute the new states, log them, apply them.
-    fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
-        let mut table = self.lock()?;
+    /// An error carries the sequence number its report depends on.
+    fn try_commit(&self, writes: Vec<Write>) -> Result<u64, (StoreError, u64)> {
+        let mut table = self.lock().map_err(|e| (e, 0))?;
         let mut rec = Record::default();
         for (index, w) in writes.into_iter().enumerate() {
-            let key = w.key()?;
-            let current = table.get(&key);
+            let key = w.key().map_err(|e| (e, 0))?;
+            let stored = table.items.get(&key);
+            let current = stored.map(|s| &s.item);
             if let Some(cond) = w.cond() {
                 if !cond.eval(current) {
-                    return Err(StoreError::ConditionFailed {
+                    let seen = stored.map_or_else(|| table.deleted_in(&key.pk), |s| s.lsn);
+                    let e = StoreError::ConditionFailed {
                         index,
                         old: current.cloned(),
-                    });
+                    };
+                    return Err((e, seen));
                 }
             }
             match w {
                 Write::Put { item, .. } => rec.puts.push(item),
-                Write::Update { key, ops, .. } => rec.puts.push(apply_update(current, &key, &ops)?),
+                Write::Update { key, ops, .. } => rec
+                    .puts
+                    .push(apply_update(current, &key, &ops).map_err(|e| (e, 0))?),
                 Write::Delete { key, .. } => rec.dels.push(key),
                 Write::Check { .. } => {}
             }
         }
         if rec.puts.iter().any(|i| item_size(i) > MAX_ITEM_BYTES) {
-            return Err(StoreError::Invalid("item larger than 400 KB".into()));
+            let e = StoreError::Invalid("item larger than 400 KB".into());
+            return Err((e, 0));
         }
         if rec.puts.is_empty() && rec.dels.is_empty() {
-            return self.wal.last_lsn();
+            // Checks only: they saw what is there, which may not be durable.
+            return self.wal.last_lsn().map_err(|e| (e, 0));
         }
-        let lsn = self.wal.append(&rec.encode())?;
-        apply_record(&mut table, rec);
+        let lsn = self.wal.append(&rec.encode()).map_err(|e| (e, 0))?;
+        for k in &rec.dels {
+            let b = bucket(&k.pk);
+            table.deleted[b] = lsn;
+        }
+        apply_record(&mut table.items, rec, lsn);
         Ok(lsn)
     }
 }
 
 /// Apply every intact frame of the log at `path` to `table`; returns how many.
-fn replay(path: &Path, table: &mut BTreeMap<Key, Item>) -> std::io::Result<usize> {
+fn replay(path: &Path, table: &mut BTreeMap<Key, Stored>) -> std::io::Result<usize> {
     let frames = wal::recover(path)?;
     let count = frames.len();
     for frame in frames {
@@ -159,7 +224,8 @@ fn replay(path: &Path, table: &mut BTreeMap<Key, Item>) -> std::io::Result<usize
                 format!("{}: {e}", path.display()),
             )
         })?;
-        apply_record(table, rec);
+        // Replayed from disk: durable, so lsn 0.
+        apply_record(table, rec, 0);
     }
     Ok(count)
 }
@@ -168,13 +234,13 @@ fn poisoned() -> StoreError {
     StoreError::Unavailable("store lock poisoned".into())
 }
 
-fn apply_record(table: &mut BTreeMap<Key, Item>, rec: Record) {
+fn apply_record(table: &mut BTreeMap<Key, Stored>, rec: Record, lsn: u64) {
     for k in rec.dels {
         table.remove(&k);
     }
-    for it in rec.puts {
-        if let Some(k) = Key::of(&it) {
-            table.insert(k, it);
+    for item in rec.puts {
+        if let Some(k) = Key::of(&item) {
+            table.insert(k, Stored { item, lsn });
         }
     }
 }
@@ -182,11 +248,11 @@ fn apply_record(table: &mut BTreeMap<Key, Item>, rec: Record) {
 /// Rewrite the log as a snapshot of the table (at open, so it never grows
 /// past one snapshot plus one session of changes). Frames are cut by size so
 /// none exceeds the frame limit.
-fn compact(path: &Path, table: &BTreeMap<Key, Item>) -> std::io::Result<()> {
+fn compact(path: &Path, table: &BTreeMap<Key, Stored>) -> std::io::Result<()> {
     let mut frames = Vec::new();
     let mut puts: Vec<Item> = Vec::new();
     let mut bytes = 0;
-    for it in table.values() {
+    for Stored { item: it, .. } in table.values() {
         let size = item_size(it);
         if !puts.is_empty()
             && (bytes + size > SNAPSHOT_FRAME_BUDGET || puts.len() >= SNAPSHOT_ITEMS_PER_FRAME)
@@ -234,9 +300,12 @@ impl Store for EmbeddedStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let (found, lsn) = {
             let table = self.lock()?;
-            (table.get(key).cloned(), self.wal.last_lsn()?)
+            match table.items.get(key) {
+                Some(s) => (Some(s.item.clone()), s.lsn),
+                None => (None, table.deleted_in(&key.pk)),
+            }
         };
-        // Never show a write that is not yet durable.
+        // Never show a write (or a delete) that is not yet durable.
         self.wal.wait_durable(lsn).await?;
         Ok(found)
     }
@@ -249,23 +318,33 @@ impl Store for EmbeddedStore {
         }
         let (items, lsn) = {
             let table = self.lock()?;
-            let range = table.range(range_bounds(q));
-            let matching = |(k, _): &(&Key, &Item)| k.pk == q.pk && sk_matches(q, &k.sk);
-            let items: Vec<Item> = if q.descending {
+            let range = table.items.range(range_bounds(q));
+            let matching = |(k, _): &(&Key, &Stored)| k.pk == q.pk && sk_matches(q, &k.sk);
+            let found: Vec<&Stored> = if q.descending {
                 range
                     .rev()
                     .filter(matching)
                     .take(limit + 1)
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| v)
                     .collect()
             } else {
                 range
                     .filter(matching)
                     .take(limit + 1)
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| v)
                     .collect()
             };
-            (items, self.wal.last_lsn()?)
+            // The page shows these items and the absence of any others in
+            // its range: both must be durable.
+            let newest = found.iter().map(|s| s.lsn).max().unwrap_or(0);
+            let lsn = newest.max(table.deleted_in(&q.pk));
+            (
+                found
+                    .into_iter()
+                    .map(|s| s.item.clone())
+                    .collect::<Vec<_>>(),
+                lsn,
+            )
         };
         self.wal.wait_durable(lsn).await?;
         Ok(page_of(items, limit))
@@ -289,7 +368,7 @@ impl Store for EmbeddedStore {
 
     /// Sized in place: no copy, and no wait (it shows no data).
     async fn item_bytes(&self, key: &Key) -> Result<Option<usize>, StoreError> {
-        Ok(self.lock()?.get(key).map(item_size))
+        Ok(self.lock()?.items.get(key).map(|s| item_size(&s.item)))
     }
 }
 
@@ -309,6 +388,7 @@ mod tests {
     use super::*;
     use crate::store::{item, Attr, Cond};
     use std::io::Write as _;
+    use std::sync::Arc;
 
     fn put(n: i64) -> Write {
         let key = Key::new("P", format!("s{n:03}"));
@@ -372,6 +452,73 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         // Nothing was truncated: an operator can still recover the data.
         assert_eq!(std::fs::read(&path).unwrap().len(), bytes.len());
+    }
+
+    /// Wait until a commit is applied in memory (sized without a wait),
+    /// whether or not it is durable yet.
+    async fn applied(s: &EmbeddedStore, key: &Key, present: bool) {
+        while s.item_bytes(key).await.unwrap().is_some() != present {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_waits_only_for_the_commit_it_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(EmbeddedStore::open(&dir.path().join("t.wal")).unwrap());
+        let (old, other) = (Key::new("A", "old"), Key::new("Z", "none"));
+        assert_ne!(bucket("A"), bucket("Z"), "the test needs two buckets");
+        let put_at = |key: &Key| Write::Put {
+            item: item(key, [("n", Attr::N(1))]),
+            cond: None,
+        };
+        s.write(put_at(&old)).await.unwrap();
+        s.wal.hold(true);
+        let fresh = Key::new("A", "fresh");
+        let writer = {
+            let (s, w) = (Arc::clone(&s), put_at(&fresh));
+            tokio::spawn(async move { s.write(w).await })
+        };
+        applied(&s, &fresh, true).await;
+        let soon = std::time::Duration::from_secs(5);
+        let brief = std::time::Duration::from_millis(200);
+        // Durable items and absences are shown at once, though a newer
+        // commit waits for its fsync…
+        let got = tokio::time::timeout(soon, s.get(&old)).await;
+        assert!(got
+            .expect("a durable item waits for nothing")
+            .unwrap()
+            .is_some());
+        let none = tokio::time::timeout(soon, s.get(&other)).await;
+        assert!(none.expect("no delete in Z").unwrap().is_none());
+        // …but neither the new item, nor a page showing it.
+        assert!(tokio::time::timeout(brief, s.get(&fresh)).await.is_err());
+        let partition = Query::new("A", SkRange::All, 10);
+        assert!(tokio::time::timeout(brief, s.query(&partition))
+            .await
+            .is_err());
+        assert!(!writer.is_finished(), "acknowledged before it was durable");
+        s.wal.hold(false);
+        writer.await.unwrap().unwrap();
+        assert!(s.get(&fresh).await.unwrap().is_some());
+
+        // A delete not yet durable: the absence it makes is not shown.
+        s.wal.hold(true);
+        let deleter = {
+            let s = Arc::clone(&s);
+            let key = old.clone();
+            tokio::spawn(async move { s.write(Write::Delete { key, cond: None }).await })
+        };
+        applied(&s, &old, false).await;
+        assert!(tokio::time::timeout(brief, s.get(&old)).await.is_err());
+        let failed = s.write(Write::Put {
+            item: item(&old, [("n", Attr::N(2))]),
+            cond: Some(Cond::Exists),
+        });
+        assert!(tokio::time::timeout(brief, failed).await.is_err());
+        s.wal.hold(false);
+        deleter.await.unwrap().unwrap();
+        assert!(s.get(&old).await.unwrap().is_none());
     }
 
     #[tokio::test]

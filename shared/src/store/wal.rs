@@ -42,6 +42,10 @@ struct Pending {
     last_lsn: u64,
     shutdown: bool,
     writer: Writer,
+    /// Tests hold the writer back to see what is shown before a write is
+    /// durable.
+    #[cfg(test)]
+    held: bool,
 }
 
 struct Shared {
@@ -173,6 +177,8 @@ impl Wal {
                 last_lsn: 0,
                 shutdown: false,
                 writer: Writer::Busy,
+                #[cfg(test)]
+                held: false,
             }),
             wake: Condvar::new(),
             appended: AtomicU64::new(0),
@@ -208,6 +214,8 @@ impl Wal {
                     last_lsn: 0,
                     shutdown: true,
                     writer: Writer::Busy,
+                    #[cfg(test)]
+                    held: false,
                 }),
                 wake: Condvar::new(),
                 appended: AtomicU64::new(0),
@@ -238,6 +246,15 @@ impl Wal {
             self.shared.wake.notify_one();
         }
         Ok(lsn)
+    }
+
+    /// Hold the writer back (nothing more becomes durable) or let it go.
+    #[cfg(test)]
+    pub fn hold(&self, on: bool) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.held = on;
+        }
+        self.shared.wake.notify_all();
     }
 
     /// The newest sequence number handed out.
@@ -279,11 +296,21 @@ fn next_batch<'a>(
     mut p: MutexGuard<'a, Pending>,
 ) -> Option<MutexGuard<'a, Pending>> {
     p.writer = Writer::Idle;
-    while p.frames == 0 && !p.shutdown {
+    while (p.frames == 0 || held(&p)) && !p.shutdown {
         p = shared.wake.wait(p).ok()?;
     }
     p.writer = Writer::Busy;
     Some(p)
+}
+
+#[cfg(test)]
+fn held(p: &Pending) -> bool {
+    p.held
+}
+
+#[cfg(not(test))]
+fn held(_: &Pending) -> bool {
+    false
 }
 
 fn writer_loop(mut file: File, shared: Arc<Shared>, tx: watch::Sender<Durable>, path: PathBuf) {
