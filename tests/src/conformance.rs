@@ -909,6 +909,21 @@ async fn receive_one(q: &dyn Queue, queue: QueueName, tag: &str, visibility: Dur
     panic!("no message tagged {tag} in {queue:?} within {QUEUE_TIMEOUT:?}");
 }
 
+/// After `wait` (past the visibility timeout of what was deleted), no
+/// message of this test comes back; `what` names the failure.
+async fn assert_none_back(q: &dyn Queue, tag: &str, wait: Duration, what: &str) {
+    tokio::time::sleep(wait).await;
+    let back = receive_tagged(
+        q,
+        QueueName::Events,
+        tag,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(back.is_empty(), "{what}: {back:?}");
+}
+
 /// Send, receive (count 1, same body and id), delete: it never comes back.
 pub async fn queue_send_receive_delete(q: &dyn Queue) {
     drain(q).await;
@@ -926,16 +941,13 @@ pub async fn queue_send_receive_delete(q: &dyn Queue) {
     q.delete(QueueName::Events, &m.receipt)
         .await
         .unwrap_or_else(|e| panic!("delete: {e:?}"));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let again = receive_tagged(
+    assert_none_back(
         q,
-        QueueName::Events,
         &tag,
-        Duration::from_secs(1),
-        Duration::from_secs(1),
+        Duration::from_millis(1500),
+        "a deleted message came back",
     )
     .await;
-    assert!(again.is_empty(), "a deleted message came back: {again:?}");
     let big = "x".repeat(payloop::queue::MAX_MESSAGE_BYTES + 1);
     let res = q.send(QueueName::Events, &big).await;
     assert!(
@@ -1040,19 +1052,13 @@ pub async fn queue_delete_batch(q: &dyn Queue) {
     receipts.push(stale.receipt.clone());
     let outcomes = q.delete_batch(QueueName::Events, &receipts).await;
     assert_eq!(outcomes, vec![Ok(()); 4], "three deletes and a stale one");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let back = receive_tagged(
+    assert_none_back(
         q,
-        QueueName::Events,
         &tag,
-        Duration::from_secs(60),
-        Duration::from_secs(1),
+        Duration::from_millis(2500),
+        "a batch-deleted message came back",
     )
     .await;
-    assert!(
-        back.is_empty(),
-        "a batch-deleted message came back: {back:?}"
-    );
     assert_eq!(
         q.delete_batch(QueueName::Events, std::slice::from_ref(&latest.receipt))
             .await,
@@ -1099,19 +1105,13 @@ pub async fn queue_stale_receipt(q: &dyn Queue) {
         .change_visibility(QueueName::Events, &second.receipt, Duration::ZERO)
         .await;
     ok("visibility change after delete", hide);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let again = receive_tagged(
+    assert_none_back(
         q,
-        QueueName::Events,
         &tag,
-        Duration::from_secs(1),
-        Duration::from_secs(1),
+        Duration::from_millis(1500),
+        "the message survived its delete",
     )
     .await;
-    assert!(
-        again.is_empty(),
-        "the message survived its delete: {again:?}"
-    );
 }
 
 /// After DEFAULT_MAX_RECEIVES receives without a delete the message moves to
