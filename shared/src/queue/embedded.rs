@@ -17,9 +17,24 @@ const POLL_STEP: Duration = Duration::from_millis(50);
 
 pub struct EmbeddedQueue {
     store: Arc<dyn Store>,
-    arrived: Notify,
+    /// One per queue: a send wakes one receiver of its own queue.
+    arrived: [Notify; QUEUES],
     /// Visibility timeouts run on this clock (virtual in the simulator).
     clock: Arc<dyn Clock>,
+}
+
+const QUEUES: usize = 6;
+
+/// The queue's slot in `arrived`.
+fn slot(queue: QueueName) -> usize {
+    match queue {
+        QueueName::Events => 0,
+        QueueName::EventsDlq => 1,
+        QueueName::Notifications => 2,
+        QueueName::Recon => 3,
+        QueueName::Google => 4,
+        QueueName::GoogleDlq => 5,
+    }
 }
 
 fn pk(queue: QueueName) -> String {
@@ -43,7 +58,7 @@ impl EmbeddedQueue {
     pub fn with_clock(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
-            arrived: Notify::new(),
+            arrived: std::array::from_fn(|_| Notify::new()),
             clock,
         }
     }
@@ -199,9 +214,10 @@ impl Queue for EmbeddedQueue {
         let id = crate::ids::new_ulid("msg");
         let w = self.put(queue, &id, body, 0, self.clock.now_ms()).await?;
         self.store.write(w).await.map_err(store_err)?;
-        // One waiting receiver per message (a stored permit if none waits):
-        // waking every poller for each message only made them race for it.
-        self.arrived.notify_one();
+        // One waiting receiver of this queue per message (a stored permit
+        // if none waits): waking every poller for each message only made
+        // them race for it.
+        self.arrived[slot(queue)].notify_one();
         Ok(id)
     }
 
@@ -215,7 +231,7 @@ impl Queue for EmbeddedQueue {
         let max = max.clamp(1, MAX_RECEIVE_BATCH);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let notified = self.arrived.notified();
+            let notified = self.arrived[slot(queue)].notified();
             let got = self.receive_once(queue, max, visibility).await?;
             if !got.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(got);
@@ -292,5 +308,36 @@ impl Queue for EmbeddedQueue {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(store_err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    /// In paused (virtual) time: a send wakes a receiver of its own queue at
+    /// once, even when a receiver of another queue started waiting first
+    /// (a missed wake would show as the 50 ms re-check).
+    #[tokio::test(start_paused = true)]
+    async fn a_send_wakes_a_receiver_of_its_own_queue() {
+        let q = Arc::new(EmbeddedQueue::new(Arc::new(EmbeddedStore::in_memory())));
+        let long = Duration::from_secs(10);
+        let waiting_on = |name: QueueName| {
+            let q = Arc::clone(&q);
+            tokio::spawn(async move { q.receive(name, 10, long, long).await })
+        };
+        let google = waiting_on(QueueName::Google);
+        tokio::task::yield_now().await;
+        let events = waiting_on(QueueName::Events);
+        tokio::task::yield_now().await;
+        let sent_at = tokio::time::Instant::now();
+        q.send(QueueName::Events, "m").await.unwrap();
+        let got = events.await.unwrap().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(sent_at.elapsed(), Duration::ZERO, "woken at once");
+        assert!(!google.is_finished());
+        google.abort();
     }
 }
