@@ -27,6 +27,9 @@ pub struct Record {
 }
 
 impl Record {
+    /// The whole record at once: the reference the tests hold
+    /// [`encode_packed`] to (the store packs each item as it commits it).
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         let guess: usize = self.puts.iter().map(|i| item_size(i) + 4 * i.len()).sum();
         let mut out = Vec::with_capacity(16 + guess + 64 * self.dels.len());
@@ -61,6 +64,45 @@ impl Record {
             None => Err("empty record".into()),
         }
     }
+}
+
+/// One item in the record encoding (the bytes a put has in a frame): what
+/// the embedded table keeps, a fifth of the item's size as a tree.
+pub fn encode_item(item: &Item) -> Vec<u8> {
+    let mut out = Vec::with_capacity(item_size(item) + 4 * item.len() + 4);
+    map(&mut out, item);
+    out
+}
+
+/// The item `encode_item` wrote; every byte of `bytes` must belong to it.
+pub fn decode_item(bytes: &[u8]) -> Result<Item, String> {
+    let mut r = Reader { bytes, at: 0 };
+    let item = r.map(0)?;
+    if r.at != bytes.len() {
+        return Err(format!("{} bytes after the item", bytes.len() - r.at));
+    }
+    Ok(item)
+}
+
+/// The frame of a record whose puts are already encoded by `encode_item`:
+/// byte for byte what [`Record::encode`] gives for the same items.
+pub fn encode_packed<'a>(
+    puts: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
+    dels: &[Key],
+) -> Vec<u8> {
+    let bytes: usize = puts.clone().map(<[u8]>::len).sum();
+    let mut out = Vec::with_capacity(16 + bytes + 64 * dels.len());
+    out.push(BINARY_V1);
+    varint(&mut out, puts.len());
+    for p in puts {
+        out.extend_from_slice(p);
+    }
+    varint(&mut out, dels.len());
+    for k in dels {
+        string(&mut out, &k.pk);
+        string(&mut out, &k.sk);
+    }
+    out
 }
 
 fn varint(out: &mut Vec<u8>, mut n: usize) {
@@ -179,13 +221,13 @@ impl Reader<'_> {
 
     fn map(&mut self, depth: usize) -> Result<BTreeMap<String, Attr>, String> {
         let n = self.count()?;
-        let mut m = BTreeMap::new();
+        let mut pairs = Vec::with_capacity(n);
         for _ in 0..n {
             let name = self.string()?;
-            let value = self.attr(depth)?;
-            m.insert(name, value);
+            pairs.push((name, self.attr(depth)?));
         }
-        Ok(m)
+        // Written in key order: built in bulk, not one insert at a time.
+        Ok(pairs.into_iter().collect())
     }
 
     fn attr(&mut self, depth: usize) -> Result<Attr, String> {
@@ -257,6 +299,23 @@ mod tests {
         let bytes = rec.encode();
         assert_eq!(bytes[0], BINARY_V1);
         assert_eq!(Record::decode(&bytes).unwrap(), rec);
+    }
+
+    #[test]
+    fn items_packed_one_by_one_make_the_same_frame_and_decode_alone() {
+        let rec = sample();
+        let packed: Vec<Vec<u8>> = rec.puts.iter().map(encode_item).collect();
+        let frame = encode_packed(packed.iter().map(Vec::as_slice), &rec.dels);
+        assert_eq!(frame, rec.encode());
+        for (bytes, item) in packed.iter().zip(&rec.puts) {
+            assert_eq!(&decode_item(bytes).unwrap(), item);
+            for cut in 0..bytes.len() {
+                assert!(decode_item(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            let mut trailing = bytes.clone();
+            trailing.push(0);
+            assert!(decode_item(&trailing).is_err());
+        }
     }
 
     #[test]
