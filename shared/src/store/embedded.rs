@@ -421,7 +421,6 @@ fn page_of(mut items: Vec<Item>, limit: usize) -> Page {
 mod tests {
     use super::*;
     use crate::store::{item, Attr, Cond};
-    use std::io::Write as _;
     use std::sync::Arc;
 
     fn put(n: i64) -> Write {
@@ -442,13 +441,20 @@ mod tests {
                 s.write(put(n)).await.unwrap();
             }
         }
-        // A crash mid-append leaves half a frame behind.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(&[200, 0, 0, 0, 1, 2])
-            .unwrap();
+        // A crash mid-write leaves half a frame behind, right after the
+        // last frame, in the zeros the log grew by (where its end is: a
+        // copy of the log recovered).
+        let copy = dir.path().join("copy.wal");
+        std::fs::copy(&path, &copy).unwrap();
+        wal::recover(&copy).unwrap();
+        let end = std::fs::metadata(&copy).unwrap().len();
+        assert!(std::fs::metadata(&path).unwrap().len() > end + 6);
+        std::os::unix::fs::FileExt::write_all_at(
+            &std::fs::OpenOptions::new().write(true).open(&path).unwrap(),
+            &[200, 0, 0, 0, 1, 2],
+            end,
+        )
+        .unwrap();
         let s = EmbeddedStore::open(&path).unwrap();
         let page = s.query(&Query::new("P", SkRange::All, 1000)).await.unwrap();
         assert_eq!(page.items.len(), 50);
