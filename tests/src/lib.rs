@@ -333,6 +333,23 @@ impl TestStack {
     }
 
     /// Available balance (minor units) of a player's EUR wallet.
+    /// Wait until the payment's credit is in the wallet: its view names the
+    /// ledger entry only once that exists.
+    pub async fn wait_credited(&self, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let p = self.payment(id).await;
+            if p["credited_txn_id"].is_string() {
+                return p;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "payment {id} never credited: {p}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn balance_minor(&self, player: &str) -> i64 {
         let w = self.get(&format!("/v1/wallet/{player}"), true).await;
         assert_eq!(w.status, 200, "{}", w.text);

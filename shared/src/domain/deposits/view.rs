@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::ids::{PaymentId, PlayerId, PspId};
+use crate::ids::{PaymentId, PlayerId, PspId, TxnId};
 use crate::money::{format_minor, Currency};
 use crate::schema::keys;
 use crate::store::{Attr, Doc, Item, ItemExt, Query, SkRange};
@@ -31,6 +31,9 @@ pub struct PaymentView {
     pub method: String,
     pub psp: PspId,
     pub status: PaymentStatus,
+    /// The ledger entry that credited the wallet, once it exists: between
+    /// the capture and the credit (or until a redelivery after a crash) the
+    /// payment names the txn it owes, and this stays empty.
     pub credited_txn_id: Option<String>,
     pub created_at_ms: i64,
     pub history: Vec<Doc>,
@@ -52,7 +55,7 @@ impl PaymentView {
             method: p.method,
             psp: p.psp,
             status: p.status,
-            credited_txn_id: p.credited_txn,
+            credited_txn_id: None,
             created_at_ms: p.created_ms,
             history: p.history.into_iter().map(Doc).collect(),
             psp_reference: stored.get("psp_reference").cloned().map(Doc),
@@ -69,7 +72,20 @@ pub async fn payment_view(ctx: &Ctx, id: &PaymentId) -> Result<PaymentView, Erro
         .get(&keys::payment(id))
         .await?
         .ok_or(Error::NotFound { what: "payment" })?;
-    Ok(PaymentView::new(Payment::from_item(&found)?, &found))
+    let payment = Payment::from_item(&found)?;
+    let owed = payment.credited_txn.clone();
+    let player = payment.player.clone();
+    let mut view = PaymentView::new(payment, &found);
+    view.credited_txn_id = match owed.as_deref().map(TxnId::parse) {
+        Some(Ok(txn)) => credited(ctx, &player, &txn).await?.then(|| txn.to_string()),
+        _ => None,
+    };
+    Ok(view)
+}
+
+/// Whether the wallet holds the ledger entry `txn`.
+async fn credited(ctx: &Ctx, player: &PlayerId, txn: &TxnId) -> Result<bool, Error> {
+    Ok(ctx.store.get(&keys::ledger(player, txn)).await?.is_some())
 }
 
 /// A deposit intent held for risk review (no payment at any PSP yet).
