@@ -46,6 +46,9 @@ pub enum BenchWhat {
         /// instead of no rules.
         #[arg(long)]
         with_risk: bool,
+        /// How many tasks consume the events queue (as `payloop serve`).
+        #[arg(long, default_value_t = 16)]
+        pollers: usize,
     },
     /// Time risk decisions as a deposit takes them (velocity windows read
     /// from the store, rules evaluated).
@@ -178,7 +181,11 @@ pub async fn run(what: BenchWhat) -> Result<(), BoxError> {
             outage_at_half,
             with_limits,
             with_risk,
-        } => bench_deposits(n, concurrency, outage_at_half, with_limits, with_risk).await,
+            pollers,
+        } => {
+            let opts = (outage_at_half, with_limits, with_risk);
+            bench_deposits(n, concurrency, pollers, opts).await
+        }
         BenchWhat::Routing { n } => bench_routing(n),
         BenchWhat::Risk { n } => crate::bench_risk::bench(n.max(1)).await,
         BenchWhat::Recon {
@@ -308,14 +315,14 @@ async fn one_deposit(s: &Shared, i: usize) -> Result<(Duration, Duration), BoxEr
 async fn bench_deposits(
     n: usize,
     concurrency: usize,
-    outage_at_half: bool,
-    with_limits: bool,
-    with_risk: bool,
+    pollers: usize,
+    (outage_at_half, with_limits, with_risk): (bool, bool, bool),
 ) -> Result<(), BoxError> {
     let dir = std::env::temp_dir().join(payloop::ids::new_ulid("payloop-bench"));
     let meter: Arc<OnceLock<Arc<MeteredStore>>> = Arc::new(OnceLock::new());
     let m2 = Arc::clone(&meter);
     let mut opts = LocalOptions::new(&dir);
+    opts.pollers = pollers.max(1);
     opts.wrap_store = Some(Box::new(move |inner| {
         let metered = Arc::new(MeteredStore::new(inner));
         let _ = m2.set(Arc::clone(&metered));
