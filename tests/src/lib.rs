@@ -268,12 +268,16 @@ impl TestStack {
         r.json()
     }
 
-    /// Wait until the payment reaches `status`.
+    /// Wait until the payment reaches `status`; for `captured`, until its
+    /// credit is in the wallet too (the payment moves first, the credit
+    /// follows: a test that waited for the move alone could see the balance
+    /// before the credit).
     pub async fn wait_status(&self, id: &str, status: &str) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let p = self.payment(id).await;
-            if p["status"] == status {
+            let settled = status != "captured" || p["credited_txn_id"].is_string();
+            if p["status"] == status && settled {
                 return p;
             }
             assert!(
