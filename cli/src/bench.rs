@@ -46,9 +46,9 @@ pub enum BenchWhat {
         /// instead of no rules.
         #[arg(long)]
         with_risk: bool,
-        /// How many tasks consume the events queue (as `payloop serve`).
-        #[arg(long, default_value_t = 16)]
-        pollers: usize,
+        /// How many tasks consume the events queue (as `payloop serve`), 1–256.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        pollers: u16,
     },
     /// Time risk decisions as a deposit takes them (velocity windows read
     /// from the store, rules evaluated).
@@ -184,7 +184,7 @@ pub async fn run(what: BenchWhat) -> Result<(), BoxError> {
             pollers,
         } => {
             let opts = (outage_at_half, with_limits, with_risk);
-            bench_deposits(n, concurrency, pollers, opts).await
+            bench_deposits(n, concurrency, usize::from(pollers), opts).await
         }
         BenchWhat::Routing { n } => bench_routing(n),
         BenchWhat::Risk { n } => crate::bench_risk::bench(n.max(1)).await,
@@ -322,7 +322,7 @@ async fn bench_deposits(
     let meter: Arc<OnceLock<Arc<MeteredStore>>> = Arc::new(OnceLock::new());
     let m2 = Arc::clone(&meter);
     let mut opts = LocalOptions::new(&dir);
-    opts.pollers = pollers.max(1);
+    opts.pollers = pollers;
     opts.wrap_store = Some(Box::new(move |inner| {
         let metered = Arc::new(MeteredStore::new(inner));
         let _ = m2.set(Arc::clone(&metered));

@@ -362,7 +362,9 @@ impl Tail {
         let after = self.end + batch.len() as u64;
         if after > self.grown {
             let to = after + GROW;
-            let zeros = vec![0u8; usize::try_from(to - self.grown).unwrap_or(0)];
+            let step = usize::try_from(to - self.grown)
+                .map_err(|_| std::io::Error::other("log growth step too large"))?;
+            let zeros = vec![0u8; step];
             self.file.write_all_at(&zeros, self.grown)?;
             self.grown = to;
         }
