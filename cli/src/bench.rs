@@ -237,7 +237,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 struct Shared {
+    /// For setting up and the outage switch; deposits go over [`Conn`]s.
     client: reqwest::Client,
+    addr: std::net::SocketAddr,
     base: String,
     client_key: String,
     secret: String,
@@ -248,39 +250,102 @@ struct Shared {
     n: usize,
 }
 
-/// One deposit: init, signed captured webhook, wait for the credit.
-async fn one_deposit(s: &Shared, i: usize) -> Result<(Duration, Duration), BoxError> {
-    let t0 = Instant::now();
-    let init = json!({"amount": "10.00", "currency": "EUR", "method": "card", "return_url": "https://example.test/r",
-                      "player_id": format!("bench-{}", i % BENCH_PLAYERS), "meta": {"country": "FI", "device": "ios"}});
-    let resp = s
-        .client
-        .post(format!("{}/v1/payments/init", s.base))
-        .bearer_auth(&s.client_key)
-        .header("idempotency-key", format!("bench-{i}"))
-        .json(&init)
-        .send()
-        .await?;
-    if resp.status().as_u16() != 201 {
-        return Err(format!("init answered {}", resp.status()).into());
+/// A bench worker's own HTTP/1.1 connection to the server, kept alive for
+/// all its deposits: hyper's client connection with no pool, no URL parsed
+/// per request and bodies written as text, so the load generator takes
+/// little of the two cores it shares with the server it measures.
+struct Conn {
+    send: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    host: http::HeaderValue,
+}
+
+impl Conn {
+    async fn open(addr: std::net::SocketAddr) -> Result<Conn, BoxError> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (send, conn) = hyper::client::conn::http1::handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                eprintln!("bench connection closed: {e}");
+            }
+        });
+        Ok(Conn {
+            send,
+            host: http::HeaderValue::from_str(&addr.to_string())?,
+        })
     }
-    let created: Value = resp.json().await?;
+
+    /// POST `body` (JSON) to `path`; the status and the whole answer.
+    async fn post(
+        &mut self,
+        path: &str,
+        headers: impl IntoIterator<Item = (http::HeaderName, http::HeaderValue)>,
+        body: String,
+    ) -> Result<(u16, bytes::Bytes), BoxError> {
+        use http_body_util::BodyExt;
+        let mut req = http::Request::post(path)
+            .header(http::header::HOST, self.host.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+        req.headers_mut().extend(headers);
+        self.send.ready().await?;
+        let resp = self.send.send_request(req).await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.into_body().collect().await?.to_bytes()))
+    }
+}
+
+fn header(name: &str, value: &str) -> Result<(http::HeaderName, http::HeaderValue), BoxError> {
+    Ok((
+        http::HeaderName::from_bytes(name.as_bytes())?,
+        http::HeaderValue::from_str(value)?,
+    ))
+}
+
+/// What the bench reads from an init's answer.
+#[derive(serde::Deserialize)]
+struct Created<'a> {
+    #[serde(borrow)]
+    payment_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    psp: std::borrow::Cow<'a, str>,
+}
+
+/// One deposit: init, signed captured webhook, wait for the credit.
+async fn one_deposit(
+    s: &Shared,
+    conn: &mut Conn,
+    i: usize,
+) -> Result<(Duration, Duration), BoxError> {
+    let t0 = Instant::now();
+    // Bodies as text: every value is a plain ASCII token (no escaping).
+    let init = format!(
+        r#"{{"amount":"10.00","currency":"EUR","method":"card","return_url":"https://example.test/r","player_id":"bench-{}","meta":{{"country":"FI","device":"ios"}}}}"#,
+        i % BENCH_PLAYERS
+    );
+    let headers = [
+        header("authorization", &format!("Bearer {}", s.client_key))?,
+        header("idempotency-key", &format!("bench-{i}"))?,
+    ];
+    let (status, answer) = conn.post("/v1/payments/init", headers, init).await?;
+    if status != 201 {
+        return Err(format!("init answered {status}").into());
+    }
+    let created: Created = serde_json::from_slice(&answer)?;
     let t1 = Instant::now();
-    let payment_id = created["payment_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
     let (tx, rx) = oneshot::channel();
     s.waiting
         .lock()
         .map_err(|_| "poisoned")?
-        .insert(payment_id.clone(), tx);
-    let body =
-        json!({"event_id": format!("evt-{i}"), "payment_id": payment_id, "status": "captured",
-                      "amount": "10.00", "currency": "EUR", "timestamp": payloop::clock::now_s()})
-        .to_string();
-    let psp = created["psp"].as_str().unwrap_or_default().to_owned();
-    let scheme = PspId::parse(&psp)
+        .insert(created.payment_id.to_string(), tx);
+    let body = format!(
+        r#"{{"event_id":"evt-{i}","payment_id":"{}","status":"captured","amount":"10.00","currency":"EUR","timestamp":{}}}"#,
+        created.payment_id,
+        payloop::clock::now_s()
+    );
+    let psp = created.psp.as_ref();
+    let scheme = PspId::parse(psp)
         .ok()
         .and_then(|p| s.config.webhook_secrets.for_psp(&p).map(|(sc, _)| sc))
         .unwrap_or(Scheme::Seed);
@@ -291,22 +356,20 @@ async fn one_deposit(s: &Shared, i: usize) -> Result<(Duration, Duration), BoxEr
         payloop::clock::now_s(),
         &format!("msg-{i}"),
     );
-    let mut req = s
-        .client
-        .post(format!("{}/v1/payments/webhook/{psp}", s.base))
-        .header("content-type", "application/json");
-    for (name, value) in signed {
-        req = req.header(name, value);
-    }
-    let resp = req.body(body).send().await?;
+    let headers = signed
+        .iter()
+        .map(|(name, value)| header(name, value))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = format!("/v1/payments/webhook/{psp}");
+    let (status, _) = conn.post(&path, headers, body).await?;
     s.routed
         .lock()
         .map_err(|_| "poisoned")?
-        .entry(psp)
+        .entry(psp.to_owned())
         .and_modify(|c| *c += 1)
         .or_insert(1usize);
-    if resp.status().as_u16() != 200 {
-        return Err(format!("webhook answered {}", resp.status()).into());
+    if status != 200 {
+        return Err(format!("webhook answered {status}").into());
     }
     let credited = tokio::time::timeout(Duration::from_secs(30), rx).await??;
     Ok((t1 - t0, credited - t1))
@@ -341,6 +404,7 @@ async fn bench_deposits(
         client: payloop::psp::https::local_client_builder()?
             .pool_max_idle_per_host(concurrency)
             .build()?,
+        addr: stack.addr,
         base: stack.base_url.clone(),
         client_key: stack.secrets.client_key.clone(),
         secret: stack.secrets.webhook_secret.clone(),
@@ -475,12 +539,20 @@ async fn run_deposits(shared: &Arc<Shared>, concurrency: usize) -> Result<Deposi
         let s = Arc::clone(shared);
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
+            let mut conn = match Conn::open(s.addr).await {
+                Ok(c) => c,
+                Err(e) => return vec![Err(format!("connecting: {e}"))],
+            };
             loop {
                 let i = s.next.fetch_add(1, Ordering::Relaxed);
                 if i >= s.n {
                     return out;
                 }
-                out.push(one_deposit(&s, i).await.map_err(|e| e.to_string()));
+                out.push(
+                    one_deposit(&s, &mut conn, i)
+                        .await
+                        .map_err(|e| e.to_string()),
+                );
             }
         }));
     }

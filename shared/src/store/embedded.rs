@@ -192,20 +192,41 @@ impl EmbeddedStore {
 
     /// Check every condition, compute the new states, log them, apply them.
     /// An error carries the sequence number its report depends on.
+    ///
+    /// What does not depend on the table (keys, and encoding a put's item)
+    /// is done before the lock, and the trees it was given or decoded are dropped
+    /// after it: the lock is held only to read, check, log and apply.
     fn try_commit(&self, writes: Vec<Write>) -> Result<u64, (StoreError, u64)> {
+        let prepared = writes
+            .into_iter()
+            .map(Prepared::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| (e, 0))?;
+        let mut trees: Vec<Item> = Vec::new();
         let mut table = self.lock().map_err(|e| (e, 0))?;
-        let mut puts: Vec<(Key, Item)> = Vec::new();
+        let result = self.commit_locked(&mut table, prepared, &mut trees);
+        drop(table);
+        drop(trees);
+        result
+    }
+
+    fn commit_locked(
+        &self,
+        table: &mut Table,
+        prepared: Vec<Prepared>,
+        trees: &mut Vec<Item>,
+    ) -> Result<u64, (StoreError, u64)> {
+        let mut puts: Vec<(Key, Stored)> = Vec::new();
         let mut dels: Vec<Key> = Vec::new();
-        for (index, w) in writes.into_iter().enumerate() {
-            let key = w.key().map_err(|e| (e, 0))?;
+        for (index, Prepared { key, write, packed }) in prepared.into_iter().enumerate() {
             let stored = table.items.get(&key);
             // Decoded only for what reads it: a condition or an update.
-            let reads = w.cond().is_some() || matches!(w, Write::Update { .. });
+            let reads = write.cond().is_some() || matches!(write, Write::Update { .. });
             let current = match stored.filter(|_| reads) {
                 Some(s) => Some(unpack(&s.packed).map_err(|e| (e, 0))?),
                 None => None,
             };
-            if let Some(cond) = w.cond() {
+            if let Some(cond) = write.cond() {
                 if !cond.eval(current.as_ref()) {
                     let seen = stored.map_or_else(|| table.deleted_in(&key.pk), |s| s.lsn);
                     let e = StoreError::ConditionFailed {
@@ -215,23 +236,24 @@ impl EmbeddedStore {
                     return Err((e, seen));
                 }
             }
-            match w {
-                Write::Put { item, .. } => puts.push((key, item)),
-                Write::Update { key, ops, .. } => {
-                    let item = apply_update(current.as_ref(), &key, &ops).map_err(|e| (e, 0))?;
-                    puts.push((key, item));
+            match (write, packed) {
+                (Write::Put { item, .. }, Some(packed)) => {
+                    trees.push(item);
+                    puts.push((key, packed));
                 }
-                Write::Delete { key, .. } => dels.push(key),
-                Write::Check { .. } => {}
+                (Write::Update { key, ops, .. }, _) => {
+                    let item = apply_update(current.as_ref(), &key, &ops).map_err(|e| (e, 0))?;
+                    let packed = Stored::new(&item, 0);
+                    if packed.size > MAX_ITEM_BYTES {
+                        return Err((too_large(), 0));
+                    }
+                    trees.push(item);
+                    puts.push((key, packed));
+                }
+                (Write::Delete { key, .. }, _) => dels.push(key),
+                (Write::Put { .. } | Write::Check { .. }, _) => {}
             }
-        }
-        let puts: Vec<(Key, Stored)> = puts
-            .iter()
-            .map(|(k, item)| (k.clone(), Stored::new(item, 0)))
-            .collect();
-        if puts.iter().any(|(_, s)| s.size > MAX_ITEM_BYTES) {
-            let e = StoreError::Invalid("item larger than 400 KB".into());
-            return Err((e, 0));
+            trees.extend(current);
         }
         if puts.is_empty() && dels.is_empty() {
             // Checks only: they saw what is there, which may not be durable.
@@ -250,6 +272,35 @@ impl EmbeddedStore {
         }
         Ok(lsn)
     }
+}
+
+/// A write with what could be worked out before the table's lock: its key
+/// and, for a put, its item already encoded (and checked for size).
+struct Prepared {
+    key: Key,
+    write: Write,
+    packed: Option<Stored>,
+}
+
+impl Prepared {
+    fn new(write: Write) -> Result<Prepared, StoreError> {
+        let key = write.key()?;
+        let packed = match &write {
+            Write::Put { item, .. } => {
+                let packed = Stored::new(item, 0);
+                if packed.size > MAX_ITEM_BYTES {
+                    return Err(too_large());
+                }
+                Some(packed)
+            }
+            _ => None,
+        };
+        Ok(Prepared { key, write, packed })
+    }
+}
+
+fn too_large() -> StoreError {
+    StoreError::Invalid("item larger than 400 KB".into())
 }
 
 /// Apply every intact frame of the log at `path` to `table`; returns how many.

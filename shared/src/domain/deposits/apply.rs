@@ -83,7 +83,7 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
         // Its deposit-limit hold counts for good (once: the hold leaves).
         let currency = payment.amount.currency();
         limits::reserve::commit(ctx, &payment.player, currency, &payment.id).await?;
-        credit_wallet(ctx, &payment, stored.instrument).await?;
+        let entry = credit_wallet(ctx, &payment, stored.instrument).await?;
         let capture = match applied {
             Applied::Moved(_) => Some((ev.event_id.as_str(), ev.occurred_ms)),
             _ => stored_capture(&found),
@@ -91,7 +91,7 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
         if let Some((event_id, occurred_ms)) = capture {
             index_capture(ctx, &payment, event_id, occurred_ms).await?;
         }
-        aml_after_credit(ctx, &payment, found.str_attr("instrument")).await?;
+        aml_after_credit(ctx, &payment.player, &entry).await?;
     }
     // A failed or canceled deposit frees its hold, on every delivery of
     // that outcome (once: the hold leaves).
@@ -152,23 +152,18 @@ async fn index_capture(
     }
 }
 
-/// The AML scenarios after a credited deposit.
+/// The AML scenarios after a credited deposit, the movement read from its
+/// ledger entry (which carries the instrument and country for them).
 async fn aml_after_credit(
     ctx: &Ctx,
-    p: &Payment,
-    instrument: Option<&str>,
+    player: &crate::ids::PlayerId,
+    entry: &Item,
 ) -> Result<(), ApplyError> {
     use crate::domain::risk::aml;
-    let m = aml::Logged {
-        id: p.id.as_str().to_owned(),
-        kind: aml::MoveKind::Deposit,
-        amount: p.amount,
-        at_ms: crate::ids::ulid_time_ms(p.id.as_str()).unwrap_or(p.created_ms),
-        instrument: instrument.map(str::to_owned),
-        country: p.country.clone(),
-        wagered_total: aml::wagered_total(ctx, &p.player, p.amount.currency()).await?,
+    let Some(m) = aml::Logged::from_entry(entry) else {
+        return Err(Error::Internal("a deposit's credit entry is not a movement".into()).into());
     };
-    aml::after_movement(ctx, &p.player, &m).await?;
+    aml::after_movement(ctx, player, &m).await?;
     Ok(())
 }
 
@@ -247,7 +242,11 @@ async fn move_status(
 /// second credit impossible). Owed once the payment is captured: run on
 /// every delivery of the capture, so a crash between the two steps is made
 /// good by the redelivery.
-async fn credit_wallet(ctx: &Ctx, p: &Payment, instrument: Option<&str>) -> Result<(), ApplyError> {
+async fn credit_wallet(
+    ctx: &Ctx,
+    p: &Payment,
+    instrument: Option<&str>,
+) -> Result<Item, ApplyError> {
     let txn = p.id.deposit_txn_id();
     let mut m = Movement::new(&p.player, p.amount.currency(), txn, EntryKind::Credit);
     m.available_delta = p.amount.minor();
@@ -264,7 +263,7 @@ async fn credit_wallet(ctx: &Ctx, p: &Payment, instrument: Option<&str>) -> Resu
         p.country.as_deref(),
     ));
     match ledger::apply(ctx, &m, &[]).await? {
-        Outcome::Moved(_) => Ok(()),
+        Outcome::Moved(entry) => Ok(entry.item),
         Outcome::Refused(r) => Err(ApplyError {
             retryable: false,
             reason: format!("a deposit credit was refused: {r:?}"),

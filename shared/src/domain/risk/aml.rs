@@ -111,7 +111,7 @@ pub struct Logged {
 
 impl Logged {
     /// A ledger entry as a movement: a deposit's credit or a payout's hold.
-    fn from_entry(it: &Item) -> Option<Logged> {
+    pub fn from_entry(it: &Item) -> Option<Logged> {
         let txn = it.str_attr("txn_id")?;
         let (kind, id) = match txn.split_once('_')? {
             (DEPOSIT_TXN, tail) => (
@@ -157,16 +157,36 @@ pub fn entry_facts(instrument: Option<&str>, country: Option<&str>) -> Vec<(&'st
         .collect()
 }
 
-/// The player's logged movements in `[from_ms, to_ms]`, oldest first
-/// (at most [`MAX_LOG`], the newest kept).
+/// Which of the player's movements a read of the log takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Movements {
+    /// Deposits' credits only: what every scenario of a deposit and the
+    /// risk checks compare with (one query, not two).
+    Deposits,
+    /// Deposits and payouts' holds.
+    All,
+}
+
+impl Movements {
+    fn txn_kinds(self) -> &'static [&'static str] {
+        match self {
+            Movements::Deposits => &[DEPOSIT_TXN],
+            Movements::All => &[DEPOSIT_TXN, PAYOUT_HOLD_TXN],
+        }
+    }
+}
+
+/// The player's logged movements of `which` kinds in `[from_ms, to_ms]`,
+/// oldest first (at most [`MAX_LOG`], the newest kept).
 pub async fn recent(
     ctx: &Ctx,
     player: &PlayerId,
+    which: Movements,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Logged>, Error> {
     let mut log = Vec::new();
-    for kind in [DEPOSIT_TXN, PAYOUT_HOLD_TXN] {
+    for kind in which.txn_kinds() {
         let mut q = Query::new(
             keys::wallet_pk(player),
             SkRange::Between(
@@ -179,7 +199,7 @@ pub async fn recent(
         let page = ctx.store.query(&q).await?;
         log.extend(page.items.iter().filter_map(Logged::from_entry));
     }
-    // The newest MAX_LOG of both kinds, oldest first.
+    // The newest MAX_LOG of the kinds read, oldest first.
     log.sort_by_key(|l| std::cmp::Reverse(l.at_ms));
     log.truncate(MAX_LOG);
     log.reverse();
@@ -251,7 +271,8 @@ fn evidence(window_ms: i64, threshold: i64, c: Currency, txns: &[&Logged], extra
 }
 
 /// The scenarios for movement `m` against the player's log (which may or
-/// may not hold `m` itself) and the player's lifetime wagering now. Pure.
+/// may not hold `m` itself) and the player's lifetime wagering now (read by
+/// a payout's scenarios only). Pure.
 pub fn scenarios(p: &AmlPolicy, m: &Logged, log: &[Logged], wagered_now: i64) -> Vec<Finding> {
     let c = m.amount.currency();
     let Some(&threshold) = p.cdd_threshold.get(&c) else {
@@ -374,18 +395,20 @@ pub async fn after_movement(
         .max(p.structuring_window_ms)
         .max(p.pass_through_window_ms);
     // Both sides of the movement: one made earlier may be credited later.
-    let log = if m.kind == MoveKind::Payout {
-        recent(ctx, player, 0, m.at_ms.saturating_add(window)).await?
-    } else {
-        recent(
-            ctx,
-            player,
-            m.at_ms - window,
-            m.at_ms.saturating_add(window),
-        )
-        .await?
+    // A deposit's scenarios (linked, structuring) compare it with deposits
+    // only and read no wagering; a payout's read both kinds and the
+    // wagering now.
+    let to_ms = m.at_ms.saturating_add(window);
+    let (log, wagered_now) = match m.kind {
+        MoveKind::Payout => (
+            recent(ctx, player, Movements::All, 0, to_ms).await?,
+            wagered_total(ctx, player, m.amount.currency()).await?,
+        ),
+        MoveKind::Deposit => (
+            recent(ctx, player, Movements::Deposits, m.at_ms - window, to_ms).await?,
+            0,
+        ),
     };
-    let wagered_now = wagered_total(ctx, player, m.amount.currency()).await?;
     let mut opened = Vec::new();
     for f in scenarios(p, m, &log, wagered_now) {
         let id = format!("al_{}_{}", f.scenario.short(), m.id);

@@ -22,7 +22,7 @@ use crate::schema::keys;
 use crate::store::{item, Attr, Cond, Item, ItemExt, Key, Query, SkRange, StoreError, Write};
 
 use crate::domain::players::{self, KycLevel};
-use crate::domain::risk::aml::{self, MoveKind};
+use crate::domain::risk::aml;
 use crate::domain::risk::rules::{
     Check, Decision, Dimension, Facts, Flow, Hit, Outcome, RuleResult, Signals,
 };
@@ -275,10 +275,10 @@ async fn gather(
             }
             Check::QuickCashOut { within_hours, .. } => {
                 let from = now - i64::from(*within_hours) * 3_600_000;
-                let log = aml::recent(ctx, player, from, now).await?;
-                let deposits: Vec<_> = log.iter().filter(|l| l.kind == MoveKind::Deposit).collect();
+                let deposits =
+                    aml::recent(ctx, player, aml::Movements::Deposits, from, now).await?;
                 let currency = s.amount.map(|a| a.currency());
-                let same = |l: &&&aml::Logged| Some(l.amount.currency()) == currency;
+                let same = |l: &&aml::Logged| Some(l.amount.currency()) == currency;
                 facts.recent_deposits_minor =
                     Some(deposits.iter().filter(same).map(|l| l.amount.minor()).sum());
                 facts.recent_wagered_minor = Some(match (deposits.iter().find(same), currency) {
@@ -289,15 +289,14 @@ async fn gather(
                 });
             }
             Check::RouteChange => {
-                let log = aml::recent(ctx, player, 0, now).await?;
-                let deposits = log.iter().filter(|l| l.kind == MoveKind::Deposit);
+                let deposits = aml::recent(ctx, player, aml::Movements::Deposits, 0, now).await?;
                 let (mut instruments, mut countries) = (
                     std::collections::BTreeSet::new(),
                     std::collections::BTreeSet::new(),
                 );
                 for l in deposits {
-                    instruments.extend(l.instrument.clone());
-                    countries.extend(l.country.clone());
+                    instruments.extend(l.instrument);
+                    countries.extend(l.country);
                 }
                 facts.deposit_instruments = (!instruments.is_empty()).then_some(instruments);
                 facts.deposit_countries = (!countries.is_empty()).then_some(countries);
