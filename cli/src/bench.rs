@@ -76,6 +76,10 @@ pub enum BenchWhat {
         /// Skip the Polars comparison.
         #[arg(long)]
         no_polars: bool,
+        /// Rounds, each running every engine once in turn (1–15); each
+        /// engine's median wall time and largest peak RSS are compared.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=15))]
+        runs: u8,
     },
     /// Deterministic simulation of every money flow with faults injected at
     /// every store, queue and PSP call; checks the money invariants after
@@ -193,12 +197,13 @@ pub async fn run(what: BenchWhat) -> Result<(), BoxError> {
             dir,
             no_duckdb,
             no_polars,
+            runs,
         } => {
             let peers = crate::bench_recon::Peers {
                 duckdb: !no_duckdb,
                 polars: !no_polars,
             };
-            crate::bench_recon::bench(lines, &dir, peers)
+            crate::bench_recon::bench(lines, &dir, peers, usize::from(runs))
         }
         BenchWhat::ReconWorker { report, ledger } => crate::bench_recon::worker(&report, &ledger),
         BenchWhat::Simulate {

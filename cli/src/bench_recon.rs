@@ -1,9 +1,10 @@
 //! `payloop bench recon`: generate a settlement report and the matching
 //! ledger export of N lines (with mismatches of every class planted at
 //! known rates), match them with payloop's streaming matcher in a child
-//! process, and with DuckDB (from PyPI) on the same files and thread count,
-//! then print lines/s, wall time, peak RSS, the ratios, and whether both
-//! classified every line the same way.
+//! process, and with DuckDB and Polars (from PyPI) on the same files and
+//! thread count, each engine once per round in turn, then print each one's
+//! median wall time (and every run's), lines/s, largest peak RSS, the
+//! ratios, and whether all classified every line the same way.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -233,7 +234,39 @@ pub struct Peers {
     pub polars: bool,
 }
 
-pub fn bench(n: u64, dir: &Path, peers: Peers) -> Result<(), BoxError> {
+/// One engine's runs: its result lines, in run order.
+struct Runs(Vec<Value>);
+
+impl Runs {
+    fn first(&self) -> &Value {
+        &self.0[0]
+    }
+
+    fn median_wall_ms(&self) -> f64 {
+        let mut walls: Vec<f64> = self
+            .0
+            .iter()
+            .map(|v| v["wall_ms"].as_f64().unwrap_or(0.0))
+            .collect();
+        walls.sort_by(f64::total_cmp);
+        walls[walls.len() / 2]
+    }
+
+    fn peak_rss_kb(&self) -> f64 {
+        self.0
+            .iter()
+            .map(|v| v["rss_kb"].as_f64().unwrap_or(0.0))
+            .fold(0.0, f64::max)
+    }
+
+    /// The classes, if every run found the same ones.
+    fn classes(&self) -> Option<BTreeMap<String, u64>> {
+        let first = counts(self.first());
+        self.0.iter().all(|v| counts(v) == first).then_some(first)
+    }
+}
+
+pub fn bench(n: u64, dir: &Path, peers: Peers, runs: usize) -> Result<(), BoxError> {
     let t = Instant::now();
     let (report, ledger, want) = generate(dir, n)?;
     let size = std::fs::metadata(&report)?.len() + std::fs::metadata(&ledger)?.len();
@@ -242,42 +275,71 @@ pub fn bench(n: u64, dir: &Path, peers: Peers) -> Result<(), BoxError> {
         size as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
-    let ours = Command::new(std::env::current_exe()?)
-        .args(["bench", "recon-worker", "--report"])
-        .arg(&report)
-        .arg("--ledger")
-        .arg(&ledger)
-        .output()?;
-    if !ours.status.success() {
-        return Err(format!(
-            "payloop matcher failed: {}",
-            String::from_utf8_lossy(&ours.stderr)
-        )
-        .into());
-    }
-    let ours = last_json(&ours.stdout)?;
-    let want: BTreeMap<String, u64> = want.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    show(n, &ours);
-    println!("payloop classes == planted: {}", counts(&ours) == want);
-    for (on, script) in [(peers.duckdb, "duckdb.sh"), (peers.polars, "polars.sh")] {
-        if on {
-            let peer = peer(script, &report, &ledger)?;
-            show(n, &peer);
-            compare(&ours, &peer);
+    let scripts: Vec<&str> = [(peers.duckdb, "duckdb.sh"), (peers.polars, "polars.sh")]
+        .into_iter()
+        .filter_map(|(on, script)| on.then_some(script))
+        .collect();
+    // Every engine once per round, in turn, so a slow spell of the machine
+    // falls on all of them; medians are compared.
+    let mut ours = Runs(Vec::new());
+    let mut theirs: Vec<Runs> = scripts.iter().map(|_| Runs(Vec::new())).collect();
+    for _ in 0..runs.max(1) {
+        ours.0.push(run_ours(&report, &ledger)?);
+        for (script, runs) in scripts.iter().zip(&mut theirs) {
+            runs.0.push(peer(script, &report, &ledger)?);
         }
+    }
+    let want: BTreeMap<String, u64> = want.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    println!(
+        "{} run(s) of each engine, alternating; median wall, largest peak RSS:",
+        ours.0.len()
+    );
+    show(n, &ours);
+    println!(
+        "payloop classes == planted: {}",
+        ours.classes().as_ref() == Some(&want)
+    );
+    for peer in &theirs {
+        show(n, peer);
+        compare(&ours, peer);
     }
     Ok(())
 }
 
-fn show(n: u64, v: &Value) {
-    let wall = v["wall_ms"].as_f64().unwrap_or(0.0);
+fn run_ours(report: &Path, ledger: &Path) -> Result<Value, BoxError> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(["bench", "recon-worker", "--report"])
+        .arg(report)
+        .arg("--ledger")
+        .arg(ledger)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "payloop matcher failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    last_json(&out.stdout)
+}
+
+fn show(n: u64, runs: &Runs) {
+    let wall = runs.median_wall_ms();
+    let walls: Vec<String> = runs
+        .0
+        .iter()
+        .map(|v| format!("{:.0}", v["wall_ms"].as_f64().unwrap_or(0.0)))
+        .collect();
     println!(
-        "{:<14} wall {:>8.0} ms  {:>10.0} lines/s  peak RSS {:>7.1} MB  classes {}",
-        v["engine"].as_str().unwrap_or("?"),
+        "{:<14} wall {:>8.0} ms  {:>10.0} lines/s  peak RSS {:>7.1} MB  runs [{}] ms  classes {}",
+        runs.first()["engine"].as_str().unwrap_or("?"),
         wall,
         n as f64 / (wall / 1000.0),
-        v["rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
-        serde_json::to_string(&v["classes"]).unwrap_or_default()
+        runs.peak_rss_kb() / 1024.0,
+        walls.join(", "),
+        runs.classes()
+            .map(|c| serde_json::to_string(&c).unwrap_or_default())
+            .unwrap_or_else(|| "differ between runs".into())
     );
 }
 
@@ -303,17 +365,14 @@ fn peer(script: &str, report: &Path, ledger: &Path) -> Result<Value, BoxError> {
     last_json(&out.stdout)
 }
 
-fn compare(ours: &Value, peer: &Value) {
-    let name = peer["engine"].as_str().unwrap_or("?");
-    println!(
-        "{name} classes == payloop classes: {}",
-        counts(peer) == counts(ours)
-    );
-    let ratio = |k: &str| ours[k].as_f64().unwrap_or(0.0) / peer[k].as_f64().unwrap_or(1.0);
+fn compare(ours: &Runs, peer: &Runs) {
+    let name = peer.first()["engine"].as_str().unwrap_or("?");
+    let same = ours.classes().is_some() && ours.classes() == peer.classes();
+    println!("{name} classes == payloop classes: {same}");
     println!(
         "payloop / {name} (2 threads each): wall {:.2}x (target ≤ 0.5), peak RSS {:.2}x (target ≤ 0.25)",
-        ratio("wall_ms"),
-        ratio("rss_kb")
+        ours.median_wall_ms() / peer.median_wall_ms().max(f64::MIN_POSITIVE),
+        ours.peak_rss_kb() / peer.peak_rss_kb().max(f64::MIN_POSITIVE)
     );
 }
 

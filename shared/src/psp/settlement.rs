@@ -93,8 +93,32 @@ pub trait LineFormat: Send {
 /// payloop's own format ([`SETTLEMENT_HEADER`]): what the sandboxes send.
 #[derive(Debug, Default)]
 pub struct PayloopFormat {
-    /// The last currency seen (reports are mostly one currency).
-    last_currency: Option<Currency>,
+    last: LastSeen,
+}
+
+/// The previous line's currency and settlement day: a report's lines mostly
+/// share both, so most lines parse neither again.
+#[derive(Debug, Default)]
+struct LastSeen {
+    currency: Option<Currency>,
+    day: Option<([u8; 10], Day)>,
+}
+
+impl LastSeen {
+    fn day(&mut self, text: &str) -> Option<Day> {
+        match self.day {
+            Some((seen, day)) if seen.as_slice() == text.as_bytes() => Some(day),
+            _ => {
+                let day = Day::parse(text)?;
+                let mut seen = [0u8; 10];
+                if text.len() == seen.len() {
+                    seen.copy_from_slice(text.as_bytes());
+                    self.day = Some((seen, day));
+                }
+                Some(day)
+            }
+        }
+    }
 }
 
 impl LineFormat for PayloopFormat {
@@ -105,7 +129,7 @@ impl LineFormat for PayloopFormat {
     }
 
     fn line<'a>(&mut self, line: u64, text: &'a str) -> Option<Result<LineRef<'a>, ReportError>> {
-        Some(parse_line(line, text, &mut self.last_currency))
+        Some(parse_line(line, text, &mut self.last))
     }
 }
 
@@ -321,7 +345,7 @@ fn signed_minor(
 fn parse_line<'a>(
     line: u64,
     text: &'a str,
-    last: &mut Option<Currency>,
+    last: &mut LastSeen,
 ) -> Result<LineRef<'a>, ReportError> {
     let f: [&str; FIELDS] = split_fields(text, b',')
         .map_err(|n| bad(line, "line", format!("has {n} fields, not {FIELDS}")))?;
@@ -336,11 +360,11 @@ fn parse_line<'a>(
                 format!("must be one of {}", SETTLEMENT_TYPES.join(", ")),
             )
         })?;
-    let currency = match *last {
+    let currency = match last.currency {
         Some(c) if c.code() == f[6] => c,
         _ => {
             let c = Currency::parse(f[6]).map_err(|e| bad(line, "currency", e.to_string()))?;
-            *last = Some(c);
+            last.currency = Some(c);
             c
         }
     };
@@ -350,8 +374,9 @@ fn parse_line<'a>(
     if gross.checked_sub(fee) != Some(net) {
         return Err(bad(line, "net", "is not gross − fee"));
     }
-    let settled_date =
-        Day::parse(f[7]).ok_or_else(|| bad(line, "settled_date", "must be YYYY-MM-DD"))?;
+    let settled_date = last
+        .day(f[7])
+        .ok_or_else(|| bad(line, "settled_date", "must be YYYY-MM-DD"))?;
     if f[0].is_empty() || f[0].len() > 128 {
         return Err(bad(line, "reference", "must be 1-128 characters"));
     }
@@ -456,6 +481,31 @@ mod tests {
                 assert_eq!(Some(v), strict, "{text} {c}");
             }
             assert_eq!(signed_minor(2, "gross", text, c).ok(), strict, "{text} {c}");
+        }
+    }
+
+    #[test]
+    fn each_line_keeps_its_own_day_and_currency_after_the_previous_ones() {
+        let text = "reference,payment_id,type,gross,fee,net,currency,settled_date\n\
+            a,pay_1,payment,1.00,0.00,1.00,EUR,2026-11-21\n\
+            b,pay_2,payment,1.00,0.00,1.00,EUR,2026-11-21\n\
+            c,pay_3,payment,1.00,0.00,1.00,EUR,2026-11-22\n\
+            d,pay_4,payment,100,0,100,JPY,2026-11-22\n\
+            e,pay_5,payment,1.00,0.00,1.00,EUR,2026-02-30\n";
+        let (lines, _) = read_all(&[text.as_bytes()]);
+        let days: Vec<String> = lines[..4]
+            .iter()
+            .map(|l| l.as_ref().unwrap().settled_date.to_string())
+            .collect();
+        assert_eq!(
+            days,
+            ["2026-11-21", "2026-11-21", "2026-11-22", "2026-11-22"]
+        );
+        let jpy = lines[3].as_ref().unwrap();
+        assert_eq!((jpy.currency.code(), jpy.gross_minor), ("JPY", 100));
+        match &lines[4] {
+            Err(ReportError::BadField { line: 6, field, .. }) => assert_eq!(*field, "settled_date"),
+            other => panic!("a bad day after good ones is refused: {other:?}"),
         }
     }
 

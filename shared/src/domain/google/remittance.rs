@@ -535,7 +535,7 @@ pub async fn reconcile(
             "the billing period is longer than {MAX_PERIOD_DAYS} days"
         )));
     }
-    let mut m = BucketMatcher::new(records, None, 0);
+    let mut m = BucketMatcher::new(&records, None, 0);
     let mut outcome = Outcome {
         events: events.len(),
         ..Outcome::default()
@@ -555,7 +555,7 @@ pub async fn reconcile(
         }
     }
     for r in m.unsettled() {
-        cases.push((Class::MissingAtPsp, r.key.clone(), None, Some(r)));
+        cases.push((Class::MissingAtPsp, r.key.clone(), None, Some(r.clone())));
     }
     outcome.mismatched = cases.len();
     for (class, key, theirs, ours) in &cases {

@@ -223,7 +223,7 @@ async fn match_bucket(
     tally.records(records.len() as u64);
     let policy = &ctx.policies.recon;
     let mut m = BucketMatcher::new(
-        records,
+        &records,
         policy.fees.get(&run.psp).copied(),
         policy.tolerance_minor,
     );
@@ -261,7 +261,7 @@ async fn match_bucket(
         }
     }
     for r in m.unsettled() {
-        tally.unsettled(&r)?;
+        tally.unsettled(r)?;
         obs.record(&r.key, Class::MissingAtPsp);
         let case = LineCase {
             psp: &run.psp,
@@ -269,7 +269,7 @@ async fn match_bucket(
             class: Class::MissingAtPsp,
             key: &r.key,
             theirs: None,
-            ours: Some(&r),
+            ours: Some(r),
             detail: None,
             healed: false,
         };

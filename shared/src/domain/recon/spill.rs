@@ -213,8 +213,14 @@ pub fn encode_record(out: &mut Vec<u8>, r: &RecordRef<'_>) {
 
 /// The records of a spilled partition read whole, borrowing its bytes: no
 /// allocation per record.
-pub fn records_in(mut bytes: &[u8]) -> io::Result<Vec<RecordRef<'_>>> {
+pub fn records_in(bytes: &[u8]) -> io::Result<Vec<RecordRef<'_>>> {
     let mut out = Vec::new();
+    records_into(bytes, &mut out)?;
+    Ok(out)
+}
+
+/// [`records_in`] appending to `out` (whose allocation a caller reuses).
+pub fn records_into<'a>(mut bytes: &'a [u8], out: &mut Vec<RecordRef<'a>>) -> io::Result<()> {
     let mut last: Option<Currency> = None;
     while let Some((&k, rest)) = bytes.split_first() {
         bytes = rest;
@@ -239,7 +245,16 @@ pub fn records_in(mut bytes: &[u8]) -> io::Result<Vec<RecordRef<'_>>> {
             event_id: take_str(&mut bytes)?,
         });
     }
-    Ok(out)
+    Ok(())
+}
+
+/// `v` emptied, its allocation kept for records borrowing other bytes
+/// (the standard library collects an emptied vector's iterator in place).
+pub fn emptied<'b>(mut v: Vec<RecordRef<'_>>) -> Vec<RecordRef<'b>> {
+    v.clear();
+    // A filter would keep the old lifetime; the map to nothing changes it.
+    #[allow(clippy::unnecessary_filter_map)]
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 fn corrupt(what: &str) -> io::Error {
@@ -542,6 +557,21 @@ mod tests {
             encode_record(&mut bytes, r);
         }
         let back = records_in(&bytes).unwrap();
+        // Emptied for other bytes, a vector keeps its allocation, and
+        // decoding into it again gives the same records.
+        let mut first = Vec::with_capacity(64);
+        records_into(&bytes, &mut first).unwrap();
+        let copy = bytes.clone();
+        let mut again = emptied(first);
+        assert_eq!((again.len(), again.capacity()), (0, 64), "allocation kept");
+        records_into(&copy, &mut again).unwrap();
+        assert_eq!(again.capacity(), 64, "no new allocation");
+        let keys = |v: &[RecordRef<'_>]| {
+            v.iter()
+                .map(|r| (r.key.to_owned(), r.gross_minor))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&again), keys(&back));
         let fields = |r: &RecordRef<'_>| {
             (
                 r.key.to_owned(),
