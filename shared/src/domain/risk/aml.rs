@@ -390,24 +390,31 @@ pub async fn after_movement(
     m: &Logged,
 ) -> Result<Vec<String>, Error> {
     let p = &ctx.policies.aml;
-    let window = p
-        .linked_window_ms
-        .max(p.structuring_window_ms)
-        .max(p.pass_through_window_ms);
     // Both sides of the movement: one made earlier may be credited later.
     // A deposit's scenarios (linked, structuring) compare it with deposits
-    // only and read no wagering; a payout's read both kinds and the
-    // wagering now.
-    let to_ms = m.at_ms.saturating_add(window);
+    // in their windows only and read no wagering; a payout's read both
+    // kinds, all of its past, and the wagering now.
     let (log, wagered_now) = match m.kind {
-        MoveKind::Payout => (
-            recent(ctx, player, Movements::All, 0, to_ms).await?,
-            wagered_total(ctx, player, m.amount.currency()).await?,
-        ),
-        MoveKind::Deposit => (
-            recent(ctx, player, Movements::Deposits, m.at_ms - window, to_ms).await?,
-            0,
-        ),
+        MoveKind::Payout => {
+            let window = p
+                .linked_window_ms
+                .max(p.structuring_window_ms)
+                .max(p.pass_through_window_ms);
+            let to_ms = m.at_ms.saturating_add(window);
+            (
+                recent(ctx, player, Movements::All, 0, to_ms).await?,
+                wagered_total(ctx, player, m.amount.currency()).await?,
+            )
+        }
+        MoveKind::Deposit => {
+            let window = p.linked_window_ms.max(p.structuring_window_ms);
+            let (from_ms, to_ms) = (
+                m.at_ms.saturating_sub(window),
+                m.at_ms.saturating_add(window),
+            );
+            let deposits = recent(ctx, player, Movements::Deposits, from_ms, to_ms).await?;
+            (deposits, 0)
+        }
     };
     let mut opened = Vec::new();
     for f in scenarios(p, m, &log, wagered_now) {
