@@ -91,7 +91,7 @@ pub async fn apply_event(ctx: &Ctx, ev: &PspEvent) -> Result<Applied, ApplyError
         if let Some((event_id, occurred_ms)) = capture {
             index_capture(ctx, &payment, event_id, occurred_ms).await?;
         }
-        aml_after_credit(ctx, &payment.player, &entry).await?;
+        aml_after_credit(ctx, &payment, found.str_attr("instrument"), &entry).await?;
     }
     // A failed or canceled deposit frees its hold, on every delivery of
     // that outcome (once: the hold leaves).
@@ -152,18 +152,25 @@ async fn index_capture(
     }
 }
 
-/// The AML scenarios after a credited deposit, the movement read from its
-/// ledger entry (which carries the instrument and country for them).
+/// The AML scenarios after a credited deposit; the wagering after it is
+/// its ledger entry's (no read of the balance).
 async fn aml_after_credit(
     ctx: &Ctx,
-    player: &crate::ids::PlayerId,
+    p: &Payment,
+    instrument: Option<&str>,
     entry: &Item,
 ) -> Result<(), ApplyError> {
     use crate::domain::risk::aml;
-    let Some(m) = aml::Logged::from_entry(entry) else {
-        return Err(Error::Internal("a deposit's credit entry is not a movement".into()).into());
+    let m = aml::Logged {
+        id: p.id.as_str().to_owned(),
+        kind: aml::MoveKind::Deposit,
+        amount: p.amount,
+        at_ms: crate::ids::ulid_time_ms(p.id.as_str()).unwrap_or(p.created_ms),
+        instrument: instrument.map(str::to_owned),
+        country: p.country.clone(),
+        wagered_total: entry.int_attr("wagered_after").unwrap_or(0),
     };
-    aml::after_movement(ctx, player, &m).await?;
+    aml::after_movement(ctx, &p.player, &m).await?;
     Ok(())
 }
 

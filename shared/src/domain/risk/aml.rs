@@ -111,7 +111,7 @@ pub struct Logged {
 
 impl Logged {
     /// A ledger entry as a movement: a deposit's credit or a payout's hold.
-    pub fn from_entry(it: &Item) -> Option<Logged> {
+    fn from_entry(it: &Item) -> Option<Logged> {
         let txn = it.str_attr("txn_id")?;
         let (kind, id) = match txn.split_once('_')? {
             (DEPOSIT_TXN, tail) => (
