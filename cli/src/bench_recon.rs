@@ -237,9 +237,13 @@ pub struct Peers {
 /// One engine's runs: its result lines, in run order.
 struct Runs(Vec<Value>);
 
+/// What an engine with no run shows (never the case: a bench runs each at
+/// least once).
+static NO_RUN: Value = Value::Null;
+
 impl Runs {
     fn first(&self) -> &Value {
-        &self.0[0]
+        self.0.first().unwrap_or(&NO_RUN)
     }
 
     fn median_wall_ms(&self) -> f64 {
@@ -249,7 +253,7 @@ impl Runs {
             .map(|v| v["wall_ms"].as_f64().unwrap_or(0.0))
             .collect();
         walls.sort_by(f64::total_cmp);
-        walls[walls.len() / 2]
+        walls.get(walls.len() / 2).copied().unwrap_or(0.0)
     }
 
     fn peak_rss_kb(&self) -> f64 {
