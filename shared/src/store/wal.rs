@@ -16,7 +16,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -312,20 +313,16 @@ fn poisoned() -> StoreError {
     StoreError::Unavailable("wal lock poisoned".into())
 }
 
-/// Wait until there is something to write (or the log shuts down). A batch
-/// is whatever was appended while the previous one was being synced: under
-/// load that is many writers per fsync, with no added wait (a commit window
-/// was measured: it only lengthened every chain of writes).
-fn next_batch<'a>(
-    shared: &'a Shared,
-    mut p: MutexGuard<'a, Pending>,
-) -> Option<MutexGuard<'a, Pending>> {
+/// Wait until there is something to write (or the log shuts down); the
+/// frames waiting then. The batch is taken after [`Pace`]'s delay, if any.
+fn wait_for_frames(shared: &Shared) -> Option<usize> {
+    let mut p = shared.pending.lock().ok()?;
     p.writer = Writer::Idle;
     while (p.frames == 0 || held(&p)) && !p.shutdown {
         p = shared.wake.wait(p).ok()?;
     }
     p.writer = Writer::Busy;
-    Some(p)
+    Some(p.frames)
 }
 
 #[cfg(test)]
@@ -343,6 +340,7 @@ struct Tail {
     file: File,
     end: u64,
     grown: u64,
+    zeros: Option<Vec<u8>>,
 }
 
 impl Tail {
@@ -351,6 +349,7 @@ impl Tail {
             file,
             end,
             grown: end,
+            zeros: None,
         }
     }
 
@@ -362,10 +361,15 @@ impl Tail {
         let after = self.end + batch.len() as u64;
         if after > self.grown {
             let to = after + GROW;
-            let step = usize::try_from(to - self.grown)
-                .map_err(|_| std::io::Error::other("log growth step too large"))?;
-            let zeros = vec![0u8; step];
-            self.file.write_all_at(&zeros, self.grown)?;
+            // One zeroed block, kept: a fresh one each time was a page
+            // fault per page.
+            let zeros = self.zeros.get_or_insert_with(|| vec![0u8; GROW as usize]);
+            let mut at = self.grown;
+            while at < to {
+                let n = usize::try_from(to - at).map_or(zeros.len(), |n| n.min(zeros.len()));
+                self.file.write_all_at(&zeros[..n], at)?;
+                at += n as u64;
+            }
             self.grown = to;
         }
         self.file.write_all_at(batch, self.end)?;
@@ -377,19 +381,25 @@ impl Tail {
 
 fn writer_loop(mut file: Tail, shared: Arc<Shared>, tx: watch::Sender<Durable>, path: PathBuf) {
     let mut spare = Vec::new();
+    let mut pace = Pace::default();
     loop {
+        let Some(frames) = wait_for_frames(&shared) else {
+            return;
+        };
+        if let Some(delay) = pace.delay(Instant::now(), frames) {
+            std::thread::sleep(delay);
+        }
         let (lsn, shutdown) = {
-            let Ok(p) = shared.pending.lock() else {
-                return;
-            };
-            let Some(mut p) = next_batch(&shared, p) else {
+            let Ok(mut p) = shared.pending.lock() else {
                 return;
             };
             std::mem::swap(&mut p.buf, &mut spare);
+            pace.batch = p.frames;
             p.frames = 0;
             (p.last_lsn, p.shutdown)
         };
         if !spare.is_empty() {
+            pace.started = Some(Instant::now());
             let ok = file.write_synced(&spare);
             spare.clear();
             if let Err(e) = ok {
@@ -402,6 +412,35 @@ fn writer_loop(mut file: Tail, shared: Arc<Shared>, tx: watch::Sender<Durable>, 
         if shutdown {
             return;
         }
+    }
+}
+
+/// Group commit's pacing. A sync costs about 40 µs of CPU whatever it
+/// carries, and unpaced, a batch is only what came in during the previous
+/// sync: a handful of frames, more than one sync per deposit under load.
+/// So while writers are concurrent (the last batch held more than one
+/// frame, or frames are already waiting), a sync starts no sooner than
+/// [`SYNC_INTERVAL`] after the previous one started. A lone writer (one
+/// frame per batch) is never held back.
+#[derive(Debug, Default)]
+struct Pace {
+    /// When the previous sync started.
+    started: Option<Instant>,
+    /// How many frames it carried.
+    batch: usize,
+}
+
+/// The least time between the starts of two syncs under concurrent load.
+const SYNC_INTERVAL: Duration = Duration::from_micros(300);
+
+impl Pace {
+    /// How long to wait before taking a batch, `waiting` frames being there.
+    fn delay(&self, now: Instant, waiting: usize) -> Option<Duration> {
+        if self.batch < 2 && waiting < 2 {
+            return None;
+        }
+        let due = self.started? + SYNC_INTERVAL;
+        due.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 }
 
@@ -509,5 +548,56 @@ mod tests {
         let mut bytes = vec![0; 8];
         bytes.extend_from_slice(&framed(&[b"one"]));
         corrupt(&bytes);
+    }
+
+    #[tokio::test]
+    async fn a_frame_longer_than_a_growth_step_is_written_whole() {
+        let (_dir, path) = log_of(&[]);
+        let big: Vec<u8> = (0..3 * GROW as usize / 2)
+            .map(|i| (i % 251) as u8 + 1)
+            .collect();
+        {
+            let wal = Wal::open(&path).unwrap();
+            for p in [&b"small"[..], &big, b"after"] {
+                let lsn = wal.append(p).unwrap();
+                wal.wait_durable(lsn).await.unwrap();
+            }
+        }
+        let logical = framed(&[b"small", &big, b"after"]);
+        let on_disk = std::fs::read(&path).unwrap();
+        assert!(on_disk.len() as u64 >= logical.len() as u64 + GROW / 2);
+        assert_eq!(&on_disk[..logical.len()], &logical[..]);
+        assert!(on_disk[logical.len()..].iter().all(|b| *b == 0));
+        assert_eq!(recover(&path).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn syncs_are_paced_only_while_writers_are_concurrent() {
+        let t0 = Instant::now();
+        let us = |n: u64| t0 + Duration::from_micros(n);
+        // Before any sync, nothing waits.
+        assert_eq!(Pace::default().delay(t0, 10), None);
+        // A lone writer: one frame per batch, one waiting.
+        let lone = Pace {
+            started: Some(t0),
+            batch: 1,
+        };
+        assert_eq!(lone.delay(us(10), 1), None);
+        // Frames pile up, or the last batch was shared: the next sync starts
+        // an interval after the last one started, not before.
+        assert_eq!(
+            lone.delay(us(100), 3),
+            Some(SYNC_INTERVAL - Duration::from_micros(100))
+        );
+        let shared = Pace {
+            started: Some(t0),
+            batch: 5,
+        };
+        assert_eq!(
+            shared.delay(us(50), 1),
+            Some(SYNC_INTERVAL - Duration::from_micros(50))
+        );
+        assert_eq!(shared.delay(t0 + SYNC_INTERVAL, 1), None);
+        assert_eq!(shared.delay(t0 + 2 * SYNC_INTERVAL, 9), None);
     }
 }
