@@ -362,7 +362,7 @@ fn embedded_backends(dir: &Path) -> std::io::Result<Backends> {
         &dir.join("store.wal"),
         Some(&dir.join("queue.wal")),
     )?);
-    let queue = EmbeddedQueue::new(Arc::clone(&store) as Arc<dyn Store>);
+    let queue = EmbeddedQueue::new(Arc::clone(&store));
     Ok((store, Arc::new(queue)))
 }
 

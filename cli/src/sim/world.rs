@@ -115,12 +115,13 @@ impl World {
         // are invocations abandoned, not processes lost, so nothing needs a
         // disk (and one thread runs everything, deterministically).
         // The queue's messages live in the same store, as in `payloop serve`.
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory());
-        let queue_store: Arc<dyn Store> = Arc::clone(&store);
+        let embedded = Arc::new(EmbeddedStore::in_memory());
         let queue: Arc<dyn Queue> = Arc::new(EmbeddedQueue::with_clock(
-            Arc::clone(&queue_store),
+            Arc::clone(&embedded),
             clock.clone(),
         ));
+        let queue_store: Arc<dyn Store> = embedded;
+        let store: Arc<dyn Store> = Arc::clone(&queue_store);
         let faults = Arc::new(Faults::new(seed));
         let psp = Arc::new(SimPsp::new(clock.clone())?);
         let config = Arc::new(Config {

@@ -1,6 +1,15 @@
-//! The embedded queue: messages are items of an embedded store (its own log
-//! file), keyed by the time they become visible, so a receive is a range read
-//! and a conditional move. Durable, concurrent-safe, no server.
+//! The embedded queue: messages are items of an embedded store, keyed by the
+//! time they become visible, so a receive is a range read and a conditional
+//! move. Durable, concurrent-safe, no server.
+//!
+//! A send is acknowledged once it is durable. A receive and a delete are
+//! not waited for ([`EmbeddedStore::transact_logged`]): they are durable
+//! with the log's next sync, and a crash before it brings the message back,
+//! which at-least-once delivery allows (and whatever a consumer did with it
+//! was logged after the receive, so it is never durable without it). The
+//! one cost: a receive count lost that way is counted again at the next
+//! receive, so a message that kills the process within a sync of being
+//! received is not dead-lettered by count.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,13 +19,14 @@ use tokio::sync::Notify;
 
 use super::{Message, Queue, QueueError, QueueName, MAX_MESSAGE_BYTES, MAX_RECEIVE_BATCH};
 use crate::clock::{Clock, SystemClock};
+use crate::store::embedded::EmbeddedStore;
 use crate::store::{item, Attr, Cond, ItemExt, Key, Query, SkRange, Store, StoreError, Write};
 
 /// How often a long poll re-checks for messages whose visibility expired.
 const POLL_STEP: Duration = Duration::from_millis(50);
 
 pub struct EmbeddedQueue {
-    store: Arc<dyn Store>,
+    store: Arc<EmbeddedStore>,
     /// One per queue: a send wakes one receiver of its own queue.
     arrived: [Notify; QUEUES],
     /// Visibility timeouts run on this clock (virtual in the simulator).
@@ -51,11 +61,11 @@ fn store_err(e: StoreError) -> QueueError {
 }
 
 impl EmbeddedQueue {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<EmbeddedStore>) -> Self {
         Self::with_clock(store, Arc::new(SystemClock))
     }
 
-    pub fn with_clock(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn with_clock(store: Arc<EmbeddedStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             arrived: std::array::from_fn(|_| Notify::new()),
@@ -132,7 +142,7 @@ impl EmbeddedQueue {
 
     /// Commit one take; `false` if another receiver won the message.
     async fn commit_take(&self, queue: QueueName, take: &Take) -> Result<bool, QueueError> {
-        match self.store.transact(take.writes.to_vec()).await {
+        match self.store.transact_logged(take.writes.to_vec()) {
             Ok(()) => {
                 take.log_dead_letter(queue);
                 Ok(true)
@@ -154,7 +164,7 @@ impl EmbeddedQueue {
         let range = SkRange::Between(String::new(), format!("{now:015}~"));
         let page = self
             .store
-            .query(&Query::new(pk(queue), range, max))
+            .query_shown(&Query::new(pk(queue), range, max))
             .await
             .map_err(store_err)?;
         let mut takes = Vec::with_capacity(page.items.len());
@@ -168,7 +178,7 @@ impl EmbeddedQueue {
             .iter()
             .flat_map(|t| t.writes.iter().cloned())
             .collect();
-        match self.store.transact(all).await {
+        match self.store.transact_logged(all) {
             Ok(()) => {
                 takes.iter().for_each(|t| t.log_dead_letter(queue));
                 return Ok(takes.into_iter().filter_map(|t| t.message).collect());
@@ -247,7 +257,7 @@ impl Queue for EmbeddedQueue {
             key: Key::new(pk(queue), receipt),
             cond: Some(Cond::Exists),
         };
-        match self.store.write(w).await {
+        match self.store.transact_logged(vec![w]) {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(store_err(e)),
         }
@@ -277,7 +287,7 @@ impl Queue for EmbeddedQueue {
                 cond: None,
             })
             .collect();
-        let outcome = match self.store.transact(writes).await {
+        let outcome = match self.store.transact_logged(writes) {
             Ok(()) => Ok(()),
             Err(e) => Err(store_err(e)),
         };
@@ -315,7 +325,6 @@ impl Queue for EmbeddedQueue {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::store::embedded::EmbeddedStore;
 
     /// In paused (virtual) time: a send wakes a receiver of its own queue at
     /// once, even when a receiver of another queue started waiting first
@@ -339,5 +348,67 @@ mod tests {
         assert_eq!(sent_at.elapsed(), Duration::ZERO, "woken at once");
         assert!(!google.is_finished());
         google.abort();
+    }
+
+    /// A receive and a delete return while the log is held back (a send
+    /// does not), and a receive lost with the process is a redelivery.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn receives_and_deletes_are_not_waited_for_and_a_lost_receive_is_a_redelivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.wal");
+        let store = Arc::new(EmbeddedStore::open(&path).unwrap());
+        let q = Arc::new(EmbeddedQueue::new(Arc::clone(&store)));
+        let (soon, brief) = (Duration::from_secs(5), Duration::from_millis(200));
+        let hidden = Duration::from_secs(60);
+        q.send(QueueName::Events, "first").await.unwrap();
+        q.send(QueueName::Events, "second").await.unwrap();
+        store.hold_log(true);
+        let got = tokio::time::timeout(soon, q.receive(QueueName::Events, 1, hidden, brief))
+            .await
+            .expect("a receive waits for no sync")
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].body.as_str(), got[0].receive_count), ("first", 1));
+        // What the disk holds now: both messages, neither received.
+        let crashed = dir.path().join("crashed.wal");
+        std::fs::copy(&path, &crashed).unwrap();
+        tokio::time::timeout(soon, q.delete(QueueName::Events, &got[0].receipt))
+            .await
+            .expect("a delete waits for no sync")
+            .unwrap();
+        let sender = {
+            let q = Arc::clone(&q);
+            tokio::spawn(async move { q.send(QueueName::Events, "third").await })
+        };
+        tokio::time::sleep(brief).await;
+        assert!(!sender.is_finished(), "a send acknowledged before its sync");
+        store.hold_log(false);
+        sender.await.unwrap().unwrap();
+
+        // The process as the disk had it: the receive never happened, so
+        // the message is delivered again, counted once.
+        let after = Arc::new(EmbeddedStore::open(&crashed).unwrap());
+        let again = EmbeddedQueue::new(after)
+            .receive(QueueName::Events, 10, hidden, brief)
+            .await
+            .unwrap();
+        let mut seen: Vec<(&str, u32)> = again
+            .iter()
+            .map(|m| (m.body.as_str(), m.receive_count))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, vec![("first", 1), ("second", 1)]);
+        // Where the log was let go, all of it became durable (SQS promises no
+        // order, nor does this queue).
+        drop(q);
+        drop(store);
+        let reopened = EmbeddedQueue::new(Arc::new(EmbeddedStore::open(&path).unwrap()));
+        let left = reopened
+            .receive(QueueName::Events, 10, hidden, brief)
+            .await
+            .unwrap();
+        let mut bodies: Vec<&str> = left.iter().map(|m| m.body.as_str()).collect();
+        bodies.sort_unstable();
+        assert_eq!(bodies, vec!["second", "third"]);
     }
 }

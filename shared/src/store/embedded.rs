@@ -91,6 +91,16 @@ struct Committed {
     wait_for: u64,
 }
 
+/// What a read must wait to be durable before it is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// The items it returns and the absence of any others (every read of
+    /// the port).
+    ItemsAndAbsences,
+    /// The items it returns only ([`EmbeddedStore::query_shown`]).
+    Items,
+}
+
 pub struct EmbeddedStore {
     /// A commit holds it while it checks, logs and applies (so log order is
     /// apply order). An RwLock was measured: no faster, reads are short.
@@ -163,6 +173,74 @@ impl EmbeddedStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A query that waits for the items it shows to be durable, but not for
+    /// the absence of others: an item deleted or moved by a commit not yet
+    /// synced is not shown, though a crash could bring it back. For the
+    /// queue's receives only, where what comes back is delivered again.
+    pub async fn query_shown(&self, q: &Query) -> Result<Page, StoreError> {
+        self.query_waiting(q, Shown::Items).await
+    }
+
+    /// A transaction that is checked, logged and applied, but not waited
+    /// for: it becomes durable with the log's next sync (within a
+    /// millisecond or so), and everything committed after it is durable only
+    /// after it. A crash before that sync loses it whole, as if it had not
+    /// been made. For writes whose loss is harmless: the queue's receives
+    /// (a lost one is a redelivery) and deletes (a lost one is a redelivery
+    /// of a message already handled).
+    pub fn transact_logged(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        check_transaction(&writes)?;
+        self.commit(writes).result
+    }
+
+    async fn query_waiting(&self, q: &Query, shown: Shown) -> Result<Page, StoreError> {
+        let limit = q.limit.clamp(1, crate::store::MAX_QUERY_LIMIT);
+        // BTreeMap::range panics on an inverted range.
+        if matches!(&q.range, SkRange::Between(a, b) if a > b) {
+            return Ok(Page::default());
+        }
+        let (items, lsn) = {
+            let table = self.lock()?;
+            let range = table.items.range(range_bounds(q));
+            let matching = |(k, _): &(&Key, &Stored)| k.pk == q.pk && sk_matches(q, &k.sk);
+            let found: Vec<&Stored> = if q.descending {
+                range
+                    .rev()
+                    .filter(matching)
+                    .take(limit + 1)
+                    .map(|(_, v)| v)
+                    .collect()
+            } else {
+                range
+                    .filter(matching)
+                    .take(limit + 1)
+                    .map(|(_, v)| v)
+                    .collect()
+            };
+            // The page shows these items and the absence of any others in
+            // its range: both must be durable, unless told otherwise.
+            let newest = found.iter().map(|s| s.lsn).max().unwrap_or(0);
+            let lsn = match shown {
+                Shown::ItemsAndAbsences => newest.max(table.deleted_in(&q.pk)),
+                Shown::Items => newest,
+            };
+            let packed: Vec<Arc<[u8]>> = found.iter().map(|s| Arc::clone(&s.packed)).collect();
+            (packed, lsn)
+        };
+        self.wal.wait_durable(lsn).await?;
+        let items = items
+            .iter()
+            .map(|p| unpack(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page_of(items, limit))
+    }
+
+    /// Hold the log's writer back (nothing more becomes durable) or let it go.
+    #[cfg(test)]
+    pub(crate) fn hold_log(&self, on: bool) {
+        self.wal.hold(on);
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Table>, StoreError> {
@@ -397,42 +475,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
-        let limit = q.limit.clamp(1, crate::store::MAX_QUERY_LIMIT);
-        // BTreeMap::range panics on an inverted range.
-        if matches!(&q.range, SkRange::Between(a, b) if a > b) {
-            return Ok(Page::default());
-        }
-        let (items, lsn) = {
-            let table = self.lock()?;
-            let range = table.items.range(range_bounds(q));
-            let matching = |(k, _): &(&Key, &Stored)| k.pk == q.pk && sk_matches(q, &k.sk);
-            let found: Vec<&Stored> = if q.descending {
-                range
-                    .rev()
-                    .filter(matching)
-                    .take(limit + 1)
-                    .map(|(_, v)| v)
-                    .collect()
-            } else {
-                range
-                    .filter(matching)
-                    .take(limit + 1)
-                    .map(|(_, v)| v)
-                    .collect()
-            };
-            // The page shows these items and the absence of any others in
-            // its range: both must be durable.
-            let newest = found.iter().map(|s| s.lsn).max().unwrap_or(0);
-            let lsn = newest.max(table.deleted_in(&q.pk));
-            let packed: Vec<Arc<[u8]>> = found.iter().map(|s| Arc::clone(&s.packed)).collect();
-            (packed, lsn)
-        };
-        self.wal.wait_durable(lsn).await?;
-        let items = items
-            .iter()
-            .map(|p| unpack(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(page_of(items, limit))
+        self.query_waiting(q, Shown::ItemsAndAbsences).await
     }
 
     async fn write(&self, write: Write) -> Result<(), StoreError> {
