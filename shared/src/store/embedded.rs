@@ -1,18 +1,18 @@
-//! The embedded store: the whole table in memory (a B-tree ordered by
-//! (pk, sk)), every change first in a write-ahead log with group commit.
+//! The embedded store: the whole table in memory (partitions by partition
+//! key, each a B-tree by sort key), every change first in a write-ahead log
+//! with group commit.
 //! Durable across `kill -9`, safe under concurrency, no server.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use crate::store::partitions::Partitions;
 use crate::store::record::{self, Record};
 use crate::store::wal::{self, Wal};
 use crate::store::{
-    apply_update, check_transaction, item_size, sk_matches, Item, Key, Page, Query, SkRange, Store,
+    apply_update, check_transaction, item_size, sk_matches, Item, Key, Page, Query, Store,
     StoreError, Write, MAX_ITEM_BYTES,
 };
 
@@ -56,7 +56,7 @@ fn unpack(packed: &[u8]) -> Result<Item, StoreError> {
 }
 
 struct Table {
-    items: BTreeMap<Key, Stored>,
+    items: Partitions<Stored>,
     /// The newest commit that deleted something in a partition of each
     /// bucket: an absence (a missing item, a query's page) is shown only
     /// once the deletes that may have made it are durable.
@@ -64,7 +64,7 @@ struct Table {
 }
 
 impl Table {
-    fn new(items: BTreeMap<Key, Stored>) -> Table {
+    fn new(items: Partitions<Stored>) -> Table {
         Table {
             items,
             deleted: [0; DELETE_BUCKETS],
@@ -134,7 +134,7 @@ impl EmbeddedStore {
                 format!("{} is in use by another process", path.display()),
             )
         })?;
-        let mut table = BTreeMap::new();
+        let mut table = Partitions::default();
         let mut replayed = replay(path, &mut table)?;
         let legacy = legacy.filter(|l| l.exists());
         if let Some(l) = legacy {
@@ -164,7 +164,7 @@ impl EmbeddedStore {
     /// log.
     pub fn in_memory() -> EmbeddedStore {
         EmbeddedStore {
-            table: Mutex::new(Table::new(BTreeMap::new())),
+            table: Mutex::new(Table::new(Partitions::default())),
             wal: Wal::volatile(),
             path: PathBuf::new(),
             _lock: None,
@@ -197,14 +197,10 @@ impl EmbeddedStore {
 
     async fn query_waiting(&self, q: &Query, shown: Shown) -> Result<Page, StoreError> {
         let limit = q.limit.clamp(1, crate::store::MAX_QUERY_LIMIT);
-        // BTreeMap::range panics on an inverted range.
-        if matches!(&q.range, SkRange::Between(a, b) if a > b) {
-            return Ok(Page::default());
-        }
         let (items, lsn) = {
             let table = self.lock()?;
-            let range = table.items.range(range_bounds(q));
-            let matching = |(k, _): &(&Key, &Stored)| k.pk == q.pk && sk_matches(q, &k.sk);
+            let range = table.items.range(q);
+            let matching = |(sk, _): &(&str, &Stored)| sk_matches(q, sk);
             let found: Vec<&Stored> = if q.descending {
                 range
                     .rev()
@@ -382,7 +378,7 @@ fn too_large() -> StoreError {
 }
 
 /// Apply every intact frame of the log at `path` to `table`; returns how many.
-fn replay(path: &Path, table: &mut BTreeMap<Key, Stored>) -> std::io::Result<usize> {
+fn replay(path: &Path, table: &mut Partitions<Stored>) -> std::io::Result<usize> {
     let frames = wal::recover(path)?;
     let count = frames.len();
     for frame in frames {
@@ -402,7 +398,7 @@ fn poisoned() -> StoreError {
     StoreError::Unavailable("store lock poisoned".into())
 }
 
-fn apply_record(table: &mut BTreeMap<Key, Stored>, rec: Record, lsn: u64) {
+fn apply_record(table: &mut Partitions<Stored>, rec: Record, lsn: u64) {
     for k in rec.dels {
         table.remove(&k);
     }
@@ -416,7 +412,7 @@ fn apply_record(table: &mut BTreeMap<Key, Stored>, rec: Record, lsn: u64) {
 /// Rewrite the log as a snapshot of the table (at open, so it never grows
 /// past one snapshot plus one session of changes). Frames are cut by size so
 /// none exceeds the frame limit.
-fn compact(path: &Path, table: &BTreeMap<Key, Stored>) -> std::io::Result<()> {
+fn compact(path: &Path, table: &Partitions<Stored>) -> std::io::Result<()> {
     let mut frames = Vec::new();
     let mut puts: Vec<&[u8]> = Vec::new();
     let mut bytes = 0;
@@ -443,20 +439,6 @@ fn snapshot_frame(puts: &[&[u8]]) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::other("snapshot frame over the frame limit"));
     }
     Ok(frame)
-}
-
-fn range_bounds(q: &Query) -> (Bound<Key>, Bound<Key>) {
-    let lo = |sk: &str| Bound::Included(Key::new(q.pk.clone(), sk));
-    match &q.range {
-        SkRange::Between(a, b) => (lo(a), Bound::Included(Key::new(q.pk.clone(), b.clone()))),
-        SkRange::Prefix(p) => (lo(p), partition_end(&q.pk)),
-        SkRange::All => (lo(""), partition_end(&q.pk)),
-    }
-}
-
-/// Keys of one partition all sort below (pk + "\0"-successor).
-fn partition_end(pk: &str) -> Bound<Key> {
-    Bound::Excluded(Key::new(format!("{pk}\u{0}"), ""))
 }
 
 #[async_trait]
@@ -514,7 +496,7 @@ fn page_of(mut items: Vec<Item>, limit: usize) -> Page {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{item, Attr, Cond};
+    use crate::store::{item, Attr, Cond, SkRange};
     use std::sync::Arc;
 
     fn put(n: i64) -> Write {

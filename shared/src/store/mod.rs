@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub mod dynamodb;
 pub mod embedded;
 pub mod metered;
+mod partitions;
 mod record;
 mod wal;
 
